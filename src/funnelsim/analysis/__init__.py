@@ -1,0 +1,8 @@
+"""Bayesian readout of A/B tests from aggregated counts.
+
+``conjugate`` holds the exact Beta-Binomial posterior computations (probability
+to be best, probability to beat a reference, expected loss, credible and uplift
+intervals) plus Monte Carlo helpers for revenue per visitor; ``decision`` turns
+them into a per-variant readout, a ship / stop / keep-testing decision and a
+sample ratio mismatch check.
+"""

@@ -1,0 +1,864 @@
+"""Scenario files: the schema, YAML loading with line-numbered errors, and variants.
+
+A scenario is a complete, reviewable hypothesis about a funnel, like the
+drawing a growth team puts on a whiteboard: where visitors come from, who they
+are, the stages they walk through, what slows them down at each stage, what a
+customer is worth, and the variants to compare. Variants are *overrides by
+dotted path* on the base scenario (``stages.checkout.friction.form_fields: 6``),
+so a reviewer sees exactly what each variant changes.
+
+Every number has its unit in its name (``_s``, ``_min``, ``_per_month``) or a
+documented default; defaults that model human behaviour cite their source (see
+the ``Coefficients`` models). A user's mistake becomes a :class:`ScenarioError`
+whose text is one line, ``FILE:LINE: field.path: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import numpy as np
+import yaml
+from numpy.typing import NDArray
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
+
+MAX_FILE_BYTES = 1_000_000
+MAX_YAML_NODES = 100_000
+SHARE_TOLERANCE = 1e-6
+
+FloatArray = NDArray[np.float64]
+Path_ = tuple[str | int, ...]
+
+
+class ScenarioError(Exception):
+    """A mistake in a scenario file, located by file, line and field."""
+
+    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
+        self.file, self.line, self.field, self.message = file, line, field, message
+        location = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{location}: {field}: {message}" if field else f"{location}: {message}")
+
+
+# --------------------------------------------------------------------------- field types
+
+
+def _probability(value: float) -> float:
+    if not 0.0 <= value <= 1.0 or math.isnan(value):
+        raise ValueError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
+def _shares_sum_to_one(shares: Mapping[str, float], what: str) -> None:
+    total = math.fsum(shares.values())
+    if abs(total - 1.0) > SHARE_TOLERANCE:
+        raise ValueError(f"{what} shares must sum to 1, got {total:g}")
+
+
+Probability = Annotated[float, AfterValidator(_probability)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+
+
+class StrictModel(BaseModel):
+    """Base of every scenario model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+class Constant(StrictModel):
+    """Always the same value."""
+
+    dist: Literal["constant"] = "constant"
+    value: NonNegativeFloat
+
+    @property
+    def mean_value(self) -> float:
+        return self.value
+
+    def ppf(self, u: FloatArray) -> FloatArray:
+        """Quantile function, applied to uniforms in [0, 1)."""
+        return np.full(np.shape(u), self.value)
+
+
+class Exponential(StrictModel):
+    """Memoryless waiting or service time with the given mean."""
+
+    dist: Literal["exponential"]
+    mean: PositiveFloat
+
+    @property
+    def mean_value(self) -> float:
+        return self.mean
+
+    def ppf(self, u: FloatArray) -> FloatArray:
+        """Quantile function, applied to uniforms in [0, 1)."""
+        return -self.mean * np.log1p(-np.asarray(u))
+
+
+class LogNormal(StrictModel):
+    """Right-skewed positive quantity (order values, service times), by its mean and sd."""
+
+    dist: Literal["lognormal"]
+    mean: PositiveFloat
+    sd: PositiveFloat
+
+    @property
+    def mean_value(self) -> float:
+        return self.mean
+
+    @property
+    def log_params(self) -> tuple[float, float]:
+        """(mu, sigma) of the underlying normal distribution."""
+        sigma2 = math.log1p((self.sd / self.mean) ** 2)
+        return math.log(self.mean) - sigma2 / 2, math.sqrt(sigma2)
+
+    def ppf(self, u: FloatArray) -> FloatArray:
+        """Quantile function, applied to uniforms in [0, 1)."""
+        from scipy.special import ndtri
+
+        mu, sigma = self.log_params
+        return np.exp(mu + sigma * ndtri(np.asarray(u)))
+
+
+class Gamma(StrictModel):
+    """Positive quantity with a lighter tail than the lognormal, by its mean and sd."""
+
+    dist: Literal["gamma"]
+    mean: PositiveFloat
+    sd: PositiveFloat
+
+    @property
+    def mean_value(self) -> float:
+        return self.mean
+
+    @property
+    def shape_scale(self) -> tuple[float, float]:
+        """(shape, scale) parameters."""
+        return (self.mean / self.sd) ** 2, self.sd**2 / self.mean
+
+    def ppf(self, u: FloatArray) -> FloatArray:
+        """Quantile function, applied to uniforms in [0, 1)."""
+        from scipy.special import gammaincinv
+
+        shape, scale = self.shape_scale
+        return np.asarray(gammaincinv(shape, np.asarray(u)) * scale, dtype=float)
+
+
+class Uniform(StrictModel):
+    """Any value between low and high, equally likely."""
+
+    dist: Literal["uniform"]
+    low: NonNegativeFloat
+    high: PositiveFloat
+
+    @field_validator("high")
+    @classmethod
+    def _above_low(cls, high: float, info: Any) -> float:
+        low = info.data.get("low")
+        if low is not None and high <= low:
+            raise ValueError(f"must be greater than low ({low:g}), got {high:g}")
+        return high
+
+    @property
+    def mean_value(self) -> float:
+        return (self.low + self.high) / 2
+
+    def ppf(self, u: FloatArray) -> FloatArray:
+        """Quantile function, applied to uniforms in [0, 1)."""
+        return self.low + (self.high - self.low) * np.asarray(u)
+
+
+def _number_is_constant(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    return value
+
+
+Distribution = Annotated[
+    Union[Constant, Exponential, LogNormal, Gamma, Uniform],  # noqa: UP007 (discriminated)
+    Field(discriminator="dist"),
+    BeforeValidator(_number_is_constant),
+]
+DISTRIBUTION_KINDS = ("constant", "exponential", "lognormal", "gamma", "uniform")
+
+# --------------------------------------------------------------------------- coefficients
+
+
+class FormFieldCoefficients(StrictModel):
+    """Competing-hazard model of form length: P(complete) = (1 - h)^max(0, fields - free).
+
+    Calibrated on Baymard Institute (2024): "too long / complicated checkout" is
+    given by about 18% of US abandoners, average cart abandonment is 70.22%
+    (Baymard, 2025), the average checkout has 11.3 fields and about 8 are
+    achievable. So 3.3 avoidable fields lose 0.18 x 0.7022 = 12.6% of
+    checkout visitors: h = 1 - (1 - 0.126)^(1/3.3) = 0.0401.
+    """
+
+    hazard_per_field: Probability = 0.0401
+    free_fields: Annotated[int, Field(ge=0)] = 8
+
+
+class LoginWallCoefficients(StrictModel):
+    """Probability that a login wall alone makes a checkout visitor leave.
+
+    Forced account creation is given by 19% of US abandoners (Baymard Institute,
+    checkout usability survey, 2024) at 70.22% abandonment (Baymard, 2025):
+    0.19 x 0.7022 = 0.133. An optional login (guest checkout) removes the forced
+    account; its default hazard is 0 (set it if your optional login nags).
+    """
+
+    required: Probability = 0.1334
+    optional: Probability = 0.0
+
+
+class PageLoadCoefficients(StrictModel):
+    """Bounce multiplier m(t) = 1 + A (t - t0)^n / (K^n + (t - t0)^n) for t > t0.
+
+    Fitted (least squares) to Google / SOASTA (Think with Google, 2017): bounce
+    probability +32% from 1 s to 3 s, +90% to 5 s, +106% to 6 s, +113% to 7 s,
+    +123% to 10 s. The fit reproduces all five points within 0.02.
+    """
+
+    reference_s: NonNegativeFloat = 1.0
+    max_extra: NonNegativeFloat = 1.2807
+    half_s: PositiveFloat = 2.9405
+    steepness: PositiveFloat = 2.8632
+
+
+class OptionCoefficients(StrictModel):
+    """Visitors prefer one option (payment method, contact channel); if it is missing
+    a share of them leave, the rest use what is offered."""
+
+    abandon_if_missing: Probability
+    preferences: dict[Name, Probability]
+
+    @field_validator("preferences")
+    @classmethod
+    def _sum_to_one(cls, shares: dict[str, float]) -> dict[str, float]:
+        _shares_sum_to_one(shares, "preference")
+        return shares
+
+
+class PaymentCoefficients(OptionCoefficients):
+    """Payment-method friction, jointly calibrated on two figures.
+
+    Baymard Institute (2024): 9% of abandoners cite too few payment methods, so
+    a typical card + PayPal checkout loses 0.09 x 0.7022 = 6.3% of visitors.
+    Stripe (2025, holdback test over 50+ methods): showing one more relevant
+    method raises conversion 7.4%. With 8.5% of visitors preferring a wallet
+    and 75% of them leaving when it is missing, the model loses 6.4% at card +
+    PayPal and adding the wallet raises conversion 6.8%. The split between
+    preference share and abandonment is not identified by the data: override
+    both with your own analytics.
+    """
+
+    abandon_if_missing: Probability = 0.75
+    preferences: dict[Name, Probability] = Field(
+        default_factory=lambda: {"card": 0.70, "paypal": 0.215, "wallet": 0.085}
+    )
+
+
+class ContactCoefficients(OptionCoefficients):
+    """Contact-option friction (e.g. phone only). No published figure is in
+    CALIBRATION.md: the abandonment reuses the payment calibration by analogy
+    and the preference shares are illustrative. Set both from your own data."""
+
+    abandon_if_missing: Probability = 0.75
+    preferences: dict[Name, Probability] = Field(
+        default_factory=lambda: {"phone": 0.35, "email": 0.40, "chat": 0.25}
+    )
+
+
+class ResponseCoefficients(StrictModel):
+    """How an enquiry goes cold while it waits for an answer.
+
+    ``log_odds`` (default): logit p(t) = logit p(t_ref) - slope ln(t / t_ref)
+    for t > t_ref. The slope 1.5 lies between the MIT / InsideSales.com study
+    (2007: odds of qualifying 21x higher at 5 than at 30 minutes, slope 1.70)
+    and Oldroyd, McElheran & Elkington (HBR, 2011: 60x more likely within 1 h
+    than after 24 h, slope 1.29). ``half_life`` is the simpler exponential
+    option p(t) = p(t_ref) 2^(-(t - t_ref)/half_life); it fits both studies
+    worse (CALIBRATION.md).
+    """
+
+    model: Literal["log_odds", "half_life"] = "log_odds"
+    slope: NonNegativeFloat = 1.5
+    reference_min: PositiveFloat = 5.0
+    half_life_min: PositiveFloat = 60.0
+
+
+class Coefficients(StrictModel):
+    """Every behavioural coefficient of the friction models; each is overridable."""
+
+    form_fields: FormFieldCoefficients = FormFieldCoefficients()
+    login_wall: LoginWallCoefficients = LoginWallCoefficients()
+    page_load: PageLoadCoefficients = PageLoadCoefficients()
+    payment: PaymentCoefficients = PaymentCoefficients()
+    contact: ContactCoefficients = ContactCoefficients()
+    response: ResponseCoefficients = ResponseCoefficients()
+
+
+# --------------------------------------------------------------------------- the funnel
+
+
+class Channel(StrictModel):
+    """A traffic source: its share of visitors, what a visit costs, and the intent it brings.
+
+    ``intent`` multiplies the odds of continuing at every stage (1 = average).
+    """
+
+    share: Probability
+    cost_per_visit: NonNegativeFloat = 0.0
+    intent: PositiveFloat = 1.0
+
+
+class Traffic(StrictModel):
+    """Visitors arriving as a Poisson process over the test's days."""
+
+    visitors_per_day: PositiveFloat
+    days: Annotated[int, Field(ge=1)]
+    channels: dict[Name, Channel] = Field(
+        default_factory=lambda: {"direct": Channel(share=1.0)}, min_length=1
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _sum_to_one(cls, channels: dict[str, Channel]) -> dict[str, Channel]:
+        _shares_sum_to_one({k: c.share for k, c in channels.items()}, "channel")
+        return channels
+
+
+class Segment(StrictModel):
+    """A kind of visitor (device, market) with its own conditions."""
+
+    share: Probability
+    page_load_s: NonNegativeFloat = 1.0
+    intent: PositiveFloat = 1.0
+    payment_preferences: dict[Name, Probability] | None = None
+    contact_preferences: dict[Name, Probability] | None = None
+
+    @field_validator("payment_preferences", "contact_preferences")
+    @classmethod
+    def _sum_to_one(cls, shares: dict[str, float] | None) -> dict[str, float] | None:
+        if shares is not None:
+            _shares_sum_to_one(shares, "preference")
+        return shares
+
+
+class Resource(StrictModel):
+    """People or machines that stages share: ``capacity`` servers, each serving one
+    visitor at a time for a service time drawn from ``service_min``."""
+
+    capacity: Annotated[int, Field(ge=1, le=100_000)]
+    service_min: Distribution
+
+
+class Friction(StrictModel):
+    """What slows a visitor down at a stage (see ``friction.py`` for each model)."""
+
+    form_fields: Annotated[int, Field(ge=0, le=1000)] | None = None
+    login_wall: Literal["none", "optional", "required"] = "none"
+    page_load: bool = False
+    payment_methods: list[Name] | None = Field(default=None, min_length=1)
+    contact_options: list[Name] | None = Field(default=None, min_length=1)
+    response_decay: bool = False
+
+
+class Stage(StrictModel):
+    """One step of the funnel. ``rate`` is the probability of continuing before friction."""
+
+    name: Name
+    rate: Probability
+    dwell_min: Distribution = Constant(value=0.0)
+    resource: Name | None = None
+    patience_min: Distribution | None = None
+    response_delay_min: Distribution | None = None
+    friction: Friction = Friction()
+
+
+class Retention(StrictModel):
+    """After the first order: expected repeat orders per active month and monthly churn."""
+
+    repeat_per_month: NonNegativeFloat = 0.0
+    churn_per_month: Probability = 0.1
+
+
+class Referral(StrictModel):
+    """Active customers bring new visitors at this rate."""
+
+    per_customer_per_month: NonNegativeFloat = 0.0
+
+
+class Value(StrictModel):
+    """What a customer is worth: order value, margin, repeat purchases, horizon, discounting."""
+
+    order_value: Distribution
+    margin: Probability = 1.0
+    retention: Retention = Retention()
+    referral: Referral = Referral()
+    horizon_months: Annotated[int, Field(ge=0, le=600)] = 24
+    discount_rate_annual: Annotated[float, Field(ge=0, le=10)] = 0.10
+
+
+class Prior(StrictModel):
+    """Beta prior of every conversion rate in the Bayesian readout."""
+
+    alpha: PositiveFloat = 1.0
+    beta: PositiveFloat = 1.0
+
+
+class Experiment(StrictModel):
+    """How variants are compared: the traffic split of the simulated A/B test,
+    replications of the whole scenario, and the Bayesian decision rule."""
+
+    split: Literal["equal"] | dict[Name, Probability] = "equal"
+    replications: Annotated[int, Field(ge=1, le=100_000)] = 100
+    control: Name | None = None
+    prior: Prior = Prior()
+    loss_threshold: Annotated[float, Field(gt=0, le=1)] = 0.005
+    rope: Annotated[float, Field(gt=0, le=1)] = 0.01
+    equivalence_probability: Probability = 0.95
+
+
+OverridePath = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]
+
+
+class Scenario(StrictModel):
+    """A funnel, its economics and the variants to compare."""
+
+    name: str
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    currency: Annotated[str, Field(max_length=8)] = "USD"
+    traffic: Traffic
+    segments: dict[Name, Segment] = Field(
+        default_factory=lambda: {"all": Segment(share=1.0)}, min_length=1
+    )
+    resources: dict[Name, Resource] = Field(default_factory=dict)
+    stages: list[Stage] = Field(min_length=1, max_length=100)
+    value: Value
+    coefficients: Coefficients = Coefficients()
+    variants: dict[Name, dict[OverridePath, Any]] = Field(
+        default_factory=lambda: {"control": {}}, min_length=1, max_length=50
+    )
+    experiment: Experiment = Experiment()
+
+    _resolved: dict[str, Scenario] = PrivateAttr(default_factory=dict)
+
+    @field_validator("segments")
+    @classmethod
+    def _segments_sum_to_one(cls, segments: dict[str, Segment]) -> dict[str, Segment]:
+        _shares_sum_to_one({k: s.share for k, s in segments.items()}, "segment")
+        return segments
+
+    @property
+    def control(self) -> str:
+        """The variant every other is compared with."""
+        if self.experiment.control is not None:
+            return self.experiment.control
+        return "control" if "control" in self.variants else next(iter(self.variants))
+
+    @property
+    def variant_names(self) -> list[str]:
+        """Variant names, control first."""
+        return [self.control, *(v for v in self.variants if v != self.control)]
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def split_shares(self) -> dict[str, float]:
+        """Share of test traffic per variant, control first."""
+        split = self.experiment.split
+        names = self.variant_names
+        if split == "equal":
+            return {v: 1.0 / len(names) for v in names}
+        return {v: split[v] for v in names}
+
+    def variant(self, name: str) -> Scenario:
+        """The scenario as variant ``name`` changes it."""
+        if name not in self._resolved:
+            if name not in self.variants:
+                raise KeyError(f"no variant {name!r}; variants: {', '.join(self.variants)}")
+            self._resolved[name] = _resolve_variant(self, name, "<scenario>", {})
+        return self._resolved[name]
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
+        """A copy with dotted-path overrides applied to the base and every variant kept."""
+        data = self.model_dump(mode="python")
+        for path, value in overrides.items():
+            problem = check_override_path(self, path)
+            if problem:
+                raise ScenarioError("<overrides>", None, path, problem)
+            _set_path(data, self, path, value)
+        return _validate(data, "<overrides>", {})
+
+
+# --------------------------------------------------------------------------- cross-checks
+
+
+def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
+    names = [s.name for s in scenario.stages]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            yield ("stages", i, "name"), f"stage name {name!r} is used twice"
+    for i, stage in enumerate(scenario.stages):
+        if stage.resource is not None and stage.resource not in scenario.resources:
+            known = ", ".join(scenario.resources) or "none defined"
+            yield ("stages", i, "resource"), (
+                f"unknown resource {stage.resource!r}{_did_you_mean(stage.resource, scenario.resources)}"
+                f" (resources: {known})"
+            )
+        if stage.patience_min is not None and stage.resource is None:
+            yield ("stages", i, "patience_min"), "patience needs a resource to wait for"
+        if stage.friction.response_decay and stage.resource is None and (
+            stage.response_delay_min is None
+        ):
+            yield ("stages", i, "friction", "response_decay"), (
+                "response decay needs a resource or a response_delay_min to wait for"
+            )
+    experiment = scenario.experiment
+    if experiment.control is not None and experiment.control not in scenario.variants:
+        yield ("experiment", "control"), (
+            f"unknown variant {experiment.control!r}"
+            f"{_did_you_mean(experiment.control, scenario.variants)}"
+        )
+    if isinstance(experiment.split, dict):
+        if set(experiment.split) != set(scenario.variants):
+            yield ("experiment", "split"), (
+                f"split must name every variant ({', '.join(scenario.variants)}), "
+                f"got {', '.join(experiment.split)}"
+            )
+        else:
+            try:
+                _shares_sum_to_one(experiment.split, "split")
+            except ValueError as error:
+                yield ("experiment", "split"), str(error)
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+class _LineMap:
+    """Where each key and item of a YAML document stands (1-based lines)."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Path_, int] = {}
+
+    def line_of(self, path: Path_) -> int | None:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+
+class _Composer:
+    """Turns a composed YAML node tree into plain data, recording lines, refusing
+    duplicate keys and alias bombs (the node budget counts every visit)."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.map = _LineMap()
+        self.budget = MAX_YAML_NODES
+        self.scalars = yaml.constructor.SafeConstructor()
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise ScenarioError(
+                self.file, node.start_mark.line + 1, "",
+                f"document too large or too deeply aliased (over {MAX_YAML_NODES} nodes)",
+            )
+        self.map.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self.scalars.construct_object(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ScenarioError(self.file, line, _dotted(path), "keys must be plain names")
+            key = self.scalars.construct_object(key_node)
+            if key == "<<":
+                raise ScenarioError(self.file, line, _dotted(path), "merge keys (<<) are not supported")
+            key = str(key)
+            if key in result:
+                raise ScenarioError(self.file, line, _dotted((*path, key)), "duplicate key")
+            self.map.lines[(*path, key)] = line
+            result[key] = self.build(value_node, (*path, key))
+        return result
+
+
+def _parse_yaml(text: str, file: str) -> tuple[Any, _LineMap]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ScenarioError(file, line, "", f"YAML syntax error: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise ScenarioError(file, None, "", f"YAML error: {error}") from None
+    if node is None:
+        raise ScenarioError(file, 1, "", "the file is empty")
+    composer = _Composer(file)
+    try:
+        data = composer.build(node, ())
+    except yaml.constructor.ConstructorError as error:
+        mark = error.problem_mark
+        raise ScenarioError(file, mark.line + 1 if mark else None, "", str(error.problem)) from None
+    except RecursionError:
+        raise ScenarioError(file, None, "", "the document is nested too deeply") from None
+    return data, composer.map
+
+
+def _read_text(path: Path) -> str:
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError(file, None, "", "no such file") from None
+    except IsADirectoryError:
+        raise ScenarioError(file, None, "", "is a directory, not a scenario file") from None
+    except OSError as error:
+        raise ScenarioError(file, None, "", f"cannot read: {error.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(file, None, "", f"file larger than {MAX_FILE_BYTES:,} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ScenarioError(file, line, "", "not valid UTF-8 text") from None
+
+
+# --------------------------------------------------------------------------- error messages
+
+
+def _dotted(path: Path_) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _did_you_mean(name: str, candidates: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _data_path(loc: tuple[str | int, ...], data: Any, keep_last: bool) -> Path_:
+    """Keep the parts of a pydantic error location that index into the raw data."""
+    path: list[str | int] = []
+    current = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(current, dict) and part in current:
+            path.append(part)
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            path.append(part)
+            current = current[part]
+        elif last and keep_last and isinstance(part, str):
+            path.append(part)
+    return tuple(path)
+
+
+def _model_at(path: Path_) -> type[BaseModel] | None:
+    """The scenario model class that holds the fields at ``path``, if any."""
+    annotation: Any = Scenario
+    for part in path:
+        model = _as_model(annotation)
+        if model is not None and isinstance(part, str) and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+            continue
+        container = _container_item(annotation)
+        if container is None:
+            return None
+        annotation = container
+    return _as_model(annotation)
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [a for arg in typing.get_args(annotation) for a in _unwrap(arg)]
+    return [annotation]
+
+
+def _as_model(annotation: Any) -> type[BaseModel] | None:
+    models = [a for a in _unwrap(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return models[0] if len(models) == 1 else None
+
+
+def _container_item(annotation: Any) -> Any | None:
+    for option in _unwrap(annotation):
+        origin = typing.get_origin(option)
+        if origin is dict:
+            return typing.get_args(option)[1]
+        if origin is list:
+            return typing.get_args(option)[0]
+    return None
+
+
+def _message(error: Mapping[str, Any], path: Path_) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        parent = _model_at(path[:-1])
+        hint = _did_you_mean(str(path[-1]), parent.model_fields) if parent else ""
+        return f"unknown field {path[-1]!r}{hint}"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        return message.removeprefix("Value error, ")
+    message = message.replace("Input should be", "must be").replace("Input tag", "dist")
+    value = error.get("input")
+    if isinstance(value, str | int | float | bool) and kind != "union_tag_invalid":
+        message += f", got {value!r}"
+    return message
+
+
+def _validate(data: Any, file: str, lines: _LineMap | dict[Path_, int]) -> Scenario:
+    line_map = lines if isinstance(lines, _LineMap) else _LineMap()
+    if not isinstance(data, dict):
+        raise ScenarioError(file, 1, "", "a scenario must be a mapping of fields")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        keep_last = error["type"] in ("missing", "extra_forbidden")
+        path = _data_path(tuple(error["loc"]), data, keep_last)
+        raise ScenarioError(file, line_map.line_of(path), _dotted(path), _message(error, path)) from None
+    for path, problem in _reference_problems(scenario):
+        raise ScenarioError(file, line_map.line_of(path), _dotted(path), problem)
+    return scenario
+
+
+# --------------------------------------------------------------------------- variants
+
+
+def check_override_path(base: Scenario, dotted: str) -> str | None:
+    """Why ``dotted`` is not a settable path of ``base``, or None when it is."""
+    annotation: Any = Scenario
+    value: Any = base
+    for part in dotted.split("."):
+        model = _as_model(annotation)
+        if model is not None:
+            if part not in model.model_fields or part == "variants":
+                return f"unknown field {part!r}{_did_you_mean(part, model.model_fields)}"
+            annotation = model.model_fields[part].annotation
+            value = getattr(value, part, None) if value is not None else None
+            continue
+        item = _container_item(annotation)
+        if item is None:
+            return f"{part!r}: cannot go deeper into a value"
+        keys = _container_keys(value)
+        if part not in keys:
+            return f"unknown name {part!r}{_did_you_mean(part, keys)} (known: {', '.join(keys)})"
+        value = _container_get(value, part)
+        annotation = item
+    return None
+
+
+def _container_keys(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return list(value)
+    if isinstance(value, list):
+        return [getattr(v, "name", str(i)) for i, v in enumerate(value)]
+    return []
+
+
+def _container_get(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        return value[key]
+    return next(v for v in value if getattr(v, "name", None) == key)
+
+
+def _set_path(data: dict[str, Any], base: Scenario, dotted: str, value: Any) -> Path_:
+    """Set ``dotted`` in the raw data of ``base``; return the path as data indices."""
+    current: Any = data
+    path: list[str | int] = []
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        key: str | int = part
+        if isinstance(current, list):
+            key = next(j for j, item in enumerate(current) if item.get("name") == part)
+        path.append(key)
+        if i == len(parts) - 1:
+            current[key] = value
+        else:
+            if current[key] is None:
+                current[key] = {}
+            current = current[key]
+    return tuple(path)
+
+
+def _resolve_variant(
+    base: Scenario, name: str, file: str, lines: dict[Path_, int]
+) -> Scenario:
+    data = base.model_dump(mode="python", exclude={"variants"})
+    data["variants"] = base.variants
+    line_map = _LineMap()
+    variant_line = lines.get(("variants", name))
+    for dotted, value in base.variants[name].items():
+        override_line = lines.get(("variants", name, dotted), variant_line)
+        problem = check_override_path(base, dotted)
+        if problem:
+            raise ScenarioError(file, override_line, f"variants.{name}.{dotted}", problem)
+        target = _set_path(data, base, dotted, value)
+        line_map.lines[target] = override_line or 0
+    try:
+        return _validate(data, file, line_map)
+    except ScenarioError as error:
+        raise ScenarioError(
+            file, error.line or variant_line, f"variants.{name}: {error.field}", error.message
+        ) from None
+
+
+# --------------------------------------------------------------------------- public entry
+
+
+def parse_scenario(text: str, file: str = "<string>") -> Scenario:
+    """Validate scenario YAML text; every variant is resolved, so errors surface now."""
+    data, line_map = _parse_yaml(text, file)
+    scenario = _validate(data, file, line_map)
+    for name in scenario.variants:
+        scenario._resolved[name] = _resolve_variant(scenario, name, file, line_map.lines)
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and validate a scenario file.
+
+    Raises :class:`ScenarioError` (one line: ``FILE:LINE: field: problem``) on any mistake.
+
+    >>> scenario = load_scenario("scenarios/checkout.yaml")  # doctest: +SKIP
+    >>> scenario.variant_names  # doctest: +SKIP
+    ['control', 'guest_checkout', 'short_form', 'extra_payment']
+    """
+    path = Path(path)
+    return parse_scenario(_read_text(path), str(path))
