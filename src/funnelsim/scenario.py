@@ -732,12 +732,16 @@ def _message(error: Mapping[str, Any], path: Path_) -> str:
         parent = _model_at(path[:-1])
         hint = _did_you_mean(str(path[-1]), parent.model_fields) if parent else ""
         return f"unknown field {path[-1]!r}{hint}"
+    if kind == "union_tag_invalid":
+        tag = str(error["ctx"]["tag"])
+        return (f"unknown dist {tag!r}{_did_you_mean(tag, DISTRIBUTION_KINDS)} "
+                f"(one of {', '.join(DISTRIBUTION_KINDS)})")
     message = str(error["msg"])
     if message.startswith("Value error, "):
         return message.removeprefix("Value error, ")
-    message = message.replace("Input should be", "must be").replace("Input tag", "dist")
+    message = message.replace("Input should be", "must be")
     value = error.get("input")
-    if isinstance(value, str | int | float | bool) and kind != "union_tag_invalid":
+    if isinstance(value, str | int | float | bool):
         message += f", got {value!r}"
     return message
 

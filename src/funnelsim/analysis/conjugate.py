@@ -25,7 +25,7 @@ _KNOT_LEVELS = np.array(
     [1e-12, 1e-9, 1e-6, 1e-4, 2e-3, 0.02, 0.08, 0.2, 0.35, 0.5, 0.65, 0.8, 0.92, 0.98]
     + [1 - 2e-3, 1 - 1e-4, 1 - 1e-6, 1 - 1e-9, 1 - 1e-12]
 )
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(10)
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(6)
 
 
 class BetaPosterior(NamedTuple):
@@ -208,7 +208,7 @@ def prob_best(post: BetaPosterior) -> FloatArray:
     """Probability that each variant has the highest conversion rate.
 
     ``P(i best) = integral of f_i(x) * prod_{j != i} F_j(x) dx``, evaluated with
-    composite 10-point Gauss-Legendre quadrature on panels bounded by every posterior's
+    composite 6-point Gauss-Legendre quadrature on panels bounded by every posterior's
     quantiles (from 1e-12 to 1 - 1e-12); absolute error is below 1e-8 in practice and the
     result is renormalised to sum to exactly one. Deterministic; about 5 ms for 10 variants.
 

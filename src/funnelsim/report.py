@@ -1,0 +1,234 @@
+"""Presenting results: terminal tables, and files written atomically.
+
+``results.json`` is a contract scripts rely on: ``variants.<name>`` holds
+``conversion``, ``revenue_per_visitor`` and ``clv_per_visitor`` as
+``{mean, low, high}``; non-control variants also hold
+``uplift_vs_control.<metric>`` (relative, ``{mean, low, high}``) and
+``experiment`` (``prob_beats_control``, ``prob_best``, ``expected_loss``,
+``decision``). Every file is written to a temporary name and renamed, so a
+reader never sees half a file and an interrupted run leaves none.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from funnelsim.experiment import METRICS, ExperimentResult, Interval, VariantSummary
+
+DECISION_STYLE = {"ship": "bold green", "stop": "yellow", "keep_testing": "cyan"}
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+
+class OutputExistsError(Exception):
+    """The output directory already holds results and ``--force`` was not given."""
+
+
+# --------------------------------------------------------------------------- files
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[IO[str]]:
+    """Write a text file under a temporary name and rename it into place on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare_output(out: Path, force: bool, names: tuple[str, ...]) -> None:
+    """Refuse to overwrite existing results in ``out`` unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out}: exists and is not a directory")
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not force:
+        raise OutputExistsError(
+            f"{out}: already holds {', '.join(existing)}; use --force to overwrite")
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _interval(interval: Interval) -> dict[str, float | None]:
+    return {k: _finite(v) for k, v in interval._asdict().items()}
+
+
+def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {m: _interval(summary.metrics[m]) for m in METRICS}
+    data["bounce_rate"] = _interval(summary.bounce_rate)
+    data["visitors"] = summary.visitors
+    data["stage_rates"] = summary.stage_rates
+    data["lost_by_reason"] = summary.lost_by_reason
+    data["experiment"] = {
+        "prob_beats_control": summary.prob_beats_control,
+        "prob_best": summary.prob_best,
+        "expected_loss": summary.expected_loss,
+        "decision": summary.decision,
+        "decision_rates": summary.decision_rates,
+    }
+    if not control and summary.uplift is not None:
+        data["uplift_vs_control"] = {m: _interval(summary.uplift[m]) for m in METRICS}
+        change = summary.largest_stage_change
+        data["largest_stage_change"] = (
+            {"stage": change[0], "relative_change": change[1]} if change else None)
+    return data
+
+
+def results_dict(result: ExperimentResult) -> dict[str, Any]:
+    """The ``results.json`` document."""
+    scenario = result.scenario
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "engine": result.engine,
+        "replications": len(result.replications),
+        "control": result.control,
+        "currency": scenario.currency,
+        "variants": {
+            s.name: _variant_dict(s, s.name == result.control) for s in result.variants
+        },
+        "experiment": {
+            "test_visitors": float(sum(r.test_visitors.sum() for r in result.replications)
+                                   / len(result.replications)),
+            "split": scenario.split_shares(),
+            "true_best": result.true_best,
+            "outcomes": result.test_outcomes,
+            "rule": {
+                "loss_threshold": scenario.experiment.loss_threshold,
+                "rope": scenario.experiment.rope,
+                "equivalence_probability": scenario.experiment.equivalence_probability,
+            },
+        },
+    }
+
+
+def summary_rows(result: ExperimentResult) -> list[dict[str, Any]]:
+    """One flat row per variant, for ``summary.csv``."""
+    rows = []
+    for s in result.variants:
+        row: dict[str, Any] = {"variant": s.name}
+        for m in METRICS:
+            row.update({f"{m}_{k}": v for k, v in s.metrics[m]._asdict().items()})
+        for m in METRICS:
+            uplift = s.uplift[m] if s.uplift else Interval(0.0, 0.0, 0.0)
+            row.update({f"uplift_{m}_{k}": v for k, v in uplift._asdict().items()})
+        row.update(prob_beats_control=s.prob_beats_control, prob_best=s.prob_best,
+                   expected_loss=s.expected_loss, decision=s.decision)
+        rows.append(row)
+    return rows
+
+
+def write_results(result: ExperimentResult, out: Path) -> list[Path]:
+    """Write ``results.json`` and ``summary.csv`` under ``out``."""
+    json_path, csv_path = out / "results.json", out / "summary.csv"
+    with atomic_writer(json_path) as stream:
+        json.dump(results_dict(result), stream, indent=2, allow_nan=False)
+        stream.write("\n")
+    rows = summary_rows(result)
+    with atomic_writer(csv_path) as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return [json_path, csv_path]
+
+
+def results_json(result: ExperimentResult) -> str:
+    """The results document as JSON text."""
+    buffer = io.StringIO()
+    json.dump(results_dict(result), buffer, indent=2, allow_nan=False)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def percent(value: float, signed: bool = False, digits: int = 2) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value * 100:{'+' if signed else ''}.{digits}f}%"
+
+
+def money(value: float, currency: str) -> str:
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{symbol}{value:,.2f}" if symbol else f"{value:,.2f} {currency}"
+
+
+def _uplift_cell(interval: Interval) -> str:
+    return (f"{percent(interval.mean, True, 1)} "
+            f"[{percent(interval.low, True, 1)}, {percent(interval.high, True, 1)}]")
+
+
+def effect_table(result: ExperimentResult) -> Table:
+    """Expected effect per variant: ground truth of the model over replications."""
+    currency = result.scenario.currency
+    table = Table(title=f"Expected effect ({len(result.replications)} replications, "
+                        f"{result.engine} engine; uplift vs {result.control}, 95% interval)")
+    for column in ("variant", "conversion", "bounce", "revenue/visitor", "CLV/visitor",
+                   "uplift conversion", "uplift CLV/visitor", "biggest change at"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for s in result.variants:
+        change = s.largest_stage_change
+        table.add_row(
+            s.name,
+            percent(s.metrics["conversion"].mean),
+            percent(s.bounce_rate.mean, digits=1),
+            money(s.metrics["revenue_per_visitor"].mean, currency),
+            money(s.metrics["clv_per_visitor"].mean, currency),
+            _uplift_cell(s.uplift["conversion"]) if s.uplift else "—",
+            _uplift_cell(s.uplift["clv_per_visitor"]) if s.uplift else "—",
+            f"{change[0]} ({percent(change[1], True, 1)})" if change else "—",
+        )
+    return table
+
+
+def test_table(result: ExperimentResult) -> Table:
+    """What an A/B test of the scenario's planned size would conclude."""
+    traffic = result.scenario.traffic
+    visitors = sum(r.test_visitors.sum() for r in result.replications) / len(result.replications)
+    outcomes = result.test_outcomes
+    table = Table(
+        title=(f"A/B test of {traffic.days} days (~{visitors:,.0f} visitors, split "
+               f"{len(result.variants)} ways): mean over {len(result.replications)} simulated tests"),
+        caption=(f"Truly best: {result.true_best}. Tests shipped it {percent(outcomes['ship_best'], digits=0)}, "
+                 f"shipped another {percent(outcomes['ship_other'], digits=0)}, stopped "
+                 f"{percent(outcomes['stop'], digits=0)}, kept testing "
+                 f"{percent(outcomes['keep_testing'], digits=0)}."),
+    )
+    for column in ("variant", "P(beats control)", "P(best)", "expected loss", "decision"):
+        table.add_column(column, justify="left" if column in ("variant", "decision") else "right")
+    for s in result.variants:
+        rates = s.decision_rates
+        decision = s.decision
+        table.add_row(
+            s.name,
+            "—" if s.name == result.control else percent(s.prob_beats_control, digits=1),
+            percent(s.prob_best, digits=1),
+            f"{s.expected_loss * 100:.3f} pts",
+            f"[{DECISION_STYLE[decision]}]{decision.replace('_', ' ')}[/] "
+            f"({percent(rates[decision], digits=0)})",
+        )
+    return table
+
+
+def print_results(result: ExperimentResult, console: Console) -> None:
+    console.print(effect_table(result))
+    console.print(test_table(result))

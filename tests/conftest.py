@@ -1,0 +1,42 @@
+"""Shared fixtures: paths, scenario text builders, and a cached PyTensor compile dir."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("PYTENSOR_FLAGS", f"compiledir={ROOT / '.venv' / 'pytensor-cache'}")
+
+MINIMAL = """\
+name: minimal
+seed: 1
+traffic:
+  visitors_per_day: 1000
+  days: 2
+stages:
+  - name: landing
+    rate: 0.5
+  - name: checkout
+    rate: 0.4
+value:
+  order_value: {dist: constant, value: 50}
+"""
+
+
+@pytest.fixture
+def write_scenario(tmp_path: Path):
+    """Write YAML text (dedented) to a file and return its path."""
+
+    def write(text: str, name: str = "scenario.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
