@@ -79,7 +79,7 @@ BAD_FILES = {
     "missing": (MINIMAL.replace("  visitors_per_day: 1000\n", ""), 3,
                 "traffic.visitors_per_day: required field is missing"),
     "bad dist": (MINIMAL.replace("dist: constant, value: 50", "dist: normal, mean: 50"), 12,
-                 "value.order_value: unknown dist 'normal' (one of constant"),
+                 "value.order_value: unknown dist 'normal' (did you mean 'lognormal'?)"),
     "unknown resource": (MINIMAL.replace("    rate: 0.4", "    rate: 0.4\n    resource: reps"),
                          11, "stages[1].resource: unknown resource 'reps'"),
 }

@@ -21,10 +21,8 @@ FloatArray = npt.NDArray[np.float64]
 # Quantile levels whose positions become panel edges: the tails go out to 1e-12 so the
 # mass outside the finely resolved region is negligible, the middle is split into panels
 # at most about one posterior standard deviation wide.
-_KNOT_LEVELS = np.array(
-    [1e-12, 1e-9, 1e-6, 1e-4, 2e-3, 0.02, 0.08, 0.2, 0.35, 0.5, 0.65, 0.8, 0.92, 0.98]
-    + [1 - 2e-3, 1 - 1e-4, 1 - 1e-6, 1 - 1e-9, 1 - 1e-12]
-)
+_TAIL_LEVELS = np.array([1e-12, 1e-9, 1e-6, 1e-4, 2e-3, 0.02, 0.08, 0.2, 0.35])
+_KNOT_LEVELS = np.concatenate([_TAIL_LEVELS, [0.5], 1 - _TAIL_LEVELS[::-1]])
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(6)
 
 
@@ -209,12 +207,12 @@ def prob_best(post: BetaPosterior) -> FloatArray:
 
     ``P(i best) = integral of f_i(x) * prod_{j != i} F_j(x) dx``, evaluated with
     composite 6-point Gauss-Legendre quadrature on panels bounded by every posterior's
-    quantiles (from 1e-12 to 1 - 1e-12); absolute error is below 1e-8 in practice and the
-    result is renormalised to sum to exactly one. Deterministic; about 5 ms for 10 variants.
+    quantiles (from 1e-12 to 1 - 1e-12); absolute error is below 1e-9 in practice and the
+    result is renormalised to sum to exactly one. Deterministic; 3-11 ms for 10 variants.
 
     Example:
         >>> prob_best(beta_posteriors([1000, 1000], [100, 120])).round(4)
-        array([0.0832, 0.9168])
+        array([0.0768, 0.9232])
 
     References:
         Miller, E. (2015), "Formulas for Bayesian A/B Testing",
@@ -237,7 +235,7 @@ def expected_loss(post: BetaPosterior) -> FloatArray:
 
     Example:
         >>> expected_loss(beta_posteriors([1000, 1000], [100, 120])).round(5)
-        array([0.02011, 0.00037])
+        array([0.02044, 0.00048])
 
     References:
         Stucchio, C. (2015), "Bayesian A/B Testing at VWO", VWO whitepaper
@@ -270,7 +268,7 @@ def prob_beats(post: BetaPosterior, reference: int) -> FloatArray:
 
     Example:
         >>> prob_beats(beta_posteriors([1000, 1000], [100, 120]), reference=0).round(4)
-        array([0.5   , 0.9168])
+        array([0.5   , 0.9232])
 
     References:
         Miller, E. (2015), "Formulas for Bayesian A/B Testing",
@@ -280,10 +278,7 @@ def prob_beats(post: BetaPosterior, reference: int) -> FloatArray:
     n = post.alpha.size
     _check_reference(reference, n)
     return np.array(
-        [
-            0.5 if i == reference else _prob_below_scaled(post, reference, i, 1.0)
-            for i in range(n)
-        ]
+        [0.5 if i == reference else _prob_below_scaled(post, reference, i, 1.0) for i in range(n)]
     )
 
 
@@ -323,7 +318,7 @@ def credible_interval(post: BetaPosterior, level: float = 0.94) -> CredibleInter
     Example:
         >>> low, high = credible_interval(beta_posteriors([1000], [100]))
         >>> float(low[0].round(4)), float(high[0].round(4))
-        (0.0846, 0.1187)
+        (0.0836, 0.1193)
 
     References:
         Gelman et al. (2013), Bayesian Data Analysis, 3rd ed., section 2.3
@@ -477,7 +472,7 @@ def revenue_per_visitor_draws(
     Example:
         >>> s = RevenueStats([1000, 1000], [100, 120], [5000.0, 6000.0], [3e5, 3.6e5])
         >>> revenue_per_visitor_draws(s, draws=100_000).mean(axis=0).round(1)
-        array([5. , 6. ])
+        array([5., 6.])
 
     References:
         Stucchio, C. (2015), "Bayesian A/B Testing at VWO", VWO whitepaper

@@ -1,0 +1,405 @@
+"""Per-variant Bayesian readout and ship / stop / keep-testing decision for A/B tests.
+
+:func:`readout` summarises a conversion experiment from aggregated counts with the exact
+Beta-Binomial computations of :mod:`funnelsim.analysis.conjugate`, applies an
+expected-loss and region-of-practical-equivalence rule, and checks the sample ratio.
+:func:`revenue_readout` gives the Monte Carlo counterpart for revenue per visitor.
+"""
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import chisquare
+
+from funnelsim.analysis.conjugate import (
+    RevenueStats,
+    beta_posteriors,
+    credible_interval,
+    expected_loss,
+    expected_loss_draws,
+    posterior_mean,
+    prob_beats,
+    prob_beats_draws,
+    prob_best,
+    prob_best_draws,
+    prob_in_rope,
+    revenue_per_visitor_draws,
+    uplift_interval,
+    uplift_interval_draws,
+)
+
+Action = Literal["ship", "stop", "keep_testing"]
+
+RATE_LEVEL = 0.94
+"""Credible level of the per-variant conversion and revenue-per-visitor intervals."""
+UPLIFT_LEVEL = 0.95
+"""Credible level of the relative uplift intervals."""
+
+
+class DecisionRule(NamedTuple):
+    """Thresholds of the ship / stop / keep-testing rule of :func:`readout`.
+
+    The defaults follow GrowthBook-style relative risk thresholds: the risk (expected
+    loss) a team accepts is stated as a fraction of the control's conversion rate, so
+    the same rule works for a 1% and a 40% baseline.
+
+    Attributes:
+        loss_threshold: Expected loss allowed when shipping, relative to the control's
+            posterior mean conversion rate (0.005 = 0.5% of the control rate, i.e.
+            0.05 percentage points for a 10% baseline).
+        rope: Half-width of the region of practical equivalence on the relative uplift:
+            variants with ``|uplift| < rope`` (1%) count as practically identical.
+        equivalence_probability: Posterior probability of lying in the ROPE that every
+            non-control variant needs before the test stops for lack of a practical
+            difference.
+    """
+
+    loss_threshold: float = 0.005
+    rope: float = 0.01
+    equivalence_probability: float = 0.95
+
+
+DEFAULT_RULE = DecisionRule()
+
+
+class VariantReadout(NamedTuple):
+    """Posterior summary of one variant of a conversion experiment.
+
+    Attributes:
+        name: Variant name.
+        visitors: Visitors in the variant.
+        conversions: Converting visitors in the variant.
+        conversion_mean: Posterior mean conversion rate.
+        conversion_low: Lower bound of the 94% equal-tailed credible interval of the rate.
+        conversion_high: Upper bound of the 94% equal-tailed credible interval.
+        prob_best: Posterior probability that this variant has the highest rate.
+        prob_beats_control: ``P(rate > control rate)``; 0.5 for the control itself.
+        expected_loss: ``E[max rate - this rate]`` in absolute conversion points (rate
+            units: 0.001 is 0.1 percentage points).
+        uplift_mean: Posterior mean of the relative uplift over the control.
+        uplift_low: Lower bound of the 95% credible interval of the relative uplift.
+        uplift_high: Upper bound of the 95% credible interval of the relative uplift.
+        prob_in_rope: Posterior probability that ``|relative uplift| < rule.rope``; 1 for
+            the control.
+    """
+
+    name: str
+    visitors: float
+    conversions: float
+    conversion_mean: float
+    conversion_low: float
+    conversion_high: float
+    prob_best: float
+    prob_beats_control: float
+    expected_loss: float
+    uplift_mean: float
+    uplift_low: float
+    uplift_high: float
+    prob_in_rope: float
+
+
+class Decision(NamedTuple):
+    """Outcome of the decision rule.
+
+    Attributes:
+        action: ``"ship"`` (ship ``variant``; shipping the control means keeping it),
+            ``"stop"`` (no practical difference) or ``"keep_testing"``.
+        variant: Name of the variant to ship, or None unless ``action == "ship"``.
+        reason: One readable sentence with the numbers behind the action.
+    """
+
+    action: Action
+    variant: str | None
+    reason: str
+
+
+class SampleRatioCheck(NamedTuple):
+    """Chi-square goodness-of-fit test of the visitor split.
+
+    Attributes:
+        chi2: Pearson chi-square statistic of observed vs expected visitors.
+        p_value: Upper tail probability with ``n_variants - 1`` degrees of freedom.
+        mismatch: True when ``p_value < alpha``: the split is unlikely under the design.
+        message: One readable sentence summarising the check.
+    """
+
+    chi2: float
+    p_value: float
+    mismatch: bool
+    message: str
+
+
+class ABReadout(NamedTuple):
+    """Full readout of a conversion experiment.
+
+    Attributes:
+        variants: Per-variant summaries, in input order.
+        control: Name of the control variant.
+        decision: Ship / stop / keep-testing decision.
+        srm: Sample ratio mismatch check of the visitor split.
+    """
+
+    variants: tuple[VariantReadout, ...]
+    control: str
+    decision: Decision
+    srm: SampleRatioCheck
+
+
+class RevenueReadout(NamedTuple):
+    """Monte Carlo posterior summary of one variant's revenue per visitor.
+
+    Attributes:
+        name: Variant name.
+        rpv_mean: Posterior mean revenue per visitor.
+        rpv_low: Lower bound of the 94% credible interval of revenue per visitor.
+        rpv_high: Upper bound of the 94% credible interval of revenue per visitor.
+        prob_best: Probability of the highest revenue per visitor.
+        prob_beats_control: ``P(rpv > control rpv)``; 0.5 for the control itself.
+        expected_loss: ``E[max rpv - this rpv]`` in currency per visitor.
+        uplift_mean: Posterior mean relative uplift of revenue per visitor over control.
+        uplift_low: Lower bound of the 95% credible interval of the relative uplift.
+        uplift_high: Upper bound of the 95% credible interval of the relative uplift.
+    """
+
+    name: str
+    rpv_mean: float
+    rpv_low: float
+    rpv_high: float
+    prob_best: float
+    prob_beats_control: float
+    expected_loss: float
+    uplift_mean: float
+    uplift_low: float
+    uplift_high: float
+
+
+def _control_index(names: Sequence[str], control: str, n_variants: int) -> int:
+    if len(names) != n_variants:
+        raise ValueError(f"expected {n_variants} names, got {len(names)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"variant names must be unique, got {list(names)}")
+    if control not in names:
+        raise ValueError(f"control {control!r} is not one of {list(names)}")
+    return list(names).index(control)
+
+
+def _check_rule(rule: DecisionRule) -> None:
+    if not (np.isfinite(rule.loss_threshold) and rule.loss_threshold > 0):
+        raise ValueError(f"loss_threshold must be positive, got {rule.loss_threshold}")
+    if not 0 < rule.rope < 1:
+        raise ValueError(f"rope must be in (0, 1), got {rule.rope}")
+    if not 0 < rule.equivalence_probability < 1:
+        raise ValueError(
+            f"equivalence_probability must be in (0, 1), got {rule.equivalence_probability}"
+        )
+
+
+def sample_ratio_mismatch(
+    visitors: npt.ArrayLike,
+    expected_shares: npt.ArrayLike | None = None,
+    alpha: float = 0.001,
+) -> SampleRatioCheck:
+    """Pearson chi-square test of the observed visitor split against the designed one.
+
+    Args:
+        visitors: Visitors per variant.
+        expected_shares: Designed traffic shares (positive, normalised here); None means
+            an even split.
+        alpha: Significance level; the default 0.001 is strict because the check runs on
+            every readout and a mismatch invalidates the experiment.
+
+    Example:
+        >>> check = sample_ratio_mismatch([10000, 10300], alpha=0.05)
+        >>> round(check.chi2, 3), round(check.p_value, 4), check.mismatch
+        (4.433, 0.0352, True)
+
+    References:
+        Fabijan, A. et al. (2019), "Diagnosing Sample Ratio Mismatch in Online Controlled
+        Experiments", KDD.
+    """
+    observed = np.asarray(visitors, dtype=np.float64)
+    if observed.ndim != 1 or observed.size == 0:
+        raise ValueError("visitors must be a non-empty one-dimensional sequence")
+    if not np.all(np.isfinite(observed)) or np.any(observed < 0):
+        raise ValueError(f"visitors must be finite and non-negative, got {observed.tolist()}")
+    shares = (
+        np.ones_like(observed)
+        if expected_shares is None
+        else np.asarray(expected_shares, dtype=np.float64)
+    )
+    if shares.shape != observed.shape:
+        raise ValueError("expected_shares must have one entry per variant")
+    if not np.all(np.isfinite(shares)) or np.any(shares <= 0):
+        raise ValueError("expected_shares must be finite and positive")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    total = observed.sum()
+    if observed.size == 1 or total == 0:
+        return SampleRatioCheck(0.0, 1.0, False, "Sample ratio not testable: nothing to split.")
+    expected = total * shares / shares.sum()
+    chi2, p_value = (float(v) for v in chisquare(observed, expected))
+    mismatch = p_value < alpha
+    verdict = "Sample ratio mismatch" if mismatch else "No sample ratio mismatch"
+    message = (
+        f"{verdict}: observed visitors {observed.round().astype(int).tolist()} vs expected "
+        f"{expected.round().astype(int).tolist()} (chi2 = {chi2:.2f}, p = {p_value:.2g}, "
+        f"alpha = {alpha:g})."
+    )
+    return SampleRatioCheck(chi2, p_value, mismatch, message)
+
+
+def _decide(
+    names: Sequence[str],
+    control: int,
+    control_mean: float,
+    loss: npt.NDArray[np.float64],
+    in_rope: npt.NDArray[np.float64],
+    rule: DecisionRule,
+) -> Decision:
+    """Apply the expected-loss, then equivalence, rule to computed posterior summaries."""
+    if len(names) == 1:
+        return Decision(
+            "keep_testing", None, f"Nothing to compare: {names[0]} is the only variant."
+        )
+    best = int(np.argmin(loss))
+    threshold = rule.loss_threshold * control_mean
+    loss_text = (
+        f"expected loss {loss[best] * 100:.4f} pp vs threshold {threshold * 100:.4f} pp "
+        f"({rule.loss_threshold:.2%} of the control rate {control_mean:.2%})"
+    )
+    if loss[best] < threshold:
+        verb = "Keep" if best == control else "Ship"
+        return Decision("ship", names[best], f"{verb} {names[best]}: {loss_text}.")
+    others = np.delete(in_rope, control)
+    equivalence_text = (
+        f"the lowest probability of a relative uplift within ±{rule.rope:.1%} is "
+        f"{others.min():.1%} (needed {rule.equivalence_probability:.0%})"
+    )
+    if np.all(others >= rule.equivalence_probability):
+        return Decision("stop", None, f"Stop, no practical difference: {equivalence_text}.")
+    return Decision(
+        "keep_testing",
+        None,
+        f"Keep testing: best {names[best]} has {loss_text}, and {equivalence_text}.",
+    )
+
+
+def readout(
+    names: Sequence[str],
+    visitors: npt.ArrayLike,
+    conversions: npt.ArrayLike,
+    control: str,
+    rule: DecisionRule = DEFAULT_RULE,
+    prior_alpha: float = 1.0,
+    prior_beta: float = 1.0,
+    expected_shares: npt.ArrayLike | None = None,
+) -> ABReadout:
+    """Bayesian readout and decision for a conversion experiment from aggregated counts.
+
+    Rule: with ``b`` the variant of smallest expected loss, ship ``b`` if its expected
+    loss is below ``rule.loss_threshold`` times the control's posterior mean rate (``b``
+    may be the control: keep it); otherwise stop if every non-control variant has
+    ``P(|relative uplift| < rule.rope) >= rule.equivalence_probability``; otherwise keep
+    testing. A single variant always keeps testing. With the default rule the loss test
+    usually passes before equivalence is reached, so ``"stop"`` needs a stricter
+    ``loss_threshold``.
+
+    Example:
+        >>> r = readout(["A", "B"], [10000, 10000], [1000, 1200], control="A")
+        >>> r.decision.action, r.decision.variant
+        ('ship', 'B')
+        >>> round(r.variants[1].prob_beats_control, 4)
+        1.0
+
+    References:
+        Stucchio, C. (2015), "Bayesian A/B Testing at VWO", VWO whitepaper (expected
+        loss stopping rule); Kruschke, J. K. (2018), "Rejecting or accepting parameter
+        values in Bayesian estimation", AMPPS 1(2) (ROPE); GrowthBook, "Statistical
+        Details", https://docs.growthbook.io/statistics/details (relative risk).
+    """
+    post = beta_posteriors(visitors, conversions, prior_alpha, prior_beta)
+    ref = _control_index(names, control, post.alpha.size)
+    _check_rule(rule)
+    mean = posterior_mean(post)
+    low, high = credible_interval(post, RATE_LEVEL)
+    best = prob_best(post)
+    beats = prob_beats(post, ref)
+    loss = expected_loss(post)
+    uplift = uplift_interval(post, ref, UPLIFT_LEVEL)
+    in_rope = prob_in_rope(post, ref, rule.rope)
+    n, x = np.asarray(visitors, dtype=np.float64), np.asarray(conversions, dtype=np.float64)
+    variants = tuple(
+        VariantReadout(
+            name=name,
+            visitors=float(n[i]),
+            conversions=float(x[i]),
+            conversion_mean=float(mean[i]),
+            conversion_low=float(low[i]),
+            conversion_high=float(high[i]),
+            prob_best=float(best[i]),
+            prob_beats_control=float(beats[i]),
+            expected_loss=float(loss[i]),
+            uplift_mean=float(uplift.mean[i]),
+            uplift_low=float(uplift.low[i]),
+            uplift_high=float(uplift.high[i]),
+            prob_in_rope=float(in_rope[i]),
+        )
+        for i, name in enumerate(names)
+    )
+    srm = sample_ratio_mismatch(n, expected_shares)
+    decision = _decide(names, ref, float(mean[ref]), loss, in_rope, rule)
+    if srm.mismatch:
+        decision = decision._replace(reason=f"{decision.reason} Caution: {srm.message}")
+    return ABReadout(variants, control, decision, srm)
+
+
+def revenue_readout(
+    names: Sequence[str],
+    stats: RevenueStats,
+    control: str,
+    draws: int = 20_000,
+    seed: int = 0,
+) -> tuple[RevenueReadout, ...]:
+    """Monte Carlo readout of revenue per visitor, one entry per variant.
+
+    Uses :func:`funnelsim.analysis.conjugate.revenue_per_visitor_draws` (uniform Beta
+    prior on conversion, normal approximation for the mean order value). Probabilities
+    carry a Monte Carlo standard error of at most ``0.5 / sqrt(draws)`` (0.0035 for the
+    default 20,000 draws).
+
+    Example:
+        >>> s = RevenueStats([1000, 1000], [100, 120], [5000.0, 6000.0], [3e5, 3.6e5])
+        >>> control, variant = revenue_readout(["A", "B"], s, control="A")
+        >>> round(control.rpv_mean, 1), round(variant.rpv_mean, 1)
+        (5.0, 6.0)
+
+    References:
+        Stucchio, C. (2015), "Bayesian A/B Testing at VWO", VWO whitepaper (revenue as
+        conversion rate times order value, expected loss).
+    """
+    rpv = revenue_per_visitor_draws(stats, draws=draws, seed=seed)
+    ref = _control_index(names, control, rpv.shape[1])
+    tail = (1 - RATE_LEVEL) / 2
+    low, high = np.quantile(rpv, [tail, 1 - tail], axis=0)
+    mean = rpv.mean(axis=0)
+    best = prob_best_draws(rpv)
+    beats = prob_beats_draws(rpv, ref)
+    loss = expected_loss_draws(rpv)
+    uplift = uplift_interval_draws(rpv, ref, UPLIFT_LEVEL)
+    return tuple(
+        RevenueReadout(
+            name=name,
+            rpv_mean=float(mean[i]),
+            rpv_low=float(low[i]),
+            rpv_high=float(high[i]),
+            prob_best=float(best[i]),
+            prob_beats_control=float(beats[i]),
+            expected_loss=float(loss[i]),
+            uplift_mean=float(uplift.mean[i]),
+            uplift_low=float(uplift.low[i]),
+            uplift_high=float(uplift.high[i]),
+        )
+        for i, name in enumerate(names)
+    )

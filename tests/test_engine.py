@@ -1,0 +1,161 @@
+"""Engines: analytic conversion, Erlang-A queues, congestion, CRN and reproducibility."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import MINIMAL, SCENARIOS
+from funnelsim.engine import simpy_engine, vectorized
+from funnelsim.engine.draws import VisitorDraws, replication_seeds
+from funnelsim.engine.model import compile_funnel
+from funnelsim.experiment import replicate, run_experiment
+from funnelsim.report import results_dict
+from funnelsim.scenario import load_scenario, parse_scenario
+
+
+def _simulate(scenario, engine, seed=0, replication=0):
+    seeds = replication_seeds(seed, replication + 1)
+    draws = VisitorDraws(seeds[replication], scenario.traffic.visitors_per_day,
+                         scenario.traffic.days)
+    module = simpy_engine if engine == "simpy" else vectorized
+    return module.simulate(compile_funnel(scenario), draws)
+
+
+@pytest.mark.parametrize("engine", ["vectorized", "simpy"])
+def test_conversion_is_product_of_stage_rates(engine):
+    text = MINIMAL.replace("visitors_per_day: 1000", "visitors_per_day: 20000")
+    text = text.replace("  - name: checkout", "  - name: cart\n    rate: 0.7\n  - name: checkout")
+    scenario = parse_scenario(text)
+    outcome = _simulate(scenario, engine).outcome
+    expected = 0.5 * 0.7 * 0.4
+    se = math.sqrt(expected * (1 - expected) / outcome.visitors)
+    assert abs(outcome.conversion - expected) < 4 * se
+    assert outcome.visitors > 35_000
+
+
+def test_engines_agree_visitor_by_visitor_without_queues():
+    scenario = load_scenario(SCENARIOS / "checkout.yaml")
+    for name in scenario.variant_names:
+        funnel = compile_funnel(scenario.variant(name))
+        a = _simulate(funnel.scenario, "vectorized", seed=3)
+        b = _simulate(funnel.scenario, "simpy", seed=3)
+        np.testing.assert_array_equal(a.converted, b.converted)
+        np.testing.assert_array_equal(a.outcome.lost, b.outcome.lost)
+        np.testing.assert_allclose(a.revenue, b.revenue)
+
+
+def erlang_a_abandonment(lam, mu, theta, servers, states=2000):
+    """P(abandon) of M/M/n+M from its birth-death chain: theta E[queue] / lambda."""
+    log_p = [0.0]
+    for k in range(1, states):
+        death = min(k, servers) * mu + max(k - servers, 0) * theta
+        log_p.append(log_p[-1] + math.log(lam / death))
+    p = np.exp(np.array(log_p) - max(log_p))
+    p /= p.sum()
+    queue = np.maximum(np.arange(states) - servers, 0)
+    return theta * float((queue * p).sum()) / lam
+
+
+ERLANG_A = """\
+name: desk
+traffic: {visitors_per_day: 720, days: 2}
+resources:
+  agents: {capacity: 2, service_min: {dist: exponential, mean: 5}}
+stages:
+  - name: desk
+    rate: 1.0
+    resource: agents
+    patience_min: {dist: exponential, mean: 10}
+value:
+  order_value: 10
+"""
+
+
+def test_single_stage_queue_matches_erlang_a():
+    scenario = parse_scenario(ERLANG_A)
+    funnel = compile_funnel(scenario)
+    seeds = replication_seeds(2024, 20)
+    shares = []
+    for seed in seeds:
+        draws = VisitorDraws(seed, 720, 2)
+        queues = simpy_engine.simulate(funnel, draws).outcome.queues
+        shares.append(queues.abandoned[0] / queues.arrivals[0])
+    expected = erlang_a_abandonment(lam=0.5, mu=0.2, theta=0.1, servers=2)
+    mean, se = np.mean(shares), np.std(shares, ddof=1) / math.sqrt(len(shares))
+    t = stats.t.ppf(0.9995, len(shares) - 1)
+    assert abs(mean - expected) < t * se, (mean, expected, se)
+    assert 0.2 < expected < 0.6
+
+
+CONGESTED = """\
+name: congested
+traffic: {visitors_per_day: 60, days: 7}
+resources:
+  reps: {capacity: 2, service_min: {dist: exponential, mean: 30}}
+stages:
+  - name: call
+    rate: 0.6
+    resource: reps
+    patience_min: {dist: exponential, mean: 60}
+    friction: {response_decay: true}
+value:
+  order_value: 100
+"""
+
+
+def test_doubling_traffic_with_same_staff_lowers_conversion():
+    base = parse_scenario(CONGESTED)
+    doubled = base.with_overrides({"traffic.visitors_per_day": 120})
+    seeds = replication_seeds(5, 30)
+    conv = {}
+    for label, scenario in (("base", base), ("doubled", doubled)):
+        funnel = compile_funnel(scenario)
+        conv[label] = np.array([
+            simpy_engine.simulate(
+                funnel, VisitorDraws(s, scenario.traffic.visitors_per_day, 7)).outcome.conversion
+            for s in seeds
+        ])
+    diff = conv["base"].mean() - conv["doubled"].mean()
+    se = math.sqrt(conv["base"].var(ddof=1) / 30 + conv["doubled"].var(ddof=1) / 30)
+    assert diff > 4 * se > 0
+
+
+def test_common_random_numbers_narrow_the_uplift_interval():
+    scenario = load_scenario(SCENARIOS / "checkout.yaml").with_overrides({"traffic.days": 3})
+    control = compile_funnel(scenario.variant("control"))
+    short = compile_funnel(scenario.variant("short_form"))
+    seeds = replication_seeds(99, 60)
+    crn, independent = [], []
+    for r in range(0, 60, 2):
+        draws_a = VisitorDraws(seeds[r], 2000, 3)
+        draws_b = VisitorDraws(seeds[r + 1], 2000, 3)
+        base = vectorized.simulate(control, draws_a).outcome.conversion
+        crn.append(vectorized.simulate(short, draws_a).outcome.conversion / base - 1)
+        independent.append(vectorized.simulate(short, draws_b).outcome.conversion / base - 1)
+    # F-test of equal variances, one-sided: CRN must be far narrower.
+    ratio = np.var(independent, ddof=1) / np.var(crn, ddof=1)
+    assert ratio > stats.f.ppf(0.999, 29, 29)
+    assert np.var(crn, ddof=1) < np.var(independent, ddof=1) / 4
+
+
+def test_same_seed_same_results_whatever_the_workers():
+    scenario = load_scenario(SCENARIOS / "checkout.yaml").with_overrides({"traffic.days": 2})
+    serial = results_dict(run_experiment(scenario, replications=6, workers=1))
+    pooled = results_dict(run_experiment(scenario, replications=6, workers=2))
+    again = results_dict(run_experiment(scenario, replications=6, workers=1))
+    assert serial == pooled == again
+    other = results_dict(run_experiment(scenario, replications=6, seed=1, workers=1))
+    assert other != serial
+
+
+def test_replication_counts_are_consistent():
+    scenario = load_scenario(SCENARIOS / "lead_response.yaml").with_overrides({"traffic.days": 5})
+    rep = replicate(scenario, replication_seeds(1, 1)[0])
+    assert rep.test_visitors.sum() == rep.visitors[0]
+    assert (rep.test_conversions <= rep.test_visitors).all()
+    assert np.isclose(rep.prob_best.sum(), 1.0)
+    assert rep.queue_abandonment.shape == (3, 1)
