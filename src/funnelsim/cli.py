@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+PIPED_WIDTH = 140  # table width when output is not a terminal
 
 
 def fail(message: str) -> NoReturn:
@@ -57,7 +58,9 @@ def _progress(enabled: bool, total: int, label: str) -> Iterator[Callable[[int],
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False,
+                   width=None if stream.isatty() else PIPED_WIDTH)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -173,18 +174,20 @@ def money(value: float, currency: str) -> str:
 
 
 def _uplift_cell(interval: Interval) -> str:
-    return (f"{percent(interval.mean, True, 1)} "
-            f"[{percent(interval.low, True, 1)}, {percent(interval.high, True, 1)}]")
+    if not all(map(math.isfinite, interval)):
+        return "n/a"
+    return f"{interval.mean:+.1%} [{interval.low * 100:+.1f}, {interval.high * 100:+.1f}]"
 
 
 def effect_table(result: ExperimentResult) -> Table:
     """Expected effect per variant: ground truth of the model over replications."""
     currency = result.scenario.currency
     table = Table(title=f"Expected effect ({len(result.replications)} replications, "
-                        f"{result.engine} engine; uplift vs {result.control}, 95% interval)")
-    for column in ("variant", "conversion", "bounce", "revenue/visitor", "CLV/visitor",
-                   "uplift conversion", "uplift CLV/visitor", "biggest change at"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
+                        f"{result.engine} engine; uplift vs {result.control}, 95% interval)",
+                  box=box.SIMPLE_HEAD)
+    for column in ("variant", "conversion", "bounce", "rev/visitor", "CLV/visitor",
+                   "uplift conv. [95%]", "uplift CLV [95%]", "changes most"):
+        table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
     for s in result.variants:
         change = s.largest_stage_change
         table.add_row(
@@ -195,7 +198,7 @@ def effect_table(result: ExperimentResult) -> Table:
             money(s.metrics["clv_per_visitor"].mean, currency),
             _uplift_cell(s.uplift["conversion"]) if s.uplift else "—",
             _uplift_cell(s.uplift["clv_per_visitor"]) if s.uplift else "—",
-            f"{change[0]} ({percent(change[1], True, 1)})" if change else "—",
+            f"{change[0]} {change[1]:+.0%}" if change else "—",
         )
     return table
 
@@ -213,6 +216,7 @@ def test_table(result: ExperimentResult) -> Table:
                  f"{percent(outcomes['stop'], digits=0)}, kept testing "
                  f"{percent(outcomes['keep_testing'], digits=0)}."),
     )
+    table.box = box.SIMPLE_HEAD
     for column in ("variant", "P(beats control)", "P(best)", "expected loss", "decision"):
         table.add_column(column, justify="left" if column in ("variant", "decision") else "right")
     for s in result.variants:
