@@ -19,25 +19,34 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.random import SeedSequence
 from numpy.typing import NDArray
 
 from funnelsim import clv
+from funnelsim.analysis import lifetime
 from funnelsim.analysis.decision import DecisionRule, readout
 from funnelsim.engine import simpy_engine, vectorized
-from funnelsim.engine.draws import VisitorDraws, replication_seeds
+from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel, compile_funnel
 from funnelsim.engine.outcomes import REASONS, Outcome, Simulation
 from funnelsim.scenario import Scenario
 
+if TYPE_CHECKING:
+    import pandas
+
 EngineName = Literal["auto", "simpy", "vectorized"]
 FloatArray = NDArray[np.float64]
-METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor")
-DECISIONS = ("ship", "stop", "keep_testing")
+ECONOMICS = ("clv_per_customer", "cac", "ltv_to_cac")
+METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor", *ECONOMICS)
+# Uniforms per customer slot: the 4 of clv.customer_value, then for the simulated test
+# a sample key (which customers an arm wins) and the first order's value.
+LIFETIME_COLUMNS = 6
+READOUT_DRAWS = 4000
+DECISIONS = ("ship", "reject", "stop", "keep_testing")  # of one variant, in one test
 
 
 def choose_engine(funnels: Iterable[CompiledFunnel], engine: EngineName = "auto") -> str:
@@ -71,6 +80,7 @@ class Replication:
     lost: NDArray[np.int64]  # (variants, stages, reasons)
     queue_abandonment: FloatArray  # (variants, resources)
     queue_wait_min: FloatArray  # (variants, resources)
+    queue_utilisation: FloatArray  # (variants, resources)
     test_visitors: NDArray[np.int64]
     test_conversions: NDArray[np.int64]
     prob_best: FloatArray
@@ -78,14 +88,169 @@ class Replication:
     expected_loss: FloatArray
     decision: str
     shipped: str | None
+    economics: Economics
 
 
-def _clv_per_visitor(outcome: Outcome, scenario: Scenario) -> float:
-    if outcome.visitors == 0:
-        return 0.0
-    first_orders = float(outcome.revenue.sum())
-    value = clv.clv_per_customer(0.0, scenario.value) * outcome.buyers
-    return (value + scenario.value.margin * first_orders) / outcome.visitors
+@dataclass(frozen=True)
+class Economics:
+    """Lifetime value and acquisition economics of one replication, per variant (rows)."""
+
+    clv_per_visitor: FloatArray
+    clv_per_customer: FloatArray
+    cac: FloatArray
+    ltv_to_cac: FloatArray
+    payback_months: FloatArray
+    channel_visitors: FloatArray  # (variants, channels)
+    channel_spend: FloatArray  # (variants, channels)
+    channel_customers: FloatArray  # (variants, channels)
+    channel_clv: FloatArray  # (variants, channels): CLV of all the channel's customers
+    channel_payback_months: FloatArray  # (variants, channels)
+    leads: FloatArray  # NaN without a stage that captures leads
+    lead_to_customer_days: FloatArray
+    test_clv: lifetime.CLVReadout  # the simulated test's readout of CLV per visitor
+
+
+def _lifetime_uniforms(outcomes: Sequence[Outcome], draws: VisitorDraws) -> list[FloatArray]:
+    """Per (segment, channel) cell, one row of uniforms per customer slot, enough for the
+    variant that wins the most customers there; every variant reads the same rows."""
+    most = np.max([o.reached[-1].reshape(-1) for o in outcomes], axis=0)
+    return [draws.generator("lifetime", j).random((int(n), LIFETIME_COLUMNS))
+            for j, n in enumerate(most)]
+
+
+def _value_terms(scenario: Scenario) -> lifetime.ValueTerms:
+    value, nurture = scenario.value, scenario.value.nurture
+    cost = nurture.messages_per_month * nurture.cost_per_message if nurture else 0.0
+    return lifetime.ValueTerms(value.margin, value.horizon_months,
+                               clv.monthly_discount_rate(value.discount_rate_annual), cost)
+
+
+def _first_orders(scenario: Scenario, cell: int, u: FloatArray) -> FloatArray:
+    segment, channel = divmod(cell, len(scenario.traffic.channels))
+    _, order_value = clv.customer_terms(
+        scenario, list(scenario.segments)[segment], list(scenario.traffic.channels)[channel])
+    return order_value.ppf(u)
+
+
+def _test_arms(variants: Sequence[Scenario], outcomes: Sequence[Outcome],
+               values: Sequence[clv.CustomerValue], uniforms: Sequence[FloatArray],
+               test_visitors: NDArray[np.int64], test_conversions: NDArray[np.int64]
+               ) -> list[lifetime.ArmCustomers]:
+    """What each arm of the simulated test sees of the customers it won, followed over
+    the horizon.
+
+    Assignment is independent of everything else, so an arm's customers are a uniform
+    random subset of its variant's customers (those with the smallest sample keys);
+    their first orders are drawn from their cell's order-value distribution.
+    """
+    arms = []
+    for v, (scenario, outcome, value) in enumerate(zip(variants, outcomes, values, strict=True)):
+        per_cell = outcome.reached[-1].reshape(-1)
+        keys = np.concatenate([u[:n, 4] for u, n in zip(uniforms, per_cell, strict=True)])
+        first = np.concatenate([_first_orders(scenario, j, u[:n, 5])
+                                for j, (u, n) in enumerate(zip(uniforms, per_cell, strict=True))])
+        chosen = np.argsort(keys)[: int(test_conversions[v])]
+        lives, paid = value.lifetimes, first[chosen]
+        arms.append(lifetime.ArmCustomers(
+            visitors=int(test_visitors[v]), customers=int(chosen.size),
+            revenue_sum=float(paid.sum()), revenue_sum_sq=float((paid**2).sum()),
+            repeat_orders=float(lives.repeat_orders[chosen].sum()),
+            active_months=float(lives.active_months[chosen].sum()),
+            churned=int(lives.churned[chosen].sum()),
+        ))
+    return arms
+
+
+def _per_visitor(total: float, outcome: Outcome) -> float:
+    return total / outcome.visitors if outcome.visitors else 0.0
+
+
+def _spend_by_channel(scenario: Scenario, outcome: Outcome) -> FloatArray:
+    """Acquisition spend per channel: paid visits, plus messages to nurtured leads."""
+    cost = np.array([c.cost_per_visit for c in scenario.traffic.channels.values()])
+    spend = outcome.reached[0].sum(axis=0) * cost
+    for s, stage in enumerate(scenario.stages):
+        if stage.nurture is not None:
+            n = stage.nurture
+            messages = clv.lead_messages(n.ready_per_message, n.max_messages)
+            spend = spend + outcome.reached[s].sum(axis=0) * messages * n.cost_per_message
+    return np.asarray(spend, dtype=float)
+
+
+def _lead_quality(scenario: Scenario, outcome: Outcome) -> tuple[float, float]:
+    """Leads won, and the expected days from lead to customer (NaN, NaN without a stage
+    that captures leads).
+
+    The days add, over the stages after the lead stage, the mean dwell, the expected
+    time a nurtured lead takes to become sales-ready, the mean response delay, and the
+    mean queue wait plus service time: means over everybody who got there, an
+    approximation of the time of those who went on to buy.
+    """
+    lead_stage = next((s for s, st in enumerate(scenario.stages) if st.captures_lead), None)
+    if lead_stage is None:
+        return math.nan, math.nan
+    waits = dict(zip(outcome.queues.names, outcome.queues.mean_wait_min.tolist(), strict=True))
+    minutes, days = 0.0, 0.0
+    for stage in scenario.stages[lead_stage + 1:]:
+        minutes += stage.dwell_min.mean_value
+        if stage.response_delay_min is not None:
+            minutes += stage.response_delay_min.mean_value
+        if stage.resource is not None:
+            service = scenario.resources[stage.resource].service_min.mean_value
+            minutes += waits.get(stage.resource, 0.0) + service
+        if stage.nurture is not None:
+            n = stage.nurture
+            days += clv.lead_days_to_ready(n.interval_days, n.ready_per_message, n.max_messages)
+    return float(outcome.reached[lead_stage + 1].sum()), days + minutes / MINUTES_PER_DAY
+
+
+def lifetime_economics(variants: Sequence[Scenario], outcomes: Sequence[Outcome],
+                       draws: VisitorDraws, test_visitors: NDArray[np.int64],
+                       test_conversions: NDArray[np.int64]) -> Economics:
+    """Customers' simulated lifetimes, acquisition economics per variant and channel, and
+    the simulated test's Bayesian readout of CLV per visitor, for one replication."""
+    uniforms = _lifetime_uniforms(outcomes, draws)
+    values = [clv.customer_value(v, o.reached[-1], o.revenue, [u[:, :4] for u in uniforms])
+              for v, o in zip(variants, outcomes, strict=True)]
+    prior = variants[0].experiment.prior
+    test_clv = lifetime.clv_readout(
+        _test_arms(variants, outcomes, values, uniforms, test_visitors, test_conversions),
+        [_value_terms(v) for v in variants], 0, draws.generator("readout", 0),
+        READOUT_DRAWS, (prior.alpha, prior.beta))
+    rows: dict[str, list[object]] = {name: [] for name in Economics.__dataclass_fields__}
+    for scenario, outcome, value in zip(variants, outcomes, values, strict=True):
+        spend = _spend_by_channel(scenario, outcome)
+        customers = value.customers.astype(float)
+        cac = clv.ratio(float(spend.sum()), float(customers.sum()))
+        per_customer = clv.ratio(float(value.clv.sum()), float(customers.sum()))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            curves = value.cumulative_margin / customers[:, None]
+            channel_cac = spend / customers
+        leads, days = _lead_quality(scenario, outcome)
+        rows["clv_per_visitor"].append(_per_visitor(float(value.clv.sum()), outcome))
+        rows["clv_per_customer"].append(per_customer)
+        rows["cac"].append(cac)
+        rows["ltv_to_cac"].append(clv.ratio(per_customer, cac))
+        rows["payback_months"].append(clv.payback_months(
+            value.cumulative_margin.sum(axis=0) / max(customers.sum(), 1.0), cac))
+        rows["channel_visitors"].append(outcome.reached[0].sum(axis=0).astype(float))
+        rows["channel_spend"].append(spend)
+        rows["channel_customers"].append(customers)
+        rows["channel_clv"].append(value.clv)
+        rows["channel_payback_months"].append(
+            [clv.payback_months(curve, c)
+             for curve, c in zip(curves, channel_cac, strict=True)])
+        rows["leads"].append(leads)
+        rows["lead_to_customer_days"].append(days)
+    arrays = {k: np.array(v, dtype=float) for k, v in rows.items() if k != "test_clv"}
+    return Economics(**arrays, test_clv=test_clv)
+
+
+def _utilisation(outcome: Outcome, scenario: Scenario) -> FloatArray:
+    """Busy time over available time, per resource, over the test's days."""
+    capacity = np.array([scenario.resources[r].capacity for r in outcome.queues.names])
+    available = capacity * scenario.traffic.days * MINUTES_PER_DAY
+    return np.asarray(outcome.queues.busy_min / available) if len(capacity) else np.zeros(0)
 
 
 def _split_test(
@@ -118,16 +283,18 @@ def replicate(scenario: Scenario, seed: SeedSequence, engine: EngineName = "auto
     prior = scenario.experiment.prior
     test = readout(names, test_visitors, test_conversions, scenario.control, rule,
                    prior_alpha=prior.alpha, prior_beta=prior.beta)
+    economics = lifetime_economics(variants, outcomes, draws, test_visitors, test_conversions)
     return Replication(
         visitors=np.array([o.visitors for o in outcomes]),
         conversion=np.array([o.conversion for o in outcomes]),
         revenue_per_visitor=np.array([o.revenue_per_visitor for o in outcomes]),
-        clv_per_visitor=np.array([_clv_per_visitor(o, v) for o, v in zip(outcomes, variants)]),
+        clv_per_visitor=economics.clv_per_visitor,
         bounce_rate=np.array([o.bounce_rate for o in outcomes]),
         stage_rates=np.array([o.stage_rates() for o in outcomes]),
         lost=np.array([o.lost_by_reason() for o in outcomes]),
         queue_abandonment=np.array([o.queues.abandonment for o in outcomes]),
         queue_wait_min=np.array([o.queues.mean_wait_min for o in outcomes]),
+        queue_utilisation=np.array([_utilisation(o, v) for o, v in zip(outcomes, variants)]),
         test_visitors=test_visitors,
         test_conversions=test_conversions,
         prob_best=np.array([r.prob_best for r in test.variants]),
@@ -135,6 +302,7 @@ def replicate(scenario: Scenario, seed: SeedSequence, engine: EngineName = "auto
         expected_loss=np.array([r.expected_loss for r in test.variants]),
         decision=test.decision.action,
         shipped=test.decision.variant,
+        economics=economics,
     )
 
 
@@ -170,6 +338,85 @@ def relative_uplift(variant: FloatArray, control: FloatArray) -> FloatArray:
         return np.where(control > 0, variant / control - 1.0, np.nan)
 
 
+class ChannelEconomics(NamedTuple):
+    """Acquisition economics of one channel for one variant (means over replications).
+
+    ``cac``, ``clv_per_customer`` and ``ltv_to_cac`` are ratios of the means;
+    ``ltv_to_cac`` is inf for a channel that costs nothing; ``payback_months`` is the
+    median over replications (inf: not within the horizon).
+    """
+
+    visitors: float
+    spend: float
+    customers: float
+    cac: float
+    clv_per_customer: float
+    ltv_to_cac: float
+    payback_months: float
+
+
+class LeadQuality(NamedTuple):
+    """Leads won per replication, the share who became customers, and the expected days
+    from lead to customer (means over replications)."""
+
+    leads: float
+    lead_to_customer: float
+    days_to_customer: float
+
+
+class CLVTest(NamedTuple):
+    """The simulated test's readout of CLV per visitor, averaged over replications:
+    posterior mean and credible bounds, P(beats control), P(best)."""
+
+    mean: float
+    low: float
+    high: float
+    prob_beats_control: float
+    prob_best: float
+
+
+def _median(values: Sequence[float]) -> float:
+    finite = np.asarray(values, dtype=float)
+    finite = finite[~np.isnan(finite)]
+    return float(np.median(finite)) if finite.size else math.nan
+
+
+def _channel_summary(scenario: Scenario, reps: Sequence[Replication], v: int
+                     ) -> dict[str, ChannelEconomics]:
+    econ = [r.economics for r in reps]
+    result = {}
+    for c, name in enumerate(scenario.traffic.channels):
+        spend = float(np.mean([e.channel_spend[v, c] for e in econ]))
+        customers = float(np.mean([e.channel_customers[v, c] for e in econ]))
+        per_customer = clv.ratio(float(np.mean([e.channel_clv[v, c] for e in econ])), customers)
+        cac = clv.ratio(spend, customers)
+        result[name] = ChannelEconomics(
+            visitors=float(np.mean([e.channel_visitors[v, c] for e in econ])),
+            spend=spend, customers=customers, cac=cac, clv_per_customer=per_customer,
+            ltv_to_cac=clv.ratio(per_customer, cac),
+            payback_months=_median([e.channel_payback_months[v, c] for e in econ]),
+        )
+    return result
+
+
+def _lead_summary(reps: Sequence[Replication], v: int) -> LeadQuality | None:
+    leads = np.array([r.economics.leads[v] for r in reps])
+    if np.isnan(leads).all():
+        return None
+    customers = np.array([r.economics.channel_customers[v].sum() for r in reps])
+    return LeadQuality(
+        leads=float(leads.mean()),
+        lead_to_customer=clv.ratio(float(customers.mean()), float(leads.mean())),
+        days_to_customer=float(np.nanmean([r.economics.lead_to_customer_days[v] for r in reps])),
+    )
+
+
+def _clv_test_summary(reps: Sequence[Replication], v: int) -> CLVTest:
+    tests = [r.economics.test_clv for r in reps]
+    return CLVTest(*(float(np.mean([getattr(t, f)[v] for t in tests]))
+                     for f in ("mean", "low", "high", "prob_beats_control", "prob_best")))
+
+
 @dataclass(frozen=True)
 class VariantSummary:
     """One variant's results over all replications."""
@@ -186,6 +433,11 @@ class VariantSummary:
     prob_beats_control: float
     expected_loss: float
     decision_rates: dict[str, float]
+    queues: dict[str, dict[str, float]]
+    payback_months: float = math.nan
+    channels: dict[str, ChannelEconomics] = field(default_factory=dict)
+    leads: LeadQuality | None = None
+    clv_test: CLVTest | None = None
 
     @property
     def decision(self) -> str:
@@ -208,16 +460,43 @@ class ExperimentResult:
     def control(self) -> str:
         return self.scenario.control
 
+    def __repr__(self) -> str:
+        """A few readable lines: the run, then each variant's headline figures."""
+        lines = [f"ExperimentResult({self.scenario.name!r}: {len(self.replications)} "
+                 f"replications, {self.engine} engine, truly best {self.true_best!r})"]
+        width = max(len(s.name) for s in self.variants)
+        for s in self.variants:
+            uplift = (f" ({s.uplift['conversion'].mean:+.1%})" if s.uplift else " (control)")
+            lines.append(
+                f"  {s.name:<{width}}  conversion {s.metrics['conversion'].mean:.2%}{uplift}, "
+                f"CLV/visitor {s.metrics['clv_per_visitor'].mean:,.2f} {self.scenario.currency}, "
+                f"test decision {s.decision} ({s.decision_rates[s.decision]:.0%})")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` document as a dictionary (see :mod:`funnelsim.report`)."""
+        from funnelsim.report import results_dict
+
+        return results_dict(self)
+
+    def to_frame(self) -> pandas.DataFrame:
+        """One row per variant, indexed by name, with the columns of ``summary.csv``."""
+        import pandas as pd
+
+        from funnelsim.report import summary_rows
+
+        return pd.DataFrame(summary_rows(self)).set_index("variant")
+
 
 def _variant_decisions(reps: Sequence[Replication], name: str) -> dict[str, float]:
+    """Share of simulated tests that shipped this variant, shipped another one (reject),
+    stopped for practical equivalence, or kept testing."""
     counts = dict.fromkeys(DECISIONS, 0)
     for rep in reps:
-        if rep.decision == "ship" and rep.shipped == name:
-            counts["ship"] += 1
-        elif rep.decision == "keep_testing":
-            counts["keep_testing"] += 1
+        if rep.decision == "ship":
+            counts["ship" if rep.shipped == name else "reject"] += 1
         else:
-            counts["stop"] += 1
+            counts[rep.decision] += 1
     return {k: v / len(reps) for k, v in counts.items()}
 
 
@@ -232,7 +511,8 @@ def _largest_stage_change(rates: FloatArray, control: FloatArray, stages: Sequen
 def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> ExperimentResult:
     """Means and intervals over replications, per variant and for the simulated test."""
     names, stages = scenario.variant_names, scenario.stage_names
-    series = {m: np.array([getattr(r, m) for r in reps]) for m in METRICS}
+    series = {m: np.array([getattr(r.economics if m in ECONOMICS else r, m) for r in reps])
+              for m in METRICS}
     stage_rates = np.array([r.stage_rates for r in reps]).mean(axis=0)
     lost = np.array([r.lost for r in reps]).mean(axis=0)
     visitors = np.array([r.visitors for r in reps]).mean(axis=0)
@@ -261,10 +541,28 @@ def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> Exper
             prob_beats_control=float(np.mean([r.prob_beats_control[v] for r in reps])),
             expected_loss=float(np.mean([r.expected_loss[v] for r in reps])),
             decision_rates=_variant_decisions(reps, name),
+            queues=_queue_summary(scenario, reps, v),
+            payback_months=_median([r.economics.payback_months[v] for r in reps]),
+            channels=_channel_summary(scenario, reps, v),
+            leads=_lead_summary(reps, v),
+            clv_test=_clv_test_summary(reps, v),
         ))
     true_best = names[int(np.argmax(series["conversion"].mean(axis=0)))]
     return ExperimentResult(scenario, engine, reps, summaries, true_best,
                             _test_outcomes(reps, scenario, true_best))
+
+
+def _queue_summary(scenario: Scenario, reps: Sequence[Replication], v: int
+                   ) -> dict[str, dict[str, float]]:
+    """Per resource: mean utilisation, mean wait of those served, share who gave up."""
+    return {
+        name: {
+            "utilisation": float(np.mean([r.queue_utilisation[v, q] for r in reps])),
+            "mean_wait_min": float(np.mean([r.queue_wait_min[v, q] for r in reps])),
+            "abandonment": float(np.mean([r.queue_abandonment[v, q] for r in reps])),
+        }
+        for q, name in enumerate(scenario.resources)
+    }
 
 
 def _test_outcomes(reps: Sequence[Replication], scenario: Scenario, true_best: str

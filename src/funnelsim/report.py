@@ -5,7 +5,14 @@
 ``{mean, low, high}``; non-control variants also hold
 ``uplift_vs_control.<metric>`` (relative, ``{mean, low, high}``) and
 ``experiment`` (``prob_beats_control``, ``prob_best``, ``expected_loss``,
-``decision``). Every file is written to a temporary name and renamed, so a
+``decision``). Lifetime economics: ``clv_per_customer``, ``cac`` (acquisition
+spend per customer) and ``ltv_to_cac`` as ``{mean, low, high}``, ``payback_months``,
+``channels.<channel>`` (``visitors``, ``spend``, ``customers``, ``cac``,
+``clv_per_customer``, ``ltv_to_cac``, ``payback_months``), ``experiment.clv`` (the
+simulated test's CLV-per-visitor readout: ``mean``, ``low``, ``high``,
+``prob_beats_control``, ``prob_best``) and, for lead funnels, ``leads``. Values
+that are infinite (LTV:CAC of a free channel, payback beyond the horizon) are
+``null``. Every file is written to a temporary name and renamed, so a
 reader never sees half a file and an interrupted run leaves none.
 """
 
@@ -26,9 +33,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from funnelsim.clv import ratio as clv_ratio
 from funnelsim.experiment import METRICS, ExperimentResult, Interval, VariantSummary
 
-DECISION_STYLE = {"ship": "bold green", "stop": "yellow", "keep_testing": "cyan"}
+DECISION_STYLE = {"ship": "bold green", "reject": "red", "stop": "yellow", "keep_testing": "cyan"}
+DECISION_LABEL = {"ship": "ship", "reject": "reject", "stop": "stop: no difference",
+                  "keep_testing": "keep testing"}
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
 
@@ -77,6 +87,7 @@ def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
     data["visitors"] = summary.visitors
     data["stage_rates"] = summary.stage_rates
     data["lost_by_reason"] = summary.lost_by_reason
+    data["queues"] = summary.queues
     data["experiment"] = {
         "prob_beats_control": summary.prob_beats_control,
         "prob_best": summary.prob_best,
@@ -84,11 +95,28 @@ def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
         "decision": summary.decision,
         "decision_rates": summary.decision_rates,
     }
+    data.update(_lifetime_dict(summary))
+    if summary.clv_test is not None:
+        data["experiment"]["clv"] = _finite_dict(summary.clv_test._asdict())
     if not control and summary.uplift is not None:
         data["uplift_vs_control"] = {m: _interval(summary.uplift[m]) for m in METRICS}
         change = summary.largest_stage_change
         data["largest_stage_change"] = (
             {"stage": change[0], "relative_change": change[1]} if change else None)
+    return data
+
+
+def _finite_dict(values: dict[str, float]) -> dict[str, float | None]:
+    return {k: _finite(v) for k, v in values.items()}
+
+
+def _lifetime_dict(summary: VariantSummary) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "payback_months": _finite(summary.payback_months),
+        "channels": {name: _finite_dict(c._asdict()) for name, c in summary.channels.items()},
+    }
+    if summary.leads is not None:
+        data["leads"] = _finite_dict(summary.leads._asdict())
     return data
 
 
@@ -227,12 +255,101 @@ def test_table(result: ExperimentResult) -> Table:
             "—" if s.name == result.control else percent(s.prob_beats_control, digits=1),
             percent(s.prob_best, digits=1),
             f"{s.expected_loss * 100:.3f} pts",
-            f"[{DECISION_STYLE[decision]}]{decision.replace('_', ' ')}[/] "
+            f"[{DECISION_STYLE[decision]}]{DECISION_LABEL[decision]}[/] "
             f"({percent(rates[decision], digits=0)})",
         )
     return table
 
 
+def queue_table(result: ExperimentResult) -> Table:
+    """Shared resources per variant: utilisation, mean wait of those served, who gave up."""
+    table = Table(title="Queues (mean over replications)", box=box.SIMPLE_HEAD)
+    for column in ("variant", "resource", "utilisation", "mean wait", "gave up waiting"):
+        table.add_column(column, justify="left" if column in ("variant", "resource") else "right")
+    for s in result.variants:
+        for resource, stats in s.queues.items():
+            table.add_row(s.name, resource, percent(stats["utilisation"], digits=0),
+                          f"{stats['mean_wait_min']:.1f} min", percent(stats["abandonment"], digits=1))
+    return table
+
+
+def _ratio_cell(value: float) -> str:
+    if math.isinf(value):
+        return "no spend"
+    return f"{value:.1f}" if math.isfinite(value) else "n/a"
+
+
+def _payback_cell(months: float, horizon: int) -> str:
+    if math.isinf(months):
+        return f"> {horizon} mo"
+    return f"{months:.0f} mo" if math.isfinite(months) else "n/a"
+
+
+def lifetime_table(result: ExperimentResult) -> Table:
+    """Lifetime value and acquisition cost per variant, and what the test says about CLV."""
+    currency, horizon = result.scenario.currency, result.scenario.value.horizon_months
+    table = Table(title=f"Lifetime value over {horizon} months and acquisition cost "
+                        f"(uplift vs {result.control}, 95% interval)", box=box.SIMPLE_HEAD,
+                  caption="P(CLV beats control): Bayesian readout of the simulated test "
+                          "(conversion x order value x repeat purchase x churn).")
+    for column in ("variant", "CLV/customer", "CLV/visitor", "CAC", "LTV:CAC", "payback",
+                   "uplift CLV/customer", "P(CLV beats control)"):
+        table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
+    for s in result.variants:
+        test = s.clv_test
+        table.add_row(
+            s.name,
+            money(s.metrics["clv_per_customer"].mean, currency),
+            money(s.metrics["clv_per_visitor"].mean, currency),
+            money(s.metrics["cac"].mean, currency),
+            _ratio_cell(clv_ratio(s.metrics["clv_per_customer"].mean, s.metrics["cac"].mean)),
+            _payback_cell(s.payback_months, horizon),
+            _uplift_cell(s.uplift["clv_per_customer"]) if s.uplift else "—",
+            "—" if s.name == result.control or test is None
+            else percent(test.prob_beats_control, digits=1),
+        )
+    return table
+
+
+def channel_table(result: ExperimentResult) -> Table:
+    """Acquisition economics per channel and variant (means over replications)."""
+    currency, horizon = result.scenario.currency, result.scenario.value.horizon_months
+    table = Table(title="By channel (mean per replication)", box=box.SIMPLE_HEAD)
+    for column in ("channel", "variant", "visitors", "spend", "customers", "CAC",
+                   "CLV/customer", "LTV:CAC", "payback"):
+        table.add_column(column, justify="left" if column in ("channel", "variant") else "right",
+                         no_wrap=True)
+    for channel in result.scenario.traffic.channels:
+        for i, s in enumerate(result.variants):
+            c = s.channels[channel]
+            table.add_row(channel if i == 0 else "", s.name, f"{c.visitors:,.0f}",
+                          money(c.spend, currency), f"{c.customers:,.1f}", money(c.cac, currency),
+                          money(c.clv_per_customer, currency), _ratio_cell(c.ltv_to_cac),
+                          _payback_cell(c.payback_months, horizon),
+                          end_section=i == len(result.variants) - 1)
+    return table
+
+
+def lead_table(result: ExperimentResult) -> Table:
+    """Lead quality per variant: leads won, share who became customers, days to customer."""
+    table = Table(title="Leads (mean per replication)", box=box.SIMPLE_HEAD)
+    for column in ("variant", "leads", "lead → customer", "days lead → customer"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for s in result.variants:
+        if s.leads is not None:
+            leads = s.leads
+            table.add_row(s.name, f"{leads.leads:,.1f}", percent(leads.lead_to_customer, digits=1),
+                          f"{leads.days_to_customer:.1f}")
+    return table
+
+
 def print_results(result: ExperimentResult, console: Console) -> None:
     console.print(effect_table(result))
+    console.print(lifetime_table(result))
+    if len(result.scenario.traffic.channels) > 1:
+        console.print(channel_table(result))
+    if any(s.leads is not None for s in result.variants):
+        console.print(lead_table(result))
+    if result.scenario.resources:
+        console.print(queue_table(result))
     console.print(test_table(result))
