@@ -1,0 +1,384 @@
+"""Figures of a funnel experiment: where visitors go, what a test would believe, what it costs.
+
+Think of the wall of a growth team's meeting room. On it hangs a funnel drawn
+as shrinking bars, landing page at the top and buyers at the bottom, with a
+note beside each step saying why people left there: the page was slow, the
+form too long, the login wall. Next to it, a curve per variant showing how
+much better the variant *might* be, with a grey band around zero for "too
+small to matter" (the region of practical equivalence, ROPE). Below, the
+money: what a customer brought in over their life against what it cost to win
+them, per channel. This module draws those pictures.
+
+Every function returns a :class:`matplotlib.figure.Figure` drawn on the Agg
+canvas (no window, no display needed, nothing global touched), and
+:func:`png_bytes` turns it into a PNG. Densities are drawn with ArviZ
+(``arviz.plot_dist``), MCMC traces with ``arviz.plot_trace``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+from matplotlib import MatplotlibDeprecationWarning, rc_context
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from arviz import InferenceData
+
+    from funnelsim.experiment import Interval, VariantSummary
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+REASON_LABELS = {
+    "page_load": "slow pages",
+    "form_fields": "long form",
+    "login_wall": "login wall",
+    "payment": "payment method missing",
+    "contact": "contact option missing",
+    "rate": "did not continue",
+    "response": "answer came too late",
+    "queue": "gave up waiting",
+}
+REASON_COLORS = {
+    "page_load": "#d62728",
+    "form_fields": "#ff7f0e",
+    "login_wall": "#9467bd",
+    "payment": "#8c564b",
+    "contact": "#e377c2",
+    "rate": "#c7c7c7",
+    "response": "#bcbd22",
+    "queue": "#17becf",
+}
+LTV_CAC_TARGET = 3.0
+"""The 3:1 LTV:CAC rule of thumb of SaaS and e-commerce finance (e.g. Skok, "SaaS
+Metrics 2.0", For Entrepreneurs, 2013); 1:1 is break-even."""
+DPI = 110
+STYLE: dict[Any, Any] = {  # keys are matplotlib rcParams
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "legend.frameon": False,
+}
+
+
+def variant_color(index: int) -> str:
+    """The colour of the ``index``-th variant (control first), the same in every figure."""
+    palette = ("#4c4c4c", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
+               "#17becf", "#bcbd22", "#d62728")
+    return palette[index % len(palette)]
+
+
+def new_figure(width_in: float, height_in: float) -> Figure:
+    """A figure on its own Agg canvas, independent of pyplot's global state."""
+    figure = Figure(figsize=(width_in, height_in), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+@contextmanager
+def _quiet_arviz() -> Iterator[None]:
+    """Silence ArviZ's own use of a matplotlib helper deprecated in 3.11."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
+        yield
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- funnels
+
+
+class FunnelData(NamedTuple):
+    """One variant's funnel: visitors reaching each stage, and who was lost where and why.
+
+    Attributes:
+        variant: Variant name.
+        stages: Stage names, in order.
+        reached: Visitors reaching each stage, then the buyers (``len(stages) + 1`` values).
+        lost: Per stage, visitors lost there by reason (keys of :data:`REASON_LABELS`).
+    """
+
+    variant: str
+    stages: tuple[str, ...]
+    reached: tuple[float, ...]
+    lost: Mapping[str, Mapping[str, float]]
+
+
+def funnel_data(summary: VariantSummary, stages: Sequence[str]) -> FunnelData:
+    """Visitors per stage from a variant's mean visitors and stage continue rates.
+
+    >>> from types import SimpleNamespace  # stands in for a VariantSummary
+    >>> s = SimpleNamespace(name="control", visitors=1000.0, lost_by_reason={},
+    ...                     stage_rates={"landing": 0.5, "checkout": 0.2})
+    >>> funnel_data(s, ["landing", "checkout"]).reached
+    (1000.0, 500.0, 100.0)
+    """
+    rates = [summary.stage_rates[name] for name in stages]
+    reached = summary.visitors * np.concatenate([[1.0], np.cumprod(rates)])
+    return FunnelData(summary.name, tuple(stages), tuple(float(v) for v in reached),
+                      summary.lost_by_reason)
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def funnel_figure(funnel: FunnelData, scale: float | None = None) -> Figure:
+    """The funnel as shrinking bars, with the losses at each stage split by reason.
+
+    Left: visitors reaching each stage (and buyers), centred like a drawn funnel,
+    labelled with the count and the share of all visitors; between bars, the share
+    who dropped off. Right: the share of each stage's visitors lost there, stacked
+    by reason, so friction at a late, small stage is as visible as at the first.
+    ``scale`` fixes the widest bar (use the largest first-stage count across
+    variants so their funnels compare at a glance).
+    """
+    labels = [*funnel.stages, "buyers"]
+    rows = np.arange(len(labels), dtype=np.int64)
+    reached = np.asarray(funnel.reached)
+    top = scale or float(reached[0]) or 1.0
+    with rc_context(STYLE):
+        figure = new_figure(9.0, 0.55 * len(labels) + 1.3)
+        bars, losses = figure.subplots(1, 2, width_ratios=(1.25, 1.0), sharey=True)
+        _draw_funnel(bars, rows, labels, reached, top)
+        _draw_losses(losses, rows, funnel)
+        figure.suptitle(f"{funnel.variant}: visitors per stage and where they were lost",
+                        fontsize=11, x=0.02, ha="left")
+    return figure
+
+
+def _draw_funnel(ax: Axes, rows: IntArray, labels: list[str], reached: FloatArray,
+                 top: float) -> None:
+    share = reached / reached[0] if reached[0] > 0 else np.zeros_like(reached)
+    colors = ["#6baed6"] * (len(labels) - 1) + ["#2ca02c"]
+    ax.barh(rows, reached, left=(top - reached) / 2, color=colors, height=0.72)
+    for row, count, fraction in zip(rows, reached, share, strict=True):
+        ax.text(top / 2, row, f"{_count(count)}  ({fraction:.1%})", ha="center", va="center",
+                fontsize=8.5, color="black")
+    for row in rows[:-1]:
+        if reached[row] > 0:
+            drop = 1.0 - reached[row + 1] / reached[row]
+            ax.text(top * 0.99, row + 0.5, f"-{drop:.1%}", ha="right", va="center",
+                    fontsize=7.5, color="#b22222")
+    ax.set_yticks(rows, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, top)
+    ax.set_xticks([])
+    ax.spines[["left", "bottom"]].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    ax.set_title("visitors reaching each stage (share of all); red: dropped off", loc="left")
+
+
+def _draw_losses(ax: Axes, rows: IntArray, funnel: FunnelData) -> None:
+    reached = np.asarray(funnel.reached)
+    left = np.zeros(len(rows))
+    for reason, label in REASON_LABELS.items():
+        counts = np.array([funnel.lost.get(stage, {}).get(reason, 0.0)
+                           for stage in funnel.stages] + [0.0])
+        if counts.sum() <= 0:
+            continue
+        share = np.divide(counts, reached, out=np.zeros_like(counts), where=reached > 0)
+        ax.barh(rows, share, left=left, color=REASON_COLORS[reason], height=0.72, label=label)
+        left += share
+    for row, total in zip(rows[:-1], left[:-1], strict=True):
+        if total > 0:
+            ax.text(total + 0.01, row, f"{total:.0%}", va="center", fontsize=7.5)
+    ax.set_xlim(0, 1.0)
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.set_title("share of the stage's visitors lost there, by reason", loc="left")
+    ax.tick_params(axis="y", length=0)
+    if left.sum() > 0:
+        ax.legend(loc="lower right", fontsize=7.5)
+
+
+# --------------------------------------------------------------------------- posteriors
+
+
+def uplift_figure(
+    metric: str,
+    draws: Mapping[str, FloatArray],
+    rope: float,
+    decisions: Mapping[str, str],
+    truth: Mapping[str, Interval] | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> Figure:
+    """Posterior densities of each variant's relative uplift over control, with the ROPE.
+
+    ``draws`` maps a variant to posterior draws of its relative uplift (0.05 = +5%);
+    ``rope`` is the half-width of the region of practical equivalence; ``decisions``
+    gives the decision per variant (``ship``, ``stop``, ``keep_testing``) shown in the
+    legend with P(uplift > 0). ``truth`` (optional) marks the model's expected uplift
+    per variant with a dashed line, so a reader sees how far one test can stray.
+    """
+    import arviz as az
+
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 3.4)
+        ax = figure.subplots()
+        ax.axvspan(-rope * 100, rope * 100, color="#dddddd", zorder=0,
+                   label=f"ROPE ±{rope:.1%}: practically equal")
+        ax.axvline(0.0, color="#555555", linewidth=0.8)
+        for i, (variant, values) in enumerate(draws.items()):
+            color = (colors or {}).get(variant, variant_color(i + 1))
+            percent = np.asarray(values, dtype=float) * 100
+            percent = percent[np.isfinite(percent)]
+            decision = decisions.get(variant, "")
+            label = (f"{variant}: P(uplift>0) {np.mean(percent > 0):.0%}"
+                     + (f", {decision.replace('_', ' ')}" if decision else ""))
+            if percent.size > 1 and np.ptp(percent) > 0:
+                with _quiet_arviz():
+                    az.plot_dist(percent, ax=ax, color=color, label=label,
+                                 fill_kwargs={"alpha": 0.18})
+            if truth and variant in truth and math.isfinite(truth[variant].mean):
+                ax.axvline(truth[variant].mean * 100, color=color, linestyle="--",
+                           linewidth=1.0)
+        ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel(f"relative uplift in {metric} vs control")
+        ax.set_yticks([])
+        ax.spines["left"].set_visible(False)
+        ax.set_title(f"Posterior of the uplift in {metric}"
+                     + ("  (dashed: the model's expected uplift)" if truth else ""), loc="left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7.5)
+    return figure
+
+
+def uplift_interval_figure(
+    metric: str,
+    intervals: Mapping[str, tuple[float, float, float]],
+    rope: float,
+    prob_beats: Mapping[str, float],
+) -> Figure:
+    """Posterior mean and credible interval of each variant's relative uplift, with the ROPE.
+
+    For readouts that summarise a posterior by its interval (``intervals[variant]`` is
+    ``(mean, low, high)`` of the relative uplift); ``prob_beats`` is P(better than control).
+    """
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 0.5 * len(intervals) + 1.4)
+        ax = figure.subplots()
+        ax.axvspan(-rope * 100, rope * 100, color="#dddddd", zorder=0,
+                   label=f"ROPE ±{rope:.1%}: practically equal")
+        ax.axvline(0.0, color="#555555", linewidth=0.8)
+        for row, (variant, (mean, low, high)) in enumerate(intervals.items()):
+            color = variant_color(row + 1)
+            ax.errorbar([mean * 100], [row], xerr=[[(mean - low) * 100], [(high - mean) * 100]],
+                        fmt="o", color=color, capsize=4, linewidth=1.6)
+            ax.text(high * 100, row, f"  P(better) {prob_beats.get(variant, math.nan):.0%}",
+                    va="center", fontsize=8, color=color)
+        ax.set_yticks(range(len(intervals)), list(intervals))
+        ax.set_ylim(len(intervals) - 0.4, -0.6)
+        ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
+        ax.set_xlabel(f"relative uplift in {metric} vs control (posterior mean, 95% interval)")
+        ax.set_title(f"Posterior of the uplift in {metric}", loc="left")
+        ax.legend(loc="lower right", fontsize=7.5)
+        ax.margins(x=0.25)
+    return figure
+
+
+# --------------------------------------------------------------------------- economics
+
+
+def ltv_cac_figure(ratios: Mapping[str, Mapping[str, float]],
+                   variants: Sequence[str]) -> Figure:
+    """LTV:CAC per channel (groups) and variant (bars), with break-even and the 3:1 target.
+
+    ``ratios[channel][variant]`` is CLV per customer over acquisition cost per customer;
+    channels that cost nothing (infinite ratio) are labelled "no spend".
+    """
+    channels = list(ratios)
+    width = 0.8 / max(len(variants), 1)
+    finite = [v for c in channels for v in ratios[c].values() if math.isfinite(v)]
+    ceiling = max([*finite, LTV_CAC_TARGET]) * 1.15
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 3.4)
+        ax = figure.subplots()
+        x = np.arange(len(channels))
+        for i, variant in enumerate(variants):
+            values = np.array([ratios[c].get(variant, math.nan) for c in channels])
+            shown = np.where(np.isfinite(values), values, 0.0)
+            positions = x - 0.4 + width * (i + 0.5)
+            ax.bar(positions, shown, width=width * 0.95, color=variant_color(i), label=variant)
+            for pos, value in zip(positions, values, strict=True):
+                text = f"{value:.1f}" if math.isfinite(value) else "no spend"
+                ax.text(pos, (value if math.isfinite(value) else 0) + ceiling * 0.01, text,
+                        ha="center", va="bottom", fontsize=7, rotation=90 if len(variants) > 3
+                        else 0)
+        ax.axhline(1.0, color="#b22222", linewidth=0.8, linestyle=":")
+        ax.axhline(LTV_CAC_TARGET, color="#2ca02c", linewidth=0.8, linestyle="--")
+        ax.text(-0.5, 1.0, "break-even", va="bottom", ha="left", fontsize=7, color="#b22222")
+        ax.text(-0.5, LTV_CAC_TARGET, "3:1 target", va="bottom", ha="left", fontsize=7,
+                color="#2ca02c")
+        ax.set_xticks(x, channels)
+        ax.set_ylim(0, ceiling * 1.1)
+        ax.set_ylabel("LTV : CAC")
+        ax.set_title("Lifetime value per customer over acquisition cost, per channel", loc="left")
+        ax.legend(fontsize=7.5, ncols=min(len(variants), 4), loc="upper left")
+    return figure
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def running_mean_figure(series: Mapping[str, FloatArray], metric: str,
+                        percent: bool = True) -> Figure:
+    """Mean of a metric over the first k replications, with a 95% band (±1.96 SE).
+
+    Flat lines with narrow, separated bands say the replications were enough to
+    rank the variants; crossing bands say run more.
+    """
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 3.0)
+        ax = figure.subplots()
+        for i, (variant, values) in enumerate(series.items()):
+            values = np.asarray(values, dtype=float)
+            k = np.arange(1, values.size + 1)
+            mean = np.cumsum(values) / k
+            square = np.cumsum(values**2) / k
+            sd = np.sqrt(np.maximum(square - mean**2, 0.0) * k / np.maximum(k - 1, 1))
+            half = 1.96 * sd / np.sqrt(k)
+            color = variant_color(i)
+            ax.plot(k, mean, color=color, label=variant, linewidth=1.2)
+            ax.fill_between(k[1:], (mean - half)[1:], (mean + half)[1:], color=color,
+                            alpha=0.15, linewidth=0)
+        if percent:
+            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("replications")
+        ax.set_ylabel(metric)
+        ax.set_title(f"Running mean of {metric} over replications (95% band)", loc="left")
+        ax.legend(fontsize=7.5, ncols=min(len(series), 4))
+    return figure
+
+
+def trace_figure(idata: InferenceData, var_names: Sequence[str]) -> Figure:
+    """ArviZ trace plot (density and chain trace per variable) of an MCMC posterior."""
+    import arviz as az
+
+    with rc_context(STYLE):
+        figure = new_figure(9.0, 1.9 * len(var_names) + 0.4)
+        axes = figure.subplots(len(var_names), 2, squeeze=False)
+        with _quiet_arviz():
+            az.plot_trace(idata, var_names=list(var_names), axes=axes, compact=True,
+                          backend_kwargs={"layout": None})
+        figure.suptitle("MCMC traces: chains should overlap like hairy caterpillars",
+                        fontsize=10, x=0.02, ha="left")
+    return figure

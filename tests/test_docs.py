@@ -1,0 +1,110 @@
+"""Documentation that cannot drift: the generated scenario reference, the runnable example,
+and the commands the tutorial tells people to type."""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT
+from funnelsim import cli, schema_doc
+from funnelsim.scenario import Scenario
+
+DOCS = ROOT / "docs"
+
+
+def test_scenario_reference_is_up_to_date() -> None:
+    committed = (DOCS / "scenario-reference.md").read_text(encoding="utf-8")
+    assert committed == schema_doc.markdown(), (
+        "docs/scenario-reference.md is stale: run "
+        "`funnelsim schema --markdown -o docs/scenario-reference.md`")
+
+
+def _fields(model: type, seen: set[type]) -> set[str]:
+    """Every field name of the scenario models, walking nested models."""
+    from pydantic import BaseModel
+
+    names: set[str] = set()
+    if model in seen:
+        return names
+    seen.add(model)
+    for name, info in model.model_fields.items():
+        names.add(name)
+        for option in re.findall(r"funnelsim\.scenario\.(\w+)", repr(info.annotation)):
+            from funnelsim import scenario
+
+            child = getattr(scenario, option)
+            if isinstance(child, type) and issubclass(child, BaseModel):
+                names |= _fields(child, seen)
+    return names
+
+
+def test_reference_lists_every_field_with_units_and_sources() -> None:
+    text = schema_doc.markdown()
+    for name in _fields(Scenario, set()):
+        assert f"`{name}`" in text, name  # distribution parameters are in their own table
+    assert "| `page_load_s` | number, ≥ 0 | `1.0` | seconds |" in text
+    assert "| `hazard_per_field` | number in [0, 1] | `0.0401` |" in text
+    assert "Baymard Institute (2024)" in text and "Google / SOASTA" in text
+
+
+def test_schema_command_prints_json_schema_and_writes_markdown(tmp_path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["title"] == "Scenario"
+    out = tmp_path / "ref.md"
+    result = runner.invoke(cli.main, ["schema", "--markdown", "-o", str(out)])
+    assert result.exit_code == 0
+    assert out.read_text(encoding="utf-8") == schema_doc.markdown()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_notebook_example_runs(capsys) -> None:
+    runpy.run_path(str(DOCS / "example.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "ExperimentResult('Page speed'" in printed
+    assert "figures" in printed
+
+
+@pytest.mark.parametrize("page", ["tutorial.md", "modelling.md"])
+def test_docs_only_mention_real_commands(page: str) -> None:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    mentioned = set(re.findall(r"^\$ funnelsim ([a-z]+)", text, flags=re.MULTILINE))
+    mentioned |= set(re.findall(r"`funnelsim ([a-z]+)", text))
+    assert mentioned <= set(cli.main.commands), mentioned - set(cli.main.commands)
+
+
+def test_import_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, funnelsim; print(sorted(m for m in ('pymc', 'arviz', 'matplotlib', "
+            "'simpy', 'pandas', 'dask') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_public_api_is_documented_and_bench_runs() -> None:
+    import funnelsim
+
+    for name in funnelsim.__all__:
+        assert getattr(funnelsim, name).__doc__, name
+    scenario = funnelsim.load_scenario(ROOT / "scenarios" / "checkout.yaml").with_overrides(
+        {"traffic.days": 1})
+    result = funnelsim.bench(scenario, ["fixed"], replications=10, truth_replications=2)
+    assert [s.name for s in result.scores] == ["fixed"]
+
+
+@pytest.mark.parametrize("module", ["plots", "scaffold", "html_report", "schema_doc"])
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    failures, _ = doctest.testmod(importlib.import_module(f"funnelsim.{module}"))
+    assert failures == 0

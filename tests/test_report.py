@@ -1,0 +1,171 @@
+"""The HTML report and its figures: self-contained, complete, escaped, and the CLI's --report."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import struct
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import SCENARIOS
+from funnelsim import cli, html_report, plots
+from funnelsim.analysis.conjugate import beta_posteriors, prob_beats
+from funnelsim.experiment import ExperimentResult, run_experiment
+from funnelsim.scenario import load_scenario
+
+SMALL = {"traffic.days": 2, "traffic.visitors_per_day": 1500}
+
+
+@pytest.fixture(scope="module")
+def result() -> ExperimentResult:
+    scenario = load_scenario(SCENARIOS / "checkout.yaml").with_overrides(SMALL)
+    return run_experiment(scenario, replications=6)
+
+
+@pytest.fixture(scope="module")
+def document(result: ExperimentResult) -> html_report.Report:
+    return html_report.experiment_report(result)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])  # IHDR comes first
+    return width, height
+
+
+def test_page_is_self_contained_with_every_figure_embedded(document) -> None:
+    page = html_report.render_html(document)
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
+    assert "<link" not in page and "<script" not in page
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == len(document.figures)
+    for encoded in images:
+        width, height = _png_size(base64.b64decode(encoded))
+        assert width > 300 and height > 150
+
+
+def test_report_has_every_section(document, result) -> None:
+    titles = [s.title for s in document.sections]
+    assert titles == ["Decision at a glance", "Scenario", "Funnels", "Uplift posteriors",
+                      "Expected loss", "LTV:CAC per channel", "Diagnostics"]
+    names = [f.name for f in document.figures]
+    assert [f"funnel_{v}" for v in result.scenario.variant_names] == names[:4]
+    assert {"uplift_conversion", "uplift_clv_per_visitor", "ltv_cac",
+            "diagnostics_running_mean"} <= set(names)
+    page = html_report.render_html(document)
+    for s in result.variants:
+        assert f'class="badge {s.decision}"' in page
+
+
+def test_user_text_is_escaped(result) -> None:
+    hostile = result.scenario.with_overrides({"name": "<script>alert(1)</script>",
+                                               "description": "a & b <img>"})
+    section = html_report.scenario_section(hostile)
+    page = html_report.render_html(html_report.Report(hostile.name, "", {}, (section,)))
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "a &amp; b &lt;img&gt;" in page
+
+
+def test_conversion_posterior_agrees_with_the_exact_probability(result) -> None:
+    draws = html_report._conversion_uplift_draws(result)
+    first = result.replications[0]
+    post = beta_posteriors(first.test_visitors, first.test_conversions)
+    exact = prob_beats(post, 0)
+    for i, name in enumerate(result.scenario.variant_names[1:], start=1):
+        share = float(np.mean(draws[name] > 0))
+        # Monte Carlo standard error of a share of 20,000 draws; 4 SE.
+        se = math.sqrt(exact[i] * (1 - exact[i]) / html_report.POSTERIOR_DRAWS)
+        assert abs(share - exact[i]) < 4 * se + 1e-9
+
+
+def test_funnel_bars_and_loss_shares_follow_the_counts() -> None:
+    funnel = plots.FunnelData("v", ("a", "b"), (1000.0, 400.0, 100.0),
+                              {"a": {"page_load": 200.0, "rate": 400.0},
+                               "b": {"form_fields": 60.0, "rate": 240.0}})
+    figure = plots.funnel_figure(funnel)
+    bars, losses = figure.axes
+    assert [p.get_width() for p in bars.patches] == [1000.0, 400.0, 100.0]
+    shares = {}
+    for patch in losses.patches:
+        row = round(patch.get_y() + patch.get_height() / 2)
+        shares[row] = shares.get(row, 0.0) + patch.get_width()
+    assert shares[0] == pytest.approx(0.6)  # 600 of 1000 lost at a
+    assert shares[1] == pytest.approx(0.75)  # 300 of 400 lost at b
+
+
+def test_ltv_cac_labels_free_channels() -> None:
+    figure = plots.ltv_cac_figure({"organic": {"a": math.inf}, "paid": {"a": 2.5}}, ["a"])
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert "no spend" in texts and "2.5" in texts
+
+
+def test_write_report_writes_html_and_pngs(document, tmp_path) -> None:
+    written = html_report.write_report(document, tmp_path / "r.html", tmp_path / "out")
+    assert written[0] == tmp_path / "r.html"
+    assert {p.name for p in written[1:]} == set(html_report.figure_names(document))
+    for path in written[1:]:
+        assert _png_size(path.read_bytes())[0] > 0
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_run_report_end_to_end(tmp_path) -> None:
+    runner = CliRunner()
+    args = ["run", str(SCENARIOS / "checkout.yaml"), "--replications", "3", "--days", "1",
+            "--workers", "1", "-q", "--report", str(tmp_path / "report.html"),
+            "--out", str(tmp_path / "out")]
+    result = runner.invoke(cli.main, args)
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Checkout friction" in page
+    assert (tmp_path / "out" / "funnel_control.png").exists()
+    assert (tmp_path / "out" / "results.json").exists()
+    again = runner.invoke(cli.main, args[:-2])
+    assert again.exit_code == 2
+    assert "report.html: exists; use --force" in again.output
+
+
+def _synthetic_posterior():
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    return az.from_dict(
+        posterior={"rate": rng.normal(0.1, 0.01, size=(2, 200, 2))},
+        sample_stats={"diverging": np.zeros((2, 200), dtype=bool)},
+        coords={"variant": ["a", "b"]}, dims={"rate": ["variant"]})
+
+
+def test_readout_report_of_real_counts() -> None:
+    from funnelsim.analysis.decision import readout
+
+    counts = readout(["a", "b"], [10_000, 10_000], [1_000, 1_150], "a")
+    document = html_report.readout_report(counts, "Landing page test", rope=0.01)
+    assert [s.title for s in document.sections] == [
+        "Decision at a glance", "Uplift posteriors", "Expected loss", "Diagnostics"]
+    page = html_report.render_html(document)
+    assert f'class="badge {counts.decision.action}"' in page
+    assert "nothing was sampled" in page
+    assert [f.name for f in document.figures] == ["uplift_conversion"]
+
+
+def test_readout_report_shows_mcmc_diagnostics() -> None:
+    from funnelsim.analysis.decision import readout
+
+    counts = readout(["a", "b"], [5_000, 5_000], [500, 520], "a")
+    document = html_report.readout_report(counts, "t", 0.01, idata=_synthetic_posterior(),
+                                          var_names=["rate"])
+    page = html_report.render_html(document)
+    assert "Divergent transitions: <b>0</b>" in page
+    assert page.count("<td>rate[") == 2  # one r_hat / ESS row per variant
+    assert [f.name for f in document.figures] == ["uplift_conversion", "diagnostics_trace"]
+
+
+def test_trace_figure_has_a_density_and_a_trace_per_variable() -> None:
+    figure = plots.trace_figure(_synthetic_posterior(), ["rate"])
+    assert len(figure.axes) == 2
+    assert len(figure.axes[1].lines) >= 4  # 2 variants x 2 chains
