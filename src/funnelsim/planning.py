@@ -1,0 +1,492 @@
+"""Planning a test: how long must it run before its decision can be trusted?
+
+Before a growth team spends a month of traffic on a test it wants to know the
+answer to a pilot's question before take-off: is the runway long enough? The
+funnel engine knows (in the model) how much better the variant converts; the
+question is how often a test of a given length, read with the project's
+Bayesian decision rule, would actually reach the right decision.
+
+:func:`plan_test` answers by simulation. It estimates the control's and the
+variant's per-visitor conversion rates with the engine, then simulates the
+test many times day by day on aggregated counts (Poisson visitors per day,
+split between the two arms, binomial conversions; see
+:mod:`funnelsim.strategies`) and reads every simulated test at increasing
+lengths with the rule of :func:`funnelsim.analysis.decision.readout`. Every
+length reads the same simulated visitors, so the curve is smooth. The result
+is the probability of a correct decision (ship the truly better arm; when the
+true uplift lies inside the region of practical equivalence, any decision)
+against the test's length (the test's *assurance*: O'Hagan, Stevens & Campbell
+2005, "Assurance in clinical trial design", Pharmaceutical Statistics 4(3)), and
+the shortest length from which it stays at or above the target.
+
+Beside it stands the textbook answer: the visitors a two-sided two-proportion
+z-test needs for power equal to the target at the given alpha.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+from numpy.random import SeedSequence
+from numpy.typing import NDArray
+from scipy import stats
+
+from funnelsim.analysis.decision import DecisionRule
+from funnelsim.experiment import EngineName, Interval
+from funnelsim.parallel import Progress, map_batches
+from funnelsim.scenario import Scenario
+from funnelsim.strategies import (
+    Look,
+    Truth,
+    bayes_decision,
+    engine_truth,
+    trial_seeds,
+    wilson_interval,
+)
+from funnelsim.sweep import SweepError, only_variants, write_csv, write_png
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+IntArray = NDArray[np.int64]
+KEEP_TESTING, SHIP_CONTROL, SHIP_VARIANT, STOP = range(4)
+OUTCOMES = ("keep_testing", "ship_control", "ship_variant", "stop")
+PLAN_KIND = 2
+"""Seed branch of the plan's simulated tests (0 and 1 are the bench's A/A and A/B)."""
+MAX_DAYS = 3650
+
+
+class SampleSize(NamedTuple):
+    """Visitors per arm a two-sided two-proportion z-test needs (not rounded)."""
+
+    control: float
+    variant: float
+
+
+def two_proportion_sample_size(
+    p_control: float, p_variant: float, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0
+) -> SampleSize:
+    """Visitors per arm for a two-sided pooled z-test of two proportions to reach
+    ``power`` at ``alpha``; ``ratio`` is variant visitors / control visitors. Infinite
+    when the rates are equal.
+
+    ``n_c = (z_{1-a/2} sqrt(pbar qbar (1 + 1/r)) + z_{power} sqrt(p_c q_c + p_v q_v / r))^2
+    / (p_v - p_c)^2``, ``pbar = (p_c + r p_v) / (1 + r)``, without continuity correction.
+
+    >>> [round(n) for n in two_proportion_sample_size(0.10, 0.12)]
+    [3841, 3841]
+
+    References:
+        Fleiss, Levin & Paik (2003), Statistical Methods for Rates and Proportions,
+        3rd ed., section 4.2 (unequal sample sizes in section 4.4).
+    """
+    delta = p_variant - p_control
+    if delta == 0:
+        return SampleSize(math.inf, math.inf)
+    pooled = (p_control + ratio * p_variant) / (1 + ratio)
+    z_alpha, z_power = float(stats.norm.isf(alpha / 2)), float(stats.norm.ppf(power))
+    root = z_alpha * math.sqrt(pooled * (1 - pooled) * (1 + 1 / ratio)) + z_power * math.sqrt(
+        p_control * (1 - p_control) + p_variant * (1 - p_variant) / ratio
+    )
+    n_control = float(root**2 / delta**2)
+    return SampleSize(n_control, ratio * n_control)
+
+
+class PlanPoint(NamedTuple):
+    """The simulated tests read after ``days`` days.
+
+    Attributes:
+        days: Test length.
+        visitors: Expected visitors in the test (both arms).
+        prob_correct: Share of tests reaching the correct decision, with its Wilson
+            95% interval.
+        prob_decided: Share of tests that ship an arm or stop (not "keep testing").
+        prob_ship_variant: Share that ship the variant.
+        prob_ship_control: Share that keep the control (shipping it).
+        prob_stop: Share that stop for lack of a practical difference.
+    """
+
+    days: int
+    visitors: float
+    prob_correct: Interval
+    prob_decided: float
+    prob_ship_variant: float
+    prob_ship_control: float
+    prob_stop: float
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """A finished plan: the truth, the curve, and the lengths needed."""
+
+    scenario: str
+    control: str
+    variant: str
+    truth: Truth
+    target_probability: float
+    simulations: int
+    seed: int
+    curve: tuple[PlanPoint, ...]
+    days_needed: int | None
+    alpha: float
+    frequentist: SampleSize
+
+    @property
+    def uplift(self) -> float:
+        """True relative uplift of the variant's conversion over the control's."""
+        return float(self.truth.conversion[1] / self.truth.conversion[0] - 1)
+
+    @property
+    def frequentist_days(self) -> float:
+        """Days of the scenario's traffic the frequentist sample size takes."""
+        shares = self.truth.shares
+        need = max(self.frequentist.control / shares[0], self.frequentist.variant / shares[1])
+        return float(need / self.truth.visitors_per_day)
+
+
+def simulate_paths(truth: Truth, days: int, seed: SeedSequence) -> tuple[IntArray, IntArray]:
+    """Cumulative visitors and conversions per arm after each day, shape (days, arms)."""
+    rng = np.random.default_rng(seed)
+    visitors = rng.multinomial(rng.poisson(truth.visitors_per_day, days), truth.shares)
+    conversions = rng.binomial(visitors, truth.conversion)
+    return np.cumsum(visitors, axis=0), np.cumsum(conversions, axis=0)
+
+
+def read_path(
+    truth: Truth,
+    lengths: Sequence[int],
+    rule: DecisionRule,
+    prior: tuple[float, float],
+    seed: SeedSequence,
+) -> IntArray:
+    """One simulated test read after each length, as indices into :data:`OUTCOMES`."""
+    visitors, conversions = simulate_paths(truth, max(lengths), seed)
+    codes = np.empty(len(lengths), np.int64)
+    for j, length in enumerate(lengths):
+        look = Look(
+            length, max(lengths), 0, visitors[length - 1], conversions[length - 1], truth.shares
+        )
+        action, arm = bayes_decision(look, rule, *prior)
+        codes[j] = (
+            STOP
+            if action == "stop"
+            else KEEP_TESTING
+            if arm is None
+            else SHIP_CONTROL
+            if arm == 0
+            else SHIP_VARIANT
+        )
+    return codes
+
+
+def _paths_batch(
+    seeds: list[SeedSequence],
+    truth: Truth,
+    lengths: tuple[int, ...],
+    rule: DecisionRule,
+    prior: tuple[float, float],
+) -> list[IntArray]:
+    """The pure task of a plan: a batch of simulated tests, each read at every length."""
+    return [read_path(truth, lengths, rule, prior, seed) for seed in seeds]
+
+
+def _correct(codes: IntArray, truth: Truth, rope: float) -> NDArray[np.bool_]:
+    uplift = truth.conversion[1] / truth.conversion[0] - 1
+    if abs(uplift) < rope:
+        return np.asarray(codes != KEEP_TESTING, dtype=np.bool_)
+    return np.asarray(codes == (SHIP_VARIANT if uplift > 0 else SHIP_CONTROL), dtype=np.bool_)
+
+
+def _point(days: int, codes: IntArray, correct: NDArray[np.bool_], truth: Truth) -> PlanPoint:
+    share = [float(np.mean(codes == k)) for k in range(len(OUTCOMES))]
+    return PlanPoint(
+        days,
+        days * truth.visitors_per_day,
+        wilson_interval(int(correct.sum()), correct.size),
+        1 - share[KEEP_TESTING],
+        share[SHIP_VARIANT],
+        share[SHIP_CONTROL],
+        share[STOP],
+    )
+
+
+def _length_grid(max_days: int, count: int) -> list[int]:
+    return sorted({round(d) for d in np.linspace(1, max_days, min(count, max_days))})
+
+
+def first_sustained(probabilities: NDArray[np.float64], target: float) -> int | None:
+    """Index of the first length from which the curve stays at or above ``target``.
+
+    >>> first_sustained(np.array([0.5, 0.96, 0.94, 0.97, 0.99]), 0.95)
+    3
+    """
+    below = np.flatnonzero(probabilities < target)
+    if below.size == 0:
+        return 0
+    return None if below[-1] == probabilities.size - 1 else int(below[-1]) + 1
+
+
+def _read_all(
+    truth: Truth,
+    lengths: list[int],
+    rule: DecisionRule,
+    prior: tuple[float, float],
+    seeds: list[SeedSequence],
+    workers: int,
+    dask: Any,
+    progress: Progress | None,
+) -> IntArray:
+    task = partial(_paths_batch, truth=truth, lengths=tuple(lengths), rule=rule, prior=prior)
+    return np.array(map_batches(task, seeds, workers, dask, progress))
+
+
+def pair_scenario(scenario: Scenario, variant: str) -> Scenario:
+    """``scenario`` with only its control and ``variant`` (SweepError if that is no test)."""
+    if variant == scenario.control:
+        raise SweepError(f"--variant {variant} is the control; name a variant to test against it")
+    return only_variants(scenario, [scenario.control, variant])
+
+
+def plan_test(
+    scenario: Scenario,
+    variant: str,
+    target_probability: float = 0.95,
+    simulations: int = 400,
+    max_days: int | None = None,
+    lengths: int = 30,
+    alpha: float = 0.05,
+    truth_replications: int = 20,
+    seed: int | None = None,
+    engine: EngineName = "auto",
+    workers: int = 1,
+    dask: Any = None,
+    progress: Progress | None = None,
+) -> PlanResult:
+    """How long a test of ``variant`` against the control needs (see the module docstring).
+
+    The test reads the scenario's traffic split between the two arms. ``max_days``
+    defaults to twice the frequentist test's length (at least the scenario's days).
+    ``lengths`` lengths from 1 to ``max_days`` are read, then every day between the last
+    one short of the target and the next (from which the curve stays at the target).
+    ``progress`` is called with the engine replications and simulated tests finished
+    (``truth_replications + simulations``).
+    """
+    if not 0 < target_probability < 1:
+        raise SweepError(f"target probability must be between 0 and 1, got {target_probability}")
+    pair = pair_scenario(scenario, variant)
+    control = pair.control
+    seed = pair.seed if seed is None else seed
+    truth = engine_truth(pair, truth_replications, seed, engine, workers, dask, progress)
+    ratio = float(truth.shares[1] / truth.shares[0])
+    frequentist = two_proportion_sample_size(
+        float(truth.conversion[0]), float(truth.conversion[1]), alpha, target_probability, ratio
+    )
+    plan = PlanResult(
+        pair.name,
+        control,
+        variant,
+        truth,
+        target_probability,
+        simulations,
+        seed,
+        (),
+        None,
+        alpha,
+        frequentist,
+    )
+    if max_days is None:
+        guess = 2 * plan.frequentist_days if math.isfinite(plan.frequentist_days) else 0
+        max_days = min(MAX_DAYS, max(truth.days, math.ceil(guess)))
+    rule = DecisionRule(
+        pair.experiment.loss_threshold,
+        pair.experiment.rope,
+        pair.experiment.equivalence_probability,
+    )
+    prior = (pair.experiment.prior.alpha, pair.experiment.prior.beta)
+    seeds = trial_seeds(seed, PLAN_KIND, simulations)
+    grid = _length_grid(max_days, lengths)
+    codes = _read_all(truth, grid, rule, prior, seeds, workers, dask, progress)
+    correct = _correct(codes, truth, rule.rope)
+    reached = first_sustained(correct.mean(axis=0), target_probability)
+    if reached and grid[reached] - grid[reached - 1] > 1:
+        extra = list(range(grid[reached - 1] + 1, grid[reached]))
+        more = _read_all(truth, extra, rule, prior, seeds, workers, dask, None)
+        order = np.argsort(grid + extra)
+        grid = sorted(grid + extra)
+        codes = np.hstack([codes, more])[:, order]
+        correct = _correct(codes, truth, rule.rope)
+        reached = first_sustained(correct.mean(axis=0), target_probability)
+    curve = tuple(_point(d, codes[:, j], correct[:, j], truth) for j, d in enumerate(grid))
+    needed = None if reached is None else grid[reached]
+    return PlanResult(
+        pair.name,
+        control,
+        variant,
+        truth,
+        target_probability,
+        simulations,
+        seed,
+        curve,
+        needed,
+        alpha,
+        frequentist,
+    )
+
+
+# --------------------------------------------------------------------------- output
+
+
+def plan_rows(plan: PlanResult) -> list[dict[str, Any]]:
+    """One row per test length, for ``plan.csv``."""
+    return [
+        {
+            "days": p.days,
+            "visitors": p.visitors,
+            "prob_correct": p.prob_correct.mean,
+            "prob_correct_low": p.prob_correct.low,
+            "prob_correct_high": p.prob_correct.high,
+            "prob_decided": p.prob_decided,
+            "prob_ship_variant": p.prob_ship_variant,
+            "prob_ship_control": p.prob_ship_control,
+            "prob_stop": p.prob_stop,
+        }
+        for p in plan.curve
+    ]
+
+
+def write_plan(plan: PlanResult, out: Path) -> list[Path]:
+    """Write ``plan.csv`` and ``plan.png`` under ``out``."""
+    paths = [out / "plan.csv", out / "plan.png"]
+    write_csv(plan_rows(plan), paths[0])
+    write_png(plan_figure(plan), paths[1])
+    return paths
+
+
+def plan_summary(plan: PlanResult) -> list[str]:
+    """Plain sentences: the truth, the simulated answer and the frequentist one."""
+    truth = plan.truth
+    lines = [
+        f"Truth (engine): {plan.control} converts {truth.conversion[0]:.3%}, {plan.variant} "
+        f"{truth.conversion[1]:.3%} (uplift {plan.uplift:+.1%}); "
+        f"{truth.visitors_per_day:,.0f} visitors/day split "
+        f"{truth.shares[0]:.0%}/{truth.shares[1]:.0%}.",
+    ]
+    if plan.days_needed is None:
+        last = plan.curve[-1]
+        lines.append(
+            f"P(correct decision) stays below {plan.target_probability:.0%} up to "
+            f"{last.days} days ({last.prob_correct.mean:.0%} there); raise --max-days."
+        )
+    else:
+        lines.append(
+            f"Bayesian rule: {plan.days_needed} days "
+            f"(~{plan.days_needed * truth.visitors_per_day:,.0f} visitors) reach a "
+            f"correct decision with probability >= {plan.target_probability:.0%}."
+        )
+    freq = plan.frequentist
+    if math.isfinite(freq.control):
+        lines.append(
+            f"Frequentist z-test (alpha {plan.alpha:g}, power "
+            f"{plan.target_probability:.0%}): {math.ceil(freq.control):,} + "
+            f"{math.ceil(freq.variant):,} visitors, "
+            f"{plan.frequentist_days:,.1f} days."
+        )
+    else:
+        lines.append("Frequentist z-test: no difference to detect (equal rates).")
+    return lines
+
+
+def plan_table(plan: PlanResult) -> Any:
+    """A rich table of the decision probabilities against the test's length."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=f"{plan.variant} vs {plan.control}: {plan.simulations} simulated tests "
+        "read at each length (Bayesian rule of the analysis module)",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in (
+        "days",
+        "visitors",
+        "P(correct) [95%]",
+        "P(decided)",
+        "ship variant",
+        "keep control",
+        "stop",
+    ):
+        table.add_column(column, justify="right")
+    for p in plan.curve:
+        style = "bold green" if p.days == plan.days_needed else None
+        table.add_row(
+            str(p.days),
+            f"{p.visitors:,.0f}",
+            f"{p.prob_correct.mean:.1%} [{p.prob_correct.low:.1%}, {p.prob_correct.high:.1%}]",
+            f"{p.prob_decided:.1%}",
+            f"{p.prob_ship_variant:.1%}",
+            f"{p.prob_ship_control:.1%}",
+            f"{p.prob_stop:.1%}",
+            style=style,
+        )
+    return table
+
+
+def plan_figure(plan: PlanResult) -> Figure:
+    """P(correct decision) and P(decided) against days, with the target and both answers."""
+    from matplotlib import rc_context
+    from matplotlib.ticker import PercentFormatter
+
+    from funnelsim.plots import STYLE, new_figure, variant_color
+
+    days = np.array([p.days for p in plan.curve])
+    correct = np.array([tuple(p.prob_correct) for p in plan.curve])
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 3.6)
+        ax = figure.subplots()
+        ax.plot(days, correct[:, 0], color=variant_color(1), label="P(correct decision)")
+        ax.fill_between(
+            days, correct[:, 1], correct[:, 2], color=variant_color(1), alpha=0.2, linewidth=0
+        )
+        ax.plot(
+            days,
+            [p.prob_decided for p in plan.curve],
+            color=variant_color(0),
+            linestyle="--",
+            linewidth=1,
+            label="P(decided: ship or stop)",
+        )
+        ax.axhline(
+            plan.target_probability,
+            color="#b22222",
+            linewidth=0.8,
+            linestyle=":",
+            label=f"target {plan.target_probability:.0%}",
+        )
+        if plan.days_needed is not None:
+            ax.axvline(plan.days_needed, color=variant_color(1), linewidth=0.8)
+            ax.text(plan.days_needed, 0.02, f" Bayesian: {plan.days_needed} d", fontsize=8)
+        if math.isfinite(plan.frequentist_days) and plan.frequentist_days <= days.max():
+            ax.axvline(plan.frequentist_days, color=variant_color(2), linewidth=0.8)
+            ax.text(
+                plan.frequentist_days,
+                0.10,
+                f" z-test: {plan.frequentist_days:.1f} d",
+                fontsize=8,
+                color=variant_color(2),
+            )
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(f"test length (days at {plan.truth.visitors_per_day:,.0f} visitors/day)")
+        ax.set_title(
+            f"{plan.scenario}: {plan.variant} vs {plan.control} "
+            f"(true uplift {plan.uplift:+.1%}; {plan.simulations} simulated tests)",
+            loc="left",
+        )
+        ax.legend(fontsize=7.5, loc="center right")
+    return figure

@@ -1,0 +1,822 @@
+"""Decision strategies for A/B tests, and a bench that scores them on simulated ground truth.
+
+Picture four referees watching the same test. The first waits for the final
+whistle and then checks significance once (fixed horizon). The second checks
+the score every day and blows the whistle at the first significant look: the
+classic mistake, which finds "winners" among identical arms far more often
+than its alpha promises. The third stops as soon as the expected loss of
+shipping the leader is negligible (Bayesian expected-loss stopping). The
+fourth does not split traffic evenly at all: every day it sends each arm a
+share equal to the posterior probability that the arm is best (Thompson
+sampling), never less than a minimum share, so fewer visitors see bad arms.
+
+The bench plays each referee on many simulated tests whose truth is known,
+because the funnel engine estimated every variant's per-visitor conversion and
+revenue rate first. For speed a test is simulated on aggregated daily counts:
+each day brings Poisson(visitors_per_day) visitors, the strategy's shares split
+them among the arms (multinomial), and each arm's conversions are binomial with
+the engine's per-visitor rate. That is exact where visitors are independent
+(no shared resource); where arms share a queue the rates are those of the
+full-traffic run and queue coupling between arms is ignored.
+
+Scores, each with a 95% interval over replications:
+
+* ``false_positive_rate`` on an A/A version of the scenario (every arm = control):
+  how often the strategy claims a difference that is not there;
+* ``prob_correct``: how often it ships the arm with the truly highest conversion
+  (shipping the control counts when the control is truly best);
+* ``days_to_decision`` and ``visitors_to_decision``;
+* ``regret_conversions`` and ``regret_revenue``: expected conversions and revenue
+  lost over the scenario's ``traffic.days`` against showing every visitor the best
+  arm; before the decision the visitors split as the strategy allocates them,
+  afterwards every visitor sees the shipped arm.
+
+A researcher adds a strategy by subclassing :class:`Strategy` (two methods,
+``allocate`` and ``decide``) in an importable module and passing
+``--strategy module:Class`` to ``funnelsim bench``; the class must be
+constructible without arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+from numpy.random import SeedSequence
+from numpy.typing import NDArray
+from scipy import stats
+
+from funnelsim.analysis.conjugate import (
+    BetaPosterior,
+    beta_posteriors,
+    expected_loss,
+    posterior_mean,
+    prob_best,
+    prob_in_rope,
+)
+from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule
+from funnelsim.experiment import EngineName, Interval, mean_interval
+from funnelsim.parallel import Progress, map_batches
+from funnelsim.scenario import Scenario
+from funnelsim.sweep import run_sweep, write_csv, write_png
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BENCH_METRICS = (
+    "false_positive_rate",
+    "prob_correct",
+    "days_to_decision",
+    "visitors_to_decision",
+    "regret_conversions",
+    "regret_revenue",
+)
+TEST_SEED_KEY = 2**32 - 1
+"""First spawn key of the simulated tests' seeds: a branch of ``SeedSequence(seed)`` that
+no replication of the engine (keys 0, 1, 2, ...) uses."""
+
+
+class StrategyError(ValueError):
+    """A strategy a user named cannot be used (one line)."""
+
+
+# --------------------------------------------------------------------------- the interface
+
+
+class Look(NamedTuple):
+    """What a strategy sees: the test so far, cumulative per arm (control at ``control``).
+
+    Attributes:
+        day: Days run so far (0 before the first day).
+        days: The longest the test may run (the scenario's ``traffic.days``).
+        control: Index of the control arm.
+        visitors: Visitors per arm so far.
+        conversions: Converting visitors per arm so far.
+        shares: The designed traffic split (the scenario's ``experiment.split``).
+    """
+
+    day: int
+    days: int
+    control: int
+    visitors: IntArray
+    conversions: IntArray
+    shares: FloatArray
+
+
+class Decision(NamedTuple):
+    """What a strategy concluded.
+
+    Attributes:
+        choice: Index of the arm to ship (the control: change nothing).
+        claims_difference: The strategy declares that the arms differ; on an A/A test
+            this is a false positive. For a significance test: a significant result in
+            either direction; for the Bayesian strategies: shipping a non-control arm.
+    """
+
+    choice: int
+    claims_difference: bool
+
+
+class Strategy(ABC):
+    """A decision strategy: how to split each day's traffic, and when to stop with what.
+
+    The bench calls ``allocate`` before each day and ``decide`` after it. A strategy
+    must not keep state between calls that changes its answers (the same instance
+    plays many tests, possibly in several processes).
+
+    Example: ship whichever arm leads after a week.
+
+    >>> class Greedy(Strategy):
+    ...     name = "greedy"
+    ...     def decide(self, look):
+    ...         if look.day < 7:
+    ...             return None
+    ...         best = int(np.argmax(look.conversions / np.maximum(look.visitors, 1)))
+    ...         return Decision(best, best != look.control)
+    >>> truth = Truth(("a", "b"), np.array([0.10, 0.12]), np.array([5.0, 6.0]),
+    ...               np.array([0.5, 0.5]), visitors_per_day=1000, days=14)
+    >>> score = run_bench(truth, [Greedy()], replications=50, seed=1).scores[0]
+    >>> score.metrics["days_to_decision"].mean, score.metrics["prob_correct"].mean
+    (7.0, 1.0)
+    """
+
+    name = "strategy"
+
+    def allocate(self, look: Look) -> FloatArray:
+        """Traffic shares per arm for the next day (non-negative; normalised by the
+        bench). Default: the designed split."""
+        return look.shares
+
+    @abstractmethod
+    def decide(self, look: Look) -> Decision | None:
+        """The decision after ``look.day`` days, or None to keep testing. A test still
+        undecided after the last day ships the control with no claim."""
+
+
+# --------------------------------------------------------------------------- built-ins
+
+
+def z_statistics(visitors: IntArray, conversions: IntArray, control: int) -> FloatArray:
+    """Pooled two-proportion z statistic of every arm against the control (0 for the
+    control itself and wherever the pooled rate is 0 or 1).
+
+    >>> z_statistics(np.array([1000, 1000]), np.array([100, 130]), 0).round(3)
+    array([0.   , 2.103])
+
+    References:
+        Fleiss, Levin & Paik (2003), Statistical Methods for Rates and Proportions,
+        3rd ed., section 2.3 (the two-sample test of proportions).
+    """
+    n, x = visitors.astype(float), conversions.astype(float)
+    n0, x0 = n[control], x[control]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = (x + x0) / (n + n0)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n0))
+        z = (x / n - x0 / n0) / se
+    z = np.where(np.isfinite(z), z, 0.0)
+    z[control] = 0.0
+    return z
+
+
+@lru_cache(maxsize=64)
+def critical_z(alpha: float, comparisons: int) -> float:
+    """Two-sided critical value of the z-test at ``alpha`` split over ``comparisons``
+    (Bonferroni).
+
+    >>> round(critical_z(0.05, 1), 4)
+    1.96
+    """
+    return float(stats.norm.isf(alpha / (2 * comparisons)))
+
+
+def significance_decision(look: Look, alpha: float) -> Decision:
+    """Two-sided z-tests of each arm against the control at ``alpha`` (Bonferroni-split
+    over the comparisons). Ships the best significantly better arm; a significant result
+    either way claims a difference."""
+    critical = critical_z(alpha, max(len(look.visitors) - 1, 1))
+    z = z_statistics(look.visitors, look.conversions, look.control)
+    if not np.any(np.abs(z) > critical):
+        return Decision(look.control, False)
+    better = np.flatnonzero(z > critical)
+    if better.size == 0:
+        return Decision(look.control, True)
+    rates = look.conversions[better] / look.visitors[better]
+    return Decision(int(better[np.argmax(rates)]), True)
+
+
+class FixedHorizon(Strategy):
+    """Frequentist test at a fixed horizon: one two-sided z-test after the last day."""
+
+    name = "fixed"
+
+    def __init__(self, alpha: float = 0.05) -> None:
+        self.alpha = alpha
+
+    def decide(self, look: Look) -> Decision | None:
+        return significance_decision(look, self.alpha) if look.day >= look.days else None
+
+
+class Peeking(Strategy):
+    """The same z-test looked at every day, stopping at the first significant look.
+
+    Repeated looks inflate the false-positive rate: about 14% with 5 and 25% with 20
+    equally spaced looks at alpha = 0.05.
+
+    References:
+        Armitage, McPherson & Rowe (1969), "Repeated significance tests on accumulating
+        data", Journal of the Royal Statistical Society A 132(2).
+    """
+
+    name = "peeking"
+
+    def __init__(self, alpha: float = 0.05) -> None:
+        self.alpha = alpha
+
+    def decide(self, look: Look) -> Decision | None:
+        decision = significance_decision(look, self.alpha)
+        return decision if decision.claims_difference or look.day >= look.days else None
+
+
+def rope_probability_bound(post: BetaPosterior, rope: float) -> FloatArray:
+    """Upper bound on ``P(|p_i / p_j - 1| < rope)`` from either arm's Beta posterior alone.
+
+    Whatever the other rate x, the ROPE is an interval of log-width
+    ``w = ln((1 + rope) / (1 - rope))`` around it, and the mass of a density f on an
+    interval [L, U] is at most ``sup_t (t f(t)) ln(U / L)``. For Beta(a, b),
+    ``t f(t) = a / (a + b)`` times the Beta(a + 1, b) density, largest at its mode, so
+    the bound costs one density evaluation instead of a quadrature.
+
+    >>> post = beta_posteriors([10000, 10000], [300, 300])
+    >>> bound = rope_probability_bound(post, 0.01)
+    >>> bool(bound[1] >= prob_in_rope(post, 0, 0.01)[1]), bool(bound[1] < 0.95)
+    (True, True)
+    """
+    a, b = post.alpha, post.beta
+    mode = np.where(b > 1, a / np.maximum(a + b - 1, 1e-300), 1.0)
+    peak = np.where(b >= 1, stats.beta.pdf(mode, a + 1, b), np.inf)
+    return np.minimum(a / (a + b) * peak * math.log((1 + rope) / (1 - rope)), 1.0)
+
+
+def bayes_decision(
+    look: Look, rule: DecisionRule = DEFAULT_RULE, prior_alpha: float = 1.0, prior_beta: float = 1.0
+) -> tuple[str, int | None]:
+    """The ship / stop / keep-testing rule of :func:`funnelsim.analysis.decision.readout`
+    (same thresholds, same order) without the summaries the rule does not use.
+
+    Returns the action and, for ``"ship"``, the arm: ship the arm of least expected loss
+    when that loss is below ``rule.loss_threshold`` times the control's posterior mean;
+    stop when every other arm is in the ROPE with ``rule.equivalence_probability``. The
+    exact ROPE probabilities are only computed when :func:`rope_probability_bound` allows
+    every arm to reach the threshold.
+
+    References:
+        Stucchio, C. (2015), "Bayesian A/B Testing at VWO", VWO whitepaper.
+    """
+    post = beta_posteriors(look.visitors, look.conversions, prior_alpha, prior_beta)
+    loss = expected_loss(post)
+    best = int(np.argmin(loss))
+    if loss[best] < rule.loss_threshold * posterior_mean(post)[look.control]:
+        return "ship", best
+    bound = rope_probability_bound(post, rule.rope)
+    others = np.delete(np.minimum(bound, bound[look.control]), look.control)
+    if np.any(others < rule.equivalence_probability):
+        return "keep_testing", None
+    in_rope = np.delete(prob_in_rope(post, look.control, rule.rope), look.control)
+    if np.all(in_rope >= rule.equivalence_probability):
+        return "stop", None
+    return "keep_testing", None
+
+
+class BayesianStop(Strategy):
+    """Look every day; stop when the analysis module's expected-loss rule decides."""
+
+    name = "bayes_stop"
+
+    def __init__(
+        self, rule: DecisionRule = DEFAULT_RULE, prior_alpha: float = 1.0, prior_beta: float = 1.0
+    ) -> None:
+        self.rule, self.prior_alpha, self.prior_beta = rule, prior_alpha, prior_beta
+
+    def decide(self, look: Look) -> Decision | None:
+        action, arm = bayes_decision(look, self.rule, self.prior_alpha, self.prior_beta)
+        if action == "ship" and arm is not None:
+            return Decision(arm, arm != look.control)
+        return Decision(look.control, False) if action == "stop" else None
+
+
+@lru_cache(maxsize=256)
+def _prob_best(alpha: tuple[float, ...], beta: tuple[float, ...]) -> FloatArray:
+    return prob_best(BetaPosterior(np.array(alpha), np.array(beta)))
+
+
+def posterior_prob_best(look: Look, prior_alpha: float, prior_beta: float) -> FloatArray:
+    """P(each arm has the highest conversion rate) under Beta posteriors (cached per look)."""
+    alpha = tuple((look.conversions + prior_alpha).tolist())
+    beta = tuple((look.visitors - look.conversions + prior_beta).tolist())
+    return _prob_best(alpha, beta)
+
+
+class ThompsonSampling(Strategy):
+    """A bandit: each day every arm gets a traffic share equal to its posterior
+    probability of being best (what Thompson sampling assigns in expectation), never
+    below ``min_share``; stops when an arm is best with ``stop_probability``.
+
+    References:
+        Thompson, W. R. (1933), Biometrika 25(3/4); Scott, S. L. (2015), "Multi-armed
+        bandit experiments in the online service economy", Applied Stochastic Models in
+        Business and Industry 31(1) (daily batches, stop at P(best) >= 0.95).
+    """
+
+    name = "thompson"
+
+    def __init__(
+        self,
+        min_share: float = 0.1,
+        stop_probability: float = 0.95,
+        prior_alpha: float = 1.0,
+        prior_beta: float = 1.0,
+    ) -> None:
+        if not 0 <= min_share < 1:
+            raise StrategyError(f"thompson: min share must be in [0, 1), got {min_share}")
+        self.min_share, self.stop_probability = min_share, stop_probability
+        self.prior_alpha, self.prior_beta = prior_alpha, prior_beta
+
+    def allocate(self, look: Look) -> FloatArray:
+        arms = len(look.visitors)
+        if self.min_share * arms > 1:
+            raise StrategyError(f"thompson: min share {self.min_share} is more than 1/{arms} arms")
+        if look.day == 0:
+            return look.shares
+        best = posterior_prob_best(look, self.prior_alpha, self.prior_beta)
+        return self.min_share + (1 - self.min_share * arms) * best
+
+    def decide(self, look: Look) -> Decision | None:
+        best = posterior_prob_best(look, self.prior_alpha, self.prior_beta)
+        arm = int(np.argmax(best))
+        if best[arm] >= self.stop_probability:
+            return Decision(arm, arm != look.control)
+        return None
+
+
+BUILT_IN = {
+    "fixed": FixedHorizon,
+    "peeking": Peeking,
+    "bayes_stop": BayesianStop,
+    "thompson": ThompsonSampling,
+}
+
+
+def built_in_strategies(
+    names: Sequence[str],
+    alpha: float = 0.05,
+    rule: DecisionRule = DEFAULT_RULE,
+    prior: tuple[float, float] = (1, 1),
+    min_share: float = 0.1,
+) -> list[Strategy]:
+    """The named built-in strategies, configured with the given settings."""
+    made: list[Strategy] = []
+    for name in names:
+        if name == "fixed":
+            made.append(FixedHorizon(alpha))
+        elif name == "peeking":
+            made.append(Peeking(alpha))
+        elif name == "bayes_stop":
+            made.append(BayesianStop(rule, *prior))
+        elif name == "thompson":
+            made.append(ThompsonSampling(min_share, prior_alpha=prior[0], prior_beta=prior[1]))
+        else:
+            raise StrategyError(
+                f"unknown strategy {name!r} (built in: {', '.join(BUILT_IN)}; "
+                "or --strategy module:Class)"
+            )
+    return made
+
+
+def load_strategy(spec: str) -> Strategy:
+    """Import ``module:Class`` (the current directory is searchable) and instantiate it."""
+    module_name, colon, class_name = spec.partition(":")
+    if not colon or not module_name or not class_name:
+        raise StrategyError(f"--strategy {spec!r}: expected module:Class")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # any import failure of user code is a user error
+        raise StrategyError(f"--strategy {spec}: cannot import {module_name}: {error}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise StrategyError(
+            f"--strategy {spec}: {class_name} is not a subclass of funnelsim.strategies.Strategy"
+        )
+    try:
+        strategy = cls()
+    except Exception as error:
+        raise StrategyError(
+            f"--strategy {spec}: cannot create it without arguments: {error}"
+        ) from None
+    if strategy.name in BUILT_IN or strategy.name == Strategy.name:
+        strategy.name = class_name
+    return strategy
+
+
+# --------------------------------------------------------------------------- simulated tests
+
+
+class Truth(NamedTuple):
+    """The ground truth a simulated test runs on.
+
+    Attributes:
+        names: Arm names, control first.
+        conversion: Per-visitor conversion probability of each arm.
+        revenue_per_visitor: Expected revenue per visitor of each arm.
+        shares: The designed traffic split.
+        visitors_per_day: Mean visitors per day (Poisson).
+        days: Longest test, and the horizon of the regret.
+    """
+
+    names: tuple[str, ...]
+    conversion: FloatArray
+    revenue_per_visitor: FloatArray
+    shares: FloatArray
+    visitors_per_day: float
+    days: int
+
+
+class TrialOutcome(NamedTuple):
+    """How one simulated test ended."""
+
+    days: int
+    visitors: int
+    choice: int
+    claims_difference: bool
+    regret_conversions: float
+    regret_revenue: float
+
+
+def engine_truth(
+    scenario: Scenario,
+    replications: int = 20,
+    seed: int | None = None,
+    engine: EngineName = "auto",
+    workers: int = 1,
+    dask: Any = None,
+    progress: Progress | None = None,
+) -> Truth:
+    """Per-visitor rates of each variant estimated by the funnel engine (the mean over
+    ``replications`` full-traffic runs, as ``funnelsim run`` would report them), with the
+    scenario's split and traffic."""
+    result = run_sweep(scenario, [], None, replications, seed, engine, workers, dask, progress)
+    return Truth(
+        names=result.variants,
+        conversion=np.array([p.metrics["conversion"].mean for p in result.points]),
+        revenue_per_visitor=np.array(
+            [p.metrics["revenue_per_visitor"].mean for p in result.points]
+        ),
+        shares=np.array(list(scenario.split_shares().values())),
+        visitors_per_day=scenario.traffic.visitors_per_day,
+        days=scenario.traffic.days,
+    )
+
+
+def a_a_truth(truth: Truth) -> Truth:
+    """The A/A version: every arm has the control's rates."""
+    arms = len(truth.names)
+    return truth._replace(
+        conversion=np.full(arms, truth.conversion[0]),
+        revenue_per_visitor=np.full(arms, truth.revenue_per_visitor[0]),
+    )
+
+
+def _shares(strategy: Strategy, look: Look) -> FloatArray:
+    shares = np.asarray(strategy.allocate(look), dtype=float)
+    total = shares.sum() if shares.shape == look.shares.shape else math.nan
+    if not (math.isfinite(total) and total > 0 and shares.min() >= 0):
+        raise StrategyError(
+            f"{strategy.name}: allocate must return {len(look.shares)} "
+            f"non-negative shares, got {shares.tolist()}"
+        )
+    return shares / total
+
+
+def run_trial(strategy: Strategy, truth: Truth, seed: SeedSequence) -> TrialOutcome:
+    """Simulate one test day by day on aggregated counts (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    arms = len(truth.names)
+    look = Look(0, truth.days, 0, np.zeros(arms, np.int64), np.zeros(arms, np.int64), truth.shares)
+    conversion_gap = truth.conversion.max() - truth.conversion
+    revenue_gap = truth.revenue_per_visitor.max() - truth.revenue_per_visitor
+    regret = np.zeros(2)
+    decision = None
+    for day in range(1, truth.days + 1):
+        split = rng.multinomial(rng.poisson(truth.visitors_per_day), _shares(strategy, look))
+        converted = rng.binomial(split, truth.conversion)
+        regret += split @ conversion_gap, split @ revenue_gap
+        look = look._replace(
+            day=day, visitors=look.visitors + split, conversions=look.conversions + converted
+        )
+        decision = strategy.decide(look)
+        if decision is not None:
+            break
+    decision = decision or Decision(0, False)
+    if not 0 <= decision.choice < arms:
+        raise StrategyError(
+            f"{strategy.name}: decide chose arm {decision.choice}, not one of 0..{arms - 1}"
+        )
+    after = (truth.days - look.day) * truth.visitors_per_day
+    regret += after * conversion_gap[decision.choice], after * revenue_gap[decision.choice]
+    return TrialOutcome(
+        look.day,
+        int(look.visitors.sum()),
+        decision.choice,
+        bool(decision.claims_difference),
+        float(regret[0]),
+        float(regret[1]),
+    )
+
+
+def run_trials(
+    strategy: Strategy, truth: Truth, seeds: Sequence[SeedSequence]
+) -> list[TrialOutcome]:
+    """One strategy on a batch of simulated tests (one outcome per seed)."""
+    return [run_trial(strategy, truth, seed) for seed in seeds]
+
+
+def trial_seeds(seed: int, kind: int, replications: int) -> list[SeedSequence]:
+    """Seeds of the simulated tests of one kind (0: A/A, 1: the scenario's arms); every
+    strategy plays the same tests."""
+    return SeedSequence(seed, spawn_key=(TEST_SEED_KEY, kind)).spawn(replications)
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+def wilson_interval(successes: int, trials: int, level: float = 0.95) -> Interval:
+    """Proportion with its Wilson score interval.
+
+    >>> [round(v, 4) for v in wilson_interval(50, 1000)]
+    [0.05, 0.0381, 0.0653]
+
+    References:
+        Wilson, E. B. (1927), "Probable inference, the law of succession, and
+        statistical inference", JASA 22(158).
+    """
+    if trials == 0:
+        return Interval(math.nan, math.nan, math.nan)
+    z = float(stats.norm.isf((1 - level) / 2))
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials**2)) / (1 + z * z / trials)
+    return Interval(p, centre - half, centre + half)
+
+
+@dataclass(frozen=True)
+class StrategyScore:
+    """One strategy's scores (:data:`BENCH_METRICS`), each a mean with its 95% interval."""
+
+    name: str
+    metrics: dict[str, Interval]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """A finished bench: the truth it ran on and each strategy's scores."""
+
+    scenario: str
+    currency: str
+    truth: Truth
+    true_best: str
+    replications: int
+    seed: int
+    scores: tuple[StrategyScore, ...]
+
+
+def score(
+    name: str, a_a: Sequence[TrialOutcome], a_b: Sequence[TrialOutcome], best: int
+) -> StrategyScore:
+    """Scores of one strategy from its A/A and A/B tests (``best``: truly best arm)."""
+
+    def series(field: str) -> FloatArray:
+        return np.array([getattr(t, field) for t in a_b], dtype=float)
+
+    return StrategyScore(
+        name,
+        {
+            "false_positive_rate": wilson_interval(sum(t.claims_difference for t in a_a), len(a_a)),
+            "prob_correct": wilson_interval(sum(t.choice == best for t in a_b), len(a_b)),
+            "days_to_decision": mean_interval(series("days")),
+            "visitors_to_decision": mean_interval(series("visitors")),
+            "regret_conversions": mean_interval(series("regret_conversions")),
+            "regret_revenue": mean_interval(series("regret_revenue")),
+        },
+    )
+
+
+def _trials_batch(
+    items: list[tuple[int, int, SeedSequence]],
+    strategies: tuple[Strategy, ...],
+    truths: tuple[Truth, Truth],
+) -> list[TrialOutcome]:
+    """The pure task of a bench: (strategy, kind, seed) triples, one outcome each."""
+    return [run_trial(strategies[s], truths[kind], seed) for s, kind, seed in items]
+
+
+def run_bench(
+    truth: Truth,
+    strategies: Sequence[Strategy],
+    replications: int,
+    seed: int,
+    workers: int = 1,
+    dask: Any = None,
+    progress: Progress | None = None,
+    scenario: str = "",
+    currency: str = "USD",
+) -> BenchResult:
+    """Play every strategy on ``replications`` A/A and A/B tests and score them.
+
+    ``workers`` and ``dask`` choose the executor (see
+    :func:`funnelsim.parallel.map_batches`); ``progress`` is called with the number of
+    tests finished (``2 x len(strategies) x replications`` in all). Identical results for
+    the same seed whatever the executor.
+    """
+    names = [s.name for s in strategies]
+    if len(set(names)) != len(names):
+        raise StrategyError(f"strategy names must be unique, got {', '.join(names)}")
+    seeds = [trial_seeds(seed, kind, replications) for kind in (0, 1)]
+    items = [
+        (s, kind, seeds[kind][r])
+        for s in range(len(strategies))
+        for kind in (0, 1)
+        for r in range(replications)
+    ]
+    task = partial(_trials_batch, strategies=tuple(strategies), truths=(a_a_truth(truth), truth))
+    outcomes = map_batches(task, items, workers, dask, progress)
+    best = int(np.argmax(truth.conversion))
+    scores = []
+    for s, strategy in enumerate(strategies):
+        first = 2 * s * replications
+        a_a = outcomes[first : first + replications]
+        a_b = outcomes[first + replications : first + 2 * replications]
+        scores.append(score(strategy.name, a_a, a_b, best))
+    return BenchResult(
+        scenario, currency, truth, truth.names[best], replications, seed, tuple(scores)
+    )
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def bench_dict(result: BenchResult) -> dict[str, Any]:
+    """The ``bench.json`` document: ``strategies.<name>.<metric>`` as ``{mean, low, high}``."""
+    truth = result.truth
+    return {
+        "scenario": result.scenario,
+        "seed": result.seed,
+        "replications": result.replications,
+        "days": truth.days,
+        "visitors_per_day": truth.visitors_per_day,
+        "true_best": result.true_best,
+        "truth": {
+            name: {
+                "conversion": float(truth.conversion[i]),
+                "revenue_per_visitor": float(truth.revenue_per_visitor[i]),
+                "share": float(truth.shares[i]),
+            }
+            for i, name in enumerate(truth.names)
+        },
+        "strategies": {
+            s.name: {
+                m: {k: _finite(v) for k, v in s.metrics[m]._asdict().items()} for m in BENCH_METRICS
+            }
+            for s in result.scores
+        },
+    }
+
+
+def write_bench(result: BenchResult, out: Path) -> list[Path]:
+    """Write ``bench.json``, ``bench.csv`` and ``bench.png`` under ``out``."""
+    from funnelsim.report import atomic_writer
+
+    paths = [out / "bench.json", out / "bench.csv", out / "bench.png"]
+    with atomic_writer(paths[0]) as stream:
+        json.dump(bench_dict(result), stream, indent=2, allow_nan=False)
+        stream.write("\n")
+    rows = []
+    for s in result.scores:
+        row: dict[str, Any] = {"strategy": s.name}
+        for m in BENCH_METRICS:
+            row.update({f"{m}_{k}": v for k, v in s.metrics[m]._asdict().items()})
+        rows.append(row)
+    write_csv(rows, paths[1])
+    write_png(bench_figure(result), paths[2])
+    return paths
+
+
+BENCH_LABELS = {
+    "false_positive_rate": "false-positive rate (A/A)",
+    "prob_correct": "P(ships the truly best)",
+    "days_to_decision": "days to decision",
+    "visitors_to_decision": "visitors to decision",
+    "regret_conversions": "regret: conversions lost",
+    "regret_revenue": "regret: revenue lost",
+}
+
+
+def bench_figure(result: BenchResult) -> Figure:
+    """One panel per score: a bar per strategy with its 95% interval."""
+    from matplotlib import rc_context
+    from matplotlib.ticker import PercentFormatter
+
+    from funnelsim.plots import STYLE, new_figure, variant_color
+
+    names = [s.name for s in result.scores]
+    y = np.arange(len(names))
+    with rc_context(STYLE):
+        figure = new_figure(11.0, 1.2 + 0.9 * len(names) * 2)
+        axes = figure.subplots(2, 3).ravel()
+        for ax, metric in zip(axes, BENCH_METRICS, strict=True):
+            mean, low, high = (
+                np.array([getattr(s.metrics[metric], f) for s in result.scores])
+                for f in ("mean", "low", "high")
+            )
+            ax.barh(
+                y,
+                mean,
+                xerr=np.vstack([mean - low, high - mean]),
+                capsize=3,
+                color=[variant_color(i + 1) for i in range(len(names))],
+                height=0.6,
+            )
+            ax.set_yticks(y, names)
+            ax.invert_yaxis()
+            ax.set_title(BENCH_LABELS[metric], loc="left")
+            if metric in ("false_positive_rate", "prob_correct"):
+                ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+            elif metric == "regret_revenue":
+                ax.set_xlabel(result.currency)
+        figure.suptitle(
+            f"{result.scenario}: {result.replications} simulated tests per "
+            f"strategy, {result.truth.days} days (95% intervals); truly best: "
+            f"{result.true_best}",
+            x=0.02,
+            ha="left",
+            fontsize=10,
+        )
+    return figure
+
+
+def bench_table(result: BenchResult) -> Any:
+    """A rich table: one row per strategy, scores with their 95% intervals (visitors to
+    decision as the mean only; every interval is in the files)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=f"Strategies on {result.scenario}: {result.replications} simulated "
+        f"tests each, {result.truth.days} days (mean [95% interval]); truly "
+        f"best: {result.true_best}",
+        box=box.SIMPLE_HEAD,
+    )
+    headers = (
+        "strategy",
+        "false pos. (A/A)",
+        "P(best shipped)",
+        "days",
+        "visitors",
+        "conversions lost",
+        f"revenue lost ({result.currency})",
+    )
+    for header in headers:
+        table.add_column(header, justify="left" if header == "strategy" else "right", no_wrap=True)
+    for s in result.scores:
+        m = s.metrics
+        table.add_row(
+            s.name,
+            *(
+                f"{m[k].mean:.1%} [{m[k].low * 100:.1f}, {m[k].high * 100:.1f}]"
+                for k in ("false_positive_rate", "prob_correct")
+            ),
+            f"{m['days_to_decision'].mean:.1f} [{m['days_to_decision'].low:.1f}, "
+            f"{m['days_to_decision'].high:.1f}]",
+            f"{m['visitors_to_decision'].mean:,.0f}",
+            f"{m['regret_conversions'].mean:,.1f} [{m['regret_conversions'].low:,.1f}, "
+            f"{m['regret_conversions'].high:,.1f}]",
+            f"{m['regret_revenue'].mean:,.0f} [{m['regret_revenue'].low:,.0f}, "
+            f"{m['regret_revenue'].high:,.0f}]",
+        )
+    return table
