@@ -13,7 +13,7 @@ from conftest import MINIMAL, SCENARIOS
 from funnelsim.cli import main
 from funnelsim.experiment import run_experiment
 from funnelsim.scenario import Scenario, load_scenario, parse_scenario
-from funnelsim.sweep import (
+from funnelsim.sweeps import (
     Param,
     SweepError,
     SweepResult,
@@ -244,6 +244,6 @@ def test_shipped_scenario_paths_are_sweepable() -> None:
 def test_docstring_examples_run() -> None:
     import doctest
 
-    from funnelsim import sweep
+    from funnelsim import sweeps
 
-    assert doctest.testmod(sweep).failed == 0
+    assert doctest.testmod(sweeps).failed == 0

@@ -1,19 +1,170 @@
 """funnelsim: simulate funnel changes, read experiments the Bayesian way.
 
+Everything the command line does is one call here, so a notebook can do it too:
+
 >>> import funnelsim
 >>> scenario = funnelsim.load_scenario("scenarios/checkout.yaml")  # doctest: +SKIP
 >>> result = funnelsim.run(scenario, replications=20)  # doctest: +SKIP
+>>> result.to_frame()["conversion_mean"]  # doctest: +SKIP
+
+Nothing heavy is imported with the package (so ``funnelsim --help`` starts at
+once): the scenario schema, the simulation, the analysis and their
+dependencies load on first use.
 """
 
-from funnelsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from __future__ import annotations
 
-__all__ = ["Scenario", "ScenarioError", "load_scenario", "parse_scenario", "run"]
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from funnelsim.experiment import ExperimentResult
+    from funnelsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+    from funnelsim.strategies import BenchResult
+    from funnelsim.sweeps import SweepResult
+
+_SCENARIO_NAMES = ("Scenario", "ScenarioError", "load_scenario", "parse_scenario")
+
+EngineName = Literal["auto", "simpy", "vectorized"]
+
+__all__ = [
+    "Scenario", "ScenarioError", "bench", "load_scenario", "parse_scenario", "run", "sweep",
+]
 
 
-def __getattr__(name: str) -> object:
-    """Import the heavier entry points on first use (keeps ``import funnelsim`` light)."""
-    if name == "run":
-        from funnelsim.experiment import run_experiment
+def __getattr__(name: str) -> Any:
+    """The scenario schema's public names, imported on first use (NumPy, pydantic)."""
+    if name in _SCENARIO_NAMES:
+        from funnelsim import scenario
 
-        return run_experiment
-    raise AttributeError(name)
+        return getattr(scenario, name)
+    raise AttributeError(f"module 'funnelsim' has no attribute {name!r}")
+
+
+def _scenario(scenario: Scenario | str | Path) -> Scenario:
+    from funnelsim.scenario import Scenario, load_scenario
+
+    return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+
+
+def run(
+    scenario: Scenario | str | Path,
+    replications: int | None = None,
+    *,
+    seed: int | None = None,
+    engine: EngineName = "auto",
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> ExperimentResult:
+    """Simulate every variant of a scenario over replications and compare them.
+
+    Args:
+        scenario: A :class:`Scenario` or the path of a scenario file.
+        replications: Replications to run (default: the scenario's ``experiment.replications``).
+        seed: Overrides the scenario's seed; the same seed gives the same result.
+        engine: ``auto`` uses SimPy only where visitors share a resource (queues).
+        workers: Local processes; results do not depend on it.
+        progress: Called with the number of replications finished since the last call.
+
+    Returns:
+        An :class:`~funnelsim.experiment.ExperimentResult`: per variant the expected
+        conversion, revenue and CLV per visitor with intervals and uplifts over control,
+        and what a simulated A/B test of the planned size would decide. It prints
+        readably and converts with ``to_dict()`` (the ``results.json`` document) and
+        ``to_frame()`` (a pandas DataFrame, one row per variant).
+    """
+    from funnelsim.experiment import run_experiment
+
+    return run_experiment(_scenario(scenario), replications, seed, engine, workers, progress)
+
+
+def sweep(
+    scenario: Scenario | str | Path,
+    params: dict[str, Sequence[Any] | str],
+    variants: Sequence[str] | None = None,
+    replications: int | None = None,
+    *,
+    seed: int | None = None,
+    engine: EngineName = "auto",
+    workers: int = 1,
+    dask: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SweepResult:
+    """Run a scenario over a grid of parameter values (every combination).
+
+    Args:
+        scenario: A :class:`Scenario` or the path of a scenario file.
+        params: Dotted scenario path to its values: a sequence (``range(3, 21)``) or the
+            command line's text form (``"3:20:1"`` inclusive, or ``"a,b,c"``).
+        variants: Variants to run at every point (default: all).
+        replications, seed, engine, workers, progress: As for :func:`run`.
+        dask: As for :func:`bench`.
+
+    Returns:
+        A :class:`~funnelsim.sweeps.SweepResult`: per point and variant the mean and
+        95% interval of conversion, revenue and CLV per visitor.
+
+    >>> result = funnelsim.sweep("scenarios/checkout.yaml",  # doctest: +SKIP
+    ...                          {"stages.checkout.friction.form_fields": range(3, 21)})
+    """
+    from funnelsim.sweeps import Param, check_param, parse_param, run_sweep
+
+    base = _scenario(scenario)
+    grid = [
+        parse_param(f"{path}={values}", base) if isinstance(values, str)
+        else check_param(Param(path, tuple(values)), base)
+        for path, values in params.items()
+    ]
+    return run_sweep(base, grid, variants, replications, seed, engine, workers, dask, progress)
+
+
+def bench(
+    scenario: Scenario | str | Path,
+    strategies: Sequence[str] = ("fixed", "peeking", "bayes_stop", "thompson"),
+    replications: int = 500,
+    *,
+    alpha: float = 0.05,
+    min_share: float = 0.1,
+    truth_replications: int = 20,
+    seed: int | None = None,
+    engine: EngineName = "auto",
+    workers: int = 1,
+    dask: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BenchResult:
+    """Score decision strategies on simulated A/A and A/B tests of a scenario.
+
+    The funnel engine first estimates every variant's true conversion and revenue per
+    visitor (``truth_replications`` runs); each strategy then plays ``replications``
+    simulated tests of the scenario and of its A/A version.
+
+    Args:
+        scenario: A :class:`Scenario` or the path of a scenario file.
+        strategies: Built-in strategies: ``fixed`` (fixed horizon), ``peeking`` (a
+            significance test at every look), ``bayes_stop`` (expected-loss early stop
+            with the scenario's decision rule), ``thompson`` (Thompson-sampling bandit).
+        alpha: Significance level of the frequentist strategies.
+        min_share: Smallest traffic share of an arm under Thompson sampling.
+        seed, engine, workers, progress: As for :func:`run`.
+        dask: ``"local"`` for a Dask LocalCluster or a scheduler address
+            (``tcp://HOST:8786``); None runs on local processes.
+
+    Returns:
+        A :class:`~funnelsim.strategies.BenchResult`: per strategy the false-positive
+        rate, P(ships the truly best), time and visitors to a decision and regret.
+    """
+    from funnelsim.analysis.decision import DecisionRule
+    from funnelsim.strategies import built_in_strategies, engine_truth, run_bench
+
+    base = _scenario(scenario)
+    rule = base.experiment
+    chosen = built_in_strategies(
+        list(strategies), alpha,
+        DecisionRule(rule.loss_threshold, rule.rope, rule.equivalence_probability),
+        (rule.prior.alpha, rule.prior.beta), min_share)
+    seed = base.seed if seed is None else seed
+    truth = engine_truth(base, truth_replications, seed, engine, workers, dask, progress)
+    return run_bench(truth, chosen, replications, seed, workers, dask, progress, base.name,
+                     base.currency)

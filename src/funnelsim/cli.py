@@ -7,7 +7,9 @@ that need them, so ``funnelsim --help`` stays instant.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 if TYPE_CHECKING:
+    from funnelsim.experiment import ExperimentResult
     from funnelsim.scenario import Scenario
 
 EXIT_USAGE = 2
@@ -40,12 +43,17 @@ def _load(path: Path) -> Scenario:
 
 @contextmanager
 def _progress(enabled: bool, total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar with time remaining; a no-op when disabled."""
-    if not enabled:
+    """A rich progress bar with time remaining on a terminal; a no-op when disabled or
+    when stderr is not a terminal (logs and pipes get no bar and no stray lines)."""
+    if not (enabled and sys.stderr.isatty()):
         yield lambda _n: None
         return
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
     )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -63,7 +71,44 @@ def _console(stderr: bool = False) -> Any:
                    width=None if stream.isatty() else PIPED_WIDTH)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group. Ctrl-C anywhere ends with one line and exit status 130 (not
+    click's "Aborted!" and status 1), also when it strikes while a library loads and
+    surfaces as some other error (an extension module failing to initialise)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _noting_interrupts() as interrupted:
+            try:
+                return super().invoke(ctx)
+            except Exception:
+                if not interrupted:
+                    raise
+            except KeyboardInterrupt:
+                pass
+        click.echo("interrupted: stopped; no file was left half-written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@contextmanager
+def _noting_interrupts() -> Iterator[list[int]]:
+    """Ctrl-C raises KeyboardInterrupt as usual and is also noted in the yielded list."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def note(signum: int, _frame: object) -> None:
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="funnelsim")
 def main() -> None:
     """Simulate funnel changes before you spend traffic on them.
@@ -118,47 +163,76 @@ def _with_cli_overrides(scenario: Scenario, days: int | None, visitors_per_day: 
 @main.command()
 @click.argument("scenario_file", type=click.Path(path_type=Path))
 @click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed.")
-@click.option("--replications", type=click.IntRange(1, 100_000), help="Replications to run.")
+@click.option("--replications", type=click.IntRange(min=1), help="Replications to run.")
 @click.option("--days", type=click.IntRange(min=1), help="Override the test length in days.")
 @click.option("--visitors-per-day", type=click.FloatRange(min=0, min_open=True),
               help="Override the traffic.")
-@click.option("--engine", type=click.Choice(["auto", "simpy", "vectorized"]), default="auto",
-              show_default=True, help="Simulation engine (auto: SimPy only where queues exist).")
+@click.option("--engine", type=click.Choice(["auto", "simpy", "vectorized", "aggregate"]),
+              default="auto", show_default=True,
+              help="Simulation engine (auto: SimPy only where queues exist; aggregate: counts "
+                   "drawn directly, for very large runs without queues).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Local processes for replications [default: CPU count].")
+              help="Local processes (or Dask LocalCluster workers) for replications "
+                   "[default: CPU count].")
+@click.option("--dask", metavar="local|ADDRESS",
+              help="Run the replications on Dask: 'local' (a LocalCluster) or a scheduler "
+                   "address (tcp://HOST:8786).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Write results.json and summary.csv here.")
 @click.option("--force", is_flag=True, help="Overwrite existing results in --out.")
 @click.option("--events", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a per-visitor event log (first replication) as CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML report (its figures also as PNG in --out).")
 @click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
+@click.option("--allow-large", is_flag=True,
+              help="Run even when the estimated time or memory is beyond the limits.")
 def run(scenario_file: Path, seed: int | None, replications: int | None, days: int | None,
-        visitors_per_day: float | None, engine: str, workers: int | None, out: Path | None,
-        force: bool, events: Path | None, as_json: bool, quiet: bool) -> None:
+        visitors_per_day: float | None, engine: str, workers: int | None, dask: str | None,
+        out: Path | None, force: bool, events: Path | None, as_json: bool, report_file: Path | None,
+        quiet: bool, allow_large: bool) -> None:
     """Simulate every variant of SCENARIO_FILE and compare them."""
     from funnelsim import report
     from funnelsim.experiment import run_experiment
+    from funnelsim.parallel import ExecutorError, check_dask_address
 
     scenario = _with_cli_overrides(_load(scenario_file), days, visitors_per_day, seed)
+    try:
+        if dask is not None:
+            check_dask_address(dask)
+    except ExecutorError as error:
+        fail(str(error))
     try:
         if out is not None:
             report.prepare_output(out, force, ("results.json", "summary.csv"))
         if events is not None and events.exists() and not force:
             fail(f"{events}: exists; use --force to overwrite")
+        if report_file is not None and report_file.exists() and not force:
+            fail(f"{report_file}: exists; use --force to overwrite")
     except report.OutputExistsError as error:
         fail(str(error))
     n = replications or scenario.experiment.replications
+    workers = workers or os.cpu_count() or 1
+    if not allow_large and engine != "aggregate":  # aggregate: cost grows with buyers only
+        _check_cost(scenario_file, scenario, n, engine, workers)
+    placed: list[Path] = []
     try:
         with _progress(not (quiet or as_json), n, "replications") as advance:
             result = run_experiment(scenario, n, engine=engine,  # type: ignore[arg-type]
-                                    workers=workers or os.cpu_count() or 1, progress=advance)
-        if events is not None:
-            _write_events(scenario, events)
-        written = report.write_results(result, out) if out is not None else []
+                                    workers=workers, progress=advance, dask=dask)
+        with report.output_batch() as placed:
+            if events is not None:
+                _write_events(scenario, events)
+            written = report.write_results(result, out) if out is not None else []
+            if report_file is not None:
+                written += _write_html_report(result, report_file, out, force)
     except KeyboardInterrupt:
-        click.echo("interrupted: stopped cleanly, no results written", err=True)
+        done = f"after writing {', '.join(map(str, placed))}" if placed else "no results written"
+        click.echo(f"interrupted: stopped cleanly, {done}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except ExecutorError as error:
+        fail(str(error))
     except ValueError as error:
         fail(f"{scenario_file}: {error}")
     if as_json:
@@ -167,6 +241,43 @@ def run(scenario_file: Path, seed: int | None, replications: int | None, days: i
         report.print_results(result, _console())
         for path in written:
             click.echo(f"wrote {path}")
+
+
+def _check_cost(file: Path, scenario: Scenario, replications: int, engine: str, workers: int,
+                points: list[dict[str, Any]] | None = None) -> None:
+    """Refuse (exit 2) a request whose estimated time or memory is beyond the limits;
+    ``points`` are the grid points of a sweep."""
+    from funnelsim import budget
+    from funnelsim.engine.model import compile_funnel
+    from funnelsim.experiment import choose_engine
+    from funnelsim.scenario import ScenarioError
+
+    try:
+        chosen = choose_engine([compile_funnel(scenario.variant(v))
+                                for v in scenario.variant_names], engine)  # type: ignore[arg-type]
+        cost = (budget.estimate(scenario, replications, chosen, workers) if points is None
+                else budget.estimate_sweep(scenario, points, replications, chosen, workers))
+    except ValueError as error:
+        fail(f"{file}: {error}")
+    except ScenarioError as error:
+        fail(str(error))
+    problem = budget.refusal(cost)
+    if problem:
+        fail(f"{file}: too large: {budget.describe(cost)} on {workers} worker(s); {problem}; "
+             "use --allow-large to run it anyway")
+
+
+def _write_html_report(result: ExperimentResult, path: Path, out: Path | None,
+                       force: bool) -> list[Path]:
+    from funnelsim import html_report, report
+
+    document = html_report.experiment_report(result)
+    if out is not None:
+        try:
+            report.prepare_output(out, force, html_report.figure_names(document))
+        except report.OutputExistsError as error:
+            fail(str(error))
+    return html_report.write_report(document, path, out)
 
 
 def _write_events(scenario: Scenario, path: Path) -> None:
@@ -182,3 +293,292 @@ def _write_events(scenario: Scenario, path: Path) -> None:
             log = simpy_engine.EventLog(name)
             simpy_engine.simulate(compile_funnel(scenario.variant(name)), draws, log)
             log.write_csv(stream, header=i == 0)
+
+
+TEMPLATE_NAMES = ("checkout", "leads", "rean", "page_speed")  # funnelsim.scaffold.TEMPLATES
+
+
+@main.command()
+@click.argument("name")
+@click.option("--template", type=click.Choice(TEMPLATE_NAMES), default="checkout",
+              show_default=True, help="The bundled scenario to start from.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(name: str, template: str, force: bool) -> None:
+    """Write a commented scenario NAME.yaml to start from."""
+    from funnelsim import scaffold
+    from funnelsim.report import atomic_writer
+
+    path = scaffold.init_path(name)
+    if path.exists() and not force:
+        fail(f"{path}: exists; use --force to overwrite")
+    text = scaffold.scenario_from_template(template, path.stem)
+    try:
+        with atomic_writer(path) as stream:
+            stream.write(text)
+    except OSError as error:
+        fail(f"{path}: cannot write: {error.strerror}")
+    click.echo(f"wrote {path} from the {template} template; next: funnelsim explain {path}")
+
+
+@main.command(name="list")
+def list_scenarios() -> None:
+    """List the bundled scenarios, one line each."""
+    from funnelsim import scaffold
+
+    infos = scaffold.templates()
+    width = max(len(t.name) for t in infos)
+    for info in infos:
+        click.echo(f"{info.name:<{width}}  {info.stages} stages, {info.variants} variants  "
+                   f"{info.summary}")
+    click.echo("\nStart from one: funnelsim init NAME --template TEMPLATE")
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(path_type=Path))
+def explain(scenario_file: Path) -> None:
+    """Draw SCENARIO_FILE's funnel: stages, friction, expected rates, load, warnings."""
+    from funnelsim import scaffold
+
+    console = _console()
+    for line in scaffold.explain_lines(_load(scenario_file)):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+@main.command()
+@click.option("--markdown", is_flag=True,
+              help="The field reference in Markdown (docs/scenario-reference.md).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of stdout.")
+def schema(markdown: bool, output: Path | None) -> None:
+    """Print the scenario schema: JSON Schema, or the Markdown field reference."""
+    import json
+
+    from funnelsim import schema_doc
+    from funnelsim.report import atomic_writer
+
+    text = (schema_doc.markdown() if markdown
+            else json.dumps(schema_doc.json_schema(), indent=2) + "\n")
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    with atomic_writer(output) as stream:
+        stream.write(text)
+    click.echo(f"wrote {output}")
+
+
+# --------------------------------------------------------------------------- experiment science
+
+
+def _science_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Options shared by ``sweep``, ``plan`` and ``bench``: seed, engine, executor, output."""
+    options = [
+        click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed."),
+        click.option("--engine", type=click.Choice(["auto", "simpy", "vectorized"]),
+                     default="auto", show_default=True, help="Simulation engine."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Local processes (or Dask LocalCluster workers) [default: CPU count]."),
+        click.option("--dask", metavar="local|ADDRESS",
+                     help="Run on Dask: 'local' (a LocalCluster) or a scheduler address "
+                          "(tcp://HOST:8786)."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                     help="Write the CSV and PNG here."),
+        click.option("--force", is_flag=True, help="Overwrite existing results in --out."),
+        click.option("-q", "--quiet", is_flag=True, help="No table or progress."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _prepare_out(out: Path | None, force: bool, names: tuple[str, ...]) -> None:
+    from funnelsim import report
+
+    if out is not None:
+        try:
+            report.prepare_output(out, force, names)
+        except report.OutputExistsError as error:
+            fail(str(error))
+
+
+@contextmanager
+def _science_errors(scenario_file: Path, dask: str | None) -> Iterator[None]:
+    """Check the Dask address first; turn the errors a user can fix into one line and
+    exit status 2."""
+    from funnelsim.parallel import ExecutorError, check_dask_address
+    from funnelsim.strategies import StrategyError
+    from funnelsim.sweeps import SweepError
+
+    try:
+        if dask is not None:
+            check_dask_address(dask)
+        yield
+    except (SweepError, StrategyError, ExecutorError) as error:
+        fail(f"{scenario_file}: {error}")
+
+
+def _echo_written(paths: list[Path], quiet: bool) -> None:
+    if not quiet:
+        for path in paths:
+            click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.option("--param", "params", multiple=True, required=True,
+              metavar="PATH=START:STOP:STEP|PATH=a,b,c",
+              help="A dotted scenario path and its values (both ends of a range included); "
+                   "repeat for a grid.")
+@click.option("--variant", "variants", multiple=True,
+              help="Sweep only this variant (repeatable) [default: every variant].")
+@click.option("--replications", type=click.IntRange(min=1),
+              help="Replications per grid point [default: the scenario's].")
+@_science_options
+@click.option("--allow-large", is_flag=True,
+              help="Run even when the estimated time or memory is beyond the limits.")
+def sweep(scenario_file: Path, params: tuple[str, ...], variants: tuple[str, ...],
+          replications: int | None, seed: int | None, engine: str, workers: int | None,
+          dask: str | None, out: Path | None, force: bool, quiet: bool,
+          allow_large: bool) -> None:
+    """Run SCENARIO_FILE over a grid of parameter values.
+
+    Prints conversion, revenue and CLV per visitor at every point with 95% intervals;
+    with --out writes sweep.csv and sweep.png (curves for one parameter, heat maps for
+    two). Every point reuses the same replication seeds (common random numbers).
+
+    \b
+    Example:
+      funnelsim sweep scenarios/checkout.yaml --variant control \\
+        --param stages.checkout.friction.form_fields=3:20:1
+    """
+    from funnelsim import sweeps as sweeping
+
+    scenario = _load(scenario_file)
+    _prepare_out(out, force, ("sweep.csv", "sweep.png"))
+    with _science_errors(scenario_file, dask):
+        parsed = [sweeping.parse_param(text, scenario) for text in params]
+        base = sweeping.only_variants(scenario, variants) if variants else scenario
+        n = replications or scenario.experiment.replications
+        points = sweeping.grid(parsed)
+        if not allow_large:
+            _check_cost(scenario_file, base, n, engine, workers or os.cpu_count() or 1, points)
+        total = len(points) * n
+        with _progress(not quiet, total, "replications") as advance:
+            result = sweeping.run_sweep(base, parsed, None, n, seed,
+                                        engine,  # type: ignore[arg-type]
+                                        workers or os.cpu_count() or 1, dask, advance)
+    if not quiet:
+        _console().print(sweeping.sweep_table(result))
+    if out is not None:
+        _echo_written(sweeping.write_sweep(result, out), quiet)
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.option("--variant", required=True, help="The variant to test against the control.")
+@click.option("--target-probability", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.95, show_default=True,
+              help="Wanted probability of a correct decision (and the z-test's power).")
+@click.option("--simulations", type=click.IntRange(min=10), default=400, show_default=True,
+              help="Simulated tests read at every length.")
+@click.option("--max-days", type=click.IntRange(1, 3650),
+              help="Longest test length read [default: twice the z-test's length].")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.05, show_default=True, help="Significance level of the z-test.")
+@click.option("--truth-replications", type=click.IntRange(min=1), default=20,
+              show_default=True, help="Engine replications estimating the true rates.")
+@_science_options
+def plan(scenario_file: Path, variant: str, target_probability: float, simulations: int,
+         max_days: int | None, alpha: float, truth_replications: int, seed: int | None,
+         engine: str, workers: int | None, dask: str | None, out: Path | None, force: bool,
+         quiet: bool) -> None:
+    """How long an A/B test of VARIANT against the control must run.
+
+    Simulates the test many times at increasing lengths, reads each with the Bayesian
+    decision rule of the analysis module, and prints the probability of a correct
+    decision against the length, the length that reaches the target, and the
+    frequentist two-proportion sample size beside it. With --out writes plan.csv and
+    plan.png.
+    """
+    from funnelsim import planning
+
+    scenario = _load(scenario_file)
+    _prepare_out(out, force, ("plan.csv", "plan.png"))
+    total = truth_replications + simulations
+    with _science_errors(scenario_file, dask):
+        planning.pair_scenario(scenario, variant)
+        with _progress(not quiet, total, "simulations") as advance:
+            result = planning.plan_test(
+                scenario, variant, target_probability, simulations, max_days, alpha=alpha,
+                truth_replications=truth_replications, seed=seed,
+                engine=engine,  # type: ignore[arg-type]
+                workers=workers or os.cpu_count() or 1, dask=dask, progress=advance)
+    if not quiet:
+        console = _console()
+        console.print(planning.plan_table(result))
+        for line in planning.plan_summary(result):
+            console.print(line)
+    if out is not None:
+        _echo_written(planning.write_plan(result, out), quiet)
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.option("--strategies", "names", default="fixed,peeking,bayes_stop,thompson",
+              show_default=True, help="Built-in strategies, comma-separated ('' for none).")
+@click.option("--strategy", "custom", multiple=True, metavar="MODULE:CLASS",
+              help="Also a strategy of your own: a funnelsim.strategies.Strategy subclass "
+                   "(repeatable).")
+@click.option("--replications", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Simulated tests per strategy (each on the A/A and on the A/B truth).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.05, show_default=True, help="Significance level of fixed and peeking.")
+@click.option("--min-share", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True, help="Smallest traffic share of an arm under thompson.")
+@click.option("--days", type=click.IntRange(min=1), help="Override the test length in days.")
+@click.option("--visitors-per-day", type=click.FloatRange(min=0, min_open=True),
+              help="Override the traffic.")
+@click.option("--truth-replications", type=click.IntRange(min=1), default=20,
+              show_default=True, help="Engine replications estimating the true rates.")
+@_science_options
+def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications: int,
+          alpha: float, min_share: float, days: int | None, visitors_per_day: float | None,
+          truth_replications: int, seed: int | None, engine: str, workers: int | None,
+          dask: str | None, out: Path | None, force: bool, quiet: bool) -> None:
+    """Score decision strategies on simulated tests of SCENARIO_FILE.
+
+    The engine estimates every variant's true conversion and revenue per visitor; each
+    strategy then plays many simulated tests (daily counts) of the scenario and of its
+    A/A version. Prints the false-positive rate, P(ships the truly best), days and
+    visitors to decision and regret, with 95% intervals; with --out writes bench.json,
+    bench.csv and bench.png.
+    """
+    from funnelsim import strategies as strats
+    from funnelsim import sweeps as sweeping
+    from funnelsim.analysis.decision import DecisionRule
+
+    scenario = _with_cli_overrides(_load(scenario_file), days, visitors_per_day, None)
+    _prepare_out(out, force, ("bench.json", "bench.csv", "bench.png"))
+    experiment = scenario.experiment
+    with _science_errors(scenario_file, dask):
+        sweeping.engine_for(scenario, engine)  # type: ignore[arg-type]
+        chosen = strats.built_in_strategies(
+            [n.strip() for n in names.split(",") if n.strip()], alpha,
+            DecisionRule(experiment.loss_threshold, experiment.rope,
+                         experiment.equivalence_probability),
+            (experiment.prior.alpha, experiment.prior.beta), min_share)
+        chosen += [strats.load_strategy(spec) for spec in custom]
+        if not chosen:
+            raise strats.StrategyError("no strategy to bench (--strategies or --strategy)")
+        seed = scenario.seed if seed is None else seed
+        workers = workers or os.cpu_count() or 1
+        total = truth_replications + 2 * len(chosen) * replications
+        with _progress(not quiet, total, "simulations") as advance:
+            truth = strats.engine_truth(scenario, truth_replications, seed,
+                                        engine,  # type: ignore[arg-type]
+                                        workers, dask, advance)
+            result = strats.run_bench(truth, chosen, replications, seed, workers, dask,
+                                      advance, scenario.name, scenario.currency)
+    if not quiet:
+        _console().print(strats.bench_table(result))
+    if out is not None:
+        _echo_written(strats.write_bench(result, out), quiet)

@@ -49,7 +49,7 @@ from funnelsim.strategies import (
     trial_seeds,
     wilson_interval,
 )
-from funnelsim.sweep import SweepError, only_variants, write_csv, write_png
+from funnelsim.sweeps import SweepError, only_variants, write_csv, write_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

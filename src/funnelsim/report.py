@@ -7,6 +7,7 @@
 ``experiment`` (``prob_beats_control``, ``prob_best``, ``expected_loss``,
 ``decision``). Lifetime economics: ``clv_per_customer``, ``cac`` (acquisition
 spend per customer) and ``ltv_to_cac`` as ``{mean, low, high}``, ``payback_months``,
+``referrals_per_customer`` (expected visitors a customer refers over the horizon),
 ``channels.<channel>`` (``visitors``, ``spend``, ``customers``, ``cac``,
 ``clv_per_customer``, ``ltv_to_cac``, ``payback_months``), ``experiment.clv`` (the
 simulated test's CLV-per-visitor readout: ``mean``, ``low``, ``high``,
@@ -23,9 +24,12 @@ import io
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,18 +53,80 @@ class OutputExistsError(Exception):
 # --------------------------------------------------------------------------- files
 
 
+_BATCH: ContextVar[list[tuple[str, Path]] | None] = ContextVar("output_batch", default=None)
+
+
+def _umask() -> int:
+    """The process umask (mkstemp makes files private to their owner; results are not)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_writer(path: Path) -> Iterator[IO[str]]:
-    """Write a text file under a temporary name and rename it into place on success."""
+    """Write a text file under a temporary name and rename it into place on success
+    (at the end of the enclosing :func:`output_batch`, if there is one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
             yield stream
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o666 & ~_umask())
+        pending = _BATCH.get()
+        if pending is None:
+            os.replace(tmp, path)
+        else:
+            pending.append((tmp, path))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def output_batch() -> Iterator[list[Path]]:
+    """Files written with :func:`atomic_writer` in the block appear together at its end,
+    or not at all.
+
+    Like a bank transfer, a set of results (``results.json`` beside ``summary.csv``)
+    must never be half old, half new. Each file waits under its temporary name; only
+    when the block ends without error are all renamed into place, with Ctrl-C held back
+    for those few microseconds. On an error or an interrupt the temporary files are
+    deleted and existing results stay as they were. Yields the list of the paths put
+    in place (filled when the block ends).
+    """
+    pending: list[tuple[str, Path]] = []
+    placed: list[Path] = []
+    token = _BATCH.set(pending)
+    try:
+        yield placed
+    except BaseException:
+        for tmp, _ in pending:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        _BATCH.reset(token)
+    with _interrupts_held():
+        for tmp, path in pending:
+            os.replace(tmp, path)
+            placed.append(path)
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C back during the block and raise it afterwards. Python runs signal
+    handlers in the main thread only, so elsewhere there is nothing to hold back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if held:
+        raise KeyboardInterrupt
 
 
 def prepare_output(out: Path, force: bool, names: tuple[str, ...]) -> None:
@@ -113,6 +179,7 @@ def _finite_dict(values: dict[str, float]) -> dict[str, float | None]:
 def _lifetime_dict(summary: VariantSummary) -> dict[str, Any]:
     data: dict[str, Any] = {
         "payback_months": _finite(summary.payback_months),
+        "referrals_per_customer": _finite(summary.referrals_per_customer),
         "channels": {name: _finite_dict(c._asdict()) for name, c in summary.channels.items()},
     }
     if summary.leads is not None:

@@ -68,7 +68,7 @@ from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule
 from funnelsim.experiment import EngineName, Interval, mean_interval
 from funnelsim.parallel import Progress, map_batches
 from funnelsim.scenario import Scenario
-from funnelsim.sweep import run_sweep, write_csv, write_png
+from funnelsim.sweeps import run_sweep, write_csv, write_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -139,20 +139,32 @@ def parse_param(text: str, scenario: Scenario) -> Param:
     path, equals, spec = (part.strip() for part in text.partition("="))
     if not equals or not path or not spec:
         raise SweepError(f"--param {text!r}: expected PATH=START:STOP:STEP or PATH=a,b,c")
-    problem = check_override_path(scenario, path)
-    if problem:
-        raise SweepError(f"--param {path}: {problem}")
+    _check_path(scenario, path)
     try:
         match = _RANGE.match(spec)
         values = range_values(match[1], match[2], match[3] or "1") if match else _list_values(spec)
     except SweepError as error:
         raise SweepError(f"--param {path}={spec}: {error}") from None
-    for value in values:
+    return check_param(Param(path, values), scenario)
+
+
+def _check_path(scenario: Scenario, path: str) -> None:
+    problem = check_override_path(scenario, path)
+    if problem:
+        raise SweepError(f"--param {path}: {problem}")
+
+
+def check_param(param: Param, scenario: Scenario) -> Param:
+    """Check that ``param``'s path is settable and every value valid there."""
+    _check_path(scenario, param.path)
+    if not param.values:
+        raise SweepError(f"--param {param.path}: no values")
+    for value in param.values:
         try:
-            scenario.with_overrides({path: value})
+            scenario.with_overrides({param.path: value})
         except ScenarioError as error:
-            raise SweepError(f"--param {path}={value}: {error.message}") from None
-    return Param(path, values)
+            raise SweepError(f"--param {param.path}={value}: {error.message}") from None
+    return param
 
 
 def grid(params: Sequence[Param]) -> list[dict[str, Any]]:
