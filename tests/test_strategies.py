@@ -11,8 +11,15 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import MINIMAL
-from funnelsim.analysis.conjugate import beta_posteriors, prob_best, prob_in_rope
-from funnelsim.analysis.decision import DecisionRule, readout
+from funnelsim.analysis.conjugate import (
+    beta_posteriors,
+    expected_loss,
+    posterior_mean,
+    prob_best,
+    prob_in_rope,
+    rope_probability_bound,
+)
+from funnelsim.analysis.decision import DecisionRule, decide, readout
 from funnelsim.cli import main
 from funnelsim.strategies import (
     BENCH_METRICS,
@@ -26,10 +33,8 @@ from funnelsim.strategies import (
     ThompsonSampling,
     Truth,
     a_a_truth,
-    bayes_decision,
     built_in_strategies,
     load_strategy,
-    rope_probability_bound,
     run_bench,
     run_trials,
     trial_seeds,
@@ -106,14 +111,24 @@ CASES = [
 
 @pytest.mark.parametrize("rule", [DecisionRule(), DecisionRule(loss_threshold=1e-4)])
 @pytest.mark.parametrize(("visitors", "conversions"), CASES)
-def test_bayes_decision_is_the_analysis_modules_rule(
+def test_decide_with_its_rope_shortcut_follows_the_rule_exactly(
     rule: DecisionRule, visitors: list[int], conversions: list[int]
 ) -> None:
-    names = [f"v{i}" for i in range(len(visitors))]
-    expected = readout(names, visitors, conversions, "v0", rule).decision
-    action, arm = bayes_decision(_look(visitors, conversions), rule)
-    assert action == expected.action
-    assert (None if arm is None else names[arm]) == expected.variant
+    """The rule spelled out on exact quantities: equivalence, then expected loss."""
+    post = beta_posteriors(visitors, conversions)
+    in_rope = np.delete(prob_in_rope(post, 0, rule.rope), 0)
+    loss = expected_loss(post)
+    best = int(np.argmin(loss))
+    if np.all(in_rope >= rule.equivalence_probability):
+        expected = ("stop", None)
+    elif loss[best] < rule.loss_threshold * posterior_mean(post)[0]:
+        expected = ("ship", best)
+    else:
+        expected = ("keep_testing", None)
+    verdict = decide(post, 0, rule)
+    assert (verdict.action, verdict.index) == expected
+    assert readout([f"v{i}" for i in range(len(visitors))], visitors, conversions, "v0",
+                   rule).decision.action == expected[0]
 
 
 def test_the_rope_bound_never_falls_below_the_exact_probability() -> None:

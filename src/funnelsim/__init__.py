@@ -155,15 +155,13 @@ def bench(
         A :class:`~funnelsim.strategies.BenchResult`: per strategy the false-positive
         rate, P(ships the truly best), time and visitors to a decision and regret.
     """
-    from funnelsim.analysis.decision import DecisionRule
+    from funnelsim.experiment import decision_rule
     from funnelsim.strategies import built_in_strategies, engine_truth, run_bench
 
     base = _scenario(scenario)
-    rule = base.experiment
+    prior = base.experiment.prior
     chosen = built_in_strategies(
-        list(strategies), alpha,
-        DecisionRule(rule.loss_threshold, rule.rope, rule.equivalence_probability),
-        (rule.prior.alpha, rule.prior.beta), min_share)
+        list(strategies), alpha, decision_rule(base), (prior.alpha, prior.beta), min_share)
     seed = base.seed if seed is None else seed
     truth = engine_truth(base, truth_replications, seed, engine, workers, dask, progress)
     return run_bench(truth, chosen, replications, seed, workers, dask, progress, base.name,

@@ -37,14 +37,13 @@ from numpy.random import SeedSequence
 from numpy.typing import NDArray
 from scipy import stats
 
-from funnelsim.analysis.decision import DecisionRule
-from funnelsim.experiment import EngineName, Interval
+from funnelsim.analysis.conjugate import beta_posteriors
+from funnelsim.analysis.decision import DecisionRule, decide
+from funnelsim.experiment import EngineName, Interval, decision_rule
 from funnelsim.parallel import Progress, map_batches
 from funnelsim.scenario import Scenario
 from funnelsim.strategies import (
-    Look,
     Truth,
-    bayes_decision,
     engine_truth,
     trial_seeds,
     wilson_interval,
@@ -169,17 +168,15 @@ def read_path(
     visitors, conversions = simulate_paths(truth, max(lengths), seed)
     codes = np.empty(len(lengths), np.int64)
     for j, length in enumerate(lengths):
-        look = Look(
-            length, max(lengths), 0, visitors[length - 1], conversions[length - 1], truth.shares
-        )
-        action, arm = bayes_decision(look, rule, *prior)
+        post = beta_posteriors(visitors[length - 1], conversions[length - 1], *prior)
+        verdict = decide(post, 0, rule)
         codes[j] = (
             STOP
-            if action == "stop"
+            if verdict.action == "stop"
             else KEEP_TESTING
-            if arm is None
+            if verdict.index is None
             else SHIP_CONTROL
-            if arm == 0
+            if verdict.index == 0
             else SHIP_VARIANT
         )
     return codes
@@ -303,11 +300,7 @@ def plan_test(
     if max_days is None:
         guess = 2 * plan.frequentist_days if math.isfinite(plan.frequentist_days) else 0
         max_days = min(MAX_DAYS, max(truth.days, math.ceil(guess)))
-    rule = DecisionRule(
-        pair.experiment.loss_threshold,
-        pair.experiment.rope,
-        pair.experiment.equivalence_probability,
-    )
+    rule = decision_rule(pair)
     prior = (pair.experiment.prior.alpha, pair.experiment.prior.beta)
     seeds = trial_seeds(seed, PLAN_KIND, simulations)
     grid = _length_grid(max_days, lengths)

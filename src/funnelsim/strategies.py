@@ -59,12 +59,9 @@ from scipy import stats
 from funnelsim.analysis.conjugate import (
     BetaPosterior,
     beta_posteriors,
-    expected_loss,
-    posterior_mean,
     prob_best,
-    prob_in_rope,
 )
-from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule
+from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule, decide
 from funnelsim.experiment import EngineName, Interval, mean_interval
 from funnelsim.parallel import Progress, map_batches
 from funnelsim.scenario import Scenario
@@ -249,56 +246,6 @@ class Peeking(Strategy):
         return decision if decision.claims_difference or look.day >= look.days else None
 
 
-def rope_probability_bound(post: BetaPosterior, rope: float) -> FloatArray:
-    """Upper bound on ``P(|p_i / p_j - 1| < rope)`` from either arm's Beta posterior alone.
-
-    Whatever the other rate x, the ROPE is an interval of log-width
-    ``w = ln((1 + rope) / (1 - rope))`` around it, and the mass of a density f on an
-    interval [L, U] is at most ``sup_t (t f(t)) ln(U / L)``. For Beta(a, b),
-    ``t f(t) = a / (a + b)`` times the Beta(a + 1, b) density, largest at its mode, so
-    the bound costs one density evaluation instead of a quadrature.
-
-    >>> post = beta_posteriors([10000, 10000], [300, 300])
-    >>> bound = rope_probability_bound(post, 0.01)
-    >>> bool(bound[1] >= prob_in_rope(post, 0, 0.01)[1]), bool(bound[1] < 0.95)
-    (True, True)
-    """
-    a, b = post.alpha, post.beta
-    mode = np.where(b > 1, a / np.maximum(a + b - 1, 1e-300), 1.0)
-    peak = np.where(b >= 1, stats.beta.pdf(mode, a + 1, b), np.inf)
-    return np.minimum(a / (a + b) * peak * math.log((1 + rope) / (1 - rope)), 1.0)
-
-
-def bayes_decision(
-    look: Look, rule: DecisionRule = DEFAULT_RULE, prior_alpha: float = 1.0, prior_beta: float = 1.0
-) -> tuple[str, int | None]:
-    """The ship / stop / keep-testing rule of :func:`funnelsim.analysis.decision.readout`
-    (same thresholds, same order) without the summaries the rule does not use.
-
-    Returns the action and, for ``"ship"``, the arm: ship the arm of least expected loss
-    when that loss is below ``rule.loss_threshold`` times the control's posterior mean;
-    stop when every other arm is in the ROPE with ``rule.equivalence_probability``. The
-    exact ROPE probabilities are only computed when :func:`rope_probability_bound` allows
-    every arm to reach the threshold.
-
-    References:
-        Stucchio, C. (2015), "Bayesian A/B Testing at VWO", VWO whitepaper.
-    """
-    post = beta_posteriors(look.visitors, look.conversions, prior_alpha, prior_beta)
-    loss = expected_loss(post)
-    best = int(np.argmin(loss))
-    if loss[best] < rule.loss_threshold * posterior_mean(post)[look.control]:
-        return "ship", best
-    bound = rope_probability_bound(post, rule.rope)
-    others = np.delete(np.minimum(bound, bound[look.control]), look.control)
-    if np.any(others < rule.equivalence_probability):
-        return "keep_testing", None
-    in_rope = np.delete(prob_in_rope(post, look.control, rule.rope), look.control)
-    if np.all(in_rope >= rule.equivalence_probability):
-        return "stop", None
-    return "keep_testing", None
-
-
 class BayesianStop(Strategy):
     """Look every day; stop when the analysis module's expected-loss rule decides."""
 
@@ -310,10 +257,11 @@ class BayesianStop(Strategy):
         self.rule, self.prior_alpha, self.prior_beta = rule, prior_alpha, prior_beta
 
     def decide(self, look: Look) -> Decision | None:
-        action, arm = bayes_decision(look, self.rule, self.prior_alpha, self.prior_beta)
-        if action == "ship" and arm is not None:
-            return Decision(arm, arm != look.control)
-        return Decision(look.control, False) if action == "stop" else None
+        post = beta_posteriors(look.visitors, look.conversions, self.prior_alpha, self.prior_beta)
+        verdict = decide(post, look.control, self.rule)
+        if verdict.action == "ship" and verdict.index is not None:
+            return Decision(verdict.index, verdict.index != look.control)
+        return Decision(look.control, False) if verdict.action == "stop" else None
 
 
 @lru_cache(maxsize=256)

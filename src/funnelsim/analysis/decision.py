@@ -14,6 +14,7 @@ import numpy.typing as npt
 from scipy.stats import chisquare
 
 from funnelsim.analysis.conjugate import (
+    BetaPosterior,
     RevenueStats,
     beta_posteriors,
     credible_interval,
@@ -26,6 +27,7 @@ from funnelsim.analysis.conjugate import (
     prob_best_draws,
     prob_in_rope,
     revenue_per_visitor_draws,
+    rope_probability_bound,
     uplift_interval,
     uplift_interval_draws,
 )
@@ -108,11 +110,13 @@ class Decision(NamedTuple):
             ``"stop"`` (no practical difference) or ``"keep_testing"``.
         variant: Name of the variant to ship, or None unless ``action == "ship"``.
         reason: One readable sentence with the numbers behind the action.
+        index: Position of ``variant`` among the variants, or None.
     """
 
     action: Action
     variant: str | None
     reason: str
+    index: int | None = None
 
 
 class SampleRatioCheck(NamedTuple):
@@ -250,39 +254,79 @@ def sample_ratio_mismatch(
     return SampleRatioCheck(chi2, p_value, mismatch, message)
 
 
-def _decide(
-    names: Sequence[str],
+def _equivalence(
+    post: BetaPosterior, control: int, rule: DecisionRule
+) -> tuple[npt.NDArray[np.float64], bool]:
+    """Per variant P(|relative uplift| < rope), exact when it can matter.
+
+    The cheap upper bound of :func:`rope_probability_bound` settles most cases: when it
+    already falls short of the required probability for some variant, the bound is
+    returned (``exact`` False) and the quadrature is skipped.
+    """
+    bound = rope_probability_bound(post, rule.rope)
+    ceiling = np.minimum(bound, bound[control])
+    ceiling[control] = 1.0
+    if np.any(ceiling < rule.equivalence_probability):
+        return ceiling, False
+    return prob_in_rope(post, control, rule.rope), True
+
+
+def decide(
+    post: BetaPosterior,
     control: int,
-    control_mean: float,
-    loss: npt.NDArray[np.float64],
-    in_rope: npt.NDArray[np.float64],
-    rule: DecisionRule,
+    rule: DecisionRule = DEFAULT_RULE,
+    names: Sequence[str] | None = None,
+    loss: npt.NDArray[np.float64] | None = None,
 ) -> Decision:
-    """Apply the expected-loss, then equivalence, rule to computed posterior summaries."""
-    if len(names) == 1:
+    """The decision rule on Beta posteriors: stop, ship or keep testing.
+
+    Stop when every non-control variant has ``P(|relative uplift| < rule.rope) >=
+    rule.equivalence_probability`` (no practical difference). Otherwise ship the
+    variant of least expected loss when that loss is below ``rule.loss_threshold``
+    times the control's posterior mean (shipping the control means keeping it).
+    Otherwise keep testing. A single variant always keeps testing. This is the rule
+    :func:`readout` reports; it computes only what the rule needs, so simulations
+    can call it at every look.
+
+    Example:
+        >>> decide(beta_posteriors([10000, 10000], [1000, 1200]), 0, names=["A", "B"]).variant
+        'B'
+
+    References:
+        Stucchio, C. (2015), "Bayesian A/B Testing at VWO", VWO whitepaper (expected
+        loss stopping rule); Kruschke, J. K. (2018), "Rejecting or accepting parameter
+        values in Bayesian estimation", AMPPS 1(2) (ROPE).
+    """
+    n_variants = post.alpha.size
+    labels = list(names) if names is not None else [str(i) for i in range(n_variants)]
+    if n_variants == 1:
         return Decision(
-            "keep_testing", None, f"Nothing to compare: {names[0]} is the only variant."
+            "keep_testing", None, f"Nothing to compare: {labels[0]} is the only variant."
         )
+    loss = expected_loss(post) if loss is None else loss
+    control_mean = float(posterior_mean(post)[control])
+    in_rope, exact = _equivalence(post, control, rule)
+    others = np.delete(in_rope, control)
+    equivalence_text = (
+        f"the lowest probability of a relative uplift within ±{rule.rope:.1%} is "
+        f"{'' if exact else 'at most '}{others.min():.1%} "
+        f"(needed {rule.equivalence_probability:.0%})"
+    )
+    if np.all(others >= rule.equivalence_probability):
+        return Decision("stop", None, f"Stop, no practical difference: {equivalence_text}.")
     best = int(np.argmin(loss))
     threshold = rule.loss_threshold * control_mean
     loss_text = (
-        f"expected loss {loss[best] * 100:.4f} pp vs threshold {threshold * 100:.4f} pp "
+        f"expected loss {loss[best] * 100:.3g} pp vs threshold {threshold * 100:.3g} pp "
         f"({rule.loss_threshold:.2%} of the control rate {control_mean:.2%})"
     )
     if loss[best] < threshold:
         verb = "Keep" if best == control else "Ship"
-        return Decision("ship", names[best], f"{verb} {names[best]}: {loss_text}.")
-    others = np.delete(in_rope, control)
-    equivalence_text = (
-        f"the lowest probability of a relative uplift within ±{rule.rope:.1%} is "
-        f"{others.min():.1%} (needed {rule.equivalence_probability:.0%})"
-    )
-    if np.all(others >= rule.equivalence_probability):
-        return Decision("stop", None, f"Stop, no practical difference: {equivalence_text}.")
+        return Decision("ship", labels[best], f"{verb} {labels[best]}: {loss_text}.", best)
     return Decision(
         "keep_testing",
         None,
-        f"Keep testing: best {names[best]} has {loss_text}, and {equivalence_text}.",
+        f"Keep testing: best {labels[best]} has {loss_text}, and {equivalence_text}.",
     )
 
 
@@ -298,13 +342,9 @@ def readout(
 ) -> ABReadout:
     """Bayesian readout and decision for a conversion experiment from aggregated counts.
 
-    Rule: with ``b`` the variant of smallest expected loss, ship ``b`` if its expected
-    loss is below ``rule.loss_threshold`` times the control's posterior mean rate (``b``
-    may be the control: keep it); otherwise stop if every non-control variant has
-    ``P(|relative uplift| < rule.rope) >= rule.equivalence_probability``; otherwise keep
-    testing. A single variant always keeps testing. With the default rule the loss test
-    usually passes before equivalence is reached, so ``"stop"`` needs a stricter
-    ``loss_threshold``.
+    The decision is :func:`decide`'s: stop when every variant is practically
+    equivalent to the control, else ship the variant of least expected loss when that
+    loss is small enough, else keep testing.
 
     Example:
         >>> r = readout(["A", "B"], [10000, 10000], [1000, 1200], control="A")
@@ -349,7 +389,7 @@ def readout(
         for i, name in enumerate(names)
     )
     srm = sample_ratio_mismatch(n, expected_shares)
-    decision = _decide(names, ref, float(mean[ref]), loss, in_rope, rule)
+    decision = decide(post, ref, rule, names, loss)
     if srm.mismatch:
         decision = decision._replace(reason=f"{decision.reason} Caution: {srm.message}")
     return ABReadout(variants, control, decision, srm)
