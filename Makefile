@@ -22,6 +22,11 @@ run: $(VENV)/.installed
 	$(BIN)/funnelsim run scenarios/checkout.yaml
 
 test: $(VENV)/.installed-test
+	@# CI only: headless Chromium for tests/test_browser.py (which skips without it).
+	@if [ "$$CI" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+			|| echo "chromium not installed: the browser test will skip"; \
+	fi
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(VENV)/.installed-test

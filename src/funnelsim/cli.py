@@ -143,9 +143,12 @@ def validate(files: tuple[Path, ...]) -> None:
         sys.exit(EXIT_USAGE)
 
 
-def _with_cli_overrides(scenario: Scenario, days: int | None, visitors_per_day: float | None,
+def _with_cli_overrides(file: Path, days: int | None, visitors_per_day: float | None,
                         seed: int | None) -> Scenario:
+    """The scenario of ``file`` with the command line's overrides (exit 2 if they break it)."""
     from funnelsim.scenario import ScenarioError
+
+    scenario = _load(file)
 
     overrides: dict[str, Any] = {}
     if days is not None:
@@ -157,7 +160,7 @@ def _with_cli_overrides(scenario: Scenario, days: int | None, visitors_per_day: 
     try:
         return scenario.with_overrides(overrides) if overrides else scenario
     except ScenarioError as error:
-        fail(str(error))
+        fail(f"{file}: {error.field}: {error.message} (with the command-line options)")
 
 
 @main.command()
@@ -197,7 +200,7 @@ def run(scenario_file: Path, seed: int | None, replications: int | None, days: i
     from funnelsim.experiment import run_experiment
     from funnelsim.parallel import ExecutorError, check_dask_address
 
-    scenario = _with_cli_overrides(_load(scenario_file), days, visitors_per_day, seed)
+    scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, seed)
     try:
         if dask is not None:
             check_dask_address(dask)
@@ -214,7 +217,7 @@ def run(scenario_file: Path, seed: int | None, replications: int | None, days: i
         fail(str(error))
     n = replications or scenario.experiment.replications
     workers = workers or os.cpu_count() or 1
-    if not allow_large and engine != "aggregate":  # aggregate: cost grows with buyers only
+    if not allow_large:  # the estimate prices the aggregate engine by its buyers
         _check_cost(scenario_file, scenario, n, engine, workers)
     placed: list[Path] = []
     try:
@@ -554,18 +557,16 @@ def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications
     """
     from funnelsim import strategies as strats
     from funnelsim import sweeps as sweeping
-    from funnelsim.analysis.decision import DecisionRule
+    from funnelsim.experiment import decision_rule
 
-    scenario = _with_cli_overrides(_load(scenario_file), days, visitors_per_day, None)
+    scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, None)
     _prepare_out(out, force, ("bench.json", "bench.csv", "bench.png"))
     experiment = scenario.experiment
     with _science_errors(scenario_file, dask):
         sweeping.engine_for(scenario, engine)  # type: ignore[arg-type]
         chosen = strats.built_in_strategies(
             [n.strip() for n in names.split(",") if n.strip()], alpha,
-            DecisionRule(experiment.loss_threshold, experiment.rope,
-                         experiment.equivalence_probability),
-            (experiment.prior.alpha, experiment.prior.beta), min_share)
+            decision_rule(scenario), (experiment.prior.alpha, experiment.prior.beta), min_share)
         chosen += [strats.load_strategy(spec) for spec in custom]
         if not chosen:
             raise strats.StrategyError("no strategy to bench (--strategies or --strategy)")

@@ -16,9 +16,9 @@ funnel. That gives two answers:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -26,44 +26,54 @@ import numpy as np
 from numpy.random import SeedSequence
 from numpy.typing import NDArray
 
-from funnelsim import clv
-from funnelsim.analysis import lifetime
-from funnelsim.analysis.decision import DecisionRule, readout
-from funnelsim.engine import simpy_engine, vectorized
+from funnelsim import clv, parallel
+from funnelsim.analysis import conjugate, lifetime
+from funnelsim.analysis.decision import DecisionRule, decide
+from funnelsim.engine import aggregate, simpy_engine, vectorized
 from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
-from funnelsim.engine.model import CompiledFunnel, compile_funnel
-from funnelsim.engine.outcomes import REASONS, Outcome, Simulation
+from funnelsim.engine.model import CompiledFunnel, VariantRuns, compile_funnel
+from funnelsim.engine.outcomes import REASONS, Outcome
 from funnelsim.scenario import Scenario
 
 if TYPE_CHECKING:
     import pandas
 
-EngineName = Literal["auto", "simpy", "vectorized"]
+EngineName = Literal["auto", "simpy", "vectorized", "aggregate"]
 FloatArray = NDArray[np.float64]
 ECONOMICS = ("clv_per_customer", "cac", "ltv_to_cac")
 METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor", *ECONOMICS)
-# Uniforms per customer slot: the 4 of clv.customer_value, then for the simulated test
+# Uniforms per customer slot: the 3 of clv.customer_value, then for the simulated test
 # a sample key (which customers an arm wins) and the first order's value.
-LIFETIME_COLUMNS = 6
-READOUT_DRAWS = 4000
+LIFETIME_COLUMNS = 5
+READOUT_DRAWS = 2000  # Monte Carlo sd of a P(beats control) at most 0.011
 DECISIONS = ("ship", "reject", "stop", "keep_testing")  # of one variant, in one test
 
 
 def choose_engine(funnels: Iterable[CompiledFunnel], engine: EngineName = "auto") -> str:
-    """The engine to use: SimPy where any variant shares a resource, else NumPy."""
-    shared = any(f.has_shared_resources for f in funnels)
-    if engine == "vectorized" and shared:
-        raise ValueError("the vectorized engine cannot simulate shared resources (queues)")
+    """The engine to use: SimPy where any variant shares a resource or feeds referred
+    visitors back (see :mod:`funnelsim.engine.referral`), else NumPy.
+
+    ``aggregate`` (counts drawn directly, see :mod:`funnelsim.engine.aggregate`) is
+    never chosen automatically: it is for runs where only counts matter and visitors
+    are too many to simulate one by one.
+    """
+    shared = any(f.has_shared_resources or f.scenario.value.referral.per_customer_per_month > 0
+                 for f in funnels)
+    if engine in ("vectorized", "aggregate") and shared:
+        raise ValueError(f"the {engine} engine cannot simulate shared resources (queues) "
+                         f"or referred visitors (value.referral)")
     if engine == "auto":
         return "simpy" if shared else "vectorized"
     return engine
 
 
-def simulate_variant(funnel: CompiledFunnel, draws: VisitorDraws, engine: str) -> Simulation:
-    """One variant on one replication's visitors."""
-    if engine == "simpy":
-        return simpy_engine.simulate(funnel, draws)
-    return vectorized.simulate(funnel, draws)
+ENGINES = {"simpy": simpy_engine, "vectorized": vectorized, "aggregate": aggregate}
+
+
+def simulate_variants(funnels: Sequence[CompiledFunnel], draws: VisitorDraws, engine: str,
+                      shares: Sequence[float]) -> VariantRuns:
+    """Every variant on one replication's visitors, and the A/B test split by ``shares``."""
+    return ENGINES[engine].simulate_variants(funnels, draws, shares)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,7 @@ class Economics:
     channel_payback_months: FloatArray  # (variants, channels)
     leads: FloatArray  # NaN without a stage that captures leads
     lead_to_customer_days: FloatArray
+    referrals_per_customer: FloatArray  # expected visitors referred over the horizon
     test_clv: lifetime.CLVReadout  # the simulated test's readout of CLV per visitor
 
 
@@ -134,31 +145,52 @@ def _first_orders(scenario: Scenario, cell: int, u: FloatArray) -> FloatArray:
 
 def _test_arms(variants: Sequence[Scenario], outcomes: Sequence[Outcome],
                values: Sequence[clv.CustomerValue], uniforms: Sequence[FloatArray],
-               test_visitors: NDArray[np.int64], test_conversions: NDArray[np.int64]
-               ) -> list[lifetime.ArmCustomers]:
+               test_visitors: NDArray[np.int64], test_conversions: NDArray[np.int64],
+               rng: np.random.Generator) -> list[lifetime.ArmCustomers]:
     """What each arm of the simulated test sees of the customers it won, followed over
     the horizon.
 
     Assignment is independent of everything else, so an arm's customers are a uniform
     random subset of its variant's customers (those with the smallest sample keys);
-    their first orders are drawn from their cell's order-value distribution.
+    their first orders are drawn from their cell's order-value distribution, and their
+    repeat orders given their lifetimes (one Poisson draw for the arm's total).
     """
     arms = []
     for v, (scenario, outcome, value) in enumerate(zip(variants, outcomes, values, strict=True)):
         per_cell = outcome.reached[-1].reshape(-1)
-        keys = np.concatenate([u[:n, 4] for u, n in zip(uniforms, per_cell, strict=True)])
-        first = np.concatenate([_first_orders(scenario, j, u[:n, 5])
+        keys = np.concatenate([u[:n, 3] for u, n in zip(uniforms, per_cell, strict=True)])
+        first = np.concatenate([_first_orders(scenario, j, u[:n, 4])
                                 for j, (u, n) in enumerate(zip(uniforms, per_cell, strict=True))])
         chosen = np.argsort(keys)[: int(test_conversions[v])]
         lives, paid = value.lifetimes, first[chosen]
         arms.append(lifetime.ArmCustomers(
             visitors=int(test_visitors[v]), customers=int(chosen.size),
             revenue_sum=float(paid.sum()), revenue_sum_sq=float((paid**2).sum()),
-            repeat_orders=float(lives.repeat_orders[chosen].sum()),
+            repeat_orders=float(rng.poisson(lives.order_variance[chosen].sum())
+                                + (lives.repeat_orders - lives.order_variance)[chosen].sum()),
             active_months=float(lives.active_months[chosen].sum()),
             churned=int(lives.churned[chosen].sum()),
         ))
     return arms
+
+
+def _per_visitor_rates(values: Sequence[float] | FloatArray, visitors: NDArray[np.int64]
+                       ) -> FloatArray:
+    """A replication's per-visitor metrics, NaN where a variant had no visitors: a rate of
+    nobody is undefined, and means over replications leave it out."""
+    return np.where(visitors > 0, np.asarray(values, dtype=float), np.nan)
+
+
+def defined_means(values: FloatArray) -> FloatArray:
+    """Column means of the finite values (NaN for a column without any), quietly.
+
+    >>> defined_means(np.array([[0.2, np.nan], [0.4, np.nan]]))
+    array([0.3, nan])
+    """
+    finite = np.isfinite(values)
+    counts = finite.sum(axis=0)
+    sums = np.where(finite, values, 0.0).sum(axis=0)
+    return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
 
 
 def _per_visitor(total: float, outcome: Outcome) -> float:
@@ -210,11 +242,12 @@ def lifetime_economics(variants: Sequence[Scenario], outcomes: Sequence[Outcome]
     """Customers' simulated lifetimes, acquisition economics per variant and channel, and
     the simulated test's Bayesian readout of CLV per visitor, for one replication."""
     uniforms = _lifetime_uniforms(outcomes, draws)
-    values = [clv.customer_value(v, o.reached[-1], o.revenue, [u[:, :4] for u in uniforms])
+    values = [clv.customer_value(v, o.reached[-1], o.revenue, [u[:, :3] for u in uniforms])
               for v, o in zip(variants, outcomes, strict=True)]
     prior = variants[0].experiment.prior
     test_clv = lifetime.clv_readout(
-        _test_arms(variants, outcomes, values, uniforms, test_visitors, test_conversions),
+        _test_arms(variants, outcomes, values, uniforms, test_visitors, test_conversions,
+                   draws.generator("readout", 1)),
         [_value_terms(v) for v in variants], 0, draws.generator("readout", 0),
         READOUT_DRAWS, (prior.alpha, prior.beta))
     rows: dict[str, list[object]] = {name: [] for name in Economics.__dataclass_fields__}
@@ -242,6 +275,8 @@ def lifetime_economics(variants: Sequence[Scenario], outcomes: Sequence[Outcome]
              for curve, c in zip(curves, channel_cac, strict=True)])
         rows["leads"].append(leads)
         rows["lead_to_customer_days"].append(days)
+        rows["referrals_per_customer"].append(
+            clv.ratio(float(value.lifetimes.referrals.sum()), float(customers.sum())))
     arrays = {k: np.array(v, dtype=float) for k, v in rows.items() if k != "test_clv"}
     return Economics(**arrays, test_clv=test_clv)
 
@@ -253,43 +288,72 @@ def _utilisation(outcome: Outcome, scenario: Scenario) -> FloatArray:
     return np.asarray(outcome.queues.busy_min / available) if len(capacity) else np.zeros(0)
 
 
-def _split_test(
-    sims: Sequence[Simulation], shares: Sequence[float], draws: VisitorDraws
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Assign each visitor to one arm; count visitors and buyers per arm."""
-    arm = np.searchsorted(np.cumsum(shares)[:-1], draws.uniforms("assign"), side="right")
-    visitors = np.bincount(arm, minlength=len(sims))
-    conversions = np.array([int(sim.converted[arm == v].sum()) for v, sim in enumerate(sims)])
-    return visitors.astype(np.int64), conversions.astype(np.int64)
+def decision_rule(scenario: Scenario) -> DecisionRule:
+    """The scenario's Bayesian decision rule (``experiment`` section)."""
+    experiment = scenario.experiment
+    return DecisionRule(loss_threshold=experiment.loss_threshold, rope=experiment.rope,
+                        equivalence_probability=experiment.equivalence_probability)
 
 
-def replicate(scenario: Scenario, seed: SeedSequence, engine: EngineName = "auto") -> Replication:
-    """Simulate every variant of ``scenario`` on one replication's visitors."""
+class SplitReadout(NamedTuple):
+    """What a replication keeps of the Bayesian readout of its simulated test."""
+
+    prob_best: FloatArray
+    prob_beats_control: FloatArray
+    expected_loss: FloatArray
+    decision: str
+    shipped: str | None
+
+
+def split_readout(scenario: Scenario, visitors: NDArray[np.int64],
+                  conversions: NDArray[np.int64]) -> SplitReadout:
+    """P(best), P(beats control), expected loss and decision of the simulated test.
+
+    The same exact computations and rule as :func:`funnelsim.analysis.decision.readout`,
+    without the Monte Carlo uplift interval and the credible intervals a replication
+    does not keep (the uplift interval alone cost most of a replication).
+    """
+    experiment = scenario.experiment
     names = scenario.variant_names
-    variants = [scenario.variant(v) for v in names]
-    funnels = [compile_funnel(v) for v in variants]
+    ref = names.index(scenario.control)
+    post = conjugate.beta_posteriors(visitors, conversions, experiment.prior.alpha,
+                                     experiment.prior.beta)
+    loss = conjugate.expected_loss(post)
+    decision = decide(post, ref, decision_rule(scenario), names, loss)
+    return SplitReadout(conjugate.prob_best(post), conjugate.prob_beats(post, ref), loss,
+                       decision.action, decision.variant)
+
+
+def compile_variants(scenario: Scenario) -> list[CompiledFunnel]:
+    """Every variant of ``scenario`` compiled, control first."""
+    return [compile_funnel(scenario.variant(v)) for v in scenario.variant_names]
+
+
+def replicate(scenario: Scenario, seed: SeedSequence, engine: EngineName = "auto",
+              funnels: Sequence[CompiledFunnel] | None = None) -> Replication:
+    """Simulate every variant of ``scenario`` on one replication's visitors.
+
+    ``funnels`` (from :func:`compile_variants`) saves compiling the variants again
+    when many replications of one scenario run in a row.
+    """
+    funnels = compile_variants(scenario) if funnels is None else funnels
+    variants = [f.scenario for f in funnels]
     chosen = choose_engine(funnels, engine)
     traffic = scenario.traffic
     draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
-    sims = [simulate_variant(f, draws, chosen) for f in funnels]
-    outcomes = [s.outcome for s in sims]
-    shares = list(scenario.split_shares().values())
-    test_visitors, test_conversions = _split_test(sims, shares, draws)
-    rule = DecisionRule(
-        loss_threshold=scenario.experiment.loss_threshold,
-        rope=scenario.experiment.rope,
-        equivalence_probability=scenario.experiment.equivalence_probability,
-    )
-    prior = scenario.experiment.prior
-    test = readout(names, test_visitors, test_conversions, scenario.control, rule,
-                   prior_alpha=prior.alpha, prior_beta=prior.beta)
+    runs = simulate_variants(funnels, draws, chosen, list(scenario.split_shares().values()))
+    outcomes, test_visitors, test_conversions = (
+        runs.outcomes, runs.test_visitors, runs.test_conversions)
+    test = split_readout(scenario, test_visitors, test_conversions)
     economics = lifetime_economics(variants, outcomes, draws, test_visitors, test_conversions)
+    visitors = np.array([o.visitors for o in outcomes])
     return Replication(
-        visitors=np.array([o.visitors for o in outcomes]),
-        conversion=np.array([o.conversion for o in outcomes]),
-        revenue_per_visitor=np.array([o.revenue_per_visitor for o in outcomes]),
-        clv_per_visitor=economics.clv_per_visitor,
-        bounce_rate=np.array([o.bounce_rate for o in outcomes]),
+        visitors=visitors,
+        conversion=_per_visitor_rates([o.conversion for o in outcomes], visitors),
+        revenue_per_visitor=_per_visitor_rates([o.revenue_per_visitor for o in outcomes],
+                                               visitors),
+        clv_per_visitor=_per_visitor_rates(economics.clv_per_visitor, visitors),
+        bounce_rate=_per_visitor_rates([o.bounce_rate for o in outcomes], visitors),
         stage_rates=np.array([o.stage_rates() for o in outcomes]),
         lost=np.array([o.lost_by_reason() for o in outcomes]),
         queue_abandonment=np.array([o.queues.abandonment for o in outcomes]),
@@ -297,11 +361,11 @@ def replicate(scenario: Scenario, seed: SeedSequence, engine: EngineName = "auto
         queue_utilisation=np.array([_utilisation(o, v) for o, v in zip(outcomes, variants)]),
         test_visitors=test_visitors,
         test_conversions=test_conversions,
-        prob_best=np.array([r.prob_best for r in test.variants]),
-        prob_beats_control=np.array([r.prob_beats_control for r in test.variants]),
-        expected_loss=np.array([r.expected_loss for r in test.variants]),
-        decision=test.decision.action,
-        shipped=test.decision.variant,
+        prob_best=test.prob_best,
+        prob_beats_control=test.prob_beats_control,
+        expected_loss=test.expected_loss,
+        decision=test.decision,
+        shipped=test.shipped,
         economics=economics,
     )
 
@@ -435,6 +499,7 @@ class VariantSummary:
     decision_rates: dict[str, float]
     queues: dict[str, dict[str, float]]
     payback_months: float = math.nan
+    referrals_per_customer: float = math.nan
     channels: dict[str, ChannelEconomics] = field(default_factory=dict)
     leads: LeadQuality | None = None
     clv_test: CLVTest | None = None
@@ -543,11 +608,14 @@ def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> Exper
             decision_rates=_variant_decisions(reps, name),
             queues=_queue_summary(scenario, reps, v),
             payback_months=_median([r.economics.payback_months[v] for r in reps]),
+            referrals_per_customer=mean_interval(
+                np.array([r.economics.referrals_per_customer[v] for r in reps])).mean,
             channels=_channel_summary(scenario, reps, v),
             leads=_lead_summary(reps, v),
             clv_test=_clv_test_summary(reps, v),
         ))
-    true_best = names[int(np.argmax(series["conversion"].mean(axis=0)))]
+    conversion = np.nan_to_num(defined_means(series["conversion"]), nan=-np.inf)
+    true_best = names[int(np.argmax(conversion))]  # the control when no one ever came
     return ExperimentResult(scenario, engine, reps, summaries, true_best,
                             _test_outcomes(reps, scenario, true_best))
 
@@ -569,8 +637,8 @@ def _test_outcomes(reps: Sequence[Replication], scenario: Scenario, true_best: s
                    ) -> dict[str, float]:
     """How the simulated tests ended: shipped the truly best variant, shipped another,
     stopped for equivalence, or kept testing."""
-    conversion = np.array([r.conversion for r in reps]).mean(axis=0)
-    best_uplift = conversion.max() / conversion[0] - 1.0 if conversion[0] > 0 else math.inf
+    conversion = defined_means(np.array([r.conversion for r in reps]))
+    best_uplift = np.nanmax(conversion) / conversion[0] - 1.0 if conversion[0] > 0 else math.inf
     equivalent = abs(best_uplift) < scenario.experiment.rope
     outcomes = {"ship_best": 0.0, "ship_other": 0.0, "stop": 0.0, "keep_testing": 0.0,
                 "right": 0.0}
@@ -590,13 +658,10 @@ def _test_outcomes(reps: Sequence[Replication], scenario: Scenario, true_best: s
 Progress = Callable[[int], None]
 
 
-def _replicate_batch(scenario: Scenario, seeds: list[SeedSequence], engine: EngineName
+def _replicate_batch(scenario: Scenario, engine: EngineName, seeds: list[SeedSequence]
                      ) -> list[Replication]:
-    return [replicate(scenario, seed, engine) for seed in seeds]
-
-
-def _batches(seeds: list[SeedSequence], size: int) -> list[list[SeedSequence]]:
-    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
+    funnels = compile_variants(scenario)
+    return [replicate(scenario, seed, engine, funnels) for seed in seeds]
 
 
 def run_experiment(
@@ -606,29 +671,21 @@ def run_experiment(
     engine: EngineName = "auto",
     workers: int = 1,
     progress: Progress | None = None,
+    dask: Any = None,
 ) -> ExperimentResult:
     """Run every variant of ``scenario`` over replications and summarise.
 
-    The same scenario and seed give identical results whatever ``workers`` is:
-    replication r always uses the r-th child of ``SeedSequence(seed)``.
+    Replications run in this process (``workers`` 1), on ``workers`` local processes,
+    or on Dask: ``dask="local"`` (a LocalCluster of ``workers`` processes), a scheduler
+    address such as ``"tcp://10.0.0.5:8786"``, or a ``distributed.Client`` (see
+    :mod:`funnelsim.parallel`). The same scenario and seed give identical results
+    whatever the executor: replication r always uses the r-th child of
+    ``SeedSequence(seed)``.
     """
     n = replications or scenario.experiment.replications
     seeds = replication_seeds(scenario.seed if seed is None else seed, n)
-    chosen = choose_engine([compile_funnel(scenario.variant(v)) for v in scenario.variant_names],
-                           engine)
-    batches = _batches(seeds, max(1, math.ceil(n / (8 * workers))))
-    reps: list[Replication] = []
-    if workers <= 1 or len(batches) == 1:
-        for batch in batches:
-            reps.extend(_replicate_batch(scenario, batch, chosen))  # type: ignore[arg-type]
-            if progress:
-                progress(len(batch))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_replicate_batch, scenario, b, chosen) for b in batches]
-            for future in futures:
-                batch = future.result()
-                reps.extend(batch)
-                if progress:
-                    progress(len(batch))
+    chosen = choose_engine(compile_variants(scenario), engine)
+    work = functools.partial(_replicate_batch, scenario, chosen)
+    reps = parallel.map_batches(work, seeds, workers=min(workers, n),  # a process per job at most
+                                dask=dask, progress=progress)
     return summarise(scenario, chosen, reps)

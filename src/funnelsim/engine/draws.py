@@ -11,9 +11,18 @@ Each stream of numbers (``continue``, ``order``, ...) comes from its own
 visitors). A draw therefore depends only on the seed, the replication, the
 visitor's index and the stream: not on the engine, the variant, the executor
 or the order in which blocks are computed.
+
+Because every variant reads the same cards, whatever is computed from them
+under the same parameters (a visitor's segment under the same segment shares,
+their order value under the same distribution) is the same for every variant
+too: :class:`SharedDraws` computes each such array once per replication and
+block, and every variant reuses it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.random import PCG64, Generator, SeedSequence
@@ -23,9 +32,16 @@ BLOCK_VISITORS = 1 << 16
 STREAMS = (
     "count", "arrival", "channel", "segment", "payment", "contact", "order",
     "continue", "dwell", "service", "patience", "delay", "assign",
+    # aggregate-only mode (engine/aggregate.py): counts drawn directly
+    "cells", "thin", "revenue", "split",
+    # lifetimes of customers by (segment, channel) cell, and the CLV readout's Monte Carlo
+    "lifetime", "readout",
+    # referred visitors (engine/referral.py): their own population, referral timing
+    "referral",
 )
 _STREAM_IDS = {name: i for i, name in enumerate(STREAMS)}
 MINUTES_PER_DAY = 1440.0
+T = TypeVar("T")
 
 
 def replication_seeds(seed: int, replications: int) -> list[SeedSequence]:
@@ -43,11 +59,12 @@ class VisitorDraws:
     def __init__(self, seed: SeedSequence, visitors_per_day: float, days: int) -> None:
         self.seed = seed
         self.horizon_min = days * MINUTES_PER_DAY
-        self.n_visitors = int(self._generator("count", 0).poisson(visitors_per_day * days))
+        self.n_visitors = int(self.generator("count", 0).poisson(visitors_per_day * days))
 
-    def _generator(self, stream: str, block: int) -> Generator:
-        key = (*self.seed.spawn_key, _STREAM_IDS[stream], block)
-        return Generator(PCG64(SeedSequence(self.seed.entropy, spawn_key=key)))
+    def generator(self, stream: str, key: int) -> Generator:
+        """The generator of ``stream`` for block (or, in aggregate mode, stage) ``key``."""
+        spawn_key = (*self.seed.spawn_key, _STREAM_IDS[stream], key)
+        return Generator(PCG64(SeedSequence(self.seed.entropy, spawn_key=spawn_key)))
 
     def uniforms(
         self, stream: str, start: int = 0, stop: int | None = None, width: int | None = None
@@ -59,13 +76,17 @@ class VisitorDraws:
         for block in range(first, last + 1):
             size = min(BLOCK_VISITORS, self.n_visitors - block * BLOCK_VISITORS)
             shape = (size,) if width is None else (size, width)
-            parts.append(self._generator(stream, block).random(shape))
+            parts.append(self.generator(stream, block).random(shape))
         offset = first * BLOCK_VISITORS
-        return np.concatenate(parts)[start - offset : stop - offset]
+        whole = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return whole[start - offset : stop - offset]
 
     def arrival_times(self) -> NDArray[np.float64]:
         """Sorted arrival times in minutes since the start, one per visitor."""
-        return np.sort(self.uniforms("arrival")) * self.horizon_min
+        times = self.uniforms("arrival")
+        times.sort()
+        times *= self.horizon_min
+        return times
 
     def blocks(self) -> list[tuple[int, int]]:
         """Visitor index ranges of the blocks, for engines that work block by block."""
@@ -73,3 +94,41 @@ class VisitorDraws:
             (start, min(start + BLOCK_VISITORS, self.n_visitors))
             for start in range(0, self.n_visitors, BLOCK_VISITORS)
         ]
+
+
+class SharedDraws:
+    """What every variant of one replication shares for visitors ``start:stop``.
+
+    Uniforms are drawn once per stream; :meth:`derived` computes anything
+    made from them (a categorical choice, a distribution's quantiles) once per
+    key, so variants that agree on a parameter reuse the array. Keys must
+    identify every input of the computation.
+
+    >>> draws = VisitorDraws(replication_seeds(1, 1)[0], 100, 1)
+    >>> shared = SharedDraws(draws)
+    >>> shared.uniforms("order") is shared.uniforms("order")
+    True
+    """
+
+    def __init__(self, draws: VisitorDraws, start: int = 0, stop: int | None = None) -> None:
+        self.draws = draws
+        self.start = start
+        self.stop = draws.n_visitors if stop is None else stop
+        self._memo: dict[Hashable, Any] = {}
+
+    @property
+    def n_visitors(self) -> int:
+        return self.stop - self.start
+
+    def uniforms(self, stream: str, width: int | None = None) -> NDArray[np.float64]:
+        """The stream's uniforms for these visitors, drawn on first use."""
+        return self.derived(
+            ("uniforms", stream, width),
+            lambda: self.draws.uniforms(stream, self.start, self.stop, width),
+        )
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, evaluated once per ``key`` (callers must not modify the result)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[no-any-return]

@@ -14,18 +14,26 @@ Friction losses happen on entering the stage (before any queue); the base
 rate and the response delay decide after the visitor is served. Because the
 thresholds only move, never reshuffle, a variant that removes friction keeps
 every visitor who continued before (common random numbers couple monotonely).
+
+The thresholds depend on a visitor only through their *cell*: segment x
+channel x preferred payment method x preferred contact option. A funnel
+therefore stores one row of thresholds per cell and stage, and a visitor's
+thresholds are a look-up of their cell's row, however many visitors there are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from funnelsim import friction
-from funnelsim.engine.draws import VisitorDraws
-from funnelsim.engine.outcomes import FRICTION_REASONS, REASON_INDEX
+from funnelsim import clv, friction
+from funnelsim.engine.draws import SharedDraws
+from funnelsim.engine.outcomes import FRICTION_REASONS, Outcome
 from funnelsim.scenario import Constant, Distribution, ResponseCoefficients, Scenario, Stage
 
 FloatArray = NDArray[np.float64]
@@ -63,6 +71,48 @@ class CompiledFunnel:
 
     def stage(self, index: int) -> Stage:
         return self.scenario.stages[index]
+
+    @property
+    def cell_shape(self) -> tuple[int, int, int, int]:
+        """(segments, channels, payment options, contact options): the cells of visitors."""
+        _, n_g, n_c = self.base.shape
+        return n_g, n_c, self.payment.shape[2], self.contact.shape[2]
+
+    @cached_property
+    def cell_thresholds(self) -> FloatArray:
+        """(S, cells, friction reasons): the nested friction thresholds of each cell."""
+        n_g, n_c, n_p, n_k = self.cell_shape
+        n_s = len(self.stages)
+        factors = np.empty((n_s, n_g, n_c, n_p, n_k, len(FRICTION_REASONS)))
+        factors[..., :3] = self.fixed_friction[:, :, :, None, None, :]
+        factors[..., 3] = self.payment[:, :, None, :, None]
+        factors[..., 4] = self.contact[:, :, None, None, :]
+        thresholds = np.cumprod(factors, axis=-1).reshape(n_s, n_g * n_c * n_p * n_k, -1)
+        return np.asarray(thresholds, dtype=np.float64)
+
+    @cached_property
+    def cell_continue(self) -> FloatArray:
+        """(S, cells): friction x rate, the continue probability before any response delay."""
+        base = np.broadcast_to(self.base[:, :, :, None, None], (len(self.stages), *self.cell_shape))
+        return self.cell_thresholds[..., -1] * base.reshape(len(self.stages), -1)
+
+    @cached_property
+    def order_value_dists(self) -> tuple[tuple[Distribution, ...], ...]:
+        """Per segment and channel, the order-value distribution of its buyers: the
+        channel's own, else the segment's, else ``value.order_value`` (clv.customer_terms)."""
+        return tuple(tuple(clv.customer_terms(self.scenario, g, c)[1] for c in self.channels)
+                     for g in self.segments)
+
+    @cached_property
+    def cell_probabilities(self) -> FloatArray:
+        """(cells,): the share of visitors in each cell."""
+        segment = np.diff(self.segment_cdf, prepend=0.0)
+        channel = np.diff(self.channel_cdf, prepend=0.0)
+        payment = np.diff(self.payment_cdf, axis=1, prepend=0.0)
+        contact = np.diff(self.contact_cdf, axis=1, prepend=0.0)
+        joint = (segment[:, None, None, None] * channel[None, :, None, None]
+                 * payment[:, None, :, None] * contact[:, None, None, :])
+        return np.asarray(joint.reshape(-1))
 
 
 def _cdf(shares: list[float]) -> FloatArray:
@@ -103,6 +153,9 @@ def compile_funnel(scenario: Scenario) -> CompiledFunnel:
     fixed = np.ones((n_s, len(segments), len(channels), 3))
     for s, stage in enumerate(scenario.stages):
         base[s] = friction.scale_odds(stage.rate, intent)
+        if stage.nurture is not None:  # only leads that become sales-ready go on
+            base[s] *= clv.lead_ready_share(stage.nurture.ready_per_message,
+                                            stage.nurture.max_messages)
         if stage.friction.page_load:
             fixed[s, ..., 0] = friction.page_load_factor(base[s], load_s[:, None], coef.page_load)
         fixed[s, ..., 1] = friction.form_fields_factor(stage.friction.form_fields, coef.form_fields)
@@ -131,11 +184,24 @@ def compile_funnel(scenario: Scenario) -> CompiledFunnel:
     )
 
 
+def _count_below(edges: FloatArray, u: FloatArray) -> IntArray:
+    """How many ``edges`` are <= each uniform (``searchsorted(side="right")``); for the
+    few edges of shares, one comparison per edge is several times faster."""
+    if len(edges) > 16:
+        return np.searchsorted(edges, u, side="right").astype(np.int64)
+    count = np.zeros(u.shape, np.int64)
+    for edge in edges:
+        count += u >= edge
+    return count
+
+
 def _categorical(cdf: FloatArray, u: FloatArray) -> IntArray:
-    return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1).astype(np.int64)
+    return np.minimum(_count_below(cdf, u), len(cdf) - 1)
 
 
 def _per_segment_categorical(cdfs: FloatArray, segment: IntArray, u: FloatArray) -> IntArray:
+    if len(cdfs) == 1 or (cdfs == cdfs[0]).all():
+        return _categorical(cdfs[0], u)
     choice = np.empty(len(u), np.int64)
     for g in range(len(cdfs)):
         mask = segment == g
@@ -150,6 +216,71 @@ def stage_draws(dist: Distribution | None, u: FloatArray) -> FloatArray | None:
     return dist.ppf(u)
 
 
+class VisitorCells(NamedTuple):
+    """Each visitor's segment, channel and cell (index into the funnel's cell tables)."""
+
+    segment: IntArray
+    channel: IntArray
+    cell: IntArray
+
+
+def visitor_cells(funnel: CompiledFunnel, shared: SharedDraws) -> VisitorCells:
+    """Draw each visitor's segment, channel and preferences (shared by variants that agree)."""
+    segment_cdf, channel_cdf = funnel.segment_cdf, funnel.channel_cdf
+    payment_cdf, contact_cdf = funnel.payment_cdf, funnel.contact_cdf
+
+    def draw() -> VisitorCells:
+        segment = shared.derived(
+            ("segment", segment_cdf.tobytes()),
+            lambda: _categorical(segment_cdf, shared.uniforms("segment")))
+        channel = shared.derived(
+            ("channel", channel_cdf.tobytes()),
+            lambda: _categorical(channel_cdf, shared.uniforms("channel")))
+        pay = _per_segment_categorical(payment_cdf, segment, shared.uniforms("payment"))
+        contact = _per_segment_categorical(contact_cdf, segment, shared.uniforms("contact"))
+        _, n_c, n_p, n_k = funnel.cell_shape
+        return VisitorCells(segment, channel, ((segment * n_c + channel) * n_p + pay) * n_k
+                            + contact)
+
+    key = ("cells", *(a.tobytes() for a in (segment_cdf, channel_cdf, payment_cdf, contact_cdf)))
+    return shared.derived(key, draw)
+
+
+def stage_values(
+    shared: SharedDraws, stream: str, dist: Distribution | None, stage: int, n_stages: int
+) -> FloatArray | None:
+    """Per visitor, a stage distribution's draw from ``stream`` (None if unused)."""
+    return shared.derived(
+        ("values", stream, stage, dist),
+        lambda: stage_draws(dist, shared.uniforms(stream, n_stages)[:, stage]),
+    )
+
+
+def order_values_for(funnel: CompiledFunnel, u: FloatArray, segment: IntArray,
+                     channel: IntArray) -> FloatArray:
+    """Order values from uniforms ``u`` for visitors of these segments and channels."""
+    dists = funnel.order_value_dists
+    if len({d for row in dists for d in row}) == 1:
+        return dists[0][0].ppf(u)
+    values = np.empty(len(u))
+    for (g, c), dist in np.ndenumerate(np.array(dists, dtype=object)):
+        mine = (segment == g) & (channel == c)
+        values[mine] = dist.ppf(u[mine])
+    return values
+
+
+def order_values(funnel: CompiledFunnel, shared: SharedDraws) -> FloatArray:
+    """Every visitor's order value if they buy."""
+    dists = funnel.order_value_dists
+    if len({d for row in dists for d in row}) == 1:
+        return shared.derived(("order", dists[0][0]),
+                              lambda: dists[0][0].ppf(shared.uniforms("order")))
+    cells = visitor_cells(funnel, shared)
+    return shared.derived(
+        ("order", dists, funnel.segment_cdf.tobytes(), funnel.channel_cdf.tobytes()),
+        lambda: order_values_for(funnel, shared.uniforms("order"), cells.segment, cells.channel))
+
+
 @dataclass(frozen=True)
 class VisitorPlan:
     """What the engines need per visitor (rows) and stage (columns) for a block."""
@@ -162,46 +293,80 @@ class VisitorPlan:
     order_value: FloatArray  # (n,): value of the order if the visitor buys
 
 
-def plan_visitors(
-    funnel: CompiledFunnel, draws: VisitorDraws, start: int = 0, stop: int | None = None
-) -> VisitorPlan:
-    """Draw each visitor's channel, segment and preferences; lay out its thresholds."""
-    stop = draws.n_visitors if stop is None else stop
+def plan_visitors(funnel: CompiledFunnel, shared: SharedDraws) -> VisitorPlan:
+    """Look up each visitor's thresholds from their cell; decide friction losses."""
     n_s = len(funnel.stages)
-    segment = _categorical(funnel.segment_cdf, draws.uniforms("segment", start, stop))
-    channel = _categorical(funnel.channel_cdf, draws.uniforms("channel", start, stop))
-    pay = _per_segment_categorical(
-        funnel.payment_cdf, segment, draws.uniforms("payment", start, stop))
-    contact = _per_segment_categorical(
-        funnel.contact_cdf, segment, draws.uniforms("contact", start, stop))
-    factors = np.empty((stop - start, n_s, len(FRICTION_REASONS)))
-    factors[..., :3] = funnel.fixed_friction[:, segment, channel].transpose(1, 0, 2)
-    factors[..., 3] = funnel.payment[:, segment, pay].T
-    factors[..., 4] = funnel.contact[:, segment, contact].T
-    thresholds = np.cumprod(factors, axis=2)
-    u = draws.uniforms("continue", start, stop, n_s)
-    crossed = (u[..., None] >= thresholds).sum(axis=2)
+    cells = visitor_cells(funnel, shared)
+    thresholds = funnel.cell_thresholds[:, cells.cell]  # (S, n, reasons)
+    u = shared.uniforms("continue", n_s)
+    crossed = (u.T[..., None] >= thresholds).sum(axis=2)
     friction_loss = np.where(
         crossed > 0, len(FRICTION_REASONS) - crossed, NO_LOSS
-    ).astype(np.int8)
-    order_value = funnel.scenario.value.order_value.ppf(draws.uniforms("order", start, stop))
+    ).astype(np.int8).T
     return VisitorPlan(
-        segment=segment,
-        channel=channel,
+        segment=cells.segment,
+        channel=cells.channel,
         u_continue=u,
         friction_loss=friction_loss,
-        p_continue=thresholds[..., -1] * funnel.base[:, segment, channel].T,
-        order_value=order_value,
+        p_continue=funnel.cell_continue[:, cells.cell].T,
+        order_value=order_values(funnel, shared),
     )
 
 
-def decide_after_service(
-    u: FloatArray, p_continue: FloatArray, response_min: FloatArray | None,
-    coef: ResponseCoefficients,
-) -> NDArray[np.int8]:
-    """Reason a served visitor is lost (``rate`` or ``response``), or NO_LOSS."""
-    reason = np.where(u >= p_continue, REASON_INDEX["rate"], NO_LOSS)
-    if response_min is not None:
-        p = friction.response_continue(p_continue, response_min, coef)
-        reason = np.where((reason == NO_LOSS) & (u >= p), REASON_INDEX["response"], reason)
-    return reason.astype(np.int8)
+def outcome_from_cells(
+    funnel: CompiledFunnel, reached: IntArray, lost: IntArray, revenue: FloatArray,
+    revenue_sq: FloatArray,
+) -> Outcome:
+    """An Outcome from counts by cell: ``reached`` (S + 1, cells), ``lost``
+    (S, reasons, cells); revenue sums are already by (segment, channel)."""
+    n_g, n_c = funnel.cell_shape[:2]
+
+    def by_segment_channel(counts: IntArray) -> IntArray:
+        return np.asarray(counts.reshape(*counts.shape[:-1], n_g, n_c, -1).sum(axis=-1))
+
+    return Outcome(funnel.stages, funnel.segments, funnel.channels,
+                   by_segment_channel(reached), by_segment_channel(lost),
+                   revenue.reshape(n_g, n_c), revenue_sq.reshape(n_g, n_c))
+
+
+# --------------------------------------------------------------------------- all variants
+
+
+class VariantRuns(NamedTuple):
+    """Every variant of a scenario played on one replication's visitors (control first).
+
+    ``outcomes`` are the full-traffic tallies; ``test_visitors`` and
+    ``test_conversions`` count, per variant, the visitors the simulated A/B test
+    assigned to it and how many of them bought.
+    """
+
+    outcomes: list[Outcome]
+    test_visitors: IntArray
+    test_conversions: IntArray
+    engine: str
+
+
+def assign_arms(shared: SharedDraws, shares: Sequence[float]) -> IntArray:
+    """The variant each visitor sees in the simulated A/B test (``assign`` stream)."""
+    return _count_below(np.cumsum(shares)[:-1], shared.uniforms("assign"))
+
+
+class SplitTally:
+    """Running per-variant totals of the simulated A/B test, block by block."""
+
+    def __init__(self, n_variants: int) -> None:
+        self.visitors = np.zeros(n_variants, np.int64)
+        self.conversions = np.zeros(n_variants, np.int64)
+
+    def add_visitors(self, arm: IntArray) -> None:
+        """Count a block's visitors by the variant they were assigned to."""
+        self.visitors += np.bincount(arm, minlength=len(self.visitors))
+
+    def add_buyers(self, arm: IntArray, variant: int,
+                   buyers: IntArray | NDArray[np.bool_]) -> None:
+        """Add the buyers of ``variant`` (full traffic; indices or a mask) whom the test
+        assigned to it."""
+        self.conversions[variant] += np.count_nonzero(arm[buyers] == variant)
+
+    def runs(self, outcomes: list[Outcome], engine: str) -> VariantRuns:
+        return VariantRuns(outcomes, self.visitors, self.conversions, engine)

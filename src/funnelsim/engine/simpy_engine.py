@@ -16,17 +16,27 @@ flat arrays, not per-visitor objects, then tallied once at the end.
 from __future__ import annotations
 
 import csv
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import IO, Any
 
 import numpy as np
 import simpy
 
 from funnelsim import friction
-from funnelsim.engine.draws import VisitorDraws
-from funnelsim.engine.model import NO_LOSS, CompiledFunnel, plan_visitors, stage_draws
+from funnelsim.engine.draws import SharedDraws, VisitorDraws
+from funnelsim.engine.model import (
+    NO_LOSS,
+    CompiledFunnel,
+    SplitTally,
+    VariantRuns,
+    assign_arms,
+    plan_visitors,
+    stage_values,
+)
 from funnelsim.engine.outcomes import REASON_INDEX, REASONS, Outcome, QueueStats, Simulation
+from funnelsim.engine.referral import ReferralPool, referral_pool
 
 EVENT_COLUMNS = (
     "visitor", "segment", "channel", "stage", "entered_min", "left_min", "waited_min", "outcome",
@@ -48,12 +58,11 @@ class EventLog:
 
 
 def _stage_columns(
-    funnel: CompiledFunnel, draws: VisitorDraws, stream: str, attribute: str
+    funnel: CompiledFunnel, shared: SharedDraws, stream: str, attribute: str
 ) -> list[list[float] | None]:
     """Per stage, the visitors' draws of a stage distribution as a list (None if unused)."""
     n_s = len(funnel.stages)
     columns: list[list[float] | None] = [None] * n_s
-    uniforms = None
     for s, stage in enumerate(funnel.scenario.stages):
         if attribute == "service_min":
             resource = funnel.scenario.resources.get(stage.resource or "")
@@ -62,19 +71,33 @@ def _stage_columns(
             dist = getattr(stage, attribute)
         if dist is None:
             continue
-        if uniforms is None:
-            uniforms = draws.uniforms(stream, width=n_s)
-        values = stage_draws(dist, uniforms[:, s])
+        values = stage_values(shared, stream, dist, s, n_s)
         columns[s] = values.tolist() if values is not None else None
     return columns
+
+
+GAVE_UP = object()
+
+
+def _give_up(request: simpy.Event, _deadline: simpy.Event) -> None:
+    """At the end of a visitor's patience: leave the queue unless already served.
+
+    A timer callback rather than ``request | timeout``: the same behaviour without a
+    condition event per queued visitor (a large share of a queue's cost in SimPy).
+    """
+    if not request.triggered:
+        request.cancel()  # type: ignore[attr-defined]
+        request.succeed(GAVE_UP)
 
 
 class _Run:
     """State of one SimPy run: the environment, resources, draws and result arrays."""
 
-    def __init__(self, funnel: CompiledFunnel, draws: VisitorDraws, log: EventLog | None) -> None:
+    def __init__(
+        self, funnel: CompiledFunnel, shared: SharedDraws, log: EventLog | None
+    ) -> None:
         self.funnel, self.log = funnel, log
-        self.plan = plan_visitors(funnel, draws)
+        self.plan = plan_visitors(funnel, shared)
         self.env = simpy.Environment()
         scenario = funnel.scenario
         self.resources = [
@@ -82,51 +105,90 @@ class _Run:
         ]
         self.stage_resource = funnel.stage_resource
         self.decays = [st.friction.response_decay for st in scenario.stages]
-        self.dwell = _stage_columns(funnel, draws, "dwell", "dwell_min")
-        self.service = _stage_columns(funnel, draws, "service", "service_min")
-        self.patience = _stage_columns(funnel, draws, "patience", "patience_min")
-        self.delay = _stage_columns(funnel, draws, "delay", "response_delay_min")
+        self.dwell = _stage_columns(funnel, shared, "dwell", "dwell_min")
+        self.service = _stage_columns(funnel, shared, "service", "service_min")
+        self.patience = _stage_columns(funnel, shared, "patience", "patience_min")
+        self.delay = _stage_columns(funnel, shared, "delay", "response_delay_min")
         self.u = self.plan.u_continue.tolist()
         self.p = self.plan.p_continue.tolist()
         self.friction_loss = self.plan.friction_loss.tolist()
-        n = draws.n_visitors
+        self.segment, self.channel = self.plan.segment, self.plan.channel
+        n = self.n_main = shared.n_visitors
+        self.pool = referral_pool(funnel, shared)
+        if self.pool is not None:
+            self._add_referred_visitors(self.pool)
+            n += self.pool.size
         self.exit_stage = [len(funnel.stages)] * n
         self.reason = [NO_LOSS] * n
         n_q = len(self.resources)
         self.arrivals, self.served, self.abandoned = [0] * n_q, [0] * n_q, [0] * n_q
         self.wait_sum, self.wait_sq, self.wait_max, self.busy = (
             [0.0] * n_q, [0.0] * n_q, [0.0] * n_q, [0.0] * n_q)
-        self.env.process(self._source(draws.arrival_times().tolist()))
+        arrivals = shared.derived(("arrival times",), lambda: shared.draws.arrival_times().tolist())
+        self.env.process(self._source(arrivals))
+
+    def _add_referred_visitors(self, pool: ReferralPool) -> None:
+        """Append the pool's visitors (indices from ``n_main`` on) to the per-visitor lists."""
+        plan = pool.plan
+        self.u += plan.u_continue.tolist()
+        self.p += plan.p_continue.tolist()
+        self.friction_loss += plan.friction_loss.tolist()
+        self.segment = np.concatenate([self.segment, plan.segment])
+        self.channel = np.concatenate([self.channel, plan.channel])
+        for columns, stream, attribute in ((self.dwell, "dwell", "dwell_min"),
+                                           (self.service, "service", "service_min"),
+                                           (self.patience, "patience", "patience_min"),
+                                           (self.delay, "delay", "response_delay_min")):
+            extra = _stage_columns(pool.funnel, pool.shared, stream, attribute)
+            for s, values in enumerate(extra):
+                if values is not None and columns[s] is not None:
+                    columns[s] = columns[s] + values
+
+    def _advocate(self, i: int, pool: ReferralPool) -> Generator[simpy.Event, Any, None]:
+        """Buyer ``i`` refers visitors while active and the test runs (engine.referral)."""
+        env = self.env
+        until = min(pool.horizon_min, env.now + pool.active_min(self.segment[i], self.channel[i]))
+        while True:
+            gap = pool.gap_min()
+            if env.now + gap > until:
+                return
+            yield env.timeout(gap)
+            j = pool.next_visitor()
+            if j is None:
+                return
+            env.process(self._visit(self.n_main + j))
 
     def _source(self, arrivals: list[float]) -> Generator[simpy.Event, Any, None]:
+        env, visit = self.env, self._visit
         now = 0.0
         for i, t in enumerate(arrivals):
-            yield self.env.timeout(t - now)
+            yield env.timeout(t - now)
             now = t
-            self.env.process(self._visit(i))
+            env.process(visit(i))
 
     def _lose(self, i: int, s: int, reason: int, entered: float, waited: float) -> None:
         self.exit_stage[i], self.reason[i] = s, reason
-        self._record(i, s, entered, waited, f"lost:{REASONS[reason]}")
+        if self.log is not None:
+            self._record(i, s, entered, waited, f"lost:{REASONS[reason]}")
 
     def _record(self, i: int, s: int, entered: float, waited: float, outcome: str) -> None:
         if self.log is not None:
-            funnel, plan = self.funnel, self.plan
+            funnel = self.funnel
             self.log.rows.append((
-                i, funnel.segments[plan.segment[i]], funnel.channels[plan.channel[i]],
+                i, funnel.segments[self.segment[i]], funnel.channels[self.channel[i]],
                 funnel.stages[s], round(entered, 3), round(self.env.now, 3), round(waited, 3),
                 outcome,
             ))
 
     def _visit(self, i: int) -> Generator[simpy.Event, Any, None]:
-        env = self.env
-        for s in range(len(self.funnel.stages)):
+        env, logging = self.env, self.log is not None
+        friction_loss, u, p = self.friction_loss[i], self.u[i], self.p[i]
+        for s, dwell in enumerate(self.dwell):
             entered = env.now
-            dwell = self.dwell[s]
             if dwell is not None and dwell[i] > 0.0:
                 yield env.timeout(dwell[i])
-            if self.friction_loss[i][s] != NO_LOSS:
-                self._lose(i, s, self.friction_loss[i][s], entered, 0.0)
+            if friction_loss[s] != NO_LOSS:
+                self._lose(i, s, friction_loss[s], entered, 0.0)
                 return
             waited = 0.0
             r = self.stage_resource[s]
@@ -136,17 +198,21 @@ class _Run:
                     self._lose(i, s, REASON_INDEX["queue"], entered, env.now - entered)
                     return
                 waited = outcome
-            u, p = self.u[i][s], self.p[i][s]
-            if u >= p:
+            if u[s] >= p[s]:
                 self._lose(i, s, REASON_INDEX["rate"], entered, waited)
                 return
             if self.decays[s]:
                 delay = self.delay[s]
                 response_min = waited + (delay[i] if delay is not None else 0.0)
-                if u >= float(friction.response_continue(p, response_min, self.funnel.response)):
+                if u[s] >= float(
+                    friction.response_continue(p[s], response_min, self.funnel.response)
+                ):
                     self._lose(i, s, REASON_INDEX["response"], entered, waited)
                     return
-            self._record(i, s, entered, waited, "continued")
+            if logging:
+                self._record(i, s, entered, waited, "continued")
+        if self.pool is not None:
+            env.process(self._advocate(i, self.pool))
 
     def _queue(self, i: int, s: int, r: int) -> Generator[simpy.Event, Any, float | None]:
         """Wait for resource ``r`` and be served; the wait, or None if patience ran out."""
@@ -155,13 +221,11 @@ class _Run:
         start = env.now
         with resource.request() as request:
             patience = self.patience[s]
-            if patience is None:
-                yield request
-            else:
-                result = yield request | env.timeout(patience[i])
-                if request not in result:
-                    self.abandoned[r] += 1
-                    return None
+            if patience is not None:
+                env.timeout(patience[i]).callbacks.append(partial(_give_up, request))
+            if (yield request) is GAVE_UP:
+                self.abandoned[r] += 1
+                return None
             waited = env.now - start
             service = self.service[s]
             assert service is not None
@@ -174,11 +238,18 @@ class _Run:
         return waited
 
     def result(self) -> Simulation:
+        """The tally of everybody who came (referred visitors included); ``converted`` and
+        ``revenue`` cover the scheduled visitors only (the A/B split assigns them)."""
         funnel, plan = self.funnel, self.plan
-        exit_stage = np.array(self.exit_stage, np.int64)
-        reason = np.array(self.reason, np.int8)
+        came = self.n_main
+        order_value = plan.order_value
+        if self.pool is not None:
+            came += self.pool.arrived
+            order_value = np.concatenate([order_value, self.pool.plan.order_value])
+        exit_stage = np.array(self.exit_stage[:came], np.int64)
+        reason = np.array(self.reason[:came], np.int8)
         bought = exit_stage == len(funnel.stages)
-        paid = np.where(bought, plan.order_value, 0.0)
+        paid = np.where(bought, order_value[:came], 0.0)
         queues = QueueStats(
             funnel.resources,
             np.array(self.arrivals, np.int64), np.array(self.served, np.int64),
@@ -187,14 +258,35 @@ class _Run:
         )
         outcome = Outcome.from_visitors(
             funnel.stages, funnel.segments, funnel.channels,
-            plan.segment, plan.channel, exit_stage, reason, paid, queues)
-        return Simulation(outcome, bought, paid, "simpy")
+            self.segment[:came], self.channel[:came], exit_stage, reason, paid, queues)
+        n = self.n_main
+        return Simulation(outcome, bought[:n], paid[:n], "simpy")
 
 
 def simulate(
-    funnel: CompiledFunnel, draws: VisitorDraws, log: EventLog | None = None
+    funnel: CompiledFunnel, draws: VisitorDraws, log: EventLog | None = None,
+    shared: SharedDraws | None = None,
 ) -> Simulation:
-    """Simulate one variant on one replication's visitors with SimPy."""
-    run = _Run(funnel, draws, log)
+    """Simulate one variant on one replication's visitors with SimPy.
+
+    ``shared`` lets variants of one replication reuse the draws they have in common.
+    """
+    run = _Run(funnel, SharedDraws(draws) if shared is None else shared, log)
     run.env.run()
     return run.result()
+
+
+def simulate_variants(
+    funnels: Sequence[CompiledFunnel], draws: VisitorDraws, shares: Sequence[float]
+) -> VariantRuns:
+    """Every variant on one replication's visitors, plus the A/B test split by ``shares``."""
+    shared = SharedDraws(draws)
+    arm = assign_arms(shared, shares)
+    tally = SplitTally(len(funnels))
+    tally.add_visitors(arm)
+    outcomes = []
+    for v, funnel in enumerate(funnels):
+        sim = simulate(funnel, draws, shared=shared)
+        outcomes.append(sim.outcome)
+        tally.add_buyers(arm, v, sim.converted)
+    return tally.runs(outcomes, "simpy")

@@ -1,0 +1,438 @@
+"""Engine benchmarks: the speed and scale targets of issue 5, measured in one run.
+
+Usage: .venv/bin/python benchmarks/engines.py [--quick]
+
+Every figure is measured in this process (or in subprocesses it starts), and the
+comparisons are ratios of timings taken side by side, best of a few repeats, so a
+busy machine slows both sides alike. Prints one line per target and, at the end,
+the Markdown table of README.md's "Performance" section.
+
+Targets:
+  1. vectorized engine >= 50x the SimPy engine's visitors/s on checkout.yaml;
+  2. aggregate engine: 100 million visitors of checkout.yaml in under 1 s;
+  3. SimPy engine >= 0.5x a plain hand-written SimPy model of lead_response.yaml;
+  4. SimPy engine faster than Ciw on an M/M/c+M queue, both matching Erlang-A;
+  5. `funnelsim --help` under 0.3 s, `funnelsim run scenarios/checkout.yaml` under 20 s;
+  6. a 10-million-visitor run peaks under 1 GB of resident memory;
+  7. Dask: speed-up of 2 workers over 1 on a LocalCluster (reported, no target).
+
+References:
+    Garnett, O., Mandelbaum, A. & Reiman, M. (2002), "Designing a call center with
+    impatient customers", Manufacturing & Service Operations Management 4(3) (Erlang-A).
+    Palmer, G. I. et al. (2019), "Ciw: An open-source discrete event simulation library",
+    Journal of Simulation 13(1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import simpy
+
+from funnelsim.engine import aggregate, simpy_engine, vectorized
+from funnelsim.engine.draws import VisitorDraws, replication_seeds
+from funnelsim.engine.model import compile_funnel
+from funnelsim.experiment import compile_variants, run_experiment
+from funnelsim.scenario import Scenario, load_scenario, parse_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+BIN = Path(sys.executable).parent
+HEAVY_MODULES = ("numpy", "scipy", "pydantic", "yaml", "simpy", "pymc", "arviz", "pytensor",
+                 "dask", "distributed", "matplotlib", "pandas", "rich")
+
+
+class Row(NamedTuple):
+    name: str
+    figure: str
+    target: str
+    ok: bool | None  # None: reported, no target
+
+
+ROWS: list[Row] = []
+
+
+def report(name: str, figure: str, target: str, ok: bool | None) -> None:
+    ROWS.append(Row(name, figure, target, ok))
+    verdict = "" if ok is None else ("  ok" if ok else "  MISSED")
+    print(f"  => {name}: {figure} (target {target}){verdict}", flush=True)
+
+
+def timed(function: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def _shares(scenario: Scenario) -> list[float]:
+    return list(scenario.split_shares().values())
+
+
+# --------------------------------------------------------------------------- 1. vectorized
+
+
+def vectorized_vs_simpy(repeat: int) -> None:
+    """Visitors/s over all variants of a replication (draws, plan, walk, split test)."""
+    print("1. vectorized vs SimPy engine, checkout.yaml, all variants of a replication")
+    scenario = load_scenario(SCENARIOS / "checkout.yaml")
+    funnels, shares = compile_variants(scenario), _shares(scenario)
+    traffic = scenario.traffic
+    best = {"vectorized": 0.0, "simpy": 0.0}
+    for seed in replication_seeds(2024, repeat):
+        draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
+        work = draws.n_visitors * len(funnels)
+        for name, module in (("vectorized", vectorized), ("simpy", simpy_engine)):
+            runs = 5 if name == "vectorized" else 1
+            for _ in range(runs):
+                seconds = timed(lambda m=module, d=draws: m.simulate_variants(funnels, d, shares))
+                best[name] = max(best[name], work / seconds)
+    ratio = best["vectorized"] / best["simpy"]
+    print(f"   vectorized {best['vectorized']:,.0f} visitors/s, "
+          f"SimPy {best['simpy']:,.0f} visitors/s")
+    report("vectorized / SimPy visitors per second", f"{ratio:.0f}x", ">= 50x", ratio >= 50)
+
+
+# --------------------------------------------------------------------------- 2. aggregate
+
+
+def aggregate_run(visitors: float, repeat: int) -> None:
+    print(f"2. aggregate engine, checkout.yaml, {visitors:,.0f} visitors, all variants")
+    scenario = load_scenario(SCENARIOS / "checkout.yaml")
+    funnels, shares = compile_variants(scenario), _shares(scenario)
+    days = scenario.traffic.days
+    seeds = replication_seeds(7, repeat)
+    draws = [VisitorDraws(seed, visitors / days, days) for seed in seeds]
+    seconds = min(timed(lambda d=d: aggregate.simulate_variants(funnels, d, shares))
+                  for d in draws)
+    runs = aggregate.simulate_variants(funnels, draws[0], shares)
+    for name, funnel, outcome in zip(scenario.variant_names, funnels, runs.outcomes,
+                                     strict=True):
+        chance = aggregate.outcome_probabilities(funnel)[..., -1].prod(axis=0)
+        exact = float(funnel.cell_probabilities @ chance)
+        print(f"   {name:15s} conversion {outcome.conversion:.5f} (exact {exact:.5f}) "
+              f"of {outcome.visitors:,} visitors")
+    target = "< 1 s for 100M visitors"
+    report(f"aggregate engine, {visitors / 1e6:.0f}M visitors x {len(funnels)} variants",
+           f"{seconds:.2f} s", target, seconds < 1.0 if visitors >= 1e8 else None)
+
+
+# --------------------------------------------------------------------------- 3. hand-written
+
+
+def _scale_odds(p: float, k: float) -> float:
+    return p * k / (1.0 - p + p * k)
+
+
+def hand_written_lead_response(scenario: Scenario, seed: int) -> list[int]:
+    """The simplest SimPy model of lead_response.yaml: one process per visitor, plain
+    timeouts, a Resource with ``request | timeout`` for patience, Python's ``random``.
+    Returns [visitors, reached the sales call, gave up waiting, signed]."""
+    funnel = compile_funnel(scenario)
+    assert [s.resource for s in scenario.stages] == [None, None, "sales_reps", None]
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    reps = simpy.Resource(env, scenario.resources["sales_reps"].capacity)
+    channels = [c.share for c in scenario.traffic.channels.values()]
+    contact = np.diff(funnel.contact_cdf[0], prepend=0.0)
+    # continue probability per channel and stage, by preferred contact option
+    p = funnel.base[:, 0, :, None] * funnel.fixed_friction[:, 0].prod(axis=-1)[..., None] \
+        * funnel.contact[:, 0, None, :]
+    enquiry_dwell = scenario.stages[1].dwell_min.mean_value
+    patience = scenario.stages[2].patience_min.mean_value
+    delay = scenario.stages[2].response_delay_min.mean_value
+    mu, sigma = scenario.resources["sales_reps"].service_min.log_params
+    slope, reference = scenario.coefficients.response.slope, \
+        scenario.coefficients.response.reference_min
+    horizon = scenario.traffic.days * 1440.0
+    rate = scenario.traffic.visitors_per_day / 1440.0
+    counts = [0, 0, 0, 0]  # visitors, reached the sales call, gave up, signed
+
+    def visitor(c: int, k: int) -> Any:
+        if rng.random() >= p[0, c, k]:
+            return
+        yield env.timeout(rng.expovariate(1.0 / enquiry_dwell))
+        if rng.random() >= p[1, c, k]:
+            return
+        counts[1] += 1
+        start = env.now
+        with reps.request() as request:
+            result = yield request | env.timeout(rng.expovariate(1.0 / patience))
+            if request not in result:
+                counts[2] += 1
+                return
+            waited = env.now - start
+            yield env.timeout(rng.lognormvariate(mu, sigma))
+        answered = max(waited + rng.expovariate(1.0 / delay), reference)
+        if rng.random() >= _scale_odds(p[2, c, k], (answered / reference) ** -slope):
+            return
+        if rng.random() < p[3, c, k]:
+            counts[3] += 1
+
+    def source() -> Any:
+        while True:
+            yield env.timeout(rng.expovariate(rate))
+            if env.now > horizon:
+                return
+            counts[0] += 1
+            c = rng.choices(range(len(channels)), channels)[0]
+            k = rng.choices(range(len(contact)), contact)[0]
+            env.process(visitor(c, k))
+
+    env.process(source())
+    env.run()
+    return counts
+
+
+def simpy_vs_hand_written(repeat: int) -> None:
+    print("3. SimPy engine vs a hand-written SimPy model, lead_response.yaml (control)")
+    scenario = load_scenario(SCENARIOS / "lead_response.yaml").variant("control")
+    if scenario.value.referral.per_customer_per_month > 0:  # not in the plain model
+        scenario = scenario.with_overrides({"value.referral.per_customer_per_month": 0.0})
+    funnel = compile_funnel(scenario)
+    traffic = scenario.traffic
+    best = {"engine": 0.0, "hand": 0.0}
+    shares = {"engine": [], "hand": []}
+    for r, seed in enumerate(replication_seeds(11, repeat)):
+        draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
+        start = time.perf_counter()
+        outcome = simpy_engine.simulate(funnel, draws).outcome
+        best["engine"] = max(best["engine"], draws.n_visitors / (time.perf_counter() - start))
+        shares["engine"].append((outcome.reached[2].sum() / outcome.visitors,
+                                 outcome.queues.abandonment[0]))
+        start = time.perf_counter()
+        visitors, called, abandoned, _ = hand_written_lead_response(scenario, r)
+        best["hand"] = max(best["hand"], visitors / (time.perf_counter() - start))
+        shares["hand"].append((called / visitors, abandoned / max(called, 1)))
+    channels = np.diff(funnel.channel_cdf, prepend=0.0)
+    contact = np.diff(funnel.contact_cdf[0], prepend=0.0)
+    p = funnel.base[:2, 0] * funnel.fixed_friction[:2, 0].prod(axis=-1)
+    reach = float(channels @ ((p[0][:, None] * p[1][:, None]) * funnel.contact[0, 0]
+                              * funnel.contact[1, 0]) @ contact)
+    for name in ("engine", "hand"):
+        values = np.array(shares[name])
+        se = values[:, 0].std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+        print(f"   {name:6s} {best[name]:,.0f} visitors/s; {values[:, 0].mean():.4f} +- {se:.4f} "
+              f"reach the sales call (exact {reach:.4f}), {values[:, 1].mean():.3f} of them "
+              "give up waiting")
+    ratio = best["engine"] / best["hand"]
+    report("SimPy engine / hand-written SimPy model", f"{ratio:.2f}x", ">= 0.5x", ratio >= 0.5)
+
+
+# --------------------------------------------------------------------------- 4. Ciw
+
+
+def erlang_a_abandonment(lam: float, mu: float, theta: float, servers: int,
+                         states: int = 2000) -> float:
+    """P(abandon) of M/M/n+M from its birth-death chain: theta E[queue] / lambda."""
+    log_p = [0.0]
+    for k in range(1, states):
+        death = min(k, servers) * mu + max(k - servers, 0) * theta
+        log_p.append(log_p[-1] + math.log(lam / death))
+    p = np.exp(np.array(log_p) - max(log_p))
+    p /= p.sum()
+    queue = np.maximum(np.arange(states) - servers, 0)
+    return theta * float((queue * p).sum()) / lam
+
+
+QUEUE = """\
+name: M/M/2+M desk
+traffic: {{visitors_per_day: {per_day}, days: {days}}}
+resources:
+  agents: {{capacity: 2, service_min: {{dist: exponential, mean: 5}}}}
+stages:
+  - name: desk
+    rate: 1.0
+    resource: agents
+    patience_min: {{dist: exponential, mean: 10}}
+value:
+  order_value: 10
+"""
+
+
+def simpy_vs_ciw(repeat: int, days: int) -> None:
+    print(f"4. M/M/2+M queue (lambda 0.5/min, mu 0.2/min, theta 0.1/min), {days} days")
+    try:
+        import ciw
+    except ImportError:
+        print("   ciw is not installed: pip install 'funnelsim[bench]'")
+        report("SimPy engine / Ciw customers per second", "not measured", "> 1x", False)
+        return
+    lam, mu, theta = 0.5, 0.2, 0.1
+    exact = erlang_a_abandonment(lam, mu, theta, 2)
+    funnel = compile_funnel(parse_scenario(QUEUE.format(per_day=lam * 1440, days=days)))
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=lam)],
+        service_distributions=[ciw.dists.Exponential(rate=mu)],
+        number_of_servers=[2],
+        reneging_time_distributions=[ciw.dists.Exponential(rate=theta)])
+    best = {"SimPy engine": 0.0, "Ciw": 0.0}
+    shares: dict[str, list[float]] = {"SimPy engine": [], "Ciw": []}
+    for r, seed in enumerate(replication_seeds(3, repeat)):
+        start = time.perf_counter()
+        queues = simpy_engine.simulate(funnel, VisitorDraws(seed, lam * 1440, days)).outcome.queues
+        best["SimPy engine"] = max(best["SimPy engine"],
+                                   queues.arrivals[0] / (time.perf_counter() - start))
+        shares["SimPy engine"].append(queues.abandoned[0] / queues.arrivals[0])
+        start = time.perf_counter()
+        ciw.seed(r)
+        simulation = ciw.Simulation(network)
+        simulation.simulate_until_max_time(days * 1440.0)
+        kinds = [record.record_type for record in simulation.get_all_records()]
+        done = kinds.count("service") + kinds.count("renege")
+        best["Ciw"] = max(best["Ciw"], done / (time.perf_counter() - start))
+        shares["Ciw"].append(kinds.count("renege") / done)
+    from scipy import stats
+
+    limit = float(stats.t.ppf(0.9995, repeat - 1))  # two-sided 0.1%, as tests/test_engine.py
+    for name, values in shares.items():
+        mean, se = np.mean(values), np.std(values, ddof=1) / math.sqrt(len(values))
+        t = (mean - exact) / se
+        print(f"   {name:12s} {best[name]:,.0f} customers/s; abandonment {mean:.4f} "
+              f"+- {se:.4f} (Erlang-A {exact:.4f}, t = {t:+.1f})")
+        report(f"{name} abandonment vs Erlang-A {exact:.4f}", f"{mean:.4f}, t = {t:+.1f}",
+               f"|t| < {limit:.1f}", abs(t) < limit)
+    ratio = best["SimPy engine"] / best["Ciw"]
+    report("SimPy engine / Ciw customers per second", f"{ratio:.2f}x", "> 1x", ratio > 1)
+
+
+# --------------------------------------------------------------------------- 5. command line
+
+
+def _funnelsim(*args: str) -> list[str]:
+    script = BIN / "funnelsim"
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-c", "from funnelsim.cli import main; main()", *args]
+
+
+def run_command(args: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, the command and its children) of a command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(args, capture_output=True, check=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def command_line(repeat: int, run_replications: int | None) -> None:
+    print("5. command line start-up and end-to-end run (wall time; CPU time for reference, "
+          "as other work on the machine slows the wall clock)")
+    heavy = subprocess.run(
+        [sys.executable, "-c", "import sys, funnelsim.cli; "
+         f"print(' '.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    print(f"   heavy modules imported by the CLI: {', '.join(heavy) or 'none'}")
+    wall, cpu = np.min([run_command(_funnelsim("--help")) for _ in range(repeat)], axis=0)
+    report("funnelsim --help", f"{wall:.2f} s (CPU {cpu:.2f} s)", "< 0.3 s", wall < 0.3)
+    args = ["run", str(SCENARIOS / "checkout.yaml")]
+    if run_replications is not None:
+        args += ["--replications", str(run_replications)]
+    wall, cpu = run_command(_funnelsim(*args))
+    label = "funnelsim run scenarios/checkout.yaml" + (
+        f" --replications {run_replications}" if run_replications else "")
+    report(label, f"{wall:.1f} s on {os.cpu_count()} cores (CPU {cpu:.1f} s)", "< 20 s",
+           wall < 20)
+
+
+# --------------------------------------------------------------------------- 6. memory
+
+
+def peak_memory(visitors: int) -> None:
+    print(f"6. peak memory of a {visitors:,}-visitor run (checkout.yaml, 1 replication)")
+    days = load_scenario(SCENARIOS / "checkout.yaml").traffic.days
+    command = _funnelsim("run", str(SCENARIOS / "checkout.yaml"), "--replications", "1",
+                         "--visitors-per-day", f"{visitors / days:.0f}", "--workers", "1",
+                         "--allow-large", "-q")
+    if Path("/usr/bin/time").exists():
+        done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True,
+                              text=True, check=True)
+        found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+        assert found is not None, done.stderr
+        kilobytes, how = int(found.group(1)), "/usr/bin/time -v"
+    else:
+        probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+                 "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN)"
+                 ".ru_maxrss)")
+        done = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True,
+                              text=True, check=True)
+        kilobytes, how = int(done.stdout.split()[-1]), "resource.getrusage (no /usr/bin/time)"
+    print(f"   measured with {how}")
+    megabytes = kilobytes / 1024
+    report(f"peak RSS, {visitors / 1e6:.0f}M-visitor run", f"{megabytes:,.0f} MB", "< 1 GB",
+           megabytes < 1024)
+
+
+# --------------------------------------------------------------------------- 7. Dask
+
+
+def dask_speedup(replications: int) -> None:
+    print(f"7. Dask LocalCluster, checkout.yaml, {replications} replications")
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        print("   Dask is not installed: pip install 'funnelsim[dask]'")
+        return
+    scenario = load_scenario(SCENARIOS / "checkout.yaml")
+    seconds, results = {}, {}
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                Client(cluster) as client:
+            run_experiment(scenario, replications=workers * 2, workers=workers, dask=client)
+            start = time.perf_counter()
+            results[workers] = run_experiment(scenario, replications=replications,
+                                              workers=workers, dask=client)
+            seconds[workers] = time.perf_counter() - start
+        print(f"   {workers} worker(s): {seconds[workers]:.1f} s")
+    same = [r.conversion.tolist() for r in results[1].replications] == [
+        r.conversion.tolist() for r in results[2].replications]
+    print(f"   identical results with 1 and 2 workers: {same}")
+    speedup = seconds[1] / seconds[2]
+    report("Dask LocalCluster, 2 workers over 1", f"{speedup:.2f}x", "reported", None)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    lines = ["| measure | figure | target | met |", "|---|---|---|---|"]
+    for row in rows:
+        met = "-" if row.ok is None else ("yes" if row.ok else "no")
+        lines.append(f"| {row.name} | {row.figure} | {row.target} | {met} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="Fewer repeats and smaller runs (a smoke test, not the figures).")
+    quick = parser.parse_args().quick
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    print(f"funnelsim engine benchmarks: {os.cpu_count()} cores, load average {load:.1f}\n")
+    vectorized_vs_simpy(repeat=1 if quick else 3)
+    aggregate_run(1e7 if quick else 1e8, repeat=1 if quick else 3)
+    simpy_vs_hand_written(repeat=1 if quick else 3)
+    simpy_vs_ciw(repeat=3 if quick else 16, days=2 if quick else 10)
+    command_line(repeat=2 if quick else 5, run_replications=10 if quick else None)
+    peak_memory(1_000_000 if quick else 10_000_000)
+    dask_speedup(8 if quick else 48)
+    print("\n" + markdown(ROWS))
+    print(f"\n(load average at the end: {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Where independent jobs run: here, on local processes, or on a Dask cluster.
+
+Think of a print shop with a stack of independent jobs. One press prints them
+in turn; a few presses in the back room print several at once; a rented print
+farm prints many more. Whoever prints a job, the pages come out the same,
+because every job carries its own instructions. Here a job is a replication
+(or, later, a sweep point), its instructions include its own seed stream
+(``numpy.random.SeedSequence.spawn``), so the results are identical whatever
+the executor and however many workers there are.
+
+Jobs travel in batches, a few per worker, so the cost of shipping a task
+(pickling, scheduling) stays small next to the work inside it, and the
+workers still share the load evenly.
+
+Executors:
+
+* in this process, when ``workers`` is 1;
+* a local process pool, the default for ``workers > 1`` (Ctrl-C stops it at once);
+* Dask, with ``dask="local"`` (a ``distributed.LocalCluster`` of ``workers``
+  single-threaded processes, started and stopped here), a scheduler address
+  such as ``"tcp://10.0.0.5:8786"`` (an existing cluster), or a
+  ``distributed.Client`` you already hold. Dask is an optional extra:
+  ``pip install 'funnelsim[dask]'``.
+
+References:
+    Dask Development Team (2016), Dask: Library for dynamic task scheduling,
+    https://dask.org (distributed futures: ``Client.map``, ``as_completed``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import multiprocessing
+import multiprocessing.pool
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+BATCHES_PER_WORKER = 8
+DASK_INSTALL = "pip install 'funnelsim[dask]'"
+CONNECT_TIMEOUT_S = 10
+
+Progress = Callable[[int], None]
+
+
+class ExecutorError(RuntimeError):
+    """The requested executor cannot run (Dask missing, bad address, scheduler unreachable)."""
+
+
+def batches(items: Sequence[T], workers: int, per_worker: int = BATCHES_PER_WORKER
+            ) -> list[list[T]]:
+    """Split ``items`` into about ``workers x per_worker`` consecutive batches.
+
+    >>> batches(list(range(5)), workers=1, per_worker=2)
+    [[0, 1, 2], [3, 4]]
+    """
+    size = max(1, math.ceil(len(items) / (max(workers, 1) * per_worker)))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def check_dask_address(address: str) -> str:
+    """``address`` if it is ``local`` or a scheduler address; else an ExecutorError.
+
+    >>> check_dask_address("tcp://10.0.0.5:8786")
+    'tcp://10.0.0.5:8786'
+    """
+    if address == "local" or "://" in address:
+        return address
+    raise ExecutorError(
+        f"--dask: expected 'local' or a scheduler address like tcp://HOST:8786, got {address!r}")
+
+
+def map_batches(
+    function: Callable[[list[T]], list[R]],
+    items: Sequence[T],
+    workers: int = 1,
+    dask: Any = None,
+    progress: Progress | None = None,
+) -> list[R]:
+    """``function`` applied to batches of ``items``; the results, in the order of ``items``.
+
+    ``function`` takes a list of items and returns one result per item; it must be
+    picklable (a module-level function or a ``functools.partial`` of one) for the
+    process pool and Dask. ``dask`` is None (local), ``"local"``, a scheduler address
+    or a ``distributed.Client``. ``progress`` is called with the number of items of
+    each finished batch.
+
+    >>> map_batches(lambda batch: [x * x for x in batch], [1, 2, 3])
+    [1, 4, 9]
+    """
+    chunks = batches(items, workers)
+    if dask is not None:
+        results = _on_dask(function, chunks, dask, workers, progress)
+    elif workers <= 1 or len(chunks) <= 1:
+        results = []
+        for chunk in chunks:
+            results.append(function(chunk))
+            _advance(progress, len(chunk))
+    else:
+        results = _on_pool(function, chunks, workers, progress)
+    return [result for batch in results for result in batch]
+
+
+def _advance(progress: Progress | None, n: int) -> None:
+    if progress is not None:
+        progress(n)
+
+
+def _indexed(function: Callable[[list[T]], list[R]], item: tuple[int, list[T]]
+             ) -> tuple[int, list[R]]:
+    return item[0], function(item[1])
+
+
+def _on_pool(function: Callable[[list[T]], list[R]], chunks: list[list[T]], workers: int,
+             progress: Progress | None) -> list[list[R]]:
+    results: list[list[R]] = [[] for _ in chunks]
+    with local_pool(workers) as pool:
+        work = functools.partial(_indexed, function)
+        for i, result in pool.imap_unordered(work, enumerate(chunks)):
+            results[i] = result
+            _advance(progress, len(chunks[i]))
+    return results
+
+
+def _leave_interrupts_to_parent() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextmanager
+def local_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
+    """A pool of worker processes that Ctrl-C stops at once and quietly.
+
+    Ctrl-C in a terminal signals every process of the command. The workers ignore it
+    (Ctrl-C is blocked while they start, so none can be caught half set up); the parent
+    gets ``KeyboardInterrupt`` and, leaving the block, terminates the workers: no queued
+    work runs on, and no worker prints a traceback.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pool = multiprocessing.Pool(workers, initializer=_leave_interrupts_to_parent)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    with pool:
+        yield pool
+
+
+def _on_dask(function: Callable[[list[T]], list[R]], chunks: list[list[T]], dask: Any,
+             workers: int, progress: Progress | None) -> list[list[R]]:
+    try:
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        raise ExecutorError(f"Dask is not installed; {DASK_INSTALL}") from None
+    results: list[list[R]] = [[] for _ in chunks]
+    with dask_client(dask, workers) as client:
+        futures = client.map(function, chunks, pure=False)
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in dask_completed(futures):  # type: ignore[no-untyped-call]
+                i = index[future.key]
+                results[i] = future.result()
+                _advance(progress, len(chunks[i]))
+        except BaseException:
+            client.cancel(futures)
+            raise
+    return results
+
+
+@contextmanager
+def dask_client(dask: Any, workers: int = 1) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``dask`` (``"local"``, an address or a Client).
+
+    A LocalCluster started here has ``workers`` single-threaded worker processes,
+    no dashboard, and is closed on exit; a Client passed in is left open.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ExecutorError(f"Dask is not installed; {DASK_INSTALL}") from None
+    if not isinstance(dask, str):
+        yield dask
+        return
+    address = check_dask_address(dask)
+    if address == "local":
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=max(workers, 1), threads_per_worker=1, processes=True,
+            dashboard_address=None, silence_logs=logging.ERROR)
+        with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
+            yield client
+        return
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as error:
+        raise ExecutorError(f"--dask: cannot reach the scheduler at {address}: {error}") from None
+    with client:
+        yield client

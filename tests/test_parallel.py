@@ -1,0 +1,89 @@
+"""Executors: in-process, local pool and Dask give identical results for the same seed."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import MINIMAL, SCENARIOS
+from funnelsim import parallel
+from funnelsim.cli import main
+from funnelsim.experiment import run_experiment
+from funnelsim.parallel import ExecutorError, batches, map_batches
+from funnelsim.report import results_dict
+from funnelsim.scenario import load_scenario, parse_scenario
+
+
+def _squares(batch: list[int]) -> list[int]:
+    return [x * x for x in batch]
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_scenario(SCENARIOS / "checkout.yaml").with_overrides({"traffic.days": 1})
+
+
+@pytest.fixture(scope="module")
+def serial(small):
+    return results_dict(run_experiment(small, replications=8, workers=1))
+
+
+def test_batches_keep_order_and_cover_every_item():
+    items = list(range(23))
+    chunks = batches(items, workers=2, per_worker=3)
+    assert [x for chunk in chunks for x in chunk] == items
+    assert len(chunks) == 6 and max(map(len, chunks)) - min(map(len, chunks)) <= 4
+
+
+def test_pool_returns_results_in_order():
+    progress: list[int] = []
+    assert map_batches(_squares, list(range(50)), workers=2, progress=progress.append) == [
+        x * x for x in range(50)]
+    assert sum(progress) == 50
+
+
+def test_pool_and_serial_runs_are_identical(small, serial):
+    assert results_dict(run_experiment(small, replications=8, workers=2)) == serial
+
+
+def test_local_dask_cluster_gives_the_local_results(small, serial):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        on_dask = results_dict(run_experiment(small, replications=8, workers=2, dask=client))
+    assert on_dask == serial
+
+
+def test_without_dask_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails
+    with pytest.raises(ExecutorError, match=r"pip install 'funnelsim\[dask\]'"):
+        map_batches(_squares, [1, 2], dask="local")
+
+
+def test_a_bad_dask_address_is_a_one_line_usage_error(write_scenario):
+    with pytest.raises(ExecutorError, match="tcp://HOST:8786"):
+        parallel.check_dask_address("localhost")
+    path = write_scenario(MINIMAL)
+    result = CliRunner().invoke(main, ["run", str(path), "--dask", "localhost", "-q"])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: --dask: expected 'local'")
+    assert "Traceback" not in result.output
+
+
+def test_an_unreachable_scheduler_is_reported(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 1)
+    with pytest.raises(ExecutorError, match="cannot reach the scheduler"):
+        map_batches(_squares, [1], dask="tcp://127.0.0.1:9")
+
+
+def test_aggregate_engine_from_the_command_line(write_scenario):
+    path = write_scenario(MINIMAL)
+    result = CliRunner().invoke(main, ["run", str(path), "--engine", "aggregate",
+                                       "--replications", "2", "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"engine": "aggregate"' in result.output
+    assert parse_scenario(MINIMAL).name in result.output
