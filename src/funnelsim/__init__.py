@@ -15,19 +15,18 @@ dependencies load on first use.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from funnelsim.experiment import ExperimentResult
+    from funnelsim.experiment import EngineName, ExperimentResult
     from funnelsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
     from funnelsim.strategies import BenchResult
     from funnelsim.sweeps import SweepResult
 
 _SCENARIO_NAMES = ("Scenario", "ScenarioError", "load_scenario", "parse_scenario")
 
-EngineName = Literal["auto", "simpy", "vectorized"]
 
 __all__ = [
     "Scenario", "ScenarioError", "bench", "load_scenario", "parse_scenario", "run", "sweep",
@@ -56,6 +55,7 @@ def run(
     seed: int | None = None,
     engine: EngineName = "auto",
     workers: int = 1,
+    dask: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExperimentResult:
     """Simulate every variant of a scenario over replications and compare them.
@@ -64,8 +64,11 @@ def run(
         scenario: A :class:`Scenario` or the path of a scenario file.
         replications: Replications to run (default: the scenario's ``experiment.replications``).
         seed: Overrides the scenario's seed; the same seed gives the same result.
-        engine: ``auto`` uses SimPy only where visitors share a resource (queues).
+        engine: ``auto`` uses SimPy only where visitors share a resource (queues);
+            ``aggregate`` draws counts directly (no queues; fastest for huge runs).
         workers: Local processes; results do not depend on it.
+        dask: ``"local"`` for a Dask LocalCluster or a scheduler address
+            (``tcp://HOST:8786``); results do not depend on it either.
         progress: Called with the number of replications finished since the last call.
 
     Returns:
@@ -77,7 +80,8 @@ def run(
     """
     from funnelsim.experiment import run_experiment
 
-    return run_experiment(_scenario(scenario), replications, seed, engine, workers, progress)
+    return run_experiment(_scenario(scenario), replications, seed, engine, workers,
+                          progress, dask)
 
 
 def sweep(
