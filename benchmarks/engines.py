@@ -46,6 +46,7 @@ from funnelsim.engine import aggregate, simpy_engine, vectorized
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import compile_funnel
 from funnelsim.experiment import compile_variants, run_experiment
+from funnelsim.queueing import erlang_a_abandonment
 from funnelsim.scenario import Scenario, load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,19 +233,6 @@ def simpy_vs_hand_written(repeat: int) -> None:
 
 
 # --------------------------------------------------------------------------- 4. Ciw
-
-
-def erlang_a_abandonment(lam: float, mu: float, theta: float, servers: int,
-                         states: int = 2000) -> float:
-    """P(abandon) of M/M/n+M from its birth-death chain: theta E[queue] / lambda."""
-    log_p = [0.0]
-    for k in range(1, states):
-        death = min(k, servers) * mu + max(k - servers, 0) * theta
-        log_p.append(log_p[-1] + math.log(lam / death))
-    p = np.exp(np.array(log_p) - max(log_p))
-    p /= p.sum()
-    queue = np.maximum(np.arange(states) - servers, 0)
-    return theta * float((queue * p).sum()) / lam
 
 
 QUEUE = """\

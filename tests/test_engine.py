@@ -13,6 +13,7 @@ from funnelsim.engine import simpy_engine, vectorized
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import compile_funnel
 from funnelsim.experiment import replicate, run_experiment
+from funnelsim.queueing import erlang_a_abandonment
 from funnelsim.report import results_dict
 from funnelsim.scenario import load_scenario, parse_scenario
 
@@ -48,18 +49,6 @@ def test_engines_agree_visitor_by_visitor_without_queues():
         np.testing.assert_allclose(a.revenue, b.revenue)
 
 
-def erlang_a_abandonment(lam, mu, theta, servers, states=2000):
-    """P(abandon) of M/M/n+M from its birth-death chain: theta E[queue] / lambda."""
-    log_p = [0.0]
-    for k in range(1, states):
-        death = min(k, servers) * mu + max(k - servers, 0) * theta
-        log_p.append(log_p[-1] + math.log(lam / death))
-    p = np.exp(np.array(log_p) - max(log_p))
-    p /= p.sum()
-    queue = np.maximum(np.arange(states) - servers, 0)
-    return theta * float((queue * p).sum()) / lam
-
-
 ERLANG_A = """\
 name: desk
 traffic: {visitors_per_day: 720, days: 2}
@@ -84,7 +73,7 @@ def test_single_stage_queue_matches_erlang_a():
         draws = VisitorDraws(seed, 720, 2)
         queues = simpy_engine.simulate(funnel, draws).outcome.queues
         shares.append(queues.abandoned[0] / queues.arrivals[0])
-    expected = erlang_a_abandonment(lam=0.5, mu=0.2, theta=0.1, servers=2)
+    expected = erlang_a_abandonment(0.5, 0.2, 0.1, servers=2)
     mean, se = np.mean(shares), np.std(shares, ddof=1) / math.sqrt(len(shares))
     t = stats.t.ppf(0.9995, len(shares) - 1)
     assert abs(mean - expected) < t * se, (mean, expected, se)
