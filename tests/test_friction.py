@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from conftest import MINIMAL
 from funnelsim import friction
 from funnelsim.engine import vectorized
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
@@ -35,7 +34,9 @@ value:
 """
 
 
-def conversion(friction_yaml: str = "{}", load: float = 1.0, delay: float = 0.0) -> tuple[float, int]:
+def conversion(
+    friction_yaml: str = "{}", load: float = 1.0, delay: float = 0.0
+) -> tuple[float, int]:
     scenario = parse_scenario(ONE_STAGE.format(friction=friction_yaml, load=load, delay=delay))
     draws = VisitorDraws(replication_seeds(8, 1)[0], 50_000, 2)
     outcome = vectorized.simulate(compile_funnel(scenario), draws).outcome

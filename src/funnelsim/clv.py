@@ -1,20 +1,51 @@
 """Customer lifetime value: what a first purchase is worth over the customer's life.
 
-A customer who buys today may come back: each month they are still active they
-place, on average, ``repeat_per_month`` more orders, and each month a share
-``churn_per_month`` of them leave for good. Money later is worth less than
-money now, so every later month's margin is discounted. The first order's
+Picture a coffee-bean subscription shop. A customer who buys today may come
+back: each month they are still active they place, on average,
+``repeat_per_month`` more orders, and each month some of them leave for good
+(churn). A newsletter (a *nurture* programme) nudges active customers to order
+more often, at a cost per message; customers who created an account at checkout
+(*registered*) may come back more often than guests. Money later is worth less
+than money now, so every later month's margin is discounted; the first order's
 margin counts in full.
 
-With one order per active month, retention r = 1 - churn, discount rate d per
-month and margin m per order, the infinite-horizon value is the closed form
-m (1 + d) / (1 + d - r) (Gupta & Lehmann 2003; Gupta et al. 2006, Journal of
-Service Research 9(2)); :func:`closed_form_clv` gives it beside the finite sum.
+Churn is either the same for everybody (``constant``: a customer's lifetime is
+geometric) or differs between customers (``sbg``: each customer's churn is drawn
+from a Beta distribution, the shifted-beta-geometric model of Fader & Hardie 2007),
+in which case the customers who stay are ever more loyal.
+
+Two answers sit side by side, so each checks the other:
+
+* :func:`simulate_lifetimes` draws each customer's churn and lifetime from
+  uniforms (vectorised over customers, common random numbers); what happens within
+  the lifetime enters through its conditional expectation. The experiment runner
+  uses it for CLV per customer and per visitor (:func:`customer_value`).
+* :func:`expected_clv`, :func:`expected_purchases` and the closed forms
+  :func:`closed_form_clv` / :func:`finite_horizon_clv` give the expectations. With
+  one order per active month, retention r, discount d and margin m per period the
+  infinite-horizon value is m (1 + d) / (1 + d - r) (Gupta & Lehmann 2003; Gupta et
+  al. 2006, Journal of Service Research 9(2)).
+
+Acquisition economics close the loop: CAC is spend divided by customers won,
+LTV:CAC compares what a customer brings with what it cost to win them, and the
+payback month is when a customer's cumulative margin first covers the CAC.
 """
 
 from __future__ import annotations
 
-from funnelsim.scenario import Value
+import functools
+import math
+from typing import Literal, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from funnelsim.scenario import Distribution, Retention, Scenario, Value
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+UNIFORMS_PER_CUSTOMER = 3  # registration, churn, lifetime
+QUADRATURE_NODES = 64
 
 
 def monthly_discount_rate(annual: float) -> float:
@@ -27,7 +58,8 @@ def monthly_discount_rate(annual: float) -> float:
 
 
 def discounted_repeat_orders(value: Value) -> float:
-    """Expected repeat orders per customer over the horizon, discounted to today.
+    """Expected repeat orders per customer over the horizon, discounted to today,
+    for ``value``'s own (constant-churn) retention, without nurture.
 
     Sum over months k = 1..horizon of repeat_per_month x (1 - churn)^k / (1 + d)^k.
     """
@@ -42,7 +74,8 @@ def discounted_repeat_orders(value: Value) -> float:
 
 
 def clv_per_customer(first_order_value: float, value: Value) -> float:
-    """Margin of the first order plus the discounted margin of expected repeat orders."""
+    """Margin of the first order plus the discounted margin of expected repeat orders
+    (constant churn, no nurture: the quick estimate; see :func:`expected_clv`)."""
     repeat_revenue = discounted_repeat_orders(value) * value.order_value.mean_value
     return value.margin * (first_order_value + repeat_revenue)
 
@@ -54,3 +87,392 @@ def closed_form_clv(margin: float, retention: float, discount: float) -> float:
     3.6667
     """
     return margin * (1.0 + discount) / (1.0 + discount - retention)
+
+
+def finite_horizon_clv(margin: float, retention: float, discount: float, periods: int) -> float:
+    """CLV over the first order's period plus ``periods`` later ones:
+    m (1 - q^(periods+1)) / (1 - q) with q = r / (1 + d); tends to :func:`closed_form_clv`.
+
+    >>> round(finite_horizon_clv(1.0, 0.8, 0.1, 1000), 4)
+    3.6667
+    >>> finite_horizon_clv(2.0, 0.8, 0.1, 0)
+    2.0
+    """
+    q = retention / (1.0 + discount)
+    if q == 1.0:
+        return margin * (periods + 1)
+    return margin * (1.0 - q ** (periods + 1)) / (1.0 - q)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class LifetimeModel(NamedTuple):
+    """Everything that decides one kind of customer's life after the first order.
+
+    Attributes:
+        margin: Share of an order's value that is margin.
+        order_value: Mean value of a repeat order.
+        repeat_per_month: Expected repeat orders per active month (after nurture
+            and registration effects).
+        repeat_orders: ``poisson`` (random count per month) or ``fixed``.
+        churn_per_month: Constant churn per month (unused with ``sbg``).
+        sbg: (alpha, beta) of the Beta distribution of churn, or None for constant churn.
+        churn_multiplier: Factor on each customer's churn (registered customers).
+        horizon_months: Months after the first order that count.
+        monthly_discount: Discount rate per month.
+        nurture_cost_per_month: Cost of the nurture messages per active month.
+        referrals_per_month: Visitors an active customer refers per month.
+    """
+
+    margin: float
+    order_value: float
+    repeat_per_month: float
+    repeat_orders: Literal["poisson", "fixed"]
+    churn_per_month: float
+    sbg: tuple[float, float] | None
+    churn_multiplier: float
+    horizon_months: int
+    monthly_discount: float
+    nurture_cost_per_month: float
+    referrals_per_month: float
+
+
+def customer_terms(scenario: Scenario, segment: str, channel: str
+                   ) -> tuple[Retention, Distribution]:
+    """Retention and order-value distribution of customers from ``segment`` and ``channel``:
+    the channel's own if it has them, else the segment's, else ``value``'s."""
+    seg, chan = scenario.segments[segment], scenario.traffic.channels[channel]
+    value = scenario.value
+    retention = chan.retention or seg.retention or value.retention
+    order_value = chan.order_value or seg.order_value or value.order_value
+    return retention, order_value
+
+
+def strictest_login_wall(scenario: Scenario) -> Literal["none", "optional", "required"]:
+    """Whether a buyer of this funnel passed a login wall: the strictest wall of any stage."""
+    walls = {stage.friction.login_wall for stage in scenario.stages}
+    if "required" in walls:
+        return "required"
+    return "optional" if "optional" in walls else "none"
+
+
+def lifetime_model(scenario: Scenario, segment: str, channel: str, registered: bool
+                   ) -> LifetimeModel:
+    """The :class:`LifetimeModel` of one kind of customer of a (variant-resolved) scenario.
+
+    >>> from funnelsim.scenario import parse_scenario
+    >>> s = parse_scenario("name: x\\ntraffic: {visitors_per_day: 10, days: 1}\\n"
+    ...     "stages: [{name: buy, rate: 0.1}]\\nvalue: {order_value: 50, margin: 0.3}")
+    >>> lifetime_model(s, "all", "direct", registered=False).order_value
+    50.0
+    """
+    value = scenario.value
+    retention, order_value = customer_terms(scenario, segment, channel)
+    repeat = retention.repeat_per_month
+    nurture_cost = 0.0
+    if value.nurture is not None:
+        nurture = value.nurture
+        lift = nurture.repeat_lift_per_message * nurture.messages_per_month
+        if nurture.max_repeat_lift is not None:
+            lift = min(lift, nurture.max_repeat_lift)
+        repeat *= 1.0 + lift
+        nurture_cost = nurture.messages_per_month * nurture.cost_per_message
+    wall = scenario.coefficients.login_wall
+    churn_multiplier = 1.0
+    if registered:
+        repeat *= wall.registered_repeat_multiplier
+        churn_multiplier = wall.registered_churn_multiplier
+    sbg = retention.sbg
+    return LifetimeModel(
+        margin=value.margin,
+        order_value=order_value.mean_value,
+        repeat_per_month=repeat,
+        repeat_orders=retention.repeat_orders,
+        churn_per_month=retention.churn_per_month,
+        sbg=(sbg.alpha, sbg.beta) if retention.churn == "sbg" and sbg is not None else None,
+        churn_multiplier=churn_multiplier,
+        horizon_months=value.horizon_months,
+        monthly_discount=monthly_discount_rate(value.discount_rate_annual),
+        nurture_cost_per_month=nurture_cost,
+        referrals_per_month=value.referral.per_customer_per_month,
+    )
+
+
+# --------------------------------------------------------------------------- expectations
+
+
+@functools.lru_cache(maxsize=64)
+def _beta_quadrature(alpha: float, beta: float) -> tuple[FloatArray, FloatArray]:
+    """Nodes and weights with sum(w f(x)) = E[f(X)], X ~ Beta(alpha, beta) (Gauss-Jacobi)."""
+    from scipy.special import roots_jacobi
+
+    x, w = roots_jacobi(QUADRATURE_NODES, beta - 1.0, alpha - 1.0)
+    return (x + 1.0) / 2.0, w / w.sum()
+
+
+def survival(model: LifetimeModel) -> FloatArray:
+    """Expected share of customers still active k months after the first order,
+    k = 0..horizon (entry 0 is 1).
+
+    Constant churn c: (1 - c)^k. Shifted-beta-geometric: E[(1 - theta)^k] with theta ~
+    Beta(alpha, beta), = B(alpha, beta + k) / B(alpha, beta) when the multiplier is 1
+    (Fader & Hardie 2007, eq. 3), evaluated by Gauss-Jacobi quadrature.
+    """
+    months = np.arange(model.horizon_months + 1)
+    if model.sbg is None:
+        retained = 1.0 - min(1.0, model.churn_per_month * model.churn_multiplier)
+        return np.asarray(retained**months, dtype=np.float64)
+    nodes, weights = _beta_quadrature(*model.sbg)
+    kept = 1.0 - np.minimum(1.0, nodes * model.churn_multiplier)
+    return np.asarray(weights @ kept[:, None] ** months[None, :], dtype=np.float64)
+
+
+def _discount_factors(model: LifetimeModel) -> FloatArray:
+    """(1 + d)^-k for k = 0..horizon."""
+    return np.asarray((1.0 + model.monthly_discount) ** -np.arange(model.horizon_months + 1.0))
+
+
+def expected_clv(model: LifetimeModel, first_order_value: float | None = None) -> float:
+    """Expected CLV of one customer: the first order's margin undiscounted, then each
+    later month's expected margin net of nurture cost, discounted.
+
+    ``first_order_value`` defaults to the mean repeat order value.
+    """
+    first = model.order_value if first_order_value is None else first_order_value
+    later = survival(model)[1:] @ _discount_factors(model)[1:]
+    monthly = model.margin * model.order_value * model.repeat_per_month
+    return float(model.margin * first + (monthly - model.nurture_cost_per_month) * later)
+
+
+def expected_purchases(model: LifetimeModel) -> float:
+    """Expected orders of one customer over the horizon, the first included:
+    1 + repeat_per_month x sum over k of S(k). With one order per active month,
+    constant retention r and an endless horizon this is the geometric mean 1 / (1 - r).
+    """
+    return float(1.0 + model.repeat_per_month * survival(model)[1:].sum())
+
+
+def cumulative_margin(model: LifetimeModel, first_order_value: float) -> FloatArray:
+    """Expected margin (undiscounted, net of nurture) a customer has brought by month
+    k = 0..horizon; entry 0 is the first order's margin. Used for payback months."""
+    monthly = model.margin * model.order_value * model.repeat_per_month
+    per_month = (monthly - model.nurture_cost_per_month) * survival(model)
+    per_month[0] = model.margin * first_order_value
+    return np.cumsum(per_month)
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+class Lifetimes(NamedTuple):
+    """Simulated customers after their first order, one entry per customer.
+
+    Attributes:
+        churn: Each customer's monthly churn probability.
+        active_months: Months active after the first order, within the horizon.
+        churned: True when the customer left before the horizon ended.
+        repeat_orders: Expected repeat orders given the months active (rate x months).
+        order_variance: Variance of the repeat-order count given the months active: the
+            expectation for Poisson orders, 0 for fixed ones (a test arm's total count
+            is then one Poisson draw plus a fixed part).
+        value: Discounted margin of the repeat orders minus nurture cost (the first
+            order is not included).
+        referrals: Expected visitors referred within the horizon.
+    """
+
+    churn: FloatArray
+    active_months: IntArray
+    churned: NDArray[np.bool_]
+    repeat_orders: FloatArray
+    order_variance: FloatArray
+    value: FloatArray
+    referrals: FloatArray
+
+
+def _customer_churn(model: LifetimeModel, u: FloatArray) -> FloatArray:
+    if model.sbg is None:
+        churn = np.full(u.shape, model.churn_per_month)
+    else:
+        from scipy.special import betaincinv
+
+        churn = betaincinv(model.sbg[0], model.sbg[1], u)
+    return np.asarray(np.minimum(1.0, churn * model.churn_multiplier), dtype=float)
+
+
+def _months_survived(churn: FloatArray, u: FloatArray, horizon: int) -> IntArray:
+    """Geometric lifetimes by inversion: P(L >= k) = (1 - churn)^k, capped at the horizon."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        months = np.floor(np.log1p(-u) / np.log1p(-churn))
+    months = np.where(churn <= 0.0, horizon, np.where(churn >= 1.0, 0.0, months))
+    return np.minimum(months, horizon).astype(np.int64)
+
+
+def simulate_lifetimes(model: LifetimeModel, uniforms: FloatArray) -> Lifetimes:
+    """Draw each customer's life from two uniforms per customer (rows).
+
+    Columns: churn (used under ``sbg``), lifetime. The months a customer stays active
+    are drawn; what happens within them enters through its conditional expectation
+    (Rao-Blackwellisation: exact in expectation, less noisy): repeat orders are rate x
+    months, each month's margin is discounted, order values enter through their mean.
+
+    >>> rng = np.random.default_rng(1)
+    >>> m = LifetimeModel(1.0, 10.0, 1.0, "fixed", 0.0, None, 1.0, 12, 0.0, 0.0, 0.0)
+    >>> simulate_lifetimes(m, rng.random((3, 2))).value.tolist()
+    [120.0, 120.0, 120.0]
+    """
+    u = np.asarray(uniforms, dtype=float).reshape(-1, 2)
+    churn = _customer_churn(model, u[:, 0])
+    horizon = model.horizon_months
+    life = _months_survived(churn, u[:, 1], horizon)
+    orders = model.repeat_per_month * life.astype(float)
+    discounted_months = np.concatenate([[0.0], np.cumsum(_discount_factors(model)[1:])])[life]
+    monthly = model.margin * model.order_value * model.repeat_per_month
+    return Lifetimes(
+        churn=churn,
+        active_months=life,
+        churned=life < horizon,
+        repeat_orders=orders,
+        order_variance=orders if model.repeat_orders == "poisson" else np.zeros_like(orders),
+        value=(monthly - model.nurture_cost_per_month) * discounted_months,
+        referrals=model.referrals_per_month * life.astype(float),
+    )
+
+
+class CustomerValue(NamedTuple):
+    """What one variant's customers of one replication are worth, by channel.
+
+    Attributes:
+        customers: Customers won per channel.
+        clv: Total CLV per channel, the first orders' margin included.
+        cumulative_margin: (channels, horizon + 1) expected undiscounted margin to date,
+            summed over the channel's customers (divide by ``customers`` for one).
+        lifetimes: Every customer's simulated life; cells in (segment, channel) order,
+            customers within a cell in slot order.
+        registered: Whether each customer (same order) registered at checkout.
+    """
+
+    customers: IntArray
+    clv: FloatArray
+    cumulative_margin: FloatArray
+    lifetimes: Lifetimes
+    registered: NDArray[np.bool_]
+
+
+def registration_share(scenario: Scenario) -> float:
+    """Share of buyers who are registered: all behind a required login, a share behind an
+    optional one, none without a login wall."""
+    wall = strictest_login_wall(scenario)
+    if wall == "required":
+        return 1.0
+    if wall == "optional":
+        return scenario.coefficients.login_wall.optional_registers
+    return 0.0
+
+
+NO_LIFETIMES = Lifetimes(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool),
+                         np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+
+
+def _join(parts: list[Lifetimes]) -> Lifetimes:
+    columns = zip(NO_LIFETIMES, *parts, strict=True)
+    return Lifetimes(*(np.concatenate(column) for column in columns))
+
+
+def _merge(registered: NDArray[np.bool_], guest: Lifetimes, member: Lifetimes) -> Lifetimes:
+    """Each customer's life under the model that applies to them (same uniforms)."""
+    return Lifetimes(*(np.where(registered, m, g) for g, m in zip(guest, member, strict=True)))
+
+
+def customer_value(scenario: Scenario, buyers: IntArray, revenue: FloatArray,
+                   uniforms: list[FloatArray]) -> CustomerValue:
+    """Simulate the customers of one variant (``scenario``) from their first orders.
+
+    ``buyers`` and ``revenue`` (first-order value sums) are (segments, channels)
+    arrays; ``uniforms[j]`` holds at least ``buyers`` rows and 3 columns (registration,
+    churn, lifetime) for cell j in (segment, channel) order. A cell's
+    k-th customer always uses row k, so variants that win different numbers of
+    customers still share their lifetimes slot by slot (common random numbers).
+    """
+    segments, channels = list(scenario.segments), list(scenario.traffic.channels)
+    registers = registration_share(scenario)
+    customers = buyers.sum(axis=0).astype(np.int64)
+    clv = scenario.value.margin * revenue.sum(axis=0)
+    cumulative = np.zeros((len(channels), scenario.value.horizon_months + 1))
+    parts: list[Lifetimes] = []
+    registered_parts: list[NDArray[np.bool_]] = [np.zeros(0, bool)]
+    for j, (g, c) in enumerate(np.ndindex(len(segments), len(channels))):
+        n = int(buyers[g, c])
+        if n == 0:
+            continue
+        u = uniforms[j][:n]
+        registered = u[:, 0] < registers
+        first_order = float(revenue[g, c]) / n
+        kinds = []
+        for flag in (False, True):
+            count = int(np.count_nonzero(registered == flag))
+            if count:
+                kind = lifetime_model(scenario, segments[g], channels[c], registered=flag)
+                cumulative[c] += count * cumulative_margin(kind, first_order)
+                kinds.append(simulate_lifetimes(kind, u[:, 1:3]))
+        lives = kinds[0] if len(kinds) == 1 else _merge(registered, *kinds)
+        clv[c] += lives.value.sum()
+        parts.append(lives)
+        registered_parts.append(registered)
+    return CustomerValue(customers, clv, cumulative, _join(parts),
+                         np.concatenate(registered_parts))
+
+
+# --------------------------------------------------------------------------- economics
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator; inf for a positive amount over zero, NaN for 0 / 0."""
+    if denominator == 0.0:
+        return math.inf if numerator > 0 else math.nan
+    return numerator / denominator
+
+
+def payback_months(cumulative: FloatArray, cac: float) -> float:
+    """First month whose cumulative margin covers ``cac``; inf when none within the horizon.
+
+    >>> payback_months(np.array([5.0, 8.0, 11.0]), 10.0)
+    2.0
+    >>> payback_months(np.array([5.0, 8.0]), 10.0)
+    inf
+    """
+    if not math.isfinite(cac):
+        return math.nan
+    covered = np.flatnonzero(cumulative >= cac)
+    return float(covered[0]) if covered.size else math.inf
+
+
+def lead_ready_share(ready_per_message: float, max_messages: int) -> float:
+    """Share of nurtured leads that become sales-ready within ``max_messages``.
+
+    >>> lead_ready_share(0.5, 3)
+    0.875
+    """
+    return float(1.0 - (1.0 - ready_per_message) ** max_messages)
+
+
+def lead_messages(ready_per_message: float, max_messages: int) -> float:
+    """Expected messages sent to a lead: until sales-ready or ``max_messages``.
+
+    >>> lead_messages(1.0, 5)
+    1.0
+    >>> lead_messages(0.0, 5)
+    5.0
+    """
+    return float(sum((1.0 - ready_per_message) ** j for j in range(max_messages)))
+
+
+def lead_days_to_ready(interval_days: float, ready_per_message: float, max_messages: int
+                       ) -> float:
+    """Expected days until a lead that becomes sales-ready does (truncated geometric)."""
+    p = ready_per_message
+    if p == 0.0:
+        return math.nan
+    k = np.arange(1, max_messages + 1)
+    weights = p * (1.0 - p) ** (k - 1)
+    return float(interval_days * (k @ weights) / weights.sum())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -35,10 +36,14 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 MAX_FILE_BYTES = 1_000_000
 MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+SHOWN_CHARS = 60  # longest quoted value or key in an error message
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.]+")
 SHARE_TOLERANCE = 1e-6
 
 FloatArray = NDArray[np.float64]
@@ -114,16 +119,21 @@ class Exponential(StrictModel):
         return -self.mean * np.log1p(-np.asarray(u))
 
 
-class LogNormal(StrictModel):
-    """Right-skewed positive quantity (order values, service times), by its mean and sd."""
+class _ByMeanAndSd(StrictModel):
+    """A positive distribution given by its mean and standard deviation."""
 
-    dist: Literal["lognormal"]
     mean: PositiveFloat
     sd: PositiveFloat
 
     @property
     def mean_value(self) -> float:
         return self.mean
+
+
+class LogNormal(_ByMeanAndSd):
+    """Right-skewed positive quantity (order values, service times), by its mean and sd."""
+
+    dist: Literal["lognormal"]
 
     @property
     def log_params(self) -> tuple[float, float]:
@@ -139,16 +149,10 @@ class LogNormal(StrictModel):
         return np.exp(mu + sigma * ndtri(np.asarray(u)))
 
 
-class Gamma(StrictModel):
+class Gamma(_ByMeanAndSd):
     """Positive quantity with a lighter tail than the lognormal, by its mean and sd."""
 
     dist: Literal["gamma"]
-    mean: PositiveFloat
-    sd: PositiveFloat
-
-    @property
-    def mean_value(self) -> float:
-        return self.mean
 
     @property
     def shape_scale(self) -> tuple[float, float]:
@@ -224,10 +228,19 @@ class LoginWallCoefficients(StrictModel):
     checkout usability survey, 2024) at 70.22% abandonment (Baymard, 2025):
     0.19 x 0.7022 = 0.133. An optional login (guest checkout) removes the forced
     account; its default hazard is 0 (set it if your optional login nags).
+
+    Buyers behind a required login are registered; behind an optional one a share
+    ``optional_registers`` of them registers. Registered customers' repeat rate and
+    churn are multiplied by the ``registered_*`` factors. No published figure is in
+    CALIBRATION.md for these, so the defaults are neutral (no effect): set them from
+    your own cohort data (registered versus guest buyers).
     """
 
     required: Probability = 0.1334
     optional: Probability = 0.0
+    optional_registers: Probability = 0.0
+    registered_repeat_multiplier: NonNegativeFloat = 1.0
+    registered_churn_multiplier: NonNegativeFloat = 1.0
 
 
 class PageLoadCoefficients(StrictModel):
@@ -324,11 +337,15 @@ class Channel(StrictModel):
     """A traffic source: its share of visitors, what a visit costs, and the intent it brings.
 
     ``intent`` multiplies the odds of continuing at every stage (1 = average).
+    ``retention`` and ``order_value``, when given, replace ``value``'s for the
+    customers this channel brings (and a segment's own; see ``funnelsim.clv``).
     """
 
     share: Probability
     cost_per_visit: NonNegativeFloat = 0.0
     intent: PositiveFloat = 1.0
+    retention: Retention | None = None
+    order_value: Distribution | None = None
 
 
 class Traffic(StrictModel):
@@ -346,6 +363,15 @@ class Traffic(StrictModel):
         _shares_sum_to_one({k: c.share for k, c in channels.items()}, "channel")
         return channels
 
+    @field_validator("days")
+    @classmethod
+    def _someone_arrives(cls, days: int, info: Any) -> int:
+        per_day = info.data.get("visitors_per_day")
+        if per_day is not None and per_day * days < 1:
+            raise ValueError(f"{per_day:g} visitors/day x {days} days expects "
+                             f"{per_day * days:.2g} visitors in all; at least 1 is needed")
+        return days
+
 
 class Segment(StrictModel):
     """A kind of visitor (device, market) with its own conditions."""
@@ -355,6 +381,8 @@ class Segment(StrictModel):
     intent: PositiveFloat = 1.0
     payment_preferences: dict[Name, Probability] | None = None
     contact_preferences: dict[Name, Probability] | None = None
+    retention: Retention | None = None
+    order_value: Distribution | None = None
 
     @field_validator("payment_preferences", "contact_preferences")
     @classmethod
@@ -383,8 +411,28 @@ class Friction(StrictModel):
     response_decay: bool = False
 
 
+class LeadNurture(StrictModel):
+    """Marketing automation working on a lead until it is sales-ready.
+
+    A message goes out every ``interval_days``; after each one the lead becomes
+    sales-ready with probability ``ready_per_message``. A lead still not ready after
+    ``max_messages`` is dropped. There are no defaults: the cadence and its effect
+    are the scenario's hypothesis.
+    """
+
+    interval_days: PositiveFloat
+    ready_per_message: Probability
+    max_messages: Annotated[int, Field(ge=1, le=1000)]
+    cost_per_message: NonNegativeFloat = 0.0
+
+
 class Stage(StrictModel):
-    """One step of the funnel. ``rate`` is the probability of continuing before friction."""
+    """One step of the funnel. ``rate`` is the probability of continuing before friction.
+
+    ``captures_lead`` marks the stage where a visitor becomes a lead (gives an
+    e-mail address): lead quality is measured from there. ``nurture`` makes the
+    stage a lead-nurture programme: only leads that become sales-ready continue.
+    """
 
     name: Name
     rate: Probability
@@ -393,19 +441,64 @@ class Stage(StrictModel):
     patience_min: Distribution | None = None
     response_delay_min: Distribution | None = None
     friction: Friction = Friction()
+    captures_lead: bool = False
+    nurture: LeadNurture | None = None
+
+
+class ShiftedBetaGeometric(StrictModel):
+    """Customers differ in churn: each one's monthly churn is drawn from Beta(alpha, beta)
+    (Fader & Hardie 2007, "How to project customer retention", Journal of Interactive
+    Marketing 21(1)). Mean churn alpha / (alpha + beta); the survivors of each month are
+    ever more loyal, so aggregate retention rises with tenure."""
+
+    alpha: PositiveFloat
+    beta: PositiveFloat
 
 
 class Retention(StrictModel):
-    """After the first order: expected repeat orders per active month and monthly churn."""
+    """After the first order: repeat orders per active month and churn per month.
+
+    ``churn: constant`` (default): every customer leaves with ``churn_per_month``
+    each month. ``churn: sbg``: heterogeneous churn from the ``sbg`` parameters
+    (``churn_per_month`` is then unused). ``repeat_orders: poisson`` draws each
+    active month's orders with mean ``repeat_per_month``; ``fixed`` places exactly
+    that many (a subscription: 1 per month).
+    """
 
     repeat_per_month: NonNegativeFloat = 0.0
     churn_per_month: Probability = 0.1
+    churn: Literal["constant", "sbg"] = "constant"
+    sbg: ShiftedBetaGeometric | None = None
+    repeat_orders: Literal["poisson", "fixed"] = "poisson"
+
+    @model_validator(mode="after")
+    def _sbg_needs_parameters(self) -> Retention:
+        if self.churn == "sbg" and self.sbg is None:
+            raise ValueError("churn: sbg needs sbg: {alpha: ..., beta: ...}")
+        return self
+
+
+class Nurture(StrictModel):
+    """A programme of messages (e-mail, automation) to active customers.
+
+    Each message a month raises the repeat rate by ``repeat_lift_per_message``
+    (relative), up to ``max_repeat_lift``; every message costs ``cost_per_message``.
+    No defaults for the effect: it is the scenario's hypothesis (measure it with a
+    holdout group).
+    """
+
+    messages_per_month: NonNegativeFloat
+    repeat_lift_per_message: NonNegativeFloat
+    max_repeat_lift: NonNegativeFloat | None = None
+    cost_per_message: NonNegativeFloat = 0.0
 
 
 class Referral(StrictModel):
-    """Active customers bring new visitors at this rate."""
+    """Active customers bring new visitors at this rate, arriving through ``channel``
+    (which must be one of the traffic channels; its share may be 0)."""
 
     per_customer_per_month: NonNegativeFloat = 0.0
+    channel: Name = "referral"
 
 
 class Value(StrictModel):
@@ -414,6 +507,7 @@ class Value(StrictModel):
     order_value: Distribution
     margin: Probability = 1.0
     retention: Retention = Retention()
+    nurture: Nurture | None = None
     referral: Referral = Referral()
     horizon_months: Annotated[int, Field(ge=0, le=600)] = 24
     discount_rate_annual: Annotated[float, Field(ge=0, le=10)] = 0.10
@@ -536,6 +630,12 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
             yield ("stages", i, "friction", "response_decay"), (
                 "response decay needs a resource or a response_delay_min to wait for"
             )
+    referral = scenario.value.referral
+    if referral.per_customer_per_month > 0 and referral.channel not in scenario.traffic.channels:
+        yield ("value", "referral", "channel"), (
+            f"referral channel {referral.channel!r} is not a traffic channel "
+            f"(add it under traffic.channels, share 0 is allowed)"
+        )
     experiment = scenario.experiment
     if experiment.control is not None and experiment.control not in scenario.variants:
         yield ("experiment", "control"), (
@@ -593,7 +693,18 @@ class _Composer:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self.scalars.construct_object(node)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: Path_) -> Any:
+        """A scalar's value; a tag that cannot read it (``!!int 0x_``) is the user's error."""
+        line = node.start_mark.line + 1
+        try:
+            return self.scalars.construct_object(node)
+        except yaml.constructor.ConstructorError as error:
+            raise ScenarioError(self.file, line, _dotted(path), str(error.problem)) from None
+        except (ValueError, TypeError, OverflowError):
+            raise ScenarioError(self.file, line, _dotted(path),
+                                f"cannot read {_shown(node.value)} as {node.tag}") from None
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
@@ -601,7 +712,7 @@ class _Composer:
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
                 raise ScenarioError(self.file, line, _dotted(path), "keys must be plain names")
-            key = self.scalars.construct_object(key_node)
+            key = self._scalar(key_node, path)
             if key == "<<":
                 raise ScenarioError(self.file, line, _dotted(path), "merge keys (<<) are not supported")
             key = str(key)
@@ -612,25 +723,46 @@ class _Composer:
         return result
 
 
+class _NestedTooDeep(yaml.MarkedYAMLError):
+    """A document nested deeper than MAX_YAML_DEPTH."""
+
+
+class _NestingLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing collections nested deeper than MAX_YAML_DEPTH before
+    its recursive composer (or anything after it) can exhaust the stack; the parser
+    beneath keeps an explicit stack of its own."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise _NestedTooDeep(problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                     problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self.depth -= 1
+
+
 def _parse_yaml(text: str, file: str) -> tuple[Any, _LineMap]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_NestingLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ScenarioError(file, line, "", f"YAML syntax error: {error.problem}") from None
+        kind = "" if isinstance(error, _NestedTooDeep) else "YAML syntax error: "
+        raise ScenarioError(file, line, "", f"{kind}{error.problem}") from None
+    except yaml.reader.ReaderError as error:
+        line = text[: error.position].count("\n") + 1
+        raise ScenarioError(file, line, "", f"character U+{error.character:04X} is not allowed "
+                                            "in YAML") from None
     except yaml.YAMLError as error:
-        raise ScenarioError(file, None, "", f"YAML error: {error}") from None
+        raise ScenarioError(file, None, "", f"YAML error: {str(error).splitlines()[0]}") from None
     if node is None:
         raise ScenarioError(file, 1, "", "the file is empty")
     composer = _Composer(file)
-    try:
-        data = composer.build(node, ())
-    except yaml.constructor.ConstructorError as error:
-        mark = error.problem_mark
-        raise ScenarioError(file, mark.line + 1 if mark else None, "", str(error.problem)) from None
-    except RecursionError:
-        raise ScenarioError(file, None, "", "the document is nested too deeply") from None
+    data = composer.build(node, ())
     return data, composer.map
 
 
@@ -657,10 +789,22 @@ def _read_text(path: Path) -> str:
 
 
 def _dotted(path: Path_) -> str:
+    """``stages[1].rate``; a key that is not a plain name shows quoted: ``traffic['a b']``."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            text += f"[{_shown(part)}]"
+        else:
+            text += f".{part}" if text else part
     return text
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to SHOWN_CHARS, so an error about it stays one short line."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 3]}..."
 
 
 def _did_you_mean(name: str, candidates: typing.Iterable[str]) -> str:
@@ -731,10 +875,10 @@ def _message(error: Mapping[str, Any], path: Path_) -> str:
     if kind == "extra_forbidden":
         parent = _model_at(path[:-1])
         hint = _did_you_mean(str(path[-1]), parent.model_fields) if parent else ""
-        return f"unknown field {path[-1]!r}{hint}"
+        return f"unknown field {_shown(path[-1])}{hint}"
     if kind == "union_tag_invalid":
         tag = str(error["ctx"]["tag"])
-        return (f"unknown dist {tag!r}{_did_you_mean(tag, DISTRIBUTION_KINDS)} "
+        return (f"unknown dist {_shown(tag)}{_did_you_mean(tag, DISTRIBUTION_KINDS)} "
                 f"(one of {', '.join(DISTRIBUTION_KINDS)})")
     message = str(error["msg"])
     if message.startswith("Value error, "):
@@ -742,7 +886,7 @@ def _message(error: Mapping[str, Any], path: Path_) -> str:
     message = message.replace("Input should be", "must be")
     value = error.get("input")
     if isinstance(value, str | int | float | bool):
-        message += f", got {value!r}"
+        message += f", got {_shown(value)}"
     return message
 
 

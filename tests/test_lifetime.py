@@ -1,0 +1,221 @@
+"""Order logs and the BG/NBD model: reading transactions, RFM summaries, the likelihood
+against its closed form, expected purchases against simulation, and the published CDNOW
+fit (Fader, Hardie & Lee 2005: r = 0.243, alpha = 4.414, a = 0.793, b = 2.426).
+
+The CDNOW sample ships inside the ``lifetimes`` package (test extra); only its data
+files are read (``lifetimes`` itself is not imported). Tests that need them skip when it
+is not installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pytest
+from numpy.random import default_rng
+from scipy.special import beta as beta_fn
+from scipy.special import gamma as gamma_fn
+
+from funnelsim.analysis.lifetime import (
+    CustomerSummary,
+    TransactionError,
+    bgnbd_loglike,
+    bgnbd_map,
+    diagnostics,
+    expected_repeat_purchases,
+    fit_bgnbd,
+    probability_alive,
+    read_transactions,
+    readout_transactions,
+    summarise_customers,
+)
+
+PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+Z = 4.0  # tolerance in standard errors
+
+
+def _lifetimes_datasets() -> Path | None:
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "datasets"
+    return folder if (folder / "CDNOW_sample.txt").exists() else None
+
+
+DATASETS = _lifetimes_datasets()
+needs_cdnow = pytest.mark.skipif(DATASETS is None, reason="lifetimes (CDNOW sample) not installed")
+
+
+@pytest.fixture(scope="module")
+def cdnow(tmp_path_factory) -> CustomerSummary:
+    """CDNOW sample as an order log CSV, summarised over the 39-week calibration period."""
+    assert DATASETS is not None
+    path = tmp_path_factory.mktemp("cdnow") / "cdnow.csv"
+    with path.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["customer", "variant", "date", "amount"])
+        for line in (DATASETS / "CDNOW_sample.txt").read_text().splitlines():
+            _, customer, day, _, amount = line.split()
+            writer.writerow([customer, "all", day, amount])
+    return summarise_customers(read_transactions(path), end="1997-09-30")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "orders.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("customer,variant,when,amount\n1,a,2024-01-01,5\n",
+     "orders.csv:1: column 'date': missing from the header (columns: customer, variant, "
+     "when, amount)"),
+    ("customer,variant,date,amount\n1,a,2024-01-01,5\n2,a,01/02/2024,5\n",
+     "orders.csv:3: column 'date': cannot read '01/02/2024' as a date (use YYYY-MM-DD)"),
+    ("customer,variant,date,amount\n1,a,2024-01-01,-5\n",
+     "orders.csv:2: column 'amount': must be a non-negative number, got '-5'"),
+    ("customer,variant,date,amount\n1,,2024-01-01,5\n",
+     "orders.csv:2: column 'variant': empty value"),
+    ("customer,variant,date,amount\n", "orders.csv: no orders (only a header)"),
+])
+def test_bad_transaction_files_give_one_line_errors(tmp_path, text, message):
+    with pytest.raises(TransactionError) as error:
+        read_transactions(write(tmp_path, text))
+    assert str(error.value).endswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_file_and_customer_in_two_variants(tmp_path):
+    with pytest.raises(TransactionError, match="no such file"):
+        read_transactions(tmp_path / "nope.csv")
+    log = read_transactions(write(tmp_path, "customer,variant,date,amount\n"
+                                  "7,a,2024-01-01,5\n7,b,2024-01-03,5\n"))
+    with pytest.raises(TransactionError, match=r"customer '7' appears under two variants "
+                       r"\('a' and 'b'\)"):
+        summarise_customers(log)
+
+
+def test_summary_counts_purchase_days_and_ignores_orders_after_the_end(tmp_path):
+    log = read_transactions(write(tmp_path, (
+        "customer,variant,date,amount\n"
+        "1,a,2024-01-01,10\n1,a,2024-01-01,30\n1,a,2024-01-15,20\n1,a,2024-03-01,99\n"
+        "2,b,2024-01-08,5\n")))
+    summary = summarise_customers(log, end="2024-01-29")
+    assert summary.customer.tolist() == ["1", "2"]
+    assert summary.frequency.tolist() == [1.0, 0.0]
+    assert summary.recency.tolist() == [2.0, 0.0]
+    assert summary.T.tolist() == [4.0, 3.0]
+    assert summary.spend.tolist() == [30.0, 5.0]
+    assert summary.variants == ["a", "b"]
+
+
+@needs_cdnow
+def test_cdnow_summary_matches_the_published_calibration_data(cdnow):
+    """Frequency, recency and T (weeks) as in lifetimes' cdnow_customers_summary.csv
+    (given there to two decimals)."""
+    assert DATASETS is not None
+    reference = np.genfromtxt(DATASETS / "cdnow_customers_summary.csv", delimiter=",",
+                              names=True)
+    assert len(cdnow.customer) == len(reference) == 2357
+    np.testing.assert_array_equal(cdnow.frequency, reference["frequency"])
+    np.testing.assert_allclose(cdnow.recency, reference["recency"], atol=0.005)
+    np.testing.assert_allclose(cdnow.T, reference["T"], atol=0.005)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def closed_form_likelihood(r, alpha, a, b, x, t_x, age):
+    """FHL 2005 eq. 6, term by term and without logs: (alive term, dropped-out term)."""
+    common = gamma_fn(r + x) * alpha**r / gamma_fn(r)
+    alive = beta_fn(a, b + x) / beta_fn(a, b) * common / (alpha + age) ** (r + x)
+    safe = np.where(x > 0, x, 1.0)
+    dropped = np.where(x > 0, beta_fn(a + 1, b + safe - 1) / beta_fn(a, b)
+                       * common / (alpha + t_x) ** (r + x), 0.0)
+    return alive, dropped
+
+
+def histories(n: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = default_rng(4)
+    age = rng.uniform(1.0, 40.0, n)
+    x = rng.poisson(2.0, n).astype(float)
+    t_x = np.where(x > 0, rng.uniform(0.0, 1.0, n) * age, 0.0)
+    return x, t_x, age
+
+
+def test_loglike_matches_the_closed_form_likelihood():
+    x, t_x, age = histories()
+    alive, dropped = closed_form_likelihood(*PUBLISHED.values(), x, t_x, age)
+    ours = bgnbd_loglike(*PUBLISHED.values(), x, t_x, age)
+    np.testing.assert_allclose(ours, np.log(alive + dropped), rtol=1e-10)
+
+
+def test_probability_alive_is_the_alive_share_of_the_likelihood():
+    x, t_x, age = histories()
+    alive, dropped = closed_form_likelihood(*PUBLISHED.values(), x, t_x, age)
+    np.testing.assert_allclose(probability_alive(*PUBLISHED.values(), x, t_x, age),
+                               alive / (alive + dropped), rtol=1e-10)
+
+
+def test_expected_repeat_purchases_match_simulation():
+    """Simulate the BG/NBD story: rate ~ Gamma(r, alpha), dropout ~ Beta(a, b); repeat
+    purchases by t are min(Poisson(rate t), purchases until dropout ~ Geometric(p))."""
+    r, alpha, a, b = PUBLISHED.values()
+    rng, n, t = default_rng(12), 400_000, 39.0
+    rate = rng.gamma(r, 1.0 / alpha, n)
+    dropout = rng.beta(a, b, n)
+    counts = np.minimum(rng.poisson(rate * t), rng.geometric(dropout))
+    se = counts.std() / math.sqrt(n)
+    assert abs(counts.mean() - expected_repeat_purchases(r, alpha, a, b, t)) < Z * se
+
+
+@needs_cdnow
+def test_cdnow_fit_reproduces_the_published_parameters(cdnow):
+    """Posterior mode within a quarter of a posterior sd of the published maximum-likelihood
+    fit (weak priors: the mode is the MLE up to prior effects far below the sd), and the
+    posterior mean within one sd (the posterior of a and b is right-skewed)."""
+    idata = fit_bgnbd(cdnow, draws=300, tune=300, chains=2, seed=3)
+    mode = bgnbd_map(cdnow)
+    health = diagnostics(idata)
+    assert health.max_r_hat < 1.05 and health.divergences == 0
+    for name, published in PUBLISHED.items():
+        draws = idata.posterior[name].values.reshape(-1)
+        sd = draws.std()
+        assert abs(mode[name][0] - published) < 0.25 * sd, (name, mode[name], sd)
+        assert abs(draws.mean() - published) < sd, (name, draws.mean(), sd)
+
+
+def fake_posterior(params: dict[str, list[float]], draws: int = 400) -> az.InferenceData:
+    """Posterior draws spread tightly around given (r, alpha, a, b) per variant."""
+    rng = default_rng(8)
+    posterior = {name: np.array(values) * rng.lognormal(0.0, 0.01, (1, draws, len(values)))
+                 for name, values in params.items()}
+    return az.from_dict(posterior=posterior, sample_stats={"diverging": np.zeros((1, draws))},
+                        coords={"variant": ["a", "b"]}, dims={k: ["variant"] for k in params})
+
+
+def test_readout_prefers_the_variant_with_more_repeat_purchases():
+    rng = default_rng(1)
+    n = 400
+    summary = CustomerSummary(
+        customer=np.arange(2 * n).astype(str), variant=np.repeat(["a", "b"], n),
+        frequency=rng.poisson(1.0, 2 * n).astype(float), recency=np.full(2 * n, 10.0),
+        T=np.full(2 * n, 20.0), spend=rng.gamma(4.0, 10.0, 2 * n), unit_days=7.0)
+    idata = fake_posterior({"r": [0.24, 0.48], "alpha": [4.4, 4.4], "a": [0.8, 0.8],
+                            "b": [2.4, 2.4]})
+    out = readout_transactions(summary, idata, control="a", horizon_months=12)
+    assert out.variants == ["a", "b"]
+    horizon = 12 * (365.25 / 12) / 7.0
+    assert out.repeat_purchases[1] == pytest.approx(
+        expected_repeat_purchases(0.48, 4.4, 0.8, 2.4, horizon), rel=0.02)
+    assert out.repeat_purchases[1] > 1.5 * out.repeat_purchases[0]
+    assert out.prob_beats_control[1] > 0.95 and math.isnan(out.prob_beats_control[0])
+    assert out.clv_low[0] < out.clv_per_customer[0] < out.clv_high[0]
