@@ -74,12 +74,16 @@ def _console(stderr: bool = False) -> Any:
 class _Commands(click.Group):
     """The command group. Ctrl-C anywhere ends with one line and exit status 130 (not
     click's "Aborted!" and status 1), also when it strikes while a library loads and
-    surfaces as some other error (an extension module failing to initialise)."""
+    surfaces as some other error (an extension module failing to initialise). Running
+    out of memory (a request run with --allow-large) ends with one line and status 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         with _noting_interrupts() as interrupted:
             try:
                 return super().invoke(ctx)
+            except MemoryError:
+                fail("out of memory: ask for fewer visitors, replications or workers "
+                     "(without --allow-large a request is priced before it starts)")
             except Exception:
                 if not interrupted:
                     raise
@@ -387,6 +391,8 @@ def _science_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="Write the CSV and PNG here."),
         click.option("--force", is_flag=True, help="Overwrite existing results in --out."),
         click.option("-q", "--quiet", is_flag=True, help="No table or progress."),
+        click.option("--allow-large", is_flag=True,
+                     help="Run even when the estimated time or memory is beyond the limits."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -436,8 +442,6 @@ def _echo_written(paths: list[Path], quiet: bool) -> None:
 @click.option("--replications", type=click.IntRange(min=1),
               help="Replications per grid point [default: the scenario's].")
 @_science_options
-@click.option("--allow-large", is_flag=True,
-              help="Run even when the estimated time or memory is beyond the limits.")
 def sweep(scenario_file: Path, params: tuple[str, ...], variants: tuple[str, ...],
           replications: int | None, seed: int | None, engine: str, workers: int | None,
           dask: str | None, out: Path | None, force: bool, quiet: bool,
@@ -493,7 +497,7 @@ def sweep(scenario_file: Path, params: tuple[str, ...], variants: tuple[str, ...
 def plan(scenario_file: Path, variant: str, target_probability: float, simulations: int,
          max_days: int | None, alpha: float, truth_replications: int, seed: int | None,
          engine: str, workers: int | None, dask: str | None, out: Path | None, force: bool,
-         quiet: bool) -> None:
+         quiet: bool, allow_large: bool) -> None:
     """How long an A/B test of VARIANT against the control must run.
 
     Simulates the test many times at increasing lengths, reads each with the Bayesian
@@ -506,6 +510,9 @@ def plan(scenario_file: Path, variant: str, target_probability: float, simulatio
 
     scenario = _load(scenario_file)
     _prepare_out(out, force, ("plan.csv", "plan.png"))
+    if not allow_large:
+        _check_cost(scenario_file, scenario, truth_replications, engine,
+                    workers or os.cpu_count() or 1)
     total = truth_replications + simulations
     with _science_errors(scenario_file, dask):
         planning.pair_scenario(scenario, variant)
@@ -546,7 +553,8 @@ def plan(scenario_file: Path, variant: str, target_probability: float, simulatio
 def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications: int,
           alpha: float, min_share: float, days: int | None, visitors_per_day: float | None,
           truth_replications: int, seed: int | None, engine: str, workers: int | None,
-          dask: str | None, out: Path | None, force: bool, quiet: bool) -> None:
+          dask: str | None, out: Path | None, force: bool, quiet: bool,
+          allow_large: bool) -> None:
     """Score decision strategies on simulated tests of SCENARIO_FILE.
 
     The engine estimates every variant's true conversion and revenue per visitor; each
@@ -561,6 +569,9 @@ def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications
 
     scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, None)
     _prepare_out(out, force, ("bench.json", "bench.csv", "bench.png"))
+    if not allow_large:  # the engine's truth replications; the simulated tests are counts
+        _check_cost(scenario_file, scenario, truth_replications, engine,
+                    workers or os.cpu_count() or 1)
     experiment = scenario.experiment
     with _science_errors(scenario_file, dask):
         sweeping.engine_for(scenario, engine)  # type: ignore[arg-type]
