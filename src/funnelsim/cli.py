@@ -126,6 +126,7 @@ def main() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
     """Check scenario files; print a one-line summary per file."""
+    from funnelsim.experiment import choose_engine, compile_variants
     from funnelsim.scenario import ScenarioError, load_scenario
 
     failed = False
@@ -136,7 +137,7 @@ def validate(files: tuple[Path, ...]) -> None:
             click.echo(str(error), err=True)
             failed = True
             continue
-        engine = "simpy" if scenario.resources else "vectorized"
+        engine = choose_engine(compile_variants(scenario))
         click.echo(
             f"{path}: ok: {scenario.name!r}, {len(scenario.stages)} stages, "
             f"{len(scenario.variants)} variants ({', '.join(scenario.variant_names)}), "

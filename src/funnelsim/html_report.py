@@ -23,8 +23,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
-import tempfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from funnelsim import plots
-from funnelsim.report import DECISION_LABEL, atomic_writer, money, percent
+from funnelsim.report import DECISION_LABEL, atomic_writer, money, percent, write_bytes_atomic
 
 if TYPE_CHECKING:
     from arviz import InferenceData
@@ -218,29 +216,9 @@ def write_report(report: Report, path: Path, png_dir: Path | None = None) -> lis
     if png_dir is not None:
         for figure in report.figures:
             target = png_dir / f"{figure.name}.png"
-            _write_bytes(target, figure.png)
+            write_bytes_atomic(target, figure.png)
             written.append(target)
     return written
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write bytes under a temporary name and rename into place (never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a figure is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def figure_names(report: Report) -> tuple[str, ...]:

@@ -119,7 +119,7 @@ def _indexed(function: Callable[[list[T]], list[R]], item: tuple[int, list[T]]
 def _on_pool(function: Callable[[list[T]], list[R]], chunks: list[list[T]], workers: int,
              progress: Progress | None) -> list[list[R]]:
     results: list[list[R]] = [[] for _ in chunks]
-    with local_pool(workers) as pool:
+    with local_pool(min(workers, len(chunks))) as pool:
         work = functools.partial(_indexed, function)
         for i, result in pool.imap_unordered(work, enumerate(chunks)):
             results[i] = result

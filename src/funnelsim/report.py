@@ -67,10 +67,23 @@ def _umask() -> int:
 def atomic_writer(path: Path) -> Iterator[IO[str]]:
     """Write a text file under a temporary name and rename it into place on success
     (at the end of the enclosing :func:`output_batch`, if there is one)."""
+    with _atomic(path, binary=False) as stream:
+        yield stream
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a binary file (a PNG, a NetCDF) as :func:`atomic_writer` writes text."""
+    with _atomic(path, binary=True) as stream:
+        stream.write(data)
+
+
+@contextmanager
+def _atomic(path: Path, binary: bool) -> Iterator[Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+        with (os.fdopen(fd, "wb") if binary
+              else os.fdopen(fd, "w", encoding="utf-8", newline="")) as stream:
             yield stream
         os.chmod(tmp, 0o666 & ~_umask())
         pending = _BATCH.get()
@@ -303,13 +316,14 @@ def test_table(result: ExperimentResult) -> Table:
     traffic = result.scenario.traffic
     visitors = sum(r.test_visitors.sum() for r in result.replications) / len(result.replications)
     outcomes = result.test_outcomes
+    shares = {k: percent(v, digits=0) for k, v in outcomes.items()}
     table = Table(
         title=(f"A/B test of {traffic.days} days (~{visitors:,.0f} visitors, split "
-               f"{len(result.variants)} ways): mean over {len(result.replications)} simulated tests"),
-        caption=(f"Truly best: {result.true_best}. Tests shipped it {percent(outcomes['ship_best'], digits=0)}, "
-                 f"shipped another {percent(outcomes['ship_other'], digits=0)}, stopped "
-                 f"{percent(outcomes['stop'], digits=0)}, kept testing "
-                 f"{percent(outcomes['keep_testing'], digits=0)}."),
+               f"{len(result.variants)} ways): mean over {len(result.replications)} "
+               "simulated tests"),
+        caption=(f"Truly best: {result.true_best}. Tests shipped it {shares['ship_best']}, "
+                 f"shipped another {shares['ship_other']}, stopped {shares['stop']}, "
+                 f"kept testing {shares['keep_testing']}."),
     )
     table.box = box.SIMPLE_HEAD
     for column in ("variant", "P(beats control)", "P(best)", "expected loss", "decision"):
@@ -336,7 +350,8 @@ def queue_table(result: ExperimentResult) -> Table:
     for s in result.variants:
         for resource, stats in s.queues.items():
             table.add_row(s.name, resource, percent(stats["utilisation"], digits=0),
-                          f"{stats['mean_wait_min']:.1f} min", percent(stats["abandonment"], digits=1))
+                          f"{stats['mean_wait_min']:.1f} min",
+                          percent(stats["abandonment"], digits=1))
     return table
 
 

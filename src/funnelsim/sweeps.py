@@ -28,9 +28,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -52,6 +50,7 @@ from funnelsim.experiment import (
     replicate,
 )
 from funnelsim.parallel import Progress, map_batches
+from funnelsim.report import write_bytes_atomic
 from funnelsim.scenario import Scenario, ScenarioError, check_override_path
 
 if TYPE_CHECKING:
@@ -334,18 +333,10 @@ def sweep_rows(result: SweepResult) -> list[dict[str, Any]]:
 
 
 def write_png(figure: Figure, path: Path) -> None:
-    """Save a figure as PNG under a temporary name in the same directory, then rename."""
+    """Save a figure as PNG atomically (with the other files of an output batch)."""
     from funnelsim.plots import png_bytes
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(png_bytes(figure))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, png_bytes(figure))
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
