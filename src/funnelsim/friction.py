@@ -78,8 +78,9 @@ def bounce_multiplier(load_s: ArrayLike, coef: PageLoadCoefficients) -> FloatArr
     [1.0, 1.32, 2.23]
     """
     delay = np.maximum(np.asarray(load_s, dtype=float) - coef.reference_s, 0.0)
-    ratio = (delay / coef.half_s) ** coef.steepness
-    return np.asarray(1.0 + coef.max_extra * ratio / (1.0 + ratio))
+    with np.errstate(divide="ignore", over="ignore"):
+        inverse_ratio = (coef.half_s / delay) ** coef.steepness  # inf at no delay
+    return np.asarray(1.0 + coef.max_extra / (1.0 + inverse_ratio))
 
 
 def page_load_factor(rate: ArrayLike, load_s: ArrayLike, coef: PageLoadCoefficients) -> FloatArray:
