@@ -595,3 +595,70 @@ def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications
         _console().print(strats.bench_table(result))
     if out is not None:
         _echo_written(strats.write_bench(result, out), quiet)
+
+
+@main.command()
+@click.argument("data_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--control", help="Control variant [default: the first in the file].")
+@click.option("--model", type=click.Choice(["conjugate", "funnel", "revenue"]),
+              default="conjugate", show_default=True,
+              help="conjugate: exact Beta-Binomial readout; funnel: PyMC stage-by-stage model "
+                   "(which stage changed); revenue: PyMC revenue-per-visitor model.")
+@click.option("--variant-column", default="variant", show_default=True, metavar="C")
+@click.option("--converted-column", default="converted", show_default=True, metavar="C",
+              help="Per-visitor rows: the conversion flag (e.g. retention_1).")
+@click.option("--visitors-column", default="visitors", show_default=True, metavar="C",
+              help="Aggregated rows: a file with this column is read as aggregated.")
+@click.option("--conversions-column", default="conversions", show_default=True, metavar="C")
+@click.option("--revenue-column", metavar="C",
+              help="Order value (per visitor) or revenue sum (aggregated) [default: 'revenue' "
+                   "if present].")
+@click.option("--stage-columns", metavar="A,B,C",
+              help="Funnel stage columns in order (flags or counts of visitors reaching them).")
+@click.option("--sampler", type=click.Choice(["auto", "nutpie", "pymc"]), default="auto",
+              show_default=True, help="NUTS sampler of the PyMC models (auto: nutpie if "
+                                      "installed).")
+@click.option("--draws", type=click.IntRange(min=100), default=1000, show_default=True,
+              help="Posterior draws per chain (PyMC models).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write results.json (and posterior.nc for the PyMC models) here.")
+@click.option("--force", is_flag=True, help="Overwrite existing results in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
+def analyze(data_file: Path, control: str | None, model: str, variant_column: str,
+            converted_column: str, visitors_column: str, conversions_column: str,
+            revenue_column: str | None, stage_columns: str | None, sampler: str, draws: int,
+            seed: int, out: Path | None, force: bool, as_json: bool, quiet: bool) -> None:
+    """Bayesian readout of a real experiment in DATA_FILE (CSV).
+
+    Aggregated rows (variant,visitors,conversions[,revenue], stage counts) or one row
+    per visitor (variant,converted[,revenue], stage flags TRUE/FALSE, yes/no or 1/0).
+    """
+    from contextlib import nullcontext
+
+    from funnelsim import report
+    from funnelsim.analysis.api import analyze as analyze_experiment
+    from funnelsim.analysis.data import ColumnMap
+
+    stages = tuple(s.strip() for s in (stage_columns or "").split(",") if s.strip())
+    columns = ColumnMap(variant_column, converted_column, visitors_column, conversions_column,
+                        revenue_column, stages)
+    _prepare_out(out, force, ("results.json", "posterior.nc"))
+    show = not (quiet or as_json) and sys.stderr.isatty() and model != "conjugate"
+    status = (_console(stderr=True).status(f"Fitting the {model} model (4 chains x {draws:,} "
+                                           "draws; the first fit also compiles)...")
+              if show else nullcontext())
+    try:
+        with status:
+            result = analyze_experiment(data_file, control, model,  # type: ignore[arg-type]
+                                        columns=columns, sampler=sampler,  # type: ignore[arg-type]
+                                        draws=draws, seed=seed)
+    except ValueError as error:
+        fail(str(error))
+    if as_json:
+        click.echo(report.analysis.results_json(result))
+    elif not quiet:
+        report.print_analysis(result, _console())
+    if out is not None:
+        _echo_written(report.write_analysis(result, out), quiet or as_json)

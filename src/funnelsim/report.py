@@ -27,7 +27,7 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -37,6 +37,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from funnelsim.analysis import api as analysis
 from funnelsim.clv import ratio as clv_ratio
 from funnelsim.experiment import METRICS, ExperimentResult, Interval, VariantSummary
 
@@ -435,3 +436,113 @@ def print_results(result: ExperimentResult, console: Console) -> None:
     if result.scenario.resources:
         console.print(queue_table(result))
     console.print(test_table(result))
+
+
+# --------------------------------------------------------------------------- analyze
+
+
+def _interval_cell(interval: analysis.PosteriorInterval, show: Callable[[float], str]) -> str:
+    return f"{show(interval.mean)} [{show(interval.low)}, {show(interval.high)}]"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.2f}" if math.isfinite(value) else "n/a"
+
+
+def diagnostics_line(result: analysis.AnalysisResult) -> str:
+    """One line on how far the analysis can be trusted (rich markup)."""
+    found = result.diagnostics
+    if found is None:
+        return "Exact Beta-Binomial posterior (no sampling)."
+    verdict = ("[green]reliable[/]" if found.reliable
+               else f"[bold red]UNRELIABLE[/]: {'; '.join(found.problems)}")
+    return (f"{found.sampler} NUTS, {found.chains} chains x {found.draws:,} draws in "
+            f"{found.seconds:.1f} s: max r_hat {found.r_hat_max:.3f}, min ESS "
+            f"{found.ess_bulk_min:,.0f} bulk / {found.ess_tail_min:,.0f} tail, "
+            f"{found.divergences} divergences: {verdict}.")
+
+
+def analysis_table(result: analysis.AnalysisResult) -> Table:
+    """Readout of an analysed experiment: the columns of :func:`test_table`, per variant,
+    with the decision and the diagnostics in the caption."""
+    revenue = result.metric == "revenue_per_visitor"
+    has_rpv = any(v.revenue_per_visitor is not None for v in result.variants)
+    has_stages = any(v.changed_stage is not None for v in result.variants)
+    metric = "revenue/visitor" if revenue else result.conversion_name
+    action = result.decision.action
+    table = Table(
+        title=(f"{Path(result.source).name}: {result.model} model, decision on {metric} "
+               f"(control {result.control}; 94% intervals, uplift 95%)"),
+        caption=(f"[{DECISION_STYLE[action]}]{DECISION_LABEL[action]}[/] "
+                 f"{result.decision.reason}\n{diagnostics_line(result)}"),
+        box=box.SIMPLE_HEAD,
+    )
+    columns = ["variant", "visitors", f"{result.conversion_name} [94%]"]
+    columns += ["rev/visitor [94%]"] if has_rpv else []
+    columns += ["uplift [95%]", "P(beats control)", "P(best)", "expected loss"]
+    columns += ["changes most"] if has_stages else []
+    for column in columns:
+        table.add_column(column, justify="left" if column == "variant" else "right",
+                         no_wrap="[" in column or column == "changes most")
+    for v in result.variants:
+        control = v.name == result.control
+        row = [v.name, f"{v.visitors:,.0f}", _interval_cell(v.conversion, percent)]
+        if has_rpv:
+            row.append(_interval_cell(v.revenue_per_visitor, _number)
+                       if v.revenue_per_visitor is not None else "—")
+        row += [
+            "—" if control else _uplift_cell(Interval(*v.uplift)),
+            "—" if control else percent(v.prob_beats_control, digits=1),
+            percent(v.prob_best, digits=1),
+            f"{_number(v.expected_loss)}/visitor" if revenue
+            else f"{v.expected_loss * 100:.3f} pts",
+        ]
+        if has_stages:
+            changed = v.changed_stage
+            row.append("—" if changed is None else
+                       f"{changed.stage} {changed.change.mean:+.1%}")
+        table.add_row(*row)
+    return table
+
+
+def stage_table(result: analysis.AnalysisResult) -> Table:
+    """Funnel model: each stage's continue rate per variant and its change vs control."""
+    control = next(v for v in result.variants if v.name == result.control)
+    others = [v for v in result.variants if v.name != result.control]
+    table = Table(title="Stage by stage: share continuing, change vs control [95%]",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("stage")
+    table.add_column(result.control, justify="right")
+    for v in others:
+        table.add_column(v.name, justify="right")
+        table.add_column(f"{v.name} vs {result.control}", justify="right", no_wrap=True)
+        table.add_column("P(higher)", justify="right")
+    for i, effect in enumerate(control.stages):
+        row = [effect.stage, percent(effect.rate.mean, digits=1)]
+        for v in others:
+            own = v.stages[i]
+            row += [percent(own.rate.mean, digits=1), _uplift_cell(Interval(*own.change)),
+                    percent(own.prob_increase, digits=1)]
+        table.add_row(*row)
+    return table
+
+
+def print_analysis(result: analysis.AnalysisResult, console: Console) -> None:
+    """Print the readout of :func:`funnelsim.analysis.api.analyze`."""
+    console.print(analysis_table(result))
+    if any(v.stages for v in result.variants):
+        console.print(stage_table(result))
+
+
+def write_analysis(result: analysis.AnalysisResult, out: Path) -> list[Path]:
+    """Write ``results.json`` and, for the PyMC models, the posterior as ``posterior.nc``,
+    together (one :func:`output_batch`)."""
+    with output_batch() as placed:
+        with atomic_writer(out / "results.json") as stream:
+            stream.write(analysis.results_json(result) + "\n")
+        if result.posterior is not None:
+            with tempfile.TemporaryDirectory() as scratch:
+                netcdf = Path(scratch) / "posterior.nc"
+                result.posterior.to_netcdf(str(netcdf))
+                write_bytes_atomic(out / "posterior.nc", netcdf.read_bytes())
+    return placed

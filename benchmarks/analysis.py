@@ -1,0 +1,218 @@
+"""Analysis benchmarks: PyMC funnel model cold and warm, nutpie vs PyMC NUTS, exact P(best).
+
+Usage: .venv/bin/python benchmarks/analysis.py [--draws N]
+
+1. The funnel model of 3 variants x 5 stages (20,000 visitors each, default 4 chains x
+   1,000 draws), fitted by ``analyze(..., model="funnel")`` in fresh subprocesses that
+   share a new, empty PyTensor cache (``PYTENSOR_FLAGS=base_compiledir=...``, which holds
+   both the C and the Numba caches):
+   - cold: the first fit in a process with the empty cache (everything compiles);
+   - warm: the first fit in a second process once the cache is filled (a second
+     ``funnelsim analyze``), and a second fit in the same process (a notebook);
+   for each sampler (nutpie when installed, PyMC's NUTS). Importing PyMC is timed
+   apart. Target: a warm fit under 10 s. nutpie compiles its Numba wrapper of the model
+   in every fit (nutpie cannot cache it on disk); Numba's start-up is paid once per
+   process, so a second fit in the same process compiles faster.
+2. nutpie vs PyMC NUTS on the public marketing funnel test (skipped without
+   ../shared/data), whose 100%-continue steps make the posterior hard to sample.
+3. Exact P(best) and expected loss for 10 variants (quadrature) against a
+   100,000-draw Monte Carlo estimate, median of 20 runs.
+
+Each figure is printed with its ratio to the baseline measured in the same run, so a
+busy machine slows both sides alike. Wall times on a shared machine vary; compare the
+ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from funnelsim.analysis.data import ExperimentData
+
+STAGES = ("landing", "product", "cart", "checkout")
+TRUE_RATES = np.array(
+    [
+        [0.60, 0.50, 0.40, 0.70, 0.80],
+        [0.60, 0.55, 0.40, 0.70, 0.80],
+        [0.60, 0.50, 0.40, 0.72, 0.80],
+    ]
+)
+VISITORS = 20_000
+WARM_TARGET_S = 10.0
+MARKETING = Path(__file__).resolve().parents[2] / "shared" / "data" / "marketing_ab_funnel.csv"
+
+
+def _simulated() -> ExperimentData:
+    """3 variants x 5 stages with known rates (``TRUE_RATES``), 20,000 visitors each."""
+    from funnelsim.analysis.data import experiment_from_counts
+
+    rng = np.random.default_rng(1)
+    counts = np.zeros_like(TRUE_RATES)
+    for v, rates in enumerate(TRUE_RATES):
+        reached = VISITORS
+        for s, rate in enumerate(rates):
+            reached = rng.binomial(reached, rate)
+            counts[v, s] = reached
+    return experiment_from_counts(
+        ["a", "b", "c"], [VISITORS] * 3, counts[:, -1], STAGES, counts[:, :-1]
+    )
+
+
+def _marketing() -> ExperimentData:
+    """The public marketing funnel test (two arms, five steps) of ../shared/data."""
+    from funnelsim.analysis.data import ColumnMap, read_experiment
+
+    stages = tuple(f"step{i}" for i in range(1, 6))
+    return read_experiment(MARKETING, ColumnMap(variant="test group", stages=stages))
+
+
+def _worker(sampler: str, draws: int, dataset: str) -> None:
+    """Subprocess: time importing PyMC, a first and a second fit; print one JSON line."""
+    start = time.perf_counter()
+    from funnelsim.analysis import models  # noqa: F401  (PyMC, ArviZ, PyTensor)
+    from funnelsim.analysis.api import analyze
+
+    import_s = time.perf_counter() - start
+    data = _marketing() if dataset == "marketing" else _simulated()
+    fits = []
+    for _ in range(2):
+        start = time.perf_counter()
+        result = analyze(data, "a", "funnel", sampler=sampler, draws=draws, seed=1)  # type: ignore
+        fits.append(time.perf_counter() - start)
+    assert result.diagnostics is not None
+    print(
+        json.dumps(
+            {
+                "import": import_s,
+                "first": fits[0],
+                "second": fits[1],
+                "reliable": result.reliable,
+                "divergences": result.diagnostics.divergences,
+            }
+        )
+    )
+
+
+def _run_worker(
+    sampler: str, draws: int, cache: Path, dataset: str = "simulated"
+) -> dict[str, float]:
+    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}")
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", sampler, "--draws", str(draws), "--data", dataset],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def funnel_model(draws: int) -> None:
+    samplers = ["pymc"] + (["nutpie"] if importlib.util.find_spec("nutpie") else [])
+    warm: dict[str, float] = {}
+    print(f"Funnel model, 3 variants x 5 stages, 4 chains x {draws:,} draws (seconds):")
+    for sampler in samplers:
+        with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
+            cold = _run_worker(sampler, draws, Path(cache))
+            second = _run_worker(sampler, draws, Path(cache))
+        warm[sampler] = second["second"]
+        print(
+            f"  {sampler:>6}: import PyMC {cold['import']:.1f} (cold cache) / "
+            f"{second['import']:.1f} (warm); fit: cold {cold['first']:.1f}, warm in a new "
+            f"process {second['first']:.1f} ({cold['first'] / second['first']:.1f}x faster), "
+            f"warm in the same process {second['second']:.1f} "
+            f"({cold['first'] / second['second']:.1f}x faster); reliable "
+            f"{second['reliable']}, divergences {second['divergences']}"
+        )
+        verdict = "meets" if second["second"] < WARM_TARGET_S else "MISSES"
+        print(f"          warm (same process) under {WARM_TARGET_S:.0f} s: {verdict}")
+    if len(warm) == 2:
+        print(
+            f"  nutpie vs PyMC NUTS, warm fit in the same process: "
+            f"{warm['pymc'] / warm['nutpie']:.2f}x (above 1: nutpie faster)"
+        )
+
+
+def marketing_funnel(draws: int) -> None:
+    """nutpie vs PyMC NUTS on real data whose funnel geometry is hard (100% steps)."""
+    if not MARKETING.is_file() or importlib.util.find_spec("nutpie") is None:
+        print("Marketing funnel: skipped (needs ../shared/data and nutpie)")
+        return
+    warm = {}
+    with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
+        for sampler in ("nutpie", "pymc"):
+            warm[sampler] = _run_worker(sampler, draws, Path(cache), "marketing")["second"]
+    print(
+        f"Marketing funnel (2 arms x 5 steps), warm fit in the same process: nutpie "
+        f"{warm['nutpie']:.1f} s, PyMC NUTS {warm['pymc']:.1f} s; nutpie "
+        f"{warm['pymc'] / warm['nutpie']:.1f}x faster"
+    )
+
+
+def _median_seconds(task: Callable[[], object], runs: int = 20) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        task()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def exact_prob_best() -> None:
+    from funnelsim.analysis.conjugate import (
+        beta_posteriors,
+        expected_loss,
+        expected_loss_draws,
+        prob_best,
+        prob_best_draws,
+    )
+
+    visitors = np.array([8000, 12000, 30000, 50000, 70000, 9000, 11000, 40000, 25000, 60000])
+    conversions = np.array([400, 610, 1530, 2480, 3550, 440, 560, 2040, 1260, 3010])
+    post = beta_posteriors(visitors, conversions)
+    rng = np.random.default_rng(0)
+
+    def monte_carlo() -> None:
+        draws = rng.beta(post.alpha, post.beta, size=(100_000, post.alpha.size))
+        prob_best_draws(draws)
+        expected_loss_draws(draws)
+
+    exact = _median_seconds(lambda: (prob_best(post), expected_loss(post)))
+    sampled = _median_seconds(monte_carlo)
+    print("Exact P(best) + expected loss, 10 variants (median of 20):")
+    print(
+        f"  quadrature {exact * 1e3:.1f} ms; Monte Carlo 100,000 draws "
+        f"{sampled * 1e3:.1f} ms; quadrature is {sampled / exact:.1f}x faster"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--worker", choices=["pymc", "nutpie"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", default="simulated", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args.worker, args.draws, args.data)
+        return
+    exact_prob_best()
+    funnel_model(args.draws)
+    marketing_funnel(args.draws)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,627 @@
+"""Read a finished experiment and decide: :func:`analyze`, and its ``results.json``.
+
+A growth team has run a test and exported it: visitors and conversions per variant, or
+one row per visitor with flags for the steps of the funnel. ``analyze`` is the one call
+from that file (or from counts in a notebook) to a readout a team can act on: each
+variant's conversion with its credible interval, the probability that it beats the
+control and that it is the best, the expected loss of shipping it, the relative uplift,
+and a ship / stop / keep-testing decision. Three models answer at three depths:
+
+- ``"conjugate"``: the exact Beta-Binomial readout of :mod:`funnelsim.analysis.decision`
+  (instant; revenue per visitor is added when per-visitor revenue rows allow it);
+- ``"funnel"``: the PyMC funnel model, which also says *which stage* each variant
+  changed, with a posterior per stage;
+- ``"revenue"``: the PyMC revenue model, which decides on revenue per visitor.
+
+The PyMC models carry convergence diagnostics; a fit that fails them is marked
+unreliable in the result and in the JSON. PyMC is imported only when one of them runs.
+
+Example:
+    >>> result = analyze(experiment_from_counts(["A", "B"], [10000, 10000], [1000, 1200]))
+    >>> result.decision.action, result.decision.variant
+    ('ship', 'B')
+    >>> round(results_dict(result)["variants"]["B"]["prob_beats_control"], 4)
+    1.0
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from funnelsim.analysis.conjugate import (
+    RevenueStats,
+    expected_loss_draws,
+    prob_beats_draws,
+    prob_best_draws,
+    uplift_interval_draws,
+)
+from funnelsim.analysis.data import (
+    DEFAULT_COLUMNS,
+    ColumnMap,
+    ExperimentData,
+    experiment_from_counts,
+    read_experiment,
+)
+from funnelsim.analysis.decision import (
+    DEFAULT_RULE,
+    RATE_LEVEL,
+    UPLIFT_LEVEL,
+    Decision,
+    DecisionRule,
+    SampleRatioCheck,
+    readout,
+    revenue_readout,
+    sample_ratio_mismatch,
+)
+
+if TYPE_CHECKING:
+    import arviz as az
+
+    from funnelsim.analysis.models import Diagnostics, ModelFit
+
+__all__ = [
+    "AnalysisResult",
+    "PosteriorInterval",
+    "StageEffect",
+    "VariantResult",
+    "analyze",
+    "experiment_from_counts",
+    "results_dict",
+    "results_json",
+]
+
+ModelName = Literal["conjugate", "funnel", "revenue"]
+Metric = Literal["conversion", "revenue_per_visitor"]
+MODELS: tuple[ModelName, ...] = ("conjugate", "funnel", "revenue")
+FloatArray = npt.NDArray[np.float64]
+
+
+class PosteriorInterval(NamedTuple):
+    """Posterior mean and equal-tailed credible interval of one quantity."""
+
+    mean: float
+    low: float
+    high: float
+
+
+class StageEffect(NamedTuple):
+    """What a variant did at one stage of the funnel (funnel model).
+
+    Attributes:
+        stage: Stage name (the share of visitors reaching it who continue).
+        rate: Posterior of the stage's continue rate (94% interval).
+        change: Relative change of the rate vs the control (95% interval).
+        prob_increase: Posterior probability that the rate is above the control's.
+    """
+
+    stage: str
+    rate: PosteriorInterval
+    change: PosteriorInterval
+    prob_increase: float
+
+
+class VariantResult(NamedTuple):
+    """Readout of one variant. The decision fields refer to the result's ``metric``.
+
+    Attributes:
+        name: Variant name.
+        visitors: Visitors in the variant.
+        conversions: Converting visitors.
+        conversion: Posterior of the conversion rate (94% interval).
+        prob_best: Probability of the highest ``metric``.
+        prob_beats_control: Probability of a higher ``metric`` than the control (0.5 for
+            the control itself).
+        expected_loss: ``E[max over variants - this variant]`` of ``metric``: in rate
+            units for conversion (0.001 is 0.1 percentage points), in currency per
+            visitor for revenue.
+        uplift: Relative uplift of ``metric`` over the control (95% interval; zero for
+            the control).
+        revenue_per_visitor: Posterior of revenue per visitor (94%), when known.
+        stages: Per-stage effects (funnel model), in funnel order.
+        changed_stage: The stage whose change vs the control is most certain, by the
+            ratio of the posterior mean to the sd of the rate difference (funnel model,
+            non-control variants).
+    """
+
+    name: str
+    visitors: float
+    conversions: float
+    conversion: PosteriorInterval
+    prob_best: float
+    prob_beats_control: float
+    expected_loss: float
+    uplift: PosteriorInterval
+    revenue_per_visitor: PosteriorInterval | None = None
+    stages: tuple[StageEffect, ...] = ()
+    changed_stage: StageEffect | None = None
+
+
+class AnalysisResult(NamedTuple):
+    """Everything :func:`analyze` found.
+
+    Attributes:
+        source: Where the data came from.
+        model: ``"conjugate"``, ``"funnel"`` or ``"revenue"``.
+        metric: What the decision is about: ``"conversion"`` or ``"revenue_per_visitor"``.
+        conversion_name: The conversion column of the data (e.g. ``retention_1``).
+        control: Control variant.
+        variants: Per-variant readouts, in the data's order.
+        decision: Ship / stop / keep-testing decision.
+        sample_ratio: Sample ratio mismatch check of the visitor split.
+        rule: The decision rule applied.
+        reliable: False when the sampler's diagnostics failed (always True for the
+            exact conjugate readout).
+        diagnostics: Sampler diagnostics (PyMC models), else None.
+        posterior: ArviZ InferenceData of the PyMC models, else None.
+    """
+
+    source: str
+    model: ModelName
+    metric: Metric
+    conversion_name: str
+    control: str
+    variants: tuple[VariantResult, ...]
+    decision: Decision
+    sample_ratio: SampleRatioCheck
+    rule: DecisionRule
+    reliable: bool
+    diagnostics: Diagnostics | None = None
+    posterior: az.InferenceData | None = None
+
+
+def analyze(
+    data: ExperimentData | str | PathLike[str],
+    control: str | None = None,
+    model: ModelName = "conjugate",
+    *,
+    columns: ColumnMap = DEFAULT_COLUMNS,
+    rule: DecisionRule = DEFAULT_RULE,
+    sampler: Literal["auto", "pymc", "nutpie"] = "auto",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    progress: bool = False,
+) -> AnalysisResult:
+    """Bayesian readout and decision for an experiment.
+
+    Args:
+        data: Aggregates (see :func:`experiment_from_counts`) or a CSV path, read with
+            :func:`funnelsim.analysis.data.read_experiment` and ``columns``.
+        control: Control variant; None takes the first variant in the data.
+        model: ``"conjugate"`` (exact), ``"funnel"`` or ``"revenue"`` (PyMC).
+        columns: Column names of a CSV ``data``.
+        rule: Decision thresholds.
+        sampler: NUTS implementation for the PyMC models (``"auto"``: nutpie when
+            installed).
+        draws: Kept draws per chain (PyMC models).
+        tune: Warm-up draws per chain (PyMC models).
+        chains: Chains (PyMC models).
+        seed: Random seed; fixes the Monte Carlo and MCMC draws.
+        progress: Show the sampler's progress bar on stderr.
+
+    Raises:
+        funnelsim.analysis.data.DataError: a problem in the CSV file.
+        ValueError: a problem with the arguments (unknown control, fewer than two
+            variants, a revenue model without revenue data).
+
+    References:
+        See :func:`funnelsim.analysis.decision.readout` (decision rule) and
+        :mod:`funnelsim.analysis.models` (models and diagnostics).
+    """
+    experiment = data if isinstance(data, ExperimentData) else read_experiment(data, columns)
+    control = _check_arguments(experiment, control, model)
+    if model == "conjugate":
+        return _conjugate(experiment, control, rule, seed)
+    from funnelsim.analysis import models
+
+    settings = models.SamplerSettings(
+        sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress
+    )
+    if model == "funnel":
+        fit = models.sample(models.funnel_model(experiment, control), settings)
+        return _funnel(experiment, control, rule, fit)
+    fit = models.sample(models.revenue_model(experiment, control), settings)
+    return _revenue(experiment, control, rule, fit)
+
+
+def _check_arguments(data: ExperimentData, control: str | None, model: str) -> str:
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+    if len(data.variants) < 2:
+        raise ValueError(
+            f"{data.source}: only one variant ({data.variants[0]!r}); "
+            "an experiment needs at least two"
+        )
+    if model == "revenue" and data.orders is None:
+        raise ValueError(f"{data.source}: the revenue model needs a revenue column")
+    if control is None:
+        return data.variants[0]
+    if control not in data.variants:
+        raise ValueError(
+            f"{data.source}: control {control!r} is not one of the variants "
+            f"({', '.join(data.variants)})"
+        )
+    return control
+
+
+# --------------------------------------------------------------------------- conjugate
+
+
+def _conjugate(data: ExperimentData, control: str, rule: DecisionRule, seed: int) -> AnalysisResult:
+    """Exact readout; revenue per visitor when per-visitor revenue statistics exist."""
+    names = list(data.variants)
+    exact = readout(names, data.visitors, data.conversions, control, rule)
+    revenue: list[PosteriorInterval | None] = [None] * len(names)
+    orders = data.orders
+    if orders is not None and orders.total_sq is not None:
+        stats = RevenueStats(data.visitors, data.conversions, orders.total, orders.total_sq)
+        revenue = [
+            PosteriorInterval(r.rpv_mean, r.rpv_low, r.rpv_high)
+            for r in revenue_readout(names, stats, control, seed=seed)
+        ]
+    variants = tuple(
+        VariantResult(
+            name=v.name,
+            visitors=v.visitors,
+            conversions=v.conversions,
+            conversion=PosteriorInterval(v.conversion_mean, v.conversion_low, v.conversion_high),
+            prob_best=v.prob_best,
+            prob_beats_control=v.prob_beats_control,
+            expected_loss=v.expected_loss,
+            uplift=PosteriorInterval(v.uplift_mean, v.uplift_low, v.uplift_high),
+            revenue_per_visitor=rpv,
+        )
+        for v, rpv in zip(exact.variants, revenue, strict=True)
+    )
+    return AnalysisResult(
+        data.source,
+        "conjugate",
+        "conversion",
+        data.metric,
+        control,
+        variants,
+        exact.decision,
+        exact.srm,
+        rule,
+        reliable=True,
+    )
+
+
+# --------------------------------------------------------------------------- draws
+
+
+class _DrawSummary(NamedTuple):
+    interval: list[PosteriorInterval]
+    prob_best: FloatArray
+    prob_beats: FloatArray
+    loss: FloatArray
+    uplift: list[PosteriorInterval]
+    decision: Decision
+
+
+def _intervals(draws: FloatArray, level: float) -> list[PosteriorInterval]:
+    """Mean and equal-tailed interval of each column (or trailing entry) of ``draws``."""
+    tail = (1 - level) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail], axis=0)
+    mean = draws.mean(axis=0)
+    return [
+        PosteriorInterval(float(m), float(lo), float(hi))
+        for m, lo, hi in zip(mean.ravel(), low.ravel(), high.ravel(), strict=True)
+    ]
+
+
+def _flat_draws(fit: ModelFit, name: str) -> FloatArray:
+    """Posterior draws of ``name`` with chains and draws stacked on the first axis."""
+    values = np.asarray(fit.idata["posterior"][name].values, dtype=np.float64)
+    return values.reshape(-1, *values.shape[2:])
+
+
+def _summarise_draws(
+    names: Sequence[str],
+    ref: int,
+    draws: FloatArray,
+    rule: DecisionRule,
+    describe: Callable[[float], str],
+    what: str,
+) -> _DrawSummary:
+    """The readout of :func:`funnelsim.analysis.decision.readout`, from joint draws."""
+    loss = expected_loss_draws(draws)
+    uplift = uplift_interval_draws(draws, ref, UPLIFT_LEVEL)
+    ratio = np.divide(draws, draws[:, [ref]], out=np.ones_like(draws), where=draws[:, [ref]] > 0)
+    in_rope = (np.abs(ratio - 1) < rule.rope).mean(axis=0)
+    interval = _intervals(draws, RATE_LEVEL)
+    decision = _decide_on_draws(names, ref, interval[ref].mean, loss, in_rope, rule, describe, what)
+    return _DrawSummary(
+        interval,
+        prob_best_draws(draws),
+        prob_beats_draws(draws, ref),
+        loss,
+        [
+            PosteriorInterval(float(m), float(lo), float(hi))
+            for m, lo, hi in zip(uplift.mean, uplift.low, uplift.high, strict=True)
+        ],
+        decision,
+    )
+
+
+def _decide_on_draws(
+    names: Sequence[str],
+    ref: int,
+    control_mean: float,
+    loss: FloatArray,
+    in_rope: FloatArray,
+    rule: DecisionRule,
+    describe: Callable[[float], str],
+    what: str,
+) -> Decision:
+    """The rule of :func:`funnelsim.analysis.decision.decide`, on draws of any metric:
+    stop when every non-control variant is practically equivalent to the control, else
+    ship the variant of least expected loss when that loss is below
+    ``rule.loss_threshold`` times the control's mean, else keep testing."""
+    others = np.delete(in_rope, ref)
+    equivalence = (
+        f"the lowest probability of a relative uplift within ±{rule.rope:.1%} is "
+        f"{others.min():.1%} (needed {rule.equivalence_probability:.0%})"
+    )
+    if np.all(others >= rule.equivalence_probability):
+        return Decision("stop", None, f"Stop, no practical difference: {equivalence}.")
+    best = int(np.argmin(loss))
+    threshold = rule.loss_threshold * control_mean
+    loss_text = (
+        f"expected loss {describe(float(loss[best]))} vs threshold "
+        f"{describe(threshold)} ({rule.loss_threshold:.2%} of the control's {what})"
+    )
+    if loss[best] < threshold:
+        verb = "Keep" if best == ref else "Ship"
+        return Decision("ship", names[best], f"{verb} {names[best]}: {loss_text}.", best)
+    return Decision(
+        "keep_testing",
+        None,
+        f"Keep testing: best {names[best]} has {loss_text}, and {equivalence}.",
+    )
+
+
+def _with_srm(decision: Decision, srm: SampleRatioCheck) -> Decision:
+    if not srm.mismatch:
+        return decision
+    return decision._replace(reason=f"{decision.reason} Caution: {srm.message}")
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:.3g} pp"
+
+
+def _per_visitor(value: float) -> str:
+    return f"{value:.3g} per visitor"
+
+
+# --------------------------------------------------------------------------- funnel
+
+
+def _stage_effects(
+    stages: Sequence[str], rates: FloatArray, ref: int, variant: int
+) -> tuple[tuple[StageEffect, ...], StageEffect | None]:
+    """Per-stage posterior of a variant's rates and their change vs the control, and the
+    stage changed most surely: the largest ``|mean| / sd`` of the rate difference."""
+    own, base = rates[:, variant, :], rates[:, ref, :]
+    change = np.divide(own, base, out=np.ones_like(own), where=base > 0) - 1
+    increase = (own > base).mean(axis=0) if variant != ref else np.full(len(stages), 0.5)
+    effects = tuple(
+        StageEffect(stage, rate, delta, float(p))
+        for stage, rate, delta, p in zip(
+            stages,
+            _intervals(own, RATE_LEVEL),
+            _intervals(change, UPLIFT_LEVEL),
+            increase,
+            strict=True,
+        )
+    )
+    if variant == ref:
+        return effects, None
+    difference = own - base
+    spread = difference.std(axis=0)
+    certainty = np.divide(
+        np.abs(difference.mean(axis=0)), spread, out=np.zeros(len(stages)), where=spread > 0
+    )
+    return effects, effects[int(np.argmax(certainty))]
+
+
+def _funnel(
+    data: ExperimentData, control: str, rule: DecisionRule, fit: ModelFit
+) -> AnalysisResult:
+    names, ref = list(data.variants), data.variants.index(control)
+    stages = [str(s) for s in fit.idata["posterior"]["stage"].values]
+    summary = _summarise_draws(
+        names, ref, _flat_draws(fit, "conversion"), rule, _points, "conversion rate"
+    )
+    rates = _flat_draws(fit, "stage_rate")
+    variants = []
+    for i, name in enumerate(names):
+        effects, changed = _stage_effects(stages, rates, ref, i)
+        variants.append(
+            VariantResult(
+                name,
+                float(data.visitors[i]),
+                float(data.conversions[i]),
+                summary.interval[i],
+                float(summary.prob_best[i]),
+                float(summary.prob_beats[i]),
+                float(summary.loss[i]),
+                summary.uplift[i],
+                stages=effects,
+                changed_stage=changed,
+            )
+        )
+    return _fitted_result(
+        data, "funnel", "conversion", control, tuple(variants), summary.decision, rule, fit
+    )
+
+
+def _fitted_result(
+    data: ExperimentData,
+    model: ModelName,
+    metric: Metric,
+    control: str,
+    variants: tuple[VariantResult, ...],
+    decision: Decision,
+    rule: DecisionRule,
+    fit: ModelFit,
+) -> AnalysisResult:
+    srm = sample_ratio_mismatch(data.visitors)
+    diagnostics = fit.diagnostics
+    if not diagnostics.reliable:
+        decision = decision._replace(
+            reason=f"{decision.reason} Unreliable: {'; '.join(diagnostics.problems)}."
+        )
+    return AnalysisResult(
+        data.source,
+        model,
+        metric,
+        data.metric,
+        control,
+        variants,
+        _with_srm(decision, srm),
+        srm,
+        rule,
+        diagnostics.reliable,
+        diagnostics,
+        fit.idata,
+    )
+
+
+# --------------------------------------------------------------------------- revenue
+
+
+def _revenue(
+    data: ExperimentData, control: str, rule: DecisionRule, fit: ModelFit
+) -> AnalysisResult:
+    names, ref = list(data.variants), data.variants.index(control)
+    summary = _summarise_draws(
+        names,
+        ref,
+        _flat_draws(fit, "revenue_per_visitor"),
+        rule,
+        _per_visitor,
+        "revenue per visitor",
+    )
+    conversion = _intervals(_flat_draws(fit, "conversion"), RATE_LEVEL)
+    variants = tuple(
+        VariantResult(
+            name,
+            float(data.visitors[i]),
+            float(data.conversions[i]),
+            conversion[i],
+            float(summary.prob_best[i]),
+            float(summary.prob_beats[i]),
+            float(summary.loss[i]),
+            summary.uplift[i],
+            revenue_per_visitor=summary.interval[i],
+        )
+        for i, name in enumerate(names)
+    )
+    return _fitted_result(
+        data, "revenue", "revenue_per_visitor", control, variants, summary.decision, rule, fit
+    )
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _finite(value: float) -> float | None:
+    """A JSON-safe number: non-finite values (which the readout never produces) become null."""
+    return float(value) if math.isfinite(value) else None
+
+
+def _interval_dict(interval: PosteriorInterval) -> dict[str, float | None]:
+    return {key: _finite(value) for key, value in interval._asdict().items()}
+
+
+def _stage_dict(effect: StageEffect) -> dict[str, Any]:
+    return {
+        "rate": _interval_dict(effect.rate),
+        "change_vs_control": _interval_dict(effect.change),
+        "prob_increase": _finite(effect.prob_increase),
+    }
+
+
+def _variant_dict(variant: VariantResult) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "visitors": int(variant.visitors),
+        "conversions": int(variant.conversions),
+        "conversion": _interval_dict(variant.conversion),
+        "prob_best": _finite(variant.prob_best),
+        "prob_beats_control": _finite(variant.prob_beats_control),
+        "expected_loss": _finite(variant.expected_loss),
+        "uplift_vs_control": _interval_dict(variant.uplift),
+    }
+    if variant.revenue_per_visitor is not None:
+        entry["revenue_per_visitor"] = _interval_dict(variant.revenue_per_visitor)
+    if variant.stages:
+        entry["stages"] = {effect.stage: _stage_dict(effect) for effect in variant.stages}
+        changed = variant.changed_stage
+        entry["changed_stage"] = (
+            None if changed is None else {"stage": changed.stage, **_stage_dict(changed)}
+        )
+    return entry
+
+
+def _diagnostics_dict(result: AnalysisResult) -> dict[str, Any]:
+    found = result.diagnostics
+    if found is None:
+        return {"reliable": True, "method": "exact Beta-Binomial posterior"}
+    return {
+        "reliable": found.reliable,
+        "method": "NUTS",
+        "sampler": found.sampler,
+        "chains": found.chains,
+        "draws": found.draws,
+        "seconds": _finite(found.seconds),
+        "r_hat_max": _finite(found.r_hat_max),
+        "ess_bulk_min": _finite(found.ess_bulk_min),
+        "ess_tail_min": _finite(found.ess_tail_min),
+        "divergences": found.divergences,
+        "problems": list(found.problems),
+    }
+
+
+def results_dict(result: AnalysisResult) -> dict[str, Any]:
+    """The ``results.json`` document of an analysis.
+
+    ``variants.<name>`` holds ``conversion`` ``{mean, low, high}`` (94%), ``prob_best``,
+    ``prob_beats_control``, ``expected_loss`` and ``uplift_vs_control`` ``{mean, low,
+    high}`` (95%, relative), all about ``metric``; plus ``revenue_per_visitor`` when known
+    and ``stages`` / ``changed_stage`` for the funnel model. ``decision``,
+    ``sample_ratio``, ``rule`` and ``diagnostics`` (with ``reliable``) follow. No NaN or
+    infinity appears.
+    """
+    srm = result.sample_ratio
+    return {
+        "source": result.source,
+        "model": result.model,
+        "metric": result.metric,
+        "conversion_column": result.conversion_name,
+        "control": result.control,
+        "variants": {v.name: _variant_dict(v) for v in result.variants},
+        "decision": result.decision._asdict(),
+        "sample_ratio": {
+            "chi2": _finite(srm.chi2),
+            "p_value": _finite(srm.p_value),
+            "mismatch": srm.mismatch,
+            "message": srm.message,
+        },
+        "rule": result.rule._asdict(),
+        "diagnostics": _diagnostics_dict(result),
+    }
+
+
+def results_json(result: AnalysisResult) -> str:
+    """:func:`results_dict` as indented JSON text (strict: no NaN or infinity)."""
+    return json.dumps(results_dict(result), indent=2, allow_nan=False)

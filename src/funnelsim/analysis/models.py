@@ -1,0 +1,492 @@
+"""PyMC models of an experiment: the funnel stage by stage, and revenue per visitor.
+
+The conjugate readout answers *whether* a variant converts better. Picture the public
+marketing funnel test: about 3,000 visitors per arm, five payment steps, and arm ``b``
+converting 20% against 23% for ``a``. The funnel model says *where*: ``b`` loses a third
+of its visitors at step 2, which ``a`` passes entirely, and two thirds at step 4, where
+``a`` loses 3%, and makes part of it up at steps 3 and 5. The revenue model asks what a
+visitor is worth: the chance of buying times what a buyer spends.
+
+**Funnel model.** Of the ``n[v, s]`` visitors of variant ``v`` who reached stage ``s``,
+``k[v, s]`` continue (the last stage's continuers are the conversions)::
+
+    k[v, s] ~ Binomial(n[v, s], p[v, s])
+    logit p[v, s] ~ Normal(m[s], tau[s])        partial pooling across variants
+    m[s] ~ Normal(0, 1.5),  tau[s] ~ LogNormal(log 0.2, 0.5)
+
+so each stage's rates are shrunk towards each other as far as the data allow. The
+pooling scale ``tau`` has a median of 0.2 on the log-odds scale (most product changes
+move a stage's odds by well under 50%) and stays away from zero, which keeps the
+posterior free of the funnel geometry that defeats NUTS when only two or three variants
+inform a scale. ``m`` is integrated out in closed form. A stage whose counts pin every
+variant's log-odds to within 0.1 (``n p (1 - p) >= 100``) is sampled on the log-odds
+(centred); a weakly informed stage through standardised offsets (non-centred).
+Derived: ``conversion[v] = prod_s p[v, s]`` and ``stage_difference[v, s] = p[v, s] -
+p[control, s]``, the posterior of which stage a variant changed.
+
+**Revenue model.** Zero-inflated per visitor: a visitor converts with probability
+``q[v] ~ Beta(1, 1)`` (the conjugate readout's prior, so both agree on conversion) and
+then spends an order value drawn from a LogNormal or a Gamma distribution. Revenue per
+visitor is ``q[v]`` times the mean order value. Both likelihoods are evaluated from
+per-variant sufficient statistics (order count, sums of values, of squares, of logs), so
+the cost does not grow with the number of visitors.
+
+Every fit returns ArviZ ``InferenceData`` and :class:`Diagnostics` (r_hat, bulk and
+tail ESS, divergences) with a ``reliable`` verdict.
+
+References:
+    Gelman, A. et al. (2013), Bayesian Data Analysis, 3rd ed., ch. 5 (hierarchical
+    models) and 11.4-11.5 (r_hat, effective sample size).
+    Betancourt, M. & Girolami, M. (2015), "Hamiltonian Monte Carlo for Hierarchical
+    Models", in Current Trends in Bayesian Methodology (centred vs non-centred).
+    Vehtari, A. et al. (2021), "Rank-normalization, folding, and localization: an
+    improved R-hat", Bayesian Analysis 16(2) (the 1.01 and ESS 400 thresholds).
+    Chung, Y. et al. (2013), "A nondegenerate penalized likelihood estimator for
+    variance parameters in multilevel models", Psychometrika 78 (scale priors away
+    from zero).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal, NamedTuple
+
+import arviz as az
+import numpy as np
+import numpy.typing as npt
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from pytensor.tensor.variable import TensorVariable
+
+from funnelsim.analysis.data import ExperimentData, OrderStats
+
+FloatArray = npt.NDArray[np.float64]
+SamplerName = Literal["auto", "pymc", "nutpie"]
+OrderValueFamily = Literal["auto", "lognormal", "gamma"]
+
+STAGE_MEAN_SD = 1.5
+"""Prior sd of a stage's mean log-odds: rates between 5% and 95% are all plausible."""
+POOLING_SD_MEDIAN = 0.2
+"""Prior median of the between-variant sd of a stage's log-odds."""
+POOLING_SD_LOG_SD = 0.5
+"""Prior sd of the log of that scale: 95% of its mass between 0.075 and 0.53."""
+CENTRED_MIN_INFORMATION = 100.0
+"""Fisher information ``n p (1 - p)`` above which a cell's log-odds is sampled directly."""
+ORDER_VALUE_LOG_SD = 1.0
+"""Prior sd of the log mean order value around the pooled mean (a factor of e)."""
+MIN_LOG_ORDER_SD = 0.01
+"""Order values varying by less than 1% (e.g. one fixed price) count as varying by 1%."""
+
+R_HAT_MAX = 1.01
+ESS_MIN = 400.0
+
+
+class SamplerSettings(NamedTuple):
+    """How to run NUTS.
+
+    Attributes:
+        sampler: ``"nutpie"``, ``"pymc"`` or ``"auto"`` (nutpie when installed: it is the
+            faster of the two here, see ``benchmarks/analysis.py``).
+        draws: Kept draws per chain.
+        tune: Warm-up draws per chain.
+        chains: Independent chains (r_hat needs at least two).
+        seed: Random seed; the same seed gives the same draws.
+        target_accept: NUTS target acceptance rate; 0.95 (not the usual 0.8) because
+            funnels with stages every visitor passes have sharply curved posteriors.
+        cores: Parallel chains (PyMC processes, nutpie threads); None lets the sampler
+            choose.
+        progress: Show the sampler's progress bar (on stderr).
+    """
+
+    sampler: SamplerName = "auto"
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    seed: int = 0
+    target_accept: float = 0.95
+    cores: int | None = None
+    progress: bool = False
+
+
+DEFAULT_SETTINGS = SamplerSettings()
+
+
+class Diagnostics(NamedTuple):
+    """Convergence diagnostics of a fit, over every sampled and derived quantity.
+
+    Attributes:
+        sampler: The sampler that ran (``"nutpie"`` or ``"pymc"``).
+        chains: Chains run.
+        draws: Kept draws per chain.
+        seconds: Wall time of compiling and sampling.
+        r_hat_max: Largest rank-normalised split r_hat (quantities constant across all
+            draws, such as the control's difference from itself, are skipped).
+        ess_bulk_min: Smallest bulk effective sample size.
+        ess_tail_min: Smallest tail effective sample size.
+        divergences: Divergent transitions after warm-up.
+        reliable: True when r_hat <= 1.01, both ESS >= 400 and there is no divergence.
+        problems: One readable sentence per failed check.
+    """
+
+    sampler: str
+    chains: int
+    draws: int
+    seconds: float
+    r_hat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    divergences: int
+    reliable: bool
+    problems: tuple[str, ...]
+
+
+class ModelFit(NamedTuple):
+    """A fitted model: posterior draws and their diagnostics.
+
+    Attributes:
+        idata: ArviZ InferenceData (posterior, sample_stats, observed_data), labelled by
+            ``variant`` and ``stage``.
+        diagnostics: Convergence diagnostics of ``idata``.
+    """
+
+    idata: az.InferenceData
+    diagnostics: Diagnostics
+
+
+class FunnelCounts(NamedTuple):
+    """The funnel as stage transitions: of ``reached[v, s]``, ``continued[v, s]`` go on.
+
+    Attributes:
+        stages: Transition names: each intermediate stage, then the conversion metric
+            unless the last stage already is the conversion (same counts).
+        reached: Visitors reaching each transition, shape ``(variants, stages)``.
+        continued: Visitors passing it.
+    """
+
+    stages: tuple[str, ...]
+    reached: FloatArray
+    continued: FloatArray
+
+
+# --------------------------------------------------------------------------- funnel
+
+
+def funnel_counts(data: ExperimentData) -> FunnelCounts:
+    """Stage transitions of an experiment: visitors -> stage 1 -> ... -> conversion.
+
+    Example:
+        >>> from funnelsim.analysis.data import experiment_from_counts
+        >>> data = experiment_from_counts(["A", "B"], [100, 100], [10, 12], ["cart"],
+        ...                               [[40], [45]])
+        >>> counts = funnel_counts(data)
+        >>> counts.stages, counts.continued.tolist()
+        (('cart', 'conversions'), [[40.0, 10.0], [45.0, 12.0]])
+    """
+    reached = np.column_stack([data.visitors, data.stage_counts])
+    continued = np.column_stack([data.stage_counts, data.conversions])
+    stages = (*data.stages, data.metric)
+    if data.stages and np.array_equal(data.stage_counts[:, -1], data.conversions):
+        reached, continued, stages = reached[:, :-1], continued[:, :-1], stages[:-1]
+    return FunnelCounts(stages, reached, continued)
+
+
+def _pooled_logp(logit: TensorVariable, scale: TensorVariable) -> TensorVariable:
+    """Log density of each column of ``logit`` (variants x stages) under
+    ``Normal(m, scale)`` with ``m ~ Normal(0, STAGE_MEAN_SD)`` integrated out.
+
+    The column is multivariate normal with covariance ``scale**2 I + STAGE_MEAN_SD**2 J``
+    (``J`` all ones); its inverse and determinant follow from the Sherman-Morrison
+    formula, so no matrix is factorised.
+    """
+    n = logit.shape[0]
+    variance = scale**2
+    total = variance + n * STAGE_MEAN_SD**2
+    squares, sums = (logit**2).sum(axis=0), logit.sum(axis=0)
+    quadratic = (squares - STAGE_MEAN_SD**2 * sums**2 / total) / variance
+    return -0.5 * (
+        (n - 1) * pt.log(variance) + pt.log(total) + quadratic + n * math.log(2 * math.pi)
+    )
+
+
+def funnel_model(data: ExperimentData, control: str) -> pm.Model:
+    """PyMC funnel model with stage rates partially pooled across variants.
+
+    Variables (dims in brackets): ``stage_logit_sd[stage]`` (pooling scale),
+    ``stage_rate[variant, stage]``, ``conversion[variant]`` (end to end) and
+    ``stage_difference[variant, stage]`` (rate minus the control's rate).
+
+    Example:
+        >>> from funnelsim.analysis.data import experiment_from_counts
+        >>> data = experiment_from_counts(["A", "B"], [1000, 1000], [100, 120])
+        >>> sorted(funnel_model(data, "A").named_vars_to_dims["stage_rate"])
+        ['stage', 'variant']
+    """
+    counts = funnel_counts(data)
+    ref = data.variants.index(control)
+    n_variants, n_stages = counts.reached.shape
+    rate_hat = (counts.continued + 0.5) / (counts.reached + 1.0)
+    information = counts.reached * rate_hat * (1 - rate_hat)
+    strong = (information >= CENTRED_MIN_INFORMATION).all(axis=0)
+    centred, offset = np.flatnonzero(strong), np.flatnonzero(~strong)
+    coords = {"variant": list(data.variants), "stage": list(counts.stages)}
+    for name, stages in (("centred_stage", centred), ("offset_stage", offset)):
+        if stages.size:
+            coords[name] = [counts.stages[s] for s in stages]
+    with pm.Model(coords=coords) as model:
+        scale = pm.LogNormal(
+            "stage_logit_sd", math.log(POOLING_SD_MEDIAN), POOLING_SD_LOG_SD, dims="stage"
+        )
+        logit = pt.zeros((n_variants, n_stages))
+        if centred.size:
+            direct = pm.Flat("stage_logit_centred", dims=("variant", "centred_stage"))
+            pm.Potential("stage_pooling", _pooled_logp(direct, scale[centred]).sum())
+            logit = pt.set_subtensor(logit[:, centred], direct)
+        if offset.size:
+            mean = pm.Normal("stage_logit_mean", 0.0, STAGE_MEAN_SD, dims="offset_stage")
+            z = pm.Normal("stage_logit_offset", 0.0, 1.0, dims=("variant", "offset_stage"))
+            logit = pt.set_subtensor(logit[:, offset], mean + scale[offset] * z)
+        rate = pm.Deterministic("stage_rate", pm.math.invlogit(logit), dims=("variant", "stage"))
+        pm.Binomial(
+            "continued",
+            n=counts.reached,
+            p=rate,
+            observed=counts.continued,
+            dims=("variant", "stage"),
+        )
+        pm.Deterministic("conversion", rate.prod(axis=1), dims="variant")
+        pm.Deterministic("stage_difference", rate - rate[ref], dims=("variant", "stage"))
+    return model
+
+
+# --------------------------------------------------------------------------- revenue
+
+
+def order_value_family(orders: OrderStats, family: OrderValueFamily) -> str:
+    """The order value distribution to fit: LogNormal needs per-order log statistics.
+
+    ``"auto"`` picks LogNormal when the data have them (per-visitor rows), else Gamma,
+    whose sum over orders is again Gamma, so revenue totals alone suffice.
+    """
+    has_logs = orders.log_total is not None
+    if family == "lognormal" and not has_logs:
+        raise ValueError(
+            "a LogNormal order value needs per-visitor revenue rows; "
+            "aggregated revenue totals support the Gamma order value only"
+        )
+    if family == "auto":
+        return "lognormal" if has_logs else "gamma"
+    return family
+
+
+def _lognormal_order_value(orders: OrderStats) -> TensorVariable:
+    """Mean order value under LogNormal(mu[v], sigma[v]) orders, from log statistics.
+
+    With ``k`` orders, mean log ``L / k`` and sum of squared log deviations ``SS``:
+    ``L / k ~ Normal(mu, sigma / sqrt(k))`` and ``SS / sigma**2 ~ ChiSquared(k - 1)``
+    are independent and together carry the whole likelihood (normal sample theory).
+    """
+    assert orders.log_total is not None and orders.log_total_sq is not None
+    k = orders.orders
+    one, two = np.flatnonzero(k >= 1), np.flatnonzero(k >= 2)
+    log_total, log_total_sq = orders.log_total, orders.log_total_sq
+    centre = log_total.sum() / max(k.sum(), 1.0)
+    mu = pm.Normal("log_order_mu", centre, ORDER_VALUE_LOG_SD, dims="variant")
+    sigma = pm.HalfNormal("log_order_sigma", 1.0, dims="variant")
+    pm.Normal(
+        "log_order_mean", mu[one], sigma[one] / np.sqrt(k[one]), observed=log_total[one] / k[one]
+    )
+    squares = log_total_sq[two] - log_total[two] ** 2 / k[two]
+    squares = np.maximum(squares, (k[two] - 1) * MIN_LOG_ORDER_SD**2)
+    pm.Gamma(
+        "log_order_squares", alpha=(k[two] - 1) / 2, beta=0.5 / sigma[two] ** 2, observed=squares
+    )
+    return pm.Deterministic("order_value", pt.exp(mu + sigma**2 / 2), dims="variant")
+
+
+def _gamma_order_value(orders: OrderStats) -> TensorVariable:
+    """Mean order value under Gamma(shape[v], mean[v]) orders.
+
+    From per-visitor rows the exact likelihood needs only ``k``, the sum and the sum of
+    logs; from totals alone, the sum of ``k`` Gamma orders is ``Gamma(k shape, rate)``,
+    and the shape (the spread of order values) comes from its prior (median 1, i.e. a
+    coefficient of variation of 1).
+    """
+    k, total = orders.orders, orders.total
+    one = np.flatnonzero(k >= 1)
+    centre = math.log(total.sum() / k.sum()) if k.sum() > 0 and total.sum() > 0 else 0.0
+    shape = pm.LogNormal("order_shape", 0.0, 1.0, dims="variant")
+    mean = pm.LogNormal("order_value", centre, ORDER_VALUE_LOG_SD, dims="variant")
+    rate = shape / mean
+    if orders.log_total is None:
+        pm.Gamma("order_total", alpha=k[one] * shape[one], beta=rate[one], observed=total[one])
+    else:
+        a, b = shape[one], rate[one]
+        pm.Potential(
+            "order_likelihood",
+            (
+                k[one] * (a * pt.log(b) - pt.gammaln(a))
+                + (a - 1) * orders.log_total[one]
+                - b * total[one]
+            ).sum(),
+        )
+    return mean
+
+
+def revenue_model(
+    data: ExperimentData, control: str, order_value: OrderValueFamily = "auto"
+) -> pm.Model:
+    """PyMC zero-inflated revenue model: conversion times order value, per visitor.
+
+    Variables: ``conversion[variant]``, ``order_value[variant]`` (mean order value),
+    ``revenue_per_visitor[variant]`` and ``revenue_uplift[variant]`` (relative to the
+    control).
+
+    Example:
+        >>> from funnelsim.analysis.data import experiment_from_counts
+        >>> data = experiment_from_counts(["A", "B"], [1000, 1000], [100, 120],
+        ...                               revenue=[5000.0, 6600.0])
+        >>> "revenue_per_visitor" in revenue_model(data, "A").named_vars
+        True
+    """
+    if data.orders is None:
+        raise ValueError("the revenue model needs a revenue column")
+    family = order_value_family(data.orders, order_value)
+    ref = data.variants.index(control)
+    with pm.Model(coords={"variant": list(data.variants)}) as model:
+        rate = pm.Beta("conversion", 1.0, 1.0, dims="variant")
+        pm.Binomial("converted", n=data.visitors, p=rate, observed=data.conversions, dims="variant")
+        mean = (
+            _lognormal_order_value(data.orders)
+            if family == "lognormal"
+            else _gamma_order_value(data.orders)
+        )
+        rpv = pm.Deterministic("revenue_per_visitor", rate * mean, dims="variant")
+        pm.Deterministic("revenue_uplift", rpv / rpv[ref] - 1, dims="variant")
+    return model
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def resolve_sampler(name: SamplerName) -> str:
+    """The sampler ``name`` stands for; ``"auto"`` is nutpie when it is installed."""
+    if name == "auto":
+        return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
+    if name == "nutpie" and importlib.util.find_spec("nutpie") is None:
+        raise ValueError("sampler 'nutpie' is not installed (pip install 'funnelsim[fast]')")
+    return name
+
+
+@contextmanager
+def _quiet_loggers(quiet: bool) -> Iterator[None]:
+    """Silence PyMC's informational log lines (sampler choice, timing) when asked."""
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def sample(model: pm.Model, settings: SamplerSettings = DEFAULT_SETTINGS) -> ModelFit:
+    """Run NUTS on ``model`` and diagnose the draws.
+
+    PyTensor caches compiled code in its ``compiledir`` (``~/.pytensor`` unless
+    ``PYTENSOR_FLAGS=compiledir=...``), so only the first fit of a model compiles.
+    """
+    _check_settings(settings)
+    sampler = resolve_sampler(settings.sampler)
+    options: dict[str, object] = {}
+    if settings.cores is not None:
+        options["cores"] = settings.cores
+    start = time.perf_counter()
+    with _quiet_loggers(not settings.progress):
+        idata = pm.sample(
+            model=model,
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            random_seed=settings.seed,
+            target_accept=settings.target_accept,
+            progressbar=settings.progress,
+            nuts_sampler=sampler,
+            compute_convergence_checks=False,
+            **({"nuts_sampler_kwargs": options} if sampler == "nutpie" else options),
+        )
+    seconds = time.perf_counter() - start
+    return ModelFit(idata, diagnose(idata, sampler, seconds))
+
+
+def _check_settings(settings: SamplerSettings) -> None:
+    if settings.sampler not in ("auto", "pymc", "nutpie"):
+        raise ValueError(f"sampler must be auto, pymc or nutpie, got {settings.sampler!r}")
+    if settings.draws < 1 or settings.tune < 0 or settings.chains < 1:
+        raise ValueError("draws and chains must be positive and tune non-negative")
+    if not 0 < settings.target_accept < 1:
+        raise ValueError(f"target_accept must be in (0, 1), got {settings.target_accept}")
+
+
+def _extreme(
+    values: xr.Dataset, posterior: xr.Dataset, worst: Literal["max", "min"]
+) -> float | None:
+    """Max or min of an ArviZ statistic over the posterior quantities that vary (a constant,
+    such as the control's difference from itself, has no r_hat or ESS); None if none do.
+    A NaN statistic of a varying quantity is returned as NaN, so it fails the checks."""
+    found = []
+    for name, statistic in values.data_vars.items():
+        draws = posterior[name].values
+        varies = draws.max(axis=(0, 1)) > draws.min(axis=(0, 1))
+        found.append(np.ravel(np.asarray(statistic.values)[varies]))
+    flat = np.concatenate(found) if found else np.array([])
+    if flat.size == 0:
+        return None
+    if np.isnan(flat).any():
+        return math.nan
+    return float(flat.max() if worst == "max" else flat.min())
+
+
+def diagnose(idata: az.InferenceData, sampler: str, seconds: float) -> Diagnostics:
+    """Diagnostics of every posterior quantity, and whether the draws can be trusted.
+
+    Quantities constant across all draws are skipped; a posterior of constants only has
+    r_hat 1 and an ESS equal to the number of draws.
+    """
+    posterior = idata["posterior"]
+    chains, draws = (int(posterior.sizes[d]) for d in ("chain", "draw"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r_hat = _extreme(az.rhat(idata), posterior, "max")
+        ess_bulk = _extreme(az.ess(idata, method="bulk"), posterior, "min")
+        ess_tail = _extreme(az.ess(idata, method="tail"), posterior, "min")
+    r_hat = 1.0 if r_hat is None else r_hat
+    ess_bulk = float(chains * draws) if ess_bulk is None else ess_bulk
+    ess_tail = float(chains * draws) if ess_tail is None else ess_tail
+    divergences = int(idata["sample_stats"]["diverging"].sum())
+    problems = []
+    if not r_hat <= R_HAT_MAX:
+        problems.append(f"r_hat {r_hat:.3f} > {R_HAT_MAX} (chains disagree)")
+    if not (ess_bulk >= ESS_MIN and ess_tail >= ESS_MIN):
+        problems.append(
+            f"effective sample size {min(ess_bulk, ess_tail):.0f} < {ESS_MIN:.0f} (draw more)"
+        )
+    if divergences:
+        problems.append(f"{divergences} divergent transitions (posterior may be biased)")
+    return Diagnostics(
+        sampler,
+        chains,
+        draws,
+        seconds,
+        r_hat,
+        ess_bulk,
+        ess_tail,
+        divergences,
+        not problems,
+        tuple(problems),
+    )
