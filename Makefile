@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-export PYTENSOR_FLAGS := compiledir=$(CURDIR)/$(VENV)/pytensor-cache
+export PYTENSOR_FLAGS := base_compiledir=$(CURDIR)/$(VENV)/pytensor-cache
 
 .PHONY: run test bench lint
 

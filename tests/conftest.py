@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-os.environ.setdefault("PYTENSOR_FLAGS", f"compiledir={ROOT / '.venv' / 'pytensor-cache'}")
+os.environ.setdefault("PYTENSOR_FLAGS", f"base_compiledir={ROOT / '.venv' / 'pytensor-cache'}")
 
 MINIMAL = """\
 name: minimal

@@ -15,11 +15,12 @@ dependencies load on first use.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from funnelsim.analysis.api import AnalysisResult
     from funnelsim.experiment import EngineName, ExperimentResult
     from funnelsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
     from funnelsim.strategies import BenchResult
@@ -29,7 +30,8 @@ _SCENARIO_NAMES = ("Scenario", "ScenarioError", "load_scenario", "parse_scenario
 
 
 __all__ = [
-    "Scenario", "ScenarioError", "bench", "load_scenario", "parse_scenario", "run", "sweep",
+    "Scenario", "ScenarioError", "analyze", "bench", "load_scenario", "parse_scenario", "run",
+    "sweep",
 ]
 
 
@@ -82,6 +84,35 @@ def run(
 
     return run_experiment(_scenario(scenario), replications, seed, engine, workers,
                           progress, dask)
+
+
+def analyze(
+    data: str | Path | Any,
+    control: str | None = None,
+    model: Literal["conjugate", "funnel", "revenue"] = "conjugate",
+    **options: Any,
+) -> AnalysisResult:
+    """Bayesian readout of an experiment: a CSV path, or counts from
+    :func:`funnelsim.analysis.data.experiment_from_counts`.
+
+    Args:
+        data: The experiment (see ``funnelsim analyze --help`` for the CSV shapes).
+        control: Control variant (default: the first).
+        model: ``conjugate`` (exact Beta-Binomial), ``funnel`` (PyMC, which stage changed)
+            or ``revenue`` (PyMC, revenue per visitor).
+        options: Passed to :func:`funnelsim.analysis.api.analyze` (``columns``,
+            ``sampler``, ``draws``, ``seed``, ...).
+
+    Returns:
+        An :class:`~funnelsim.analysis.api.AnalysisResult`: per variant the posterior,
+        P(best), P(beats control), expected loss and uplift, the decision, and the
+        sampler diagnostics with ``reliable``.
+
+    >>> result = funnelsim.analyze("experiment.csv", control="a")  # doctest: +SKIP
+    """
+    from funnelsim.analysis.api import analyze as analyze_experiment
+
+    return analyze_experiment(data, control, model, **options)
 
 
 def sweep(

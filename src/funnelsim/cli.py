@@ -625,15 +625,22 @@ def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications
               help="Write results.json (and posterior.nc for the PyMC models) here.")
 @click.option("--force", is_flag=True, help="Overwrite existing results in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML report here (figures also as PNG in --out).")
+@click.option("--transactions", is_flag=True,
+              help="DATA_FILE is an order log (customer, variant, date, amount): estimate "
+                   "repeat purchase, churn and CLV per customer per variant (BG/NBD).")
 @click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
 def analyze(data_file: Path, control: str | None, model: str, variant_column: str,
             converted_column: str, visitors_column: str, conversions_column: str,
             revenue_column: str | None, stage_columns: str | None, sampler: str, draws: int,
-            seed: int, out: Path | None, force: bool, as_json: bool, quiet: bool) -> None:
+            seed: int, out: Path | None, force: bool, as_json: bool,
+            report_file: Path | None, transactions: bool, quiet: bool) -> None:
     """Bayesian readout of a real experiment in DATA_FILE (CSV).
 
     Aggregated rows (variant,visitors,conversions[,revenue], stage counts) or one row
-    per visitor (variant,converted[,revenue], stage flags TRUE/FALSE, yes/no or 1/0).
+    per visitor (variant,converted[,revenue], stage flags TRUE/FALSE, yes/no or 1/0);
+    with --transactions, one row per order (customer, variant, date, amount).
     """
     from contextlib import nullcontext
 
@@ -641,6 +648,12 @@ def analyze(data_file: Path, control: str | None, model: str, variant_column: st
     from funnelsim.analysis.api import analyze as analyze_experiment
     from funnelsim.analysis.data import ColumnMap
 
+    if report_file is not None and report_file.exists() and not force:
+        fail(f"{report_file}: exists; use --force to overwrite")
+    if transactions:
+        _analyze_transactions(data_file, control, variant_column, draws, seed, out, force,
+                              as_json, quiet)
+        return
     stages = tuple(s.strip() for s in (stage_columns or "").split(",") if s.strip())
     columns = ColumnMap(variant_column, converted_column, visitors_column, conversions_column,
                         revenue_column, stages)
@@ -662,3 +675,48 @@ def analyze(data_file: Path, control: str | None, model: str, variant_column: st
         report.print_analysis(result, _console())
     if out is not None:
         _echo_written(report.write_analysis(result, out), quiet or as_json)
+    if report_file is not None:
+        _echo_written(_analysis_report(result, report_file, out), quiet or as_json)
+
+
+def _analysis_report(result: Any, path: Path, png_dir: Path | None) -> list[Path]:
+    """The HTML report of an analysis: the exact readout of its counts, its posterior."""
+    from funnelsim import html_report
+    from funnelsim.analysis.decision import readout
+
+    variants = result.variants
+    exact = readout([v.name for v in variants], [v.visitors for v in variants],
+                    [v.conversions for v in variants], result.control, result.rule)
+    page = html_report.readout_report(
+        exact._replace(decision=result.decision), f"Experiment: {result.source}",
+        result.rule.rope, idata=result.posterior, source=result.source)
+    return html_report.write_report(page, path, png_dir)
+
+
+def _analyze_transactions(data_file: Path, control: str | None, variant_column: str,
+                          draws: int, seed: int, out: Path | None, force: bool,
+                          as_json: bool, quiet: bool) -> None:
+    """``analyze --transactions``: BG/NBD per variant on an order log."""
+    import json
+
+    from funnelsim import report
+    from funnelsim.analysis.data import DataError
+    from funnelsim.analysis.lifetime import analyze_transactions, transactions_dict
+
+    _prepare_out(out, force, ("results.json", "posterior.nc"))
+    try:
+        readout, idata = analyze_transactions(data_file, control, variant=variant_column,
+                                              draws=draws, seed=seed)
+    except (DataError, ValueError) as error:
+        fail(str(error))
+    document = transactions_dict(readout)
+    if as_json:
+        click.echo(json.dumps(document, indent=2, allow_nan=False))
+    elif not quiet:
+        _console().print(report.transactions_table(readout))
+    if out is not None:
+        with report.output_batch() as written:
+            with report.atomic_writer(out / "results.json") as stream:
+                json.dump(document, stream, indent=2, allow_nan=False)
+            report.write_bytes_atomic(out / "posterior.nc", report.netcdf_bytes(idata))
+        _echo_written(written, quiet or as_json)

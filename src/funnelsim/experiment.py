@@ -358,7 +358,8 @@ def replicate(scenario: Scenario, seed: SeedSequence, engine: EngineName = "auto
         lost=np.array([o.lost_by_reason() for o in outcomes]),
         queue_abandonment=np.array([o.queues.abandonment for o in outcomes]),
         queue_wait_min=np.array([o.queues.mean_wait_min for o in outcomes]),
-        queue_utilisation=np.array([_utilisation(o, v) for o, v in zip(outcomes, variants)]),
+        queue_utilisation=np.array([_utilisation(o, v)
+                                    for o, v in zip(outcomes, variants, strict=True)]),
         test_visitors=test_visitors,
         test_conversions=test_conversions,
         prob_best=test.prob_best,
@@ -594,7 +595,7 @@ def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> Exper
                 for m in METRICS
             },
             bounce_rate=mean_interval(bounce[:, v]),
-            stage_rates=dict(zip(stages, stage_rates[v].tolist())),
+            stage_rates=dict(zip(stages, stage_rates[v].tolist(), strict=True)),
             lost_by_reason={
                 stage: {reason: float(lost[v, s, r]) for r, reason in enumerate(REASONS)
                         if lost[v, s, r] > 0}

@@ -541,8 +541,43 @@ def write_analysis(result: analysis.AnalysisResult, out: Path) -> list[Path]:
         with atomic_writer(out / "results.json") as stream:
             stream.write(analysis.results_json(result) + "\n")
         if result.posterior is not None:
-            with tempfile.TemporaryDirectory() as scratch:
-                netcdf = Path(scratch) / "posterior.nc"
-                result.posterior.to_netcdf(str(netcdf))
-                write_bytes_atomic(out / "posterior.nc", netcdf.read_bytes())
+            write_bytes_atomic(out / "posterior.nc", netcdf_bytes(result.posterior))
     return placed
+
+
+def netcdf_bytes(posterior: Any) -> bytes:
+    """An ArviZ InferenceData as the bytes of a NetCDF file."""
+    with tempfile.TemporaryDirectory() as scratch:
+        netcdf = Path(scratch) / "posterior.nc"
+        posterior.to_netcdf(str(netcdf))
+        return netcdf.read_bytes()
+
+
+def transactions_table(readout: Any) -> Table:
+    """Per variant of an order log: repeat purchases, share active, CLV per customer."""
+    table = Table(title="Order log: repeat purchase and CLV per customer (BG/NBD, 94% intervals)",
+                  box=box.SIMPLE_HEAD)
+    for column in ("variant", "customers", "repeat purchases", "still active",
+                   "CLV/customer", "P(beats control)", "P(best)"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for i, name in enumerate(readout.variants):
+        beats = readout.prob_beats_control[i]
+        table.add_row(
+            name, f"{readout.customers[i]:,}",
+            f"{readout.repeat_purchases[i]:.2f} [{readout.repeat_low[i]:.2f}, "
+            f"{readout.repeat_high[i]:.2f}]",
+            percent(readout.still_active[i], digits=1),
+            f"{readout.clv_per_customer[i]:,.2f} [{readout.clv_low[i]:,.2f}, "
+            f"{readout.clv_high[i]:,.2f}]",
+            "—" if i == 0 or not math.isfinite(beats) else percent(beats, digits=1),
+            percent(readout.prob_best[i], digits=1),
+        )
+    table.caption = diagnostics_text(readout.diagnostics)
+    return table
+
+
+def diagnostics_text(diagnostics: Any) -> str:
+    """One line on a fit's diagnostics, saying whether it can be trusted."""
+    verdict = "reliable" if diagnostics.ok else "UNRELIABLE: do not trust these numbers"
+    return (f"max r_hat {diagnostics.max_r_hat:.3f}, min ESS {diagnostics.min_ess_bulk:,.0f}, "
+            f"{diagnostics.divergences} divergences: {verdict}")

@@ -619,7 +619,8 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
         if stage.resource is not None and stage.resource not in scenario.resources:
             known = ", ".join(scenario.resources) or "none defined"
             yield ("stages", i, "resource"), (
-                f"unknown resource {stage.resource!r}{_did_you_mean(stage.resource, scenario.resources)}"
+                f"unknown resource {stage.resource!r}"
+                f"{_did_you_mean(stage.resource, scenario.resources)}"
                 f" (resources: {known})"
             )
         if stage.patience_min is not None and stage.resource is None:
@@ -714,7 +715,8 @@ class _Composer:
                 raise ScenarioError(self.file, line, _dotted(path), "keys must be plain names")
             key = self._scalar(key_node, path)
             if key == "<<":
-                raise ScenarioError(self.file, line, _dotted(path), "merge keys (<<) are not supported")
+                raise ScenarioError(self.file, line, _dotted(path),
+                                    "merge keys (<<) are not supported")
             key = str(key)
             if key in result:
                 raise ScenarioError(self.file, line, _dotted((*path, key)), "duplicate key")
@@ -818,10 +820,10 @@ def _data_path(loc: tuple[str | int, ...], data: Any, keep_last: bool) -> Path_:
     current = data
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(current, dict) and part in current:
-            path.append(part)
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        in_dict = isinstance(current, dict) and part in current
+        in_list = (isinstance(current, list) and isinstance(part, int)
+                   and 0 <= part < len(current))
+        if in_dict or in_list:
             path.append(part)
             current = current[part]
         elif last and keep_last and isinstance(part, str):
@@ -900,7 +902,8 @@ def _validate(data: Any, file: str, lines: _LineMap | dict[Path_, int]) -> Scena
         error = exc.errors()[0]
         keep_last = error["type"] in ("missing", "extra_forbidden")
         path = _data_path(tuple(error["loc"]), data, keep_last)
-        raise ScenarioError(file, line_map.line_of(path), _dotted(path), _message(error, path)) from None
+        raise ScenarioError(file, line_map.line_of(path), _dotted(path),
+                            _message(error, path)) from None
     for path, problem in _reference_problems(scenario):
         raise ScenarioError(file, line_map.line_of(path), _dotted(path), problem)
     return scenario

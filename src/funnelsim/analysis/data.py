@@ -44,6 +44,8 @@ _SHORT.maxstring = 60  # a quoted value in an error stays short: one readable li
 TRUE_WORDS = frozenset({"true", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "no", "0"})
 
+MAX_COUNT = 2.0**53  # the largest count a float holds exactly
+
 
 class DataError(ValueError):
     """A problem with an experiment file, as one ``FILE:LINE: column 'C': ...`` sentence."""
@@ -182,6 +184,8 @@ def _counts(
         raise ValueError(f"{name} must be finite and non-negative")
     if integral and np.any(array != np.round(array)):
         raise ValueError(f"{name} must be whole numbers")
+    if integral and np.any(array > MAX_COUNT):
+        raise ValueError(f"{name} must be at most 2**53 (exactly representable)")
     return array
 
 
@@ -240,9 +244,10 @@ class _Row:
 
     def count(self, column: str) -> float:
         value = self.number(column)
-        if value != round(value):
+        if value != round(value) or value > MAX_COUNT:
             raise self.fail(
-                column, f"expected a whole number, got {_SHORT.repr(self.text(column))}"
+                column,
+                f"expected a whole number up to 2**53, got {_SHORT.repr(self.text(column))}",
             )
         return value
 

@@ -634,3 +634,35 @@ def analyze_transactions(path: str | Path, control: str | None = None,
     idata = fit_bgnbd(summary, draws=draws, tune=tune, chains=chains, seed=seed)
     return readout_transactions(summary, idata, control, margin, horizon_months,
                                 discount_rate_annual, seed=seed), idata
+
+
+def transactions_dict(readout: TransactionReadout) -> dict[str, Any]:
+    """The ``results.json`` document of ``analyze --transactions`` (no NaN: null instead)."""
+
+    def number(value: float) -> float | None:
+        return float(value) if np.isfinite(value) else None
+
+    variants = {}
+    for i, name in enumerate(readout.variants):
+        variants[name] = {
+            "customers": int(readout.customers[i]),
+            "repeat_purchases": {"mean": number(readout.repeat_purchases[i]),
+                                 "low": number(readout.repeat_low[i]),
+                                 "high": number(readout.repeat_high[i])},
+            "still_active": number(readout.still_active[i]),
+            "clv_per_customer": {"mean": number(readout.clv_per_customer[i]),
+                                 "low": number(readout.clv_low[i]),
+                                 "high": number(readout.clv_high[i])},
+            "prob_beats_control": None if i == 0 else number(readout.prob_beats_control[i]),
+            "prob_best": number(readout.prob_best[i]),
+        }
+    diagnostics = readout.diagnostics
+    return {
+        "model": "bgnbd",
+        "control": readout.variants[0],
+        "variants": variants,
+        "diagnostics": {"max_r_hat": diagnostics.max_r_hat,
+                        "min_ess_bulk": diagnostics.min_ess_bulk,
+                        "divergences": diagnostics.divergences,
+                        "reliable": diagnostics.ok},
+    }
