@@ -9,6 +9,7 @@ import numpy as np
 from click.testing import CliRunner
 
 import funnelsim
+from conftest import SCENARIOS
 from funnelsim.cli import main
 
 
@@ -65,3 +66,19 @@ def test_transactions_give_repeat_purchase_and_clv_per_variant(tmp_path):
     assert loyal["prob_beats_control"] > 0.95
     assert isinstance(document["diagnostics"]["reliable"], bool)
     assert (out / "posterior.nc").stat().st_size > 0
+
+
+def test_every_result_prints_readably_and_converts(tmp_path):
+    analysis = funnelsim.analyze(_aggregated(tmp_path / "ab.csv"), control="a")
+    swept = funnelsim.sweep(SCENARIOS / "checkout.yaml",
+                            {"stages.checkout.friction.form_fields": [6, 12]},
+                            variants=["control"], replications=2, seed=1)
+    bench = funnelsim.bench(SCENARIOS / "checkout.yaml", ["fixed", "peeking"], replications=20,
+                            truth_replications=2, seed=1)
+    for result, rows in ((analysis, 2), (swept, 2), (bench, 2)):
+        assert type(result).__name__ in repr(result)
+        assert "\n" not in repr(result)
+        assert json.dumps(result.to_dict(), allow_nan=False)
+        assert len(result.to_frame()) == rows
+    frame = swept.to_frame()
+    assert frame["conversion_mean"].iloc[0] > frame["conversion_mean"].iloc[1]

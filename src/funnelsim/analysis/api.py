@@ -175,6 +175,23 @@ class AnalysisResult(NamedTuple):
     diagnostics: Diagnostics | None = None
     posterior: az.InferenceData | None = None
 
+    def __repr__(self) -> str:
+        return (f"AnalysisResult({self.source!r}, {self.model} model: "
+                f"{', '.join(v.name for v in self.variants)}; decision {self.decision.action}"
+                f"{' ' + self.decision.variant if self.decision.variant else ''}; "
+                f"{'reliable' if self.reliable else 'UNRELIABLE'})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` document."""
+        return results_dict(self)
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame, one row per variant, from the ``results.json`` variants."""
+        import pandas as pd
+
+        variants = results_dict(self)["variants"]
+        return pd.json_normalize(list(variants.values())).set_index(pd.Index(list(variants)))
+
 
 def analyze(
     data: ExperimentData | str | PathLike[str],
