@@ -285,7 +285,9 @@ def money(value: float, currency: str) -> str:
 def _uplift_cell(interval: Interval) -> str:
     if not all(map(math.isfinite, interval)):
         return "n/a"
-    return f"{interval.mean:+.1%} [{interval.low * 100:+.1f}, {interval.high * 100:+.1f}]"
+    digits = 0 if max(map(abs, interval)) >= 1 else 1  # +278% [+170, +386], +6.9% [+6.8, +7.0]
+    return (f"{interval.mean:+.{digits}%} "
+            f"[{interval.low * 100:+.{digits}f}, {interval.high * 100:+.{digits}f}]")
 
 
 def effect_table(result: ExperimentResult) -> Table:
