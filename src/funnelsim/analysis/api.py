@@ -56,6 +56,7 @@ from funnelsim.analysis.decision import (
     Decision,
     DecisionRule,
     SampleRatioCheck,
+    apply_rule,
     readout,
     revenue_readout,
     sample_ratio_mismatch,
@@ -355,7 +356,8 @@ def _summarise_draws(
     ratio = np.divide(draws, draws[:, [ref]], out=np.ones_like(draws), where=draws[:, [ref]] > 0)
     in_rope = (np.abs(ratio - 1) < rule.rope).mean(axis=0)
     interval = _intervals(draws, RATE_LEVEL)
-    decision = _decide_on_draws(names, ref, interval[ref].mean, loss, in_rope, rule, describe, what)
+    decision = apply_rule(names, ref, interval[ref].mean, loss, in_rope, rule,
+                          describe=describe, metric=what)
     return _DrawSummary(
         interval,
         prob_best_draws(draws),
@@ -366,43 +368,6 @@ def _summarise_draws(
             for m, lo, hi in zip(uplift.mean, uplift.low, uplift.high, strict=True)
         ],
         decision,
-    )
-
-
-def _decide_on_draws(
-    names: Sequence[str],
-    ref: int,
-    control_mean: float,
-    loss: FloatArray,
-    in_rope: FloatArray,
-    rule: DecisionRule,
-    describe: Callable[[float], str],
-    what: str,
-) -> Decision:
-    """The rule of :func:`funnelsim.analysis.decision.decide`, on draws of any metric:
-    stop when every non-control variant is practically equivalent to the control, else
-    ship the variant of least expected loss when that loss is below
-    ``rule.loss_threshold`` times the control's mean, else keep testing."""
-    others = np.delete(in_rope, ref)
-    equivalence = (
-        f"the lowest probability of a relative uplift within ±{rule.rope:.1%} is "
-        f"{others.min():.1%} (needed {rule.equivalence_probability:.0%})"
-    )
-    if np.all(others >= rule.equivalence_probability):
-        return Decision("stop", None, f"Stop, no practical difference: {equivalence}.")
-    best = int(np.argmin(loss))
-    threshold = rule.loss_threshold * control_mean
-    loss_text = (
-        f"expected loss {describe(float(loss[best]))} vs threshold "
-        f"{describe(threshold)} ({rule.loss_threshold:.2%} of the control's {what})"
-    )
-    if loss[best] < threshold:
-        verb = "Keep" if best == ref else "Ship"
-        return Decision("ship", names[best], f"{verb} {names[best]}: {loss_text}.", best)
-    return Decision(
-        "keep_testing",
-        None,
-        f"Keep testing: best {names[best]} has {loss_text}, and {equivalence}.",
     )
 
 

@@ -6,7 +6,7 @@ expected-loss and region-of-practical-equivalence rule, and checks the sample ra
 :func:`revenue_readout` gives the Monte Carlo counterpart for revenue per visitor.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -306,10 +306,37 @@ def decide(
     loss = expected_loss(post) if loss is None else loss
     control_mean = float(posterior_mean(post)[control])
     in_rope, exact = _equivalence(post, control, rule)
+    return apply_rule(labels, control, control_mean, loss, in_rope, rule,
+                      in_rope_is_bound=not exact)
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:.3g} pp"
+
+
+def apply_rule(
+    names: Sequence[str],
+    control: int,
+    control_mean: float,
+    loss: npt.NDArray[np.float64],
+    in_rope: npt.NDArray[np.float64],
+    rule: DecisionRule,
+    *,
+    in_rope_is_bound: bool = False,
+    describe: Callable[[float], str] = _points,
+    metric: str = "conversion rate",
+) -> Decision:
+    """The decision rule on computed quantities of any metric (exact or from draws).
+
+    ``loss`` is each variant's expected loss, ``in_rope`` each variant's probability of
+    a relative uplift within ``rule.rope`` of the control (an upper bound when
+    ``in_rope_is_bound``), ``control_mean`` the control's posterior mean; ``describe``
+    formats a loss for the reason. See :func:`decide` for the rule.
+    """
     others = np.delete(in_rope, control)
     equivalence_text = (
         f"the lowest probability of a relative uplift within ±{rule.rope:.1%} is "
-        f"{'' if exact else 'at most '}{others.min():.1%} "
+        f"{'at most ' if in_rope_is_bound else ''}{others.min():.1%} "
         f"(needed {rule.equivalence_probability:.0%})"
     )
     if np.all(others >= rule.equivalence_probability):
@@ -317,16 +344,16 @@ def decide(
     best = int(np.argmin(loss))
     threshold = rule.loss_threshold * control_mean
     loss_text = (
-        f"expected loss {loss[best] * 100:.3g} pp vs threshold {threshold * 100:.3g} pp "
-        f"({rule.loss_threshold:.2%} of the control rate {control_mean:.2%})"
+        f"expected loss {describe(float(loss[best]))} vs threshold {describe(threshold)} "
+        f"({rule.loss_threshold:.2%} of the control's {metric})"
     )
     if loss[best] < threshold:
         verb = "Keep" if best == control else "Ship"
-        return Decision("ship", labels[best], f"{verb} {labels[best]}: {loss_text}.", best)
+        return Decision("ship", names[best], f"{verb} {names[best]}: {loss_text}.", best)
     return Decision(
         "keep_testing",
         None,
-        f"Keep testing: best {labels[best]} has {loss_text}, and {equivalence_text}.",
+        f"Keep testing: best {names[best]} has {loss_text}, and {equivalence_text}.",
     )
 
 
