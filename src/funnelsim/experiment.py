@@ -31,7 +31,12 @@ from funnelsim.analysis import conjugate, lifetime
 from funnelsim.analysis.decision import DecisionRule, decide
 from funnelsim.engine import aggregate, simpy_engine, vectorized
 from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
-from funnelsim.engine.model import CompiledFunnel, VariantRuns, compile_funnel
+from funnelsim.engine.model import (
+    CompiledFunnel,
+    VariantRuns,
+    compile_funnel,
+    refuse_coupled_visitors,
+)
 from funnelsim.engine.outcomes import REASONS, Outcome
 from funnelsim.scenario import Scenario
 
@@ -57,13 +62,11 @@ def choose_engine(funnels: Iterable[CompiledFunnel], engine: EngineName = "auto"
     never chosen automatically: it is for runs where only counts matter and visitors
     are too many to simulate one by one.
     """
-    shared = any(f.has_shared_resources or f.scenario.value.referral.per_customer_per_month > 0
-                 for f in funnels)
-    if engine in ("vectorized", "aggregate") and shared:
-        raise ValueError(f"the {engine} engine cannot simulate shared resources (queues) "
-                         f"or referred visitors (value.referral)")
+    funnels = list(funnels)
+    if engine in ("vectorized", "aggregate"):
+        refuse_coupled_visitors(funnels, engine)
     if engine == "auto":
-        return "simpy" if shared else "vectorized"
+        return "simpy" if any(f.couples_visitors for f in funnels) else "vectorized"
     return engine
 
 

@@ -25,6 +25,7 @@ z-test needs for power equal to the target at the given alpha.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -317,19 +318,7 @@ def plan_test(
         reached = first_sustained(correct.mean(axis=0), target_probability)
     curve = tuple(_point(d, codes[:, j], correct[:, j], truth) for j, d in enumerate(grid))
     needed = None if reached is None else grid[reached]
-    return PlanResult(
-        pair.name,
-        control,
-        variant,
-        truth,
-        target_probability,
-        simulations,
-        seed,
-        curve,
-        needed,
-        alpha,
-        frequentist,
-    )
+    return dataclasses.replace(plan, curve=curve, days_needed=needed)
 
 
 # --------------------------------------------------------------------------- output

@@ -40,6 +40,7 @@ from rich.table import Table
 from funnelsim.analysis import api as analysis
 from funnelsim.clv import ratio as clv_ratio
 from funnelsim.experiment import METRICS, ExperimentResult, Interval, VariantSummary
+from funnelsim.numbers import finite_or_none
 
 DECISION_STYLE = {"ship": "bold green", "reject": "red", "stop": "yellow", "keep_testing": "cyan"}
 DECISION_LABEL = {"ship": "ship", "reject": "reject", "stop": "stop: no difference",
@@ -153,12 +154,8 @@ def prepare_output(out: Path, force: bool, names: tuple[str, ...]) -> None:
             f"{out}: already holds {', '.join(existing)}; use --force to overwrite")
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def _interval(interval: Interval) -> dict[str, float | None]:
-    return {k: _finite(v) for k, v in interval._asdict().items()}
+    return {k: finite_or_none(v) for k, v in interval._asdict().items()}
 
 
 def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
@@ -187,13 +184,13 @@ def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
 
 
 def _finite_dict(values: dict[str, float]) -> dict[str, float | None]:
-    return {k: _finite(v) for k, v in values.items()}
+    return {k: finite_or_none(v) for k, v in values.items()}
 
 
 def _lifetime_dict(summary: VariantSummary) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "payback_months": _finite(summary.payback_months),
-        "referrals_per_customer": _finite(summary.referrals_per_customer),
+        "payback_months": finite_or_none(summary.payback_months),
+        "referrals_per_customer": finite_or_none(summary.referrals_per_customer),
         "channels": {name: _finite_dict(c._asdict()) for name, c in summary.channels.items()},
     }
     if summary.leads is not None:

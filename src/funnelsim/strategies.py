@@ -63,6 +63,7 @@ from funnelsim.analysis.conjugate import (
 )
 from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule, decide
 from funnelsim.experiment import EngineName, Interval, mean_interval
+from funnelsim.numbers import finite_or_none
 from funnelsim.parallel import Progress, map_batches
 from funnelsim.scenario import Scenario
 from funnelsim.sweeps import run_sweep, write_csv, write_png
@@ -643,10 +644,6 @@ def run_bench(
 # --------------------------------------------------------------------------- output
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def bench_dict(result: BenchResult) -> dict[str, Any]:
     """The ``bench.json`` document: ``strategies.<name>.<metric>`` as ``{mean, low, high}``."""
     truth = result.truth
@@ -667,7 +664,8 @@ def bench_dict(result: BenchResult) -> dict[str, Any]:
         },
         "strategies": {
             s.name: {
-                m: {k: _finite(v) for k, v in s.metrics[m]._asdict().items()} for m in BENCH_METRICS
+                m: {k: finite_or_none(v) for k, v in s.metrics[m]._asdict().items()}
+                for m in BENCH_METRICS
             }
             for s in result.scores
         },

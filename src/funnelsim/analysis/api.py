@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -61,6 +60,7 @@ from funnelsim.analysis.decision import (
     revenue_readout,
     sample_ratio_mismatch,
 )
+from funnelsim.numbers import finite_or_none
 
 if TYPE_CHECKING:
     import arviz as az
@@ -517,20 +517,15 @@ def _revenue(
 # --------------------------------------------------------------------------- JSON
 
 
-def _finite(value: float) -> float | None:
-    """A JSON-safe number: non-finite values (which the readout never produces) become null."""
-    return float(value) if math.isfinite(value) else None
-
-
 def _interval_dict(interval: PosteriorInterval) -> dict[str, float | None]:
-    return {key: _finite(value) for key, value in interval._asdict().items()}
+    return {key: finite_or_none(value) for key, value in interval._asdict().items()}
 
 
 def _stage_dict(effect: StageEffect) -> dict[str, Any]:
     return {
         "rate": _interval_dict(effect.rate),
         "change_vs_control": _interval_dict(effect.change),
-        "prob_increase": _finite(effect.prob_increase),
+        "prob_increase": finite_or_none(effect.prob_increase),
     }
 
 
@@ -539,9 +534,9 @@ def _variant_dict(variant: VariantResult) -> dict[str, Any]:
         "visitors": int(variant.visitors),
         "conversions": int(variant.conversions),
         "conversion": _interval_dict(variant.conversion),
-        "prob_best": _finite(variant.prob_best),
-        "prob_beats_control": _finite(variant.prob_beats_control),
-        "expected_loss": _finite(variant.expected_loss),
+        "prob_best": finite_or_none(variant.prob_best),
+        "prob_beats_control": finite_or_none(variant.prob_beats_control),
+        "expected_loss": finite_or_none(variant.expected_loss),
         "uplift_vs_control": _interval_dict(variant.uplift),
     }
     if variant.revenue_per_visitor is not None:
@@ -565,10 +560,10 @@ def _diagnostics_dict(result: AnalysisResult) -> dict[str, Any]:
         "sampler": found.sampler,
         "chains": found.chains,
         "draws": found.draws,
-        "seconds": _finite(found.seconds),
-        "r_hat_max": _finite(found.r_hat_max),
-        "ess_bulk_min": _finite(found.ess_bulk_min),
-        "ess_tail_min": _finite(found.ess_tail_min),
+        "seconds": finite_or_none(found.seconds),
+        "r_hat_max": finite_or_none(found.r_hat_max),
+        "ess_bulk_min": finite_or_none(found.ess_bulk_min),
+        "ess_tail_min": finite_or_none(found.ess_tail_min),
         "divergences": found.divergences,
         "problems": list(found.problems),
     }
@@ -594,8 +589,8 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
         "variants": {v.name: _variant_dict(v) for v in result.variants},
         "decision": result.decision._asdict(),
         "sample_ratio": {
-            "chi2": _finite(srm.chi2),
-            "p_value": _finite(srm.p_value),
+            "chi2": finite_or_none(srm.chi2),
+            "p_value": finite_or_none(srm.p_value),
             "mismatch": srm.mismatch,
             "message": srm.message,
         },

@@ -53,7 +53,12 @@ from numpy.typing import NDArray
 
 from funnelsim import friction
 from funnelsim.engine.draws import VisitorDraws
-from funnelsim.engine.model import CompiledFunnel, VariantRuns, outcome_from_cells
+from funnelsim.engine.model import (
+    CompiledFunnel,
+    VariantRuns,
+    outcome_from_cells,
+    refuse_coupled_visitors,
+)
 from funnelsim.engine.outcomes import FRICTION_REASONS, REASONS, Outcome
 from funnelsim.scenario import Constant, Distribution, Exponential, Gamma, LogNormal, Uniform
 
@@ -222,13 +227,6 @@ def _revenue(funnels: Sequence[CompiledFunnel], buyers: Sequence[IntArray], rng:
     return sums
 
 
-def _refuse_coupled_visitors(funnels: Sequence[CompiledFunnel]) -> None:
-    if any(f.has_shared_resources or f.scenario.value.referral.per_customer_per_month > 0
-           for f in funnels):
-        raise ValueError("the aggregate engine cannot simulate shared resources (queues) or "
-                         "referred visitors; use simpy")
-
-
 def simulate(funnel: CompiledFunnel, draws: VisitorDraws) -> Outcome:
     """One variant's outcome on one replication, drawn as counts."""
     return simulate_variants([funnel], draws, [1.0]).outcomes[0]
@@ -238,7 +236,7 @@ def simulate_variants(
     funnels: Sequence[CompiledFunnel], draws: VisitorDraws, shares: Sequence[float]
 ) -> VariantRuns:
     """Every variant on one replication, plus the A/B test split by ``shares``."""
-    _refuse_coupled_visitors(funnels)
+    refuse_coupled_visitors(funnels, "aggregate")
     probs = [outcome_probabilities(f) for f in funnels]
     cell_counts: dict[bytes, IntArray] = {}
     walks = []

@@ -66,6 +66,12 @@ class CompiledFunnel:
         return any(r is not None for r in self.stage_resource)
 
     @property
+    def couples_visitors(self) -> bool:
+        """True when one visitor's fate depends on others': queues, or customers
+        referring new visitors (only the SimPy engine can simulate either)."""
+        return self.has_shared_resources or self.scenario.value.referral.per_customer_per_month > 0
+
+    @property
     def response(self) -> ResponseCoefficients:
         return self.scenario.coefficients.response
 
@@ -113,6 +119,13 @@ class CompiledFunnel:
         joint = (segment[:, None, None, None] * channel[None, :, None, None]
                  * payment[:, None, :, None] * contact[:, None, None, :])
         return np.asarray(joint.reshape(-1))
+
+
+def refuse_coupled_visitors(funnels: Sequence[CompiledFunnel], engine: str) -> None:
+    """Raise ValueError when ``engine`` (not SimPy) is asked to simulate coupled visitors."""
+    if any(f.couples_visitors for f in funnels):
+        raise ValueError(f"the {engine} engine cannot simulate shared resources (queues) or "
+                         "referred visitors (value.referral); use simpy")
 
 
 def _cdf(shares: list[float]) -> FloatArray:

@@ -29,6 +29,7 @@ from funnelsim.engine.model import (
     assign_arms,
     order_values_for,
     outcome_from_cells,
+    refuse_coupled_visitors,
     stage_values,
     visitor_cells,
 )
@@ -99,16 +100,9 @@ def _simulate_block(funnel: CompiledFunnel, shared: SharedDraws
     return outcome_from_cells(funnel, reached, lost, revenue, revenue_sq), buyers, paid
 
 
-def _refuse_coupled_visitors(funnels: Sequence[CompiledFunnel]) -> None:
-    if any(f.has_shared_resources or f.scenario.value.referral.per_customer_per_month > 0
-           for f in funnels):
-        raise ValueError("the vectorized engine cannot simulate shared resources (queues) or "
-                         "referred visitors; use simpy")
-
-
 def simulate(funnel: CompiledFunnel, draws: VisitorDraws) -> Simulation:
     """Simulate one variant on one replication's visitors, block by block."""
-    _refuse_coupled_visitors([funnel])
+    refuse_coupled_visitors([funnel], "vectorized")
     outcome: Outcome | None = None
     converted = np.zeros(draws.n_visitors, bool)
     revenue = np.zeros(draws.n_visitors)
@@ -128,7 +122,7 @@ def simulate_variants(
 
     Keeps no per-visitor array beyond the current block.
     """
-    _refuse_coupled_visitors(funnels)
+    refuse_coupled_visitors(funnels, "vectorized")
     outcomes: list[Outcome | None] = [None] * len(funnels)
     tally = SplitTally(len(funnels))
     for start, stop in draws.blocks() or [(0, 0)]:
