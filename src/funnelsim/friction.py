@@ -49,7 +49,7 @@ def form_fields_factor(fields: int | None, coef: FormFieldCoefficients) -> float
     Fields up to ``free_fields`` cost nothing; each one beyond is a hazard h.
 
     >>> round(form_fields_factor(12, FormFieldCoefficients()), 4)
-    0.8491
+    0.849
     """
     if fields is None:
         return 1.0
@@ -129,7 +129,7 @@ def response_continue(
 
     >>> from funnelsim.scenario import ResponseCoefficients as R
     >>> round(float(response_continue(0.5, 30.0, R())), 4)  # odds / 6^1.5
-    0.064
+    0.0637
     """
     t = np.maximum(np.asarray(response_min, dtype=float), coef.reference_min)
     p = np.asarray(probability, dtype=float)

@@ -194,12 +194,23 @@ def clv_readout(
             for arm, t in zip(arms, terms, strict=True)
         ]
     )
+    return summarise_draws(samples, control, level)
+
+
+def summarise_draws(samples: FloatArray, control: int, level: float = 0.95) -> CLVReadout:
+    """Mean, equal-tailed interval, uplift over control, P(beats control) and P(best) of
+    posterior draws shaped ``(arms, draws)``, drawn jointly across arms.
+
+    >>> out = summarise_draws(np.array([[1.0, 2.0, 3.0], [2.0, 1.0, 4.0]]), control=0)
+    >>> out.mean.tolist(), round(float(out.prob_beats_control[1]), 3), out.prob_best.tolist()
+    ([2.0, 2.3333333333333335], 0.667, [0.3333333333333333, 0.6666666666666666])
+    """
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(samples, [tail, 1.0 - tail], axis=1)
     uplift = np.array([_summary(row, tail) for row in _relative(samples, samples[control])])
     beats = (samples > samples[control]).mean(axis=1)
     beats[control] = math.nan
-    best = np.bincount(samples.argmax(axis=0), minlength=len(arms)) / draws
+    best = np.bincount(samples.argmax(axis=0), minlength=len(samples)) / samples.shape[1]
     return CLVReadout(
         mean=samples.mean(axis=1), low=low, high=high,
         uplift_mean=uplift[:, 0], uplift_low=uplift[:, 1], uplift_high=uplift[:, 2],
