@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 import funnelsim
@@ -40,32 +41,72 @@ def test_library_analyze_matches_the_command(tmp_path):
     assert result.reliable
 
 
-def test_transactions_give_repeat_purchase_and_clv_per_variant(tmp_path):
-    """Customers of 'loyal' buy about twice as often: its repeat purchases and CLV per
-    customer must come out higher, with P(beats control) near 1."""
+def _order_log(path, customers=120):
+    """Customers of 'loyal' buy about twice as often as those of 'control' (one year)."""
     rng = np.random.default_rng(3)
-    path = tmp_path / "orders.csv"
     with path.open("w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["customer", "variant", "date", "amount"])
         for variant, orders_per_year in (("control", 2.0), ("loyal", 4.0)):
-            for c in range(120):
+            for c in range(customers):
                 first = int(rng.integers(0, 90))
                 days = first + np.cumsum(rng.exponential(365 / orders_per_year, 8)).astype(int)
                 for day in [first, *[d for d in days if d < 365]]:
                     date = np.datetime64("2025-01-01") + np.timedelta64(int(day), "D")
                     writer.writerow([f"{variant}{c}", variant, str(date), 30])
+    return path
+
+
+def test_transactions_give_repeat_purchase_and_clv_per_customer_and_per_visitor(tmp_path):
+    """'loyal' customers are worth more, but 'loyal' won its 120 customers from three times
+    as many visitors: CLV per customer favours it, CLV per visitor favours the control."""
+    orders = _order_log(tmp_path / "orders.csv")
+    visitors = tmp_path / "visitors.csv"
+    visitors.write_text("variant,visitors,conversions\ncontrol,1000,120\nloyal,3000,120\n")
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["analyze", str(path), "--transactions", "--draws", "200",
-                                       "--out", str(out), "-q"])
+    result = CliRunner().invoke(main, ["analyze", str(orders), "--transactions", "--draws", "200",
+                                       "--visitors", str(visitors), "--margin", "0.5",
+                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "CLV per visitor" in result.output and "95% intervals" in result.output
     document = json.loads((out / "results.json").read_text())
     control, loyal = document["variants"]["control"], document["variants"]["loyal"]
     assert loyal["repeat_purchases"]["mean"] > control["repeat_purchases"]["mean"]
     assert loyal["clv_per_customer"]["mean"] > control["clv_per_customer"]["mean"]
     assert loyal["prob_beats_control"] > 0.95
+    assert (control["visitors"], loyal["visitors"]) == (1000, 3000)
+    assert loyal["clv_per_visitor"]["prob_beats_control"] < 0.05
+    assert control["clv_per_visitor"]["prob_best"] > 0.95
+    assert loyal["uplift_vs_control"]["clv_per_visitor"]["high"] < 0
+    for variant in (control, loyal):
+        per_visitor = variant["clv_per_visitor"]
+        assert per_visitor["low"] < per_visitor["mean"] < per_visitor["high"]
+        # margin 0.5 x 30 per order x (1 + repeat purchases): at least half the order value
+        assert variant["clv_per_customer"]["low"] >= 15.0
     assert isinstance(document["diagnostics"]["reliable"], bool)
     assert (out / "posterior.nc").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--visitors", "control=1000"], "no visitor count for variant 'loyal'"),
+    (["--visitors", "control=1000,loyal=100"], "'loyal' has 100 visitors but 120 customers"),
+    (["--visitors", "control=1000,other=5"], "variant 'other' is not in the order log"),
+    (["--visitors", "control=many"], "expected NAME=COUNT"),
+    (["--visitors", "control=1000,loyal=3000", "--control", "nobody"], "unknown control"),
+    (["--report", "x.html"], "--report does not apply to --transactions"),
+])
+def test_transactions_refuse_bad_visitor_counts_before_fitting(tmp_path, arguments, message):
+    orders = _order_log(tmp_path / "orders.csv")
+    result = CliRunner().invoke(main, ["analyze", str(orders), "--transactions", *arguments])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_visitor_counts_need_transactions(tmp_path):
+    result = CliRunner().invoke(main, ["analyze", str(_aggregated(tmp_path / "ab.csv")),
+                                       "--visitors", "a=10"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --visitors applies only with --transactions"
 
 
 def test_every_result_prints_readably_and_converts(tmp_path):

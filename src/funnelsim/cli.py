@@ -630,12 +630,22 @@ def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications
 @click.option("--transactions", is_flag=True,
               help="DATA_FILE is an order log (customer, variant, date, amount): estimate "
                    "repeat purchase, churn and CLV per customer per variant (BG/NBD).")
+@click.option("--visitors", "visitor_spec", metavar="A=N,B=M|FILE",
+              help="With --transactions: visitors per variant, or an experiment CSV holding "
+                   "them, to read CLV per visitor and P(beats control) on it.")
+@click.option("--margin", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0,
+              show_default=True, help="With --transactions: margin as a share of order "
+                                      "value (1: CLV counts revenue).")
+@click.option("--horizon-months", type=click.IntRange(min=1), default=24, show_default=True,
+              help="With --transactions: months of customer life counted in CLV.")
 @click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
-def analyze(data_file: Path, control: str | None, model: str, variant_column: str,
-            converted_column: str, visitors_column: str, conversions_column: str,
-            revenue_column: str | None, stage_columns: str | None, sampler: str, draws: int,
-            seed: int, out: Path | None, force: bool, as_json: bool,
-            report_file: Path | None, transactions: bool, quiet: bool) -> None:
+@click.pass_context
+def analyze(ctx: click.Context, data_file: Path, control: str | None, model: str,
+            variant_column: str, converted_column: str, visitors_column: str,
+            conversions_column: str, revenue_column: str | None, stage_columns: str | None,
+            sampler: str, draws: int, seed: int, out: Path | None, force: bool, as_json: bool,
+            report_file: Path | None, transactions: bool, visitor_spec: str | None,
+            margin: float, horizon_months: int, quiet: bool) -> None:
     """Bayesian readout of a real experiment in DATA_FILE (CSV).
 
     Aggregated rows (variant,visitors,conversions[,revenue], stage counts) or one row
@@ -648,15 +658,16 @@ def analyze(data_file: Path, control: str | None, model: str, variant_column: st
     from funnelsim.analysis.api import analyze as analyze_experiment
     from funnelsim.analysis.data import ColumnMap
 
+    _refuse_inapplicable(ctx, transactions)
     if report_file is not None and report_file.exists() and not force:
         fail(f"{report_file}: exists; use --force to overwrite")
-    if transactions:
-        _analyze_transactions(data_file, control, variant_column, draws, seed, out, force,
-                              as_json, quiet)
-        return
     stages = tuple(s.strip() for s in (stage_columns or "").split(",") if s.strip())
     columns = ColumnMap(variant_column, converted_column, visitors_column, conversions_column,
                         revenue_column, stages)
+    if transactions:
+        _analyze_transactions(data_file, control, columns, visitor_spec,
+                              (margin, horizon_months, draws, seed), out, force, as_json, quiet)
+        return
     _prepare_out(out, force, ("results.json", "posterior.nc"))
     show = not (quiet or as_json) and sys.stderr.isatty() and model != "conjugate"
     status = (_console(stderr=True).status(f"Fitting the {model} model (4 chains x {draws:,} "
@@ -693,27 +704,54 @@ def _analysis_report(result: Any, path: Path, png_dir: Path | None) -> list[Path
     return html_report.write_report(page, path, png_dir)
 
 
-def _analyze_transactions(data_file: Path, control: str | None, variant_column: str,
-                          draws: int, seed: int, out: Path | None, force: bool,
-                          as_json: bool, quiet: bool) -> None:
-    """``analyze --transactions``: BG/NBD per variant on an order log."""
+TRANSACTIONS_ONLY = ("visitor_spec", "margin", "horizon_months")
+NOT_WITH_TRANSACTIONS = ("model", "stage_columns", "sampler", "report_file", "revenue_column")
+
+
+def _refuse_inapplicable(ctx: click.Context, transactions: bool) -> None:
+    """One line when an option given on the command line does not apply to this readout."""
+    from click.core import ParameterSource
+
+    flags = {param.name: param.opts[-1] for param in ctx.command.params}
+    names = NOT_WITH_TRANSACTIONS if transactions else TRANSACTIONS_ONLY
+    for name in names:
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+            fail(f"{flags[name]} does not apply to --transactions" if transactions
+                 else f"{flags[name]} applies only with --transactions")
+
+
+def _analyze_transactions(data_file: Path, control: str | None, columns: Any,
+                          visitor_spec: str | None, economics: tuple[float, int, int, int],
+                          out: Path | None, force: bool, as_json: bool, quiet: bool) -> None:
+    """``analyze --transactions``: BG/NBD per variant on an order log; CLV per visitor
+    when ``visitor_spec`` gives the visitors. ``economics``: margin, horizon, draws, seed."""
     import json
 
     from funnelsim import report
     from funnelsim.analysis.data import DataError
-    from funnelsim.analysis.lifetime import analyze_transactions, transactions_dict
+    from funnelsim.analysis.lifetime import (
+        analyze_transactions,
+        transactions_dict,
+        visitor_counts,
+    )
 
+    margin, horizon_months, draws, seed = economics
     _prepare_out(out, force, ("results.json", "posterior.nc"))
     try:
-        readout, idata = analyze_transactions(data_file, control, variant=variant_column,
-                                              draws=draws, seed=seed)
+        visitors = None if visitor_spec is None else visitor_counts(visitor_spec, columns)
+        readout, idata = analyze_transactions(data_file, control, variant=columns.variant,
+                                              margin=margin, horizon_months=horizon_months,
+                                              draws=draws, seed=seed, visitors=visitors)
     except (DataError, ValueError) as error:
         fail(str(error))
     document = transactions_dict(readout)
     if as_json:
         click.echo(json.dumps(document, indent=2, allow_nan=False))
     elif not quiet:
-        _console().print(report.transactions_table(readout))
+        console = _console()
+        console.print(report.transactions_table(readout))
+        if readout.per_visitor is not None:
+            console.print(report.visitor_clv_table(readout))
     if out is not None:
         with report.output_batch() as written:
             with report.atomic_writer(out / "results.json") as stream:

@@ -554,13 +554,13 @@ def netcdf_bytes(posterior: Any) -> bytes:
 
 def transactions_table(readout: Any) -> Table:
     """Per variant of an order log: repeat purchases, share active, CLV per customer."""
-    table = Table(title="Order log: repeat purchase and CLV per customer (BG/NBD, 94% intervals)",
-                  box=box.SIMPLE_HEAD)
+    level = f"{readout.level:.0%}"
+    table = Table(title=f"Order log: repeat purchase and CLV per customer (BG/NBD, {level} "
+                        "intervals)", box=box.SIMPLE_HEAD)
     for column in ("variant", "customers", "repeat purchases", "still active",
                    "CLV/customer", "P(beats control)", "P(best)"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for i, name in enumerate(readout.variants):
-        beats = readout.prob_beats_control[i]
         table.add_row(
             name, f"{readout.customers[i]:,}",
             f"{readout.repeat_purchases[i]:.2f} [{readout.repeat_low[i]:.2f}, "
@@ -568,10 +568,37 @@ def transactions_table(readout: Any) -> Table:
             percent(readout.still_active[i], digits=1),
             f"{readout.clv_per_customer[i]:,.2f} [{readout.clv_low[i]:,.2f}, "
             f"{readout.clv_high[i]:,.2f}]",
-            "—" if i == 0 or not math.isfinite(beats) else percent(beats, digits=1),
+            _probability_cell(readout.prob_beats_control[i], control=i == 0),
             percent(readout.prob_best[i], digits=1),
         )
     table.caption = diagnostics_text(readout.diagnostics)
+    return table
+
+
+def _probability_cell(value: float, control: bool) -> str:
+    return "—" if control or not math.isfinite(value) else percent(value, digits=1)
+
+
+def visitor_clv_table(readout: Any) -> Table:
+    """Per variant of an order log with known visitors: conversion and CLV per visitor."""
+    per_visitor, level = readout.per_visitor, f"{readout.level:.0%}"
+    clv = per_visitor.clv
+    table = Table(title=f"CLV per visitor: conversion x CLV per customer ({level} intervals; "
+                        f"uplift vs {readout.variants[0]})", box=box.SIMPLE_HEAD)
+    for column in ("variant", "visitors", "conversion", "CLV/visitor", "uplift",
+                   "P(beats control)", "P(best)"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for i, name in enumerate(readout.variants):
+        uplift = Interval(clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i])
+        table.add_row(
+            name, f"{per_visitor.visitors[i]:,}",
+            f"{percent(per_visitor.conversion[i])} [{percent(per_visitor.conversion_low[i])}, "
+            f"{percent(per_visitor.conversion_high[i])}]",
+            f"{clv.mean[i]:,.2f} [{clv.low[i]:,.2f}, {clv.high[i]:,.2f}]",
+            "—" if i == 0 else _uplift_cell(uplift),
+            _probability_cell(clv.prob_beats_control[i], control=i == 0),
+            percent(clv.prob_best[i], digits=1),
+        )
     return table
 
 

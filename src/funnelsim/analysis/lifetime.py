@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -36,7 +37,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from funnelsim.analysis.data import DataError
+from funnelsim.analysis.data import DEFAULT_COLUMNS, ColumnMap, DataError, read_experiment
+from funnelsim.numbers import finite_or_none
 
 if TYPE_CHECKING:
     import arviz as az
@@ -518,6 +520,24 @@ class Diagnostics(NamedTuple):
         return self.max_r_hat < 1.01 and self.min_ess_bulk >= 100 and self.divergences == 0
 
 
+class VisitorReadout(NamedTuple):
+    """CLV per visitor of each variant, when the visitors behind the order log are known.
+
+    Attributes:
+        visitors: Visitors assigned to each variant.
+        conversion: Posterior mean of the share of visitors who became customers, with
+            ``conversion_low`` / ``conversion_high`` credible bounds.
+        clv: CLV per visitor: mean, interval, uplift over control, P(beats control) and
+            P(best), from the joint conversion x CLV-per-customer draws.
+    """
+
+    visitors: IntArray
+    conversion: FloatArray
+    conversion_low: FloatArray
+    conversion_high: FloatArray
+    clv: CLVReadout
+
+
 class TransactionReadout(NamedTuple):
     """What an order log says per variant (arrays in ``variants`` order).
 
@@ -532,6 +552,8 @@ class TransactionReadout(NamedTuple):
         prob_beats_control: P(CLV per customer above control's); NaN for control.
         prob_best: P(highest CLV per customer).
         diagnostics: Sampler diagnostics of the BG/NBD fit.
+        level: Probability mass of the credible intervals.
+        per_visitor: CLV per visitor, or None when visitor counts were not given.
     """
 
     variants: list[str]
@@ -546,6 +568,8 @@ class TransactionReadout(NamedTuple):
     prob_beats_control: FloatArray
     prob_best: FloatArray
     diagnostics: Diagnostics
+    level: float = 0.95
+    per_visitor: VisitorReadout | None = None
 
 
 def diagnostics(idata: az.InferenceData) -> Diagnostics:
@@ -580,17 +604,19 @@ def discounted_repeat_purchases(r: FloatArray, alpha: FloatArray, a: FloatArray,
 def readout_transactions(summary: CustomerSummary, idata: az.InferenceData,
                          control: str | None = None, margin: float = 1.0,
                          horizon_months: int = 24, discount_rate_annual: float = 0.10,
-                         level: float = 0.95, seed: int = 0) -> TransactionReadout:
-    """Per variant: repeat purchases, churned share and CLV per customer from a BG/NBD fit.
+                         level: float = 0.95, seed: int = 0,
+                         visitors: Mapping[str, int] | None = None) -> TransactionReadout:
+    """Per variant: repeat purchases, churned share and CLV per customer from a BG/NBD fit,
+    and CLV per visitor when ``visitors`` (visitors per variant) is given.
 
     CLV per new customer is margin x mean order value x (1 + discounted expected repeat
     purchases over the horizon); the mean order value's posterior is the normal
-    approximation over the variant's customers' mean purchase values.
+    approximation over the variant's customers' mean purchase values. CLV per visitor
+    multiplies each draw by a draw of the conversion posterior Beta(1 + customers,
+    1 + visitors - customers), so its interval carries all three uncertainties.
     """
     variants = summary.variants
-    order = [control or variants[0], *(v for v in variants if v != (control or variants[0]))]
-    if order[0] not in variants:
-        raise TransactionError(f"unknown control {order[0]!r} (variants: {', '.join(variants)})")
+    order = control_first(variants, control)
     columns = [variants.index(v) for v in order]
     draws = {name: _posterior(idata, name)[:, columns] for name in PRIOR_SCALES}
     rng = np.random.default_rng(seed)
@@ -598,7 +624,7 @@ def readout_transactions(summary: CustomerSummary, idata: az.InferenceData,
     month_units = DAYS_PER_MONTH / summary.unit_days
     n = len(draws["r"])
     tail = (1.0 - level) / 2.0
-    repeats, clvs, active, customers = [], [], [], []
+    repeats, clvs, active = [], [], []
     for j, name in enumerate(order):
         mine = summary.variant == name
         p = {k: v[:, j] for k, v in draws.items()}
@@ -614,19 +640,96 @@ def readout_transactions(summary: CustomerSummary, idata: az.InferenceData,
         alive = probability_alive(point["r"], point["alpha"], point["a"], point["b"],
                                   summary.frequency[mine], summary.recency[mine], summary.T[mine])
         active.append(float(np.mean(alive)))
-        customers.append(int(mine.sum()))
     rep, clv = np.array(repeats), np.array(clvs)
-    beats = (clv > clv[0]).mean(axis=1)
-    beats[0] = math.nan
+    per_customer = summarise_draws(clv, 0, level)
+    won = customers_per_variant(summary, order)
     return TransactionReadout(
-        variants=order, customers=np.array(customers),
+        variants=order, customers=won,
         repeat_purchases=rep.mean(axis=1), repeat_low=np.quantile(rep, tail, axis=1),
         repeat_high=np.quantile(rep, 1.0 - tail, axis=1), still_active=np.array(active),
-        clv_per_customer=clv.mean(axis=1), clv_low=np.quantile(clv, tail, axis=1),
-        clv_high=np.quantile(clv, 1.0 - tail, axis=1), prob_beats_control=beats,
-        prob_best=np.bincount(clv.argmax(axis=0), minlength=len(order)) / n,
-        diagnostics=diagnostics(idata),
+        clv_per_customer=per_customer.mean, clv_low=per_customer.low,
+        clv_high=per_customer.high, prob_beats_control=per_customer.prob_beats_control,
+        prob_best=per_customer.prob_best, diagnostics=diagnostics(idata), level=level,
+        per_visitor=(None if visitors is None
+                     else per_visitor_readout(clv, won, _visitors_in_order(visitors, order, won),
+                                              rng, level)),
     )
+
+
+def control_first(variants: Sequence[str], control: str | None) -> list[str]:
+    """Variant names with the control (default: the first) moved to the front."""
+    first = control or variants[0]
+    if first not in variants:
+        raise TransactionError(f"unknown control {first!r} (variants: {', '.join(variants)})")
+    return [first, *(v for v in variants if v != first)]
+
+
+def customers_per_variant(summary: CustomerSummary, order: Sequence[str]) -> IntArray:
+    """Number of customers of each variant, in ``order``."""
+    return np.array([int((summary.variant == name).sum()) for name in order], dtype=np.int64)
+
+
+def per_visitor_readout(clv_per_customer: FloatArray, customers: IntArray, visitors: IntArray,
+                        rng: np.random.Generator, level: float = 0.95) -> VisitorReadout:
+    """CLV per visitor from CLV-per-customer draws ``(variants, draws)`` (control first) and
+    each variant's customers out of its visitors (uniform prior on conversion).
+
+    >>> clv = np.full((2, 4000), 100.0)
+    >>> out = per_visitor_readout(clv, np.array([50, 80]), np.array([1000, 1000]),
+    ...                           np.random.default_rng(0))
+    >>> [round(float(m), 1) for m in out.clv.mean], bool(out.clv.prob_beats_control[1] > 0.99)
+    ([5.1, 8.1], True)
+    """
+    conversion = rng.beta(1.0 + customers[:, None], 1.0 + (visitors - customers)[:, None],
+                          clv_per_customer.shape)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(conversion, [tail, 1.0 - tail], axis=1)
+    return VisitorReadout(visitors=visitors, conversion=conversion.mean(axis=1),
+                          conversion_low=low, conversion_high=high,
+                          clv=summarise_draws(conversion * clv_per_customer, 0, level))
+
+
+def _visitors_in_order(visitors: Mapping[str, int], order: Sequence[str], customers: IntArray
+                       ) -> IntArray:
+    """Visitor counts in ``order``; every variant needs one, at least its customers."""
+    unknown = sorted(set(visitors) - set(order))
+    if unknown:
+        raise TransactionError(f"--visitors: variant {unknown[0]!r} is not in the order log "
+                               f"(variants: {', '.join(order)})")
+    missing = [name for name in order if name not in visitors]
+    if missing:
+        raise TransactionError(f"--visitors: no visitor count for variant {missing[0]!r}")
+    counts = np.array([visitors[name] for name in order], dtype=np.int64)
+    short = np.flatnonzero(counts < customers)
+    if short.size:
+        i = short[0]
+        raise TransactionError(f"--visitors: variant {order[i]!r} has {counts[i]:,} visitors "
+                               f"but {customers[i]:,} customers in the order log")
+    return counts
+
+
+def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str, int]:
+    """Visitors per variant from ``NAME=COUNT,NAME=COUNT`` or from an experiment CSV (any
+    file :func:`funnelsim.analysis.data.read_experiment` reads).
+
+    >>> visitor_counts("a=1000, b=1,200")
+    {'a': 1000, 'b': 1200}
+    """
+    if Path(spec).is_file():
+        data = read_experiment(spec, columns)
+        return {name: int(count) for name, count in zip(data.variants, data.visitors,
+                                                          strict=True)}
+    counts: dict[str, int] = {}
+    for item in re.split(r",(?=[^,=]+=)", spec):
+        name, equals, count = (part.strip() for part in item.partition("="))
+        number = count.replace(",", "").replace("_", "")
+        if not (name and equals and number.isdigit()):
+            raise TransactionError(f"--visitors: expected NAME=COUNT[,NAME=COUNT...] or an "
+                                   f"experiment CSV file, got {item.strip()!r}")
+        if name in counts:
+            raise TransactionError(f"--visitors: variant {name!r} given twice")
+        counts[name] = int(number)
+    return counts
 
 
 def analyze_transactions(path: str | Path, control: str | None = None,
@@ -634,46 +737,73 @@ def analyze_transactions(path: str | Path, control: str | None = None,
                          date_column: str = "date", amount: str = "amount",
                          end: str | None = None, margin: float = 1.0, horizon_months: int = 24,
                          discount_rate_annual: float = 0.10, draws: int = 1000,
-                         tune: int = 1000, chains: int = 2, seed: int = 0
+                         tune: int = 1000, chains: int = 2, seed: int = 0,
+                         visitors: Mapping[str, int] | None = None
                          ) -> tuple[TransactionReadout, az.InferenceData]:
-    """Read an order log, fit BG/NBD per variant, and read out CLV per customer.
+    """Read an order log, fit BG/NBD per variant, and read out CLV per customer (and per
+    visitor, given ``visitors`` per variant).
 
     The library call behind ``funnelsim analyze --transactions``.
     """
     summary = summarise_customers(
         read_transactions(path, customer, variant, date_column, amount), end)
+    order = control_first(summary.variants, control)
+    if visitors is not None:  # a mistake in the counts is reported before the long fit
+        _visitors_in_order(visitors, order, customers_per_variant(summary, order))
     idata = fit_bgnbd(summary, draws=draws, tune=tune, chains=chains, seed=seed)
     return readout_transactions(summary, idata, control, margin, horizon_months,
-                                discount_rate_annual, seed=seed), idata
+                                discount_rate_annual, seed=seed, visitors=visitors), idata
 
 
 def transactions_dict(readout: TransactionReadout) -> dict[str, Any]:
     """The ``results.json`` document of ``analyze --transactions`` (no NaN: null instead)."""
-
-    def number(value: float) -> float | None:
-        return float(value) if np.isfinite(value) else None
-
     variants = {}
     for i, name in enumerate(readout.variants):
         variants[name] = {
             "customers": int(readout.customers[i]),
-            "repeat_purchases": {"mean": number(readout.repeat_purchases[i]),
-                                 "low": number(readout.repeat_low[i]),
-                                 "high": number(readout.repeat_high[i])},
-            "still_active": number(readout.still_active[i]),
-            "clv_per_customer": {"mean": number(readout.clv_per_customer[i]),
-                                 "low": number(readout.clv_low[i]),
-                                 "high": number(readout.clv_high[i])},
-            "prob_beats_control": None if i == 0 else number(readout.prob_beats_control[i]),
-            "prob_best": number(readout.prob_best[i]),
+            "repeat_purchases": _bounds(readout.repeat_purchases[i], readout.repeat_low[i],
+                                        readout.repeat_high[i]),
+            "still_active": finite_or_none(readout.still_active[i]),
+            "clv_per_customer": _bounds(readout.clv_per_customer[i], readout.clv_low[i],
+                                        readout.clv_high[i]),
+            "prob_beats_control": None if i == 0 else finite_or_none(
+                readout.prob_beats_control[i]),
+            "prob_best": finite_or_none(readout.prob_best[i]),
         }
+        if readout.per_visitor is not None:
+            variants[name].update(_per_visitor_dict(readout.per_visitor, i))
     diagnostics = readout.diagnostics
     return {
         "model": "bgnbd",
         "control": readout.variants[0],
+        "level": readout.level,
         "variants": variants,
         "diagnostics": {"max_r_hat": diagnostics.max_r_hat,
                         "min_ess_bulk": diagnostics.min_ess_bulk,
                         "divergences": diagnostics.divergences,
                         "reliable": diagnostics.ok},
     }
+
+
+def _bounds(mean: float, low: float, high: float) -> dict[str, float | None]:
+    return {"mean": finite_or_none(mean), "low": finite_or_none(low),
+            "high": finite_or_none(high)}
+
+
+def _per_visitor_dict(readout: VisitorReadout, i: int) -> dict[str, Any]:
+    """One variant's visitors, conversion and CLV per visitor (uplift for non-controls)."""
+    clv = readout.clv
+    data: dict[str, Any] = {
+        "visitors": int(readout.visitors[i]),
+        "conversion": _bounds(readout.conversion[i], readout.conversion_low[i],
+                              readout.conversion_high[i]),
+        "clv_per_visitor": {
+            **_bounds(clv.mean[i], clv.low[i], clv.high[i]),
+            "prob_beats_control": None if i == 0 else finite_or_none(clv.prob_beats_control[i]),
+            "prob_best": finite_or_none(clv.prob_best[i]),
+        },
+    }
+    if i > 0:
+        data["uplift_vs_control"] = {
+            "clv_per_visitor": _bounds(clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i])}
+    return data
