@@ -21,19 +21,21 @@ from numpy.random import default_rng
 from scipy.special import beta as beta_fn
 from scipy.special import gamma as gamma_fn
 
+from funnelsim.analysis.conjugate import beta_posteriors, prob_beats
 from funnelsim.analysis.lifetime import (
     CustomerSummary,
     TransactionError,
     bgnbd_loglike,
     bgnbd_map,
-    diagnostics,
     expected_repeat_purchases,
     fit_bgnbd,
+    per_visitor_readout,
     probability_alive,
     read_transactions,
     readout_transactions,
     summarise_customers,
 )
+from funnelsim.analysis.models import ModelFit, SamplerSettings, diagnose
 
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 Z = 4.0  # tolerance in standard errors
@@ -182,10 +184,10 @@ def test_cdnow_fit_reproduces_the_published_parameters(cdnow):
     """Posterior mode within a quarter of a posterior sd of the published maximum-likelihood
     fit (weak priors: the mode is the MLE up to prior effects far below the sd), and the
     posterior mean within one sd (the posterior of a and b is right-skewed)."""
-    idata = fit_bgnbd(cdnow, draws=300, tune=300, chains=2, seed=3)
+    fit = fit_bgnbd(cdnow, SamplerSettings(draws=300, tune=300, chains=4, seed=3))
+    idata = fit.idata
     mode = bgnbd_map(cdnow)
-    health = diagnostics(idata)
-    assert health.max_r_hat < 1.05 and health.divergences == 0
+    assert fit.diagnostics.r_hat_max < 1.05 and fit.diagnostics.divergences == 0
     for name, published in PUBLISHED.items():
         draws = idata.posterior[name].values.reshape(-1)
         sd = draws.std()
@@ -193,13 +195,14 @@ def test_cdnow_fit_reproduces_the_published_parameters(cdnow):
         assert abs(draws.mean() - published) < sd, (name, draws.mean(), sd)
 
 
-def fake_posterior(params: dict[str, list[float]], draws: int = 400) -> az.InferenceData:
+def fake_posterior(params: dict[str, list[float]], draws: int = 400) -> ModelFit:
     """Posterior draws spread tightly around given (r, alpha, a, b) per variant."""
     rng = default_rng(8)
     posterior = {name: np.array(values) * rng.lognormal(0.0, 0.01, (1, draws, len(values)))
                  for name, values in params.items()}
-    return az.from_dict(posterior=posterior, sample_stats={"diverging": np.zeros((1, draws))},
-                        coords={"variant": ["a", "b"]}, dims={k: ["variant"] for k in params})
+    idata = az.from_dict(posterior=posterior, sample_stats={"diverging": np.zeros((1, draws))},
+                         coords={"variant": ["a", "b"]}, dims={k: ["variant"] for k in params})
+    return ModelFit(idata, diagnose(idata, "test", 0.0))
 
 
 def test_readout_prefers_the_variant_with_more_repeat_purchases():
@@ -209,9 +212,9 @@ def test_readout_prefers_the_variant_with_more_repeat_purchases():
         customer=np.arange(2 * n).astype(str), variant=np.repeat(["a", "b"], n),
         frequency=rng.poisson(1.0, 2 * n).astype(float), recency=np.full(2 * n, 10.0),
         T=np.full(2 * n, 20.0), spend=rng.gamma(4.0, 10.0, 2 * n), unit_days=7.0)
-    idata = fake_posterior({"r": [0.24, 0.48], "alpha": [4.4, 4.4], "a": [0.8, 0.8],
-                            "b": [2.4, 2.4]})
-    out = readout_transactions(summary, idata, control="a", horizon_months=12)
+    fit = fake_posterior({"r": [0.24, 0.48], "alpha": [4.4, 4.4], "a": [0.8, 0.8],
+                          "b": [2.4, 2.4]})
+    out = readout_transactions(summary, fit, control="a", horizon_months=12)
     assert out.variants == ["a", "b"]
     horizon = 12 * (365.25 / 12) / 7.0
     assert out.repeat_purchases[1] == pytest.approx(
@@ -219,3 +222,39 @@ def test_readout_prefers_the_variant_with_more_repeat_purchases():
     assert out.repeat_purchases[1] > 1.5 * out.repeat_purchases[0]
     assert out.prob_beats_control[1] > 0.95 and math.isnan(out.prob_beats_control[0])
     assert out.clv_low[0] < out.clv_per_customer[0] < out.clv_high[0]
+
+
+def test_clv_per_visitor_is_conversion_times_clv_per_customer():
+    """With CLV per customer known exactly (constant draws), CLV per visitor is that value
+    times the conversion posterior: its mean is value x (1 + k) / (2 + n) and P(beats
+    control) is the exact Beta-Binomial P(beats), both within Monte Carlo error."""
+    draws, value = 20_000, 80.0
+    customers, visitors = np.array([50, 62]), np.array([1000, 1000])
+    clv = np.full((2, draws), value)
+    out = per_visitor_readout(clv, customers, visitors, default_rng(4))
+    alpha, beta = 1.0 + customers, 1.0 + visitors - customers
+    mean = alpha / (alpha + beta)
+    sd = np.sqrt(mean * (1 - mean) / (alpha + beta + 1))
+    assert np.all(np.abs(out.conversion - mean) < Z * sd / math.sqrt(draws))
+    assert np.all(np.abs(out.clv.mean - value * mean) < Z * value * sd / math.sqrt(draws))
+    exact = prob_beats(beta_posteriors(visitors, customers), reference=0)[1]
+    assert abs(out.clv.prob_beats_control[1] - exact) < Z * math.sqrt(exact * (1 - exact) / draws)
+    assert math.isnan(out.clv.prob_beats_control[0])
+    assert out.clv.prob_best.sum() == pytest.approx(1.0)
+
+
+def test_clv_per_visitor_carries_the_spread_of_both_posteriors():
+    """Independent draws: Var(p c) = E[p^2] E[c^2] - E[p]^2 E[c]^2, checked against the
+    spread of the per-visitor draws through the interval width of a normal-ish posterior."""
+    draws = 40_000
+    rng = default_rng(5)
+    clv = rng.normal(100.0, 10.0, (1, draws))
+    out = per_visitor_readout(clv, np.array([400]), np.array([4000]), default_rng(6))
+    alpha, beta = 401.0, 3601.0
+    p_mean = alpha / (alpha + beta)
+    p_sq = p_mean * (alpha + 1) / (alpha + beta + 1)
+    sd = math.sqrt(p_sq * (100.0**2 + 10.0**2) - (p_mean * 100.0) ** 2)
+    width = (out.clv.high[0] - out.clv.low[0]) / (2 * 1.959964)
+    # the product of two near-normal posteriors is near normal: the 95% interval spans
+    # about 2 x 1.96 sd (its sampling error is a few per cent of sd at this many draws)
+    assert width == pytest.approx(sd, rel=0.05)

@@ -665,8 +665,8 @@ def analyze(ctx: click.Context, data_file: Path, control: str | None, model: str
     columns = ColumnMap(variant_column, converted_column, visitors_column, conversions_column,
                         revenue_column, stages)
     if transactions:
-        _analyze_transactions(data_file, control, columns, visitor_spec,
-                              (margin, horizon_months, draws, seed), out, force, as_json, quiet)
+        _analyze_transactions(data_file, control, columns, visitor_spec, (margin, horizon_months),
+                              (sampler, draws, seed), out, force, as_json, quiet)
         return
     _prepare_out(out, force, ("results.json", "posterior.nc"))
     show = not (quiet or as_json) and sys.stderr.isatty() and model != "conjugate"
@@ -705,7 +705,7 @@ def _analysis_report(result: Any, path: Path, png_dir: Path | None) -> list[Path
 
 
 TRANSACTIONS_ONLY = ("visitor_spec", "margin", "horizon_months")
-NOT_WITH_TRANSACTIONS = ("model", "stage_columns", "sampler", "report_file", "revenue_column")
+NOT_WITH_TRANSACTIONS = ("model", "stage_columns", "report_file", "revenue_column")
 
 
 def _refuse_inapplicable(ctx: click.Context, transactions: bool) -> None:
@@ -721,11 +721,14 @@ def _refuse_inapplicable(ctx: click.Context, transactions: bool) -> None:
 
 
 def _analyze_transactions(data_file: Path, control: str | None, columns: Any,
-                          visitor_spec: str | None, economics: tuple[float, int, int, int],
-                          out: Path | None, force: bool, as_json: bool, quiet: bool) -> None:
+                          visitor_spec: str | None, economics: tuple[float, int],
+                          sampling: tuple[str, int, int], out: Path | None, force: bool,
+                          as_json: bool, quiet: bool) -> None:
     """``analyze --transactions``: BG/NBD per variant on an order log; CLV per visitor
-    when ``visitor_spec`` gives the visitors. ``economics``: margin, horizon, draws, seed."""
+    when ``visitor_spec`` gives the visitors. ``economics``: margin and horizon in months;
+    ``sampling``: sampler, draws per chain and seed."""
     import json
+    from contextlib import nullcontext
 
     from funnelsim import report
     from funnelsim.analysis.data import DataError
@@ -734,24 +737,28 @@ def _analyze_transactions(data_file: Path, control: str | None, columns: Any,
         transactions_dict,
         visitor_counts,
     )
+    from funnelsim.analysis.models import SamplerSettings
 
-    margin, horizon_months, draws, seed = economics
+    (margin, horizon_months), (sampler, draws, seed) = economics, sampling
     _prepare_out(out, force, ("results.json", "posterior.nc"))
+    show = not (quiet or as_json) and sys.stderr.isatty()
+    status = (_console(stderr=True).status(f"Fitting BG/NBD per variant (4 chains x {draws:,} "
+                                           "draws; the first fit also compiles)...")
+              if show else nullcontext())
     try:
         visitors = None if visitor_spec is None else visitor_counts(visitor_spec, columns)
-        readout, idata = analyze_transactions(data_file, control, variant=columns.variant,
-                                              margin=margin, horizon_months=horizon_months,
-                                              draws=draws, seed=seed, visitors=visitors)
+        with status:
+            readout, idata = analyze_transactions(
+                data_file, control, variant=columns.variant, margin=margin,
+                horizon_months=horizon_months, visitors=visitors,
+                settings=SamplerSettings(sampler, draws=draws, seed=seed))  # type: ignore[arg-type]
     except (DataError, ValueError) as error:
         fail(str(error))
     document = transactions_dict(readout)
     if as_json:
         click.echo(json.dumps(document, indent=2, allow_nan=False))
     elif not quiet:
-        console = _console()
-        console.print(report.transactions_table(readout))
-        if readout.per_visitor is not None:
-            console.print(report.visitor_clv_table(readout))
+        report.print_transactions(readout, _console())
     if out is not None:
         with report.output_batch() as written:
             with report.atomic_writer(out / "results.json") as stream:

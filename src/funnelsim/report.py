@@ -450,9 +450,13 @@ def _number(value: float) -> str:
 
 def diagnostics_line(result: analysis.AnalysisResult) -> str:
     """One line on how far the analysis can be trusted (rich markup)."""
-    found = result.diagnostics
-    if found is None:
+    if result.diagnostics is None:
         return "Exact Beta-Binomial posterior (no sampling)."
+    return fit_line(result.diagnostics)
+
+
+def fit_line(found: Any) -> str:
+    """One line on a NUTS fit's diagnostics, saying whether it can be trusted (rich markup)."""
     verdict = ("[green]reliable[/]" if found.reliable
                else f"[bold red]UNRELIABLE[/]: {'; '.join(found.problems)}")
     return (f"{found.sampler} NUTS, {found.chains} chains x {found.draws:,} draws in "
@@ -571,7 +575,6 @@ def transactions_table(readout: Any) -> Table:
             _probability_cell(readout.prob_beats_control[i], control=i == 0),
             percent(readout.prob_best[i], digits=1),
         )
-    table.caption = diagnostics_text(readout.diagnostics)
     return table
 
 
@@ -602,8 +605,9 @@ def visitor_clv_table(readout: Any) -> Table:
     return table
 
 
-def diagnostics_text(diagnostics: Any) -> str:
-    """One line on a fit's diagnostics, saying whether it can be trusted."""
-    verdict = "reliable" if diagnostics.ok else "UNRELIABLE: do not trust these numbers"
-    return (f"max r_hat {diagnostics.max_r_hat:.3f}, min ESS {diagnostics.min_ess_bulk:,.0f}, "
-            f"{diagnostics.divergences} divergences: {verdict}")
+def print_transactions(readout: Any, console: Console) -> None:
+    """The order-log readout: CLV per customer, per visitor when known, and the fit's health."""
+    console.print(transactions_table(readout))
+    if readout.per_visitor is not None:
+        console.print(visitor_clv_table(readout))
+    console.print(fit_line(readout.diagnostics))

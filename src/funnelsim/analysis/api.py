@@ -554,19 +554,9 @@ def _diagnostics_dict(result: AnalysisResult) -> dict[str, Any]:
     found = result.diagnostics
     if found is None:
         return {"reliable": True, "method": "exact Beta-Binomial posterior"}
-    return {
-        "reliable": found.reliable,
-        "method": "NUTS",
-        "sampler": found.sampler,
-        "chains": found.chains,
-        "draws": found.draws,
-        "seconds": finite_or_none(found.seconds),
-        "r_hat_max": finite_or_none(found.r_hat_max),
-        "ess_bulk_min": finite_or_none(found.ess_bulk_min),
-        "ess_tail_min": finite_or_none(found.ess_tail_min),
-        "divergences": found.divergences,
-        "problems": list(found.problems),
-    }
+    from funnelsim.analysis.models import diagnostics_dict
+
+    return diagnostics_dict(found)
 
 
 def results_dict(result: AnalysisResult) -> dict[str, Any]:

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     import arviz as az
     import pymc as pm
 
+    from funnelsim.analysis.models import Diagnostics, ModelFit, SamplerSettings
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 DAYS_PER_WEEK = 7.0
@@ -477,16 +479,13 @@ def bgnbd_map(summary: CustomerSummary) -> dict[str, FloatArray]:
     return {name: np.atleast_1d(np.asarray(point[name], float)) for name in PRIOR_SCALES}
 
 
-def fit_bgnbd(summary: CustomerSummary, draws: int = 500, tune: int = 500, chains: int = 2,
-              seed: int = 0) -> az.InferenceData:
-    """Sample the BG/NBD posterior per variant with NUTS (labelled by variant)."""
-    import pymc as pm
+def fit_bgnbd(summary: CustomerSummary, settings: SamplerSettings | None = None) -> ModelFit:
+    """Sample the BG/NBD posterior per variant with NUTS (labelled by variant), with the
+    sampler and diagnostics of the other PyMC models (:func:`funnelsim.analysis.models.sample`).
+    """
+    from funnelsim.analysis import models
 
-    with bgnbd_model(summary):
-        idata: az.InferenceData = pm.sample(
-            draws=draws, tune=tune, chains=chains, cores=1, random_seed=seed,
-            progressbar=False, compute_convergence_checks=False)
-    return idata
+    return models.sample(bgnbd_model(summary), settings or models.DEFAULT_SETTINGS)
 
 
 def expected_repeat_purchases(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> Any:
@@ -505,19 +504,6 @@ def probability_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, age:
     safe = np.where(x > 0, x, 1.0)
     odds = np.where(x > 0, a / (b + safe - 1.0) * ((alpha + age) / (alpha + t_x)) ** (r + x), 0.0)
     return 1.0 / (1.0 + odds)
-
-
-class Diagnostics(NamedTuple):
-    """MCMC health: the worst r_hat and bulk ESS over the parameters, divergent transitions."""
-
-    max_r_hat: float
-    min_ess_bulk: float
-    divergences: int
-
-    @property
-    def ok(self) -> bool:
-        """r_hat below 1.01, at least 100 effective draws, no divergences (Vehtari et al. 2021)."""
-        return self.max_r_hat < 1.01 and self.min_ess_bulk >= 100 and self.divergences == 0
 
 
 class VisitorReadout(NamedTuple):
@@ -572,16 +558,6 @@ class TransactionReadout(NamedTuple):
     per_visitor: VisitorReadout | None = None
 
 
-def diagnostics(idata: az.InferenceData) -> Diagnostics:
-    """r_hat, bulk ESS and divergences of the BG/NBD parameters."""
-    import arviz as az
-
-    table = az.summary(idata, var_names=list(PRIOR_SCALES), kind="diagnostics")
-    divergent = idata["sample_stats"]["diverging"] if "sample_stats" in idata else None
-    return Diagnostics(float(table["r_hat"].max()), float(table["ess_bulk"].min()),
-                       int(divergent.sum()) if divergent is not None else 0)
-
-
 def _posterior(idata: az.InferenceData, name: str) -> FloatArray:
     """(draws, variants) posterior samples of one parameter."""
     values = idata["posterior"][name].values
@@ -601,7 +577,7 @@ def discounted_repeat_purchases(r: FloatArray, alpha: FloatArray, a: FloatArray,
     return np.asarray(per_month @ (1.0 + monthly_discount) ** -np.arange(1.0, months + 1.0))
 
 
-def readout_transactions(summary: CustomerSummary, idata: az.InferenceData,
+def readout_transactions(summary: CustomerSummary, fit: ModelFit,
                          control: str | None = None, margin: float = 1.0,
                          horizon_months: int = 24, discount_rate_annual: float = 0.10,
                          level: float = 0.95, seed: int = 0,
@@ -618,7 +594,7 @@ def readout_transactions(summary: CustomerSummary, idata: az.InferenceData,
     variants = summary.variants
     order = control_first(variants, control)
     columns = [variants.index(v) for v in order]
-    draws = {name: _posterior(idata, name)[:, columns] for name in PRIOR_SCALES}
+    draws = {name: _posterior(fit.idata, name)[:, columns] for name in PRIOR_SCALES}
     rng = np.random.default_rng(seed)
     monthly = (1.0 + discount_rate_annual) ** (1.0 / 12.0) - 1.0
     month_units = DAYS_PER_MONTH / summary.unit_days
@@ -649,7 +625,7 @@ def readout_transactions(summary: CustomerSummary, idata: az.InferenceData,
         repeat_high=np.quantile(rep, 1.0 - tail, axis=1), still_active=np.array(active),
         clv_per_customer=per_customer.mean, clv_low=per_customer.low,
         clv_high=per_customer.high, prob_beats_control=per_customer.prob_beats_control,
-        prob_best=per_customer.prob_best, diagnostics=diagnostics(idata), level=level,
+        prob_best=per_customer.prob_best, diagnostics=fit.diagnostics, level=level,
         per_visitor=(None if visitors is None
                      else per_visitor_readout(clv, won, _visitors_in_order(visitors, order, won),
                                               rng, level)),
@@ -736,23 +712,28 @@ def analyze_transactions(path: str | Path, control: str | None = None,
                          customer: str = "customer", variant: str | None = "variant",
                          date_column: str = "date", amount: str = "amount",
                          end: str | None = None, margin: float = 1.0, horizon_months: int = 24,
-                         discount_rate_annual: float = 0.10, draws: int = 1000,
-                         tune: int = 1000, chains: int = 2, seed: int = 0,
-                         visitors: Mapping[str, int] | None = None
+                         discount_rate_annual: float = 0.10,
+                         visitors: Mapping[str, int] | None = None,
+                         settings: SamplerSettings | None = None
                          ) -> tuple[TransactionReadout, az.InferenceData]:
     """Read an order log, fit BG/NBD per variant, and read out CLV per customer (and per
-    visitor, given ``visitors`` per variant).
+    visitor, given ``visitors`` per variant). ``settings`` (sampler, draws, chains, seed)
+    default to those of the other PyMC models; the seed also fixes the Monte Carlo draws.
 
     The library call behind ``funnelsim analyze --transactions``.
     """
+    from funnelsim.analysis import models
+
+    settings = settings or models.DEFAULT_SETTINGS
     summary = summarise_customers(
         read_transactions(path, customer, variant, date_column, amount), end)
     order = control_first(summary.variants, control)
     if visitors is not None:  # a mistake in the counts is reported before the long fit
         _visitors_in_order(visitors, order, customers_per_variant(summary, order))
-    idata = fit_bgnbd(summary, draws=draws, tune=tune, chains=chains, seed=seed)
-    return readout_transactions(summary, idata, control, margin, horizon_months,
-                                discount_rate_annual, seed=seed, visitors=visitors), idata
+    fit = fit_bgnbd(summary, settings)
+    return readout_transactions(summary, fit, control, margin, horizon_months,
+                                discount_rate_annual, seed=settings.seed,
+                                visitors=visitors), fit.idata
 
 
 def transactions_dict(readout: TransactionReadout) -> dict[str, Any]:
@@ -772,16 +753,14 @@ def transactions_dict(readout: TransactionReadout) -> dict[str, Any]:
         }
         if readout.per_visitor is not None:
             variants[name].update(_per_visitor_dict(readout.per_visitor, i))
-    diagnostics = readout.diagnostics
+    from funnelsim.analysis.models import diagnostics_dict
+
     return {
         "model": "bgnbd",
         "control": readout.variants[0],
         "level": readout.level,
         "variants": variants,
-        "diagnostics": {"max_r_hat": diagnostics.max_r_hat,
-                        "min_ess_bulk": diagnostics.min_ess_bulk,
-                        "divergences": diagnostics.divergences,
-                        "reliable": diagnostics.ok},
+        "diagnostics": diagnostics_dict(readout.diagnostics),
     }
 
 

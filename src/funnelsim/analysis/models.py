@@ -65,6 +65,7 @@ import xarray as xr
 from pytensor.tensor.variable import TensorVariable
 
 from funnelsim.analysis.data import ExperimentData, OrderStats
+from funnelsim.numbers import finite_or_none
 
 FloatArray = npt.NDArray[np.float64]
 SamplerName = Literal["auto", "pymc", "nutpie"]
@@ -423,6 +424,23 @@ def sample(model: pm.Model, settings: SamplerSettings = DEFAULT_SETTINGS) -> Mod
         )
     seconds = time.perf_counter() - start
     return ModelFit(idata, diagnose(idata, sampler, seconds))
+
+
+def diagnostics_dict(found: Diagnostics) -> dict[str, object]:
+    """The ``diagnostics`` block of a ``results.json`` (no NaN: null instead)."""
+    return {
+        "reliable": found.reliable,
+        "method": "NUTS",
+        "sampler": found.sampler,
+        "chains": found.chains,
+        "draws": found.draws,
+        "seconds": finite_or_none(found.seconds),
+        "r_hat_max": finite_or_none(found.r_hat_max),
+        "ess_bulk_min": finite_or_none(found.ess_bulk_min),
+        "ess_tail_min": finite_or_none(found.ess_tail_min),
+        "divergences": found.divergences,
+        "problems": list(found.problems),
+    }
 
 
 def _check_settings(settings: SamplerSettings) -> None:
