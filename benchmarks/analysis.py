@@ -1,6 +1,6 @@
 """Analysis benchmarks: PyMC funnel model cold and warm, nutpie vs PyMC NUTS, exact P(best).
 
-Usage: .venv/bin/python benchmarks/analysis.py [--draws N]
+Usage: .venv/bin/python benchmarks/analysis.py [--draws N] [--only exact|funnel|marketing|orders]
 
 1. The funnel model of 3 variants x 5 stages (20,000 visitors each, default 4 chains x
    1,000 draws), fitted by ``analyze(..., model="funnel")`` in fresh subprocesses that
@@ -15,7 +15,10 @@ Usage: .venv/bin/python benchmarks/analysis.py [--draws N]
    process, so a second fit in the same process compiles faster.
 2. nutpie vs PyMC NUTS on the public marketing funnel test (skipped without
    ../shared/data), whose 100%-continue steps make the posterior hard to sample.
-3. Exact P(best) and expected loss for 10 variants (quadrature) against a
+3. The BG/NBD model of ``analyze --transactions`` (2 variants x 2,000 customers drawn
+   from the published CDNOW parameters, 39 weeks), nutpie vs PyMC NUTS, warm fit in the
+   same process.
+4. Exact P(best) and expected loss for 10 variants (quadrature) against a
    100,000-draw Monte Carlo estimate, median of 20 runs.
 
 Each figure is printed with its ratio to the baseline measured in the same run, so a
@@ -42,6 +45,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from funnelsim.analysis.data import ExperimentData
+    from funnelsim.analysis.lifetime import CustomerSummary
 
 STAGES = ("landing", "product", "cart", "checkout")
 TRUE_RATES = np.array(
@@ -80,31 +84,60 @@ def _marketing() -> ExperimentData:
     return read_experiment(MARKETING, ColumnMap(variant="test group", stages=stages))
 
 
+def _customers(per_variant: int = 2000, weeks: float = 39.0) -> CustomerSummary:
+    """Order histories of two variants drawn from the BG/NBD model with the CDNOW
+    parameters (r 0.243, alpha 4.414, a 0.793, b 2.426), the second buying 50% more often."""
+    from funnelsim.analysis.lifetime import CustomerSummary
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for variant, alpha in (("a", 4.414), ("b", 4.414 / 1.5)):
+        rates = rng.gamma(0.243, 1.0 / alpha, per_variant)
+        dropouts = rng.beta(0.793, 2.426, per_variant)
+        for rate, dropout in zip(rates, dropouts, strict=True):
+            age = rng.uniform(0.0, weeks)
+            t, last, repeats = 0.0, 0.0, 0
+            while True:
+                t += rng.exponential(1.0 / rate)
+                if t > age:
+                    break
+                last, repeats = t, repeats + 1
+                if rng.random() < dropout:
+                    break
+            rows.append((variant, repeats, last, age))
+    variant, frequency, recency, age = (np.array(column) for column in zip(*rows, strict=True))
+    return CustomerSummary(customer=np.arange(len(rows)).astype(str), variant=variant,
+                           frequency=frequency.astype(float), recency=recency, T=age,
+                           spend=np.full(len(rows), 30.0), unit_days=7.0)
+
+
+def _fit(sampler: str, draws: int, dataset: str) -> tuple[float, int]:
+    """One fit of ``dataset``: seconds and divergences, 4 chains x ``draws``."""
+    from funnelsim.analysis.api import analyze
+    from funnelsim.analysis.lifetime import fit_bgnbd
+    from funnelsim.analysis.models import SamplerSettings
+
+    start = time.perf_counter()
+    if dataset == "orders":
+        fit = fit_bgnbd(_customers(), SamplerSettings(sampler, draws=draws, seed=1))  # type: ignore
+        found = fit.diagnostics
+    else:
+        data = _marketing() if dataset == "marketing" else _simulated()
+        result = analyze(data, "a", "funnel", sampler=sampler, draws=draws, seed=1)  # type: ignore
+        assert result.diagnostics is not None
+        found = result.diagnostics
+    return time.perf_counter() - start, found.divergences
+
+
 def _worker(sampler: str, draws: int, dataset: str) -> None:
     """Subprocess: time importing PyMC, a first and a second fit; print one JSON line."""
     start = time.perf_counter()
     from funnelsim.analysis import models  # noqa: F401  (PyMC, ArviZ, PyTensor)
-    from funnelsim.analysis.api import analyze
 
     import_s = time.perf_counter() - start
-    data = _marketing() if dataset == "marketing" else _simulated()
-    fits = []
-    for _ in range(2):
-        start = time.perf_counter()
-        result = analyze(data, "a", "funnel", sampler=sampler, draws=draws, seed=1)  # type: ignore
-        fits.append(time.perf_counter() - start)
-    assert result.diagnostics is not None
-    print(
-        json.dumps(
-            {
-                "import": import_s,
-                "first": fits[0],
-                "second": fits[1],
-                "reliable": result.reliable,
-                "divergences": result.diagnostics.divergences,
-            }
-        )
-    )
+    (first, _), (second, divergences) = (_fit(sampler, draws, dataset) for _ in range(2))
+    print(json.dumps({"import": import_s, "first": first, "second": second,
+                      "reliable": divergences == 0, "divergences": divergences}))
 
 
 def _run_worker(
@@ -163,6 +196,25 @@ def marketing_funnel(draws: int) -> None:
     )
 
 
+def order_log_model(draws: int) -> None:
+    """nutpie vs PyMC NUTS on the BG/NBD model of ``analyze --transactions``."""
+    if importlib.util.find_spec("nutpie") is None:
+        print("BG/NBD order-log model: skipped (needs nutpie)")
+        return
+    warm = {}
+    with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
+        for sampler in ("nutpie", "pymc"):
+            found = _run_worker(sampler, draws, Path(cache), "orders")
+            warm[sampler] = found["second"]
+            print(f"  BG/NBD {sampler:>6}: first fit {found['first']:.1f} s, warm in the same "
+                  f"process {found['second']:.1f} s, divergences {found['divergences']}")
+    print(
+        f"BG/NBD (2 variants x 2,000 customers), warm fit in the same process: nutpie "
+        f"{warm['nutpie']:.1f} s, PyMC NUTS {warm['pymc']:.1f} s; nutpie "
+        f"{warm['pymc'] / warm['nutpie']:.1f}x faster"
+    )
+
+
 def _median_seconds(task: Callable[[], object], runs: int = 20) -> float:
     times = []
     for _ in range(runs):
@@ -205,13 +257,18 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--worker", choices=["pymc", "nutpie"], help=argparse.SUPPRESS)
     parser.add_argument("--data", default="simulated", help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["exact", "funnel", "marketing", "orders"],
+                        help="Run one part only.")
     args = parser.parse_args()
     if args.worker:
         _worker(args.worker, args.draws, args.data)
         return
-    exact_prob_best()
-    funnel_model(args.draws)
-    marketing_funnel(args.draws)
+    parts = {"exact": lambda: exact_prob_best(), "funnel": lambda: funnel_model(args.draws),
+             "marketing": lambda: marketing_funnel(args.draws),
+             "orders": lambda: order_log_model(args.draws)}
+    for name, part in parts.items():
+        if args.only in (None, name):
+            part()
 
 
 if __name__ == "__main__":
