@@ -448,12 +448,21 @@ def _distinct_histories(summary: CustomerSummary) -> tuple[FloatArray, FloatArra
     return histories, counts.astype(float)
 
 
-def bgnbd_model(summary: CustomerSummary) -> pm.Model:
+def bgnbd_model(summary: CustomerSummary, jacobian: bool = True) -> pm.Model:
     """A PyMC BG/NBD model with one (r, alpha, a, b) per variant.
 
     Weakly informative half-normal priors (scales in ``PRIOR_SCALES``; alpha is in
     time units, so its scale is wide); the likelihood enters as a ``pm.Potential``
     over the distinct customer histories, each weighted by its number of customers.
+
+    NUTS samples log r, log(alpha / r), log a and log(b / a): the data pin down the
+    purchase rate r / alpha and the dropout odds a / b far better than either member of
+    each pair, and along these axes the posterior is nearly uncorrelated (3.5x fewer
+    gradient evaluations per draw than on log r, log alpha, log a, log b; see
+    ``benchmarks/analysis.py``). The priors stay those of (r, alpha, a, b): their
+    densities enter with the Jacobian of the change of variables. ``jacobian=False``
+    leaves the Jacobian out, so the model's maximum is the posterior mode of
+    (r, alpha, a, b) themselves (:func:`bgnbd_map`).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -461,8 +470,18 @@ def bgnbd_model(summary: CustomerSummary) -> pm.Model:
     (index, x, t_x, age), counts = _distinct_histories(summary)
     variant = index.astype(np.int64)
     with pm.Model(coords={"variant": summary.variants}) as model:
-        params = {name: pm.HalfNormal(name, sigma=scale, dims="variant")
-                  for name, scale in PRIOR_SCALES.items()}
+        log_r = pm.Flat("log_r", dims="variant")
+        log_alpha_over_r = pm.Flat("log_alpha_over_r", dims="variant")
+        log_a = pm.Flat("log_a", dims="variant")
+        log_b_over_a = pm.Flat("log_b_over_a", dims="variant")
+        logs = {"r": log_r, "alpha": log_r + log_alpha_over_r, "a": log_a,
+                "b": log_a + log_b_over_a}
+        params = {name: pm.Deterministic(name, pt.exp(logs[name]), dims="variant")
+                  for name in PRIOR_SCALES}
+        prior = sum(pm.logp(pm.HalfNormal.dist(sigma=scale), params[name]).sum()
+                    for name, scale in PRIOR_SCALES.items())
+        # d(r, alpha, a, b) / d(logs): |J| = r * alpha * a * b per variant
+        pm.Potential("prior", prior + (sum(logs.values()).sum() if jacobian else 0.0))
         r, alpha, a, b = (params[name][variant] for name in PRIOR_SCALES)
         loglike = bgnbd_loglike(r, alpha, a, b, pt.as_tensor(x), pt.as_tensor(t_x),
                                 pt.as_tensor(age), backend=pt)
@@ -474,7 +493,7 @@ def bgnbd_map(summary: CustomerSummary) -> dict[str, FloatArray]:
     """Posterior mode of (r, alpha, a, b) per variant (L-BFGS-B, no sampling)."""
     import pymc as pm
 
-    with bgnbd_model(summary):
+    with bgnbd_model(summary, jacobian=False):
         point = pm.find_MAP(progressbar=False)
     return {name: np.atleast_1d(np.asarray(point[name], float)) for name in PRIOR_SCALES}
 
