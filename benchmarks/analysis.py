@@ -16,8 +16,10 @@ Usage: .venv/bin/python benchmarks/analysis.py [--draws N] [--only exact|funnel|
 2. nutpie vs PyMC NUTS on the public marketing funnel test (skipped without
    ../shared/data), whose 100%-continue steps make the posterior hard to sample.
 3. The BG/NBD model of ``analyze --transactions`` (2 variants x 2,000 customers drawn
-   from the published CDNOW parameters, 39 weeks), nutpie vs PyMC NUTS, warm fit in the
-   same process.
+   from the published CDNOW parameters, 39 weeks): nutpie vs PyMC NUTS, warm fit in the
+   same process; and, with nutpie, the shipped parametrization (log r, log alpha/r,
+   log a, log b/a) against the baseline that samples log r, log alpha, log a, log b
+   directly (same posterior), in gradient evaluations per draw and seconds.
 4. Exact P(best) and expected loss for 10 variants (quadrature) against a
    100,000-draw Monte Carlo estimate, median of 20 runs.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -111,22 +114,42 @@ def _customers(per_variant: int = 2000, weeks: float = 39.0) -> CustomerSummary:
                            spend=np.full(len(rows), 30.0), unit_days=7.0)
 
 
-def _fit(sampler: str, draws: int, dataset: str) -> tuple[float, int]:
-    """One fit of ``dataset``: seconds and divergences, 4 chains x ``draws``."""
+def _natural_bgnbd(summary: CustomerSummary) -> object:
+    """Baseline: the same BG/NBD posterior, sampled on log r, log alpha, log a, log b."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from funnelsim.analysis.lifetime import PRIOR_SCALES, _distinct_histories, bgnbd_loglike
+
+    (index, x, t_x, age), counts = _distinct_histories(summary)
+    variant = index.astype(np.int64)
+    with pm.Model(coords={"variant": summary.variants}) as model:
+        r, alpha, a, b = (pm.HalfNormal(name, sigma=scale, dims="variant")[variant]
+                          for name, scale in PRIOR_SCALES.items())
+        loglike = bgnbd_loglike(r, alpha, a, b, pt.as_tensor(x), pt.as_tensor(t_x),
+                                pt.as_tensor(age), backend=pt)
+        pm.Potential("loglike", (pt.as_tensor(counts) * loglike).sum())
+    return model
+
+
+def _fit(sampler: str, draws: int, dataset: str) -> tuple[float, int, float]:
+    """One fit of ``dataset``: seconds, divergences and gradient evaluations per draw."""
     from funnelsim.analysis.api import analyze
-    from funnelsim.analysis.lifetime import fit_bgnbd
-    from funnelsim.analysis.models import SamplerSettings
+    from funnelsim.analysis.lifetime import bgnbd_model
+    from funnelsim.analysis.models import SamplerSettings, sample
 
     start = time.perf_counter()
-    if dataset == "orders":
-        fit = fit_bgnbd(_customers(), SamplerSettings(sampler, draws=draws, seed=1))  # type: ignore
-        found = fit.diagnostics
+    if dataset in ("orders", "orders-natural"):
+        build = bgnbd_model if dataset == "orders" else _natural_bgnbd
+        fit = sample(build(_customers()), SamplerSettings(sampler, draws=draws, seed=1))  # type: ignore
+        idata, found = fit.idata, fit.diagnostics
     else:
         data = _marketing() if dataset == "marketing" else _simulated()
         result = analyze(data, "a", "funnel", sampler=sampler, draws=draws, seed=1)  # type: ignore
         assert result.diagnostics is not None
-        found = result.diagnostics
-    return time.perf_counter() - start, found.divergences
+        idata, found = result.posterior, result.diagnostics
+    steps = float(idata.sample_stats["n_steps"].mean()) if idata is not None else math.nan
+    return time.perf_counter() - start, found.divergences, steps
 
 
 def _worker(sampler: str, draws: int, dataset: str) -> None:
@@ -135,9 +158,11 @@ def _worker(sampler: str, draws: int, dataset: str) -> None:
     from funnelsim.analysis import models  # noqa: F401  (PyMC, ArviZ, PyTensor)
 
     import_s = time.perf_counter() - start
-    (first, _), (second, divergences) = (_fit(sampler, draws, dataset) for _ in range(2))
+    (first, _, _), (second, divergences, steps) = (_fit(sampler, draws, dataset)
+                                                   for _ in range(2))
     print(json.dumps({"import": import_s, "first": first, "second": second,
-                      "reliable": divergences == 0, "divergences": divergences}))
+                      "reliable": divergences == 0, "divergences": divergences,
+                      "steps_per_draw": steps}))
 
 
 def _run_worker(
@@ -197,21 +222,28 @@ def marketing_funnel(draws: int) -> None:
 
 
 def order_log_model(draws: int) -> None:
-    """nutpie vs PyMC NUTS on the BG/NBD model of ``analyze --transactions``."""
+    """The BG/NBD model of ``analyze --transactions``: nutpie vs PyMC NUTS, and the shipped
+    parametrization vs sampling log r, log alpha, log a, log b directly."""
     if importlib.util.find_spec("nutpie") is None:
         print("BG/NBD order-log model: skipped (needs nutpie)")
         return
-    warm = {}
+    found = {}
     with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
-        for sampler in ("nutpie", "pymc"):
-            found = _run_worker(sampler, draws, Path(cache), "orders")
-            warm[sampler] = found["second"]
-            print(f"  BG/NBD {sampler:>6}: first fit {found['first']:.1f} s, warm in the same "
-                  f"process {found['second']:.1f} s, divergences {found['divergences']}")
+        for sampler, dataset in (("nutpie", "orders"), ("pymc", "orders"),
+                                 ("nutpie", "orders-natural")):
+            found[sampler, dataset] = run = _run_worker(sampler, draws, Path(cache), dataset)
+            print(f"  BG/NBD {dataset:>14} {sampler:>6}: first fit {run['first']:.1f} s, warm in "
+                  f"the same process {run['second']:.1f} s, {run['steps_per_draw']:.1f} "
+                  f"gradient evaluations per draw, divergences {run['divergences']}")
+    nutpie, pymc = found["nutpie", "orders"], found["pymc", "orders"]
+    natural = found["nutpie", "orders-natural"]
     print(
         f"BG/NBD (2 variants x 2,000 customers), warm fit in the same process: nutpie "
-        f"{warm['nutpie']:.1f} s, PyMC NUTS {warm['pymc']:.1f} s; nutpie "
-        f"{warm['pymc'] / warm['nutpie']:.1f}x faster"
+        f"{nutpie['second']:.1f} s, PyMC NUTS {pymc['second']:.1f} s; nutpie "
+        f"{pymc['second'] / nutpie['second']:.1f}x faster. Shipped parametrization vs log r, "
+        f"log alpha, log a, log b: {natural['steps_per_draw'] / nutpie['steps_per_draw']:.1f}x "
+        f"fewer gradient evaluations per draw, {natural['second'] / nutpie['second']:.1f}x "
+        "faster"
     )
 
 
