@@ -109,9 +109,15 @@ def _customers(per_variant: int = 2000, weeks: float = 39.0) -> CustomerSummary:
                     break
             rows.append((variant, repeats, last, age))
     variant, frequency, recency, age = (np.array(column) for column in zip(*rows, strict=True))
-    return CustomerSummary(customer=np.arange(len(rows)).astype(str), variant=variant,
-                           frequency=frequency.astype(float), recency=recency, T=age,
-                           spend=np.full(len(rows), 30.0), unit_days=7.0)
+    return CustomerSummary(
+        customer=np.arange(len(rows)).astype(str),
+        variant=variant,
+        frequency=frequency.astype(float),
+        recency=recency,
+        T=age,
+        spend=np.full(len(rows), 30.0),
+        unit_days=7.0,
+    )
 
 
 def _natural_bgnbd(summary: CustomerSummary) -> object:
@@ -124,10 +130,13 @@ def _natural_bgnbd(summary: CustomerSummary) -> object:
     (index, x, t_x, age), counts = _distinct_histories(summary)
     variant = index.astype(np.int64)
     with pm.Model(coords={"variant": summary.variants}) as model:
-        r, alpha, a, b = (pm.HalfNormal(name, sigma=scale, dims="variant")[variant]
-                          for name, scale in PRIOR_SCALES.items())
-        loglike = bgnbd_loglike(r, alpha, a, b, pt.as_tensor(x), pt.as_tensor(t_x),
-                                pt.as_tensor(age), backend=pt)
+        r, alpha, a, b = (
+            pm.HalfNormal(name, sigma=scale, dims="variant")[variant]
+            for name, scale in PRIOR_SCALES.items()
+        )
+        loglike = bgnbd_loglike(
+            r, alpha, a, b, pt.as_tensor(x), pt.as_tensor(t_x), pt.as_tensor(age), backend=pt
+        )
         pm.Potential("loglike", (pt.as_tensor(counts) * loglike).sum())
     return model
 
@@ -158,11 +167,19 @@ def _worker(sampler: str, draws: int, dataset: str) -> None:
     from funnelsim.analysis import models  # noqa: F401  (PyMC, ArviZ, PyTensor)
 
     import_s = time.perf_counter() - start
-    (first, _, _), (second, divergences, steps) = (_fit(sampler, draws, dataset)
-                                                   for _ in range(2))
-    print(json.dumps({"import": import_s, "first": first, "second": second,
-                      "reliable": divergences == 0, "divergences": divergences,
-                      "steps_per_draw": steps}))
+    (first, _, _), (second, divergences, steps) = (_fit(sampler, draws, dataset) for _ in range(2))
+    print(
+        json.dumps(
+            {
+                "import": import_s,
+                "first": first,
+                "second": second,
+                "reliable": divergences == 0,
+                "divergences": divergences,
+                "steps_per_draw": steps,
+            }
+        )
+    )
 
 
 def _run_worker(
@@ -229,12 +246,17 @@ def order_log_model(draws: int) -> None:
         return
     found = {}
     with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
-        for sampler, dataset in (("nutpie", "orders"), ("pymc", "orders"),
-                                 ("nutpie", "orders-natural")):
+        for sampler, dataset in (
+            ("nutpie", "orders"),
+            ("pymc", "orders"),
+            ("nutpie", "orders-natural"),
+        ):
             found[sampler, dataset] = run = _run_worker(sampler, draws, Path(cache), dataset)
-            print(f"  BG/NBD {dataset:>14} {sampler:>6}: first fit {run['first']:.1f} s, warm in "
-                  f"the same process {run['second']:.1f} s, {run['steps_per_draw']:.1f} "
-                  f"gradient evaluations per draw, divergences {run['divergences']}")
+            print(
+                f"  BG/NBD {dataset:>14} {sampler:>6}: first fit {run['first']:.1f} s, warm in "
+                f"the same process {run['second']:.1f} s, {run['steps_per_draw']:.1f} "
+                f"gradient evaluations per draw, divergences {run['divergences']}"
+            )
     nutpie, pymc = found["nutpie", "orders"], found["pymc", "orders"]
     natural = found["nutpie", "orders-natural"]
     print(
@@ -289,15 +311,19 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--worker", choices=["pymc", "nutpie"], help=argparse.SUPPRESS)
     parser.add_argument("--data", default="simulated", help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=["exact", "funnel", "marketing", "orders"],
-                        help="Run one part only.")
+    parser.add_argument(
+        "--only", choices=["exact", "funnel", "marketing", "orders"], help="Run one part only."
+    )
     args = parser.parse_args()
     if args.worker:
         _worker(args.worker, args.draws, args.data)
         return
-    parts = {"exact": lambda: exact_prob_best(), "funnel": lambda: funnel_model(args.draws),
-             "marketing": lambda: marketing_funnel(args.draws),
-             "orders": lambda: order_log_model(args.draws)}
+    parts = {
+        "exact": lambda: exact_prob_best(),
+        "funnel": lambda: funnel_model(args.draws),
+        "marketing": lambda: marketing_funnel(args.draws),
+        "orders": lambda: order_log_model(args.draws),
+    }
     for name, part in parts.items():
         if args.only in (None, name):
             part()

@@ -52,8 +52,21 @@ from funnelsim.scenario import Scenario, load_scenario, parse_scenario
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 BIN = Path(sys.executable).parent
-HEAVY_MODULES = ("numpy", "scipy", "pydantic", "yaml", "simpy", "pymc", "arviz", "pytensor",
-                 "dask", "distributed", "matplotlib", "pandas", "rich")
+HEAVY_MODULES = (
+    "numpy",
+    "scipy",
+    "pydantic",
+    "yaml",
+    "simpy",
+    "pymc",
+    "arviz",
+    "pytensor",
+    "dask",
+    "distributed",
+    "matplotlib",
+    "pandas",
+    "rich",
+)
 
 
 class Row(NamedTuple):
@@ -101,8 +114,9 @@ def vectorized_vs_simpy(repeat: int) -> None:
                 seconds = timed(lambda m=module, d=draws: m.simulate_variants(funnels, d, shares))
                 best[name] = max(best[name], work / seconds)
     ratio = best["vectorized"] / best["simpy"]
-    print(f"   vectorized {best['vectorized']:,.0f} visitors/s, "
-          f"SimPy {best['simpy']:,.0f} visitors/s")
+    print(
+        f"   vectorized {best['vectorized']:,.0f} visitors/s, SimPy {best['simpy']:,.0f} visitors/s"
+    )
     report("vectorized / SimPy visitors per second", f"{ratio:.0f}x", ">= 50x", ratio >= 50)
 
 
@@ -116,18 +130,22 @@ def aggregate_run(visitors: float, repeat: int) -> None:
     days = scenario.traffic.days
     seeds = replication_seeds(7, repeat)
     draws = [VisitorDraws(seed, visitors / days, days) for seed in seeds]
-    seconds = min(timed(lambda d=d: aggregate.simulate_variants(funnels, d, shares))
-                  for d in draws)
+    seconds = min(timed(lambda d=d: aggregate.simulate_variants(funnels, d, shares)) for d in draws)
     runs = aggregate.simulate_variants(funnels, draws[0], shares)
-    for name, funnel, outcome in zip(scenario.variant_names, funnels, runs.outcomes,
-                                     strict=True):
+    for name, funnel, outcome in zip(scenario.variant_names, funnels, runs.outcomes, strict=True):
         chance = aggregate.outcome_probabilities(funnel)[..., -1].prod(axis=0)
         exact = float(funnel.cell_probabilities @ chance)
-        print(f"   {name:15s} conversion {outcome.conversion:.5f} (exact {exact:.5f}) "
-              f"of {outcome.visitors:,} visitors")
+        print(
+            f"   {name:15s} conversion {outcome.conversion:.5f} (exact {exact:.5f}) "
+            f"of {outcome.visitors:,} visitors"
+        )
     target = "< 1 s for 100M visitors"
-    report(f"aggregate engine, {visitors / 1e6:.0f}M visitors x {len(funnels)} variants",
-           f"{seconds:.2f} s", target, seconds < 1.0 if visitors >= 1e8 else None)
+    report(
+        f"aggregate engine, {visitors / 1e6:.0f}M visitors x {len(funnels)} variants",
+        f"{seconds:.2f} s",
+        target,
+        seconds < 1.0 if visitors >= 1e8 else None,
+    )
 
 
 # --------------------------------------------------------------------------- 3. hand-written
@@ -149,14 +167,19 @@ def hand_written_lead_response(scenario: Scenario, seed: int) -> list[int]:
     channels = [c.share for c in scenario.traffic.channels.values()]
     contact = np.diff(funnel.contact_cdf[0], prepend=0.0)
     # continue probability per channel and stage, by preferred contact option
-    p = funnel.base[:, 0, :, None] * funnel.fixed_friction[:, 0].prod(axis=-1)[..., None] \
+    p = (
+        funnel.base[:, 0, :, None]
+        * funnel.fixed_friction[:, 0].prod(axis=-1)[..., None]
         * funnel.contact[:, 0, None, :]
+    )
     enquiry_dwell = scenario.stages[1].dwell_min.mean_value
     patience = scenario.stages[2].patience_min.mean_value
     delay = scenario.stages[2].response_delay_min.mean_value
     mu, sigma = scenario.resources["sales_reps"].service_min.log_params
-    slope, reference = scenario.coefficients.response.slope, \
-        scenario.coefficients.response.reference_min
+    slope, reference = (
+        scenario.coefficients.response.slope,
+        scenario.coefficients.response.reference_min,
+    )
     horizon = scenario.traffic.days * 1440.0
     rate = scenario.traffic.visitors_per_day / 1440.0
     counts = [0, 0, 0, 0]  # visitors, reached the sales call, gave up, signed
@@ -211,8 +234,9 @@ def simpy_vs_hand_written(repeat: int) -> None:
         start = time.perf_counter()
         outcome = simpy_engine.simulate(funnel, draws).outcome
         best["engine"] = max(best["engine"], draws.n_visitors / (time.perf_counter() - start))
-        shares["engine"].append((outcome.reached[2].sum() / outcome.visitors,
-                                 outcome.queues.abandonment[0]))
+        shares["engine"].append(
+            (outcome.reached[2].sum() / outcome.visitors, outcome.queues.abandonment[0])
+        )
         start = time.perf_counter()
         visitors, called, abandoned, _ = hand_written_lead_response(scenario, r)
         best["hand"] = max(best["hand"], visitors / (time.perf_counter() - start))
@@ -220,14 +244,19 @@ def simpy_vs_hand_written(repeat: int) -> None:
     channels = np.diff(funnel.channel_cdf, prepend=0.0)
     contact = np.diff(funnel.contact_cdf[0], prepend=0.0)
     p = funnel.base[:2, 0] * funnel.fixed_friction[:2, 0].prod(axis=-1)
-    reach = float(channels @ ((p[0][:, None] * p[1][:, None]) * funnel.contact[0, 0]
-                              * funnel.contact[1, 0]) @ contact)
+    reach = float(
+        channels
+        @ ((p[0][:, None] * p[1][:, None]) * funnel.contact[0, 0] * funnel.contact[1, 0])
+        @ contact
+    )
     for name in ("engine", "hand"):
         values = np.array(shares[name])
         se = values[:, 0].std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else math.nan
-        print(f"   {name:6s} {best[name]:,.0f} visitors/s; {values[:, 0].mean():.4f} +- {se:.4f} "
-              f"reach the sales call (exact {reach:.4f}), {values[:, 1].mean():.3f} of them "
-              "give up waiting")
+        print(
+            f"   {name:6s} {best[name]:,.0f} visitors/s; {values[:, 0].mean():.4f} +- {se:.4f} "
+            f"reach the sales call (exact {reach:.4f}), {values[:, 1].mean():.3f} of them "
+            "give up waiting"
+        )
     ratio = best["engine"] / best["hand"]
     report("SimPy engine / hand-written SimPy model", f"{ratio:.2f}x", ">= 0.5x", ratio >= 0.5)
 
@@ -265,14 +294,16 @@ def simpy_vs_ciw(repeat: int, days: int) -> None:
         arrival_distributions=[ciw.dists.Exponential(rate=lam)],
         service_distributions=[ciw.dists.Exponential(rate=mu)],
         number_of_servers=[2],
-        reneging_time_distributions=[ciw.dists.Exponential(rate=theta)])
+        reneging_time_distributions=[ciw.dists.Exponential(rate=theta)],
+    )
     best = {"SimPy engine": 0.0, "Ciw": 0.0}
     shares: dict[str, list[float]] = {"SimPy engine": [], "Ciw": []}
     for r, seed in enumerate(replication_seeds(3, repeat)):
         start = time.perf_counter()
         queues = simpy_engine.simulate(funnel, VisitorDraws(seed, lam * 1440, days)).outcome.queues
-        best["SimPy engine"] = max(best["SimPy engine"],
-                                   queues.arrivals[0] / (time.perf_counter() - start))
+        best["SimPy engine"] = max(
+            best["SimPy engine"], queues.arrivals[0] / (time.perf_counter() - start)
+        )
         shares["SimPy engine"].append(queues.abandoned[0] / queues.arrivals[0])
         start = time.perf_counter()
         ciw.seed(r)
@@ -288,10 +319,16 @@ def simpy_vs_ciw(repeat: int, days: int) -> None:
     for name, values in shares.items():
         mean, se = np.mean(values), np.std(values, ddof=1) / math.sqrt(len(values))
         t = (mean - exact) / se
-        print(f"   {name:12s} {best[name]:,.0f} customers/s; abandonment {mean:.4f} "
-              f"+- {se:.4f} (Erlang-A {exact:.4f}, t = {t:+.1f})")
-        report(f"{name} abandonment vs Erlang-A {exact:.4f}", f"{mean:.4f}, t = {t:+.1f}",
-               f"|t| < {limit:.1f}", abs(t) < limit)
+        print(
+            f"   {name:12s} {best[name]:,.0f} customers/s; abandonment {mean:.4f} "
+            f"+- {se:.4f} (Erlang-A {exact:.4f}, t = {t:+.1f})"
+        )
+        report(
+            f"{name} abandonment vs Erlang-A {exact:.4f}",
+            f"{mean:.4f}, t = {t:+.1f}",
+            f"|t| < {limit:.1f}",
+            abs(t) < limit,
+        )
     ratio = best["SimPy engine"] / best["Ciw"]
     report("SimPy engine / Ciw customers per second", f"{ratio:.2f}x", "> 1x", ratio > 1)
 
@@ -317,12 +354,21 @@ def run_command(args: list[str]) -> tuple[float, float]:
 
 
 def command_line(repeat: int, run_replications: int | None) -> None:
-    print("5. command line start-up and end-to-end run (wall time; CPU time for reference, "
-          "as other work on the machine slows the wall clock)")
+    print(
+        "5. command line start-up and end-to-end run (wall time; CPU time for reference, "
+        "as other work on the machine slows the wall clock)"
+    )
     heavy = subprocess.run(
-        [sys.executable, "-c", "import sys, funnelsim.cli; "
-         f"print(' '.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"],
-        capture_output=True, text=True, check=True).stdout.split()
+        [
+            sys.executable,
+            "-c",
+            "import sys, funnelsim.cli; "
+            f"print(' '.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     print(f"   heavy modules imported by the CLI: {', '.join(heavy) or 'none'}")
     wall, cpu = np.min([run_command(_funnelsim("--help")) for _ in range(repeat)], axis=0)
     report("funnelsim --help", f"{wall:.2f} s (CPU {cpu:.2f} s)", "< 0.3 s", wall < 0.3)
@@ -331,9 +377,9 @@ def command_line(repeat: int, run_replications: int | None) -> None:
         args += ["--replications", str(run_replications)]
     wall, cpu = run_command(_funnelsim(*args))
     label = "funnelsim run scenarios/checkout.yaml" + (
-        f" --replications {run_replications}" if run_replications else "")
-    report(label, f"{wall:.1f} s on {os.cpu_count()} cores (CPU {cpu:.1f} s)", "< 20 s",
-           wall < 20)
+        f" --replications {run_replications}" if run_replications else ""
+    )
+    report(label, f"{wall:.1f} s on {os.cpu_count()} cores (CPU {cpu:.1f} s)", "< 20 s", wall < 20)
 
 
 # --------------------------------------------------------------------------- 6. memory
@@ -342,26 +388,43 @@ def command_line(repeat: int, run_replications: int | None) -> None:
 def peak_memory(visitors: int) -> None:
     print(f"6. peak memory of a {visitors:,}-visitor run (checkout.yaml, 1 replication)")
     days = load_scenario(SCENARIOS / "checkout.yaml").traffic.days
-    command = _funnelsim("run", str(SCENARIOS / "checkout.yaml"), "--replications", "1",
-                         "--visitors-per-day", f"{visitors / days:.0f}", "--workers", "1",
-                         "--allow-large", "-q")
+    command = _funnelsim(
+        "run",
+        str(SCENARIOS / "checkout.yaml"),
+        "--replications",
+        "1",
+        "--visitors-per-day",
+        f"{visitors / days:.0f}",
+        "--workers",
+        "1",
+        "--allow-large",
+        "-q",
+    )
     if Path("/usr/bin/time").exists():
-        done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True,
-                              text=True, check=True)
+        done = subprocess.run(
+            ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=True
+        )
         found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
         assert found is not None, done.stderr
         kilobytes, how = int(found.group(1)), "/usr/bin/time -v"
     else:
-        probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-                 "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN)"
-                 ".ru_maxrss)")
-        done = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True,
-                              text=True, check=True)
+        probe = (
+            "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+            "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN)"
+            ".ru_maxrss)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True
+        )
         kilobytes, how = int(done.stdout.split()[-1]), "resource.getrusage (no /usr/bin/time)"
     print(f"   measured with {how}")
     megabytes = kilobytes / 1024
-    report(f"peak RSS, {visitors / 1e6:.0f}M-visitor run", f"{megabytes:,.0f} MB", "< 1 GB",
-           megabytes < 1024)
+    report(
+        f"peak RSS, {visitors / 1e6:.0f}M-visitor run",
+        f"{megabytes:,.0f} MB",
+        "< 1 GB",
+        megabytes < 1024,
+    )
 
 
 # --------------------------------------------------------------------------- 7. Dask
@@ -377,17 +440,26 @@ def dask_speedup(replications: int) -> None:
     scenario = load_scenario(SCENARIOS / "checkout.yaml")
     seconds, results = {}, {}
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-                Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             run_experiment(scenario, replications=workers * 2, workers=workers, dask=client)
             start = time.perf_counter()
-            results[workers] = run_experiment(scenario, replications=replications,
-                                              workers=workers, dask=client)
+            results[workers] = run_experiment(
+                scenario, replications=replications, workers=workers, dask=client
+            )
             seconds[workers] = time.perf_counter() - start
         print(f"   {workers} worker(s): {seconds[workers]:.1f} s")
     same = [r.conversion.tolist() for r in results[1].replications] == [
-        r.conversion.tolist() for r in results[2].replications]
+        r.conversion.tolist() for r in results[2].replications
+    ]
     print(f"   identical results with 1 and 2 workers: {same}")
     speedup = seconds[1] / seconds[2]
     report("Dask LocalCluster, 2 workers over 1", f"{speedup:.2f}x", "reported", None)
@@ -406,8 +478,11 @@ def markdown(rows: Sequence[Row]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="Fewer repeats and smaller runs (a smoke test, not the figures).")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="Fewer repeats and smaller runs (a smoke test, not the figures).",
+    )
     quick = parser.parse_args().quick
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     print(f"funnelsim engine benchmarks: {os.cpu_count()} cores, load average {load:.1f}\n")

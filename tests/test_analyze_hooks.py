@@ -22,8 +22,9 @@ def _aggregated(path):
 def test_analyze_writes_an_html_report_with_figures(tmp_path):
     data = _aggregated(tmp_path / "ab.csv")
     report, out = tmp_path / "report.html", tmp_path / "out"
-    result = CliRunner().invoke(main, ["analyze", str(data), "--report", str(report),
-                                       "--out", str(out), "-q"])
+    result = CliRunner().invoke(
+        main, ["analyze", str(data), "--report", str(report), "--out", str(out), "-q"]
+    )
     assert result.exit_code == 0, result.output
     html = report.read_text()
     assert "<img" in html and "data:image/png;base64," in html
@@ -64,9 +65,22 @@ def test_transactions_give_repeat_purchase_and_clv_per_customer_and_per_visitor(
     visitors = tmp_path / "visitors.csv"
     visitors.write_text("variant,visitors,conversions\ncontrol,1000,120\nloyal,3000,120\n")
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["analyze", str(orders), "--transactions", "--draws", "200",
-                                       "--visitors", str(visitors), "--margin", "0.5",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "analyze",
+            str(orders),
+            "--transactions",
+            "--draws",
+            "200",
+            "--visitors",
+            str(visitors),
+            "--margin",
+            "0.5",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "CLV per visitor" in result.output and "95% intervals" in result.output
     document = json.loads((out / "results.json").read_text())
@@ -87,14 +101,17 @@ def test_transactions_give_repeat_purchase_and_clv_per_customer_and_per_visitor(
     assert (out / "posterior.nc").stat().st_size > 0
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (["--visitors", "control=1000"], "no visitor count for variant 'loyal'"),
-    (["--visitors", "control=1000,loyal=100"], "'loyal' has 100 visitors but 120 customers"),
-    (["--visitors", "control=1000,other=5"], "variant 'other' is not in the order log"),
-    (["--visitors", "control=many"], "expected NAME=COUNT"),
-    (["--visitors", "control=1000,loyal=3000", "--control", "nobody"], "unknown control"),
-    (["--report", "x.html"], "--report does not apply to --transactions"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--visitors", "control=1000"], "no visitor count for variant 'loyal'"),
+        (["--visitors", "control=1000,loyal=100"], "'loyal' has 100 visitors but 120 customers"),
+        (["--visitors", "control=1000,other=5"], "variant 'other' is not in the order log"),
+        (["--visitors", "control=many"], "expected NAME=COUNT"),
+        (["--visitors", "control=1000,loyal=3000", "--control", "nobody"], "unknown control"),
+        (["--report", "x.html"], "--report does not apply to --transactions"),
+    ],
+)
 def test_transactions_refuse_bad_visitor_counts_before_fitting(tmp_path, arguments, message):
     orders = _order_log(tmp_path / "orders.csv")
     result = CliRunner().invoke(main, ["analyze", str(orders), "--transactions", *arguments])
@@ -103,19 +120,29 @@ def test_transactions_refuse_bad_visitor_counts_before_fitting(tmp_path, argumen
 
 
 def test_visitor_counts_need_transactions(tmp_path):
-    result = CliRunner().invoke(main, ["analyze", str(_aggregated(tmp_path / "ab.csv")),
-                                       "--visitors", "a=10"])
+    result = CliRunner().invoke(
+        main, ["analyze", str(_aggregated(tmp_path / "ab.csv")), "--visitors", "a=10"]
+    )
     assert result.exit_code == 2
     assert result.output.strip() == "error: --visitors applies only with --transactions"
 
 
 def test_every_result_prints_readably_and_converts(tmp_path):
     analysis = funnelsim.analyze(_aggregated(tmp_path / "ab.csv"), control="a")
-    swept = funnelsim.sweep(SCENARIOS / "checkout.yaml",
-                            {"stages.checkout.friction.form_fields": [6, 12]},
-                            variants=["control"], replications=2, seed=1)
-    bench = funnelsim.bench(SCENARIOS / "checkout.yaml", ["fixed", "peeking"], replications=20,
-                            truth_replications=2, seed=1)
+    swept = funnelsim.sweep(
+        SCENARIOS / "checkout.yaml",
+        {"stages.checkout.friction.form_fields": [6, 12]},
+        variants=["control"],
+        replications=2,
+        seed=1,
+    )
+    bench = funnelsim.bench(
+        SCENARIOS / "checkout.yaml",
+        ["fixed", "peeking"],
+        replications=20,
+        truth_replications=2,
+        seed=1,
+    )
     for result, rows in ((analysis, 2), (swept, 2), (bench, 2)):
         assert type(result).__name__ in repr(result)
         assert "\n" not in repr(result)

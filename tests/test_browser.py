@@ -24,10 +24,19 @@ from funnelsim.scenario import load_scenario
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
-    reason="headless Chromium not found (install Debian's chromium package to run this test)")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars")
+    reason="headless Chromium not found (install Debian's chromium package to run this test)",
+)
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
 PROBE = """<script>
 window.__errors = [];
 window.addEventListener("error", e => window.__errors.push(String(e.message)));
@@ -47,7 +56,8 @@ window.addEventListener("load", () => {
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     scenario = load_scenario(SCENARIOS / "checkout.yaml").with_overrides(
-        {"traffic.days": 2, "traffic.visitors_per_day": 1500})
+        {"traffic.days": 2, "traffic.visitors_per_day": 1500}
+    )
     report = html_report.experiment_report(run_experiment(scenario, replications=4))
     path = tmp_path_factory.mktemp("browser") / "report.html"
     html_report.write_report(report, path)
@@ -56,23 +66,40 @@ def page(tmp_path_factory) -> Path:
 
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def test_report_loads_with_every_plot_visible(page: Path, tmp_path: Path) -> None:
     probed = tmp_path / "probed.html"
-    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"),
-                      encoding="utf-8")
-    run = _chromium(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
-                     "--dump-dom", probed.as_uri()], tmp_path / "profile")
+    probed.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
+    )
+    run = _chromium(
+        [
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        tmp_path / "profile",
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     match = re.search(r'id="probe">images=(\d+) shown=(\d+) errors=(\d+)<', run.stdout)
     assert match, "the probe did not run: " + run.stdout[-500:]
     images, shown, errors = map(int, match.groups())
     assert images >= 7 and shown == images and errors == 0
-    console_errors = [line for line in run.stderr.splitlines()
-                      if "CONSOLE" in line and ("Uncaught" in line or "ERROR" in line)]
+    console_errors = [
+        line
+        for line in run.stderr.splitlines()
+        if "CONSOLE" in line and ("Uncaught" in line or "ERROR" in line)
+    ]
     assert console_errors == []
 
 
@@ -80,8 +107,9 @@ def test_screenshot_shows_a_rendered_page(page: Path, tmp_path: Path) -> None:
     import matplotlib.image
 
     shot = tmp_path / "shot.png"
-    run = _chromium([f"--screenshot={shot}", "--window-size=1100,1400", page.as_uri()],
-                    tmp_path / "profile")
+    run = _chromium(
+        [f"--screenshot={shot}", "--window-size=1100,1400", page.as_uri()], tmp_path / "profile"
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[0] == 1400 and pixels.shape[1] == 1100

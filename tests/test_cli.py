@@ -18,8 +18,9 @@ METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor")
 @pytest.fixture(scope="module")
 def checkout_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    result = CliRunner().invoke(main, ["run", str(SCENARIOS / "checkout.yaml"), *QUICK,
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["run", str(SCENARIOS / "checkout.yaml"), *QUICK, "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     return result.output, out
 
@@ -56,16 +57,21 @@ def test_summary_csv_has_a_row_per_variant(checkout_results):
     _, out = checkout_results
     with (out / "summary.csv").open() as stream:
         rows = list(csv.DictReader(stream))
-    assert [r["variant"] for r in rows] == ["control", "guest_checkout", "short_form",
-                                            "extra_payment"]
+    assert [r["variant"] for r in rows] == [
+        "control",
+        "guest_checkout",
+        "short_form",
+        "extra_payment",
+    ]
     assert float(rows[2]["uplift_conversion_mean"]) > 0
 
 
 def test_existing_results_need_force(checkout_results):
     _, out = checkout_results
     before = (out / "results.json").read_bytes()
-    result = CliRunner().invoke(main, ["run", str(SCENARIOS / "checkout.yaml"), *QUICK,
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["run", str(SCENARIOS / "checkout.yaml"), *QUICK, "--out", str(out)]
+    )
     assert result.exit_code == 2
     assert result.output.strip().endswith("use --force to overwrite")
     assert (out / "results.json").read_bytes() == before
@@ -82,10 +88,26 @@ def test_quiet_prints_nothing_and_json_prints_the_document(tmp_path):
 
 def test_cli_overrides_and_events(tmp_path):
     events = tmp_path / "events.csv"
-    result = CliRunner().invoke(main, [
-        "run", str(SCENARIOS / "lead_response.yaml"), "--replications", "2", "--days", "1",
-        "--visitors-per-day", "100", "--seed", "3", "--workers", "1", "-q",
-        "--events", str(events)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(SCENARIOS / "lead_response.yaml"),
+            "--replications",
+            "2",
+            "--days",
+            "1",
+            "--visitors-per-day",
+            "100",
+            "--seed",
+            "3",
+            "--workers",
+            "1",
+            "-q",
+            "--events",
+            str(events),
+        ],
+    )
     assert result.exit_code == 0, result.output
     with events.open() as stream:
         rows = list(csv.DictReader(stream))

@@ -33,10 +33,19 @@ Z = 4.0  # tolerance in standard errors
 
 
 def model(**changes: object) -> clv.LifetimeModel:
-    base = clv.LifetimeModel(margin=1.0, order_value=1.0, repeat_per_month=1.0,
-                             repeat_orders="fixed", churn_per_month=0.1, sbg=None,
-                             churn_multiplier=1.0, horizon_months=600, monthly_discount=0.01,
-                             nurture_cost_per_month=0.0, referrals_per_month=0.0)
+    base = clv.LifetimeModel(
+        margin=1.0,
+        order_value=1.0,
+        repeat_per_month=1.0,
+        repeat_orders="fixed",
+        churn_per_month=0.1,
+        sbg=None,
+        churn_multiplier=1.0,
+        horizon_months=600,
+        monthly_discount=0.01,
+        nurture_cost_per_month=0.0,
+        referrals_per_month=0.0,
+    )
     return base._replace(**changes)
 
 
@@ -89,8 +98,7 @@ def test_geometric_lifetime_purchases_match_the_analytic_mean():
 
 
 def test_poisson_repeat_orders_match_the_expected_count():
-    m = model(repeat_orders="poisson", repeat_per_month=0.3, churn_per_month=0.1,
-              horizon_months=24)
+    m = model(repeat_orders="poisson", repeat_per_month=0.3, churn_per_month=0.1, horizon_months=24)
     lives = simulate(m, 100_000, seed=3)
     expected = 1 + 0.3 * sum(0.9**k for k in range(1, 25))
     assert clv.expected_purchases(m) == pytest.approx(expected, rel=1e-12)
@@ -101,8 +109,7 @@ def test_poisson_repeat_orders_match_the_expected_count():
 def test_shifted_beta_geometric_survival_and_clv():
     """Survival matches B(a, b + k) / B(a, b) (Fader & Hardie 2007); simulated CLV its mean."""
     alpha, beta = 0.7, 3.8
-    m = model(sbg=(alpha, beta), horizon_months=36, repeat_orders="poisson",
-              repeat_per_month=0.4)
+    m = model(sbg=(alpha, beta), horizon_months=36, repeat_orders="poisson", repeat_per_month=0.4)
     k = np.arange(37)
     exact = np.exp(betaln(alpha, beta + k) - betaln(alpha, beta))
     np.testing.assert_allclose(clv.survival(m), exact, rtol=1e-9)
@@ -170,23 +177,32 @@ def test_customer_value_shares_lifetimes_slot_by_slot():
     scenario = parse_scenario(CUSTOMER_MIX)
     rng = default_rng(2)
     uniforms = [rng.random((40, 3)) for _ in range(4)]
-    few = clv.customer_value(scenario, np.array([[3, 5], [0, 2]]), np.full((2, 2), 100.0),
-                             uniforms)
-    more = clv.customer_value(scenario, np.array([[6, 5], [0, 2]]), np.full((2, 2), 100.0),
-                              uniforms)
+    few = clv.customer_value(scenario, np.array([[3, 5], [0, 2]]), np.full((2, 2), 100.0), uniforms)
+    more = clv.customer_value(
+        scenario, np.array([[6, 5], [0, 2]]), np.full((2, 2), 100.0), uniforms
+    )
     np.testing.assert_array_equal(few.lifetimes.value[:3], more.lifetimes.value[:3])
     assert few.customers.tolist() == [3, 7]
     margin = scenario.value.margin
     assert few.clv.sum() == pytest.approx(margin * 400.0 + few.lifetimes.value.sum())
 
 
-@pytest.mark.parametrize(("text", "line", "message"), [
-    (MINIMAL + "  retention: {churn: sbg}\n", 13, "value.retention: churn: sbg needs sbg"),
-    (MINIMAL + "  referral: {per_customer_per_month: 0.1}\n", 13,
-     "value.referral.channel: referral channel 'referral' is not a traffic channel"),
-    (MINIMAL + "  nurture: {messages_per_month: 2}\n", 13,
-     "value.nurture.repeat_lift_per_message: required field is missing"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (MINIMAL + "  retention: {churn: sbg}\n", 13, "value.retention: churn: sbg needs sbg"),
+        (
+            MINIMAL + "  referral: {per_customer_per_month: 0.1}\n",
+            13,
+            "value.referral.channel: referral channel 'referral' is not a traffic channel",
+        ),
+        (
+            MINIMAL + "  nurture: {messages_per_month: 2}\n",
+            13,
+            "value.nurture.repeat_lift_per_message: required field is missing",
+        ),
+    ],
+)
 def test_lifetime_schema_errors_name_file_line_and_field(text, line, message):
     with pytest.raises(ScenarioError) as error:
         parse_scenario(text, "x.yaml")
@@ -204,8 +220,9 @@ def test_lead_nurture_lowers_the_stage_rate_to_ready_leads():
 
 
 def test_login_wall_loses_conversion_but_wins_clv_per_visitor():
-    result = run_experiment(load_scenario(SCENARIOS / "login_tradeoff.yaml"), replications=8,
-                            workers=1)
+    result = run_experiment(
+        load_scenario(SCENARIOS / "login_tradeoff.yaml"), replications=8, workers=1
+    )
     login = next(v for v in result.variants if v.name == "login_required")
     assert login.uplift is not None
     assert login.uplift["conversion"].high < 0.0
@@ -222,7 +239,8 @@ def test_nurture_programme_raises_clv_not_conversion():
     assert monthly.uplift["conversion"].mean == 0.0
     assert monthly.uplift["clv_per_visitor"].low > 0.0
     assert result.variants[0].channels["paid_social"].clv_per_customer < (
-        result.variants[0].channels["paid_search"].clv_per_customer)
+        result.variants[0].channels["paid_search"].clv_per_customer
+    )
 
 
 def test_cac_is_spend_over_customers():
@@ -232,8 +250,9 @@ def test_cac_is_spend_over_customers():
     spend = economics.channel_spend[0].sum()
     customers = economics.channel_customers[0].sum()
     assert economics.cac[0] == pytest.approx(spend / customers)
-    assert economics.ltv_to_cac[0] == pytest.approx(economics.clv_per_customer[0] / (
-        spend / customers))
+    assert economics.ltv_to_cac[0] == pytest.approx(
+        economics.clv_per_customer[0] / (spend / customers)
+    )
     assert result.variants[0].channels["organic_search"].ltv_to_cac == math.inf
 
 
@@ -248,14 +267,31 @@ def test_lead_funnel_reports_lead_quality():
 
 def test_results_json_gains_lifetime_keys(tmp_path):
     out = tmp_path / "out"
-    run = CliRunner().invoke(main, ["run", str(SCENARIOS / "login_tradeoff.yaml"),
-                                    "--replications", "2", "--workers", "1", "--out", str(out),
-                                    "-q"])
+    run = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(SCENARIOS / "login_tradeoff.yaml"),
+            "--replications",
+            "2",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
     assert run.exit_code == 0, run.output
     data = json.loads((out / "results.json").read_text())
     for name, variant in data["variants"].items():
-        for key in ("conversion", "revenue_per_visitor", "clv_per_visitor",
-                    "clv_per_customer", "cac", "ltv_to_cac"):
+        for key in (
+            "conversion",
+            "revenue_per_visitor",
+            "clv_per_visitor",
+            "clv_per_customer",
+            "cac",
+            "ltv_to_cac",
+        ):
             assert set(variant[key]) == {"mean", "low", "high"}, (name, key)
         assert set(variant["channels"]["paid_search"]) >= {"cac", "ltv_to_cac", "payback_months"}
         assert variant["channels"]["organic_search"]["ltv_to_cac"] is None  # no spend
@@ -269,15 +305,26 @@ def test_clv_posterior_concentrates_on_the_true_value():
     """With many customers the posterior mean of CLV per visitor is the true value:
     conversion x (m v + m v lambda x sum_k ((1 - churn) / (1 + d))^k)."""
     p, v, lam, churn, terms = 0.05, 40.0, 0.3, 0.1, ValueTerms(0.3, 24, 0.008)
-    m = model(order_value=v, margin=0.3, repeat_orders="poisson", repeat_per_month=lam,
-              churn_per_month=churn, horizon_months=24, monthly_discount=0.008)
+    m = model(
+        order_value=v,
+        margin=0.3,
+        repeat_orders="poisson",
+        repeat_per_month=lam,
+        churn_per_month=churn,
+        horizon_months=24,
+        monthly_discount=0.008,
+    )
     customers = 200_000
     lives = simulate(m, customers, seed=9)
-    arm = ArmCustomers(visitors=int(customers / p), customers=customers,
-                       revenue_sum=v * customers, revenue_sum_sq=(v * v + 100.0) * customers,
-                       repeat_orders=float(lives.repeat_orders.sum()),
-                       active_months=float(lives.active_months.sum()),
-                       churned=int(lives.churned.sum()))
+    arm = ArmCustomers(
+        visitors=int(customers / p),
+        customers=customers,
+        revenue_sum=v * customers,
+        revenue_sum_sq=(v * v + 100.0) * customers,
+        repeat_orders=float(lives.repeat_orders.sum()),
+        active_months=float(lives.active_months.sum()),
+        churned=int(lives.churned.sum()),
+    )
     draws = clv_posterior(arm, terms, default_rng(0), draws=20_000)
     truth = p * clv.expected_clv(m)
     assert draws.mean() == pytest.approx(truth, rel=0.01)
@@ -290,7 +337,8 @@ def test_clv_posterior_concentrates_on_the_true_value():
 def test_segment_order_value_reaches_the_engine():
     """rean's returning segment has its own order values (mean 48 against 38 for new)."""
     scenario = load_scenario(SCENARIOS / "rean.yaml").with_overrides(
-        {"value.referral.per_customer_per_month": 0.0})
+        {"value.referral.per_customer_per_month": 0.0}
+    )
     draws = VisitorDraws(replication_seeds(1, 1)[0], 1200, 14)
     outcome = simulate_vectorized(compile_funnel(scenario), draws).outcome
     buyers = outcome.reached[-1].sum(axis=1)
@@ -300,12 +348,16 @@ def test_segment_order_value_reaches_the_engine():
         assert abs(mean[g] - expected) < Z * math.sqrt(variance[g] / buyers[g])
 
 
-REFERRALS = MINIMAL.replace(
-    "  days: 2\n",
-    "  days: 10\n  channels:\n    direct: {share: 1.0}\n    referral: {share: 0.0}\n",
-).replace("rate: 0.4", "rate: 0.4\n    dwell_min: 1").replace(
-    "value:\n", "value:\n  retention: {churn_per_month: 0.0}\n"
-    "  referral: {per_customer_per_month: 3.0}\n",
+REFERRALS = (
+    MINIMAL.replace(
+        "  days: 2\n",
+        "  days: 10\n  channels:\n    direct: {share: 1.0}\n    referral: {share: 0.0}\n",
+    )
+    .replace("rate: 0.4", "rate: 0.4\n    dwell_min: 1")
+    .replace(
+        "value:\n",
+        "value:\n  retention: {churn_per_month: 0.0}\n  referral: {per_customer_per_month: 3.0}\n",
+    )
 )
 
 

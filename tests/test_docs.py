@@ -21,7 +21,8 @@ def test_scenario_reference_is_up_to_date() -> None:
     committed = (DOCS / "scenario-reference.md").read_text(encoding="utf-8")
     assert committed == schema_doc.markdown(), (
         "docs/scenario-reference.md is stale: run "
-        "`funnelsim schema --markdown -o docs/scenario-reference.md`")
+        "`funnelsim schema --markdown -o docs/scenario-reference.md`"
+    )
 
 
 def _fields(model: type, seen: set[type]) -> set[str]:
@@ -83,10 +84,13 @@ def test_import_stays_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, funnelsim; print(sorted(m for m in ('pymc', 'arviz', 'matplotlib', "
-            "'simpy', 'pandas', 'dask') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, funnelsim; print(sorted(m for m in ('pymc', 'arviz', 'matplotlib', "
+        "'simpy', 'pandas', 'dask') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -96,7 +100,8 @@ def test_public_api_is_documented_and_bench_runs() -> None:
     for name in funnelsim.__all__:
         assert getattr(funnelsim, name).__doc__, name
     scenario = funnelsim.load_scenario(ROOT / "scenarios" / "checkout.yaml").with_overrides(
-        {"traffic.days": 1})
+        {"traffic.days": 1}
+    )
     result = funnelsim.bench(scenario, ["fixed"], replications=10, truth_replications=2)
     assert [s.name for s in result.scores] == ["fixed"]
 

@@ -20,8 +20,9 @@ from funnelsim.scenario import load_scenario, parse_scenario
 
 def _simulate(scenario, engine, seed=0, replication=0):
     seeds = replication_seeds(seed, replication + 1)
-    draws = VisitorDraws(seeds[replication], scenario.traffic.visitors_per_day,
-                         scenario.traffic.days)
+    draws = VisitorDraws(
+        seeds[replication], scenario.traffic.visitors_per_day, scenario.traffic.days
+    )
     module = simpy_engine if engine == "simpy" else vectorized
     return module.simulate(compile_funnel(scenario), draws)
 
@@ -103,11 +104,14 @@ def test_doubling_traffic_with_same_staff_lowers_conversion():
     conv = {}
     for label, scenario in (("base", base), ("doubled", doubled)):
         funnel = compile_funnel(scenario)
-        conv[label] = np.array([
-            simpy_engine.simulate(
-                funnel, VisitorDraws(s, scenario.traffic.visitors_per_day, 7)).outcome.conversion
-            for s in seeds
-        ])
+        conv[label] = np.array(
+            [
+                simpy_engine.simulate(
+                    funnel, VisitorDraws(s, scenario.traffic.visitors_per_day, 7)
+                ).outcome.conversion
+                for s in seeds
+            ]
+        )
     diff = conv["base"].mean() - conv["doubled"].mean()
     se = math.sqrt(conv["base"].var(ddof=1) / 30 + conv["doubled"].var(ddof=1) / 30)
     assert diff > 4 * se > 0

@@ -68,9 +68,12 @@ def scenario():
 def _runs(module, scenario, seed: int, replications: int = REPLICATIONS) -> list[VariantRuns]:
     funnels = compile_variants(scenario)
     traffic = scenario.traffic
-    return [module.simulate_variants(funnels, VisitorDraws(s, traffic.visitors_per_day,
-                                                           traffic.days), SHARES)
-            for s in SeedSequence(seed).spawn(replications)]
+    return [
+        module.simulate_variants(
+            funnels, VisitorDraws(s, traffic.visitors_per_day, traffic.days), SHARES
+        )
+        for s in SeedSequence(seed).spawn(replications)
+    ]
 
 
 def _metrics(runs: list[VariantRuns]) -> dict[str, np.ndarray]:
@@ -81,8 +84,9 @@ def _metrics(runs: list[VariantRuns]) -> dict[str, np.ndarray]:
         "bounce_rate": [[o.bounce_rate for o in r.outcomes] for r in runs],
         "test_conversion": [r.test_conversions / r.test_visitors for r in runs],
     }
-    reasons = np.array([[o.lost_by_reason().sum(axis=0) / o.visitors for o in r.outcomes]
-                        for r in runs])  # (replications, variants, reasons)
+    reasons = np.array(
+        [[o.lost_by_reason().sum(axis=0) / o.visitors for o in r.outcomes] for r in runs]
+    )  # (replications, variants, reasons)
     for k in np.flatnonzero(reasons.sum(axis=(0, 1))):
         out[f"lost_share_{k}"] = reasons[..., k]
     return {name: np.asarray(values, dtype=float) for name, values in out.items()}
@@ -101,13 +105,15 @@ def _assert_same_distribution(a: dict[str, np.ndarray], b: dict[str, np.ndarray]
 
 
 def test_vectorized_and_simpy_agree_in_distribution(scenario):
-    _assert_same_distribution(_metrics(_runs(vectorized, scenario, 101)),
-                              _metrics(_runs(simpy_engine, scenario, 202)))
+    _assert_same_distribution(
+        _metrics(_runs(vectorized, scenario, 101)), _metrics(_runs(simpy_engine, scenario, 202))
+    )
 
 
 def test_vectorized_and_aggregate_agree_in_distribution(scenario):
-    _assert_same_distribution(_metrics(_runs(vectorized, scenario, 303)),
-                              _metrics(_runs(aggregate, scenario, 404)))
+    _assert_same_distribution(
+        _metrics(_runs(vectorized, scenario, 303)), _metrics(_runs(aggregate, scenario, 404))
+    )
 
 
 def test_vectorized_and_simpy_agree_visitor_by_visitor(scenario):
@@ -140,8 +146,9 @@ def test_aggregate_closed_form_order_value_sums(scenario):
     for seed in SeedSequence(606).spawn(40):
         outcome = aggregate.simulate(funnel, VisitorDraws(seed, 2_500_000, 2))
         assert outcome.reached[-1].min() > aggregate.EXACT_SUM_LIMIT
-        ratios.append((outcome.revenue.sum() / outcome.buyers,
-                       outcome.revenue_sq.sum() / outcome.buyers))
+        ratios.append(
+            (outcome.revenue.sum() / outcome.buyers, outcome.revenue_sq.sum() / outcome.buyers)
+        )
     ratios = np.array(ratios)
     se = ratios.std(axis=0, ddof=1) / math.sqrt(len(ratios))
     assert abs(ratios[:, 0].mean() - 50.0) < 4 * se[0]
@@ -152,28 +159,42 @@ def test_aggregate_engine_runs_experiments_and_refuses_queues(scenario):
     result = run_experiment(scenario, replications=3, engine="aggregate")
     assert result.engine == "aggregate"
     assert all(r.visitors[0] == r.test_visitors.sum() for r in result.replications)
-    queue = parse_scenario(EVERYTHING.replace(
-        "stages:\n", "resources:\n  desk: {capacity: 1, service_min: 5}\nstages:\n", 1
-    ).replace("    rate: 0.8\n    response_delay_min", "    rate: 0.8\n    resource: desk\n"
-              "    response_delay_min"))
+    queue = parse_scenario(
+        EVERYTHING.replace(
+            "stages:\n", "resources:\n  desk: {capacity: 1, service_min: 5}\nstages:\n", 1
+        ).replace(
+            "    rate: 0.8\n    response_delay_min",
+            "    rate: 0.8\n    resource: desk\n    response_delay_min",
+        )
+    )
     with pytest.raises(ValueError, match="aggregate engine cannot simulate shared"):
         run_experiment(queue, replications=1, engine="aggregate")
 
 
-@pytest.mark.parametrize(("visitors", "conversions"), [
-    ([4000, 4000], [400, 460]),
-    ([4000, 4000], [400, 401]),
-    ([100, 100], [0, 100]),
-])
+@pytest.mark.parametrize(
+    ("visitors", "conversions"),
+    [
+        ([4000, 4000], [400, 460]),
+        ([4000, 4000], [400, 401]),
+        ([100, 100], [0, 100]),
+    ],
+)
 def test_replication_readout_equals_the_full_readout(scenario, visitors, conversions):
     visitors, conversions = np.array(visitors), np.array(conversions)
     lean = split_readout(scenario, visitors, conversions)
     rule = scenario.experiment
-    full = readout(scenario.variant_names, visitors, conversions, scenario.control,
-                   DecisionRule(rule.loss_threshold, rule.rope, rule.equivalence_probability),
-                   prior_alpha=rule.prior.alpha, prior_beta=rule.prior.beta)
+    full = readout(
+        scenario.variant_names,
+        visitors,
+        conversions,
+        scenario.control,
+        DecisionRule(rule.loss_threshold, rule.rope, rule.equivalence_probability),
+        prior_alpha=rule.prior.alpha,
+        prior_beta=rule.prior.beta,
+    )
     np.testing.assert_allclose(lean.prob_best, [v.prob_best for v in full.variants])
-    np.testing.assert_allclose(lean.prob_beats_control,
-                               [v.prob_beats_control for v in full.variants])
+    np.testing.assert_allclose(
+        lean.prob_beats_control, [v.prob_beats_control for v in full.variants]
+    )
     np.testing.assert_allclose(lean.expected_loss, [v.expected_loss for v in full.variants])
     assert (lean.decision, lean.shipped) == (full.decision.action, full.decision.variant)

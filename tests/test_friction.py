@@ -49,12 +49,16 @@ CASES = {
     "form fields 8 (free)": ("{form_fields: 8}", 1.0, 0.0, 0.8),
     "login required": ("{login_wall: required}", 1.0, 0.0, 0.8 * (1 - 0.1334)),
     "login optional": ("{login_wall: optional}", 1.0, 0.0, 0.8),
-    "page load 3 s": ("{page_load: true}", 3.0, 0.0, 0.8 ** 1.319),
-    "page load 10 s": ("{page_load: true}", 10.0, 0.0, 0.8 ** 2.2307),
+    "page load 3 s": ("{page_load: true}", 3.0, 0.0, 0.8**1.319),
+    "page load 10 s": ("{page_load: true}", 10.0, 0.0, 0.8**2.2307),
     "card only": ("{payment_methods: [card]}", 1.0, 0.0, 0.8 * (1 - 0.30 * 0.75)),
     "phone only": ("{contact_options: [phone]}", 1.0, 0.0, 0.8 * (1 - 0.65 * 0.75)),
-    "answer in 30 min": ("{response_decay: true}", 1.0, 30.0,
-                         0.8 * 6**-1.5 / (0.2 + 0.8 * 6**-1.5)),
+    "answer in 30 min": (
+        "{response_decay: true}",
+        1.0,
+        30.0,
+        0.8 * 6**-1.5 / (0.2 + 0.8 * 6**-1.5),
+    ),
     "answer in 3 min": ("{response_decay: true}", 1.0, 3.0, 0.8),
 }
 
@@ -72,8 +76,9 @@ def test_bounce_curve_reproduces_google_soasta_points():
     published = {3: 1.32, 5: 1.90, 6: 2.06, 7: 2.13, 10: 2.23}
     fitted = friction.bounce_multiplier(np.array(list(published)), PageLoadCoefficients())
     np.testing.assert_allclose(fitted, list(published.values()), atol=0.02)
-    assert np.all(np.diff(friction.bounce_multiplier(np.linspace(0, 30, 300),
-                                                     PageLoadCoefficients())) >= 0)
+    assert np.all(
+        np.diff(friction.bounce_multiplier(np.linspace(0, 30, 300), PageLoadCoefficients())) >= 0
+    )
 
 
 def test_page_load_never_pushes_a_probability_out_of_range():

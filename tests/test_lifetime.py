@@ -78,18 +78,29 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("customer,variant,when,amount\n1,a,2024-01-01,5\n",
-     "orders.csv:1: column 'date': missing from the header (columns: customer, variant, "
-     "when, amount)"),
-    ("customer,variant,date,amount\n1,a,2024-01-01,5\n2,a,01/02/2024,5\n",
-     "orders.csv:3: column 'date': cannot read '01/02/2024' as a date (use YYYY-MM-DD)"),
-    ("customer,variant,date,amount\n1,a,2024-01-01,-5\n",
-     "orders.csv:2: column 'amount': must be a non-negative number, got '-5'"),
-    ("customer,variant,date,amount\n1,,2024-01-01,5\n",
-     "orders.csv:2: column 'variant': empty value"),
-    ("customer,variant,date,amount\n", "orders.csv: no orders (only a header)"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "customer,variant,when,amount\n1,a,2024-01-01,5\n",
+            "orders.csv:1: column 'date': missing from the header (columns: customer, variant, "
+            "when, amount)",
+        ),
+        (
+            "customer,variant,date,amount\n1,a,2024-01-01,5\n2,a,01/02/2024,5\n",
+            "orders.csv:3: column 'date': cannot read '01/02/2024' as a date (use YYYY-MM-DD)",
+        ),
+        (
+            "customer,variant,date,amount\n1,a,2024-01-01,-5\n",
+            "orders.csv:2: column 'amount': must be a non-negative number, got '-5'",
+        ),
+        (
+            "customer,variant,date,amount\n1,,2024-01-01,5\n",
+            "orders.csv:2: column 'variant': empty value",
+        ),
+        ("customer,variant,date,amount\n", "orders.csv: no orders (only a header)"),
+    ],
+)
 def test_bad_transaction_files_give_one_line_errors(tmp_path, text, message):
     with pytest.raises(TransactionError) as error:
         read_transactions(write(tmp_path, text))
@@ -100,18 +111,28 @@ def test_bad_transaction_files_give_one_line_errors(tmp_path, text, message):
 def test_missing_file_and_customer_in_two_variants(tmp_path):
     with pytest.raises(TransactionError, match="no such file"):
         read_transactions(tmp_path / "nope.csv")
-    log = read_transactions(write(tmp_path, "customer,variant,date,amount\n"
-                                  "7,a,2024-01-01,5\n7,b,2024-01-03,5\n"))
-    with pytest.raises(TransactionError, match=r"customer '7' appears under two variants "
-                       r"\('a' and 'b'\)"):
+    log = read_transactions(
+        write(tmp_path, "customer,variant,date,amount\n7,a,2024-01-01,5\n7,b,2024-01-03,5\n")
+    )
+    with pytest.raises(
+        TransactionError,
+        match=r"customer '7' appears under two variants "
+        r"\('a' and 'b'\)",
+    ):
         summarise_customers(log)
 
 
 def test_summary_counts_purchase_days_and_ignores_orders_after_the_end(tmp_path):
-    log = read_transactions(write(tmp_path, (
-        "customer,variant,date,amount\n"
-        "1,a,2024-01-01,10\n1,a,2024-01-01,30\n1,a,2024-01-15,20\n1,a,2024-03-01,99\n"
-        "2,b,2024-01-08,5\n")))
+    log = read_transactions(
+        write(
+            tmp_path,
+            (
+                "customer,variant,date,amount\n"
+                "1,a,2024-01-01,10\n1,a,2024-01-01,30\n1,a,2024-01-15,20\n1,a,2024-03-01,99\n"
+                "2,b,2024-01-08,5\n"
+            ),
+        )
+    )
     summary = summarise_customers(log, end="2024-01-29")
     assert summary.customer.tolist() == ["1", "2"]
     assert summary.frequency.tolist() == [1.0, 0.0]
@@ -126,8 +147,7 @@ def test_cdnow_summary_matches_the_published_calibration_data(cdnow):
     """Frequency, recency and T (weeks) as in lifetimes' cdnow_customers_summary.csv
     (given there to two decimals)."""
     assert DATASETS is not None
-    reference = np.genfromtxt(DATASETS / "cdnow_customers_summary.csv", delimiter=",",
-                              names=True)
+    reference = np.genfromtxt(DATASETS / "cdnow_customers_summary.csv", delimiter=",", names=True)
     assert len(cdnow.customer) == len(reference) == 2357
     np.testing.assert_array_equal(cdnow.frequency, reference["frequency"])
     np.testing.assert_allclose(cdnow.recency, reference["recency"], atol=0.005)
@@ -142,8 +162,9 @@ def closed_form_likelihood(r, alpha, a, b, x, t_x, age):
     common = gamma_fn(r + x) * alpha**r / gamma_fn(r)
     alive = beta_fn(a, b + x) / beta_fn(a, b) * common / (alpha + age) ** (r + x)
     safe = np.where(x > 0, x, 1.0)
-    dropped = np.where(x > 0, beta_fn(a + 1, b + safe - 1) / beta_fn(a, b)
-                       * common / (alpha + t_x) ** (r + x), 0.0)
+    dropped = np.where(
+        x > 0, beta_fn(a + 1, b + safe - 1) / beta_fn(a, b) * common / (alpha + t_x) ** (r + x), 0.0
+    )
     return alive, dropped
 
 
@@ -169,19 +190,36 @@ def test_model_density_is_the_half_normal_prior_times_the_likelihood():
     from scipy.stats import halfnorm
 
     summary = CustomerSummary(
-        customer=np.array(["c1", "c2", "c3"]), variant=np.array(["a", "b", "a"]),
-        frequency=np.array([0.0, 2.0, 5.0]), recency=np.array([0.0, 10.0, 30.0]),
-        T=np.array([20.0, 25.0, 38.0]), spend=np.ones(3), unit_days=7.0)
-    values = {"r": np.array([0.3, 0.5]), "alpha": np.array([4.0, 6.0]),
-              "a": np.array([0.8, 1.2]), "b": np.array([2.5, 3.0])}
-    point = {"log_r": np.log(values["r"]),
-             "log_alpha_over_r": np.log(values["alpha"] / values["r"]),
-             "log_a": np.log(values["a"]), "log_b_over_a": np.log(values["b"] / values["a"])}
-    prior = sum(halfnorm.logpdf(values[name], scale=PRIOR_SCALES[name]).sum()
-                for name in PRIOR_SCALES)
+        customer=np.array(["c1", "c2", "c3"]),
+        variant=np.array(["a", "b", "a"]),
+        frequency=np.array([0.0, 2.0, 5.0]),
+        recency=np.array([0.0, 10.0, 30.0]),
+        T=np.array([20.0, 25.0, 38.0]),
+        spend=np.ones(3),
+        unit_days=7.0,
+    )
+    values = {
+        "r": np.array([0.3, 0.5]),
+        "alpha": np.array([4.0, 6.0]),
+        "a": np.array([0.8, 1.2]),
+        "b": np.array([2.5, 3.0]),
+    }
+    point = {
+        "log_r": np.log(values["r"]),
+        "log_alpha_over_r": np.log(values["alpha"] / values["r"]),
+        "log_a": np.log(values["a"]),
+        "log_b_over_a": np.log(values["b"] / values["a"]),
+    }
+    prior = sum(
+        halfnorm.logpdf(values[name], scale=PRIOR_SCALES[name]).sum() for name in PRIOR_SCALES
+    )
     customer_variant = np.array([0, 1, 0])
-    loglike = bgnbd_loglike(*(values[name][customer_variant] for name in PRIOR_SCALES),
-                            summary.frequency, summary.recency, summary.T).sum()
+    loglike = bgnbd_loglike(
+        *(values[name][customer_variant] for name in PRIOR_SCALES),
+        summary.frequency,
+        summary.recency,
+        summary.T,
+    ).sum()
     log_jacobian = sum(np.log(v).sum() for v in values.values())
     for jacobian, expected in ((False, prior + loglike), (True, prior + loglike + log_jacobian)):
         density = bgnbd_model(summary, jacobian=jacobian).compile_logp()(point)
@@ -192,8 +230,9 @@ def test_model_density_is_the_half_normal_prior_times_the_likelihood():
 def test_probability_alive_is_the_alive_share_of_the_likelihood():
     x, t_x, age = histories()
     alive, dropped = closed_form_likelihood(*PUBLISHED.values(), x, t_x, age)
-    np.testing.assert_allclose(probability_alive(*PUBLISHED.values(), x, t_x, age),
-                               alive / (alive + dropped), rtol=1e-10)
+    np.testing.assert_allclose(
+        probability_alive(*PUBLISHED.values(), x, t_x, age), alive / (alive + dropped), rtol=1e-10
+    )
 
 
 def test_expected_repeat_purchases_match_simulation():
@@ -227,10 +266,16 @@ def test_cdnow_fit_reproduces_the_published_parameters(cdnow):
 def fake_posterior(params: dict[str, list[float]], draws: int = 400) -> ModelFit:
     """Posterior draws spread tightly around given (r, alpha, a, b) per variant."""
     rng = default_rng(8)
-    posterior = {name: np.array(values) * rng.lognormal(0.0, 0.01, (1, draws, len(values)))
-                 for name, values in params.items()}
-    idata = az.from_dict(posterior=posterior, sample_stats={"diverging": np.zeros((1, draws))},
-                         coords={"variant": ["a", "b"]}, dims={k: ["variant"] for k in params})
+    posterior = {
+        name: np.array(values) * rng.lognormal(0.0, 0.01, (1, draws, len(values)))
+        for name, values in params.items()
+    }
+    idata = az.from_dict(
+        posterior=posterior,
+        sample_stats={"diverging": np.zeros((1, draws))},
+        coords={"variant": ["a", "b"]},
+        dims={k: ["variant"] for k in params},
+    )
     return ModelFit(idata, diagnose(idata, "test", 0.0))
 
 
@@ -238,16 +283,21 @@ def test_readout_prefers_the_variant_with_more_repeat_purchases():
     rng = default_rng(1)
     n = 400
     summary = CustomerSummary(
-        customer=np.arange(2 * n).astype(str), variant=np.repeat(["a", "b"], n),
-        frequency=rng.poisson(1.0, 2 * n).astype(float), recency=np.full(2 * n, 10.0),
-        T=np.full(2 * n, 20.0), spend=rng.gamma(4.0, 10.0, 2 * n), unit_days=7.0)
-    fit = fake_posterior({"r": [0.24, 0.48], "alpha": [4.4, 4.4], "a": [0.8, 0.8],
-                          "b": [2.4, 2.4]})
+        customer=np.arange(2 * n).astype(str),
+        variant=np.repeat(["a", "b"], n),
+        frequency=rng.poisson(1.0, 2 * n).astype(float),
+        recency=np.full(2 * n, 10.0),
+        T=np.full(2 * n, 20.0),
+        spend=rng.gamma(4.0, 10.0, 2 * n),
+        unit_days=7.0,
+    )
+    fit = fake_posterior({"r": [0.24, 0.48], "alpha": [4.4, 4.4], "a": [0.8, 0.8], "b": [2.4, 2.4]})
     out = readout_transactions(summary, fit, control="a", horizon_months=12)
     assert out.variants == ["a", "b"]
     horizon = 12 * (365.25 / 12) / 7.0
     assert out.repeat_purchases[1] == pytest.approx(
-        expected_repeat_purchases(0.48, 4.4, 0.8, 2.4, horizon), rel=0.02)
+        expected_repeat_purchases(0.48, 4.4, 0.8, 2.4, horizon), rel=0.02
+    )
     assert out.repeat_purchases[1] > 1.5 * out.repeat_purchases[0]
     assert out.prob_beats_control[1] > 0.95 and math.isnan(out.prob_beats_control[0])
     assert out.clv_low[0] < out.clv_per_customer[0] < out.clv_high[0]

@@ -40,7 +40,8 @@ def test_batches_keep_order_and_cover_every_item():
 def test_pool_returns_results_in_order():
     progress: list[int] = []
     assert map_batches(_squares, list(range(50)), workers=2, progress=progress.append) == [
-        x * x for x in range(50)]
+        x * x for x in range(50)
+    ]
     assert sum(progress) == 50
 
 
@@ -50,9 +51,12 @@ def test_pool_and_serial_runs_are_identical(small, serial):
 
 def test_local_dask_cluster_gives_the_local_results(small, serial):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         on_dask = results_dict(run_experiment(small, replications=8, workers=2, dask=client))
     assert on_dask == serial
 
@@ -82,8 +86,20 @@ def test_an_unreachable_scheduler_is_reported(monkeypatch):
 
 def test_aggregate_engine_from_the_command_line(write_scenario):
     path = write_scenario(MINIMAL)
-    result = CliRunner().invoke(main, ["run", str(path), "--engine", "aggregate",
-                                       "--replications", "2", "--workers", "1", "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(path),
+            "--engine",
+            "aggregate",
+            "--replications",
+            "2",
+            "--workers",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert '"engine": "aggregate"' in result.output
     assert parse_scenario(MINIMAL).name in result.output

@@ -51,20 +51,32 @@ def test_page_is_self_contained_with_every_figure_embedded(document) -> None:
 
 def test_report_has_every_section(document, result) -> None:
     titles = [s.title for s in document.sections]
-    assert titles == ["Decision at a glance", "Scenario", "Funnels", "Uplift posteriors",
-                      "Expected loss", "LTV:CAC per channel", "Diagnostics"]
+    assert titles == [
+        "Decision at a glance",
+        "Scenario",
+        "Funnels",
+        "Uplift posteriors",
+        "Expected loss",
+        "LTV:CAC per channel",
+        "Diagnostics",
+    ]
     names = [f.name for f in document.figures]
     assert [f"funnel_{v}" for v in result.scenario.variant_names] == names[:4]
-    assert {"uplift_conversion", "uplift_clv_per_visitor", "ltv_cac",
-            "diagnostics_running_mean"} <= set(names)
+    assert {
+        "uplift_conversion",
+        "uplift_clv_per_visitor",
+        "ltv_cac",
+        "diagnostics_running_mean",
+    } <= set(names)
     page = html_report.render_html(document)
     for s in result.variants:
         assert f'class="badge {s.decision}"' in page
 
 
 def test_user_text_is_escaped(result) -> None:
-    hostile = result.scenario.with_overrides({"name": "<script>alert(1)</script>",
-                                               "description": "a & b <img>"})
+    hostile = result.scenario.with_overrides(
+        {"name": "<script>alert(1)</script>", "description": "a & b <img>"}
+    )
     section = html_report.scenario_section(hostile)
     page = html_report.render_html(html_report.Report(hostile.name, "", {}, (section,)))
     assert "<script>" not in page
@@ -85,9 +97,12 @@ def test_conversion_posterior_agrees_with_the_exact_probability(result) -> None:
 
 
 def test_funnel_bars_and_loss_shares_follow_the_counts() -> None:
-    funnel = plots.FunnelData("v", ("a", "b"), (1000.0, 400.0, 100.0),
-                              {"a": {"page_load": 200.0, "rate": 400.0},
-                               "b": {"form_fields": 60.0, "rate": 240.0}})
+    funnel = plots.FunnelData(
+        "v",
+        ("a", "b"),
+        (1000.0, 400.0, 100.0),
+        {"a": {"page_load": 200.0, "rate": 400.0}, "b": {"form_fields": 60.0, "rate": 240.0}},
+    )
     figure = plots.funnel_figure(funnel)
     bars, losses = figure.axes
     assert [p.get_width() for p in bars.patches] == [1000.0, 400.0, 100.0]
@@ -116,9 +131,21 @@ def test_write_report_writes_html_and_pngs(document, tmp_path) -> None:
 
 def test_run_report_end_to_end(tmp_path) -> None:
     runner = CliRunner()
-    args = ["run", str(SCENARIOS / "checkout.yaml"), "--replications", "3", "--days", "1",
-            "--workers", "1", "-q", "--report", str(tmp_path / "report.html"),
-            "--out", str(tmp_path / "out")]
+    args = [
+        "run",
+        str(SCENARIOS / "checkout.yaml"),
+        "--replications",
+        "3",
+        "--days",
+        "1",
+        "--workers",
+        "1",
+        "-q",
+        "--report",
+        str(tmp_path / "report.html"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     result = runner.invoke(cli.main, args)
     assert result.exit_code == 0, result.output
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
@@ -137,7 +164,9 @@ def _synthetic_posterior():
     return az.from_dict(
         posterior={"rate": rng.normal(0.1, 0.01, size=(2, 200, 2))},
         sample_stats={"diverging": np.zeros((2, 200), dtype=bool)},
-        coords={"variant": ["a", "b"]}, dims={"rate": ["variant"]})
+        coords={"variant": ["a", "b"]},
+        dims={"rate": ["variant"]},
+    )
 
 
 def test_readout_report_of_real_counts() -> None:
@@ -146,7 +175,11 @@ def test_readout_report_of_real_counts() -> None:
     counts = readout(["a", "b"], [10_000, 10_000], [1_000, 1_150], "a")
     document = html_report.readout_report(counts, "Landing page test", rope=0.01)
     assert [s.title for s in document.sections] == [
-        "Decision at a glance", "Uplift posteriors", "Expected loss", "Diagnostics"]
+        "Decision at a glance",
+        "Uplift posteriors",
+        "Expected loss",
+        "Diagnostics",
+    ]
     page = html_report.render_html(document)
     assert f'class="badge {counts.decision.action}"' in page
     assert "nothing was sampled" in page
@@ -157,8 +190,9 @@ def test_readout_report_shows_mcmc_diagnostics() -> None:
     from funnelsim.analysis.decision import readout
 
     counts = readout(["a", "b"], [5_000, 5_000], [500, 520], "a")
-    document = html_report.readout_report(counts, "t", 0.01, idata=_synthetic_posterior(),
-                                          var_names=["rate"])
+    document = html_report.readout_report(
+        counts, "t", 0.01, idata=_synthetic_posterior(), var_names=["rate"]
+    )
     page = html_report.render_html(document)
     assert "Divergent transitions: <b>0</b>" in page
     assert page.count("<td>rate[") == 2  # one r_hat / ESS row per variant

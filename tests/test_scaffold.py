@@ -83,8 +83,11 @@ def test_list_prints_one_line_per_template() -> None:
 
 
 def test_expected_funnel_multiplies_rates_and_friction_exactly() -> None:
-    scenario = parse_scenario(MINIMAL.replace("rate: 0.4", "rate: 0.4\n    friction: "
-                                              "{form_fields: 12, login_wall: required}"))
+    scenario = parse_scenario(
+        MINIMAL.replace(
+            "rate: 0.4", "rate: 0.4\n    friction: {form_fields: 12, login_wall: required}"
+        )
+    )
     expected = scaffold.expected_funnel(scenario)
     form = friction.form_fields_factor(12, FormFieldCoefficients())
     wall = friction.login_wall_factor("required", LoginWallCoefficients())
@@ -101,14 +104,21 @@ def test_page_load_and_payment_factors_are_per_segment_and_preference() -> None:
     # Intent differs by channel, so the factor is the channel-weighted mean of rate^(m-1).
     channels = scenario.traffic.channels.values()
     for segment, load_s in (("mobile", 3.5), ("desktop", 1.8)):
-        factor = sum(c.share * float(friction.page_load_factor(
-            friction.scale_odds(0.60, c.intent), load_s, PageLoadCoefficients()))
-            for c in channels)
+        factor = sum(
+            c.share
+            * float(
+                friction.page_load_factor(
+                    friction.scale_odds(0.60, c.intent), load_s, PageLoadCoefficients()
+                )
+            )
+            for c in channels
+        )
         assert page.factor_by_segment[segment] == pytest.approx(factor, rel=1e-12)
     payment = next(f for f in checkout.frictions if f.kind == "payment")
     prefs, keep = PaymentCoefficients().preferences, 1 - PaymentCoefficients().abandon_if_missing
     assert payment.factor_by_segment["mobile"] == pytest.approx(
-        prefs["card"] + prefs["paypal"] + prefs["wallet"] * keep)
+        prefs["card"] + prefs["paypal"] + prefs["wallet"] * keep
+    )
 
 
 def test_expected_conversion_matches_the_simulation() -> None:

@@ -49,39 +49,58 @@ def _error(path, text):
 BAD_FILES = {
     "unknown key": (
         MINIMAL.replace("  days: 2\n", "  days: 2\n  vistors: 3\n"),
-        6, "traffic.vistors: unknown field 'vistors'",
+        6,
+        "traffic.vistors: unknown field 'vistors'",
     ),
     "rate 1.7": (
         MINIMAL.replace("rate: 0.4", "rate: 1.7"),
-        10, "stages[1].rate: must be between 0 and 1, got 1.7",
+        10,
+        "stages[1].rate: must be between 0 and 1, got 1.7",
     ),
     "shares": (
-        MINIMAL.replace("  days: 2\n", "  days: 2\n  channels:\n    a: {share: 0.5}\n"
-                        "    b: {share: 0.4}\n"),
-        6, "traffic.channels: channel shares must sum to 1, got 0.9",
+        MINIMAL.replace(
+            "  days: 2\n", "  days: 2\n  channels:\n    a: {share: 0.5}\n    b: {share: 0.4}\n"
+        ),
+        6,
+        "traffic.channels: channel shares must sum to 1, got 0.9",
     ),
     "override path": (
         MINIMAL + "variants:\n  control: {}\n  short: {stages.checkout.friction.form_fieldz: 6}\n",
-        15, "variants.short.stages.checkout.friction.form_fieldz: unknown field 'form_fieldz' "
-            "(did you mean 'form_fields'?)",
+        15,
+        "variants.short.stages.checkout.friction.form_fieldz: unknown field 'form_fieldz' "
+        "(did you mean 'form_fields'?)",
     ),
     "override stage": (
         MINIMAL + "variants:\n  control: {}\n  short: {stages.chekout.rate: 0.5}\n",
-        15, "variants.short.stages.chekout.rate: unknown name 'chekout' (did you mean 'checkout'?)",
+        15,
+        "variants.short.stages.chekout.rate: unknown name 'chekout' (did you mean 'checkout'?)",
     ),
     "override value": (
         MINIMAL + "variants:\n  control: {}\n  v2:\n    stages.checkout.rate: 2\n",
-        16, "variants.v2: stages[1].rate: must be between 0 and 1, got 2",
+        16,
+        "variants.v2: stages[1].rate: must be between 0 and 1, got 2",
     ),
     "yaml syntax": (MINIMAL.replace("rate: 0.5", "rate: [0.5"), 9, "YAML syntax error"),
-    "duplicate key": (MINIMAL.replace("  days: 2\n", "  days: 2\n  days: 3\n"), 6,
-                      "traffic.days: duplicate key"),
-    "missing": (MINIMAL.replace("  visitors_per_day: 1000\n", ""), 3,
-                "traffic.visitors_per_day: required field is missing"),
-    "bad dist": (MINIMAL.replace("dist: constant, value: 50", "dist: normal, mean: 50"), 12,
-                 "value.order_value: unknown dist 'normal' (did you mean 'lognormal'?)"),
-    "unknown resource": (MINIMAL.replace("    rate: 0.4", "    rate: 0.4\n    resource: reps"),
-                         11, "stages[1].resource: unknown resource 'reps'"),
+    "duplicate key": (
+        MINIMAL.replace("  days: 2\n", "  days: 2\n  days: 3\n"),
+        6,
+        "traffic.days: duplicate key",
+    ),
+    "missing": (
+        MINIMAL.replace("  visitors_per_day: 1000\n", ""),
+        3,
+        "traffic.visitors_per_day: required field is missing",
+    ),
+    "bad dist": (
+        MINIMAL.replace("dist: constant, value: 50", "dist: normal, mean: 50"),
+        12,
+        "value.order_value: unknown dist 'normal' (did you mean 'lognormal'?)",
+    ),
+    "unknown resource": (
+        MINIMAL.replace("    rate: 0.4", "    rate: 0.4\n    resource: reps"),
+        11,
+        "stages[1].resource: unknown resource 'reps'",
+    ),
 }
 
 
@@ -119,8 +138,10 @@ def test_alias_bomb_is_refused():
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
     for level in "bcdefgh":
         previous = chr(ord(level) - 1)
-        bomb += f"{level}: &{level} [*{previous}, *{previous}, *{previous}, *{previous}, " \
-                f"*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+        bomb += (
+            f"{level}: &{level} [*{previous}, *{previous}, *{previous}, *{previous}, "
+            f"*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+        )
     with pytest.raises(ScenarioError, match="too large or too deeply aliased"):
         parse_scenario(bomb, "bomb.yaml")
 

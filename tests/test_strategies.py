@@ -127,8 +127,12 @@ def test_decide_with_its_rope_shortcut_follows_the_rule_exactly(
         expected = ("keep_testing", None)
     verdict = decide(post, 0, rule)
     assert (verdict.action, verdict.index) == expected
-    assert readout([f"v{i}" for i in range(len(visitors))], visitors, conversions, "v0",
-                   rule).decision.action == expected[0]
+    assert (
+        readout(
+            [f"v{i}" for i in range(len(visitors))], visitors, conversions, "v0", rule
+        ).decision.action
+        == expected[0]
+    )
 
 
 def test_the_rope_bound_never_falls_below_the_exact_probability() -> None:

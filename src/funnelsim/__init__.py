@@ -30,7 +30,13 @@ _SCENARIO_NAMES = ("Scenario", "ScenarioError", "load_scenario", "parse_scenario
 
 
 __all__ = [
-    "Scenario", "ScenarioError", "analyze", "bench", "load_scenario", "parse_scenario", "run",
+    "Scenario",
+    "ScenarioError",
+    "analyze",
+    "bench",
+    "load_scenario",
+    "parse_scenario",
+    "run",
     "sweep",
 ]
 
@@ -82,8 +88,7 @@ def run(
     """
     from funnelsim.experiment import run_experiment
 
-    return run_experiment(_scenario(scenario), replications, seed, engine, workers,
-                          progress, dask)
+    return run_experiment(_scenario(scenario), replications, seed, engine, workers, progress, dask)
 
 
 def analyze(
@@ -148,7 +153,8 @@ def sweep(
 
     base = _scenario(scenario)
     grid = [
-        parse_param(f"{path}={values}", base) if isinstance(values, str)
+        parse_param(f"{path}={values}", base)
+        if isinstance(values, str)
         else check_param(Param(path, tuple(values)), base)
         for path, values in params.items()
     ]
@@ -196,8 +202,10 @@ def bench(
     base = _scenario(scenario)
     prior = base.experiment.prior
     chosen = built_in_strategies(
-        list(strategies), alpha, decision_rule(base), (prior.alpha, prior.beta), min_share)
+        list(strategies), alpha, decision_rule(base), (prior.alpha, prior.beta), min_share
+    )
     seed = base.seed if seed is None else seed
     truth = engine_truth(base, truth_replications, seed, engine, workers, dask, progress)
-    return run_bench(truth, chosen, replications, seed, workers, dask, progress, base.name,
-                     base.currency)
+    return run_bench(
+        truth, chosen, replications, seed, workers, dask, progress, base.name, base.currency
+    )

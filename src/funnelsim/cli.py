@@ -56,8 +56,12 @@ def _progress(enabled: bool, total: int, label: str) -> Iterator[Callable[[int],
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
@@ -67,8 +71,7 @@ def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False,
-                   width=None if stream.isatty() else PIPED_WIDTH)
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else PIPED_WIDTH)
 
 
 class _Commands(click.Group):
@@ -82,8 +85,10 @@ class _Commands(click.Group):
             try:
                 return super().invoke(ctx)
             except MemoryError:
-                fail("out of memory: ask for fewer visitors, replications or workers "
-                     "(without --allow-large a request is priced before it starts)")
+                fail(
+                    "out of memory: ask for fewer visitors, replications or workers "
+                    "(without --allow-large a request is priced before it starts)"
+                )
             except Exception:
                 if not interrupted:
                     raise
@@ -148,8 +153,9 @@ def validate(files: tuple[Path, ...]) -> None:
         sys.exit(EXIT_USAGE)
 
 
-def _with_cli_overrides(file: Path, days: int | None, visitors_per_day: float | None,
-                        seed: int | None) -> Scenario:
+def _with_cli_overrides(
+    file: Path, days: int | None, visitors_per_day: float | None, seed: int | None
+) -> Scenario:
     """The scenario of ``file`` with the command line's overrides (exit 2 if they break it)."""
     from funnelsim.scenario import ScenarioError
 
@@ -173,33 +179,70 @@ def _with_cli_overrides(file: Path, days: int | None, visitors_per_day: float | 
 @click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed.")
 @click.option("--replications", type=click.IntRange(min=1), help="Replications to run.")
 @click.option("--days", type=click.IntRange(min=1), help="Override the test length in days.")
-@click.option("--visitors-per-day", type=click.FloatRange(min=0, min_open=True),
-              help="Override the traffic.")
-@click.option("--engine", type=click.Choice(["auto", "simpy", "vectorized", "aggregate"]),
-              default="auto", show_default=True,
-              help="Simulation engine (auto: SimPy only where queues exist; aggregate: counts "
-                   "drawn directly, for very large runs without queues).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Local processes (or Dask LocalCluster workers) for replications "
-                   "[default: CPU count].")
-@click.option("--dask", metavar="local|ADDRESS",
-              help="Run the replications on Dask: 'local' (a LocalCluster) or a scheduler "
-                   "address (tcp://HOST:8786).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Write results.json and summary.csv here.")
+@click.option(
+    "--visitors-per-day", type=click.FloatRange(min=0, min_open=True), help="Override the traffic."
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "simpy", "vectorized", "aggregate"]),
+    default="auto",
+    show_default=True,
+    help="Simulation engine (auto: SimPy only where queues exist; aggregate: counts "
+    "drawn directly, for very large runs without queues).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local processes (or Dask LocalCluster workers) for replications [default: CPU count].",
+)
+@click.option(
+    "--dask",
+    metavar="local|ADDRESS",
+    help="Run the replications on Dask: 'local' (a LocalCluster) or a scheduler "
+    "address (tcp://HOST:8786).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write results.json and summary.csv here.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing results in --out.")
-@click.option("--events", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a per-visitor event log (first replication) as CSV.")
+@click.option(
+    "--events",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a per-visitor event log (first replication) as CSV.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a self-contained HTML report (its figures also as PNG in --out).")
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML report (its figures also as PNG in --out).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
-@click.option("--allow-large", is_flag=True,
-              help="Run even when the estimated time or memory is beyond the limits.")
-def run(scenario_file: Path, seed: int | None, replications: int | None, days: int | None,
-        visitors_per_day: float | None, engine: str, workers: int | None, dask: str | None,
-        out: Path | None, force: bool, events: Path | None, as_json: bool, report_file: Path | None,
-        quiet: bool, allow_large: bool) -> None:
+@click.option(
+    "--allow-large",
+    is_flag=True,
+    help="Run even when the estimated time or memory is beyond the limits.",
+)
+def run(
+    scenario_file: Path,
+    seed: int | None,
+    replications: int | None,
+    days: int | None,
+    visitors_per_day: float | None,
+    engine: str,
+    workers: int | None,
+    dask: str | None,
+    out: Path | None,
+    force: bool,
+    events: Path | None,
+    as_json: bool,
+    report_file: Path | None,
+    quiet: bool,
+    allow_large: bool,
+) -> None:
     """Simulate every variant of SCENARIO_FILE and compare them."""
     from funnelsim import report
     from funnelsim.experiment import run_experiment
@@ -227,8 +270,14 @@ def run(scenario_file: Path, seed: int | None, replications: int | None, days: i
     placed: list[Path] = []
     try:
         with _progress(not (quiet or as_json), n, "replications") as advance:
-            result = run_experiment(scenario, n, engine=engine,  # type: ignore[arg-type]
-                                    workers=workers, progress=advance, dask=dask)
+            result = run_experiment(
+                scenario,
+                n,
+                engine=engine,  # type: ignore[arg-type]
+                workers=workers,
+                progress=advance,
+                dask=dask,
+            )
         with report.output_batch() as placed:
             if events is not None:
                 _write_events(scenario, events)
@@ -251,8 +300,14 @@ def run(scenario_file: Path, seed: int | None, replications: int | None, days: i
             click.echo(f"wrote {path}")
 
 
-def _check_cost(file: Path, scenario: Scenario, replications: int, engine: str, workers: int,
-                points: list[dict[str, Any]] | None = None) -> None:
+def _check_cost(
+    file: Path,
+    scenario: Scenario,
+    replications: int,
+    engine: str,
+    workers: int,
+    points: list[dict[str, Any]] | None = None,
+) -> None:
     """Refuse (exit 2) a request whose estimated time or memory is beyond the limits;
     ``points`` are the grid points of a sweep."""
     from funnelsim import budget
@@ -261,22 +316,29 @@ def _check_cost(file: Path, scenario: Scenario, replications: int, engine: str, 
     from funnelsim.scenario import ScenarioError
 
     try:
-        chosen = choose_engine([compile_funnel(scenario.variant(v))
-                                for v in scenario.variant_names], engine)  # type: ignore[arg-type]
-        cost = (budget.estimate(scenario, replications, chosen, workers) if points is None
-                else budget.estimate_sweep(scenario, points, replications, chosen, workers))
+        chosen = choose_engine(
+            [compile_funnel(scenario.variant(v)) for v in scenario.variant_names], engine
+        )  # type: ignore[arg-type]
+        cost = (
+            budget.estimate(scenario, replications, chosen, workers)
+            if points is None
+            else budget.estimate_sweep(scenario, points, replications, chosen, workers)
+        )
     except ValueError as error:
         fail(f"{file}: {error}")
     except ScenarioError as error:
         fail(str(error))
     problem = budget.refusal(cost)
     if problem:
-        fail(f"{file}: too large: {budget.describe(cost)} on {workers} worker(s); {problem}; "
-             "use --allow-large to run it anyway")
+        fail(
+            f"{file}: too large: {budget.describe(cost)} on {workers} worker(s); {problem}; "
+            "use --allow-large to run it anyway"
+        )
 
 
-def _write_html_report(result: ExperimentResult, path: Path, out: Path | None,
-                       force: bool) -> list[Path]:
+def _write_html_report(
+    result: ExperimentResult, path: Path, out: Path | None, force: bool
+) -> list[Path]:
     from funnelsim import html_report, report
 
     document = html_report.experiment_report(result)
@@ -308,8 +370,13 @@ TEMPLATE_NAMES = ("checkout", "leads", "rean", "page_speed")  # funnelsim.scaffo
 
 @main.command()
 @click.argument("name")
-@click.option("--template", type=click.Choice(TEMPLATE_NAMES), default="checkout",
-              show_default=True, help="The bundled scenario to start from.")
+@click.option(
+    "--template",
+    type=click.Choice(TEMPLATE_NAMES),
+    default="checkout",
+    show_default=True,
+    help="The bundled scenario to start from.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(name: str, template: str, force: bool) -> None:
     """Write a commented scenario NAME.yaml to start from."""
@@ -336,8 +403,9 @@ def list_scenarios() -> None:
     infos = scaffold.templates()
     width = max(len(t.name) for t in infos)
     for info in infos:
-        click.echo(f"{info.name:<{width}}  {info.stages} stages, {info.variants} variants  "
-                   f"{info.summary}")
+        click.echo(
+            f"{info.name:<{width}}  {info.stages} stages, {info.variants} variants  {info.summary}"
+        )
     click.echo("\nStart from one: funnelsim init NAME --template TEMPLATE")
 
 
@@ -353,10 +421,15 @@ def explain(scenario_file: Path) -> None:
 
 
 @main.command()
-@click.option("--markdown", is_flag=True,
-              help="The field reference in Markdown (docs/scenario-reference.md).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file instead of stdout.")
+@click.option(
+    "--markdown", is_flag=True, help="The field reference in Markdown (docs/scenario-reference.md)."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
 def schema(markdown: bool, output: Path | None) -> None:
     """Print the scenario schema: JSON Schema, or the Markdown field reference."""
     import json
@@ -364,8 +437,9 @@ def schema(markdown: bool, output: Path | None) -> None:
     from funnelsim import schema_doc
     from funnelsim.report import atomic_writer
 
-    text = (schema_doc.markdown() if markdown
-            else json.dumps(schema_doc.json_schema(), indent=2) + "\n")
+    text = (
+        schema_doc.markdown() if markdown else json.dumps(schema_doc.json_schema(), indent=2) + "\n"
+    )
     if output is None:
         click.echo(text, nl=False)
         return
@@ -381,19 +455,36 @@ def _science_options(command: Callable[..., None]) -> Callable[..., None]:
     """Options shared by ``sweep``, ``plan`` and ``bench``: seed, engine, executor, output."""
     options = [
         click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed."),
-        click.option("--engine", type=click.Choice(["auto", "simpy", "vectorized"]),
-                     default="auto", show_default=True, help="Simulation engine."),
-        click.option("--workers", type=click.IntRange(min=1), default=None,
-                     help="Local processes (or Dask LocalCluster workers) [default: CPU count]."),
-        click.option("--dask", metavar="local|ADDRESS",
-                     help="Run on Dask: 'local' (a LocalCluster) or a scheduler address "
-                          "(tcp://HOST:8786)."),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                     help="Write the CSV and PNG here."),
+        click.option(
+            "--engine",
+            type=click.Choice(["auto", "simpy", "vectorized"]),
+            default="auto",
+            show_default=True,
+            help="Simulation engine.",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Local processes (or Dask LocalCluster workers) [default: CPU count].",
+        ),
+        click.option(
+            "--dask",
+            metavar="local|ADDRESS",
+            help="Run on Dask: 'local' (a LocalCluster) or a scheduler address (tcp://HOST:8786).",
+        ),
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Write the CSV and PNG here.",
+        ),
         click.option("--force", is_flag=True, help="Overwrite existing results in --out."),
         click.option("-q", "--quiet", is_flag=True, help="No table or progress."),
-        click.option("--allow-large", is_flag=True,
-                     help="Run even when the estimated time or memory is beyond the limits."),
+        click.option(
+            "--allow-large",
+            is_flag=True,
+            help="Run even when the estimated time or memory is beyond the limits.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -434,19 +525,41 @@ def _echo_written(paths: list[Path], quiet: bool) -> None:
 
 @main.command()
 @click.argument("scenario_file", type=click.Path(path_type=Path))
-@click.option("--param", "params", multiple=True, required=True,
-              metavar="PATH=START:STOP:STEP|PATH=a,b,c",
-              help="A dotted scenario path and its values (both ends of a range included); "
-                   "repeat for a grid.")
-@click.option("--variant", "variants", multiple=True,
-              help="Sweep only this variant (repeatable) [default: every variant].")
-@click.option("--replications", type=click.IntRange(min=1),
-              help="Replications per grid point [default: the scenario's].")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    metavar="PATH=START:STOP:STEP|PATH=a,b,c",
+    help="A dotted scenario path and its values (both ends of a range included); "
+    "repeat for a grid.",
+)
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    help="Sweep only this variant (repeatable) [default: every variant].",
+)
+@click.option(
+    "--replications",
+    type=click.IntRange(min=1),
+    help="Replications per grid point [default: the scenario's].",
+)
 @_science_options
-def sweep(scenario_file: Path, params: tuple[str, ...], variants: tuple[str, ...],
-          replications: int | None, seed: int | None, engine: str, workers: int | None,
-          dask: str | None, out: Path | None, force: bool, quiet: bool,
-          allow_large: bool) -> None:
+def sweep(
+    scenario_file: Path,
+    params: tuple[str, ...],
+    variants: tuple[str, ...],
+    replications: int | None,
+    seed: int | None,
+    engine: str,
+    workers: int | None,
+    dask: str | None,
+    out: Path | None,
+    force: bool,
+    quiet: bool,
+    allow_large: bool,
+) -> None:
     """Run SCENARIO_FILE over a grid of parameter values.
 
     Prints conversion, revenue and CLV per visitor at every point with 95% intervals;
@@ -471,9 +584,17 @@ def sweep(scenario_file: Path, params: tuple[str, ...], variants: tuple[str, ...
             _check_cost(scenario_file, base, n, engine, workers or os.cpu_count() or 1, points)
         total = len(points) * n
         with _progress(not quiet, total, "replications") as advance:
-            result = sweeping.run_sweep(base, parsed, None, n, seed,
-                                        engine,  # type: ignore[arg-type]
-                                        workers or os.cpu_count() or 1, dask, advance)
+            result = sweeping.run_sweep(
+                base,
+                parsed,
+                None,
+                n,
+                seed,
+                engine,  # type: ignore[arg-type]
+                workers or os.cpu_count() or 1,
+                dask,
+                advance,
+            )
     if not quiet:
         _console().print(sweeping.sweep_table(result))
     if out is not None:
@@ -483,22 +604,57 @@ def sweep(scenario_file: Path, params: tuple[str, ...], variants: tuple[str, ...
 @main.command()
 @click.argument("scenario_file", type=click.Path(path_type=Path))
 @click.option("--variant", required=True, help="The variant to test against the control.")
-@click.option("--target-probability", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.95, show_default=True,
-              help="Wanted probability of a correct decision (and the z-test's power).")
-@click.option("--simulations", type=click.IntRange(min=10), default=400, show_default=True,
-              help="Simulated tests read at every length.")
-@click.option("--max-days", type=click.IntRange(1, 3650),
-              help="Longest test length read [default: twice the z-test's length].")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.05, show_default=True, help="Significance level of the z-test.")
-@click.option("--truth-replications", type=click.IntRange(min=1), default=20,
-              show_default=True, help="Engine replications estimating the true rates.")
+@click.option(
+    "--target-probability",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Wanted probability of a correct decision (and the z-test's power).",
+)
+@click.option(
+    "--simulations",
+    type=click.IntRange(min=10),
+    default=400,
+    show_default=True,
+    help="Simulated tests read at every length.",
+)
+@click.option(
+    "--max-days",
+    type=click.IntRange(1, 3650),
+    help="Longest test length read [default: twice the z-test's length].",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level of the z-test.",
+)
+@click.option(
+    "--truth-replications",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Engine replications estimating the true rates.",
+)
 @_science_options
-def plan(scenario_file: Path, variant: str, target_probability: float, simulations: int,
-         max_days: int | None, alpha: float, truth_replications: int, seed: int | None,
-         engine: str, workers: int | None, dask: str | None, out: Path | None, force: bool,
-         quiet: bool, allow_large: bool) -> None:
+def plan(
+    scenario_file: Path,
+    variant: str,
+    target_probability: float,
+    simulations: int,
+    max_days: int | None,
+    alpha: float,
+    truth_replications: int,
+    seed: int | None,
+    engine: str,
+    workers: int | None,
+    dask: str | None,
+    out: Path | None,
+    force: bool,
+    quiet: bool,
+    allow_large: bool,
+) -> None:
     """How long an A/B test of VARIANT against the control must run.
 
     Simulates the test many times at increasing lengths, reads each with the Bayesian
@@ -512,17 +668,27 @@ def plan(scenario_file: Path, variant: str, target_probability: float, simulatio
     scenario = _load(scenario_file)
     _prepare_out(out, force, ("plan.csv", "plan.png"))
     if not allow_large:
-        _check_cost(scenario_file, scenario, truth_replications, engine,
-                    workers or os.cpu_count() or 1)
+        _check_cost(
+            scenario_file, scenario, truth_replications, engine, workers or os.cpu_count() or 1
+        )
     total = truth_replications + simulations
     with _science_errors(scenario_file, dask):
         planning.pair_scenario(scenario, variant)
         with _progress(not quiet, total, "simulations") as advance:
             result = planning.plan_test(
-                scenario, variant, target_probability, simulations, max_days, alpha=alpha,
-                truth_replications=truth_replications, seed=seed,
+                scenario,
+                variant,
+                target_probability,
+                simulations,
+                max_days,
+                alpha=alpha,
+                truth_replications=truth_replications,
+                seed=seed,
                 engine=engine,  # type: ignore[arg-type]
-                workers=workers or os.cpu_count() or 1, dask=dask, progress=advance)
+                workers=workers or os.cpu_count() or 1,
+                dask=dask,
+                progress=advance,
+            )
     if not quiet:
         console = _console()
         console.print(planning.plan_table(result))
@@ -534,28 +700,72 @@ def plan(scenario_file: Path, variant: str, target_probability: float, simulatio
 
 @main.command()
 @click.argument("scenario_file", type=click.Path(path_type=Path))
-@click.option("--strategies", "names", default="fixed,peeking,bayes_stop,thompson",
-              show_default=True, help="Built-in strategies, comma-separated ('' for none).")
-@click.option("--strategy", "custom", multiple=True, metavar="MODULE:CLASS",
-              help="Also a strategy of your own: a funnelsim.strategies.Strategy subclass "
-                   "(repeatable).")
-@click.option("--replications", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Simulated tests per strategy (each on the A/A and on the A/B truth).")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.05, show_default=True, help="Significance level of fixed and peeking.")
-@click.option("--min-share", type=click.FloatRange(0, 1, max_open=True), default=0.1,
-              show_default=True, help="Smallest traffic share of an arm under thompson.")
+@click.option(
+    "--strategies",
+    "names",
+    default="fixed,peeking,bayes_stop,thompson",
+    show_default=True,
+    help="Built-in strategies, comma-separated ('' for none).",
+)
+@click.option(
+    "--strategy",
+    "custom",
+    multiple=True,
+    metavar="MODULE:CLASS",
+    help="Also a strategy of your own: a funnelsim.strategies.Strategy subclass (repeatable).",
+)
+@click.option(
+    "--replications",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Simulated tests per strategy (each on the A/A and on the A/B truth).",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level of fixed and peeking.",
+)
+@click.option(
+    "--min-share",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Smallest traffic share of an arm under thompson.",
+)
 @click.option("--days", type=click.IntRange(min=1), help="Override the test length in days.")
-@click.option("--visitors-per-day", type=click.FloatRange(min=0, min_open=True),
-              help="Override the traffic.")
-@click.option("--truth-replications", type=click.IntRange(min=1), default=20,
-              show_default=True, help="Engine replications estimating the true rates.")
+@click.option(
+    "--visitors-per-day", type=click.FloatRange(min=0, min_open=True), help="Override the traffic."
+)
+@click.option(
+    "--truth-replications",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Engine replications estimating the true rates.",
+)
 @_science_options
-def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications: int,
-          alpha: float, min_share: float, days: int | None, visitors_per_day: float | None,
-          truth_replications: int, seed: int | None, engine: str, workers: int | None,
-          dask: str | None, out: Path | None, force: bool, quiet: bool,
-          allow_large: bool) -> None:
+def bench(
+    scenario_file: Path,
+    names: str,
+    custom: tuple[str, ...],
+    replications: int,
+    alpha: float,
+    min_share: float,
+    days: int | None,
+    visitors_per_day: float | None,
+    truth_replications: int,
+    seed: int | None,
+    engine: str,
+    workers: int | None,
+    dask: str | None,
+    out: Path | None,
+    force: bool,
+    quiet: bool,
+    allow_large: bool,
+) -> None:
     """Score decision strategies on simulated tests of SCENARIO_FILE.
 
     The engine estimates every variant's true conversion and revenue per visitor; each
@@ -571,14 +781,19 @@ def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications
     scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, None)
     _prepare_out(out, force, ("bench.json", "bench.csv", "bench.png"))
     if not allow_large:  # the engine's truth replications; the simulated tests are counts
-        _check_cost(scenario_file, scenario, truth_replications, engine,
-                    workers or os.cpu_count() or 1)
+        _check_cost(
+            scenario_file, scenario, truth_replications, engine, workers or os.cpu_count() or 1
+        )
     experiment = scenario.experiment
     with _science_errors(scenario_file, dask):
         sweeping.engine_for(scenario, engine)  # type: ignore[arg-type]
         chosen = strats.built_in_strategies(
-            [n.strip() for n in names.split(",") if n.strip()], alpha,
-            decision_rule(scenario), (experiment.prior.alpha, experiment.prior.beta), min_share)
+            [n.strip() for n in names.split(",") if n.strip()],
+            alpha,
+            decision_rule(scenario),
+            (experiment.prior.alpha, experiment.prior.beta),
+            min_share,
+        )
         chosen += [strats.load_strategy(spec) for spec in custom]
         if not chosen:
             raise strats.StrategyError("no strategy to bench (--strategies or --strategy)")
@@ -586,11 +801,26 @@ def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications
         workers = workers or os.cpu_count() or 1
         total = truth_replications + 2 * len(chosen) * replications
         with _progress(not quiet, total, "simulations") as advance:
-            truth = strats.engine_truth(scenario, truth_replications, seed,
-                                        engine,  # type: ignore[arg-type]
-                                        workers, dask, advance)
-            result = strats.run_bench(truth, chosen, replications, seed, workers, dask,
-                                      advance, scenario.name, scenario.currency)
+            truth = strats.engine_truth(
+                scenario,
+                truth_replications,
+                seed,
+                engine,  # type: ignore[arg-type]
+                workers,
+                dask,
+                advance,
+            )
+            result = strats.run_bench(
+                truth,
+                chosen,
+                replications,
+                seed,
+                workers,
+                dask,
+                advance,
+                scenario.name,
+                scenario.currency,
+            )
     if not quiet:
         _console().print(strats.bench_table(result))
     if out is not None:
@@ -600,52 +830,121 @@ def bench(scenario_file: Path, names: str, custom: tuple[str, ...], replications
 @main.command()
 @click.argument("data_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--control", help="Control variant [default: the first in the file].")
-@click.option("--model", type=click.Choice(["conjugate", "funnel", "revenue"]),
-              default="conjugate", show_default=True,
-              help="conjugate: exact Beta-Binomial readout; funnel: PyMC stage-by-stage model "
-                   "(which stage changed); revenue: PyMC revenue-per-visitor model.")
+@click.option(
+    "--model",
+    type=click.Choice(["conjugate", "funnel", "revenue"]),
+    default="conjugate",
+    show_default=True,
+    help="conjugate: exact Beta-Binomial readout; funnel: PyMC stage-by-stage model "
+    "(which stage changed); revenue: PyMC revenue-per-visitor model.",
+)
 @click.option("--variant-column", default="variant", show_default=True, metavar="C")
-@click.option("--converted-column", default="converted", show_default=True, metavar="C",
-              help="Per-visitor rows: the conversion flag (e.g. retention_1).")
-@click.option("--visitors-column", default="visitors", show_default=True, metavar="C",
-              help="Aggregated rows: a file with this column is read as aggregated.")
+@click.option(
+    "--converted-column",
+    default="converted",
+    show_default=True,
+    metavar="C",
+    help="Per-visitor rows: the conversion flag (e.g. retention_1).",
+)
+@click.option(
+    "--visitors-column",
+    default="visitors",
+    show_default=True,
+    metavar="C",
+    help="Aggregated rows: a file with this column is read as aggregated.",
+)
 @click.option("--conversions-column", default="conversions", show_default=True, metavar="C")
-@click.option("--revenue-column", metavar="C",
-              help="Order value (per visitor) or revenue sum (aggregated) [default: 'revenue' "
-                   "if present].")
-@click.option("--stage-columns", metavar="A,B,C",
-              help="Funnel stage columns in order (flags or counts of visitors reaching them).")
-@click.option("--sampler", type=click.Choice(["auto", "nutpie", "pymc"]), default="auto",
-              show_default=True, help="NUTS sampler of the PyMC models (auto: nutpie if "
-                                      "installed).")
-@click.option("--draws", type=click.IntRange(min=100), default=1000, show_default=True,
-              help="Posterior draws per chain (PyMC models).")
+@click.option(
+    "--revenue-column",
+    metavar="C",
+    help="Order value (per visitor) or revenue sum (aggregated) [default: 'revenue' if present].",
+)
+@click.option(
+    "--stage-columns",
+    metavar="A,B,C",
+    help="Funnel stage columns in order (flags or counts of visitors reaching them).",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["auto", "nutpie", "pymc"]),
+    default="auto",
+    show_default=True,
+    help="NUTS sampler of the PyMC models (auto: nutpie if installed).",
+)
+@click.option(
+    "--draws",
+    type=click.IntRange(min=100),
+    default=1000,
+    show_default=True,
+    help="Posterior draws per chain (PyMC models).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Write results.json (and posterior.nc for the PyMC models) here.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write results.json (and posterior.nc for the PyMC models) here.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing results in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a self-contained HTML report here (figures also as PNG in --out).")
-@click.option("--transactions", is_flag=True,
-              help="DATA_FILE is an order log (customer, variant, date, amount): estimate "
-                   "repeat purchase, churn and CLV per customer per variant (BG/NBD).")
-@click.option("--visitors", "visitor_spec", metavar="A=N,B=M|FILE",
-              help="With --transactions: visitors per variant, or an experiment CSV holding "
-                   "them, to read CLV per visitor and P(beats control) on it.")
-@click.option("--margin", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0,
-              show_default=True, help="With --transactions: margin as a share of order "
-                                      "value (1: CLV counts revenue).")
-@click.option("--horizon-months", type=click.IntRange(min=1), default=24, show_default=True,
-              help="With --transactions: months of customer life counted in CLV.")
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML report here (figures also as PNG in --out).",
+)
+@click.option(
+    "--transactions",
+    is_flag=True,
+    help="DATA_FILE is an order log (customer, variant, date, amount): estimate "
+    "repeat purchase, churn and CLV per customer per variant (BG/NBD).",
+)
+@click.option(
+    "--visitors",
+    "visitor_spec",
+    metavar="A=N,B=M|FILE",
+    help="With --transactions: visitors per variant, or an experiment CSV holding "
+    "them, to read CLV per visitor and P(beats control) on it.",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="With --transactions: margin as a share of order value (1: CLV counts revenue).",
+)
+@click.option(
+    "--horizon-months",
+    type=click.IntRange(min=1),
+    default=24,
+    show_default=True,
+    help="With --transactions: months of customer life counted in CLV.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
 @click.pass_context
-def analyze(ctx: click.Context, data_file: Path, control: str | None, model: str,
-            variant_column: str, converted_column: str, visitors_column: str,
-            conversions_column: str, revenue_column: str | None, stage_columns: str | None,
-            sampler: str, draws: int, seed: int, out: Path | None, force: bool, as_json: bool,
-            report_file: Path | None, transactions: bool, visitor_spec: str | None,
-            margin: float, horizon_months: int, quiet: bool) -> None:
+def analyze(
+    ctx: click.Context,
+    data_file: Path,
+    control: str | None,
+    model: str,
+    variant_column: str,
+    converted_column: str,
+    visitors_column: str,
+    conversions_column: str,
+    revenue_column: str | None,
+    stage_columns: str | None,
+    sampler: str,
+    draws: int,
+    seed: int,
+    out: Path | None,
+    force: bool,
+    as_json: bool,
+    report_file: Path | None,
+    transactions: bool,
+    visitor_spec: str | None,
+    margin: float,
+    horizon_months: int,
+    quiet: bool,
+) -> None:
     """Bayesian readout of a real experiment in DATA_FILE (CSV).
 
     Aggregated rows (variant,visitors,conversions[,revenue], stage counts) or one row
@@ -662,22 +961,49 @@ def analyze(ctx: click.Context, data_file: Path, control: str | None, model: str
     if report_file is not None and report_file.exists() and not force:
         fail(f"{report_file}: exists; use --force to overwrite")
     stages = tuple(s.strip() for s in (stage_columns or "").split(",") if s.strip())
-    columns = ColumnMap(variant_column, converted_column, visitors_column, conversions_column,
-                        revenue_column, stages)
+    columns = ColumnMap(
+        variant_column,
+        converted_column,
+        visitors_column,
+        conversions_column,
+        revenue_column,
+        stages,
+    )
     if transactions:
-        _analyze_transactions(data_file, control, columns, visitor_spec, (margin, horizon_months),
-                              (sampler, draws, seed), out, force, as_json, quiet)
+        _analyze_transactions(
+            data_file,
+            control,
+            columns,
+            visitor_spec,
+            (margin, horizon_months),
+            (sampler, draws, seed),
+            out,
+            force,
+            as_json,
+            quiet,
+        )
         return
     _prepare_out(out, force, ("results.json", "posterior.nc"))
     show = not (quiet or as_json) and sys.stderr.isatty() and model != "conjugate"
-    status = (_console(stderr=True).status(f"Fitting the {model} model (4 chains x {draws:,} "
-                                           "draws; the first fit also compiles)...")
-              if show else nullcontext())
+    status = (
+        _console(stderr=True).status(
+            f"Fitting the {model} model (4 chains x {draws:,} "
+            "draws; the first fit also compiles)..."
+        )
+        if show
+        else nullcontext()
+    )
     try:
         with status:
-            result = analyze_experiment(data_file, control, model,  # type: ignore[arg-type]
-                                        columns=columns, sampler=sampler,  # type: ignore[arg-type]
-                                        draws=draws, seed=seed)
+            result = analyze_experiment(
+                data_file,
+                control,
+                model,  # type: ignore[arg-type]
+                columns=columns,
+                sampler=sampler,  # type: ignore[arg-type]
+                draws=draws,
+                seed=seed,
+            )
     except ValueError as error:
         fail(str(error))
     if as_json:
@@ -696,11 +1022,20 @@ def _analysis_report(result: Any, path: Path, png_dir: Path | None) -> list[Path
     from funnelsim.analysis.decision import readout
 
     variants = result.variants
-    exact = readout([v.name for v in variants], [v.visitors for v in variants],
-                    [v.conversions for v in variants], result.control, result.rule)
+    exact = readout(
+        [v.name for v in variants],
+        [v.visitors for v in variants],
+        [v.conversions for v in variants],
+        result.control,
+        result.rule,
+    )
     page = html_report.readout_report(
-        exact._replace(decision=result.decision), f"Experiment: {result.source}",
-        result.rule.rope, idata=result.posterior, source=result.source)
+        exact._replace(decision=result.decision),
+        f"Experiment: {result.source}",
+        result.rule.rope,
+        idata=result.posterior,
+        source=result.source,
+    )
     return html_report.write_report(page, path, png_dir)
 
 
@@ -716,14 +1051,25 @@ def _refuse_inapplicable(ctx: click.Context, transactions: bool) -> None:
     names = NOT_WITH_TRANSACTIONS if transactions else TRANSACTIONS_ONLY
     for name in names:
         if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
-            fail(f"{flags[name]} does not apply to --transactions" if transactions
-                 else f"{flags[name]} applies only with --transactions")
+            fail(
+                f"{flags[name]} does not apply to --transactions"
+                if transactions
+                else f"{flags[name]} applies only with --transactions"
+            )
 
 
-def _analyze_transactions(data_file: Path, control: str | None, columns: Any,
-                          visitor_spec: str | None, economics: tuple[float, int],
-                          sampling: tuple[str, int, int], out: Path | None, force: bool,
-                          as_json: bool, quiet: bool) -> None:
+def _analyze_transactions(
+    data_file: Path,
+    control: str | None,
+    columns: Any,
+    visitor_spec: str | None,
+    economics: tuple[float, int],
+    sampling: tuple[str, int, int],
+    out: Path | None,
+    force: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """``analyze --transactions``: BG/NBD per variant on an order log; CLV per visitor
     when ``visitor_spec`` gives the visitors. ``economics``: margin and horizon in months;
     ``sampling``: sampler, draws per chain and seed."""
@@ -742,16 +1088,26 @@ def _analyze_transactions(data_file: Path, control: str | None, columns: Any,
     (margin, horizon_months), (sampler, draws, seed) = economics, sampling
     _prepare_out(out, force, ("results.json", "posterior.nc"))
     show = not (quiet or as_json) and sys.stderr.isatty()
-    status = (_console(stderr=True).status(f"Fitting BG/NBD per variant (4 chains x {draws:,} "
-                                           "draws; the first fit also compiles)...")
-              if show else nullcontext())
+    status = (
+        _console(stderr=True).status(
+            f"Fitting BG/NBD per variant (4 chains x {draws:,} "
+            "draws; the first fit also compiles)..."
+        )
+        if show
+        else nullcontext()
+    )
     try:
         visitors = None if visitor_spec is None else visitor_counts(visitor_spec, columns)
         with status:
             readout, idata = analyze_transactions(
-                data_file, control, variant=columns.variant, margin=margin,
-                horizon_months=horizon_months, visitors=visitors,
-                settings=SamplerSettings(sampler, draws=draws, seed=seed))  # type: ignore[arg-type]
+                data_file,
+                control,
+                variant=columns.variant,
+                margin=margin,
+                horizon_months=horizon_months,
+                visitors=visitors,
+                settings=SamplerSettings(sampler, draws=draws, seed=seed),
+            )  # type: ignore[arg-type]
     except (DataError, ValueError) as error:
         fail(str(error))
     document = transactions_dict(readout)

@@ -138,8 +138,9 @@ class LifetimeModel(NamedTuple):
     referrals_per_month: float
 
 
-def customer_terms(scenario: Scenario, segment: str, channel: str
-                   ) -> tuple[Retention, Distribution]:
+def customer_terms(
+    scenario: Scenario, segment: str, channel: str
+) -> tuple[Retention, Distribution]:
     """Retention and order-value distribution of customers from ``segment`` and ``channel``:
     the channel's own if it has them, else the segment's, else ``value``'s."""
     seg, chan = scenario.segments[segment], scenario.traffic.channels[channel]
@@ -157,8 +158,9 @@ def strictest_login_wall(scenario: Scenario) -> Literal["none", "optional", "req
     return "optional" if "optional" in walls else "none"
 
 
-def lifetime_model(scenario: Scenario, segment: str, channel: str, registered: bool
-                   ) -> LifetimeModel:
+def lifetime_model(
+    scenario: Scenario, segment: str, channel: str, registered: bool
+) -> LifetimeModel:
     """The :class:`LifetimeModel` of one kind of customer of a (variant-resolved) scenario.
 
     >>> from funnelsim.scenario import parse_scenario
@@ -370,8 +372,15 @@ def registration_share(scenario: Scenario) -> float:
     return 0.0
 
 
-NO_LIFETIMES = Lifetimes(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool),
-                         np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+NO_LIFETIMES = Lifetimes(
+    np.zeros(0),
+    np.zeros(0, np.int64),
+    np.zeros(0, bool),
+    np.zeros(0),
+    np.zeros(0),
+    np.zeros(0),
+    np.zeros(0),
+)
 
 
 def _join(parts: list[Lifetimes]) -> Lifetimes:
@@ -384,8 +393,9 @@ def _merge(registered: NDArray[np.bool_], guest: Lifetimes, member: Lifetimes) -
     return Lifetimes(*(np.where(registered, m, g) for g, m in zip(guest, member, strict=True)))
 
 
-def customer_value(scenario: Scenario, buyers: IntArray, revenue: FloatArray,
-                   uniforms: list[FloatArray]) -> CustomerValue:
+def customer_value(
+    scenario: Scenario, buyers: IntArray, revenue: FloatArray, uniforms: list[FloatArray]
+) -> CustomerValue:
     """Simulate the customers of one variant (``scenario``) from their first orders.
 
     ``buyers`` and ``revenue`` (first-order value sums) are (segments, channels)
@@ -419,8 +429,7 @@ def customer_value(scenario: Scenario, buyers: IntArray, revenue: FloatArray,
         clv[c] += lives.value.sum()
         parts.append(lives)
         registered_parts.append(registered)
-    return CustomerValue(customers, clv, cumulative, _join(parts),
-                         np.concatenate(registered_parts))
+    return CustomerValue(customers, clv, cumulative, _join(parts), np.concatenate(registered_parts))
 
 
 # --------------------------------------------------------------------------- economics
@@ -467,8 +476,7 @@ def lead_messages(ready_per_message: float, max_messages: int) -> float:
     return float(sum((1.0 - ready_per_message) ** j for j in range(max_messages)))
 
 
-def lead_days_to_ready(interval_days: float, ready_per_message: float, max_messages: int
-                       ) -> float:
+def lead_days_to_ready(interval_days: float, ready_per_message: float, max_messages: int) -> float:
     """Expected days until a lead that becomes sales-ready does (truncated geometric)."""
     p = ready_per_message
     if p == 0.0:

@@ -73,8 +73,9 @@ def choose_engine(funnels: Iterable[CompiledFunnel], engine: EngineName = "auto"
 ENGINES = {"simpy": simpy_engine, "vectorized": vectorized, "aggregate": aggregate}
 
 
-def simulate_variants(funnels: Sequence[CompiledFunnel], draws: VisitorDraws, engine: str,
-                      shares: Sequence[float]) -> VariantRuns:
+def simulate_variants(
+    funnels: Sequence[CompiledFunnel], draws: VisitorDraws, engine: str, shares: Sequence[float]
+) -> VariantRuns:
     """Every variant on one replication's visitors, and the A/B test split by ``shares``."""
     return ENGINES[engine].simulate_variants(funnels, draws, shares)  # type: ignore[no-any-return]
 
@@ -128,28 +129,40 @@ def _lifetime_uniforms(outcomes: Sequence[Outcome], draws: VisitorDraws) -> list
     """Per (segment, channel) cell, one row of uniforms per customer slot, enough for the
     variant that wins the most customers there; every variant reads the same rows."""
     most = np.max([o.reached[-1].reshape(-1) for o in outcomes], axis=0)
-    return [draws.generator("lifetime", j).random((int(n), LIFETIME_COLUMNS))
-            for j, n in enumerate(most)]
+    return [
+        draws.generator("lifetime", j).random((int(n), LIFETIME_COLUMNS))
+        for j, n in enumerate(most)
+    ]
 
 
 def _value_terms(scenario: Scenario) -> lifetime.ValueTerms:
     value, nurture = scenario.value, scenario.value.nurture
     cost = nurture.messages_per_month * nurture.cost_per_message if nurture else 0.0
-    return lifetime.ValueTerms(value.margin, value.horizon_months,
-                               clv.monthly_discount_rate(value.discount_rate_annual), cost)
+    return lifetime.ValueTerms(
+        value.margin,
+        value.horizon_months,
+        clv.monthly_discount_rate(value.discount_rate_annual),
+        cost,
+    )
 
 
 def _first_orders(scenario: Scenario, cell: int, u: FloatArray) -> FloatArray:
     segment, channel = divmod(cell, len(scenario.traffic.channels))
     _, order_value = clv.customer_terms(
-        scenario, list(scenario.segments)[segment], list(scenario.traffic.channels)[channel])
+        scenario, list(scenario.segments)[segment], list(scenario.traffic.channels)[channel]
+    )
     return order_value.ppf(u)
 
 
-def _test_arms(variants: Sequence[Scenario], outcomes: Sequence[Outcome],
-               values: Sequence[clv.CustomerValue], uniforms: Sequence[FloatArray],
-               test_visitors: NDArray[np.int64], test_conversions: NDArray[np.int64],
-               rng: np.random.Generator) -> list[lifetime.ArmCustomers]:
+def _test_arms(
+    variants: Sequence[Scenario],
+    outcomes: Sequence[Outcome],
+    values: Sequence[clv.CustomerValue],
+    uniforms: Sequence[FloatArray],
+    test_visitors: NDArray[np.int64],
+    test_conversions: NDArray[np.int64],
+    rng: np.random.Generator,
+) -> list[lifetime.ArmCustomers]:
     """What each arm of the simulated test sees of the customers it won, followed over
     the horizon.
 
@@ -162,23 +175,34 @@ def _test_arms(variants: Sequence[Scenario], outcomes: Sequence[Outcome],
     for v, (scenario, outcome, value) in enumerate(zip(variants, outcomes, values, strict=True)):
         per_cell = outcome.reached[-1].reshape(-1)
         keys = np.concatenate([u[:n, 3] for u, n in zip(uniforms, per_cell, strict=True)])
-        first = np.concatenate([_first_orders(scenario, j, u[:n, 4])
-                                for j, (u, n) in enumerate(zip(uniforms, per_cell, strict=True))])
+        first = np.concatenate(
+            [
+                _first_orders(scenario, j, u[:n, 4])
+                for j, (u, n) in enumerate(zip(uniforms, per_cell, strict=True))
+            ]
+        )
         chosen = np.argsort(keys)[: int(test_conversions[v])]
         lives, paid = value.lifetimes, first[chosen]
-        arms.append(lifetime.ArmCustomers(
-            visitors=int(test_visitors[v]), customers=int(chosen.size),
-            revenue_sum=float(paid.sum()), revenue_sum_sq=float((paid**2).sum()),
-            repeat_orders=float(rng.poisson(lives.order_variance[chosen].sum())
-                                + (lives.repeat_orders - lives.order_variance)[chosen].sum()),
-            active_months=float(lives.active_months[chosen].sum()),
-            churned=int(lives.churned[chosen].sum()),
-        ))
+        arms.append(
+            lifetime.ArmCustomers(
+                visitors=int(test_visitors[v]),
+                customers=int(chosen.size),
+                revenue_sum=float(paid.sum()),
+                revenue_sum_sq=float((paid**2).sum()),
+                repeat_orders=float(
+                    rng.poisson(lives.order_variance[chosen].sum())
+                    + (lives.repeat_orders - lives.order_variance)[chosen].sum()
+                ),
+                active_months=float(lives.active_months[chosen].sum()),
+                churned=int(lives.churned[chosen].sum()),
+            )
+        )
     return arms
 
 
-def _per_visitor_rates(values: Sequence[float] | FloatArray, visitors: NDArray[np.int64]
-                       ) -> FloatArray:
+def _per_visitor_rates(
+    values: Sequence[float] | FloatArray, visitors: NDArray[np.int64]
+) -> FloatArray:
     """A replication's per-visitor metrics, NaN where a variant had no visitors: a rate of
     nobody is undefined, and means over replications leave it out."""
     return np.where(visitors > 0, np.asarray(values, dtype=float), np.nan)
@@ -226,7 +250,7 @@ def _lead_quality(scenario: Scenario, outcome: Outcome) -> tuple[float, float]:
         return math.nan, math.nan
     waits = dict(zip(outcome.queues.names, outcome.queues.mean_wait_min.tolist(), strict=True))
     minutes, days = 0.0, 0.0
-    for stage in scenario.stages[lead_stage + 1:]:
+    for stage in scenario.stages[lead_stage + 1 :]:
         minutes += stage.dwell_min.mean_value
         if stage.response_delay_min is not None:
             minutes += stage.response_delay_min.mean_value
@@ -239,20 +263,37 @@ def _lead_quality(scenario: Scenario, outcome: Outcome) -> tuple[float, float]:
     return float(outcome.reached[lead_stage + 1].sum()), days + minutes / MINUTES_PER_DAY
 
 
-def lifetime_economics(variants: Sequence[Scenario], outcomes: Sequence[Outcome],
-                       draws: VisitorDraws, test_visitors: NDArray[np.int64],
-                       test_conversions: NDArray[np.int64]) -> Economics:
+def lifetime_economics(
+    variants: Sequence[Scenario],
+    outcomes: Sequence[Outcome],
+    draws: VisitorDraws,
+    test_visitors: NDArray[np.int64],
+    test_conversions: NDArray[np.int64],
+) -> Economics:
     """Customers' simulated lifetimes, acquisition economics per variant and channel, and
     the simulated test's Bayesian readout of CLV per visitor, for one replication."""
     uniforms = _lifetime_uniforms(outcomes, draws)
-    values = [clv.customer_value(v, o.reached[-1], o.revenue, [u[:, :3] for u in uniforms])
-              for v, o in zip(variants, outcomes, strict=True)]
+    values = [
+        clv.customer_value(v, o.reached[-1], o.revenue, [u[:, :3] for u in uniforms])
+        for v, o in zip(variants, outcomes, strict=True)
+    ]
     prior = variants[0].experiment.prior
     test_clv = lifetime.clv_readout(
-        _test_arms(variants, outcomes, values, uniforms, test_visitors, test_conversions,
-                   draws.generator("readout", 1)),
-        [_value_terms(v) for v in variants], 0, draws.generator("readout", 0),
-        READOUT_DRAWS, (prior.alpha, prior.beta))
+        _test_arms(
+            variants,
+            outcomes,
+            values,
+            uniforms,
+            test_visitors,
+            test_conversions,
+            draws.generator("readout", 1),
+        ),
+        [_value_terms(v) for v in variants],
+        0,
+        draws.generator("readout", 0),
+        READOUT_DRAWS,
+        (prior.alpha, prior.beta),
+    )
     rows: dict[str, list[object]] = {name: [] for name in Economics.__dataclass_fields__}
     for scenario, outcome, value in zip(variants, outcomes, values, strict=True):
         spend = _spend_by_channel(scenario, outcome)
@@ -267,19 +308,21 @@ def lifetime_economics(variants: Sequence[Scenario], outcomes: Sequence[Outcome]
         rows["clv_per_customer"].append(per_customer)
         rows["cac"].append(cac)
         rows["ltv_to_cac"].append(clv.ratio(per_customer, cac))
-        rows["payback_months"].append(clv.payback_months(
-            value.cumulative_margin.sum(axis=0) / max(customers.sum(), 1.0), cac))
+        rows["payback_months"].append(
+            clv.payback_months(value.cumulative_margin.sum(axis=0) / max(customers.sum(), 1.0), cac)
+        )
         rows["channel_visitors"].append(outcome.reached[0].sum(axis=0).astype(float))
         rows["channel_spend"].append(spend)
         rows["channel_customers"].append(customers)
         rows["channel_clv"].append(value.clv)
         rows["channel_payback_months"].append(
-            [clv.payback_months(curve, c)
-             for curve, c in zip(curves, channel_cac, strict=True)])
+            [clv.payback_months(curve, c) for curve, c in zip(curves, channel_cac, strict=True)]
+        )
         rows["leads"].append(leads)
         rows["lead_to_customer_days"].append(days)
         rows["referrals_per_customer"].append(
-            clv.ratio(float(value.lifetimes.referrals.sum()), float(customers.sum())))
+            clv.ratio(float(value.lifetimes.referrals.sum()), float(customers.sum()))
+        )
     arrays = {k: np.array(v, dtype=float) for k, v in rows.items() if k != "test_clv"}
     return Economics(**arrays, test_clv=test_clv)
 
@@ -294,8 +337,11 @@ def _utilisation(outcome: Outcome, scenario: Scenario) -> FloatArray:
 def decision_rule(scenario: Scenario) -> DecisionRule:
     """The scenario's Bayesian decision rule (``experiment`` section)."""
     experiment = scenario.experiment
-    return DecisionRule(loss_threshold=experiment.loss_threshold, rope=experiment.rope,
-                        equivalence_probability=experiment.equivalence_probability)
+    return DecisionRule(
+        loss_threshold=experiment.loss_threshold,
+        rope=experiment.rope,
+        equivalence_probability=experiment.equivalence_probability,
+    )
 
 
 class SplitReadout(NamedTuple):
@@ -308,8 +354,9 @@ class SplitReadout(NamedTuple):
     shipped: str | None
 
 
-def split_readout(scenario: Scenario, visitors: NDArray[np.int64],
-                  conversions: NDArray[np.int64]) -> SplitReadout:
+def split_readout(
+    scenario: Scenario, visitors: NDArray[np.int64], conversions: NDArray[np.int64]
+) -> SplitReadout:
     """P(best), P(beats control), expected loss and decision of the simulated test.
 
     The same exact computations and rule as :func:`funnelsim.analysis.decision.readout`,
@@ -319,12 +366,18 @@ def split_readout(scenario: Scenario, visitors: NDArray[np.int64],
     experiment = scenario.experiment
     names = scenario.variant_names
     ref = names.index(scenario.control)
-    post = conjugate.beta_posteriors(visitors, conversions, experiment.prior.alpha,
-                                     experiment.prior.beta)
+    post = conjugate.beta_posteriors(
+        visitors, conversions, experiment.prior.alpha, experiment.prior.beta
+    )
     loss = conjugate.expected_loss(post)
     decision = decide(post, ref, decision_rule(scenario), names, loss)
-    return SplitReadout(conjugate.prob_best(post), conjugate.prob_beats(post, ref), loss,
-                       decision.action, decision.variant)
+    return SplitReadout(
+        conjugate.prob_best(post),
+        conjugate.prob_beats(post, ref),
+        loss,
+        decision.action,
+        decision.variant,
+    )
 
 
 def compile_variants(scenario: Scenario) -> list[CompiledFunnel]:
@@ -332,8 +385,12 @@ def compile_variants(scenario: Scenario) -> list[CompiledFunnel]:
     return [compile_funnel(scenario.variant(v)) for v in scenario.variant_names]
 
 
-def replicate(scenario: Scenario, seed: SeedSequence, engine: EngineName = "auto",
-              funnels: Sequence[CompiledFunnel] | None = None) -> Replication:
+def replicate(
+    scenario: Scenario,
+    seed: SeedSequence,
+    engine: EngineName = "auto",
+    funnels: Sequence[CompiledFunnel] | None = None,
+) -> Replication:
     """Simulate every variant of ``scenario`` on one replication's visitors.
 
     ``funnels`` (from :func:`compile_variants`) saves compiling the variants again
@@ -346,23 +403,26 @@ def replicate(scenario: Scenario, seed: SeedSequence, engine: EngineName = "auto
     draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
     runs = simulate_variants(funnels, draws, chosen, list(scenario.split_shares().values()))
     outcomes, test_visitors, test_conversions = (
-        runs.outcomes, runs.test_visitors, runs.test_conversions)
+        runs.outcomes,
+        runs.test_visitors,
+        runs.test_conversions,
+    )
     test = split_readout(scenario, test_visitors, test_conversions)
     economics = lifetime_economics(variants, outcomes, draws, test_visitors, test_conversions)
     visitors = np.array([o.visitors for o in outcomes])
     return Replication(
         visitors=visitors,
         conversion=_per_visitor_rates([o.conversion for o in outcomes], visitors),
-        revenue_per_visitor=_per_visitor_rates([o.revenue_per_visitor for o in outcomes],
-                                               visitors),
+        revenue_per_visitor=_per_visitor_rates([o.revenue_per_visitor for o in outcomes], visitors),
         clv_per_visitor=_per_visitor_rates(economics.clv_per_visitor, visitors),
         bounce_rate=_per_visitor_rates([o.bounce_rate for o in outcomes], visitors),
         stage_rates=np.array([o.stage_rates() for o in outcomes]),
         lost=np.array([o.lost_by_reason() for o in outcomes]),
         queue_abandonment=np.array([o.queues.abandonment for o in outcomes]),
         queue_wait_min=np.array([o.queues.mean_wait_min for o in outcomes]),
-        queue_utilisation=np.array([_utilisation(o, v)
-                                    for o, v in zip(outcomes, variants, strict=True)]),
+        queue_utilisation=np.array(
+            [_utilisation(o, v) for o, v in zip(outcomes, variants, strict=True)]
+        ),
         test_visitors=test_visitors,
         test_conversions=test_conversions,
         prob_best=test.prob_best,
@@ -395,8 +455,9 @@ def mean_interval(values: FloatArray, level: float = 0.95) -> Interval:
     mean = float(finite.mean())
     if finite.size < 2:
         return Interval(mean, mean, mean)
-    half = float(stats.t.ppf(0.5 + level / 2, finite.size - 1) * finite.std(ddof=1)
-                 / math.sqrt(finite.size))
+    half = float(
+        stats.t.ppf(0.5 + level / 2, finite.size - 1) * finite.std(ddof=1) / math.sqrt(finite.size)
+    )
     return Interval(mean, mean - half, mean + half)
 
 
@@ -449,8 +510,9 @@ def _median(values: Sequence[float]) -> float:
     return float(np.median(finite)) if finite.size else math.nan
 
 
-def _channel_summary(scenario: Scenario, reps: Sequence[Replication], v: int
-                     ) -> dict[str, ChannelEconomics]:
+def _channel_summary(
+    scenario: Scenario, reps: Sequence[Replication], v: int
+) -> dict[str, ChannelEconomics]:
     econ = [r.economics for r in reps]
     result = {}
     for c, name in enumerate(scenario.traffic.channels):
@@ -460,7 +522,10 @@ def _channel_summary(scenario: Scenario, reps: Sequence[Replication], v: int
         cac = clv.ratio(spend, customers)
         result[name] = ChannelEconomics(
             visitors=float(np.mean([e.channel_visitors[v, c] for e in econ])),
-            spend=spend, customers=customers, cac=cac, clv_per_customer=per_customer,
+            spend=spend,
+            customers=customers,
+            cac=cac,
+            clv_per_customer=per_customer,
             ltv_to_cac=clv.ratio(per_customer, cac),
             payback_months=_median([e.channel_payback_months[v, c] for e in econ]),
         )
@@ -481,8 +546,12 @@ def _lead_summary(reps: Sequence[Replication], v: int) -> LeadQuality | None:
 
 def _clv_test_summary(reps: Sequence[Replication], v: int) -> CLVTest:
     tests = [r.economics.test_clv for r in reps]
-    return CLVTest(*(float(np.mean([getattr(t, f)[v] for t in tests]))
-                     for f in ("mean", "low", "high", "prob_beats_control", "prob_best")))
+    return CLVTest(
+        *(
+            float(np.mean([getattr(t, f)[v] for t in tests]))
+            for f in ("mean", "low", "high", "prob_beats_control", "prob_best")
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -531,15 +600,18 @@ class ExperimentResult:
 
     def __repr__(self) -> str:
         """A few readable lines: the run, then each variant's headline figures."""
-        lines = [f"ExperimentResult({self.scenario.name!r}: {len(self.replications)} "
-                 f"replications, {self.engine} engine, truly best {self.true_best!r})"]
+        lines = [
+            f"ExperimentResult({self.scenario.name!r}: {len(self.replications)} "
+            f"replications, {self.engine} engine, truly best {self.true_best!r})"
+        ]
         width = max(len(s.name) for s in self.variants)
         for s in self.variants:
-            uplift = (f" ({s.uplift['conversion'].mean:+.1%})" if s.uplift else " (control)")
+            uplift = f" ({s.uplift['conversion'].mean:+.1%})" if s.uplift else " (control)"
             lines.append(
                 f"  {s.name:<{width}}  conversion {s.metrics['conversion'].mean:.2%}{uplift}, "
                 f"CLV/visitor {s.metrics['clv_per_visitor'].mean:,.2f} {self.scenario.currency}, "
-                f"test decision {s.decision} ({s.decision_rates[s.decision]:.0%})")
+                f"test decision {s.decision} ({s.decision_rates[s.decision]:.0%})"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -569,8 +641,9 @@ def _variant_decisions(reps: Sequence[Replication], name: str) -> dict[str, floa
     return {k: v / len(reps) for k, v in counts.items()}
 
 
-def _largest_stage_change(rates: FloatArray, control: FloatArray, stages: Sequence[str]
-                          ) -> tuple[str, float] | None:
+def _largest_stage_change(
+    rates: FloatArray, control: FloatArray, stages: Sequence[str]
+) -> tuple[str, float] | None:
     change = relative_uplift(rates, control)
     size = np.where(np.isfinite(change), np.abs(change), -1.0)
     best = int(np.argmax(size))
@@ -580,8 +653,10 @@ def _largest_stage_change(rates: FloatArray, control: FloatArray, stages: Sequen
 def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> ExperimentResult:
     """Means and intervals over replications, per variant and for the simulated test."""
     names, stages = scenario.variant_names, scenario.stage_names
-    series = {m: np.array([getattr(r.economics if m in ECONOMICS else r, m) for r in reps])
-              for m in METRICS}
+    series = {
+        m: np.array([getattr(r.economics if m in ECONOMICS else r, m) for r in reps])
+        for m in METRICS
+    }
     stage_rates = np.array([r.stage_rates for r in reps]).mean(axis=0)
     lost = np.array([r.lost for r in reps]).mean(axis=0)
     visitors = np.array([r.visitors for r in reps]).mean(axis=0)
@@ -589,43 +664,54 @@ def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> Exper
     summaries = []
     for v, name in enumerate(names):
         is_control = v == 0
-        summaries.append(VariantSummary(
-            name=name,
-            visitors=float(visitors[v]),
-            metrics={m: mean_interval(series[m][:, v]) for m in METRICS},
-            uplift=None if is_control else {
-                m: mean_interval(relative_uplift(series[m][:, v], series[m][:, 0]))
-                for m in METRICS
-            },
-            bounce_rate=mean_interval(bounce[:, v]),
-            stage_rates=dict(zip(stages, stage_rates[v].tolist(), strict=True)),
-            lost_by_reason={
-                stage: {reason: float(lost[v, s, r]) for r, reason in enumerate(REASONS)
-                        if lost[v, s, r] > 0}
-                for s, stage in enumerate(stages)
-            },
-            largest_stage_change=None if is_control else _largest_stage_change(
-                stage_rates[v], stage_rates[0], stages),
-            prob_best=float(np.mean([r.prob_best[v] for r in reps])),
-            prob_beats_control=float(np.mean([r.prob_beats_control[v] for r in reps])),
-            expected_loss=float(np.mean([r.expected_loss[v] for r in reps])),
-            decision_rates=_variant_decisions(reps, name),
-            queues=_queue_summary(scenario, reps, v),
-            payback_months=_median([r.economics.payback_months[v] for r in reps]),
-            referrals_per_customer=mean_interval(
-                np.array([r.economics.referrals_per_customer[v] for r in reps])).mean,
-            channels=_channel_summary(scenario, reps, v),
-            leads=_lead_summary(reps, v),
-            clv_test=_clv_test_summary(reps, v),
-        ))
+        summaries.append(
+            VariantSummary(
+                name=name,
+                visitors=float(visitors[v]),
+                metrics={m: mean_interval(series[m][:, v]) for m in METRICS},
+                uplift=None
+                if is_control
+                else {
+                    m: mean_interval(relative_uplift(series[m][:, v], series[m][:, 0]))
+                    for m in METRICS
+                },
+                bounce_rate=mean_interval(bounce[:, v]),
+                stage_rates=dict(zip(stages, stage_rates[v].tolist(), strict=True)),
+                lost_by_reason={
+                    stage: {
+                        reason: float(lost[v, s, r])
+                        for r, reason in enumerate(REASONS)
+                        if lost[v, s, r] > 0
+                    }
+                    for s, stage in enumerate(stages)
+                },
+                largest_stage_change=None
+                if is_control
+                else _largest_stage_change(stage_rates[v], stage_rates[0], stages),
+                prob_best=float(np.mean([r.prob_best[v] for r in reps])),
+                prob_beats_control=float(np.mean([r.prob_beats_control[v] for r in reps])),
+                expected_loss=float(np.mean([r.expected_loss[v] for r in reps])),
+                decision_rates=_variant_decisions(reps, name),
+                queues=_queue_summary(scenario, reps, v),
+                payback_months=_median([r.economics.payback_months[v] for r in reps]),
+                referrals_per_customer=mean_interval(
+                    np.array([r.economics.referrals_per_customer[v] for r in reps])
+                ).mean,
+                channels=_channel_summary(scenario, reps, v),
+                leads=_lead_summary(reps, v),
+                clv_test=_clv_test_summary(reps, v),
+            )
+        )
     conversion = np.nan_to_num(defined_means(series["conversion"]), nan=-np.inf)
     true_best = names[int(np.argmax(conversion))]  # the control when no one ever came
-    return ExperimentResult(scenario, engine, reps, summaries, true_best,
-                            _test_outcomes(reps, scenario, true_best))
+    return ExperimentResult(
+        scenario, engine, reps, summaries, true_best, _test_outcomes(reps, scenario, true_best)
+    )
 
 
-def _queue_summary(scenario: Scenario, reps: Sequence[Replication], v: int
-                   ) -> dict[str, dict[str, float]]:
+def _queue_summary(
+    scenario: Scenario, reps: Sequence[Replication], v: int
+) -> dict[str, dict[str, float]]:
     """Per resource: mean utilisation, mean wait of those served, share who gave up."""
     return {
         name: {
@@ -637,15 +723,15 @@ def _queue_summary(scenario: Scenario, reps: Sequence[Replication], v: int
     }
 
 
-def _test_outcomes(reps: Sequence[Replication], scenario: Scenario, true_best: str
-                   ) -> dict[str, float]:
+def _test_outcomes(
+    reps: Sequence[Replication], scenario: Scenario, true_best: str
+) -> dict[str, float]:
     """How the simulated tests ended: shipped the truly best variant, shipped another,
     stopped for equivalence, or kept testing."""
     conversion = defined_means(np.array([r.conversion for r in reps]))
     best_uplift = np.nanmax(conversion) / conversion[0] - 1.0 if conversion[0] > 0 else math.inf
     equivalent = abs(best_uplift) < scenario.experiment.rope
-    outcomes = {"ship_best": 0.0, "ship_other": 0.0, "stop": 0.0, "keep_testing": 0.0,
-                "right": 0.0}
+    outcomes = {"ship_best": 0.0, "ship_other": 0.0, "stop": 0.0, "keep_testing": 0.0, "right": 0.0}
     for rep in reps:
         if rep.decision == "ship":
             key = "ship_best" if rep.shipped == true_best else "ship_other"
@@ -662,8 +748,9 @@ def _test_outcomes(reps: Sequence[Replication], scenario: Scenario, true_best: s
 Progress = Callable[[int], None]
 
 
-def _replicate_batch(scenario: Scenario, engine: EngineName, seeds: list[SeedSequence]
-                     ) -> list[Replication]:
+def _replicate_batch(
+    scenario: Scenario, engine: EngineName, seeds: list[SeedSequence]
+) -> list[Replication]:
     funnels = compile_variants(scenario)
     return [replicate(scenario, seed, engine, funnels) for seed in seeds]
 
@@ -690,6 +777,11 @@ def run_experiment(
     seeds = replication_seeds(scenario.seed if seed is None else seed, n)
     chosen = choose_engine(compile_variants(scenario), engine)
     work = functools.partial(_replicate_batch, scenario, chosen)
-    reps = parallel.map_batches(work, seeds, workers=min(workers, n),  # a process per job at most
-                                dask=dask, progress=progress)
+    reps = parallel.map_batches(
+        work,
+        seeds,
+        workers=min(workers, n),  # a process per job at most
+        dask=dask,
+        progress=progress,
+    )
     return summarise(scenario, chosen, reps)

@@ -44,8 +44,10 @@ if TYPE_CHECKING:
     from funnelsim.scenario import Scenario
 
 POSTERIOR_DRAWS = 20_000
-SIMULATED = ("Simulated figures are the model's consequences of the scenario's assumptions, "
-             "not measurements.")
+SIMULATED = (
+    "Simulated figures are the model's consequences of the scenario's assumptions, "
+    "not measurements."
+)
 MEASURED = "Posteriors computed from the experiment's data with the stated prior and rule."
 VALUE_METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor")
 OUTCOMES = ("ship", "reject", "stop", "keep_testing")  # what a simulated test did with a variant
@@ -94,20 +96,26 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[str]], caption: str = "",
-          text_columns: Collection[int] = (0,)) -> str:
+def table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    caption: str = "",
+    text_columns: Collection[int] = (0,),
+) -> str:
     """An HTML table; cells are taken as HTML (escape user text before). Columns are
     right-aligned numbers except those in ``text_columns``."""
     head = "".join(f"<th{_align(i, text_columns)}>{esc(c)}</th>" for i, c in enumerate(columns))
     body = "".join(
-        "<tr>" + "".join(f"<td{_align(i, text_columns)}>{cell}</td>"
-                         for i, cell in enumerate(row))
+        "<tr>"
+        + "".join(f"<td{_align(i, text_columns)}>{cell}</td>" for i, cell in enumerate(row))
         + "</tr>"
         for row in rows
     )
     cap = f"<caption>{caption}</caption>" if caption else ""
-    return (f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _align(index: int, text_columns: Collection[int]) -> str:
@@ -127,8 +135,10 @@ def _figure(name: str, caption: str, figure: Figure) -> ReportFigure:
 
 def _img(figure: ReportFigure) -> str:
     data = base64.b64encode(figure.png).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{esc(figure.caption)}">'
-            f"<figcaption>{esc(figure.caption)}</figcaption></figure>")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{esc(figure.caption)}">'
+        f"<figcaption>{esc(figure.caption)}</figcaption></figure>"
+    )
 
 
 # --------------------------------------------------------------------------- rendering
@@ -183,7 +193,8 @@ def render_html(report: Report) -> str:
     nav = "".join(f'<a href="#{_anchor(s.title)}">{esc(s.title)}</a>' for s in report.sections)
     sections = "".join(
         f'<section id="{_anchor(s.title)}"><h2>{esc(s.title)}</h2>{s.body}'
-        + "".join(_img(f) for f in s.figures) + "</section>"
+        + "".join(_img(f) for f in s.figures)
+        + "</section>"
         for s in report.sections
     )
     return (
@@ -239,41 +250,90 @@ def scenario_section(scenario: Scenario) -> Section:
     parts.append(
         f"<p><b>{traffic.visitors_per_day:,.0f}</b> visitors a day for "
         f"<b>{traffic.days}</b> days (~{traffic.visitors_per_day * traffic.days:,.0f} "
-        "visitors per variant in the full-traffic simulation).</p>")
-    parts.append("<h3>Channels and segments</h3>" + table(
-        ("channel", "share", "cost per visit", "intent (odds x)"),
-        ((esc(name), percent(c.share, digits=0), money(c.cost_per_visit, cur), f"{c.intent:g}")
-         for name, c in traffic.channels.items())))
-    parts.append(table(
-        ("segment", "share", "page load", "intent (odds x)"),
-        ((esc(name), percent(g.share, digits=0), f"{g.page_load_s:g} s", f"{g.intent:g}")
-         for name, g in scenario.segments.items())))
+        "visitors per variant in the full-traffic simulation).</p>"
+    )
+    parts.append(
+        "<h3>Channels and segments</h3>"
+        + table(
+            ("channel", "share", "cost per visit", "intent (odds x)"),
+            (
+                (
+                    esc(name),
+                    percent(c.share, digits=0),
+                    money(c.cost_per_visit, cur),
+                    f"{c.intent:g}",
+                )
+                for name, c in traffic.channels.items()
+            ),
+        )
+    )
+    parts.append(
+        table(
+            ("segment", "share", "page load", "intent (odds x)"),
+            (
+                (esc(name), percent(g.share, digits=0), f"{g.page_load_s:g} s", f"{g.intent:g}")
+                for name, g in scenario.segments.items()
+            ),
+        )
+    )
     expected = expected_funnel(scenario)
-    parts.append("<h3>Stages</h3>" + table(
-        ("stage", "base rate", "friction", "expected continue rate", "resource"),
-        ((esc(stage.name), percent(stage.rate, digits=0), esc(describe_friction(stage)),
-          percent(row.continue_rate, digits=1), esc(stage.resource or "—"))
-         for stage, row in zip(scenario.stages, expected.stages, strict=True)),
-        caption="Expected continue rate: averaged over segments and channels, after friction, "
-                "before queues and response delays.", text_columns=(0, 2, 4)))
+    parts.append(
+        "<h3>Stages</h3>"
+        + table(
+            ("stage", "base rate", "friction", "expected continue rate", "resource"),
+            (
+                (
+                    esc(stage.name),
+                    percent(stage.rate, digits=0),
+                    esc(describe_friction(stage)),
+                    percent(row.continue_rate, digits=1),
+                    esc(stage.resource or "—"),
+                )
+                for stage, row in zip(scenario.stages, expected.stages, strict=True)
+            ),
+            caption="Expected continue rate: averaged over segments and channels, after friction, "
+            "before queues and response delays.",
+            text_columns=(0, 2, 4),
+        )
+    )
     if scenario.resources:
-        parts.append(table(
-            ("resource", "capacity", "mean service", "expected utilisation"),
-            ((esc(r.name), str(r.capacity), f"{r.mean_service_min:g} min",
-              percent(r.utilisation, digits=0)) for r in expected.resources)))
+        parts.append(
+            table(
+                ("resource", "capacity", "mean service", "expected utilisation"),
+                (
+                    (
+                        esc(r.name),
+                        str(r.capacity),
+                        f"{r.mean_service_min:g} min",
+                        percent(r.utilisation, digits=0),
+                    )
+                    for r in expected.resources
+                ),
+            )
+        )
     value = scenario.value
     parts.append(
         f"<h3>Value</h3><p>Mean order {money(value.order_value.mean_value, cur)}, margin "
         f"{percent(value.margin, digits=0)}, {value.retention.repeat_per_month:g} repeat orders "
         f"per active month, churn {percent(value.retention.churn_per_month, digits=0)} a month, "
         f"horizon {value.horizon_months} months, discount "
-        f"{percent(value.discount_rate_annual, digits=0)} a year.</p>")
-    parts.append("<h3>Variants</h3>" + table(
-        ("variant", "changes"),
-        ((esc(name) + (" (control)" if name == scenario.control else ""),
-          "<br>".join(f"<code>{esc(k)}: {esc(v)}</code>" for k, v in changes.items()) or "—")
-         for name, changes in ((n, scenario.variants[n]) for n in scenario.variant_names)),
-        text_columns=(0, 1)))
+        f"{percent(value.discount_rate_annual, digits=0)} a year.</p>"
+    )
+    parts.append(
+        "<h3>Variants</h3>"
+        + table(
+            ("variant", "changes"),
+            (
+                (
+                    esc(name) + (" (control)" if name == scenario.control else ""),
+                    "<br>".join(f"<code>{esc(k)}: {esc(v)}</code>" for k, v in changes.items())
+                    or "—",
+                )
+                for name, changes in ((n, scenario.variants[n]) for n in scenario.variant_names)
+            ),
+            text_columns=(0, 1),
+        )
+    )
     return Section("Scenario", "".join(parts))
 
 
@@ -307,11 +367,13 @@ def experiment_report(result: ExperimentResult) -> Report:
 
 def _subtitle(result: ExperimentResult) -> str:
     outcomes = result.test_outcomes
-    return (f"If every variant met the same visitors, {result.true_best} would convert best. "
-            f"A {result.scenario.traffic.days}-day A/B test would ship it in "
-            f"{outcomes['ship_best']:.0%} of simulated tests, ship another variant in "
-            f"{outcomes['ship_other']:.0%}, stop for equivalence in {outcomes['stop']:.0%} and "
-            f"still be testing in {outcomes['keep_testing']:.0%}.")
+    return (
+        f"If every variant met the same visitors, {result.true_best} would convert best. "
+        f"A {result.scenario.traffic.days}-day A/B test would ship it in "
+        f"{outcomes['ship_best']:.0%} of simulated tests, ship another variant in "
+        f"{outcomes['ship_other']:.0%}, stop for equivalence in {outcomes['stop']:.0%} and "
+        f"still be testing in {outcomes['keep_testing']:.0%}."
+    )
 
 
 def _with_uplift(value: str, summary: VariantSummary, metric: str) -> str:
@@ -321,8 +383,10 @@ def _with_uplift(value: str, summary: VariantSummary, metric: str) -> str:
     interval = summary.uplift[metric]
     if not all(map(math.isfinite, interval)):
         return value
-    return (f"{value}<br><small>{percent(interval.mean, True, 1)} "
-            f"[{percent(interval.low, True, 1)}, {percent(interval.high, True, 1)}]</small>")
+    return (
+        f"{value}<br><small>{percent(interval.mean, True, 1)} "
+        f"[{percent(interval.low, True, 1)}, {percent(interval.high, True, 1)}]</small>"
+    )
 
 
 def _headline_section(result: ExperimentResult) -> Section:
@@ -330,24 +394,36 @@ def _headline_section(result: ExperimentResult) -> Section:
     rows = []
     for s in result.variants:
         control = s.name == result.control
-        rows.append((
-            esc(s.name) + (" <small>(control)</small>" if control else ""),
-            _with_uplift(percent(s.metrics["conversion"].mean), s, "conversion"),
-            _with_uplift(money(s.metrics["revenue_per_visitor"].mean, cur), s,
-                         "revenue_per_visitor"),
-            _with_uplift(money(s.metrics["clv_per_visitor"].mean, cur), s, "clv_per_visitor"),
-            "—" if control else percent(s.prob_beats_control, digits=1),
-            decision_badge(s.decision, s.decision_rates[s.decision]),
-        ))
+        rows.append(
+            (
+                esc(s.name) + (" <small>(control)</small>" if control else ""),
+                _with_uplift(percent(s.metrics["conversion"].mean), s, "conversion"),
+                _with_uplift(
+                    money(s.metrics["revenue_per_visitor"].mean, cur), s, "revenue_per_visitor"
+                ),
+                _with_uplift(money(s.metrics["clv_per_visitor"].mean, cur), s, "clv_per_visitor"),
+                "—" if control else percent(s.prob_beats_control, digits=1),
+                decision_badge(s.decision, s.decision_rates[s.decision]),
+            )
+        )
     body = table(
-        ("variant", "conversion", "revenue / visitor", "CLV / visitor", "P(beats control)",
-         "test decision"),
+        (
+            "variant",
+            "conversion",
+            "revenue / visitor",
+            "CLV / visitor",
+            "P(beats control)",
+            "test decision",
+        ),
         rows,
-        caption=(f"Expected effect: mean over {len(result.replications)} replications in which "
-                 "every variant met the same visitors; below each value, the uplift vs control "
-                 "with its 95% interval. P(beats control) and the decision are those of the "
-                 "simulated A/B test (mean probability; most frequent decision, with its share "
-                 "of tests)."))
+        caption=(
+            f"Expected effect: mean over {len(result.replications)} replications in which "
+            "every variant met the same visitors; below each value, the uplift vs control "
+            "with its 95% interval. P(beats control) and the decision are those of the "
+            "simulated A/B test (mean probability; most frequent decision, with its share "
+            "of tests)."
+        ),
+    )
     return Section("Decision at a glance", body)
 
 
@@ -356,15 +432,20 @@ def _funnel_section(result: ExperimentResult) -> Section:
     data = [plots.funnel_data(s, stages) for s in result.variants]
     scale = max(d.reached[0] for d in data) or None
     figures = tuple(
-        _figure(f"funnel_{d.variant}",
-                f"Funnel of {d.variant}: mean visitors per replication reaching each stage, and "
-                "the visitors lost at each stage by reason.",
-                plots.funnel_figure(d, scale))
-        for d in data)
+        _figure(
+            f"funnel_{d.variant}",
+            f"Funnel of {d.variant}: mean visitors per replication reaching each stage, and "
+            "the visitors lost at each stage by reason.",
+            plots.funnel_figure(d, scale),
+        )
+        for d in data
+    )
     changes = [
         f"<li><b>{esc(s.name)}</b> changes <b>{esc(s.largest_stage_change[0])}</b> most: "
         f"its continue rate moves {percent(s.largest_stage_change[1], True, 1)}.</li>"
-        for s in result.variants if s.largest_stage_change]
+        for s in result.variants
+        if s.largest_stage_change
+    ]
     body = f"<ul>{''.join(changes)}</ul>" if changes else ""
     return Section("Funnels", body, figures)
 
@@ -393,38 +474,60 @@ def _uplift_section(result: ExperimentResult) -> Section:
     scenario = result.scenario
     first = result.replications[0]
     truth = {s.name: s.uplift["conversion"] for s in result.variants if s.uplift}
-    figures = [_figure(
-        "uplift_conversion", "Posterior densities of the relative uplift in conversion "
-        "(first simulated test), with the ROPE and the decision.",
-        plots.uplift_figure("conversion", _conversion_uplift_draws(result),
-                            scenario.experiment.rope, _first_test_decisions(result), truth))]
+    figures = [
+        _figure(
+            "uplift_conversion",
+            "Posterior densities of the relative uplift in conversion "
+            "(first simulated test), with the ROPE and the decision.",
+            plots.uplift_figure(
+                "conversion",
+                _conversion_uplift_draws(result),
+                scenario.experiment.rope,
+                _first_test_decisions(result),
+                truth,
+            ),
+        )
+    ]
     clv_intervals, clv_beats = _clv_uplift_intervals(result)
-    figures.append(_figure(
-        "uplift_clv_per_visitor", "Posterior mean and 95% interval of the relative uplift "
-        "in CLV per visitor (first simulated test), with the ROPE.",
-        plots.uplift_interval_figure("CLV per visitor", clv_intervals, scenario.experiment.rope,
-                                     clv_beats)))
-    body = (f"<p>What one simulated {scenario.traffic.days}-day test (the first replication, "
-            f"{int(first.test_visitors.sum()):,} visitors split "
-            f"{len(result.variants)} ways) would believe about each variant's uplift. "
-            "Conversion: Beta-Binomial posteriors. The grey band is the region of practical "
-            f"equivalence (±{scenario.experiment.rope:.1%}); dashed lines mark the model's "
-            "expected uplift, the truth the test is trying to find. CLV per visitor: the "
-            "posterior combining conversion, order value, repeat purchases and churn.</p>"
-            '<p class="note">Revenue per visitor: see the expected effect above.</p>')
+    figures.append(
+        _figure(
+            "uplift_clv_per_visitor",
+            "Posterior mean and 95% interval of the relative uplift "
+            "in CLV per visitor (first simulated test), with the ROPE.",
+            plots.uplift_interval_figure(
+                "CLV per visitor", clv_intervals, scenario.experiment.rope, clv_beats
+            ),
+        )
+    )
+    body = (
+        f"<p>What one simulated {scenario.traffic.days}-day test (the first replication, "
+        f"{int(first.test_visitors.sum()):,} visitors split "
+        f"{len(result.variants)} ways) would believe about each variant's uplift. "
+        "Conversion: Beta-Binomial posteriors. The grey band is the region of practical "
+        f"equivalence (±{scenario.experiment.rope:.1%}); dashed lines mark the model's "
+        "expected uplift, the truth the test is trying to find. CLV per visitor: the "
+        "posterior combining conversion, order value, repeat purchases and churn.</p>"
+        '<p class="note">Revenue per visitor: see the expected effect above.</p>'
+    )
     return Section("Uplift posteriors", body, tuple(figures))
 
 
 UpliftIntervals = dict[str, tuple[float, float, float]]
 
 
-def _clv_uplift_intervals(result: ExperimentResult
-                          ) -> tuple[UpliftIntervals, dict[str, float]]:
+def _clv_uplift_intervals(result: ExperimentResult) -> tuple[UpliftIntervals, dict[str, float]]:
     """The first simulated test's CLV-per-visitor uplift intervals and P(beats control)."""
     readout = result.replications[0].economics.test_clv
     names = result.scenario.variant_names
-    intervals = {name: (float(readout.uplift_mean[i]), float(readout.uplift_low[i]),
-                        float(readout.uplift_high[i])) for i, name in enumerate(names) if i > 0}
+    intervals = {
+        name: (
+            float(readout.uplift_mean[i]),
+            float(readout.uplift_low[i]),
+            float(readout.uplift_high[i]),
+        )
+        for i, name in enumerate(names)
+        if i > 0
+    }
     beats = {name: float(readout.prob_beats_control[i]) for i, name in enumerate(names) if i > 0}
     return intervals, beats
 
@@ -433,22 +536,36 @@ def _loss_section(result: ExperimentResult) -> Section:
     rule = result.scenario.experiment
     control_rate = result.variants[0].metrics["conversion"].mean
     threshold = rule.loss_threshold * control_rate
-    rows = [(
-        esc(s.name),
-        f"{s.expected_loss * 100:.3f} pts",
-        percent(s.prob_best, digits=1),
-        *(percent(s.decision_rates.get(kind, 0.0), digits=0) for kind in OUTCOMES),
-        decision_badge(s.decision),
-    ) for s in result.variants]
+    rows = [
+        (
+            esc(s.name),
+            f"{s.expected_loss * 100:.3f} pts",
+            percent(s.prob_best, digits=1),
+            *(percent(s.decision_rates.get(kind, 0.0), digits=0) for kind in OUTCOMES),
+            decision_badge(s.decision),
+        )
+        for s in result.variants
+    ]
     body = table(
-        ("variant", "expected loss", "P(best)", "tests shipping it", "shipping another",
-         "stopping", "still testing", "decision"),
+        (
+            "variant",
+            "expected loss",
+            "P(best)",
+            "tests shipping it",
+            "shipping another",
+            "stopping",
+            "still testing",
+            "decision",
+        ),
         rows,
-        caption=(f"Expected loss: conversion points given up by shipping this variant if another "
-                 f"is better, mean over simulated tests. A variant ships when its loss is below "
-                 f"{rule.loss_threshold:.1%} of the control's rate (~{threshold * 100:.3f} pts); "
-                 f"the test stops when every variant is within ±{rule.rope:.0%} of control with "
-                 f"probability {rule.equivalence_probability:.0%}."))
+        caption=(
+            f"Expected loss: conversion points given up by shipping this variant if another "
+            f"is better, mean over simulated tests. A variant ships when its loss is below "
+            f"{rule.loss_threshold:.1%} of the control's rate (~{threshold * 100:.3f} pts); "
+            f"the test stops when every variant is within ±{rule.rope:.0%} of control with "
+            f"probability {rule.equivalence_probability:.0%}."
+        ),
+    )
     return Section("Expected loss", body)
 
 
@@ -456,18 +573,35 @@ def _economics_sections(result: ExperimentResult) -> tuple[Section, ...]:
     """LTV:CAC per channel (none when the scenario has no channel economics)."""
     ratios = channel_ltv_cac(result)
     if not any(math.isfinite(r) for per_variant in ratios.values() for r in per_variant.values()):
-        return (Section("LTV:CAC per channel", '<p class="note">No channel has a cost per visit '
-                        "(<code>traffic.channels.NAME.cost_per_visit</code>), so acquisition "
-                        "cost and LTV:CAC are not defined.</p>"),)
+        return (
+            Section(
+                "LTV:CAC per channel",
+                '<p class="note">No channel has a cost per visit '
+                "(<code>traffic.channels.NAME.cost_per_visit</code>), so acquisition "
+                "cost and LTV:CAC are not defined.</p>",
+            ),
+        )
     figure = plots.ltv_cac_figure(ratios, result.scenario.variant_names)
-    rows = [(esc(channel), *(_ratio(ratios[channel].get(v, math.nan))
-                             for v in result.scenario.variant_names))
-            for channel in ratios]
-    body = table(("channel", *result.scenario.variant_names), rows,
-                 caption="CLV per customer / acquisition cost per customer; ≥ 3 is the usual "
-                         "target, < 1 loses money on every customer.")
-    return (Section("LTV:CAC per channel", body, (
-        _figure("ltv_cac", "LTV:CAC per channel and variant.", figure),)),)
+    rows = [
+        (
+            esc(channel),
+            *(_ratio(ratios[channel].get(v, math.nan)) for v in result.scenario.variant_names),
+        )
+        for channel in ratios
+    ]
+    body = table(
+        ("channel", *result.scenario.variant_names),
+        rows,
+        caption="CLV per customer / acquisition cost per customer; ≥ 3 is the usual "
+        "target, < 1 loses money on every customer.",
+    )
+    return (
+        Section(
+            "LTV:CAC per channel",
+            body,
+            (_figure("ltv_cac", "LTV:CAC per channel and variant.", figure),),
+        ),
+    )
 
 
 def _ratio(value: float) -> str:
@@ -495,27 +629,47 @@ def _diagnostics_section(result: ExperimentResult) -> Section:
             fmt = percent if metric == "conversion" else (lambda v, c=cur: money(v, c))
             cells.append(f"{fmt(interval.mean)} ± {fmt(half)}")
         rows.append(cells)
-    body = table(("variant", "conversion", "revenue / visitor", "CLV / visitor"), rows,
-                 caption=f"Means over {len(reps)} replications with the half-width of their "
-                         "95% interval (Monte Carlo precision of the expected effect).")
+    body = table(
+        ("variant", "conversion", "revenue / visitor", "CLV / visitor"),
+        rows,
+        caption=f"Means over {len(reps)} replications with the half-width of their "
+        "95% interval (Monte Carlo precision of the expected effect).",
+    )
     body += _queue_table(result)
-    series = {name: np.array([r.conversion[i] for r in reps])
-              for i, name in enumerate(result.scenario.variant_names)}
-    figures = (_figure("diagnostics_running_mean",
-                       "Running mean of conversion per variant over replications, 95% band.",
-                       plots.running_mean_figure(series, "conversion")),)
+    series = {
+        name: np.array([r.conversion[i] for r in reps])
+        for i, name in enumerate(result.scenario.variant_names)
+    }
+    figures = (
+        _figure(
+            "diagnostics_running_mean",
+            "Running mean of conversion per variant over replications, 95% band.",
+            plots.running_mean_figure(series, "conversion"),
+        ),
+    )
     return Section("Diagnostics", body, figures)
 
 
 def _queue_table(result: ExperimentResult) -> str:
-    rows = [(esc(s.name), esc(resource), percent(stats["utilisation"], digits=0),
-             f"{stats['mean_wait_min']:,.1f} min", percent(stats["abandonment"], digits=1))
-            for s in result.variants for resource, stats in s.queues.items()]
+    rows = [
+        (
+            esc(s.name),
+            esc(resource),
+            percent(stats["utilisation"], digits=0),
+            f"{stats['mean_wait_min']:,.1f} min",
+            percent(stats["abandonment"], digits=1),
+        )
+        for s in result.variants
+        for resource, stats in s.queues.items()
+    ]
     if not rows:
         return ""
-    return table(("variant", "resource", "utilisation", "mean wait of those served",
-                  "gave up waiting"), rows, text_columns=(0, 1),
-                 caption="Shared resources, means over replications.")
+    return table(
+        ("variant", "resource", "utilisation", "mean wait of those served", "gave up waiting"),
+        rows,
+        text_columns=(0, 1),
+        caption="Shared resources, means over replications.",
+    )
 
 
 # --------------------------------------------------------------------------- real experiments
@@ -556,23 +710,30 @@ def readout_report(
 def _readout_headline(readout: ABReadout) -> Section:
     decision = readout.decision
     shipped = f" {esc(decision.variant)}" if decision.variant else ""
-    body = (f"<p>{decision_badge(decision.action)}{shipped}: {esc(decision.reason)}</p>"
-            + (f'<p class="warn">{esc(readout.srm.message)}</p>' if readout.srm.mismatch else ""))
-    rows = [(
-        esc(v.name) + (" <small>(control)</small>" if v.name == readout.control else ""),
-        f"{v.visitors:,.0f}",
-        f"{v.conversions:,.0f}",
-        f"{percent(v.conversion_mean)}<br><small>[{percent(v.conversion_low)}, "
-        f"{percent(v.conversion_high)}]</small>",
-        "—" if v.name == readout.control else
-        f"{percent(v.uplift_mean, True, 1)}<br><small>[{percent(v.uplift_low, True, 1)}, "
-        f"{percent(v.uplift_high, True, 1)}]</small>",
-        "—" if v.name == readout.control else percent(v.prob_beats_control, digits=1),
-    ) for v in readout.variants]
-    body += table(("variant", "visitors", "conversions", "conversion", "uplift",
-                   "P(beats control)"), rows,
-                  caption="Posterior mean with its 94% credible interval; relative uplift over "
-                          "the control with its 95% interval.")
+    body = f"<p>{decision_badge(decision.action)}{shipped}: {esc(decision.reason)}</p>" + (
+        f'<p class="warn">{esc(readout.srm.message)}</p>' if readout.srm.mismatch else ""
+    )
+    rows = [
+        (
+            esc(v.name) + (" <small>(control)</small>" if v.name == readout.control else ""),
+            f"{v.visitors:,.0f}",
+            f"{v.conversions:,.0f}",
+            f"{percent(v.conversion_mean)}<br><small>[{percent(v.conversion_low)}, "
+            f"{percent(v.conversion_high)}]</small>",
+            "—"
+            if v.name == readout.control
+            else f"{percent(v.uplift_mean, True, 1)}<br><small>[{percent(v.uplift_low, True, 1)}, "
+            f"{percent(v.uplift_high, True, 1)}]</small>",
+            "—" if v.name == readout.control else percent(v.prob_beats_control, digits=1),
+        )
+        for v in readout.variants
+    ]
+    body += table(
+        ("variant", "visitors", "conversions", "conversion", "uplift", "P(beats control)"),
+        rows,
+        caption="Posterior mean with its 94% credible interval; relative uplift over "
+        "the control with its 95% interval.",
+    )
     return Section("Decision at a glance", body)
 
 
@@ -582,48 +743,95 @@ def _readout_uplift(readout: ABReadout, rope: float, prior: tuple[float, float])
     visitors = [v.visitors for v in readout.variants]
     conversions = [v.conversions for v in readout.variants]
     post = beta_posteriors(visitors, conversions, *prior)
-    rates = np.random.default_rng(0).beta(post.alpha, post.beta,
-                                          size=(POSTERIOR_DRAWS, post.alpha.size))
+    rates = np.random.default_rng(0).beta(
+        post.alpha, post.beta, size=(POSTERIOR_DRAWS, post.alpha.size)
+    )
     control = [v.name for v in readout.variants].index(readout.control)
-    draws = {v.name: rates[:, i] / rates[:, control] - 1.0
-             for i, v in enumerate(readout.variants) if i != control}
+    draws = {
+        v.name: rates[:, i] / rates[:, control] - 1.0
+        for i, v in enumerate(readout.variants)
+        if i != control
+    }
     decision = readout.decision
-    decisions = {name: ("ship" if decision.variant == name else
-                        "reject" if decision.action == "ship" else decision.action)
-                 for name in draws}
+    decisions = {
+        name: (
+            "ship"
+            if decision.variant == name
+            else "reject"
+            if decision.action == "ship"
+            else decision.action
+        )
+        for name in draws
+    }
     figure = plots.uplift_figure("conversion", draws, rope, decisions)
-    return Section("Uplift posteriors", "<p>Beta-Binomial posterior of each variant's relative "
-                   f"uplift in conversion over {esc(readout.control)}; the grey band is the "
-                   f"region of practical equivalence (±{rope:.1%}).</p>",
-                   (_figure("uplift_conversion", "Posterior densities of the relative uplift "
-                            "in conversion, with the ROPE and the decision.", figure),))
+    return Section(
+        "Uplift posteriors",
+        "<p>Beta-Binomial posterior of each variant's relative "
+        f"uplift in conversion over {esc(readout.control)}; the grey band is the "
+        f"region of practical equivalence (±{rope:.1%}).</p>",
+        (
+            _figure(
+                "uplift_conversion",
+                "Posterior densities of the relative uplift "
+                "in conversion, with the ROPE and the decision.",
+                figure,
+            ),
+        ),
+    )
 
 
 def _readout_loss(readout: ABReadout) -> Section:
-    rows = [(esc(v.name), f"{v.expected_loss * 100:.3f} pts", percent(v.prob_best, digits=1),
-             percent(v.prob_in_rope, digits=1)) for v in readout.variants]
-    return Section("Expected loss", table(
-        ("variant", "expected loss", "P(best)", "P(in ROPE)"), rows,
-        caption="Expected loss: conversion points given up by shipping this variant if "
-                "another is better. P(in ROPE): probability that the uplift over control is "
-                "practically zero."))
+    rows = [
+        (
+            esc(v.name),
+            f"{v.expected_loss * 100:.3f} pts",
+            percent(v.prob_best, digits=1),
+            percent(v.prob_in_rope, digits=1),
+        )
+        for v in readout.variants
+    ]
+    return Section(
+        "Expected loss",
+        table(
+            ("variant", "expected loss", "P(best)", "P(in ROPE)"),
+            rows,
+            caption="Expected loss: conversion points given up by shipping this variant if "
+            "another is better. P(in ROPE): probability that the uplift over control is "
+            "practically zero.",
+        ),
+    )
 
 
 def _mcmc_diagnostics(idata: InferenceData | None, var_names: Sequence[str]) -> Section:
     if idata is None:
-        return Section("Diagnostics", '<p class="note">Exact conjugate posteriors: nothing was '
-                       "sampled, so there is no convergence to check.</p>")
+        return Section(
+            "Diagnostics",
+            '<p class="note">Exact conjugate posteriors: nothing was '
+            "sampled, so there is no convergence to check.</p>",
+        )
     import arviz as az
 
     names = list(var_names) or [str(name) for name in idata["posterior"].data_vars]
     summary = az.summary(idata, var_names=names, kind="diagnostics")
     stats = idata["sample_stats"] if "sample_stats" in idata.groups() else {}
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    rows = [(esc(label), f"{row['r_hat']:.3f}", f"{row['ess_bulk']:,.0f}",
-             f"{row['ess_tail']:,.0f}") for label, row in summary.iterrows()]
-    body = (f"<p>Divergent transitions: <b>{divergences}</b>. r_hat should be below 1.01 and "
-            "bulk and tail ESS above 400 (Vehtari et al. 2021).</p>"
-            + table(("variable", "r_hat", "bulk ESS", "tail ESS"), rows))
-    return Section("Diagnostics", body, (
-        _figure("diagnostics_trace", "MCMC trace per variable and chain.",
-                plots.trace_figure(idata, names)),))
+    rows = [
+        (esc(label), f"{row['r_hat']:.3f}", f"{row['ess_bulk']:,.0f}", f"{row['ess_tail']:,.0f}")
+        for label, row in summary.iterrows()
+    ]
+    body = (
+        f"<p>Divergent transitions: <b>{divergences}</b>. r_hat should be below 1.01 and "
+        "bulk and tail ESS above 400 (Vehtari et al. 2021).</p>"
+        + table(("variable", "r_hat", "bulk ESS", "tail ESS"), rows)
+    )
+    return Section(
+        "Diagnostics",
+        body,
+        (
+            _figure(
+                "diagnostics_trace",
+                "MCMC trace per variable and chain.",
+                plots.trace_figure(idata, names),
+            ),
+        ),
+    )

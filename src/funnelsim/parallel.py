@@ -52,8 +52,9 @@ class ExecutorError(RuntimeError):
     """The requested executor cannot run (Dask missing, bad address, scheduler unreachable)."""
 
 
-def batches(items: Sequence[T], workers: int, per_worker: int = BATCHES_PER_WORKER
-            ) -> list[list[T]]:
+def batches(
+    items: Sequence[T], workers: int, per_worker: int = BATCHES_PER_WORKER
+) -> list[list[T]]:
     """Split ``items`` into about ``workers x per_worker`` consecutive batches.
 
     >>> batches(list(range(5)), workers=1, per_worker=2)
@@ -72,7 +73,8 @@ def check_dask_address(address: str) -> str:
     if address == "local" or "://" in address:
         return address
     raise ExecutorError(
-        f"--dask: expected 'local' or a scheduler address like tcp://HOST:8786, got {address!r}")
+        f"--dask: expected 'local' or a scheduler address like tcp://HOST:8786, got {address!r}"
+    )
 
 
 def map_batches(
@@ -111,13 +113,18 @@ def _advance(progress: Progress | None, n: int) -> None:
         progress(n)
 
 
-def _indexed(function: Callable[[list[T]], list[R]], item: tuple[int, list[T]]
-             ) -> tuple[int, list[R]]:
+def _indexed(
+    function: Callable[[list[T]], list[R]], item: tuple[int, list[T]]
+) -> tuple[int, list[R]]:
     return item[0], function(item[1])
 
 
-def _on_pool(function: Callable[[list[T]], list[R]], chunks: list[list[T]], workers: int,
-             progress: Progress | None) -> list[list[R]]:
+def _on_pool(
+    function: Callable[[list[T]], list[R]],
+    chunks: list[list[T]],
+    workers: int,
+    progress: Progress | None,
+) -> list[list[R]]:
     results: list[list[R]] = [[] for _ in chunks]
     with local_pool(min(workers, len(chunks))) as pool:
         work = functools.partial(_indexed, function)
@@ -150,8 +157,13 @@ def local_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
         yield pool
 
 
-def _on_dask(function: Callable[[list[T]], list[R]], chunks: list[list[T]], dask: Any,
-             workers: int, progress: Progress | None) -> list[list[R]]:
+def _on_dask(
+    function: Callable[[list[T]], list[R]],
+    chunks: list[list[T]],
+    dask: Any,
+    workers: int,
+    progress: Progress | None,
+) -> list[list[R]]:
     try:
         from distributed import as_completed as dask_completed
     except ImportError:
@@ -188,8 +200,12 @@ def dask_client(dask: Any, workers: int = 1) -> Iterator[Any]:
     address = check_dask_address(dask)
     if address == "local":
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=max(workers, 1), threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR)
+            n_workers=max(workers, 1),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
         return

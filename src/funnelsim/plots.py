@@ -76,8 +76,18 @@ STYLE: dict[Any, Any] = {  # keys are matplotlib rcParams
 
 def variant_color(index: int) -> str:
     """The colour of the ``index``-th variant (control first), the same in every figure."""
-    palette = ("#4c4c4c", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
-               "#17becf", "#bcbd22", "#d62728")
+    palette = (
+        "#4c4c4c",
+        "#1f77b4",
+        "#ff7f0e",
+        "#2ca02c",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#17becf",
+        "#bcbd22",
+        "#d62728",
+    )
     return palette[index % len(palette)]
 
 
@@ -133,8 +143,9 @@ def funnel_data(summary: VariantSummary, stages: Sequence[str]) -> FunnelData:
     """
     rates = [summary.stage_rates[name] for name in stages]
     reached = summary.visitors * np.concatenate([[1.0], np.cumprod(rates)])
-    return FunnelData(summary.name, tuple(stages), tuple(float(v) for v in reached),
-                      summary.lost_by_reason)
+    return FunnelData(
+        summary.name, tuple(stages), tuple(float(v) for v in reached), summary.lost_by_reason
+    )
 
 
 def _count(value: float) -> str:
@@ -160,24 +171,43 @@ def funnel_figure(funnel: FunnelData, scale: float | None = None) -> Figure:
         bars, losses = figure.subplots(1, 2, width_ratios=(1.25, 1.0), sharey=True)
         _draw_funnel(bars, rows, labels, reached, top)
         _draw_losses(losses, rows, funnel)
-        figure.suptitle(f"{funnel.variant}: visitors per stage and where they were lost",
-                        fontsize=11, x=0.02, ha="left")
+        figure.suptitle(
+            f"{funnel.variant}: visitors per stage and where they were lost",
+            fontsize=11,
+            x=0.02,
+            ha="left",
+        )
     return figure
 
 
-def _draw_funnel(ax: Axes, rows: IntArray, labels: list[str], reached: FloatArray,
-                 top: float) -> None:
+def _draw_funnel(
+    ax: Axes, rows: IntArray, labels: list[str], reached: FloatArray, top: float
+) -> None:
     share = reached / reached[0] if reached[0] > 0 else np.zeros_like(reached)
     colors = ["#6baed6"] * (len(labels) - 1) + ["#2ca02c"]
     ax.barh(rows, reached, left=(top - reached) / 2, color=colors, height=0.72)
     for row, count, fraction in zip(rows, reached, share, strict=True):
-        ax.text(top / 2, row, f"{_count(count)}  ({fraction:.1%})", ha="center", va="center",
-                fontsize=8.5, color="black")
+        ax.text(
+            top / 2,
+            row,
+            f"{_count(count)}  ({fraction:.1%})",
+            ha="center",
+            va="center",
+            fontsize=8.5,
+            color="black",
+        )
     for row in rows[:-1]:
         if reached[row] > 0:
             drop = 1.0 - reached[row + 1] / reached[row]
-            ax.text(top * 0.99, row + 0.5, f"-{drop:.1%}", ha="right", va="center",
-                    fontsize=7.5, color="#b22222")
+            ax.text(
+                top * 0.99,
+                row + 0.5,
+                f"-{drop:.1%}",
+                ha="right",
+                va="center",
+                fontsize=7.5,
+                color="#b22222",
+            )
     ax.set_yticks(rows, labels)
     ax.invert_yaxis()
     ax.set_xlim(0, top)
@@ -191,8 +221,9 @@ def _draw_losses(ax: Axes, rows: IntArray, funnel: FunnelData) -> None:
     reached = np.asarray(funnel.reached)
     left = np.zeros(len(rows))
     for reason, label in REASON_LABELS.items():
-        counts = np.array([funnel.lost.get(stage, {}).get(reason, 0.0)
-                           for stage in funnel.stages] + [0.0])
+        counts = np.array(
+            [funnel.lost.get(stage, {}).get(reason, 0.0) for stage in funnel.stages] + [0.0]
+        )
         if counts.sum() <= 0:
             continue
         share = np.divide(counts, reached, out=np.zeros_like(counts), where=reached > 0)
@@ -233,30 +264,39 @@ def uplift_figure(
     with rc_context(STYLE):
         figure = new_figure(8.0, 3.4)
         ax = figure.subplots()
-        ax.axvspan(-rope * 100, rope * 100, color="#dddddd", zorder=0,
-                   label=f"ROPE ±{rope:.1%}: practically equal")
+        ax.axvspan(
+            -rope * 100,
+            rope * 100,
+            color="#dddddd",
+            zorder=0,
+            label=f"ROPE ±{rope:.1%}: practically equal",
+        )
         ax.axvline(0.0, color="#555555", linewidth=0.8)
         for i, (variant, values) in enumerate(draws.items()):
             color = (colors or {}).get(variant, variant_color(i + 1))
             percent = np.asarray(values, dtype=float) * 100
             percent = percent[np.isfinite(percent)]
             decision = decisions.get(variant, "")
-            label = (f"{variant}: P(uplift>0) {np.mean(percent > 0):.0%}"
-                     + (f", {decision.replace('_', ' ')}" if decision else ""))
+            label = f"{variant}: P(uplift>0) {np.mean(percent > 0):.0%}" + (
+                f", {decision.replace('_', ' ')}" if decision else ""
+            )
             if percent.size > 1 and np.ptp(percent) > 0:
                 with _quiet_arviz():
-                    az.plot_dist(percent, ax=ax, color=color, label=label,
-                                 fill_kwargs={"alpha": 0.18})
+                    az.plot_dist(
+                        percent, ax=ax, color=color, label=label, fill_kwargs={"alpha": 0.18}
+                    )
             if truth and variant in truth and math.isfinite(truth[variant].mean):
-                ax.axvline(truth[variant].mean * 100, color=color, linestyle="--",
-                           linewidth=1.0)
+                ax.axvline(truth[variant].mean * 100, color=color, linestyle="--", linewidth=1.0)
         ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
         ax.tick_params(labelsize=8)
         ax.set_xlabel(f"relative uplift in {metric} vs control")
         ax.set_yticks([])
         ax.spines["left"].set_visible(False)
-        ax.set_title(f"Posterior of the uplift in {metric}"
-                     + ("  (dashed: the model's expected uplift)" if truth else ""), loc="left")
+        ax.set_title(
+            f"Posterior of the uplift in {metric}"
+            + ("  (dashed: the model's expected uplift)" if truth else ""),
+            loc="left",
+        )
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7.5)
     return figure
 
@@ -275,15 +315,33 @@ def uplift_interval_figure(
     with rc_context(STYLE):
         figure = new_figure(8.0, 0.5 * len(intervals) + 1.4)
         ax = figure.subplots()
-        ax.axvspan(-rope * 100, rope * 100, color="#dddddd", zorder=0,
-                   label=f"ROPE ±{rope:.1%}: practically equal")
+        ax.axvspan(
+            -rope * 100,
+            rope * 100,
+            color="#dddddd",
+            zorder=0,
+            label=f"ROPE ±{rope:.1%}: practically equal",
+        )
         ax.axvline(0.0, color="#555555", linewidth=0.8)
         for row, (variant, (mean, low, high)) in enumerate(intervals.items()):
             color = variant_color(row + 1)
-            ax.errorbar([mean * 100], [row], xerr=[[(mean - low) * 100], [(high - mean) * 100]],
-                        fmt="o", color=color, capsize=4, linewidth=1.6)
-            ax.text(high * 100, row, f"  P(better) {prob_beats.get(variant, math.nan):.0%}",
-                    va="center", fontsize=8, color=color)
+            ax.errorbar(
+                [mean * 100],
+                [row],
+                xerr=[[(mean - low) * 100], [(high - mean) * 100]],
+                fmt="o",
+                color=color,
+                capsize=4,
+                linewidth=1.6,
+            )
+            ax.text(
+                high * 100,
+                row,
+                f"  P(better) {prob_beats.get(variant, math.nan):.0%}",
+                va="center",
+                fontsize=8,
+                color=color,
+            )
         ax.set_yticks(range(len(intervals)), list(intervals))
         ax.set_ylim(len(intervals) - 0.4, -0.6)
         ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
@@ -297,8 +355,7 @@ def uplift_interval_figure(
 # --------------------------------------------------------------------------- economics
 
 
-def ltv_cac_figure(ratios: Mapping[str, Mapping[str, float]],
-                   variants: Sequence[str]) -> Figure:
+def ltv_cac_figure(ratios: Mapping[str, Mapping[str, float]], variants: Sequence[str]) -> Figure:
     """LTV:CAC per channel (groups) and variant (bars), with break-even and the 3:1 target.
 
     ``ratios[channel][variant]`` is CLV per customer over acquisition cost per customer;
@@ -319,14 +376,21 @@ def ltv_cac_figure(ratios: Mapping[str, Mapping[str, float]],
             ax.bar(positions, shown, width=width * 0.95, color=variant_color(i), label=variant)
             for pos, value in zip(positions, values, strict=True):
                 text = f"{value:.1f}" if math.isfinite(value) else "no spend"
-                ax.text(pos, (value if math.isfinite(value) else 0) + ceiling * 0.01, text,
-                        ha="center", va="bottom", fontsize=7, rotation=90 if len(variants) > 3
-                        else 0)
+                ax.text(
+                    pos,
+                    (value if math.isfinite(value) else 0) + ceiling * 0.01,
+                    text,
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    rotation=90 if len(variants) > 3 else 0,
+                )
         ax.axhline(1.0, color="#b22222", linewidth=0.8, linestyle=":")
         ax.axhline(LTV_CAC_TARGET, color="#2ca02c", linewidth=0.8, linestyle="--")
         ax.text(-0.5, 1.0, "break-even", va="bottom", ha="left", fontsize=7, color="#b22222")
-        ax.text(-0.5, LTV_CAC_TARGET, "3:1 target", va="bottom", ha="left", fontsize=7,
-                color="#2ca02c")
+        ax.text(
+            -0.5, LTV_CAC_TARGET, "3:1 target", va="bottom", ha="left", fontsize=7, color="#2ca02c"
+        )
         ax.set_xticks(x, channels)
         ax.set_ylim(0, ceiling * 1.1)
         ax.set_ylabel("LTV : CAC")
@@ -338,8 +402,9 @@ def ltv_cac_figure(ratios: Mapping[str, Mapping[str, float]],
 # --------------------------------------------------------------------------- diagnostics
 
 
-def running_mean_figure(series: Mapping[str, FloatArray], metric: str,
-                        percent: bool = True) -> Figure:
+def running_mean_figure(
+    series: Mapping[str, FloatArray], metric: str, percent: bool = True
+) -> Figure:
     """Mean of a metric over the first k replications, with a 95% band (±1.96 SE).
 
     Flat lines with narrow, separated bands say the replications were enough to
@@ -357,8 +422,9 @@ def running_mean_figure(series: Mapping[str, FloatArray], metric: str,
             half = 1.96 * sd / np.sqrt(k)
             color = variant_color(i)
             ax.plot(k, mean, color=color, label=variant, linewidth=1.2)
-            ax.fill_between(k[1:], (mean - half)[1:], (mean + half)[1:], color=color,
-                            alpha=0.15, linewidth=0)
+            ax.fill_between(
+                k[1:], (mean - half)[1:], (mean + half)[1:], color=color, alpha=0.15, linewidth=0
+            )
         if percent:
             ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -377,8 +443,17 @@ def trace_figure(idata: InferenceData, var_names: Sequence[str]) -> Figure:
         figure = new_figure(9.0, 1.9 * len(var_names) + 0.4)
         axes = figure.subplots(len(var_names), 2, squeeze=False)
         with _quiet_arviz():
-            az.plot_trace(idata, var_names=list(var_names), axes=axes, compact=True,
-                          backend_kwargs={"layout": None})
-        figure.suptitle("MCMC traces: chains should overlap like hairy caterpillars",
-                        fontsize=10, x=0.02, ha="left")
+            az.plot_trace(
+                idata,
+                var_names=list(var_names),
+                axes=axes,
+                compact=True,
+                backend_kwargs={"layout": None},
+            )
+        figure.suptitle(
+            "MCMC traces: chains should overlap like hairy caterpillars",
+            fontsize=10,
+            x=0.02,
+            ha="left",
+        )
     return figure

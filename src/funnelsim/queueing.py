@@ -19,7 +19,10 @@ import numpy as np
 
 
 def erlang_a_abandonment(
-    arrival_rate: float, service_rate: float, patience_rate: float, servers: int,
+    arrival_rate: float,
+    service_rate: float,
+    patience_rate: float,
+    servers: int,
     states: int = 2000,
 ) -> float:
     """Share of arrivals who abandon an M/M/n+M queue in the long run.

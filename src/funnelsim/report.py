@@ -43,8 +43,12 @@ from funnelsim.experiment import METRICS, ExperimentResult, Interval, VariantSum
 from funnelsim.numbers import finite_or_none
 
 DECISION_STYLE = {"ship": "bold green", "reject": "red", "stop": "yellow", "keep_testing": "cyan"}
-DECISION_LABEL = {"ship": "ship", "reject": "reject", "stop": "stop: no difference",
-                  "keep_testing": "keep testing"}
+DECISION_LABEL = {
+    "ship": "ship",
+    "reject": "reject",
+    "stop": "stop: no difference",
+    "keep_testing": "keep testing",
+}
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
 
@@ -84,8 +88,9 @@ def _atomic(path: Path, binary: bool) -> Iterator[Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with (os.fdopen(fd, "wb") if binary
-              else os.fdopen(fd, "w", encoding="utf-8", newline="")) as stream:
+        with (
+            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+        ) as stream:
             yield stream
         os.chmod(tmp, 0o666 & ~_umask())
         pending = _BATCH.get()
@@ -151,7 +156,8 @@ def prepare_output(out: Path, force: bool, names: tuple[str, ...]) -> None:
     existing = [n for n in names if (out / n).exists()]
     if existing and not force:
         raise OutputExistsError(
-            f"{out}: already holds {', '.join(existing)}; use --force to overwrite")
+            f"{out}: already holds {', '.join(existing)}; use --force to overwrite"
+        )
 
 
 def _interval(interval: Interval) -> dict[str, float | None]:
@@ -179,7 +185,8 @@ def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
         data["uplift_vs_control"] = {m: _interval(summary.uplift[m]) for m in METRICS}
         change = summary.largest_stage_change
         data["largest_stage_change"] = (
-            {"stage": change[0], "relative_change": change[1]} if change else None)
+            {"stage": change[0], "relative_change": change[1]} if change else None
+        )
     return data
 
 
@@ -208,12 +215,11 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
         "replications": len(result.replications),
         "control": result.control,
         "currency": scenario.currency,
-        "variants": {
-            s.name: _variant_dict(s, s.name == result.control) for s in result.variants
-        },
+        "variants": {s.name: _variant_dict(s, s.name == result.control) for s in result.variants},
         "experiment": {
-            "test_visitors": float(sum(r.test_visitors.sum() for r in result.replications)
-                                   / len(result.replications)),
+            "test_visitors": float(
+                sum(r.test_visitors.sum() for r in result.replications) / len(result.replications)
+            ),
             "split": scenario.split_shares(),
             "true_best": result.true_best,
             "outcomes": result.test_outcomes,
@@ -236,8 +242,12 @@ def summary_rows(result: ExperimentResult) -> list[dict[str, Any]]:
         for m in METRICS:
             uplift = s.uplift[m] if s.uplift else Interval(0.0, 0.0, 0.0)
             row.update({f"uplift_{m}_{k}": v for k, v in uplift._asdict().items()})
-        row.update(prob_beats_control=s.prob_beats_control, prob_best=s.prob_best,
-                   expected_loss=s.expected_loss, decision=s.decision)
+        row.update(
+            prob_beats_control=s.prob_beats_control,
+            prob_best=s.prob_best,
+            expected_loss=s.expected_loss,
+            decision=s.decision,
+        )
         rows.append(row)
     return rows
 
@@ -283,18 +293,30 @@ def _uplift_cell(interval: Interval) -> str:
     if not all(map(math.isfinite, interval)):
         return "n/a"
     digits = 0 if max(map(abs, interval)) >= 1 else 1  # +278% [+170, +386], +6.9% [+6.8, +7.0]
-    return (f"{interval.mean:+.{digits}%} "
-            f"[{interval.low * 100:+.{digits}f}, {interval.high * 100:+.{digits}f}]")
+    return (
+        f"{interval.mean:+.{digits}%} "
+        f"[{interval.low * 100:+.{digits}f}, {interval.high * 100:+.{digits}f}]"
+    )
 
 
 def effect_table(result: ExperimentResult) -> Table:
     """Expected effect per variant: ground truth of the model over replications."""
     currency = result.scenario.currency
-    table = Table(title=f"Expected effect ({len(result.replications)} replications, "
-                        f"{result.engine} engine; uplift vs {result.control}, 95% interval)",
-                  box=box.SIMPLE_HEAD)
-    for column in ("variant", "conversion", "bounce", "rev/visitor", "CLV/visitor",
-                   "uplift conv. [95%]", "uplift CLV [95%]", "changes most"):
+    table = Table(
+        title=f"Expected effect ({len(result.replications)} replications, "
+        f"{result.engine} engine; uplift vs {result.control}, 95% interval)",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in (
+        "variant",
+        "conversion",
+        "bounce",
+        "rev/visitor",
+        "CLV/visitor",
+        "uplift conv. [95%]",
+        "uplift CLV [95%]",
+        "changes most",
+    ):
         table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
     for s in result.variants:
         change = s.largest_stage_change
@@ -318,12 +340,16 @@ def test_table(result: ExperimentResult) -> Table:
     outcomes = result.test_outcomes
     shares = {k: percent(v, digits=0) for k, v in outcomes.items()}
     table = Table(
-        title=(f"A/B test of {traffic.days} days (~{visitors:,.0f} visitors, split "
-               f"{len(result.variants)} ways): mean over {len(result.replications)} "
-               "simulated tests"),
-        caption=(f"Truly best: {result.true_best}. Tests shipped it {shares['ship_best']}, "
-                 f"shipped another {shares['ship_other']}, stopped {shares['stop']}, "
-                 f"kept testing {shares['keep_testing']}."),
+        title=(
+            f"A/B test of {traffic.days} days (~{visitors:,.0f} visitors, split "
+            f"{len(result.variants)} ways): mean over {len(result.replications)} "
+            "simulated tests"
+        ),
+        caption=(
+            f"Truly best: {result.true_best}. Tests shipped it {shares['ship_best']}, "
+            f"shipped another {shares['ship_other']}, stopped {shares['stop']}, "
+            f"kept testing {shares['keep_testing']}."
+        ),
     )
     table.box = box.SIMPLE_HEAD
     for column in ("variant", "P(beats control)", "P(best)", "expected loss", "decision"):
@@ -349,9 +375,13 @@ def queue_table(result: ExperimentResult) -> Table:
         table.add_column(column, justify="left" if column in ("variant", "resource") else "right")
     for s in result.variants:
         for resource, stats in s.queues.items():
-            table.add_row(s.name, resource, percent(stats["utilisation"], digits=0),
-                          f"{stats['mean_wait_min']:.1f} min",
-                          percent(stats["abandonment"], digits=1))
+            table.add_row(
+                s.name,
+                resource,
+                percent(stats["utilisation"], digits=0),
+                f"{stats['mean_wait_min']:.1f} min",
+                percent(stats["abandonment"], digits=1),
+            )
     return table
 
 
@@ -370,12 +400,23 @@ def _payback_cell(months: float, horizon: int) -> str:
 def lifetime_table(result: ExperimentResult) -> Table:
     """Lifetime value and acquisition cost per variant, and what the test says about CLV."""
     currency, horizon = result.scenario.currency, result.scenario.value.horizon_months
-    table = Table(title=f"Lifetime value over {horizon} months and acquisition cost "
-                        f"(uplift vs {result.control}, 95% interval)", box=box.SIMPLE_HEAD,
-                  caption="P(CLV beats control): Bayesian readout of the simulated test "
-                          "(conversion x order value x repeat purchase x churn).")
-    for column in ("variant", "CLV/customer", "CLV/visitor", "CAC", "LTV:CAC", "payback",
-                   "uplift CLV/customer", "P(CLV beats control)"):
+    table = Table(
+        title=f"Lifetime value over {horizon} months and acquisition cost "
+        f"(uplift vs {result.control}, 95% interval)",
+        box=box.SIMPLE_HEAD,
+        caption="P(CLV beats control): Bayesian readout of the simulated test "
+        "(conversion x order value x repeat purchase x churn).",
+    )
+    for column in (
+        "variant",
+        "CLV/customer",
+        "CLV/visitor",
+        "CAC",
+        "LTV:CAC",
+        "payback",
+        "uplift CLV/customer",
+        "P(CLV beats control)",
+    ):
         table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
     for s in result.variants:
         test = s.clv_test
@@ -387,7 +428,8 @@ def lifetime_table(result: ExperimentResult) -> Table:
             _ratio_cell(clv_ratio(s.metrics["clv_per_customer"].mean, s.metrics["cac"].mean)),
             _payback_cell(s.payback_months, horizon),
             _uplift_cell(s.uplift["clv_per_customer"]) if s.uplift else "—",
-            "—" if s.name == result.control or test is None
+            "—"
+            if s.name == result.control or test is None
             else percent(test.prob_beats_control, digits=1),
         )
     return table
@@ -397,18 +439,35 @@ def channel_table(result: ExperimentResult) -> Table:
     """Acquisition economics per channel and variant (means over replications)."""
     currency, horizon = result.scenario.currency, result.scenario.value.horizon_months
     table = Table(title="By channel (mean per replication)", box=box.SIMPLE_HEAD)
-    for column in ("channel", "variant", "visitors", "spend", "customers", "CAC",
-                   "CLV/customer", "LTV:CAC", "payback"):
-        table.add_column(column, justify="left" if column in ("channel", "variant") else "right",
-                         no_wrap=True)
+    for column in (
+        "channel",
+        "variant",
+        "visitors",
+        "spend",
+        "customers",
+        "CAC",
+        "CLV/customer",
+        "LTV:CAC",
+        "payback",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("channel", "variant") else "right", no_wrap=True
+        )
     for channel in result.scenario.traffic.channels:
         for i, s in enumerate(result.variants):
             c = s.channels[channel]
-            table.add_row(channel if i == 0 else "", s.name, f"{c.visitors:,.0f}",
-                          money(c.spend, currency), f"{c.customers:,.1f}", money(c.cac, currency),
-                          money(c.clv_per_customer, currency), _ratio_cell(c.ltv_to_cac),
-                          _payback_cell(c.payback_months, horizon),
-                          end_section=i == len(result.variants) - 1)
+            table.add_row(
+                channel if i == 0 else "",
+                s.name,
+                f"{c.visitors:,.0f}",
+                money(c.spend, currency),
+                f"{c.customers:,.1f}",
+                money(c.cac, currency),
+                money(c.clv_per_customer, currency),
+                _ratio_cell(c.ltv_to_cac),
+                _payback_cell(c.payback_months, horizon),
+                end_section=i == len(result.variants) - 1,
+            )
     return table
 
 
@@ -420,8 +479,12 @@ def lead_table(result: ExperimentResult) -> Table:
     for s in result.variants:
         if s.leads is not None:
             leads = s.leads
-            table.add_row(s.name, f"{leads.leads:,.1f}", percent(leads.lead_to_customer, digits=1),
-                          f"{leads.days_to_customer:.1f}")
+            table.add_row(
+                s.name,
+                f"{leads.leads:,.1f}",
+                percent(leads.lead_to_customer, digits=1),
+                f"{leads.days_to_customer:.1f}",
+            )
     return table
 
 
@@ -457,12 +520,17 @@ def diagnostics_line(result: analysis.AnalysisResult) -> str:
 
 def fit_line(found: Any) -> str:
     """One line on a NUTS fit's diagnostics, saying whether it can be trusted (rich markup)."""
-    verdict = ("[green]reliable[/]" if found.reliable
-               else f"[bold red]UNRELIABLE[/]: {'; '.join(found.problems)}")
-    return (f"{found.sampler} NUTS, {found.chains} chains x {found.draws:,} draws in "
-            f"{found.seconds:.1f} s: max r_hat {found.r_hat_max:.3f}, min ESS "
-            f"{found.ess_bulk_min:,.0f} bulk / {found.ess_tail_min:,.0f} tail, "
-            f"{found.divergences} divergences: {verdict}.")
+    verdict = (
+        "[green]reliable[/]"
+        if found.reliable
+        else f"[bold red]UNRELIABLE[/]: {'; '.join(found.problems)}"
+    )
+    return (
+        f"{found.sampler} NUTS, {found.chains} chains x {found.draws:,} draws in "
+        f"{found.seconds:.1f} s: max r_hat {found.r_hat_max:.3f}, min ESS "
+        f"{found.ess_bulk_min:,.0f} bulk / {found.ess_tail_min:,.0f} tail, "
+        f"{found.divergences} divergences: {verdict}."
+    )
 
 
 def analysis_table(result: analysis.AnalysisResult) -> Table:
@@ -474,10 +542,14 @@ def analysis_table(result: analysis.AnalysisResult) -> Table:
     metric = "revenue/visitor" if revenue else result.conversion_name
     action = result.decision.action
     table = Table(
-        title=(f"{Path(result.source).name}: {result.model} model, decision on {metric} "
-               f"(control {result.control}; 94% intervals, uplift 95%)"),
-        caption=(f"[{DECISION_STYLE[action]}]{DECISION_LABEL[action]}[/] "
-                 f"{result.decision.reason}\n{diagnostics_line(result)}"),
+        title=(
+            f"{Path(result.source).name}: {result.model} model, decision on {metric} "
+            f"(control {result.control}; 94% intervals, uplift 95%)"
+        ),
+        caption=(
+            f"[{DECISION_STYLE[action]}]{DECISION_LABEL[action]}[/] "
+            f"{result.decision.reason}\n{diagnostics_line(result)}"
+        ),
         box=box.SIMPLE_HEAD,
     )
     columns = ["variant", "visitors", f"{result.conversion_name} [94%]"]
@@ -485,25 +557,31 @@ def analysis_table(result: analysis.AnalysisResult) -> Table:
     columns += ["uplift [95%]", "P(beats control)", "P(best)", "expected loss"]
     columns += ["changes most"] if has_stages else []
     for column in columns:
-        table.add_column(column, justify="left" if column == "variant" else "right",
-                         no_wrap="[" in column or column == "changes most")
+        table.add_column(
+            column,
+            justify="left" if column == "variant" else "right",
+            no_wrap="[" in column or column == "changes most",
+        )
     for v in result.variants:
         control = v.name == result.control
         row = [v.name, f"{v.visitors:,.0f}", _interval_cell(v.conversion, percent)]
         if has_rpv:
-            row.append(_interval_cell(v.revenue_per_visitor, _number)
-                       if v.revenue_per_visitor is not None else "—")
+            row.append(
+                _interval_cell(v.revenue_per_visitor, _number)
+                if v.revenue_per_visitor is not None
+                else "—"
+            )
         row += [
             "—" if control else _uplift_cell(Interval(*v.uplift)),
             "—" if control else percent(v.prob_beats_control, digits=1),
             percent(v.prob_best, digits=1),
-            f"{_number(v.expected_loss)}/visitor" if revenue
+            f"{_number(v.expected_loss)}/visitor"
+            if revenue
             else f"{v.expected_loss * 100:.3f} pts",
         ]
         if has_stages:
             changed = v.changed_stage
-            row.append("—" if changed is None else
-                       f"{changed.stage} {changed.change.mean:+.1%}")
+            row.append("—" if changed is None else f"{changed.stage} {changed.change.mean:+.1%}")
         table.add_row(*row)
     return table
 
@@ -512,8 +590,9 @@ def stage_table(result: analysis.AnalysisResult) -> Table:
     """Funnel model: each stage's continue rate per variant and its change vs control."""
     control = next(v for v in result.variants if v.name == result.control)
     others = [v for v in result.variants if v.name != result.control]
-    table = Table(title="Stage by stage: share continuing, change vs control [95%]",
-                  box=box.SIMPLE_HEAD)
+    table = Table(
+        title="Stage by stage: share continuing, change vs control [95%]", box=box.SIMPLE_HEAD
+    )
     table.add_column("stage")
     table.add_column(result.control, justify="right")
     for v in others:
@@ -524,8 +603,11 @@ def stage_table(result: analysis.AnalysisResult) -> Table:
         row = [effect.stage, percent(effect.rate.mean, digits=1)]
         for v in others:
             own = v.stages[i]
-            row += [percent(own.rate.mean, digits=1), _uplift_cell(Interval(*own.change)),
-                    percent(own.prob_increase, digits=1)]
+            row += [
+                percent(own.rate.mean, digits=1),
+                _uplift_cell(Interval(*own.change)),
+                percent(own.prob_increase, digits=1),
+            ]
         table.add_row(*row)
     return table
 
@@ -559,14 +641,24 @@ def netcdf_bytes(posterior: Any) -> bytes:
 def transactions_table(readout: Any) -> Table:
     """Per variant of an order log: repeat purchases, share active, CLV per customer."""
     level = f"{readout.level:.0%}"
-    table = Table(title=f"Order log: repeat purchase and CLV per customer (BG/NBD, {level} "
-                        "intervals)", box=box.SIMPLE_HEAD)
-    for column in ("variant", "customers", "repeat purchases", "still active",
-                   "CLV/customer", "P(beats control)", "P(best)"):
+    table = Table(
+        title=f"Order log: repeat purchase and CLV per customer (BG/NBD, {level} intervals)",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in (
+        "variant",
+        "customers",
+        "repeat purchases",
+        "still active",
+        "CLV/customer",
+        "P(beats control)",
+        "P(best)",
+    ):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for i, name in enumerate(readout.variants):
         table.add_row(
-            name, f"{readout.customers[i]:,}",
+            name,
+            f"{readout.customers[i]:,}",
             f"{readout.repeat_purchases[i]:.2f} [{readout.repeat_low[i]:.2f}, "
             f"{readout.repeat_high[i]:.2f}]",
             percent(readout.still_active[i], digits=1),
@@ -586,15 +678,26 @@ def visitor_clv_table(readout: Any) -> Table:
     """Per variant of an order log with known visitors: conversion and CLV per visitor."""
     per_visitor, level = readout.per_visitor, f"{readout.level:.0%}"
     clv = per_visitor.clv
-    table = Table(title=f"CLV per visitor: conversion x CLV per customer ({level} intervals; "
-                        f"uplift vs {readout.variants[0]})", box=box.SIMPLE_HEAD)
-    for column in ("variant", "visitors", "conversion", "CLV/visitor", "uplift",
-                   "P(beats control)", "P(best)"):
+    table = Table(
+        title=f"CLV per visitor: conversion x CLV per customer ({level} intervals; "
+        f"uplift vs {readout.variants[0]})",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in (
+        "variant",
+        "visitors",
+        "conversion",
+        "CLV/visitor",
+        "uplift",
+        "P(beats control)",
+        "P(best)",
+    ):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for i, name in enumerate(readout.variants):
         uplift = Interval(clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i])
         table.add_row(
-            name, f"{per_visitor.visitors[i]:,}",
+            name,
+            f"{per_visitor.visitors[i]:,}",
             f"{percent(per_visitor.conversion[i])} [{percent(per_visitor.conversion_low[i])}, "
             f"{percent(per_visitor.conversion_high[i])}]",
             f"{clv.mean[i]:,.2f} [{clv.low[i]:,.2f}, {clv.high[i]:,.2f}]",

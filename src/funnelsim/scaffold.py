@@ -91,8 +91,11 @@ def templates() -> list[TemplateInfo]:
         text = template_text(name)
         scenario = parse_scenario(text, f"{name}.yaml")
         first = next((line for line in text.splitlines() if line.startswith("#")), "# ")
-        infos.append(TemplateInfo(name, first.lstrip("# ").strip(), len(scenario.stages),
-                                  len(scenario.variants)))
+        infos.append(
+            TemplateInfo(
+                name, first.lstrip("# ").strip(), len(scenario.stages), len(scenario.variants)
+            )
+        )
     return infos
 
 
@@ -190,13 +193,16 @@ def _stage_factors(funnel: CompiledFunnel, s: int) -> dict[str, FloatArray]:
     }
 
 
-def _segment_means(mass: FloatArray, values: FloatArray, segments: tuple[str, ...]
-                   ) -> dict[str, float]:
+def _segment_means(
+    mass: FloatArray, values: FloatArray, segments: tuple[str, ...]
+) -> dict[str, float]:
     values = np.broadcast_to(values, mass.shape)
     weight = mass.sum(axis=(1, 2, 3))
     total = (mass * values).sum(axis=(1, 2, 3))
-    return {g: float(total[i] / weight[i]) if weight[i] > 0 else float("nan")
-            for i, g in enumerate(segments)}
+    return {
+        g: float(total[i] / weight[i]) if weight[i] > 0 else float("nan")
+        for i, g in enumerate(segments)
+    }
 
 
 def expected_funnel(scenario: Scenario) -> ExpectedFunnel:
@@ -213,10 +219,12 @@ def expected_funnel(scenario: Scenario) -> ExpectedFunnel:
     [0.5, 0.384]
     """
     funnel = compile_funnel(scenario)
-    mass = (_shares(funnel.segment_cdf)[:, None, None, None]
-            * _shares(funnel.channel_cdf)[None, :, None, None]
-            * _shares(funnel.payment_cdf)[:, None, :, None]
-            * _shares(funnel.contact_cdf)[:, None, None, :])
+    mass = (
+        _shares(funnel.segment_cdf)[:, None, None, None]
+        * _shares(funnel.channel_cdf)[None, :, None, None]
+        * _shares(funnel.payment_cdf)[:, None, :, None]
+        * _shares(funnel.contact_cdf)[:, None, None, :]
+    )
     per_minute = scenario.traffic.visitors_per_day / MINUTES_PER_DAY
     arrivals = np.zeros(len(funnel.resources))
     stages = []
@@ -225,47 +233,78 @@ def expected_funnel(scenario: Scenario) -> ExpectedFunnel:
         passed_friction = np.prod(list(np.broadcast_arrays(*factors.values())), axis=0)
         p = passed_friction * funnel.base[s][:, :, None, None]
         response = _response_factor(funnel, s, p)
-        effects = [FrictionEffect(kind, _friction_detail(stage, kind),
-                                  _segment_means(mass, values, funnel.segments))
-                   for kind, values in factors.items() if _has_friction(stage, kind)]
+        effects = [
+            FrictionEffect(
+                kind, _friction_detail(stage, kind), _segment_means(mass, values, funnel.segments)
+            )
+            for kind, values in factors.items()
+            if _has_friction(stage, kind)
+        ]
         if stage.friction.response_decay and stage.response_delay_min is not None:
-            effects.append(FrictionEffect("response", _friction_detail(stage, "response"),
-                                          _segment_means(mass * p, response, funnel.segments)))
+            effects.append(
+                FrictionEffect(
+                    "response",
+                    _friction_detail(stage, "response"),
+                    _segment_means(mass * p, response, funnel.segments),
+                )
+            )
         if stage.nurture is not None:
             nurture = stage.nurture
             ready = clv.lead_ready_share(nurture.ready_per_message, nurture.max_messages)
-            effects.append(FrictionEffect(
-                "nurture", f"{nurture.max_messages} messages every {nurture.interval_days:g} "
-                f"days, {nurture.ready_per_message:.0%} sales-ready per message",
-                dict.fromkeys(funnel.segments, ready)))
+            effects.append(
+                FrictionEffect(
+                    "nurture",
+                    f"{nurture.max_messages} messages every {nurture.interval_days:g} "
+                    f"days, {nurture.ready_per_message:.0%} sales-ready per message",
+                    dict.fromkeys(funnel.segments, ready),
+                )
+            )
         p_continue = p * response
         reaching = float(mass.sum())
         resource = funnel.stage_resource[s]
         if resource is not None:
             arrivals[resource] += per_minute * float((mass * passed_friction).sum())
-        stages.append(StageExpectation(
-            stage.name, stage.rate, reaching,
-            float((mass * p_continue).sum() / reaching) if reaching > 0 else 0.0,
-            _segment_means(mass, p_continue, funnel.segments), effects, stage.resource))
+        stages.append(
+            StageExpectation(
+                stage.name,
+                stage.rate,
+                reaching,
+                float((mass * p_continue).sum() / reaching) if reaching > 0 else 0.0,
+                _segment_means(mass, p_continue, funnel.segments),
+                effects,
+                stage.resource,
+            )
+        )
         mass = mass * p_continue
     loads = _resource_loads(scenario, arrivals)
     conversion = float(mass.sum())
     first = np.array([g.share for g in scenario.segments.values()])
-    by_segment = dict(zip(funnel.segments,
-                          (mass.sum(axis=(1, 2, 3)) / np.where(first > 0, first, 1.0)).tolist(),
-                          strict=True))
-    return ExpectedFunnel(stages, loads, conversion, by_segment,
-                          list(_warnings(scenario, stages, loads, conversion)))
+    by_segment = dict(
+        zip(
+            funnel.segments,
+            (mass.sum(axis=(1, 2, 3)) / np.where(first > 0, first, 1.0)).tolist(),
+            strict=True,
+        )
+    )
+    return ExpectedFunnel(
+        stages, loads, conversion, by_segment, list(_warnings(scenario, stages, loads, conversion))
+    )
 
 
 def _resource_loads(scenario: Scenario, arrivals: FloatArray) -> list[ResourceLoad]:
     loads = []
     for k, (name, resource) in enumerate(scenario.resources.items()):
         service = resource.service_min.mean_value
-        loads.append(ResourceLoad(
-            name, resource.capacity, service, float(arrivals[k] * 60.0),
-            float(arrivals[k] * service / resource.capacity),
-            tuple(st.name for st in scenario.stages if st.resource == name)))
+        loads.append(
+            ResourceLoad(
+                name,
+                resource.capacity,
+                service,
+                float(arrivals[k] * 60.0),
+                float(arrivals[k] * service / resource.capacity),
+                tuple(st.name for st in scenario.stages if st.resource == name),
+            )
+        )
     return loads
 
 
@@ -298,47 +337,74 @@ def _friction_detail(stage: Stage, kind: str) -> str:
 
 def describe_friction(stage: Stage) -> str:
     """A short description of a stage's friction, e.g. ``12 form fields; login required``."""
-    kinds = [*(k for k in ("page_load", "form_fields", "login_wall", "payment", "contact")
-               if _has_friction(stage, k))]
-    parts = [("slow pages" if k == "page_load" else
-              f"{FRICTION_LABELS[k]}: {_friction_detail(stage, k)}" if k in ("payment", "contact")
-              else _friction_detail(stage, k)) for k in kinds]
+    kinds = [
+        *(
+            k
+            for k in ("page_load", "form_fields", "login_wall", "payment", "contact")
+            if _has_friction(stage, k)
+        )
+    ]
+    parts = [
+        (
+            "slow pages"
+            if k == "page_load"
+            else f"{FRICTION_LABELS[k]}: {_friction_detail(stage, k)}"
+            if k in ("payment", "contact")
+            else _friction_detail(stage, k)
+        )
+        for k in kinds
+    ]
     if stage.friction.response_decay:
-        parts.append("response decay" + (
-            f" ({_friction_detail(stage, 'response')})" if stage.response_delay_min else ""))
+        parts.append(
+            "response decay"
+            + (f" ({_friction_detail(stage, 'response')})" if stage.response_delay_min else "")
+        )
     return "; ".join(parts) or "none"
 
 
-def _warnings(scenario: Scenario, stages: list[StageExpectation], loads: list[ResourceLoad],
-              conversion: float) -> Iterator[str]:
+def _warnings(
+    scenario: Scenario, stages: list[StageExpectation], loads: list[ResourceLoad], conversion: float
+) -> Iterator[str]:
     for load in loads:
         if load.utilisation >= 1.0:
-            yield (f"resources.{load.name}: utilisation {load.utilisation:.0%} >= 100%: the queue "
-                   "grows without bound (only impatient visitors leaving keep it finite); add "
-                   "capacity or shorten service")
+            yield (
+                f"resources.{load.name}: utilisation {load.utilisation:.0%} >= 100%: the queue "
+                "grows without bound (only impatient visitors leaving keep it finite); add "
+                "capacity or shorten service"
+            )
         elif load.utilisation >= HEAVY_LOAD:
-            yield (f"resources.{load.name}: utilisation {load.utilisation:.0%}: waits will be "
-                   "long and very sensitive to traffic")
+            yield (
+                f"resources.{load.name}: utilisation {load.utilisation:.0%}: waits will be "
+                "long and very sensitive to traffic"
+            )
     for st in stages:
         if st.continue_rate == 0.0:
             yield f"stages.{st.name}: nobody continues past this stage"
     if conversion > IMPLAUSIBLE_CONVERSION:
-        yield (f"expected conversion {conversion:.0%} is far above typical web funnels "
-               "(1-5%); check the stage rates")
+        yield (
+            f"expected conversion {conversion:.0%} is far above typical web funnels "
+            "(1-5%); check the stage rates"
+        )
     for name, segment in scenario.segments.items():
         if segment.page_load_s > SLOW_PAGE_S:
-            yield (f"segments.{name}.page_load_s: {segment.page_load_s:g} s is beyond the range "
-                   "the page-load curve was fitted on (1-10 s)")
+            yield (
+                f"segments.{name}.page_load_s: {segment.page_load_s:g} s is beyond the range "
+                "the page-load curve was fitted on (1-10 s)"
+            )
     for stage in scenario.stages:
         fields = stage.friction.form_fields
         if fields is not None and fields > LONG_FORM_FIELDS:
-            yield (f"stages.{stage.name}.friction.form_fields: {fields} fields is far beyond "
-                   "the 8-15 the form model was calibrated on")
+            yield (
+                f"stages.{stage.name}.friction.form_fields: {fields} fields is far beyond "
+                "the 8-15 the form model was calibrated on"
+            )
     if scenario.value.margin == 1.0:
         yield "value.margin is 100%: CLV then counts revenue, not profit"
     if scenario.experiment.replications < FEW_REPLICATIONS:
-        yield (f"experiment.replications {scenario.experiment.replications} is low: intervals "
-               "of the expected effect will be wide")
+        yield (
+            f"experiment.replications {scenario.experiment.replications} is low: intervals "
+            "of the expected effect will be wide"
+        )
 
 
 # --------------------------------------------------------------------------- explain
@@ -348,64 +414,103 @@ def explain_lines(scenario: Scenario) -> list[str]:
     """The funnel as a person would draw it, as rich-markup lines for the terminal."""
     expected = expected_funnel(scenario)
     traffic = scenario.traffic
-    lines = [f"[bold]{_markup(scenario.name)}[/]: {traffic.visitors_per_day:,.0f} visitors/day "
-             f"x {traffic.days} days"]
-    lines.append("channels: " + ", ".join(
-        f"{_markup(n)} {c.share:.0%}" + (f" ({c.cost_per_visit:g} {scenario.currency}/visit)"
-                                         if c.cost_per_visit else "")
-        + (f" intent x{c.intent:g}" if c.intent != 1 else "")
-        for n, c in traffic.channels.items()))
-    lines.append("segments: " + ", ".join(
-        f"{_markup(n)} {g.share:.0%} (pages {g.page_load_s:g} s)"
-        for n, g in scenario.segments.items()))
+    lines = [
+        f"[bold]{_markup(scenario.name)}[/]: {traffic.visitors_per_day:,.0f} visitors/day "
+        f"x {traffic.days} days"
+    ]
+    lines.append(
+        "channels: "
+        + ", ".join(
+            f"{_markup(n)} {c.share:.0%}"
+            + (f" ({c.cost_per_visit:g} {scenario.currency}/visit)" if c.cost_per_visit else "")
+            + (f" intent x{c.intent:g}" if c.intent != 1 else "")
+            for n, c in traffic.channels.items()
+        )
+    )
+    lines.append(
+        "segments: "
+        + ", ".join(
+            f"{_markup(n)} {g.share:.0%} (pages {g.page_load_s:g} s)"
+            for n, g in scenario.segments.items()
+        )
+    )
     lines.append("")
     visitors = traffic.visitors_per_day * traffic.days
     segments = list(scenario.segments)
     for st in expected.stages:
-        lines.append(f"  [cyan]{visitors * st.reaching:>10,.0f}[/] reach [bold]{_markup(st.name)}"
-                     f"[/]  (base rate {st.rate:.0%}"
-                     + (f", waits for {_markup(st.resource)}" if st.resource else "") + ")")
+        lines.append(
+            f"  [cyan]{visitors * st.reaching:>10,.0f}[/] reach [bold]{_markup(st.name)}"
+            f"[/]  (base rate {st.rate:.0%}"
+            + (f", waits for {_markup(st.resource)}" if st.resource else "")
+            + ")"
+        )
         for effect in st.frictions:
             kind = ("" if effect.kind == "nurture" else "friction ") + FRICTION_LABELS[effect.kind]
-            lines.append(f"  {'':>10}   {kind} "
-                         f"({_markup(effect.detail)}): "
-                         + _by_segment(effect.factor_by_segment, segments, ".3f", prefix="x"))
-        lines.append(f"  {'':>10}   [green]continue {st.continue_rate:.1%}[/]"
-                     + (f"  ({_by_segment(st.by_segment, segments, '.1%', named=True)})"
-                        if len(segments) > 1 else ""))
-    lines.append(f"  [green]{visitors * expected.conversion:>10,.0f}[/] buy  "
-                 f"(conversion {expected.conversion:.2%}"
-                 + (f"; {_by_segment(expected.conversion_by_segment, segments, '.2%', named=True)}"
-                    if len(segments) > 1 else "") + ")")
+            lines.append(
+                f"  {'':>10}   {kind} "
+                f"({_markup(effect.detail)}): "
+                + _by_segment(effect.factor_by_segment, segments, ".3f", prefix="x")
+            )
+        lines.append(
+            f"  {'':>10}   [green]continue {st.continue_rate:.1%}[/]"
+            + (
+                f"  ({_by_segment(st.by_segment, segments, '.1%', named=True)})"
+                if len(segments) > 1
+                else ""
+            )
+        )
+    lines.append(
+        f"  [green]{visitors * expected.conversion:>10,.0f}[/] buy  "
+        f"(conversion {expected.conversion:.2%}"
+        + (
+            f"; {_by_segment(expected.conversion_by_segment, segments, '.2%', named=True)}"
+            if len(segments) > 1
+            else ""
+        )
+        + ")"
+    )
     if expected.resources:
         lines.append("")
         lines.append("resources (offered load = arrivals x mean service / capacity):")
         for load in expected.resources:
-            color = ("red" if load.utilisation >= 1
-                     else "yellow" if load.utilisation >= HEAVY_LOAD else "green")
-            lines.append(f"  {_markup(load.name)}: {load.capacity} x "
-                         f"{load.mean_service_min:g} min, "
-                         f"{load.arrivals_per_hour:.2f} arrivals/hour at "
-                         f"{', '.join(load.stages) or 'no stage'}: "
-                         f"[{color}]utilisation {load.utilisation:.0%}[/]")
+            color = (
+                "red"
+                if load.utilisation >= 1
+                else "yellow"
+                if load.utilisation >= HEAVY_LOAD
+                else "green"
+            )
+            lines.append(
+                f"  {_markup(load.name)}: {load.capacity} x "
+                f"{load.mean_service_min:g} min, "
+                f"{load.arrivals_per_hour:.2f} arrivals/hour at "
+                f"{', '.join(load.stages) or 'no stage'}: "
+                f"[{color}]utilisation {load.utilisation:.0%}[/]"
+            )
     lines.append("")
     lines.append("variants:")
     for name in scenario.variant_names:
-        changes = ", ".join(f"{_markup(k)} = {_markup(str(v))}"
-                            for k, v in scenario.variants[name].items())
-        lines.append(f"  {_markup(name)}: " + (changes or "the base scenario")
-                     + (" (control)" if name == scenario.control else ""))
+        changes = ", ".join(
+            f"{_markup(k)} = {_markup(str(v))}" for k, v in scenario.variants[name].items()
+        )
+        lines.append(
+            f"  {_markup(name)}: "
+            + (changes or "the base scenario")
+            + (" (control)" if name == scenario.control else "")
+        )
     if expected.warnings:
         lines.append("")
         lines.extend(f"[yellow]warning:[/] {_markup(w)}" for w in expected.warnings)
     lines.append("")
-    lines.append("[dim]Expected figures before queues and waiting; `funnelsim run` simulates "
-                 "them.[/]")
+    lines.append(
+        "[dim]Expected figures before queues and waiting; `funnelsim run` simulates them.[/]"
+    )
     return lines
 
 
-def _by_segment(values: dict[str, float], segments: list[str], fmt: str,
-                named: bool = False, prefix: str = "") -> str:
+def _by_segment(
+    values: dict[str, float], segments: list[str], fmt: str, named: bool = False, prefix: str = ""
+) -> str:
     distinct = {round(v, 6) for v in values.values()}
     if len(distinct) == 1 and not named:
         return prefix + format(next(iter(values.values())), fmt)

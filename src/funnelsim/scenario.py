@@ -368,8 +368,10 @@ class Traffic(StrictModel):
     def _someone_arrives(cls, days: int, info: Any) -> int:
         per_day = info.data.get("visitors_per_day")
         if per_day is not None and per_day * days < 1:
-            raise ValueError(f"{per_day:g} visitors/day x {days} days expects "
-                             f"{per_day * days:.2g} visitors in all; at least 1 is needed")
+            raise ValueError(
+                f"{per_day:g} visitors/day x {days} days expects "
+                f"{per_day * days:.2g} visitors in all; at least 1 is needed"
+            )
         return days
 
 
@@ -618,36 +620,51 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
     for i, stage in enumerate(scenario.stages):
         if stage.resource is not None and stage.resource not in scenario.resources:
             known = ", ".join(scenario.resources) or "none defined"
-            yield ("stages", i, "resource"), (
-                f"unknown resource {stage.resource!r}"
-                f"{_did_you_mean(stage.resource, scenario.resources)}"
-                f" (resources: {known})"
+            yield (
+                ("stages", i, "resource"),
+                (
+                    f"unknown resource {stage.resource!r}"
+                    f"{_did_you_mean(stage.resource, scenario.resources)}"
+                    f" (resources: {known})"
+                ),
             )
         if stage.patience_min is not None and stage.resource is None:
             yield ("stages", i, "patience_min"), "patience needs a resource to wait for"
-        if stage.friction.response_decay and stage.resource is None and (
-            stage.response_delay_min is None
+        if (
+            stage.friction.response_decay
+            and stage.resource is None
+            and (stage.response_delay_min is None)
         ):
-            yield ("stages", i, "friction", "response_decay"), (
-                "response decay needs a resource or a response_delay_min to wait for"
+            yield (
+                ("stages", i, "friction", "response_decay"),
+                ("response decay needs a resource or a response_delay_min to wait for"),
             )
     referral = scenario.value.referral
     if referral.per_customer_per_month > 0 and referral.channel not in scenario.traffic.channels:
-        yield ("value", "referral", "channel"), (
-            f"referral channel {referral.channel!r} is not a traffic channel "
-            f"(add it under traffic.channels, share 0 is allowed)"
+        yield (
+            ("value", "referral", "channel"),
+            (
+                f"referral channel {referral.channel!r} is not a traffic channel "
+                f"(add it under traffic.channels, share 0 is allowed)"
+            ),
         )
     experiment = scenario.experiment
     if experiment.control is not None and experiment.control not in scenario.variants:
-        yield ("experiment", "control"), (
-            f"unknown variant {experiment.control!r}"
-            f"{_did_you_mean(experiment.control, scenario.variants)}"
+        yield (
+            ("experiment", "control"),
+            (
+                f"unknown variant {experiment.control!r}"
+                f"{_did_you_mean(experiment.control, scenario.variants)}"
+            ),
         )
     if isinstance(experiment.split, dict):
         if set(experiment.split) != set(scenario.variants):
-            yield ("experiment", "split"), (
-                f"split must name every variant ({', '.join(scenario.variants)}), "
-                f"got {', '.join(experiment.split)}"
+            yield (
+                ("experiment", "split"),
+                (
+                    f"split must name every variant ({', '.join(scenario.variants)}), "
+                    f"got {', '.join(experiment.split)}"
+                ),
             )
         else:
             try:
@@ -686,7 +703,9 @@ class _Composer:
         self.budget -= 1
         if self.budget < 0:
             raise ScenarioError(
-                self.file, node.start_mark.line + 1, "",
+                self.file,
+                node.start_mark.line + 1,
+                "",
                 f"document too large or too deeply aliased (over {MAX_YAML_NODES} nodes)",
             )
         self.map.lines.setdefault(path, node.start_mark.line + 1)
@@ -704,8 +723,9 @@ class _Composer:
         except yaml.constructor.ConstructorError as error:
             raise ScenarioError(self.file, line, _dotted(path), str(error.problem)) from None
         except (ValueError, TypeError, OverflowError):
-            raise ScenarioError(self.file, line, _dotted(path),
-                                f"cannot read {_shown(node.value)} as {node.tag}") from None
+            raise ScenarioError(
+                self.file, line, _dotted(path), f"cannot read {_shown(node.value)} as {node.tag}"
+            ) from None
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
@@ -715,8 +735,9 @@ class _Composer:
                 raise ScenarioError(self.file, line, _dotted(path), "keys must be plain names")
             key = self._scalar(key_node, path)
             if key == "<<":
-                raise ScenarioError(self.file, line, _dotted(path),
-                                    "merge keys (<<) are not supported")
+                raise ScenarioError(
+                    self.file, line, _dotted(path), "merge keys (<<) are not supported"
+                )
             key = str(key)
             if key in result:
                 raise ScenarioError(self.file, line, _dotted((*path, key)), "duplicate key")
@@ -740,8 +761,10 @@ class _NestingLoader(yaml.SafeLoader):
         self.depth += 1
         try:
             if self.depth > MAX_YAML_DEPTH:
-                raise _NestedTooDeep(problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
-                                     problem_mark=self.peek_event().start_mark)
+                raise _NestedTooDeep(
+                    problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
+                    problem_mark=self.peek_event().start_mark,
+                )
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
             self.depth -= 1
@@ -757,8 +780,9 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, _LineMap]:
         raise ScenarioError(file, line, "", f"{kind}{error.problem}") from None
     except yaml.reader.ReaderError as error:
         line = text[: error.position].count("\n") + 1
-        raise ScenarioError(file, line, "", f"character U+{error.character:04X} is not allowed "
-                                            "in YAML") from None
+        raise ScenarioError(
+            file, line, "", f"character U+{error.character:04X} is not allowed in YAML"
+        ) from None
     except yaml.YAMLError as error:
         raise ScenarioError(file, None, "", f"YAML error: {str(error).splitlines()[0]}") from None
     if node is None:
@@ -821,8 +845,7 @@ def _data_path(loc: tuple[str | int, ...], data: Any, keep_last: bool) -> Path_:
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
         in_dict = isinstance(current, dict) and part in current
-        in_list = (isinstance(current, list) and isinstance(part, int)
-                   and 0 <= part < len(current))
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
         if in_dict or in_list:
             path.append(part)
             current = current[part]
@@ -880,8 +903,10 @@ def _message(error: Mapping[str, Any], path: Path_) -> str:
         return f"unknown field {_shown(path[-1])}{hint}"
     if kind == "union_tag_invalid":
         tag = str(error["ctx"]["tag"])
-        return (f"unknown dist {_shown(tag)}{_did_you_mean(tag, DISTRIBUTION_KINDS)} "
-                f"(one of {', '.join(DISTRIBUTION_KINDS)})")
+        return (
+            f"unknown dist {_shown(tag)}{_did_you_mean(tag, DISTRIBUTION_KINDS)} "
+            f"(one of {', '.join(DISTRIBUTION_KINDS)})"
+        )
     message = str(error["msg"])
     if message.startswith("Value error, "):
         return message.removeprefix("Value error, ")
@@ -902,8 +927,9 @@ def _validate(data: Any, file: str, lines: _LineMap | dict[Path_, int]) -> Scena
         error = exc.errors()[0]
         keep_last = error["type"] in ("missing", "extra_forbidden")
         path = _data_path(tuple(error["loc"]), data, keep_last)
-        raise ScenarioError(file, line_map.line_of(path), _dotted(path),
-                            _message(error, path)) from None
+        raise ScenarioError(
+            file, line_map.line_of(path), _dotted(path), _message(error, path)
+        ) from None
     for path, problem in _reference_problems(scenario):
         raise ScenarioError(file, line_map.line_of(path), _dotted(path), problem)
     return scenario
@@ -968,9 +994,7 @@ def _set_path(data: dict[str, Any], base: Scenario, dotted: str, value: Any) -> 
     return tuple(path)
 
 
-def _resolve_variant(
-    base: Scenario, name: str, file: str, lines: dict[Path_, int]
-) -> Scenario:
+def _resolve_variant(base: Scenario, name: str, file: str, lines: dict[Path_, int]) -> Scenario:
     data = base.model_dump(mode="python", exclude={"variants"})
     data["variants"] = base.variants
     line_map = _LineMap()

@@ -75,8 +75,9 @@ def markdown() -> str:
 # --------------------------------------------------------------------------- walking
 
 
-def _models(model: type[BaseModel], path: str, seen: set[type[BaseModel]]
-            ) -> Iterator[tuple[str, type[BaseModel]]]:
+def _models(
+    model: type[BaseModel], path: str, seen: set[type[BaseModel]]
+) -> Iterator[tuple[str, type[BaseModel]]]:
     """Each scenario model once, depth first in field order, with the path that reaches it."""
     if model in seen or _is_distribution(model):
         return
@@ -125,8 +126,10 @@ def _section(path: str, model: type[BaseModel]) -> str:
     doc = inspect.cleandoc(model.__doc__ or "")
     rows = ["| field | type | default | unit |", "|---|---|---|---|"]
     for name, info in model.model_fields.items():
-        rows.append(f"| `{name}` | {_cell(_type(info.annotation, info.metadata))} | "
-                    f"{_cell(_default(info))} | {_unit(name, info)} |")
+        rows.append(
+            f"| `{name}` | {_cell(_type(info.annotation, info.metadata))} | "
+            f"{_cell(_default(info))} | {_unit(name, info)} |"
+        )
     return f"## {title} ({model.__name__})\n\n{doc}\n\n" + "\n".join(rows) + "\n"
 
 
@@ -157,9 +160,9 @@ def _type(annotation: Any, metadata: list[Any] | None = None) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation.__name__
     base = {float: "number", int: "integer", str: "text", bool: "true/false"}.get(
-        annotation, getattr(annotation, "__name__", str(annotation)))
-    if any(isinstance(m, AfterValidator) and m.func.__name__ == "_probability"
-           for m in metadata):
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )
+    if any(isinstance(m, AfterValidator) and m.func.__name__ == "_probability" for m in metadata):
         return "number in [0, 1]"
     if annotation is typing.Any:
         return "value"
@@ -170,8 +173,9 @@ def _type(annotation: Any, metadata: list[Any] | None = None) -> str:
 
 
 def _is_distribution_union(args: tuple[Any, ...]) -> bool:
-    return all(isinstance(a, type) and issubclass(a, BaseModel) and _is_distribution(a)
-               for a in args)
+    return all(
+        isinstance(a, type) and issubclass(a, BaseModel) and _is_distribution(a) for a in args
+    )
 
 
 def _patterns(meta: Any) -> list[str]:
@@ -219,8 +223,11 @@ def _default(info: FieldInfo) -> str:
 
 
 def _dump(value: Any) -> Any:
-    return value.model_dump(mode="json", exclude_defaults=True) if isinstance(
-        value, BaseModel) else value
+    return (
+        value.model_dump(mode="json", exclude_defaults=True)
+        if isinstance(value, BaseModel)
+        else value
+    )
 
 
 def _compact(value: Any) -> str:
@@ -231,8 +238,9 @@ def _unit(name: str, info: FieldInfo) -> str:
     for suffix, unit in UNIT_SUFFIXES:
         if name.endswith(suffix):
             return unit
-    if any(isinstance(m, AfterValidator) and m.func.__name__ == "_probability"
-           for m in info.metadata):
+    if any(
+        isinstance(m, AfterValidator) and m.func.__name__ == "_probability" for m in info.metadata
+    ):
         return "fraction (0.25 = 25%)"
     return ""
 
@@ -242,13 +250,22 @@ def _distributions() -> str:
 
     rows = ["| `dist` | parameters | meaning |", "|---|---|---|"]
     for kind in DISTRIBUTION_KINDS:
-        model = next(m for m in (scenario.Constant, scenario.Exponential, scenario.LogNormal,
-                                 scenario.Gamma, scenario.Uniform)
-                     if m.model_fields["dist"].default == kind
-                     or typing.get_args(m.model_fields["dist"].annotation) == (kind,))
+        model = next(
+            m
+            for m in (
+                scenario.Constant,
+                scenario.Exponential,
+                scenario.LogNormal,
+                scenario.Gamma,
+                scenario.Uniform,
+            )
+            if m.model_fields["dist"].default == kind
+            or typing.get_args(m.model_fields["dist"].annotation) == (kind,)
+        )
         params = ", ".join(f"`{n}`" for n in model.model_fields if n != "dist")
         rows.append(f"| `{kind}` | {params} | {inspect.cleandoc(model.__doc__ or '')} |")
-    return ("## Distributions\n\nA field of type *distribution* takes a plain number (always "
-            "that value) or a mapping with `dist` and its parameters, in the field's unit, "
-            "e.g. `{dist: lognormal, mean: 62, sd: 35}`.\n\n" + "\n".join(rows) + "\n")
-
+    return (
+        "## Distributions\n\nA field of type *distribution* takes a plain number (always "
+        "that value) or a mapping with `dist` and its parameters, in the field's unit, "
+        "e.g. `{dist: lognormal, mean: 62, sd: 35}`.\n\n" + "\n".join(rows) + "\n"
+    )

@@ -552,8 +552,10 @@ class BenchResult:
 
     def __repr__(self) -> str:
         names = ", ".join(s.name for s in self.scores)
-        return (f"BenchResult({self.scenario!r}: {names}; {self.replications} simulated tests "
-                f"each; truly best {self.true_best!r})")
+        return (
+            f"BenchResult({self.scenario!r}: {names}; {self.replications} simulated tests "
+            f"each; truly best {self.true_best!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``bench.json`` document."""
@@ -563,9 +565,14 @@ class BenchResult:
         """A pandas DataFrame, one row per strategy, ``<metric>_<mean|low|high>`` columns."""
         import pandas as pd
 
-        rows = {name: {f"{metric}_{k}": v for metric, interval in metrics.items()
-                       for k, v in interval.items()}
-                for name, metrics in bench_dict(self)["strategies"].items()}
+        rows = {
+            name: {
+                f"{metric}_{k}": v
+                for metric, interval in metrics.items()
+                for k, v in interval.items()
+            }
+            for name, metrics in bench_dict(self)["strategies"].items()
+        }
         return pd.DataFrame.from_dict(rows, orient="index")
 
 

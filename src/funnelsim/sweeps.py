@@ -227,14 +227,21 @@ class SweepResult:
 
     def __repr__(self) -> str:
         grid = " x ".join(f"{p.path} ({len(p.values)} values)" for p in self.params)
-        return (f"SweepResult({self.scenario!r}: {grid}; variants {', '.join(self.variants)}; "
-                f"{self.replications} replications per point, {self.engine} engine)")
+        return (
+            f"SweepResult({self.scenario!r}: {grid}; variants {', '.join(self.variants)}; "
+            f"{self.replications} replications per point, {self.engine} engine)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The sweep as plain data: settings and one row per point x variant."""
-        return {"scenario": self.scenario, "params": {p.path: list(p.values) for p in self.params},
-                "replications": self.replications, "seed": self.seed, "engine": self.engine,
-                "rows": sweep_rows(self)}
+        return {
+            "scenario": self.scenario,
+            "params": {p.path: list(p.values) for p in self.params},
+            "replications": self.replications,
+            "seed": self.seed,
+            "engine": self.engine,
+            "rows": sweep_rows(self),
+        }
 
     def to_frame(self) -> Any:
         """A pandas DataFrame with the columns of ``sweep.csv``."""

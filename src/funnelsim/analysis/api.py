@@ -177,10 +177,12 @@ class AnalysisResult(NamedTuple):
     posterior: az.InferenceData | None = None
 
     def __repr__(self) -> str:
-        return (f"AnalysisResult({self.source!r}, {self.model} model: "
-                f"{', '.join(v.name for v in self.variants)}; decision {self.decision.action}"
-                f"{' ' + self.decision.variant if self.decision.variant else ''}; "
-                f"{'reliable' if self.reliable else 'UNRELIABLE'})")
+        return (
+            f"AnalysisResult({self.source!r}, {self.model} model: "
+            f"{', '.join(v.name for v in self.variants)}; decision {self.decision.action}"
+            f"{' ' + self.decision.variant if self.decision.variant else ''}; "
+            f"{'reliable' if self.reliable else 'UNRELIABLE'})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.json`` document."""
@@ -356,8 +358,9 @@ def _summarise_draws(
     ratio = np.divide(draws, draws[:, [ref]], out=np.ones_like(draws), where=draws[:, [ref]] > 0)
     in_rope = (np.abs(ratio - 1) < rule.rope).mean(axis=0)
     interval = _intervals(draws, RATE_LEVEL)
-    decision = apply_rule(names, ref, interval[ref].mean, loss, in_rope, rule,
-                          describe=describe, metric=what)
+    decision = apply_rule(
+        names, ref, interval[ref].mean, loss, in_rope, rule, describe=describe, metric=what
+    )
     return _DrawSummary(
         interval,
         prob_best_draws(draws),

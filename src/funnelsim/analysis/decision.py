@@ -306,8 +306,9 @@ def decide(
     loss = expected_loss(post) if loss is None else loss
     control_mean = float(posterior_mean(post)[control])
     in_rope, exact = _equivalence(post, control, rule)
-    return apply_rule(labels, control, control_mean, loss, in_rope, rule,
-                      in_rope_is_bound=not exact)
+    return apply_rule(
+        labels, control, control_mean, loss, in_rope, rule, in_rope_is_bound=not exact
+    )
 
 
 def _points(value: float) -> str:

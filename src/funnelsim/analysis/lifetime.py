@@ -216,9 +216,14 @@ def summarise_draws(samples: FloatArray, control: int, level: float = 0.95) -> C
     beats[control] = math.nan
     best = np.bincount(samples.argmax(axis=0), minlength=len(samples)) / samples.shape[1]
     return CLVReadout(
-        mean=samples.mean(axis=1), low=low, high=high,
-        uplift_mean=uplift[:, 0], uplift_low=uplift[:, 1], uplift_high=uplift[:, 2],
-        prob_beats_control=beats, prob_best=best,
+        mean=samples.mean(axis=1),
+        low=low,
+        high=high,
+        uplift_mean=uplift[:, 0],
+        uplift_low=uplift[:, 1],
+        uplift_high=uplift[:, 2],
+        prob_beats_control=beats,
+        prob_best=best,
     )
 
 
@@ -287,8 +292,13 @@ def _amount(text: str) -> float:
     return value
 
 
-def read_transactions(path: str | Path, customer: str = "customer", variant: str | None = "variant",
-                      date_column: str = "date", amount: str = "amount") -> Transactions:
+def read_transactions(
+    path: str | Path,
+    customer: str = "customer",
+    variant: str | None = "variant",
+    date_column: str = "date",
+    amount: str = "amount",
+) -> Transactions:
     """Read an order log from CSV: one row per order with customer, variant, date, amount.
 
     Without a variant column (``variant=None``) every customer is in variant ``all``.
@@ -305,8 +315,9 @@ def read_transactions(path: str | Path, customer: str = "customer", variant: str
             missing = [name for name in columns.values() if name not in header]
             if missing:
                 known = ", ".join(header) or "none"
-                raise TransactionError(f"{path}:1: column {missing[0]!r}: missing from the "
-                                       f"header (columns: {known})")
+                raise TransactionError(
+                    f"{path}:1: column {missing[0]!r}: missing from the header (columns: {known})"
+                )
             rows = [_row(row, columns, path, reader.line_num) for row in reader]
     except FileNotFoundError:
         raise TransactionError(f"{path}: no such file") from None
@@ -317,12 +328,14 @@ def read_transactions(path: str | Path, customer: str = "customer", variant: str
     if not rows:
         raise TransactionError(f"{path}: no orders (only a header)")
     customers, variants, days, amounts = zip(*rows, strict=True)
-    return Transactions(np.array(customers), np.array(variants), np.array(days, np.int64),
-                        np.array(amounts, float))
+    return Transactions(
+        np.array(customers), np.array(variants), np.array(days, np.int64), np.array(amounts, float)
+    )
 
 
-def _row(row: dict[str, str | None], columns: dict[str, str], path: Path, line: int
-         ) -> tuple[str, str, int, float]:
+def _row(
+    row: dict[str, str | None], columns: dict[str, str], path: Path, line: int
+) -> tuple[str, str, int, float]:
     values = {key: (row.get(name) or "").strip() for key, name in columns.items()}
     for key, text in values.items():
         if not text:
@@ -336,7 +349,8 @@ def _row(row: dict[str, str | None], columns: dict[str, str], path: Path, line: 
     except ValueError:
         raise TransactionError(
             f"{path}:{line}: column {columns['amount']!r}: must be a non-negative number, "
-            f"got {values['amount']!r}") from None
+            f"got {values['amount']!r}"
+        ) from None
     return values["customer"], values.get("variant", "all"), day, value
 
 
@@ -367,8 +381,9 @@ class CustomerSummary(NamedTuple):
         return list(dict.fromkeys(self.variant.tolist()))
 
 
-def summarise_customers(log: Transactions, end: str | None = None, unit_days: float = DAYS_PER_WEEK
-                        ) -> CustomerSummary:
+def summarise_customers(
+    log: Transactions, end: str | None = None, unit_days: float = DAYS_PER_WEEK
+) -> CustomerSummary:
     """Frequency, recency and age per customer from an order log.
 
     Orders after ``end`` (default: the last order date) are left out; several orders
@@ -390,8 +405,10 @@ def summarise_customers(log: Transactions, end: str | None = None, unit_days: fl
     if clash.size:
         who = cust[clash[0]]
         both = sorted({str(customer_variant[who]), str(variant[clash[0]])})
-        raise TransactionError(f"customer {str(customers[who])!r} appears under two variants "
-                               f"({both[0]!r} and {both[1]!r})")
+        raise TransactionError(
+            f"customer {str(customers[who])!r} appears under two variants "
+            f"({both[0]!r} and {both[1]!r})"
+        )
     pairs, pair_index = np.unique(np.stack([cust, day]), axis=1, return_inverse=True)
     day_amount = np.bincount(pair_index.reshape(-1), weights=amount, minlength=pairs.shape[1])
     owner, days = pairs
@@ -402,7 +419,8 @@ def summarise_customers(log: Transactions, end: str | None = None, unit_days: fl
     np.maximum.at(latest, owner, days)
     purchase_days = np.bincount(owner, minlength=n).astype(float)
     return CustomerSummary(
-        customer=customers, variant=customer_variant,
+        customer=customers,
+        variant=customer_variant,
         frequency=purchase_days - 1.0,
         recency=(latest - first) / unit_days,
         T=(last_day - first) / unit_days,
@@ -414,8 +432,9 @@ def summarise_customers(log: Transactions, end: str | None = None, unit_days: fl
 # --------------------------------------------------------------------------- BG/NBD
 
 
-def bgnbd_loglike(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, age: Any,
-                  backend: Any = np) -> Any:
+def bgnbd_loglike(
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, age: Any, backend: Any = np
+) -> Any:
     """Per-customer BG/NBD log-likelihood (Fader, Hardie & Lee 2005, eq. 6), in the log
     domain. ``backend`` is ``numpy`` (with ``scipy.special.gammaln``) or
     ``pytensor.tensor``; ``x`` frequency, ``t_x`` recency, ``age`` T.
@@ -474,17 +493,26 @@ def bgnbd_model(summary: CustomerSummary, jacobian: bool = True) -> pm.Model:
         log_alpha_over_r = pm.Flat("log_alpha_over_r", dims="variant")
         log_a = pm.Flat("log_a", dims="variant")
         log_b_over_a = pm.Flat("log_b_over_a", dims="variant")
-        logs = {"r": log_r, "alpha": log_r + log_alpha_over_r, "a": log_a,
-                "b": log_a + log_b_over_a}
-        params = {name: pm.Deterministic(name, pt.exp(logs[name]), dims="variant")
-                  for name in PRIOR_SCALES}
-        prior = sum(pm.logp(pm.HalfNormal.dist(sigma=scale), params[name]).sum()
-                    for name, scale in PRIOR_SCALES.items())
+        logs = {
+            "r": log_r,
+            "alpha": log_r + log_alpha_over_r,
+            "a": log_a,
+            "b": log_a + log_b_over_a,
+        }
+        params = {
+            name: pm.Deterministic(name, pt.exp(logs[name]), dims="variant")
+            for name in PRIOR_SCALES
+        }
+        prior = sum(
+            pm.logp(pm.HalfNormal.dist(sigma=scale), params[name]).sum()
+            for name, scale in PRIOR_SCALES.items()
+        )
         # d(r, alpha, a, b) / d(logs): |J| = r * alpha * a * b per variant
         pm.Potential("prior", prior + (sum(logs.values()).sum() if jacobian else 0.0))
         r, alpha, a, b = (params[name][variant] for name in PRIOR_SCALES)
-        loglike = bgnbd_loglike(r, alpha, a, b, pt.as_tensor(x), pt.as_tensor(t_x),
-                                pt.as_tensor(age), backend=pt)
+        loglike = bgnbd_loglike(
+            r, alpha, a, b, pt.as_tensor(x), pt.as_tensor(t_x), pt.as_tensor(age), backend=pt
+        )
         pm.Potential("loglike", (pt.as_tensor(counts) * loglike).sum())
     return model
 
@@ -513,8 +541,11 @@ def expected_repeat_purchases(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> Any
     from scipy.special import hyp2f1
 
     z = t / (alpha + t)
-    return (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)) ** r
-                                        * hyp2f1(r, b, a + b - 1.0, z))
+    return (
+        (a + b - 1.0)
+        / (a - 1.0)
+        * (1.0 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1.0, z))
+    )
 
 
 def probability_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, age: Any) -> Any:
@@ -583,24 +614,41 @@ def _posterior(idata: az.InferenceData, name: str) -> FloatArray:
     return np.asarray(values.reshape(-1, values.shape[-1]), dtype=float)
 
 
-def discounted_repeat_purchases(r: FloatArray, alpha: FloatArray, a: FloatArray,
-                                b: FloatArray, months: int, month_units: float,
-                                monthly_discount: float) -> FloatArray:
+def discounted_repeat_purchases(
+    r: FloatArray,
+    alpha: FloatArray,
+    a: FloatArray,
+    b: FloatArray,
+    months: int,
+    month_units: float,
+    monthly_discount: float,
+) -> FloatArray:
     """sum over months k = 1..months of (E[X(k)] - E[X(k - 1)]) / (1 + d)^k, elementwise
     over parameter draws (``month_units``: time units per month)."""
     t = np.arange(months + 1.0) * month_units
     shape = (*np.shape(r), 1)
-    expected = expected_repeat_purchases(np.reshape(r, shape), np.reshape(alpha, shape),
-                                         np.reshape(a, shape), np.reshape(b, shape), t)
+    expected = expected_repeat_purchases(
+        np.reshape(r, shape),
+        np.reshape(alpha, shape),
+        np.reshape(a, shape),
+        np.reshape(b, shape),
+        t,
+    )
     per_month = np.diff(expected, axis=-1)
     return np.asarray(per_month @ (1.0 + monthly_discount) ** -np.arange(1.0, months + 1.0))
 
 
-def readout_transactions(summary: CustomerSummary, fit: ModelFit,
-                         control: str | None = None, margin: float = 1.0,
-                         horizon_months: int = 24, discount_rate_annual: float = 0.10,
-                         level: float = 0.95, seed: int = 0,
-                         visitors: Mapping[str, int] | None = None) -> TransactionReadout:
+def readout_transactions(
+    summary: CustomerSummary,
+    fit: ModelFit,
+    control: str | None = None,
+    margin: float = 1.0,
+    horizon_months: int = 24,
+    discount_rate_annual: float = 0.10,
+    level: float = 0.95,
+    seed: int = 0,
+    visitors: Mapping[str, int] | None = None,
+) -> TransactionReadout:
     """Per variant: repeat purchases, churned share and CLV per customer from a BG/NBD fit,
     and CLV per visitor when ``visitors`` (visitors per variant) is given.
 
@@ -628,26 +676,43 @@ def readout_transactions(summary: CustomerSummary, fit: ModelFit,
         spend = summary.spend[mine]
         se = spend.std(ddof=1) / math.sqrt(spend.size) if spend.size > 1 else 0.0
         value = np.maximum(0.0, rng.normal(spend.mean(), se, n))
-        later = discounted_repeat_purchases(p["r"], p["alpha"], p["a"], p["b"], horizon_months,
-                                            month_units, monthly)
+        later = discounted_repeat_purchases(
+            p["r"], p["alpha"], p["a"], p["b"], horizon_months, month_units, monthly
+        )
         clvs.append(margin * value * (1.0 + later))
         point = {k: float(np.mean(p[k])) for k in PRIOR_SCALES}
-        alive = probability_alive(point["r"], point["alpha"], point["a"], point["b"],
-                                  summary.frequency[mine], summary.recency[mine], summary.T[mine])
+        alive = probability_alive(
+            point["r"],
+            point["alpha"],
+            point["a"],
+            point["b"],
+            summary.frequency[mine],
+            summary.recency[mine],
+            summary.T[mine],
+        )
         active.append(float(np.mean(alive)))
     rep, clv = np.array(repeats), np.array(clvs)
     per_customer = summarise_draws(clv, 0, level)
     won = customers_per_variant(summary, order)
     return TransactionReadout(
-        variants=order, customers=won,
-        repeat_purchases=rep.mean(axis=1), repeat_low=np.quantile(rep, tail, axis=1),
-        repeat_high=np.quantile(rep, 1.0 - tail, axis=1), still_active=np.array(active),
-        clv_per_customer=per_customer.mean, clv_low=per_customer.low,
-        clv_high=per_customer.high, prob_beats_control=per_customer.prob_beats_control,
-        prob_best=per_customer.prob_best, diagnostics=fit.diagnostics, level=level,
-        per_visitor=(None if visitors is None
-                     else per_visitor_readout(clv, won, _visitors_in_order(visitors, order, won),
-                                              rng, level)),
+        variants=order,
+        customers=won,
+        repeat_purchases=rep.mean(axis=1),
+        repeat_low=np.quantile(rep, tail, axis=1),
+        repeat_high=np.quantile(rep, 1.0 - tail, axis=1),
+        still_active=np.array(active),
+        clv_per_customer=per_customer.mean,
+        clv_low=per_customer.low,
+        clv_high=per_customer.high,
+        prob_beats_control=per_customer.prob_beats_control,
+        prob_best=per_customer.prob_best,
+        diagnostics=fit.diagnostics,
+        level=level,
+        per_visitor=(
+            None
+            if visitors is None
+            else per_visitor_readout(clv, won, _visitors_in_order(visitors, order, won), rng, level)
+        ),
     )
 
 
@@ -664,8 +729,13 @@ def customers_per_variant(summary: CustomerSummary, order: Sequence[str]) -> Int
     return np.array([int((summary.variant == name).sum()) for name in order], dtype=np.int64)
 
 
-def per_visitor_readout(clv_per_customer: FloatArray, customers: IntArray, visitors: IntArray,
-                        rng: np.random.Generator, level: float = 0.95) -> VisitorReadout:
+def per_visitor_readout(
+    clv_per_customer: FloatArray,
+    customers: IntArray,
+    visitors: IntArray,
+    rng: np.random.Generator,
+    level: float = 0.95,
+) -> VisitorReadout:
     """CLV per visitor from CLV-per-customer draws ``(variants, draws)`` (control first) and
     each variant's customers out of its visitors (uniform prior on conversion).
 
@@ -675,22 +745,30 @@ def per_visitor_readout(clv_per_customer: FloatArray, customers: IntArray, visit
     >>> [round(float(m), 1) for m in out.clv.mean], bool(out.clv.prob_beats_control[1] > 0.99)
     ([5.1, 8.1], True)
     """
-    conversion = rng.beta(1.0 + customers[:, None], 1.0 + (visitors - customers)[:, None],
-                          clv_per_customer.shape)
+    conversion = rng.beta(
+        1.0 + customers[:, None], 1.0 + (visitors - customers)[:, None], clv_per_customer.shape
+    )
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(conversion, [tail, 1.0 - tail], axis=1)
-    return VisitorReadout(visitors=visitors, conversion=conversion.mean(axis=1),
-                          conversion_low=low, conversion_high=high,
-                          clv=summarise_draws(conversion * clv_per_customer, 0, level))
+    return VisitorReadout(
+        visitors=visitors,
+        conversion=conversion.mean(axis=1),
+        conversion_low=low,
+        conversion_high=high,
+        clv=summarise_draws(conversion * clv_per_customer, 0, level),
+    )
 
 
-def _visitors_in_order(visitors: Mapping[str, int], order: Sequence[str], customers: IntArray
-                       ) -> IntArray:
+def _visitors_in_order(
+    visitors: Mapping[str, int], order: Sequence[str], customers: IntArray
+) -> IntArray:
     """Visitor counts in ``order``; every variant needs one, at least its customers."""
     unknown = sorted(set(visitors) - set(order))
     if unknown:
-        raise TransactionError(f"--visitors: variant {unknown[0]!r} is not in the order log "
-                               f"(variants: {', '.join(order)})")
+        raise TransactionError(
+            f"--visitors: variant {unknown[0]!r} is not in the order log "
+            f"(variants: {', '.join(order)})"
+        )
     missing = [name for name in order if name not in visitors]
     if missing:
         raise TransactionError(f"--visitors: no visitor count for variant {missing[0]!r}")
@@ -698,8 +776,10 @@ def _visitors_in_order(visitors: Mapping[str, int], order: Sequence[str], custom
     short = np.flatnonzero(counts < customers)
     if short.size:
         i = short[0]
-        raise TransactionError(f"--visitors: variant {order[i]!r} has {counts[i]:,} visitors "
-                               f"but {customers[i]:,} customers in the order log")
+        raise TransactionError(
+            f"--visitors: variant {order[i]!r} has {counts[i]:,} visitors "
+            f"but {customers[i]:,} customers in the order log"
+        )
     return counts
 
 
@@ -712,29 +792,36 @@ def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str,
     """
     if Path(spec).is_file():
         data = read_experiment(spec, columns)
-        return {name: int(count) for name, count in zip(data.variants, data.visitors,
-                                                          strict=True)}
+        return {name: int(count) for name, count in zip(data.variants, data.visitors, strict=True)}
     counts: dict[str, int] = {}
     for item in re.split(r",(?=[^,=]+=)", spec):
         name, equals, count = (part.strip() for part in item.partition("="))
         number = count.replace(",", "").replace("_", "")
         if not (name and equals and number.isdigit()):
-            raise TransactionError(f"--visitors: expected NAME=COUNT[,NAME=COUNT...] or an "
-                                   f"experiment CSV file, got {item.strip()!r}")
+            raise TransactionError(
+                f"--visitors: expected NAME=COUNT[,NAME=COUNT...] or an "
+                f"experiment CSV file, got {item.strip()!r}"
+            )
         if name in counts:
             raise TransactionError(f"--visitors: variant {name!r} given twice")
         counts[name] = int(number)
     return counts
 
 
-def analyze_transactions(path: str | Path, control: str | None = None,
-                         customer: str = "customer", variant: str | None = "variant",
-                         date_column: str = "date", amount: str = "amount",
-                         end: str | None = None, margin: float = 1.0, horizon_months: int = 24,
-                         discount_rate_annual: float = 0.10,
-                         visitors: Mapping[str, int] | None = None,
-                         settings: SamplerSettings | None = None
-                         ) -> tuple[TransactionReadout, az.InferenceData]:
+def analyze_transactions(
+    path: str | Path,
+    control: str | None = None,
+    customer: str = "customer",
+    variant: str | None = "variant",
+    date_column: str = "date",
+    amount: str = "amount",
+    end: str | None = None,
+    margin: float = 1.0,
+    horizon_months: int = 24,
+    discount_rate_annual: float = 0.10,
+    visitors: Mapping[str, int] | None = None,
+    settings: SamplerSettings | None = None,
+) -> tuple[TransactionReadout, az.InferenceData]:
     """Read an order log, fit BG/NBD per variant, and read out CLV per customer (and per
     visitor, given ``visitors`` per variant). ``settings`` (sampler, draws, chains, seed)
     default to those of the other PyMC models; the seed also fixes the Monte Carlo draws.
@@ -745,14 +832,22 @@ def analyze_transactions(path: str | Path, control: str | None = None,
 
     settings = settings or models.DEFAULT_SETTINGS
     summary = summarise_customers(
-        read_transactions(path, customer, variant, date_column, amount), end)
+        read_transactions(path, customer, variant, date_column, amount), end
+    )
     order = control_first(summary.variants, control)
     if visitors is not None:  # a mistake in the counts is reported before the long fit
         _visitors_in_order(visitors, order, customers_per_variant(summary, order))
     fit = fit_bgnbd(summary, settings)
-    return readout_transactions(summary, fit, control, margin, horizon_months,
-                                discount_rate_annual, seed=settings.seed,
-                                visitors=visitors), fit.idata
+    return readout_transactions(
+        summary,
+        fit,
+        control,
+        margin,
+        horizon_months,
+        discount_rate_annual,
+        seed=settings.seed,
+        visitors=visitors,
+    ), fit.idata
 
 
 def transactions_dict(readout: TransactionReadout) -> dict[str, Any]:
@@ -761,13 +856,14 @@ def transactions_dict(readout: TransactionReadout) -> dict[str, Any]:
     for i, name in enumerate(readout.variants):
         variants[name] = {
             "customers": int(readout.customers[i]),
-            "repeat_purchases": _bounds(readout.repeat_purchases[i], readout.repeat_low[i],
-                                        readout.repeat_high[i]),
+            "repeat_purchases": _bounds(
+                readout.repeat_purchases[i], readout.repeat_low[i], readout.repeat_high[i]
+            ),
             "still_active": finite_or_none(readout.still_active[i]),
-            "clv_per_customer": _bounds(readout.clv_per_customer[i], readout.clv_low[i],
-                                        readout.clv_high[i]),
-            "prob_beats_control": None if i == 0 else finite_or_none(
-                readout.prob_beats_control[i]),
+            "clv_per_customer": _bounds(
+                readout.clv_per_customer[i], readout.clv_low[i], readout.clv_high[i]
+            ),
+            "prob_beats_control": None if i == 0 else finite_or_none(readout.prob_beats_control[i]),
             "prob_best": finite_or_none(readout.prob_best[i]),
         }
         if readout.per_visitor is not None:
@@ -784,8 +880,7 @@ def transactions_dict(readout: TransactionReadout) -> dict[str, Any]:
 
 
 def _bounds(mean: float, low: float, high: float) -> dict[str, float | None]:
-    return {"mean": finite_or_none(mean), "low": finite_or_none(low),
-            "high": finite_or_none(high)}
+    return {"mean": finite_or_none(mean), "low": finite_or_none(low), "high": finite_or_none(high)}
 
 
 def _per_visitor_dict(readout: VisitorReadout, i: int) -> dict[str, Any]:
@@ -793,8 +888,9 @@ def _per_visitor_dict(readout: VisitorReadout, i: int) -> dict[str, Any]:
     clv = readout.clv
     data: dict[str, Any] = {
         "visitors": int(readout.visitors[i]),
-        "conversion": _bounds(readout.conversion[i], readout.conversion_low[i],
-                              readout.conversion_high[i]),
+        "conversion": _bounds(
+            readout.conversion[i], readout.conversion_low[i], readout.conversion_high[i]
+        ),
         "clv_per_visitor": {
             **_bounds(clv.mean[i], clv.low[i], clv.high[i]),
             "prob_beats_control": None if i == 0 else finite_or_none(clv.prob_beats_control[i]),
@@ -803,5 +899,6 @@ def _per_visitor_dict(readout: VisitorReadout, i: int) -> dict[str, Any]:
     }
     if i > 0:
         data["uplift_vs_control"] = {
-            "clv_per_visitor": _bounds(clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i])}
+            "clv_per_visitor": _bounds(clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i])
+        }
     return data

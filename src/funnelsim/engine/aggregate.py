@@ -99,15 +99,17 @@ def outcome_probabilities(funnel: CompiledFunnel) -> FloatArray:
     p = funnel.cell_continue
     probs[..., n_f] = thresholds[..., -1] - p
     for s in range(n_s):
-        kept = (_mean_response_continue(funnel, s, p[s])
-                if funnel.stage(s).friction.response_decay else p[s])
+        kept = (
+            _mean_response_continue(funnel, s, p[s])
+            if funnel.stage(s).friction.response_decay
+            else p[s]
+        )
         probs[s, :, n_f + 1] = p[s] - kept
         probs[s, :, _CONTINUE] = kept
     return np.clip(probs, 0.0, 1.0)
 
 
-def _walk(probs: FloatArray, draws: VisitorDraws, visitors: IntArray
-          ) -> tuple[IntArray, IntArray]:
+def _walk(probs: FloatArray, draws: VisitorDraws, visitors: IntArray) -> tuple[IntArray, IntArray]:
     """Visitors reaching each stage (S + 1, cells) and lost there by reason (S, R, cells),
     given ``outcome_probabilities``; stage s draws from its own stream."""
     n_s, n_cells = probs.shape[:2]
@@ -192,8 +194,9 @@ def _value_sums(dist: Distribution, count: int, rng: Generator) -> tuple[float, 
     return total, total_sq
 
 
-def _nested_sums(dist: Distribution, buyers: IntArray, rng: Generator
-                 ) -> tuple[FloatArray, FloatArray]:
+def _nested_sums(
+    dist: Distribution, buyers: IntArray, rng: Generator
+) -> tuple[FloatArray, FloatArray]:
     """Order value sums for several buyer counts of one cell, nested: a larger count
     adds values to those of the smaller ones (the variants share their buyers' values)."""
     sums, squares = np.zeros(len(buyers)), np.zeros(len(buyers))
@@ -205,8 +208,9 @@ def _nested_sums(dist: Distribution, buyers: IntArray, rng: Generator
     return sums, squares
 
 
-def _revenue(funnels: Sequence[CompiledFunnel], buyers: Sequence[IntArray], rng: Generator
-             ) -> list[tuple[FloatArray, FloatArray]]:
+def _revenue(
+    funnels: Sequence[CompiledFunnel], buyers: Sequence[IntArray], rng: Generator
+) -> list[tuple[FloatArray, FloatArray]]:
     """Per variant, by cell, the sum and sum of squares of the buyers' order values, drawn
     from the distribution of the cell's segment and channel. Variants with the same cells
     and the same distribution there share values."""
@@ -243,24 +247,36 @@ def simulate_variants(
     for funnel, prob in zip(funnels, probs, strict=True):
         key = funnel.cell_probabilities.tobytes()
         if key not in cell_counts:
-            cell_counts[key] = draws.generator("cells", 0).multinomial(
-                draws.n_visitors, funnel.cell_probabilities).astype(np.int64)
+            cell_counts[key] = (
+                draws.generator("cells", 0)
+                .multinomial(draws.n_visitors, funnel.cell_probabilities)
+                .astype(np.int64)
+            )
         walks.append(_walk(prob, draws, cell_counts[key]))
-    revenue = _revenue(funnels, [reached[-1] for reached, _ in walks],
-                       draws.generator("revenue", 0))
+    revenue = _revenue(
+        funnels, [reached[-1] for reached, _ in walks], draws.generator("revenue", 0)
+    )
     outcomes = []
     for funnel, (reached, lost), (total, total_sq) in zip(funnels, walks, revenue, strict=True):
         n_sc = len(funnel.segments) * len(funnel.channels)
-        outcomes.append(outcome_from_cells(funnel, reached, lost,
-                                           total.reshape(n_sc, -1).sum(axis=1),
-                                           total_sq.reshape(n_sc, -1).sum(axis=1)))
+        outcomes.append(
+            outcome_from_cells(
+                funnel,
+                reached,
+                lost,
+                total.reshape(n_sc, -1).sum(axis=1),
+                total_sq.reshape(n_sc, -1).sum(axis=1),
+            )
+        )
     buy_chance = [p[..., _CONTINUE].prod(axis=0) for p in probs]
     return VariantRuns(outcomes, *_split_test(funnels, buy_chance, shares, draws), "aggregate")
 
 
 def _split_test(
-    funnels: Sequence[CompiledFunnel], buy_chance: Sequence[FloatArray],
-    shares: Sequence[float], draws: VisitorDraws,
+    funnels: Sequence[CompiledFunnel],
+    buy_chance: Sequence[FloatArray],
+    shares: Sequence[float],
+    draws: VisitorDraws,
 ) -> tuple[IntArray, IntArray]:
     """Per variant, the test's visitors and buyers.
 

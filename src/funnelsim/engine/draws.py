@@ -30,12 +30,27 @@ from numpy.typing import NDArray
 
 BLOCK_VISITORS = 1 << 16
 STREAMS = (
-    "count", "arrival", "channel", "segment", "payment", "contact", "order",
-    "continue", "dwell", "service", "patience", "delay", "assign",
+    "count",
+    "arrival",
+    "channel",
+    "segment",
+    "payment",
+    "contact",
+    "order",
+    "continue",
+    "dwell",
+    "service",
+    "patience",
+    "delay",
+    "assign",
     # aggregate-only mode (engine/aggregate.py): counts drawn directly
-    "cells", "thin", "revenue", "split",
+    "cells",
+    "thin",
+    "revenue",
+    "split",
     # lifetimes of customers by (segment, channel) cell, and the CLV readout's Monte Carlo
-    "lifetime", "readout",
+    "lifetime",
+    "readout",
     # referred visitors (engine/referral.py): their own population, referral timing
     "referral",
 )

@@ -106,8 +106,10 @@ class CompiledFunnel:
     def order_value_dists(self) -> tuple[tuple[Distribution, ...], ...]:
         """Per segment and channel, the order-value distribution of its buyers: the
         channel's own, else the segment's, else ``value.order_value`` (clv.customer_terms)."""
-        return tuple(tuple(clv.customer_terms(self.scenario, g, c)[1] for c in self.channels)
-                     for g in self.segments)
+        return tuple(
+            tuple(clv.customer_terms(self.scenario, g, c)[1] for c in self.channels)
+            for g in self.segments
+        )
 
     @cached_property
     def cell_probabilities(self) -> FloatArray:
@@ -116,16 +118,22 @@ class CompiledFunnel:
         channel = np.diff(self.channel_cdf, prepend=0.0)
         payment = np.diff(self.payment_cdf, axis=1, prepend=0.0)
         contact = np.diff(self.contact_cdf, axis=1, prepend=0.0)
-        joint = (segment[:, None, None, None] * channel[None, :, None, None]
-                 * payment[:, None, :, None] * contact[:, None, None, :])
+        joint = (
+            segment[:, None, None, None]
+            * channel[None, :, None, None]
+            * payment[:, None, :, None]
+            * contact[:, None, None, :]
+        )
         return np.asarray(joint.reshape(-1))
 
 
 def refuse_coupled_visitors(funnels: Sequence[CompiledFunnel], engine: str) -> None:
     """Raise ValueError when ``engine`` (not SimPy) is asked to simulate coupled visitors."""
     if any(f.couples_visitors for f in funnels):
-        raise ValueError(f"the {engine} engine cannot simulate shared resources (queues) or "
-                         "referred visitors (value.referral); use simpy")
+        raise ValueError(
+            f"the {engine} engine cannot simulate shared resources (queues) or "
+            "referred visitors (value.referral); use simpy"
+        )
 
 
 def _cdf(shares: list[float]) -> FloatArray:
@@ -134,9 +142,7 @@ def _cdf(shares: list[float]) -> FloatArray:
     return np.asarray(cdf)
 
 
-def _option_tables(
-    scenario: Scenario, kind: str
-) -> tuple[FloatArray, FloatArray]:
+def _option_tables(scenario: Scenario, kind: str) -> tuple[FloatArray, FloatArray]:
     """Per stage and segment, the continue factor for each preferred option, and the
     per-segment preference CDF over the union of options."""
     coef = getattr(scenario.coefficients, kind)
@@ -167,8 +173,9 @@ def compile_funnel(scenario: Scenario) -> CompiledFunnel:
     for s, stage in enumerate(scenario.stages):
         base[s] = friction.scale_odds(stage.rate, intent)
         if stage.nurture is not None:  # only leads that become sales-ready go on
-            base[s] *= clv.lead_ready_share(stage.nurture.ready_per_message,
-                                            stage.nurture.max_messages)
+            base[s] *= clv.lead_ready_share(
+                stage.nurture.ready_per_message, stage.nurture.max_messages
+            )
         if stage.friction.page_load:
             fixed[s, ..., 0] = friction.page_load_factor(base[s], load_s[:, None], coef.page_load)
         fixed[s, ..., 1] = friction.form_fields_factor(stage.friction.form_fields, coef.form_fields)
@@ -245,15 +252,18 @@ def visitor_cells(funnel: CompiledFunnel, shared: SharedDraws) -> VisitorCells:
     def draw() -> VisitorCells:
         segment = shared.derived(
             ("segment", segment_cdf.tobytes()),
-            lambda: _categorical(segment_cdf, shared.uniforms("segment")))
+            lambda: _categorical(segment_cdf, shared.uniforms("segment")),
+        )
         channel = shared.derived(
             ("channel", channel_cdf.tobytes()),
-            lambda: _categorical(channel_cdf, shared.uniforms("channel")))
+            lambda: _categorical(channel_cdf, shared.uniforms("channel")),
+        )
         pay = _per_segment_categorical(payment_cdf, segment, shared.uniforms("payment"))
         contact = _per_segment_categorical(contact_cdf, segment, shared.uniforms("contact"))
         _, n_c, n_p, n_k = funnel.cell_shape
-        return VisitorCells(segment, channel, ((segment * n_c + channel) * n_p + pay) * n_k
-                            + contact)
+        return VisitorCells(
+            segment, channel, ((segment * n_c + channel) * n_p + pay) * n_k + contact
+        )
 
     key = ("cells", *(a.tobytes() for a in (segment_cdf, channel_cdf, payment_cdf, contact_cdf)))
     return shared.derived(key, draw)
@@ -269,8 +279,9 @@ def stage_values(
     )
 
 
-def order_values_for(funnel: CompiledFunnel, u: FloatArray, segment: IntArray,
-                     channel: IntArray) -> FloatArray:
+def order_values_for(
+    funnel: CompiledFunnel, u: FloatArray, segment: IntArray, channel: IntArray
+) -> FloatArray:
     """Order values from uniforms ``u`` for visitors of these segments and channels."""
     dists = funnel.order_value_dists
     if len({d for row in dists for d in row}) == 1:
@@ -286,12 +297,14 @@ def order_values(funnel: CompiledFunnel, shared: SharedDraws) -> FloatArray:
     """Every visitor's order value if they buy."""
     dists = funnel.order_value_dists
     if len({d for row in dists for d in row}) == 1:
-        return shared.derived(("order", dists[0][0]),
-                              lambda: dists[0][0].ppf(shared.uniforms("order")))
+        return shared.derived(
+            ("order", dists[0][0]), lambda: dists[0][0].ppf(shared.uniforms("order"))
+        )
     cells = visitor_cells(funnel, shared)
     return shared.derived(
         ("order", dists, funnel.segment_cdf.tobytes(), funnel.channel_cdf.tobytes()),
-        lambda: order_values_for(funnel, shared.uniforms("order"), cells.segment, cells.channel))
+        lambda: order_values_for(funnel, shared.uniforms("order"), cells.segment, cells.channel),
+    )
 
 
 @dataclass(frozen=True)
@@ -313,9 +326,9 @@ def plan_visitors(funnel: CompiledFunnel, shared: SharedDraws) -> VisitorPlan:
     thresholds = funnel.cell_thresholds[:, cells.cell]  # (S, n, reasons)
     u = shared.uniforms("continue", n_s)
     crossed = (u.T[..., None] >= thresholds).sum(axis=2)
-    friction_loss = np.where(
-        crossed > 0, len(FRICTION_REASONS) - crossed, NO_LOSS
-    ).astype(np.int8).T
+    friction_loss = (
+        np.where(crossed > 0, len(FRICTION_REASONS) - crossed, NO_LOSS).astype(np.int8).T
+    )
     return VisitorPlan(
         segment=cells.segment,
         channel=cells.channel,
@@ -327,7 +340,10 @@ def plan_visitors(funnel: CompiledFunnel, shared: SharedDraws) -> VisitorPlan:
 
 
 def outcome_from_cells(
-    funnel: CompiledFunnel, reached: IntArray, lost: IntArray, revenue: FloatArray,
+    funnel: CompiledFunnel,
+    reached: IntArray,
+    lost: IntArray,
+    revenue: FloatArray,
     revenue_sq: FloatArray,
 ) -> Outcome:
     """An Outcome from counts by cell: ``reached`` (S + 1, cells), ``lost``
@@ -337,9 +353,15 @@ def outcome_from_cells(
     def by_segment_channel(counts: IntArray) -> IntArray:
         return np.asarray(counts.reshape(*counts.shape[:-1], n_g, n_c, -1).sum(axis=-1))
 
-    return Outcome(funnel.stages, funnel.segments, funnel.channels,
-                   by_segment_channel(reached), by_segment_channel(lost),
-                   revenue.reshape(n_g, n_c), revenue_sq.reshape(n_g, n_c))
+    return Outcome(
+        funnel.stages,
+        funnel.segments,
+        funnel.channels,
+        by_segment_channel(reached),
+        by_segment_channel(lost),
+        revenue.reshape(n_g, n_c),
+        revenue_sq.reshape(n_g, n_c),
+    )
 
 
 # --------------------------------------------------------------------------- all variants
@@ -375,8 +397,7 @@ class SplitTally:
         """Count a block's visitors by the variant they were assigned to."""
         self.visitors += np.bincount(arm, minlength=len(self.visitors))
 
-    def add_buyers(self, arm: IntArray, variant: int,
-                   buyers: IntArray | NDArray[np.bool_]) -> None:
+    def add_buyers(self, arm: IntArray, variant: int, buyers: IntArray | NDArray[np.bool_]) -> None:
         """Add the buyers of ``variant`` (full traffic; indices or a mask) whom the test
         assigned to it."""
         self.conversions[variant] += np.count_nonzero(arm[buyers] == variant)

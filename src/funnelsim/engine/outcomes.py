@@ -56,14 +56,16 @@ class QueueStats:
     @property
     def abandonment(self) -> FloatArray:
         """Share of queued visitors who gave up waiting."""
-        return np.divide(self.abandoned, self.arrivals, out=np.zeros(len(self.names)),
-                         where=self.arrivals > 0)
+        return np.divide(
+            self.abandoned, self.arrivals, out=np.zeros(len(self.names)), where=self.arrivals > 0
+        )
 
     @property
     def mean_wait_min(self) -> FloatArray:
         """Mean wait of the visitors who were served."""
-        return np.divide(self.wait_sum, self.served, out=np.zeros(len(self.names)),
-                         where=self.served > 0)
+        return np.divide(
+            self.wait_sum, self.served, out=np.zeros(len(self.names)), where=self.served > 0
+        )
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,9 @@ class Outcome:
         lost (``len(stages)`` for buyers), ``order_value`` is 0 for non-buyers."""
         n_s, n_g, n_c, n_r = len(stages), len(segments), len(channels), len(REASONS)
         cell = segment.astype(np.int64) * n_c + channel
-        exits = np.bincount(exit_stage.astype(np.int64) * n_g * n_c + cell,
-                            minlength=(n_s + 1) * n_g * n_c).reshape(n_s + 1, n_g, n_c)
+        exits = np.bincount(
+            exit_stage.astype(np.int64) * n_g * n_c + cell, minlength=(n_s + 1) * n_g * n_c
+        ).reshape(n_s + 1, n_g, n_c)
         reached = np.cumsum(exits[::-1], axis=0)[::-1]
         lost_at = exit_stage < n_s
         lost_index = (exit_stage[lost_at].astype(np.int64) * n_r + reason[lost_at]) * n_g * n_c
@@ -110,17 +113,25 @@ class Outcome:
         revenue = np.bincount(cell, weights=order_value, minlength=n_g * n_c)
         revenue_sq = np.bincount(cell, weights=order_value**2, minlength=n_g * n_c)
         return cls(
-            stages, segments, channels, reached,
+            stages,
+            segments,
+            channels,
+            reached,
             lost.reshape(n_s, n_r, n_g, n_c),
-            revenue.reshape(n_g, n_c), revenue_sq.reshape(n_g, n_c),
+            revenue.reshape(n_g, n_c),
+            revenue_sq.reshape(n_g, n_c),
             queues if queues is not None else QueueStats.empty(()),
         )
 
     def __add__(self, other: Outcome) -> Outcome:
         return Outcome(
-            self.stages, self.segments, self.channels,
-            self.reached + other.reached, self.lost + other.lost,
-            self.revenue + other.revenue, self.revenue_sq + other.revenue_sq,
+            self.stages,
+            self.segments,
+            self.channels,
+            self.reached + other.reached,
+            self.lost + other.lost,
+            self.revenue + other.revenue,
+            self.revenue_sq + other.revenue_sq,
             self.queues + other.queues,
         )
 
@@ -149,8 +160,9 @@ class Outcome:
     def stage_rates(self) -> FloatArray:
         """Share of visitors reaching each stage who continue past it."""
         reached = self.reached.sum(axis=(1, 2)).astype(float)
-        return np.divide(reached[1:], reached[:-1], out=np.zeros(len(self.stages)),
-                         where=reached[:-1] > 0)
+        return np.divide(
+            reached[1:], reached[:-1], out=np.zeros(len(self.stages)), where=reached[:-1] > 0
+        )
 
     def lost_by_reason(self) -> IntArray:
         """(stages, reasons) counts of lost visitors."""

@@ -87,19 +87,27 @@ def referral_pool(funnel: CompiledFunnel, shared: SharedDraws) -> ReferralPool |
         return None
     channels = scenario.traffic.channels
     forced = scenario.with_overrides(
-        {f"traffic.channels.{name}.share": float(name == referral.channel) for name in channels})
+        {f"traffic.channels.{name}.share": float(name == referral.channel) for name in channels}
+    )
     draws = shared.draws
     rate = referral.per_customer_per_month / MINUTES_PER_MONTH
     per_buyer = rate * draws.horizon_min
     expected = shared.n_visitors * (per_buyer / (1.0 - per_buyer) if per_buyer < 0.5 else 1.0)
     days = draws.horizon_min / MINUTES_PER_DAY
     key = (*draws.seed.spawn_key, STREAMS.index("referral"))
-    pool_draws = VisitorDraws(SeedSequence(draws.seed.entropy, spawn_key=key),
-                              (2.0 * expected + POOL_EXTRA) / days, int(days))
+    pool_draws = VisitorDraws(
+        SeedSequence(draws.seed.entropy, spawn_key=key),
+        (2.0 * expected + POOL_EXTRA) / days,
+        int(days),
+    )
     pool_funnel = compile_funnel(forced)
     pool_shared = SharedDraws(pool_draws)
     return ReferralPool(
-        funnel=pool_funnel, shared=pool_shared, plan=plan_visitors(pool_funnel, pool_shared),
-        rate_per_min=rate, hazard_per_min=_churn_hazards(funnel), horizon_min=draws.horizon_min,
+        funnel=pool_funnel,
+        shared=pool_shared,
+        plan=plan_visitors(pool_funnel, pool_shared),
+        rate_per_min=rate,
+        hazard_per_min=_churn_hazards(funnel),
+        horizon_min=draws.horizon_min,
         rng=draws.generator("referral", 0),
     )

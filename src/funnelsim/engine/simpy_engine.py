@@ -39,7 +39,14 @@ from funnelsim.engine.outcomes import REASON_INDEX, REASONS, Outcome, QueueStats
 from funnelsim.engine.referral import ReferralPool, referral_pool
 
 EVENT_COLUMNS = (
-    "visitor", "segment", "channel", "stage", "entered_min", "left_min", "waited_min", "outcome",
+    "visitor",
+    "segment",
+    "channel",
+    "stage",
+    "entered_min",
+    "left_min",
+    "waited_min",
+    "outcome",
 )
 
 
@@ -93,9 +100,7 @@ def _give_up(request: simpy.Event, _deadline: simpy.Event) -> None:
 class _Run:
     """State of one SimPy run: the environment, resources, draws and result arrays."""
 
-    def __init__(
-        self, funnel: CompiledFunnel, shared: SharedDraws, log: EventLog | None
-    ) -> None:
+    def __init__(self, funnel: CompiledFunnel, shared: SharedDraws, log: EventLog | None) -> None:
         self.funnel, self.log = funnel, log
         self.plan = plan_visitors(funnel, shared)
         self.env = simpy.Environment()
@@ -123,7 +128,11 @@ class _Run:
         n_q = len(self.resources)
         self.arrivals, self.served, self.abandoned = [0] * n_q, [0] * n_q, [0] * n_q
         self.wait_sum, self.wait_sq, self.wait_max, self.busy = (
-            [0.0] * n_q, [0.0] * n_q, [0.0] * n_q, [0.0] * n_q)
+            [0.0] * n_q,
+            [0.0] * n_q,
+            [0.0] * n_q,
+            [0.0] * n_q,
+        )
         arrivals = shared.derived(("arrival times",), lambda: shared.draws.arrival_times().tolist())
         self.env.process(self._source(arrivals))
 
@@ -135,10 +144,12 @@ class _Run:
         self.friction_loss += plan.friction_loss.tolist()
         self.segment = np.concatenate([self.segment, plan.segment])
         self.channel = np.concatenate([self.channel, plan.channel])
-        for columns, stream, attribute in ((self.dwell, "dwell", "dwell_min"),
-                                           (self.service, "service", "service_min"),
-                                           (self.patience, "patience", "patience_min"),
-                                           (self.delay, "delay", "response_delay_min")):
+        for columns, stream, attribute in (
+            (self.dwell, "dwell", "dwell_min"),
+            (self.service, "service", "service_min"),
+            (self.patience, "patience", "patience_min"),
+            (self.delay, "delay", "response_delay_min"),
+        ):
             extra = _stage_columns(pool.funnel, pool.shared, stream, attribute)
             for s, values in enumerate(extra):
                 if values is not None and columns[s] is not None:
@@ -174,11 +185,18 @@ class _Run:
     def _record(self, i: int, s: int, entered: float, waited: float, outcome: str) -> None:
         if self.log is not None:
             funnel = self.funnel
-            self.log.rows.append((
-                i, funnel.segments[self.segment[i]], funnel.channels[self.channel[i]],
-                funnel.stages[s], round(entered, 3), round(self.env.now, 3), round(waited, 3),
-                outcome,
-            ))
+            self.log.rows.append(
+                (
+                    i,
+                    funnel.segments[self.segment[i]],
+                    funnel.channels[self.channel[i]],
+                    funnel.stages[s],
+                    round(entered, 3),
+                    round(self.env.now, 3),
+                    round(waited, 3),
+                    outcome,
+                )
+            )
 
     def _visit(self, i: int) -> Generator[simpy.Event, Any, None]:
         env, logging = self.env, self.log is not None
@@ -252,19 +270,33 @@ class _Run:
         paid = np.where(bought, order_value[:came], 0.0)
         queues = QueueStats(
             funnel.resources,
-            np.array(self.arrivals, np.int64), np.array(self.served, np.int64),
-            np.array(self.abandoned, np.int64), np.array(self.wait_sum),
-            np.array(self.wait_sq), np.array(self.wait_max), np.array(self.busy),
+            np.array(self.arrivals, np.int64),
+            np.array(self.served, np.int64),
+            np.array(self.abandoned, np.int64),
+            np.array(self.wait_sum),
+            np.array(self.wait_sq),
+            np.array(self.wait_max),
+            np.array(self.busy),
         )
         outcome = Outcome.from_visitors(
-            funnel.stages, funnel.segments, funnel.channels,
-            self.segment[:came], self.channel[:came], exit_stage, reason, paid, queues)
+            funnel.stages,
+            funnel.segments,
+            funnel.channels,
+            self.segment[:came],
+            self.channel[:came],
+            exit_stage,
+            reason,
+            paid,
+            queues,
+        )
         n = self.n_main
         return Simulation(outcome, bought[:n], paid[:n], "simpy")
 
 
 def simulate(
-    funnel: CompiledFunnel, draws: VisitorDraws, log: EventLog | None = None,
+    funnel: CompiledFunnel,
+    draws: VisitorDraws,
+    log: EventLog | None = None,
     shared: SharedDraws | None = None,
 ) -> Simulation:
     """Simulate one variant on one replication's visitors with SimPy.

@@ -51,15 +51,15 @@ def _loss_reasons(funnel: CompiledFunnel, s: int, cell: IntArray, u: FloatArray)
     return reason
 
 
-def _walk(funnel: CompiledFunnel, shared: SharedDraws
-          ) -> tuple[IntArray, IntArray, IntArray]:
+def _walk(funnel: CompiledFunnel, shared: SharedDraws) -> tuple[IntArray, IntArray, IntArray]:
     """Visitors reaching each stage (S + 1, cells), lost there by reason (S, R, cells),
     and the indices of the buyers, for one block."""
     n_s, n_r = len(funnel.stages), len(REASONS)
     cells = visitor_cells(funnel, shared).cell
     n_cells = funnel.cell_continue.shape[1]
-    u = shared.derived(("continue by stage",),
-                       lambda: np.ascontiguousarray(shared.uniforms("continue", n_s).T))
+    u = shared.derived(
+        ("continue by stage",), lambda: np.ascontiguousarray(shared.uniforms("continue", n_s).T)
+    )
     reached = np.empty((n_s + 1, n_cells), np.int64)
     lost = np.zeros((n_s, n_r, n_cells), np.int64)
     alive: IntArray | None = None  # None: everybody
@@ -70,12 +70,14 @@ def _walk(funnel: CompiledFunnel, shared: SharedDraws
         p = funnel.cell_continue[s][cell]
         leaves = us >= p
         reason = _loss_reasons(funnel, s, cell[leaves], us[leaves])
-        lost[s] = np.bincount(reason * n_cells + cell[leaves],
-                              minlength=n_r * n_cells).reshape(n_r, n_cells)
+        lost[s] = np.bincount(reason * n_cells + cell[leaves], minlength=n_r * n_cells).reshape(
+            n_r, n_cells
+        )
         if stage.friction.response_decay:
             delay = stage_values(shared, "delay", stage.response_delay_min, s, n_s)
-            response_min = np.zeros(us.size) if delay is None else (
-                delay if alive is None else delay[alive])
+            response_min = (
+                np.zeros(us.size) if delay is None else (delay if alive is None else delay[alive])
+            )
             late = ~leaves & (us >= friction.response_continue(p, response_min, funnel.response))
             lost[s, RESPONSE] = np.bincount(cell[late], minlength=n_cells)
             leaves |= late
@@ -86,13 +88,15 @@ def _walk(funnel: CompiledFunnel, shared: SharedDraws
     return reached, lost, np.arange(shared.n_visitors) if alive is None else alive
 
 
-def _simulate_block(funnel: CompiledFunnel, shared: SharedDraws
-                    ) -> tuple[Outcome, IntArray, FloatArray]:
+def _simulate_block(
+    funnel: CompiledFunnel, shared: SharedDraws
+) -> tuple[Outcome, IntArray, FloatArray]:
     """Tally one variant on one block; also the buyers (indices) and their order values."""
     reached, lost, buyers = _walk(funnel, shared)
     cells = visitor_cells(funnel, shared)
-    paid = order_values_for(funnel, shared.uniforms("order")[buyers], cells.segment[buyers],
-                            cells.channel[buyers])
+    paid = order_values_for(
+        funnel, shared.uniforms("order")[buyers], cells.segment[buyers], cells.channel[buyers]
+    )
     n_sc = len(funnel.segments) * len(funnel.channels)
     segment_channel = cells.segment[buyers] * len(funnel.channels) + cells.channel[buyers]
     revenue = np.bincount(segment_channel, weights=paid, minlength=n_sc).astype(np.float64)
