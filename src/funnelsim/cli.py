@@ -457,7 +457,7 @@ def _science_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed."),
         click.option(
             "--engine",
-            type=click.Choice(["auto", "simpy", "vectorized"]),
+            type=click.Choice(["auto", "simpy", "vectorized", "aggregate"]),
             default="auto",
             show_default=True,
             help="Simulation engine.",
