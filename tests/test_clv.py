@@ -232,6 +232,26 @@ def test_login_wall_loses_conversion_but_wins_clv_per_visitor():
     assert login.prob_beats_control < 0.5
 
 
+def test_a_test_judged_on_clv_ships_the_login_wall(tmp_path):
+    """experiment.metric: clv_per_visitor judges the simulated test, and the truly best
+    variant, on CLV per visitor: the login wall loses on conversion but ships on CLV."""
+    scenario = load_scenario(SCENARIOS / "login_tradeoff.yaml")
+    by_conversion = run_experiment(scenario, replications=8, workers=1)
+    by_clv = run_experiment(
+        scenario.with_overrides({"experiment.metric": "clv_per_visitor"}),
+        replications=8,
+        workers=1,
+    )
+    assert by_conversion.true_best == "control"
+    assert by_clv.true_best == "login_required"
+    login = next(v for v in by_clv.variants if v.name == "login_required")
+    assert login.clv_test is not None
+    assert login.prob_beats_control == pytest.approx(login.clv_test.prob_beats_control)
+    assert login.decision_rates["ship"] > 0.5
+    assert by_clv.test_outcomes["ship_best"] == login.decision_rates["ship"]
+    assert by_conversion.test_outcomes["ship_best"] > 0.5  # keeps the control
+
+
 def test_nurture_programme_raises_clv_not_conversion():
     result = run_experiment(load_scenario(SCENARIOS / "rean.yaml"), replications=3, workers=1)
     monthly = next(v for v in result.variants if v.name == "monthly_newsletter")
@@ -296,6 +316,7 @@ def test_results_json_gains_lifetime_keys(tmp_path):
         assert set(variant["channels"]["paid_search"]) >= {"cac", "ltv_to_cac", "payback_months"}
         assert variant["channels"]["organic_search"]["ltv_to_cac"] is None  # no spend
         assert 0.0 <= variant["experiment"]["clv"]["prob_best"] <= 1.0
+    assert data["experiment"]["metric"] == "conversion"
 
 
 # --------------------------------------------------------------------------- CLV readout

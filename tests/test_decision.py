@@ -21,6 +21,7 @@ from funnelsim.analysis.conjugate import (
 )
 from funnelsim.analysis.decision import (
     DecisionRule,
+    decide_on_draws,
     readout,
     revenue_readout,
     sample_ratio_mismatch,
@@ -76,6 +77,27 @@ def test_tiny_samples_keep_testing() -> None:
     assert result.decision.action == "keep_testing"
     assert result.decision.variant is None
     assert "Keep testing" in result.decision.reason
+
+
+@pytest.mark.parametrize(
+    ("visitors", "conversions", "action", "variant"),
+    [
+        ([10_000, 10_000], [1000, 1200], "ship", "B"),
+        ([10_000, 10_000], [1200, 1000], "ship", "A"),
+        ([10**7, 10**7], [10**6, 10**6], "stop", None),
+        ([20, 20], [2, 3], "keep_testing", None),
+    ],
+)
+def test_rule_on_draws_agrees_with_the_exact_rule(
+    visitors: list[int], conversions: list[int], action: str, variant: str | None
+) -> None:
+    """Beta posterior draws read by the draw-based rule give the exact rule's decision
+    (cases far from the thresholds, so 100,000 draws cannot flip them)."""
+    exact = readout(["A", "B"], visitors, conversions, control="A").decision
+    post = beta_posteriors(visitors, conversions)
+    draws = np.random.default_rng(3).beta(post.alpha, post.beta, (100_000, 2))
+    sampled = decide_on_draws(["A", "B"], 0, draws, DecisionRule())
+    assert (exact.action, exact.variant) == (sampled.action, sampled.variant) == (action, variant)
 
 
 def test_single_variant_has_nothing_to_compare() -> None:

@@ -491,6 +491,16 @@ def _science_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def _note_conversion_only(scenario: Scenario, command: str, quiet: bool) -> None:
+    """``plan`` and ``bench`` read tests on conversion whatever ``experiment.metric`` says."""
+    if scenario.experiment.metric != "conversion" and not quiet:
+        click.echo(
+            f"note: {command} judges tests on conversion; experiment.metric "
+            f"({scenario.experiment.metric}) applies to funnelsim run",
+            err=True,
+        )
+
+
 def _prepare_out(out: Path | None, force: bool, names: tuple[str, ...]) -> None:
     from funnelsim import report
 
@@ -666,6 +676,7 @@ def plan(
     from funnelsim import planning
 
     scenario = _load(scenario_file)
+    _note_conversion_only(scenario, "plan", quiet)
     _prepare_out(out, force, ("plan.csv", "plan.png"))
     if not allow_large:
         _check_cost(
@@ -779,6 +790,7 @@ def bench(
     from funnelsim.experiment import decision_rule
 
     scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, None)
+    _note_conversion_only(scenario, "bench", quiet)
     _prepare_out(out, force, ("bench.json", "bench.csv", "bench.png"))
     if not allow_large:  # the engine's truth replications; the simulated tests are counts
         _check_cost(

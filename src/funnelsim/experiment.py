@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from funnelsim import clv, parallel
 from funnelsim.analysis import conjugate, lifetime
-from funnelsim.analysis.decision import DecisionRule, decide
+from funnelsim.analysis.decision import DecisionRule, decide, decide_on_draws
 from funnelsim.engine import aggregate, simpy_engine, vectorized
 from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
 from funnelsim.engine.model import (
@@ -269,16 +269,17 @@ def lifetime_economics(
     draws: VisitorDraws,
     test_visitors: NDArray[np.int64],
     test_conversions: NDArray[np.int64],
-) -> Economics:
+) -> tuple[Economics, FloatArray]:
     """Customers' simulated lifetimes, acquisition economics per variant and channel, and
-    the simulated test's Bayesian readout of CLV per visitor, for one replication."""
+    the simulated test's Bayesian readout of CLV per visitor, for one replication; with
+    the posterior draws of that readout, ``(variants, draws)``, control first."""
     uniforms = _lifetime_uniforms(outcomes, draws)
     values = [
         clv.customer_value(v, o.reached[-1], o.revenue, [u[:, :3] for u in uniforms])
         for v, o in zip(variants, outcomes, strict=True)
     ]
     prior = variants[0].experiment.prior
-    test_clv = lifetime.clv_readout(
+    test_clv_draws = lifetime.clv_draws(
         _test_arms(
             variants,
             outcomes,
@@ -289,7 +290,6 @@ def lifetime_economics(
             draws.generator("readout", 1),
         ),
         [_value_terms(v) for v in variants],
-        0,
         draws.generator("readout", 0),
         READOUT_DRAWS,
         (prior.alpha, prior.beta),
@@ -324,7 +324,7 @@ def lifetime_economics(
             clv.ratio(float(value.lifetimes.referrals.sum()), float(customers.sum()))
         )
     arrays = {k: np.array(v, dtype=float) for k, v in rows.items() if k != "test_clv"}
-    return Economics(**arrays, test_clv=test_clv)
+    return Economics(**arrays, test_clv=lifetime.summarise_draws(test_clv_draws, 0)), test_clv_draws
 
 
 def _utilisation(outcome: Outcome, scenario: Scenario) -> FloatArray:
@@ -380,6 +380,30 @@ def split_readout(
     )
 
 
+def draws_readout(scenario: Scenario, samples: FloatArray, metric: str) -> SplitReadout:
+    """P(best), P(beats control), expected loss and decision of the simulated test from
+    joint posterior draws of ``metric`` shaped ``(variants, draws)``, control first."""
+    names = scenario.variant_names
+    draws = samples.T
+    loss = conjugate.expected_loss_draws(draws)
+    decision = decide_on_draws(
+        names,
+        0,
+        draws,
+        decision_rule(scenario),
+        loss,
+        describe=lambda value: f"{value:,.4f} {scenario.currency}",
+        metric=metric,
+    )
+    return SplitReadout(
+        conjugate.prob_best_draws(draws),
+        conjugate.prob_beats_draws(draws, 0),
+        loss,
+        decision.action,
+        decision.variant,
+    )
+
+
 def compile_variants(scenario: Scenario) -> list[CompiledFunnel]:
     """Every variant of ``scenario`` compiled, control first."""
     return [compile_funnel(scenario.variant(v)) for v in scenario.variant_names]
@@ -407,8 +431,14 @@ def replicate(
         runs.test_visitors,
         runs.test_conversions,
     )
-    test = split_readout(scenario, test_visitors, test_conversions)
-    economics = lifetime_economics(variants, outcomes, draws, test_visitors, test_conversions)
+    economics, clv_draws = lifetime_economics(
+        variants, outcomes, draws, test_visitors, test_conversions
+    )
+    test = (
+        split_readout(scenario, test_visitors, test_conversions)
+        if scenario.experiment.metric == "conversion"
+        else draws_readout(scenario, clv_draws, "CLV per visitor")
+    )
     visitors = np.array([o.visitors for o in outcomes])
     return Replication(
         visitors=visitors,
@@ -702,10 +732,10 @@ def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> Exper
                 clv_test=_clv_test_summary(reps, v),
             )
         )
-    conversion = np.nan_to_num(defined_means(series["conversion"]), nan=-np.inf)
-    true_best = names[int(np.argmax(conversion))]  # the control when no one ever came
+    judged = defined_means(series[scenario.experiment.metric])
+    true_best = names[int(np.argmax(np.nan_to_num(judged, nan=-np.inf)))]  # control if no one came
     return ExperimentResult(
-        scenario, engine, reps, summaries, true_best, _test_outcomes(reps, scenario, true_best)
+        scenario, engine, reps, summaries, true_best, _test_outcomes(reps, scenario, judged)
     )
 
 
@@ -724,12 +754,13 @@ def _queue_summary(
 
 
 def _test_outcomes(
-    reps: Sequence[Replication], scenario: Scenario, true_best: str
+    reps: Sequence[Replication], scenario: Scenario, judged: FloatArray
 ) -> dict[str, float]:
-    """How the simulated tests ended: shipped the truly best variant, shipped another,
-    stopped for equivalence, or kept testing."""
-    conversion = defined_means(np.array([r.conversion for r in reps]))
-    best_uplift = np.nanmax(conversion) / conversion[0] - 1.0 if conversion[0] > 0 else math.inf
+    """How the simulated tests ended: shipped the truly best variant (by the mean
+    ``judged`` metric), shipped another, stopped for equivalence, or kept testing."""
+    best = int(np.argmax(np.nan_to_num(judged, nan=-np.inf)))
+    true_best = scenario.variant_names[best]
+    best_uplift = judged[best] / judged[0] - 1.0 if judged[0] > 0 else math.inf
     equivalent = abs(best_uplift) < scenario.experiment.rope
     outcomes = {"ship_best": 0.0, "ship_other": 0.0, "stop": 0.0, "keep_testing": 0.0, "right": 0.0}
     for rep in reps:

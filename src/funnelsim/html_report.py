@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from funnelsim import plots
-from funnelsim.report import DECISION_LABEL, atomic_writer, money, percent, write_bytes_atomic
+from funnelsim.report import (
+    DECISION_LABEL,
+    METRIC_LABEL,
+    atomic_writer,
+    loss_text,
+    money,
+    percent,
+    write_bytes_atomic,
+)
 
 if TYPE_CHECKING:
     from arviz import InferenceData
@@ -534,12 +542,12 @@ def _clv_uplift_intervals(result: ExperimentResult) -> tuple[UpliftIntervals, di
 
 def _loss_section(result: ExperimentResult) -> Section:
     rule = result.scenario.experiment
-    control_rate = result.variants[0].metrics["conversion"].mean
-    threshold = rule.loss_threshold * control_rate
+    label = METRIC_LABEL[rule.metric]
+    threshold = rule.loss_threshold * result.variants[0].metrics[rule.metric].mean
     rows = [
         (
             esc(s.name),
-            f"{s.expected_loss * 100:.3f} pts",
+            loss_text(result, s.expected_loss),
             percent(s.prob_best, digits=1),
             *(percent(s.decision_rates.get(kind, 0.0), digits=0) for kind in OUTCOMES),
             decision_badge(s.decision),
@@ -559,9 +567,10 @@ def _loss_section(result: ExperimentResult) -> Section:
         ),
         rows,
         caption=(
-            f"Expected loss: conversion points given up by shipping this variant if another "
-            f"is better, mean over simulated tests. A variant ships when its loss is below "
-            f"{rule.loss_threshold:.1%} of the control's rate (~{threshold * 100:.3f} pts); "
+            f"Expected loss: {label} given up by shipping this variant if another is "
+            f"better, mean over simulated tests. A variant ships when its loss is below "
+            f"{rule.loss_threshold:.1%} of the control's {label} "
+            f"(~{loss_text(result, threshold)}); "
             f"the test stops when every variant is within ±{rule.rope:.0%} of control with "
             f"probability {rule.equivalence_probability:.0%}."
         ),

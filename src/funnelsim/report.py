@@ -221,6 +221,7 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
                 sum(r.test_visitors.sum() for r in result.replications) / len(result.replications)
             ),
             "split": scenario.split_shares(),
+            "metric": scenario.experiment.metric,
             "true_best": result.true_best,
             "outcomes": result.test_outcomes,
             "rule": {
@@ -333,6 +334,16 @@ def effect_table(result: ExperimentResult) -> Table:
     return table
 
 
+METRIC_LABEL = {"conversion": "conversion", "clv_per_visitor": "CLV per visitor"}
+
+
+def loss_text(result: ExperimentResult, loss: float) -> str:
+    """An expected loss in the unit of the metric the simulated test is judged on."""
+    if result.scenario.experiment.metric == "conversion":
+        return f"{loss * 100:.3f} pts"
+    return money(loss, result.scenario.currency) if loss >= 0.005 else f"{loss:.4f}"
+
+
 def test_table(result: ExperimentResult) -> Table:
     """What an A/B test of the scenario's planned size would conclude."""
     traffic = result.scenario.traffic
@@ -342,8 +353,9 @@ def test_table(result: ExperimentResult) -> Table:
     table = Table(
         title=(
             f"A/B test of {traffic.days} days (~{visitors:,.0f} visitors, split "
-            f"{len(result.variants)} ways): mean over {len(result.replications)} "
-            "simulated tests"
+            f"{len(result.variants)} ways) judged on "
+            f"{METRIC_LABEL[result.scenario.experiment.metric]}: mean over "
+            f"{len(result.replications)} simulated tests"
         ),
         caption=(
             f"Truly best: {result.true_best}. Tests shipped it {shares['ship_best']}, "
@@ -361,7 +373,7 @@ def test_table(result: ExperimentResult) -> Table:
             s.name,
             "—" if s.name == result.control else percent(s.prob_beats_control, digits=1),
             percent(s.prob_best, digits=1),
-            f"{s.expected_loss * 100:.3f} pts",
+            loss_text(result, s.expected_loss),
             f"[{DECISION_STYLE[decision]}]{DECISION_LABEL[decision]}[/] "
             f"({percent(rates[decision], digits=0)})",
         )

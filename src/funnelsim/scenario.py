@@ -524,8 +524,14 @@ class Prior(StrictModel):
 
 class Experiment(StrictModel):
     """How variants are compared: the traffic split of the simulated A/B test,
-    replications of the whole scenario, and the Bayesian decision rule."""
+    replications of the whole scenario, and the Bayesian decision rule.
 
+    ``metric`` is what the simulated test is judged on, and which variant counts as
+    truly best: ``conversion`` (exact Beta-Binomial readout) or ``clv_per_visitor``
+    (conversion x order value x repeat purchase x churn posteriors). ``loss_threshold``
+    and ``rope`` are relative to the control's value of that metric."""
+
+    metric: Literal["conversion", "clv_per_visitor"] = "conversion"
     split: Literal["equal"] | dict[Name, Probability] = "equal"
     replications: Annotated[int, Field(ge=1, le=100_000)] = 100
     control: Name | None = None

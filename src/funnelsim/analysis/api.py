@@ -55,7 +55,7 @@ from funnelsim.analysis.decision import (
     Decision,
     DecisionRule,
     SampleRatioCheck,
-    apply_rule,
+    decide_on_draws,
     readout,
     revenue_readout,
     sample_ratio_mismatch,
@@ -355,12 +355,8 @@ def _summarise_draws(
     """The readout of :func:`funnelsim.analysis.decision.readout`, from joint draws."""
     loss = expected_loss_draws(draws)
     uplift = uplift_interval_draws(draws, ref, UPLIFT_LEVEL)
-    ratio = np.divide(draws, draws[:, [ref]], out=np.ones_like(draws), where=draws[:, [ref]] > 0)
-    in_rope = (np.abs(ratio - 1) < rule.rope).mean(axis=0)
     interval = _intervals(draws, RATE_LEVEL)
-    decision = apply_rule(
-        names, ref, interval[ref].mean, loss, in_rope, rule, describe=describe, metric=what
-    )
+    decision = decide_on_draws(names, ref, draws, rule, loss, describe=describe, metric=what)
     return _DrawSummary(
         interval,
         prob_best_draws(draws),

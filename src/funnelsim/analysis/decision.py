@@ -358,6 +358,35 @@ def apply_rule(
     )
 
 
+def decide_on_draws(
+    names: Sequence[str],
+    control: int,
+    draws: npt.NDArray[np.float64],
+    rule: DecisionRule,
+    loss: npt.NDArray[np.float64] | None = None,
+    *,
+    describe: Callable[[float], str] = _points,
+    metric: str = "conversion rate",
+) -> Decision:
+    """The decision rule on joint posterior draws ``(draws, variants)`` of any metric.
+
+    The probability of a relative uplift within the ROPE is counted over the draws (the
+    control's own is 1); ``loss`` is the expected loss if already computed.
+
+    >>> draws = np.array([[1.0, 1.5], [1.1, 1.6], [0.9, 1.4], [1.0, 1.7]])
+    >>> decide_on_draws(["a", "b"], 0, draws, DecisionRule(loss_threshold=0.01)).variant
+    'b'
+    """
+    loss = expected_loss_draws(draws) if loss is None else loss
+    reference = draws[:, [control]]
+    ratio = np.divide(draws, reference, out=np.ones_like(draws), where=reference > 0)
+    in_rope = (np.abs(ratio - 1) < rule.rope).mean(axis=0)
+    control_mean = float(draws[:, control].mean())
+    return apply_rule(
+        names, control, control_mean, loss, in_rope, rule, describe=describe, metric=metric
+    )
+
+
 def readout(
     names: Sequence[str],
     visitors: npt.ArrayLike,

@@ -191,14 +191,25 @@ def clv_readout(
     >>> bool(out.prob_beats_control[1] > 0.8)
     True
     """
+    return summarise_draws(clv_draws(arms, terms, rng, draws, prior), control, level)
+
+
+def clv_draws(
+    arms: Sequence[ArmCustomers],
+    terms: Sequence[ValueTerms],
+    rng: np.random.Generator,
+    draws: int = 4000,
+    prior: tuple[float, float] = (1.0, 1.0),
+) -> FloatArray:
+    """Posterior draws of CLV per visitor, shaped ``(arms, draws)`` (see
+    :func:`clv_posterior`); an arm with under two orders borrows the pooled order value."""
     fallback = _pooled_order_value(arms)
-    samples = np.array(
+    return np.array(
         [
             clv_posterior(arm, t, rng, draws, prior, fallback)
             for arm, t in zip(arms, terms, strict=True)
         ]
     )
-    return summarise_draws(samples, control, level)
 
 
 def summarise_draws(samples: FloatArray, control: int, level: float = 0.95) -> CLVReadout:
