@@ -19,6 +19,7 @@ import click
 
 if TYPE_CHECKING:
     from funnelsim.experiment import ExperimentResult
+    from funnelsim.orders import OrderLog
     from funnelsim.scenario import Scenario
 
 EXIT_USAGE = 2
@@ -213,6 +214,19 @@ def _with_cli_overrides(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a per-visitor event log (first replication) as CSV.",
 )
+@click.option(
+    "--orders",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the order log (customer, variant, date, amount) of the first replication's "
+    "simulated test as CSV, for analyze --transactions.",
+)
+@click.option(
+    "--orders-months",
+    type=click.IntRange(min=1, max=120),
+    default=12,
+    show_default=True,
+    help="Months the --orders log follows the customers after the test.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
 @click.option(
     "--report",
@@ -238,6 +252,8 @@ def run(
     out: Path | None,
     force: bool,
     events: Path | None,
+    orders: Path | None,
+    orders_months: int,
     as_json: bool,
     report_file: Path | None,
     quiet: bool,
@@ -257,8 +273,9 @@ def run(
     try:
         if out is not None:
             report.prepare_output(out, force, ("results.json", "summary.csv"))
-        if events is not None and events.exists() and not force:
-            fail(f"{events}: exists; use --force to overwrite")
+        for path in (events, orders):
+            if path is not None and path.exists() and not force:
+                fail(f"{path}: exists; use --force to overwrite")
         if report_file is not None and report_file.exists() and not force:
             fail(f"{report_file}: exists; use --force to overwrite")
     except report.OutputExistsError as error:
@@ -281,6 +298,7 @@ def run(
         with report.output_batch() as placed:
             if events is not None:
                 _write_events(scenario, events)
+            log = None if orders is None else _write_orders(scenario, orders, orders_months, engine)
             written = report.write_results(result, out) if out is not None else []
             if report_file is not None:
                 written += _write_html_report(result, report_file, out, force)
@@ -298,6 +316,8 @@ def run(
         report.print_results(result, _console())
         for path in written:
             click.echo(f"wrote {path}")
+        if orders is not None and log is not None:
+            _echo_order_log(orders, log)
 
 
 def _check_cost(
@@ -363,6 +383,26 @@ def _write_events(scenario: Scenario, path: Path) -> None:
             log = simpy_engine.EventLog(name)
             simpy_engine.simulate(compile_funnel(scenario.variant(name)), draws, log)
             log.write_csv(stream, header=i == 0)
+
+
+def _write_orders(scenario: Scenario, path: Path, months: int, engine: str) -> OrderLog:
+    from funnelsim.orders import simulate_order_log
+    from funnelsim.report import atomic_writer
+
+    log = simulate_order_log(scenario, months, engine)  # type: ignore[arg-type]
+    with atomic_writer(path) as stream:
+        log.write_csv(stream)
+    return log
+
+
+def _echo_order_log(path: Path, log: OrderLog) -> None:
+    """Where the order log went, and the command that reads it."""
+    visitors = ",".join(f"{name}={count}" for name, count in log.visitors.items())
+    click.echo(
+        f"wrote {path}: {len(log.customer):,} orders of {sum(log.customers.values()):,} "
+        f"customers over {log.last_day + 1} days; read it with: funnelsim analyze {path} "
+        f"--transactions --visitors {visitors}"
+    )
 
 
 TEMPLATE_NAMES = ("checkout", "leads", "rean", "page_speed")  # funnelsim.scaffold.TEMPLATES

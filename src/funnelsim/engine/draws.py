@@ -53,6 +53,8 @@ STREAMS = (
     "readout",
     # referred visitors (engine/referral.py): their own population, referral timing
     "referral",
+    # simulated order logs (orders.py)
+    "order_log",
 )
 _STREAM_IDS = {name: i for i, name in enumerate(STREAMS)}
 MINUTES_PER_DAY = 1440.0
