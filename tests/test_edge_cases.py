@@ -185,6 +185,26 @@ def test_stages_with_rate_zero_and_one(tmp_path):
     assert closed["uplift_vs_control"]["conversion"]["mean"] == -1.0
 
 
+def test_a_stage_nobody_reaches_has_no_rate(tmp_path):
+    """Behind a closed stage nobody arrives: the later stage's rate is unknown (null),
+    not 0, and the funnel still converts nobody."""
+    stages = (
+        "  - {name: landing, rate: 0.5}\n  - {name: cart, rate: 0.4}\n"
+        "  - {name: checkout, rate: 0.6}\n"
+    )
+    results, _ = run(
+        tmp_path,
+        scenario_text(stages=stages, variants="  control: {}\n  closed: {stages.cart.rate: 0.0}\n"),
+    )
+    control, closed = results["variants"]["control"], results["variants"]["closed"]
+    assert closed["stage_rates"]["cart"] == 0.0
+    assert closed["stage_rates"]["checkout"] is None
+    # about 80 of 400 visitors reach checkout in each of 3 replications: the mean of
+    # their rates has SE sqrt(0.6 x 0.4 / 80) / sqrt(3) = 0.032
+    assert control["stage_rates"]["checkout"] == pytest.approx(0.6, abs=4 * 0.032)
+    assert closed["conversion"]["mean"] == 0.0
+
+
 @pytest.mark.parametrize(
     "patience",
     ["", "    patience_min: {dist: exponential, mean: 30}\n"],

@@ -687,7 +687,7 @@ def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> Exper
         m: np.array([getattr(r.economics if m in ECONOMICS else r, m) for r in reps])
         for m in METRICS
     }
-    stage_rates = np.array([r.stage_rates for r in reps]).mean(axis=0)
+    stage_rates = defined_means(np.array([r.stage_rates for r in reps]))
     lost = np.array([r.lost for r in reps]).mean(axis=0)
     visitors = np.array([r.visitors for r in reps]).mean(axis=0)
     bounce = np.array([r.bounce_rate for r in reps])

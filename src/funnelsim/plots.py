@@ -141,7 +141,7 @@ def funnel_data(summary: VariantSummary, stages: Sequence[str]) -> FunnelData:
     >>> funnel_data(s, ["landing", "checkout"]).reached
     (1000.0, 500.0, 100.0)
     """
-    rates = [summary.stage_rates[name] for name in stages]
+    rates = np.nan_to_num([summary.stage_rates[name] for name in stages])  # NaN: none came
     reached = summary.visitors * np.concatenate([[1.0], np.cumprod(rates)])
     return FunnelData(
         summary.name, tuple(stages), tuple(float(v) for v in reached), summary.lost_by_reason

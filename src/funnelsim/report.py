@@ -168,7 +168,7 @@ def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
     data: dict[str, Any] = {m: _interval(summary.metrics[m]) for m in METRICS}
     data["bounce_rate"] = _interval(summary.bounce_rate)
     data["visitors"] = summary.visitors
-    data["stage_rates"] = summary.stage_rates
+    data["stage_rates"] = _finite_dict(summary.stage_rates)
     data["lost_by_reason"] = summary.lost_by_reason
     data["queues"] = summary.queues
     data["experiment"] = {

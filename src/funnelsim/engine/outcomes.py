@@ -158,10 +158,14 @@ class Outcome:
         return 1.0 - float(self.reached[1].sum()) / self.visitors if self.visitors else 0.0
 
     def stage_rates(self) -> FloatArray:
-        """Share of visitors reaching each stage who continue past it."""
+        """Share of visitors reaching each stage who continue past it (NaN for a stage
+        nobody reached: its rate is unknown, not zero)."""
         reached = self.reached.sum(axis=(1, 2)).astype(float)
         return np.divide(
-            reached[1:], reached[:-1], out=np.zeros(len(self.stages)), where=reached[:-1] > 0
+            reached[1:],
+            reached[:-1],
+            out=np.full(len(self.stages), np.nan),
+            where=reached[:-1] > 0,
         )
 
     def lost_by_reason(self) -> IntArray:
