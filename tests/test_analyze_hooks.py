@@ -79,10 +79,20 @@ def test_transactions_give_repeat_purchase_and_clv_per_customer_and_per_visitor(
             "0.5",
             "--out",
             str(out),
+            "--report",
+            str(tmp_path / "orders.html"),
         ],
     )
     assert result.exit_code == 0, result.output
     assert "CLV per visitor" in result.output and "95% intervals" in result.output
+    html = (tmp_path / "orders.html").read_text()
+    assert "CLV per customer" in html and "CLV per visitor" in html and "loyal" in html
+    assert html.count("data:image/png;base64,") == 3  # repeat purchases, uplift, trace
+    assert {p.name for p in out.glob("*.png")} == {
+        "repeat_purchases.png",
+        "uplift_clv_per_visitor.png",
+        "diagnostics_trace.png",
+    }
     document = json.loads((out / "results.json").read_text())
     control, loyal = document["variants"]["control"], document["variants"]["loyal"]
     assert loyal["repeat_purchases"]["mean"] > control["repeat_purchases"]["mean"]
@@ -109,7 +119,7 @@ def test_transactions_give_repeat_purchase_and_clv_per_customer_and_per_visitor(
         (["--visitors", "control=1000,other=5"], "variant 'other' is not in the order log"),
         (["--visitors", "control=many"], "expected NAME=COUNT"),
         (["--visitors", "control=1000,loyal=3000", "--control", "nobody"], "unknown control"),
-        (["--report", "x.html"], "--report does not apply to --transactions"),
+        (["--model", "funnel"], "--model does not apply to --transactions"),
     ],
 )
 def test_transactions_refuse_bad_visitor_counts_before_fitting(tmp_path, arguments, message):

@@ -1029,8 +1029,7 @@ def analyze(
             visitor_spec,
             (margin, horizon_months),
             (sampler, draws, seed),
-            out,
-            force,
+            (out, report_file, force),
             as_json,
             quiet,
         )
@@ -1092,7 +1091,7 @@ def _analysis_report(result: Any, path: Path, png_dir: Path | None) -> list[Path
 
 
 TRANSACTIONS_ONLY = ("visitor_spec", "margin", "horizon_months")
-NOT_WITH_TRANSACTIONS = ("model", "stage_columns", "report_file", "revenue_column")
+NOT_WITH_TRANSACTIONS = ("model", "stage_columns", "revenue_column")
 
 
 def _refuse_inapplicable(ctx: click.Context, transactions: bool) -> None:
@@ -1117,14 +1116,14 @@ def _analyze_transactions(
     visitor_spec: str | None,
     economics: tuple[float, int],
     sampling: tuple[str, int, int],
-    out: Path | None,
-    force: bool,
+    outputs: tuple[Path | None, Path | None, bool],
     as_json: bool,
     quiet: bool,
 ) -> None:
     """``analyze --transactions``: BG/NBD per variant on an order log; CLV per visitor
     when ``visitor_spec`` gives the visitors. ``economics``: margin and horizon in months;
-    ``sampling``: sampler, draws per chain and seed."""
+    ``sampling``: sampler, draws per chain and seed; ``outputs``: the --out directory,
+    the --report file and --force."""
     import json
     from contextlib import nullcontext
 
@@ -1138,6 +1137,7 @@ def _analyze_transactions(
     from funnelsim.analysis.models import SamplerSettings
 
     (margin, horizon_months), (sampler, draws, seed) = economics, sampling
+    out, report_file, force = outputs
     _prepare_out(out, force, ("results.json", "posterior.nc"))
     show = not (quiet or as_json) and sys.stderr.isatty()
     status = (
@@ -1173,3 +1173,8 @@ def _analyze_transactions(
                 json.dump(document, stream, indent=2, allow_nan=False)
             report.write_bytes_atomic(out / "posterior.nc", report.netcdf_bytes(idata))
         _echo_written(written, quiet or as_json)
+    if report_file is not None:
+        from funnelsim import html_report
+
+        page = html_report.transactions_report(readout, idata, str(data_file))
+        _echo_written(html_report.write_report(page, report_file, out), quiet or as_json)

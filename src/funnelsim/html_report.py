@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from funnelsim.analysis.decision import ABReadout
+    from funnelsim.analysis.lifetime import TransactionReadout, VisitorReadout
     from funnelsim.experiment import ExperimentResult, VariantSummary
     from funnelsim.scenario import Scenario
 
@@ -844,3 +845,146 @@ def _mcmc_diagnostics(idata: InferenceData | None, var_names: Sequence[str]) -> 
             ),
         ),
     )
+
+
+# --------------------------------------------------------------------------- order logs
+
+FROM_ORDERS = (
+    "Posteriors of a BG/NBD model fitted to the order log (Fader, Hardie & Lee 2005); CLV "
+    "counts the stated margin of the mean order value over the horizon, discounted at 10% "
+    "a year."
+)
+
+
+def transactions_report(
+    readout: TransactionReadout, idata: InferenceData, source: str = ""
+) -> Report:
+    """The report of an order log's readout (``analyze --transactions``): CLV per customer,
+    per visitor when the visitors are known, repeat purchases over time, diagnostics."""
+    facts = {
+        "variants": ", ".join(readout.variants),
+        "control": readout.variants[0],
+        "customers": f"{int(readout.customers.sum()):,}",
+        **(
+            {"visitors": f"{int(readout.per_visitor.visitors.sum()):,}"}
+            if readout.per_visitor is not None
+            else {}
+        ),
+        **({"data": source} if source else {}),
+    }
+    sections = [_customer_section(readout)]
+    if readout.per_visitor is not None:
+        sections.append(_visitor_section(readout, readout.per_visitor))
+    sections.append(_mcmc_diagnostics(idata, ["r", "alpha", "a", "b"]))
+    subtitle = (
+        "Repeat purchase, churn and lifetime value per variant"
+        + (" and per visitor" if readout.per_visitor is not None else "")
+        + f" ({readout.level:.0%} credible intervals)."
+    )
+    return Report(f"Order log: {source}", subtitle, facts, tuple(sections), FROM_ORDERS)
+
+
+def _interval_cell(mean: float, low: float, high: float, show: Callable[[float], str]) -> str:
+    return f"{show(mean)}<br><small>[{show(low)}, {show(high)}]</small>"
+
+
+def _customer_section(readout: TransactionReadout) -> Section:
+    def number(value: float) -> str:
+        return f"{value:,.2f}"
+
+    rows = [
+        (
+            esc(name) + (" <small>(control)</small>" if i == 0 else ""),
+            f"{readout.customers[i]:,}",
+            _interval_cell(
+                readout.repeat_purchases[i], readout.repeat_low[i], readout.repeat_high[i], number
+            ),
+            percent(readout.still_active[i], digits=1),
+            _interval_cell(
+                readout.clv_per_customer[i], readout.clv_low[i], readout.clv_high[i], number
+            ),
+            "—" if i == 0 else percent(readout.prob_beats_control[i], digits=1),
+            percent(readout.prob_best[i], digits=1),
+        )
+        for i, name in enumerate(readout.variants)
+    ]
+    body = table(
+        (
+            "variant",
+            "customers",
+            "repeat purchases",
+            "still active",
+            "CLV/customer",
+            "P(beats control)",
+            "P(best)",
+        ),
+        rows,
+        caption="Repeat purchases of a new customer over the horizon and CLV per customer: "
+        "posterior mean with its credible interval. Still active: share of the variant's "
+        "customers who have not dropped out by the end of the log.",
+    )
+    curves = {name: readout.repeat_by_month[i] for i, name in enumerate(readout.variants)}
+    figure = _figure(
+        "repeat_purchases",
+        "Expected repeat purchases of a new customer against months since the first order: "
+        "posterior median and credible band per variant.",
+        plots.repeat_purchases_figure(curves),
+    )
+    return Section("CLV per customer", body, (figure,))
+
+
+def _visitor_section(readout: TransactionReadout, per_visitor: VisitorReadout) -> Section:
+    def number(value: float) -> str:
+        return f"{value:,.2f}"
+
+    clv = per_visitor.clv
+    rows = [
+        (
+            esc(name) + (" <small>(control)</small>" if i == 0 else ""),
+            f"{per_visitor.visitors[i]:,}",
+            _interval_cell(
+                per_visitor.conversion[i],
+                per_visitor.conversion_low[i],
+                per_visitor.conversion_high[i],
+                percent,
+            ),
+            _interval_cell(clv.mean[i], clv.low[i], clv.high[i], number),
+            "—"
+            if i == 0
+            else _interval_cell(
+                clv.uplift_mean[i],
+                clv.uplift_low[i],
+                clv.uplift_high[i],
+                lambda v: percent(v, signed=True, digits=1),
+            ),
+            "—" if i == 0 else percent(clv.prob_beats_control[i], digits=1),
+            percent(clv.prob_best[i], digits=1),
+        )
+        for i, name in enumerate(readout.variants)
+    ]
+    body = table(
+        (
+            "variant",
+            "visitors",
+            "conversion",
+            "CLV/visitor",
+            "uplift",
+            "P(beats control)",
+            "P(best)",
+        ),
+        rows,
+        caption="CLV per visitor: each posterior draw of CLV per customer times a draw of the "
+        "conversion posterior, so the interval carries both. Uplift: relative to the control.",
+    )
+    intervals = {
+        name: (float(clv.uplift_mean[i]), float(clv.uplift_low[i]), float(clv.uplift_high[i]))
+        for i, name in enumerate(readout.variants)
+        if i > 0
+    }
+    beats = {name: float(clv.prob_beats_control[i]) for i, name in enumerate(readout.variants)}
+    figure = _figure(
+        "uplift_clv_per_visitor",
+        "Posterior mean and credible interval of the relative uplift in CLV per visitor.",
+        plots.uplift_interval_figure("CLV per visitor", intervals, None, beats),
+    )
+    return Section("CLV per visitor", body, (figure,))

@@ -304,10 +304,11 @@ def uplift_figure(
 def uplift_interval_figure(
     metric: str,
     intervals: Mapping[str, tuple[float, float, float]],
-    rope: float,
+    rope: float | None,
     prob_beats: Mapping[str, float],
 ) -> Figure:
-    """Posterior mean and credible interval of each variant's relative uplift, with the ROPE.
+    """Posterior mean and credible interval of each variant's relative uplift, with the ROPE
+    (none when ``rope`` is None: a readout without a decision rule).
 
     For readouts that summarise a posterior by its interval (``intervals[variant]`` is
     ``(mean, low, high)`` of the relative uplift); ``prob_beats`` is P(better than control).
@@ -315,13 +316,14 @@ def uplift_interval_figure(
     with rc_context(STYLE):
         figure = new_figure(8.0, 0.5 * len(intervals) + 1.4)
         ax = figure.subplots()
-        ax.axvspan(
-            -rope * 100,
-            rope * 100,
-            color="#dddddd",
-            zorder=0,
-            label=f"ROPE ±{rope:.1%}: practically equal",
-        )
+        if rope is not None:
+            ax.axvspan(
+                -rope * 100,
+                rope * 100,
+                color="#dddddd",
+                zorder=0,
+                label=f"ROPE ±{rope:.1%}: practically equal",
+            )
         ax.axvline(0.0, color="#555555", linewidth=0.8)
         for row, (variant, (mean, low, high)) in enumerate(intervals.items()):
             color = variant_color(row + 1)
@@ -347,7 +349,8 @@ def uplift_interval_figure(
         ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
         ax.set_xlabel(f"relative uplift in {metric} vs control (posterior mean, 95% interval)")
         ax.set_title(f"Posterior of the uplift in {metric}", loc="left")
-        ax.legend(loc="lower right", fontsize=7.5)
+        if rope is not None:
+            ax.legend(loc="lower right", fontsize=7.5)
         ax.margins(x=0.25)
     return figure
 
@@ -432,6 +435,26 @@ def running_mean_figure(
         ax.set_ylabel(metric)
         ax.set_title(f"Running mean of {metric} over replications (95% band)", loc="left")
         ax.legend(fontsize=7.5, ncols=min(len(series), 4))
+    return figure
+
+
+def repeat_purchases_figure(curves: Mapping[str, FloatArray]) -> Figure:
+    """Expected repeat purchases of a new customer against months since the first order,
+    per variant: posterior median with its credible band (``curves[variant]`` holds the
+    median, lower and upper bound rows for months 0, 1, 2, ...)."""
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 3.2)
+        ax = figure.subplots()
+        for i, (variant, (median, low, high)) in enumerate(curves.items()):
+            months = np.arange(median.size)
+            color = variant_color(i)
+            ax.plot(months, median, color=color, label=variant, linewidth=1.4)
+            ax.fill_between(months, low, high, color=color, alpha=0.18, linewidth=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("months since the first order")
+        ax.set_ylabel("expected repeat purchases")
+        ax.set_title("Repeat purchases of a new customer (BG/NBD, median and band)", loc="left")
+        ax.legend(fontsize=7.5, ncols=min(len(curves), 4))
     return figure
 
 

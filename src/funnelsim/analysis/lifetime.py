@@ -595,6 +595,9 @@ class TransactionReadout(NamedTuple):
             over the horizon, with ``repeat_low`` / ``repeat_high`` credible bounds.
         still_active: Share of the variant's customers still active at the end of the
             log, at the posterior mean parameters (1 minus the churned share).
+        repeat_by_month: Expected repeat purchases of a new customer after k = 0..horizon
+            months, shaped ``(variants, 3, horizon + 1)``: posterior median, lower and
+            upper credible bounds.
         clv_per_customer: Posterior mean CLV of a new customer, with credible bounds.
         prob_beats_control: P(CLV per customer above control's); NaN for control.
         prob_best: P(highest CLV per customer).
@@ -609,6 +612,7 @@ class TransactionReadout(NamedTuple):
     repeat_low: FloatArray
     repeat_high: FloatArray
     still_active: FloatArray
+    repeat_by_month: FloatArray
     clv_per_customer: FloatArray
     clv_low: FloatArray
     clv_high: FloatArray
@@ -625,27 +629,33 @@ def _posterior(idata: az.InferenceData, name: str) -> FloatArray:
     return np.asarray(values.reshape(-1, values.shape[-1]), dtype=float)
 
 
-def discounted_repeat_purchases(
-    r: FloatArray,
-    alpha: FloatArray,
-    a: FloatArray,
-    b: FloatArray,
-    months: int,
-    month_units: float,
-    monthly_discount: float,
+def repeat_purchases_by_month(
+    r: FloatArray, alpha: FloatArray, a: FloatArray, b: FloatArray, months: int, month_units: float
 ) -> FloatArray:
-    """sum over months k = 1..months of (E[X(k)] - E[X(k - 1)]) / (1 + d)^k, elementwise
-    over parameter draws (``month_units``: time units per month)."""
+    """E[X(k months)] for k = 0..months, shaped ``(draws, months + 1)``: expected repeat
+    purchases of a new customer, per posterior draw (``month_units``: time units a month)."""
     t = np.arange(months + 1.0) * month_units
     shape = (*np.shape(r), 1)
-    expected = expected_repeat_purchases(
-        np.reshape(r, shape),
-        np.reshape(alpha, shape),
-        np.reshape(a, shape),
-        np.reshape(b, shape),
-        t,
+    return np.asarray(
+        expected_repeat_purchases(
+            np.reshape(r, shape),
+            np.reshape(alpha, shape),
+            np.reshape(a, shape),
+            np.reshape(b, shape),
+            t,
+        )
     )
-    per_month = np.diff(expected, axis=-1)
+
+
+def discounted_repeat_purchases(by_month: FloatArray, monthly_discount: float) -> FloatArray:
+    """sum over months k = 1..K of (E[X(k)] - E[X(k - 1)]) / (1 + d)^k, per row of
+    :func:`repeat_purchases_by_month`.
+
+    >>> discounted_repeat_purchases(np.array([[0.0, 1.0, 2.0]]), 0.0).tolist()
+    [2.0]
+    """
+    months = by_month.shape[-1] - 1
+    per_month = np.diff(by_month, axis=-1)
     return np.asarray(per_month @ (1.0 + monthly_discount) ** -np.arange(1.0, months + 1.0))
 
 
@@ -678,18 +688,19 @@ def readout_transactions(
     month_units = DAYS_PER_MONTH / summary.unit_days
     n = len(draws["r"])
     tail = (1.0 - level) / 2.0
-    repeats, clvs, active = [], [], []
+    repeats, clvs, active, curves = [], [], [], []
     for j, name in enumerate(order):
         mine = summary.variant == name
         p = {k: v[:, j] for k, v in draws.items()}
-        horizon_t = horizon_months * month_units
-        repeats.append(expected_repeat_purchases(p["r"], p["alpha"], p["a"], p["b"], horizon_t))
+        by_month = repeat_purchases_by_month(
+            p["r"], p["alpha"], p["a"], p["b"], horizon_months, month_units
+        )
+        curves.append(np.quantile(by_month, [0.5, tail, 1.0 - tail], axis=0))
+        repeats.append(by_month[:, -1])
         spend = summary.spend[mine]
         se = spend.std(ddof=1) / math.sqrt(spend.size) if spend.size > 1 else 0.0
         value = np.maximum(0.0, rng.normal(spend.mean(), se, n))
-        later = discounted_repeat_purchases(
-            p["r"], p["alpha"], p["a"], p["b"], horizon_months, month_units, monthly
-        )
+        later = discounted_repeat_purchases(by_month, monthly)
         clvs.append(margin * value * (1.0 + later))
         point = {k: float(np.mean(p[k])) for k in PRIOR_SCALES}
         alive = probability_alive(
@@ -717,6 +728,7 @@ def readout_transactions(
         clv_high=per_customer.high,
         prob_beats_control=per_customer.prob_beats_control,
         prob_best=per_customer.prob_best,
+        repeat_by_month=np.array(curves),
         diagnostics=fit.diagnostics,
         level=level,
         per_visitor=(
