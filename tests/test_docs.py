@@ -104,12 +104,3 @@ def test_public_api_is_documented_and_bench_runs() -> None:
     )
     result = funnelsim.bench(scenario, ["fixed"], replications=10, truth_replications=2)
     assert [s.name for s in result.scores] == ["fixed"]
-
-
-@pytest.mark.parametrize("module", ["plots", "scaffold", "html_report", "schema_doc"])
-def test_docstring_examples_run(module: str) -> None:
-    import doctest
-    import importlib
-
-    failures, _ = doctest.testmod(importlib.import_module(f"funnelsim.{module}"))
-    assert failures == 0
