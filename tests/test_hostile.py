@@ -787,3 +787,98 @@ def test_estimates_scale_with_the_request() -> None:
         scenario, [{"traffic.days": d} for d in (1, 2, 40)], 10, "vectorized"
     )
     assert sweep.visitors == 150 * 40 and sweep.steps == 3 * 20 * small.steps
+
+
+# --------------------------------------------------------------------------- order logs
+
+BAD_DATES = st.sampled_from(
+    ["2025-02-30", "01/02/2025", "", "yesterday", "2025-13-01", "9999-99-99", "0000-01-01"]
+)
+ODD_DATES = st.sampled_from(["20250101", "2025/01/05", "2025-01-01T10:00:00", "9999-12-31"])
+
+
+@st.composite
+def hostile_order_logs(draw: st.DrawFn) -> bytes:
+    """Order logs as shops export them: mostly sound rows (so customers recur, sometimes
+    under two variants), some with a damaged cell, header or encoding."""
+    header = ["customer", "variant", "date", "amount"]
+    if draw(st.integers(0, 9)) == 0:
+        header[draw(st.integers(0, 3))] = draw(st.sampled_from(["Customer", "", "when", "amt"]))
+    rows = []
+    for _ in range(draw(st.integers(0, 8))):
+        row = [
+            draw(st.sampled_from(["c1", "c2", "c3", "c4"])),
+            draw(st.sampled_from(["A", "B"])),
+            draw(st.one_of(st.dates().map(lambda d: d.isoformat()), ODD_DATES)),
+            str(draw(st.floats(0, 1e4))),
+        ]
+        if draw(st.integers(0, 4)) == 0:  # one damaged cell
+            column = draw(st.integers(0, 3))
+            row[column] = draw(BAD_DATES if column == 2 else CELLS)
+        rows.append(
+            row[: draw(st.integers(len(row) - 1, len(row)))]
+            if draw(st.integers(0, 9)) == 0
+            else row
+        )
+    text = "\n".join(",".join(r) for r in [header, *rows]) + "\n"
+    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8", "utf-16", "latin-1"]))
+    return text.encode(encoding, errors="replace")
+
+
+@settings(HOSTILE, max_examples=200)
+@given(raw=hostile_order_logs())
+def test_hostile_order_logs(raw: bytes, workdir: Path) -> None:
+    """An order log is read into sound per-customer histories, or refused with one line
+    naming the file (and the line where there is one); never a traceback."""
+    from funnelsim.analysis.data import DataError
+    from funnelsim.analysis.lifetime import read_transactions, summarise_customers
+
+    path = workdir / "orders.csv"
+    path.write_bytes(raw)
+    COUNTS["inputs"] += 1
+    try:
+        summary = summarise_customers(read_transactions(path))
+    except DataError as error:
+        COUNTS["exit 2"] += 1
+        message = str(error)
+        assert "\n" not in message and message.startswith(f"{path}:"), message
+        assert len(message) <= len(str(path)) + MAX_MESSAGE_CHARS, message
+        line = re.match(rf"^{re.escape(str(path))}:(\d+):", message)
+        if line:
+            assert 1 <= int(line[1]) <= raw.count(b"\n") + 1, message
+    else:
+        COUNTS["exit 0"] += 1
+        assert np.all(summary.frequency >= 0) and np.all(summary.recency >= 0)
+        assert np.all(summary.recency <= summary.T)
+        assert np.all(np.isfinite(summary.spend)) and np.all(summary.spend >= 0)
+
+
+@settings(HOSTILE, max_examples=120)
+@given(
+    spec=st.one_of(
+        st.text(max_size=30),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["A", "B", "", " A", "A="]),
+                st.one_of(st.integers(-5, 10**20).map(str), CELLS),
+            ),
+            max_size=3,
+        ).map(lambda pairs: ",".join(f"{k}={v}" for k, v in pairs)),
+    )
+)
+def test_hostile_visitor_counts(spec: str) -> None:
+    """--visitors is parsed into non-negative counts or refused with one line."""
+    from funnelsim.analysis.lifetime import TransactionError, visitor_counts
+
+    COUNTS["inputs"] += 1
+    try:
+        counts = visitor_counts(spec)
+    except TransactionError as error:
+        COUNTS["exit 2"] += 1
+        message = str(error)
+        assert "\n" not in message and message.startswith("--visitors"), message
+        assert len(message) <= MAX_MESSAGE_CHARS, message
+    else:
+        COUNTS["exit 0"] += 1
+        assert all(isinstance(n, int) and n >= 0 for n in counts.values())
+        assert all(name and name == name.strip() for name in counts)

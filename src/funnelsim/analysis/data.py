@@ -277,7 +277,7 @@ def read_experiment(
         (('A', 'B'), array([2., 1.]), array([1., 1.]))
     """
     source = str(path)
-    lines = _decoded_lines(Path(path), source)
+    lines = decoded_lines(Path(path), source)
     reader = csv.reader(lines)
     records = _records(reader, source)
     header = next(records, None)
@@ -340,7 +340,7 @@ def _check_finite(totals: dict[str, _Totals], source: str) -> None:
                 )
 
 
-def _decoded_lines(path: Path, source: str) -> Iterator[str]:
+def decoded_lines(path: Path, source: str) -> Iterator[str]:
     """Lines of a UTF-8 file (a BOM is dropped), decoded one by one for exact error lines."""
     try:
         stream = path.open("rb")

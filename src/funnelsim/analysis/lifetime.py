@@ -37,7 +37,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from funnelsim.analysis.data import DEFAULT_COLUMNS, ColumnMap, DataError, read_experiment
+from funnelsim.analysis.data import (
+    DEFAULT_COLUMNS,
+    ColumnMap,
+    DataError,
+    decoded_lines,
+    read_experiment,
+)
 from funnelsim.numbers import finite_or_none
 
 if TYPE_CHECKING:
@@ -312,36 +318,51 @@ def read_transactions(
 ) -> Transactions:
     """Read an order log from CSV: one row per order with customer, variant, date, amount.
 
-    Without a variant column (``variant=None``) every customer is in variant ``all``.
-    Raises :class:`TransactionError` with a one-line ``FILE:LINE: column: problem``.
+    UTF-8 text (a byte-order mark is dropped). Without a variant column (``variant=None``)
+    every customer is in variant ``all``. Raises :class:`DataError` (a
+    :class:`TransactionError` for the log's content) with a one-line
+    ``FILE:LINE: column: problem``; a customer is won by one variant only.
     """
     path = Path(path)
     columns = {"customer": customer, "date": date_column, "amount": amount}
     if variant is not None:
         columns["variant"] = variant
     try:
-        with path.open(newline="", encoding="utf-8") as stream:
-            reader = csv.DictReader(stream)
-            header = reader.fieldnames or []
-            missing = [name for name in columns.values() if name not in header]
-            if missing:
-                known = ", ".join(header) or "none"
-                raise TransactionError(
-                    f"{path}:1: column {missing[0]!r}: missing from the header (columns: {known})"
-                )
-            rows = [_row(row, columns, path, reader.line_num) for row in reader]
-    except FileNotFoundError:
-        raise TransactionError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise TransactionError(f"{path}: not valid UTF-8 text") from None
+        reader = csv.DictReader(decoded_lines(path, str(path)))
+        header = reader.fieldnames or []
+        missing = [name for name in columns.values() if name not in header]
+        if missing:
+            known = _short(", ".join(header) or "none", 200)
+            raise TransactionError(
+                f"{path}:1: column {_short(missing[0])!r}: missing from the header "
+                f"(columns: {known})"
+            )
+        parsed = [(_row(row, columns, path, reader.line_num), reader.line_num) for row in reader]
     except csv.Error as error:
         raise TransactionError(f"{path}: not a readable CSV file ({error})") from None
-    if not rows:
+    if not parsed:
         raise TransactionError(f"{path}: no orders (only a header)")
+    rows, lines = zip(*parsed, strict=True)
     customers, variants, days, amounts = zip(*rows, strict=True)
+    if variant is not None:
+        _check_one_variant_per_customer(customers, variants, lines, f"{path}", variant)
     return Transactions(
         np.array(customers), np.array(variants), np.array(days, np.int64), np.array(amounts, float)
     )
+
+
+def _check_one_variant_per_customer(
+    customers: Sequence[str], variants: Sequence[str], lines: Sequence[int], path: str, column: str
+) -> None:
+    """A customer was won by one arm: the first order under another variant is an error."""
+    first: dict[str, tuple[str, int]] = {}
+    for customer, variant, line in zip(customers, variants, lines, strict=True):
+        seen, seen_line = first.setdefault(customer, (variant, line))
+        if seen != variant:
+            raise TransactionError(
+                f"{path}:{line}: column {column!r}: customer {_short(customer)!r} is under "
+                f"{_short(variant)!r} here but under {_short(seen)!r} on line {seen_line}"
+            )
 
 
 def _row(
@@ -789,7 +810,7 @@ def _visitors_in_order(
     unknown = sorted(set(visitors) - set(order))
     if unknown:
         raise TransactionError(
-            f"--visitors: variant {unknown[0]!r} is not in the order log "
+            f"--visitors: variant {_short(unknown[0])!r} is not in the order log "
             f"(variants: {', '.join(order)})"
         )
     missing = [name for name in order if name not in visitors]
@@ -806,6 +827,19 @@ def _visitors_in_order(
     return counts
 
 
+def _is_file(spec: str) -> bool:
+    """Whether ``spec`` names an existing file (False for text no path can be)."""
+    try:
+        return Path(spec).is_file()
+    except (OSError, ValueError):  # too long for a file name, or a NUL inside
+        return False
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """``text`` cut to ``limit`` characters for a one-line message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str, int]:
     """Visitors per variant from ``NAME=COUNT,NAME=COUNT`` or from an experiment CSV (any
     file :func:`funnelsim.analysis.data.read_experiment` reads).
@@ -813,7 +847,7 @@ def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str,
     >>> visitor_counts("a=1000, b=1,200")
     {'a': 1000, 'b': 1200}
     """
-    if Path(spec).is_file():
+    if _is_file(spec):
         data = read_experiment(spec, columns)
         return {name: int(count) for name, count in zip(data.variants, data.visitors, strict=True)}
     counts: dict[str, int] = {}
@@ -823,10 +857,10 @@ def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str,
         if not (name and equals and number.isdigit()):
             raise TransactionError(
                 f"--visitors: expected NAME=COUNT[,NAME=COUNT...] or an "
-                f"experiment CSV file, got {item.strip()!r}"
+                f"experiment CSV file, got {_short(item.strip())!r}"
             )
         if name in counts:
-            raise TransactionError(f"--visitors: variant {name!r} given twice")
+            raise TransactionError(f"--visitors: variant {_short(name)!r} given twice")
         counts[name] = int(number)
     return counts
 
