@@ -274,6 +274,14 @@ def test_cac_is_spend_over_customers():
         economics.clv_per_customer[0] / (spend / customers)
     )
     assert result.variants[0].channels["organic_search"].ltv_to_cac == math.inf
+    search = result.variants[0].channels["paid_search"]
+    c = list(scenario.traffic.channels).index("paid_search")
+    visitors = np.mean([r.economics.channel_visitors[0, c] for r in result.replications])
+    value = np.mean([r.economics.channel_clv[0, c] for r in result.replications])
+    assert search.clv_per_visitor == pytest.approx(value / visitors)
+    assert search.clv_per_visitor == pytest.approx(
+        search.clv_per_customer * search.customers / search.visitors
+    )
 
 
 def test_lead_funnel_reports_lead_quality():
@@ -313,7 +321,12 @@ def test_results_json_gains_lifetime_keys(tmp_path):
             "ltv_to_cac",
         ):
             assert set(variant[key]) == {"mean", "low", "high"}, (name, key)
-        assert set(variant["channels"]["paid_search"]) >= {"cac", "ltv_to_cac", "payback_months"}
+        assert set(variant["channels"]["paid_search"]) >= {
+            "cac",
+            "ltv_to_cac",
+            "payback_months",
+            "clv_per_visitor",
+        }
         assert variant["channels"]["organic_search"]["ltv_to_cac"] is None  # no spend
         assert 0.0 <= variant["experiment"]["clv"]["prob_best"] <= 1.0
     assert data["experiment"]["metric"] == "conversion"

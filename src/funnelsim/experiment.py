@@ -500,9 +500,9 @@ def relative_uplift(variant: FloatArray, control: FloatArray) -> FloatArray:
 class ChannelEconomics(NamedTuple):
     """Acquisition economics of one channel for one variant (means over replications).
 
-    ``cac``, ``clv_per_customer`` and ``ltv_to_cac`` are ratios of the means;
-    ``ltv_to_cac`` is inf for a channel that costs nothing; ``payback_months`` is the
-    median over replications (inf: not within the horizon).
+    ``cac``, ``clv_per_customer``, ``clv_per_visitor`` and ``ltv_to_cac`` are ratios of
+    the means; ``ltv_to_cac`` is inf for a channel that costs nothing; ``payback_months``
+    is the median over replications (inf: not within the horizon).
     """
 
     visitors: float
@@ -510,6 +510,7 @@ class ChannelEconomics(NamedTuple):
     customers: float
     cac: float
     clv_per_customer: float
+    clv_per_visitor: float
     ltv_to_cac: float
     payback_months: float
 
@@ -548,14 +549,17 @@ def _channel_summary(
     for c, name in enumerate(scenario.traffic.channels):
         spend = float(np.mean([e.channel_spend[v, c] for e in econ]))
         customers = float(np.mean([e.channel_customers[v, c] for e in econ]))
-        per_customer = clv.ratio(float(np.mean([e.channel_clv[v, c] for e in econ])), customers)
+        visitors = float(np.mean([e.channel_visitors[v, c] for e in econ]))
+        value = float(np.mean([e.channel_clv[v, c] for e in econ]))
+        per_customer = clv.ratio(value, customers)
         cac = clv.ratio(spend, customers)
         result[name] = ChannelEconomics(
-            visitors=float(np.mean([e.channel_visitors[v, c] for e in econ])),
+            visitors=visitors,
             spend=spend,
             customers=customers,
             cac=cac,
             clv_per_customer=per_customer,
+            clv_per_visitor=clv.ratio(value, visitors),
             ltv_to_cac=clv.ratio(per_customer, cac),
             payback_months=_median([e.channel_payback_months[v, c] for e in econ]),
         )

@@ -459,6 +459,7 @@ def channel_table(result: ExperimentResult) -> Table:
         "customers",
         "CAC",
         "CLV/customer",
+        "CLV/visitor",
         "LTV:CAC",
         "payback",
     ):
@@ -476,6 +477,7 @@ def channel_table(result: ExperimentResult) -> Table:
                 f"{c.customers:,.1f}",
                 money(c.cac, currency),
                 money(c.clv_per_customer, currency),
+                money(c.clv_per_visitor, currency),
                 _ratio_cell(c.ltv_to_cac),
                 _payback_cell(c.payback_months, horizon),
                 end_section=i == len(result.variants) - 1,
