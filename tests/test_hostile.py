@@ -575,6 +575,15 @@ CELLS = st.one_of(
 )
 
 
+def assert_file_error(message: str, path: Path, raw: bytes) -> None:
+    """One short line that starts with the file, and names a line of it if any."""
+    assert "\n" not in message and message.startswith(f"{path}:"), message
+    assert len(message) <= len(str(path)) + MAX_MESSAGE_CHARS, message
+    line = re.match(rf"^{re.escape(str(path))}:(\d+):", message)
+    if line:
+        assert 1 <= int(line[1]) <= raw.count(b"\n") + 1, message
+
+
 @st.composite
 def hostile_csvs(draw: st.DrawFn) -> bytes:
     """Experiment exports: either shape, valid rows mixed with hostile cells, counts that do
@@ -642,12 +651,7 @@ def test_hostile_csv_files(raw: bytes, workdir: Path) -> None:
         data = read_experiment(path)
     except DataError as error:
         COUNTS["exit 2"] += 1
-        message = str(error)
-        assert "\n" not in message and message.startswith(f"{path}:"), message
-        assert len(message) <= len(str(path)) + MAX_MESSAGE_CHARS, message
-        line = re.match(rf"^{re.escape(str(path))}:(\d+):", message)
-        if line:
-            assert 1 <= int(line[1]) <= raw.count(b"\n") + 1, message
+        assert_file_error(str(error), path, raw)
     else:
         COUNTS["exit 0"] += 1
         for counts in (data.visitors, data.conversions, data.stage_counts):
@@ -840,12 +844,7 @@ def test_hostile_order_logs(raw: bytes, workdir: Path) -> None:
         summary = summarise_customers(read_transactions(path))
     except DataError as error:
         COUNTS["exit 2"] += 1
-        message = str(error)
-        assert "\n" not in message and message.startswith(f"{path}:"), message
-        assert len(message) <= len(str(path)) + MAX_MESSAGE_CHARS, message
-        line = re.match(rf"^{re.escape(str(path))}:(\d+):", message)
-        if line:
-            assert 1 <= int(line[1]) <= raw.count(b"\n") + 1, message
+        assert_file_error(str(error), path, raw)
     else:
         COUNTS["exit 0"] += 1
         assert np.all(summary.frequency >= 0) and np.all(summary.recency >= 0)

@@ -34,12 +34,16 @@ import numpy as np
 
 from funnelsim import plots
 from funnelsim.report import (
+    CUSTOMER_COLUMNS,
     DECISION_LABEL,
     METRIC_LABEL,
+    VISITOR_COLUMNS,
     atomic_writer,
+    customer_rows,
     loss_text,
     money,
     percent,
+    visitor_rows,
     write_bytes_atomic,
 )
 
@@ -888,37 +892,14 @@ def _interval_cell(mean: float, low: float, high: float, show: Callable[[float],
     return f"{show(mean)}<br><small>[{show(low)}, {show(high)}]</small>"
 
 
-def _customer_section(readout: TransactionReadout) -> Section:
-    def number(value: float) -> str:
-        return f"{value:,.2f}"
+def _variant_label(name: str, control: bool) -> str:
+    return esc(name) + (" <small>(control)</small>" if control else "")
 
-    rows = [
-        (
-            esc(name) + (" <small>(control)</small>" if i == 0 else ""),
-            f"{readout.customers[i]:,}",
-            _interval_cell(
-                readout.repeat_purchases[i], readout.repeat_low[i], readout.repeat_high[i], number
-            ),
-            percent(readout.still_active[i], digits=1),
-            _interval_cell(
-                readout.clv_per_customer[i], readout.clv_low[i], readout.clv_high[i], number
-            ),
-            "—" if i == 0 else percent(readout.prob_beats_control[i], digits=1),
-            percent(readout.prob_best[i], digits=1),
-        )
-        for i, name in enumerate(readout.variants)
-    ]
+
+def _customer_section(readout: TransactionReadout) -> Section:
     body = table(
-        (
-            "variant",
-            "customers",
-            "repeat purchases",
-            "still active",
-            "CLV/customer",
-            "P(beats control)",
-            "P(best)",
-        ),
-        rows,
+        CUSTOMER_COLUMNS,
+        customer_rows(readout, _interval_cell, _variant_label),
         caption="Repeat purchases of a new customer over the horizon and CLV per customer: "
         "posterior mean with its credible interval. Still active: share of the variant's "
         "customers who have not dropped out by the end of the log.",
@@ -934,48 +915,16 @@ def _customer_section(readout: TransactionReadout) -> Section:
 
 
 def _visitor_section(readout: TransactionReadout, per_visitor: VisitorReadout) -> Section:
-    def number(value: float) -> str:
-        return f"{value:,.2f}"
+    def uplift(mean: float, low: float, high: float) -> str:
+        return _interval_cell(mean, low, high, lambda v: percent(v, signed=True, digits=1))
 
-    clv = per_visitor.clv
-    rows = [
-        (
-            esc(name) + (" <small>(control)</small>" if i == 0 else ""),
-            f"{per_visitor.visitors[i]:,}",
-            _interval_cell(
-                per_visitor.conversion[i],
-                per_visitor.conversion_low[i],
-                per_visitor.conversion_high[i],
-                percent,
-            ),
-            _interval_cell(clv.mean[i], clv.low[i], clv.high[i], number),
-            "—"
-            if i == 0
-            else _interval_cell(
-                clv.uplift_mean[i],
-                clv.uplift_low[i],
-                clv.uplift_high[i],
-                lambda v: percent(v, signed=True, digits=1),
-            ),
-            "—" if i == 0 else percent(clv.prob_beats_control[i], digits=1),
-            percent(clv.prob_best[i], digits=1),
-        )
-        for i, name in enumerate(readout.variants)
-    ]
     body = table(
-        (
-            "variant",
-            "visitors",
-            "conversion",
-            "CLV/visitor",
-            "uplift",
-            "P(beats control)",
-            "P(best)",
-        ),
-        rows,
+        VISITOR_COLUMNS,
+        visitor_rows(readout, _interval_cell, uplift, _variant_label),
         caption="CLV per visitor: each posterior draw of CLV per customer times a draw of the "
         "conversion posterior, so the interval carries both. Uplift: relative to the control.",
     )
+    clv = per_visitor.clv
     intervals = {
         name: (float(clv.uplift_mean[i]), float(clv.uplift_low[i]), float(clv.uplift_high[i]))
         for i, name in enumerate(readout.variants)

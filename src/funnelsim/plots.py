@@ -243,6 +243,19 @@ def _draw_losses(ax: Axes, rows: IntArray, funnel: FunnelData) -> None:
 # --------------------------------------------------------------------------- posteriors
 
 
+def _draw_rope(ax: Axes, rope: float | None) -> None:
+    """The zero line of an uplift axis (in percent), with the ROPE band around it."""
+    if rope is not None:
+        ax.axvspan(
+            -rope * 100,
+            rope * 100,
+            color="#dddddd",
+            zorder=0,
+            label=f"ROPE ±{rope:.1%}: practically equal",
+        )
+    ax.axvline(0.0, color="#555555", linewidth=0.8)
+
+
 def uplift_figure(
     metric: str,
     draws: Mapping[str, FloatArray],
@@ -264,14 +277,7 @@ def uplift_figure(
     with rc_context(STYLE):
         figure = new_figure(8.0, 3.4)
         ax = figure.subplots()
-        ax.axvspan(
-            -rope * 100,
-            rope * 100,
-            color="#dddddd",
-            zorder=0,
-            label=f"ROPE ±{rope:.1%}: practically equal",
-        )
-        ax.axvline(0.0, color="#555555", linewidth=0.8)
+        _draw_rope(ax, rope)
         for i, (variant, values) in enumerate(draws.items()):
             color = (colors or {}).get(variant, variant_color(i + 1))
             percent = np.asarray(values, dtype=float) * 100
@@ -316,15 +322,7 @@ def uplift_interval_figure(
     with rc_context(STYLE):
         figure = new_figure(8.0, 0.5 * len(intervals) + 1.4)
         ax = figure.subplots()
-        if rope is not None:
-            ax.axvspan(
-                -rope * 100,
-                rope * 100,
-                color="#dddddd",
-                zorder=0,
-                label=f"ROPE ±{rope:.1%}: practically equal",
-            )
-        ax.axvline(0.0, color="#555555", linewidth=0.8)
+        _draw_rope(ax, rope)
         for row, (variant, (mean, low, high)) in enumerate(intervals.items()):
             color = variant_color(row + 1)
             ax.errorbar(

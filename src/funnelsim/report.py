@@ -652,74 +652,120 @@ def netcdf_bytes(posterior: Any) -> bytes:
         return netcdf.read_bytes()
 
 
-def transactions_table(readout: Any) -> Table:
-    """Per variant of an order log: repeat purchases, share active, CLV per customer."""
-    level = f"{readout.level:.0%}"
-    table = Table(
-        title=f"Order log: repeat purchase and CLV per customer (BG/NBD, {level} intervals)",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in (
-        "variant",
-        "customers",
-        "repeat purchases",
-        "still active",
-        "CLV/customer",
-        "P(beats control)",
-        "P(best)",
-    ):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    for i, name in enumerate(readout.variants):
-        table.add_row(
-            name,
-            f"{readout.customers[i]:,}",
-            f"{readout.repeat_purchases[i]:.2f} [{readout.repeat_low[i]:.2f}, "
-            f"{readout.repeat_high[i]:.2f}]",
-            percent(readout.still_active[i], digits=1),
-            f"{readout.clv_per_customer[i]:,.2f} [{readout.clv_low[i]:,.2f}, "
-            f"{readout.clv_high[i]:,.2f}]",
-            _probability_cell(readout.prob_beats_control[i], control=i == 0),
-            percent(readout.prob_best[i], digits=1),
-        )
-    return table
+CUSTOMER_COLUMNS = (
+    "variant",
+    "customers",
+    "repeat purchases",
+    "still active",
+    "CLV/customer",
+    "P(beats control)",
+    "P(best)",
+)
+VISITOR_COLUMNS = (
+    "variant",
+    "visitors",
+    "conversion",
+    "CLV/visitor",
+    "uplift",
+    "P(beats control)",
+    "P(best)",
+)
+Bounds = Callable[[float, float, float, Callable[[float], str]], str]
+"""Formats a mean and its interval bounds with a number format, e.g. ``1.00 [0.50, 2.00]``."""
+
+
+def _bracketed(mean: float, low: float, high: float, show: Callable[[float], str]) -> str:
+    return f"{show(mean)} [{show(low)}, {show(high)}]"
+
+
+def _amount(value: float) -> str:
+    return f"{value:,.2f}"
 
 
 def _probability_cell(value: float, control: bool) -> str:
     return "—" if control or not math.isfinite(value) else percent(value, digits=1)
 
 
-def visitor_clv_table(readout: Any) -> Table:
-    """Per variant of an order log with known visitors: conversion and CLV per visitor."""
-    per_visitor, level = readout.per_visitor, f"{readout.level:.0%}"
+def customer_rows(
+    readout: Any, bounds: Bounds, label: Callable[[str, bool], str]
+) -> list[tuple[str, ...]]:
+    """Cells of the CLV-per-customer table of an order log (``CUSTOMER_COLUMNS``), one
+    row per variant; ``label(name, is_control)`` writes the variant cell."""
+    return [
+        (
+            label(name, i == 0),
+            f"{readout.customers[i]:,}",
+            bounds(
+                readout.repeat_purchases[i], readout.repeat_low[i], readout.repeat_high[i], _amount
+            ),
+            percent(readout.still_active[i], digits=1),
+            bounds(readout.clv_per_customer[i], readout.clv_low[i], readout.clv_high[i], _amount),
+            _probability_cell(readout.prob_beats_control[i], control=i == 0),
+            percent(readout.prob_best[i], digits=1),
+        )
+        for i, name in enumerate(readout.variants)
+    ]
+
+
+def visitor_rows(
+    readout: Any,
+    bounds: Bounds,
+    uplift: Callable[[float, float, float], str],
+    label: Callable[[str, bool], str],
+) -> list[tuple[str, ...]]:
+    """Cells of the CLV-per-visitor table of an order log (``VISITOR_COLUMNS``)."""
+    per_visitor = readout.per_visitor
     clv = per_visitor.clv
-    table = Table(
-        title=f"CLV per visitor: conversion x CLV per customer ({level} intervals; "
-        f"uplift vs {readout.variants[0]})",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in (
-        "variant",
-        "visitors",
-        "conversion",
-        "CLV/visitor",
-        "uplift",
-        "P(beats control)",
-        "P(best)",
-    ):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    for i, name in enumerate(readout.variants):
-        uplift = Interval(clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i])
-        table.add_row(
-            name,
+    return [
+        (
+            label(name, i == 0),
             f"{per_visitor.visitors[i]:,}",
-            f"{percent(per_visitor.conversion[i])} [{percent(per_visitor.conversion_low[i])}, "
-            f"{percent(per_visitor.conversion_high[i])}]",
-            f"{clv.mean[i]:,.2f} [{clv.low[i]:,.2f}, {clv.high[i]:,.2f}]",
-            "—" if i == 0 else _uplift_cell(uplift),
+            bounds(
+                per_visitor.conversion[i],
+                per_visitor.conversion_low[i],
+                per_visitor.conversion_high[i],
+                percent,
+            ),
+            bounds(clv.mean[i], clv.low[i], clv.high[i], _amount),
+            "—" if i == 0 else uplift(clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i]),
             _probability_cell(clv.prob_beats_control[i], control=i == 0),
             percent(clv.prob_best[i], digits=1),
         )
+        for i, name in enumerate(readout.variants)
+    ]
+
+
+def _rich_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for column in columns:
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def transactions_table(readout: Any) -> Table:
+    """Per variant of an order log: repeat purchases, share active, CLV per customer."""
+    return _rich_table(
+        f"Order log: repeat purchase and CLV per customer (BG/NBD, {readout.level:.0%} intervals)",
+        CUSTOMER_COLUMNS,
+        customer_rows(readout, _bracketed, lambda name, _: name),
+    )
+
+
+def visitor_clv_table(readout: Any) -> Table:
+    """Per variant of an order log with known visitors: conversion and CLV per visitor."""
+    return _rich_table(
+        f"CLV per visitor: conversion x CLV per customer ({readout.level:.0%} intervals; "
+        f"uplift vs {readout.variants[0]})",
+        VISITOR_COLUMNS,
+        visitor_rows(
+            readout,
+            _bracketed,
+            lambda mean, low, high: _uplift_cell(Interval(mean, low, high)),
+            lambda name, _: name,
+        ),
+    )
 
 
 def print_transactions(readout: Any, console: Console) -> None:
