@@ -111,6 +111,27 @@ def test_transactions_give_repeat_purchase_and_clv_per_customer_and_per_visitor(
     assert (out / "posterior.nc").stat().st_size > 0
 
 
+def test_library_reads_an_order_log(tmp_path):
+    """funnelsim.analyze_orders is the command's readout: it prints on one line and converts
+    to the results.json document and a frame with one row per variant."""
+    readout = funnelsim.analyze_orders(
+        _order_log(tmp_path / "orders.csv", customers=60),
+        visitors={"control": 500, "loyal": 500},
+        draws=100,
+    )
+    assert readout.variants == ["control", "loyal"]
+    assert "TransactionReadout(customers: control 60, loyal 60; per visitor yes" in repr(readout)
+    assert "\n" not in repr(readout)
+    document = readout.to_dict()
+    assert json.dumps(document, allow_nan=False)
+    frame = readout.to_frame()
+    assert list(frame.index) == ["control", "loyal"]
+    assert (
+        frame.loc["loyal", "clv_per_visitor.mean"]
+        == document["variants"]["loyal"]["clv_per_visitor"]["mean"]
+    )
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

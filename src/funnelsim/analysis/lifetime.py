@@ -643,6 +643,28 @@ class TransactionReadout(NamedTuple):
     level: float = 0.95
     per_visitor: VisitorReadout | None = None
 
+    def __repr__(self) -> str:
+        customers = ", ".join(
+            f"{name} {count:,}"
+            for name, count in zip(self.variants, self.customers.tolist(), strict=True)
+        )
+        return (
+            f"TransactionReadout(customers: {customers}; per visitor "
+            f"{'yes' if self.per_visitor is not None else 'no'}; "
+            f"{'reliable' if self.diagnostics.reliable else 'UNRELIABLE'})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` document of ``analyze --transactions``."""
+        return transactions_dict(self)
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame, one row per variant, from the ``results.json`` variants."""
+        import pandas as pd
+
+        variants = transactions_dict(self)["variants"]
+        return pd.json_normalize(list(variants.values())).set_index(pd.Index(list(variants)))
+
 
 def _posterior(idata: az.InferenceData, name: str) -> FloatArray:
     """(draws, variants) posterior samples of one parameter."""
