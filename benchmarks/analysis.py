@@ -65,17 +65,10 @@ MARKETING = Path(__file__).resolve().parents[2] / "shared" / "data" / "marketing
 
 def _simulated() -> ExperimentData:
     """3 variants x 5 stages with known rates (``TRUE_RATES``), 20,000 visitors each."""
-    from funnelsim.analysis.data import experiment_from_counts
+    from funnelsim.analysis.data import experiment_from_rates
 
-    rng = np.random.default_rng(1)
-    counts = np.zeros_like(TRUE_RATES)
-    for v, rates in enumerate(TRUE_RATES):
-        reached = VISITORS
-        for s, rate in enumerate(rates):
-            reached = rng.binomial(reached, rate)
-            counts[v, s] = reached
-    return experiment_from_counts(
-        ["a", "b", "c"], [VISITORS] * 3, counts[:, -1], STAGES, counts[:, :-1]
+    return experiment_from_rates(
+        ["a", "b", "c"], TRUE_RATES, VISITORS, STAGES, np.random.default_rng(1)
     )
 
 

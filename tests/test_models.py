@@ -16,7 +16,12 @@ import pytest
 from funnelsim.analysis import models
 from funnelsim.analysis.api import analyze
 from funnelsim.analysis.conjugate import beta_posteriors, posterior_mean
-from funnelsim.analysis.data import ExperimentData, OrderStats, experiment_from_counts
+from funnelsim.analysis.data import (
+    ExperimentData,
+    OrderStats,
+    experiment_from_counts,
+    experiment_from_rates,
+)
 
 SETTINGS = models.SamplerSettings(chains=4, seed=7)  # 4 x 1,000 draws: nutpie samples in ~1 s
 TOLERANCE_SD = 4.0
@@ -34,15 +39,8 @@ TRUE_RATES = np.array(
 
 def _simulated_funnel(visitors: int, seed: int) -> ExperimentData:
     """Counts of a funnel whose stage continue rates are ``TRUE_RATES``."""
-    rng = np.random.default_rng(seed)
-    counts = np.zeros_like(TRUE_RATES)
-    for v, rates in enumerate(TRUE_RATES):
-        reached = visitors
-        for s, rate in enumerate(rates):
-            reached = rng.binomial(reached, rate)
-            counts[v, s] = reached
-    return experiment_from_counts(
-        ["a", "b", "c"], [visitors] * 3, counts[:, -1], STAGES, counts[:, :-1]
+    return experiment_from_rates(
+        ["a", "b", "c"], TRUE_RATES, visitors, STAGES, np.random.default_rng(seed)
     )
 
 

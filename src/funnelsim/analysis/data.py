@@ -174,6 +174,37 @@ def experiment_from_counts(
     )
 
 
+def experiment_from_rates(
+    variants: Sequence[str],
+    rates: npt.ArrayLike,
+    visitors: int,
+    stages: Sequence[str],
+    rng: np.random.Generator,
+) -> ExperimentData:
+    """A simulated experiment with known stage continue rates (ground truth for checking
+    a model): per variant, ``visitors`` walk the funnel, Binomial at every stage.
+
+    ``rates[v, s]`` is variant v's continue rate at stage s; the last column leads to
+    conversion, so ``stages`` names all columns but the last.
+
+    Example:
+        >>> data = experiment_from_rates(["A", "B"], [[0.5, 1.0], [1.0, 0.5]], 100, ["cart"],
+        ...                              np.random.default_rng(0))
+        >>> data.stage_counts[1].tolist(), data.visitors.tolist()
+        ([100.0], [100.0, 100.0])
+    """
+    table = np.asarray(rates, dtype=float)
+    counts = np.zeros_like(table)
+    for v, row in enumerate(table):
+        reached = visitors
+        for s, rate in enumerate(row):
+            reached = rng.binomial(reached, rate)
+            counts[v, s] = reached
+    return experiment_from_counts(
+        variants, [visitors] * len(table), counts[:, -1], stages, counts[:, :-1]
+    )
+
+
 def _counts(
     name: str, values: npt.ArrayLike, shape: tuple[int, ...], integral: bool = True
 ) -> FloatArray:
