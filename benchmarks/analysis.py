@@ -48,7 +48,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from funnelsim.analysis.data import ExperimentData
-    from funnelsim.analysis.lifetime import CustomerSummary
+    from funnelsim.analysis.order_log import CustomerSummary
 
 STAGES = ("landing", "product", "cart", "checkout")
 TRUE_RATES = np.array(
@@ -83,7 +83,7 @@ def _marketing() -> ExperimentData:
 def _customers(per_variant: int = 2000, weeks: float = 39.0) -> CustomerSummary:
     """Order histories of two variants drawn from the BG/NBD model with the CDNOW
     parameters (r 0.243, alpha 4.414, a 0.793, b 2.426), the second buying 50% more often."""
-    from funnelsim.analysis.lifetime import CustomerSummary
+    from funnelsim.analysis.order_log import CustomerSummary
 
     rng = np.random.default_rng(7)
     rows = []
@@ -118,7 +118,7 @@ def _natural_bgnbd(summary: CustomerSummary) -> object:
     import pymc as pm
     import pytensor.tensor as pt
 
-    from funnelsim.analysis.lifetime import PRIOR_SCALES, _distinct_histories, bgnbd_loglike
+    from funnelsim.analysis.bgnbd import PRIOR_SCALES, _distinct_histories, bgnbd_loglike
 
     (index, x, t_x, age), counts = _distinct_histories(summary)
     variant = index.astype(np.int64)
@@ -137,7 +137,7 @@ def _natural_bgnbd(summary: CustomerSummary) -> object:
 def _fit(sampler: str, draws: int, dataset: str) -> tuple[float, int, float]:
     """One fit of ``dataset``: seconds, divergences and gradient evaluations per draw."""
     from funnelsim.analysis.api import analyze
-    from funnelsim.analysis.lifetime import bgnbd_model
+    from funnelsim.analysis.bgnbd import bgnbd_model
     from funnelsim.analysis.models import SamplerSettings, sample
 
     start = time.perf_counter()

@@ -107,7 +107,7 @@ def test_too_little_traffic_is_refused_with_its_line(tmp_path):
 
 def test_replications_without_visitors_are_left_out_of_the_means():
     from funnelsim.experiment import run_experiment
-    from funnelsim.report import results_json
+    from funnelsim.results import results_json
     from funnelsim.scenario import parse_scenario
 
     # One visitor expected per replication: Poisson(1) is 0 in about 37% of them.

@@ -14,7 +14,7 @@ from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import compile_funnel
 from funnelsim.experiment import replicate, run_experiment
 from funnelsim.queueing import erlang_a_abandonment
-from funnelsim.report import results_dict
+from funnelsim.results import results_dict
 from funnelsim.scenario import load_scenario, parse_scenario
 
 

@@ -835,7 +835,7 @@ def test_hostile_order_logs(raw: bytes, workdir: Path) -> None:
     """An order log is read into sound per-customer histories, or refused with one line
     naming the file (and the line where there is one); never a traceback."""
     from funnelsim.analysis.data import DataError
-    from funnelsim.analysis.lifetime import read_transactions, summarise_customers
+    from funnelsim.analysis.order_log import read_transactions, summarise_customers
 
     path = workdir / "orders.csv"
     path.write_bytes(raw)
@@ -867,7 +867,8 @@ def test_hostile_order_logs(raw: bytes, workdir: Path) -> None:
 )
 def test_hostile_visitor_counts(spec: str) -> None:
     """--visitors is parsed into non-negative counts or refused with one line."""
-    from funnelsim.analysis.lifetime import TransactionError, visitor_counts
+    from funnelsim.analysis.lifetime import visitor_counts
+    from funnelsim.analysis.order_log import TransactionError
 
     COUNTS["inputs"] += 1
     try:

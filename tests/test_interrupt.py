@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from funnelsim import report
+from funnelsim import files
 from funnelsim.cli import main
 
 FUNNELSIM = str(Path(sys.executable).parent / "funnelsim")
@@ -199,10 +199,10 @@ def test_interrupting_while_libraries_load(previous_run, start):
 def test_an_interrupted_batch_places_no_file(tmp_path):
     old = tmp_path / "results.json"
     old.write_text("old results\n", encoding="utf-8")
-    with pytest.raises(KeyboardInterrupt), report.output_batch() as placed:
-        with report.atomic_writer(tmp_path / "summary.csv") as stream:
+    with pytest.raises(KeyboardInterrupt), files.output_batch() as placed:
+        with files.atomic_writer(tmp_path / "summary.csv") as stream:
             stream.write("new,summary\n")
-        with report.atomic_writer(old) as stream:
+        with files.atomic_writer(old) as stream:
             stream.write("new results\n")
         raise KeyboardInterrupt
     assert placed == []
@@ -211,9 +211,9 @@ def test_an_interrupted_batch_places_no_file(tmp_path):
 
 
 def test_a_finished_batch_places_every_file(tmp_path):
-    with report.output_batch() as placed:
+    with files.output_batch() as placed:
         for name in RESULTS:
-            with report.atomic_writer(tmp_path / name) as stream:
+            with files.atomic_writer(tmp_path / name) as stream:
                 stream.write(name)
         assert list(tmp_path.iterdir()) != [] and placed == []  # only temporary files yet
         assert all(p.name.endswith(".tmp") for p in tmp_path.iterdir())
@@ -228,9 +228,9 @@ def test_ctrl_c_while_placing_files_is_raised_after_all_are_placed(tmp_path, mon
         rename(src, dst)
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives after the first rename
 
-    with pytest.raises(KeyboardInterrupt), report.output_batch() as placed:
+    with pytest.raises(KeyboardInterrupt), files.output_batch() as placed:
         for name in RESULTS:
-            with report.atomic_writer(tmp_path / name) as stream:
+            with files.atomic_writer(tmp_path / name) as stream:
                 stream.write(name)
         monkeypatch.setattr(os, "replace", rename_then_interrupt)
     assert placed == [tmp_path / name for name in RESULTS]

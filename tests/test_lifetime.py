@@ -22,25 +22,26 @@ from numpy.random import default_rng
 from scipy.special import beta as beta_fn
 from scipy.special import gamma as gamma_fn
 
-from funnelsim.analysis.conjugate import beta_posteriors, prob_beats
-from funnelsim.analysis.data import DataError
-from funnelsim.analysis.lifetime import (
+from funnelsim.analysis.bgnbd import (
     PRIOR_SCALES,
-    CustomerSummary,
-    TransactionError,
-    Transactions,
     bgnbd_loglike,
     bgnbd_map,
     bgnbd_model,
     expected_repeat_purchases,
     fit_bgnbd,
-    per_visitor_readout,
     probability_alive,
+)
+from funnelsim.analysis.conjugate import beta_posteriors, prob_beats
+from funnelsim.analysis.data import DataError
+from funnelsim.analysis.lifetime import per_visitor_readout, readout_transactions
+from funnelsim.analysis.models import ModelFit, SamplerSettings, diagnose
+from funnelsim.analysis.order_log import (
+    CustomerSummary,
+    TransactionError,
+    Transactions,
     read_transactions,
-    readout_transactions,
     summarise_customers,
 )
-from funnelsim.analysis.models import ModelFit, SamplerSettings, diagnose
 
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 Z = 4.0  # tolerance in standard errors

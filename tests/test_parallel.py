@@ -12,7 +12,7 @@ from funnelsim import parallel
 from funnelsim.cli import main
 from funnelsim.experiment import run_experiment
 from funnelsim.parallel import ExecutorError, batches, map_batches
-from funnelsim.report import results_dict
+from funnelsim.results import results_dict
 from funnelsim.scenario import load_scenario, parse_scenario
 
 

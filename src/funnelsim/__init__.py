@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 
     from funnelsim.analysis.api import AnalysisResult
     from funnelsim.analysis.lifetime import TransactionReadout
-    from funnelsim.experiment import EngineName, ExperimentResult
-    from funnelsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+    from funnelsim.experiment.engines import EngineName
+    from funnelsim.results import ExperimentResult
+    from funnelsim.scenario.loader import load_scenario, parse_scenario
+    from funnelsim.scenario.messages import ScenarioError
+    from funnelsim.scenario.schema import Scenario
     from funnelsim.strategies import BenchResult
     from funnelsim.sweeps import SweepResult
 
@@ -53,7 +56,8 @@ def __getattr__(name: str) -> Any:
 
 
 def _scenario(scenario: Scenario | str | Path) -> Scenario:
-    from funnelsim.scenario import Scenario, load_scenario
+    from funnelsim.scenario.loader import load_scenario
+    from funnelsim.scenario.schema import Scenario
 
     return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
@@ -88,7 +92,7 @@ def run(
         readably and converts with ``to_dict()`` (the ``results.json`` document) and
         ``to_frame()`` (a pandas DataFrame, one row per variant).
     """
-    from funnelsim.experiment import run_experiment
+    from funnelsim.experiment.runner import run_experiment
 
     return run_experiment(_scenario(scenario), replications, seed, engine, workers, progress, dask)
 
@@ -241,7 +245,7 @@ def bench(
         A :class:`~funnelsim.strategies.BenchResult`: per strategy the false-positive
         rate, P(ships the truly best), time and visitors to a decision and regret.
     """
-    from funnelsim.experiment import decision_rule
+    from funnelsim.experiment.readout import decision_rule
     from funnelsim.strategies import built_in_strategies, engine_truth, run_bench
 
     base = _scenario(scenario)

@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from funnelsim.scenario import Scenario
+from funnelsim.scenario.schema import Scenario
 
 STEPS_PER_SECOND = {"vectorized": 3e6, "simpy": 1e5}
 """Visitor-stage steps per second and core of the per-visitor engines, readout included.

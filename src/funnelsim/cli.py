@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 if TYPE_CHECKING:
-    from funnelsim.experiment import ExperimentResult
     from funnelsim.orders import OrderLog
-    from funnelsim.scenario import Scenario
+    from funnelsim.results import ExperimentResult
+    from funnelsim.scenario.schema import Scenario
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -34,7 +34,8 @@ def fail(message: str) -> NoReturn:
 
 
 def _load(path: Path) -> Scenario:
-    from funnelsim.scenario import ScenarioError, load_scenario
+    from funnelsim.scenario.loader import load_scenario
+    from funnelsim.scenario.messages import ScenarioError
 
     try:
         return load_scenario(path)
@@ -132,8 +133,9 @@ def main() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
     """Check scenario files; print a one-line summary per file."""
-    from funnelsim.experiment import choose_engine, compile_variants
-    from funnelsim.scenario import ScenarioError, load_scenario
+    from funnelsim.experiment.engines import choose_engine, compile_variants
+    from funnelsim.scenario.loader import load_scenario
+    from funnelsim.scenario.messages import ScenarioError
 
     failed = False
     for path in files:
@@ -158,7 +160,7 @@ def _with_cli_overrides(
     file: Path, days: int | None, visitors_per_day: float | None, seed: int | None
 ) -> Scenario:
     """The scenario of ``file`` with the command line's overrides (exit 2 if they break it)."""
-    from funnelsim.scenario import ScenarioError
+    from funnelsim.scenario.messages import ScenarioError
 
     scenario = _load(file)
 
@@ -260,8 +262,8 @@ def run(
     allow_large: bool,
 ) -> None:
     """Simulate every variant of SCENARIO_FILE and compare them."""
-    from funnelsim import report
-    from funnelsim.experiment import run_experiment
+    from funnelsim import files, report, results
+    from funnelsim.experiment.runner import run_experiment
     from funnelsim.parallel import ExecutorError, check_dask_address
 
     scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, seed)
@@ -272,13 +274,13 @@ def run(
         fail(str(error))
     try:
         if out is not None:
-            report.prepare_output(out, force, ("results.json", "summary.csv"))
+            files.prepare_output(out, force, ("results.json", "summary.csv"))
         for path in (events, orders):
             if path is not None and path.exists() and not force:
                 fail(f"{path}: exists; use --force to overwrite")
         if report_file is not None and report_file.exists() and not force:
             fail(f"{report_file}: exists; use --force to overwrite")
-    except report.OutputExistsError as error:
+    except files.OutputExistsError as error:
         fail(str(error))
     n = replications or scenario.experiment.replications
     workers = workers or os.cpu_count() or 1
@@ -295,11 +297,11 @@ def run(
                 progress=advance,
                 dask=dask,
             )
-        with report.output_batch() as placed:
+        with files.output_batch() as placed:
             if events is not None:
                 _write_events(scenario, events)
             log = None if orders is None else _write_orders(scenario, orders, orders_months, engine)
-            written = report.write_results(result, out) if out is not None else []
+            written = results.write_results(result, out) if out is not None else []
             if report_file is not None:
                 written += _write_html_report(result, report_file, out, force)
     except KeyboardInterrupt:
@@ -311,7 +313,7 @@ def run(
     except ValueError as error:
         fail(f"{scenario_file}: {error}")
     if as_json:
-        click.echo(report.results_json(result))
+        click.echo(results.results_json(result))
     elif not quiet:
         report.print_results(result, _console())
         for path in written:
@@ -332,8 +334,8 @@ def _check_cost(
     ``points`` are the grid points of a sweep."""
     from funnelsim import budget
     from funnelsim.engine.model import compile_funnel
-    from funnelsim.experiment import choose_engine
-    from funnelsim.scenario import ScenarioError
+    from funnelsim.experiment.engines import choose_engine
+    from funnelsim.scenario.messages import ScenarioError
 
     try:
         chosen = choose_engine(
@@ -359,13 +361,13 @@ def _check_cost(
 def _write_html_report(
     result: ExperimentResult, path: Path, out: Path | None, force: bool
 ) -> list[Path]:
-    from funnelsim import html_report, report
+    from funnelsim import files, html_report
 
     document = html_report.experiment_report(result)
     if out is not None:
         try:
-            report.prepare_output(out, force, html_report.figure_names(document))
-        except report.OutputExistsError as error:
+            files.prepare_output(out, force, html_report.figure_names(document))
+        except files.OutputExistsError as error:
             fail(str(error))
     return html_report.write_report(document, path, out)
 
@@ -374,7 +376,7 @@ def _write_events(scenario: Scenario, path: Path) -> None:
     from funnelsim.engine import simpy_engine
     from funnelsim.engine.draws import VisitorDraws, replication_seeds
     from funnelsim.engine.model import compile_funnel
-    from funnelsim.report import atomic_writer
+    from funnelsim.files import atomic_writer
 
     seed = replication_seeds(scenario.seed, 1)[0]
     draws = VisitorDraws(seed, scenario.traffic.visitors_per_day, scenario.traffic.days)
@@ -386,8 +388,8 @@ def _write_events(scenario: Scenario, path: Path) -> None:
 
 
 def _write_orders(scenario: Scenario, path: Path, months: int, engine: str) -> OrderLog:
+    from funnelsim.files import atomic_writer
     from funnelsim.orders import simulate_order_log
-    from funnelsim.report import atomic_writer
 
     log = simulate_order_log(scenario, months, engine)  # type: ignore[arg-type]
     with atomic_writer(path) as stream:
@@ -421,7 +423,7 @@ TEMPLATE_NAMES = ("checkout", "leads", "rean", "page_speed")  # funnelsim.scaffo
 def init(name: str, template: str, force: bool) -> None:
     """Write a commented scenario NAME.yaml to start from."""
     from funnelsim import scaffold
-    from funnelsim.report import atomic_writer
+    from funnelsim.files import atomic_writer
 
     path = scaffold.init_path(name)
     if path.exists() and not force:
@@ -475,7 +477,7 @@ def schema(markdown: bool, output: Path | None) -> None:
     import json
 
     from funnelsim import schema_doc
-    from funnelsim.report import atomic_writer
+    from funnelsim.files import atomic_writer
 
     text = (
         schema_doc.markdown() if markdown else json.dumps(schema_doc.json_schema(), indent=2) + "\n"
@@ -542,12 +544,12 @@ def _note_conversion_only(scenario: Scenario, command: str, quiet: bool) -> None
 
 
 def _prepare_out(out: Path | None, force: bool, names: tuple[str, ...]) -> None:
-    from funnelsim import report
+    from funnelsim import files
 
     if out is not None:
         try:
-            report.prepare_output(out, force, names)
-        except report.OutputExistsError as error:
+            files.prepare_output(out, force, names)
+        except files.OutputExistsError as error:
             fail(str(error))
 
 
@@ -827,7 +829,7 @@ def bench(
     """
     from funnelsim import strategies as strats
     from funnelsim import sweeps as sweeping
-    from funnelsim.experiment import decision_rule
+    from funnelsim.experiment.readout import decision_rule
 
     scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, None)
     _note_conversion_only(scenario, "bench", quiet)
@@ -1127,13 +1129,9 @@ def _analyze_transactions(
     import json
     from contextlib import nullcontext
 
-    from funnelsim import report
+    from funnelsim import files, report
     from funnelsim.analysis.data import DataError
-    from funnelsim.analysis.lifetime import (
-        analyze_transactions,
-        transactions_dict,
-        visitor_counts,
-    )
+    from funnelsim.analysis.lifetime import analyze_transactions, transactions_dict, visitor_counts
     from funnelsim.analysis.models import SamplerSettings
 
     (margin, horizon_months), (sampler, draws, seed) = economics, sampling
@@ -1168,10 +1166,10 @@ def _analyze_transactions(
     elif not quiet:
         report.print_transactions(readout, _console())
     if out is not None:
-        with report.output_batch() as written:
-            with report.atomic_writer(out / "results.json") as stream:
+        with files.output_batch() as written:
+            with files.atomic_writer(out / "results.json") as stream:
                 json.dump(document, stream, indent=2, allow_nan=False)
-            report.write_bytes_atomic(out / "posterior.nc", report.netcdf_bytes(idata))
+            files.write_bytes_atomic(out / "posterior.nc", files.netcdf_bytes(idata))
         _echo_written(written, quiet or as_json)
     if report_file is not None:
         from funnelsim import html_report

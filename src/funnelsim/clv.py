@@ -40,7 +40,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from funnelsim.scenario import Distribution, Retention, Scenario, Value
+from funnelsim.scenario.schema import Distribution, Retention, Scenario, Value
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

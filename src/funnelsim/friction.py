@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from funnelsim.scenario import (
+from funnelsim.scenario.schema import (
     FormFieldCoefficients,
     LoginWallCoefficients,
     OptionCoefficients,

@@ -33,18 +33,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from funnelsim import plots
+from funnelsim.files import atomic_writer, png_bytes, write_bytes_atomic
 from funnelsim.report import (
     CUSTOMER_COLUMNS,
     DECISION_LABEL,
     METRIC_LABEL,
     VISITOR_COLUMNS,
-    atomic_writer,
     customer_rows,
     loss_text,
     money,
     percent,
     visitor_rows,
-    write_bytes_atomic,
 )
 
 if TYPE_CHECKING:
@@ -53,8 +52,8 @@ if TYPE_CHECKING:
 
     from funnelsim.analysis.decision import ABReadout
     from funnelsim.analysis.lifetime import TransactionReadout, VisitorReadout
-    from funnelsim.experiment import ExperimentResult, VariantSummary
-    from funnelsim.scenario import Scenario
+    from funnelsim.results import ExperimentResult, VariantSummary
+    from funnelsim.scenario.schema import Scenario
 
 POSTERIOR_DRAWS = 20_000
 SIMULATED = (
@@ -143,7 +142,7 @@ def decision_badge(decision: str, share: float | None = None) -> str:
 
 
 def _figure(name: str, caption: str, figure: Figure) -> ReportFigure:
-    return ReportFigure(name, caption, plots.png_bytes(figure))
+    return ReportFigure(name, caption, png_bytes(figure))
 
 
 def _img(figure: ReportFigure) -> str:

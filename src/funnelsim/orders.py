@@ -24,8 +24,13 @@ from numpy.typing import NDArray
 
 from funnelsim.clv import customer_terms, lifetime_model, registration_share, simulate_lifetimes
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
-from funnelsim.experiment import EngineName, choose_engine, compile_variants, simulate_variants
-from funnelsim.scenario import Distribution, Scenario
+from funnelsim.experiment.engines import (
+    EngineName,
+    choose_engine,
+    compile_variants,
+    simulate_variants,
+)
+from funnelsim.scenario.schema import Distribution, Scenario
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

@@ -40,16 +40,18 @@ from scipy import stats
 
 from funnelsim.analysis.conjugate import beta_posteriors
 from funnelsim.analysis.decision import DecisionRule, decide
-from funnelsim.experiment import EngineName, Interval, decision_rule
+from funnelsim.experiment.engines import EngineName
+from funnelsim.experiment.readout import decision_rule
+from funnelsim.files import write_csv, write_png
+from funnelsim.intervals import Interval, wilson_interval
 from funnelsim.parallel import Progress, map_batches
-from funnelsim.scenario import Scenario
+from funnelsim.scenario.schema import Scenario
 from funnelsim.strategies import (
     Truth,
     engine_truth,
     trial_seeds,
-    wilson_interval,
 )
-from funnelsim.sweeps import SweepError, only_variants, write_csv, write_png
+from funnelsim.sweeps import SweepError, only_variants
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

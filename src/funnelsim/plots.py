@@ -11,13 +11,12 @@ them, per channel. This module draws those pictures.
 
 Every function returns a :class:`matplotlib.figure.Figure` drawn on the Agg
 canvas (no window, no display needed, nothing global touched), and
-:func:`png_bytes` turns it into a PNG. Densities are drawn with ArviZ
+:func:`funnelsim.files.png_bytes` turns it into a PNG. Densities are drawn with ArviZ
 (``arviz.plot_dist``), MCMC traces with ``arviz.plot_trace``.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,7 +34,8 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from arviz import InferenceData
 
-    from funnelsim.experiment import Interval, VariantSummary
+    from funnelsim.intervals import Interval
+    from funnelsim.results import VariantSummary
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -63,7 +63,6 @@ REASON_COLORS = {
 LTV_CAC_TARGET = 3.0
 """The 3:1 LTV:CAC rule of thumb of SaaS and e-commerce finance (e.g. Skok, "SaaS
 Metrics 2.0", For Entrepreneurs, 2013); 1:1 is break-even."""
-DPI = 110
 STYLE: dict[Any, Any] = {  # keys are matplotlib rcParams
     "font.size": 9,
     "axes.titlesize": 10,
@@ -104,13 +103,6 @@ def _quiet_arviz() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
         yield
-
-
-def png_bytes(figure: Figure) -> bytes:
-    """The figure as PNG bytes."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- funnels

@@ -19,19 +19,10 @@ reader never sees half a file and an interrupted run leaves none.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import os
-import signal
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -39,8 +30,9 @@ from rich.table import Table
 
 from funnelsim.analysis import api as analysis
 from funnelsim.clv import ratio as clv_ratio
-from funnelsim.experiment import METRICS, ExperimentResult, Interval, VariantSummary
-from funnelsim.numbers import finite_or_none
+from funnelsim.files import atomic_writer, netcdf_bytes, output_batch, write_bytes_atomic
+from funnelsim.intervals import Interval
+from funnelsim.results import ExperimentResult
 
 DECISION_STYLE = {"ship": "bold green", "reject": "red", "stop": "yellow", "keep_testing": "cyan"}
 DECISION_LABEL = {
@@ -50,228 +42,6 @@ DECISION_LABEL = {
     "keep_testing": "keep testing",
 }
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
-
-
-class OutputExistsError(Exception):
-    """The output directory already holds results and ``--force`` was not given."""
-
-
-# --------------------------------------------------------------------------- files
-
-
-_BATCH: ContextVar[list[tuple[str, Path]] | None] = ContextVar("output_batch", default=None)
-
-
-def _umask() -> int:
-    """The process umask (mkstemp makes files private to their owner; results are not)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_writer(path: Path) -> Iterator[IO[str]]:
-    """Write a text file under a temporary name and rename it into place on success
-    (at the end of the enclosing :func:`output_batch`, if there is one)."""
-    with _atomic(path, binary=False) as stream:
-        yield stream
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a binary file (a PNG, a NetCDF) as :func:`atomic_writer` writes text."""
-    with _atomic(path, binary=True) as stream:
-        stream.write(data)
-
-
-@contextmanager
-def _atomic(path: Path, binary: bool) -> Iterator[Any]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with (
-            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
-        ) as stream:
-            yield stream
-        os.chmod(tmp, 0o666 & ~_umask())
-        pending = _BATCH.get()
-        if pending is None:
-            os.replace(tmp, path)
-        else:
-            pending.append((tmp, path))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def output_batch() -> Iterator[list[Path]]:
-    """Files written with :func:`atomic_writer` in the block appear together at its end,
-    or not at all.
-
-    Like a bank transfer, a set of results (``results.json`` beside ``summary.csv``)
-    must never be half old, half new. Each file waits under its temporary name; only
-    when the block ends without error are all renamed into place, with Ctrl-C held back
-    for those few microseconds. On an error or an interrupt the temporary files are
-    deleted and existing results stay as they were. Yields the list of the paths put
-    in place (filled when the block ends).
-    """
-    pending: list[tuple[str, Path]] = []
-    placed: list[Path] = []
-    token = _BATCH.set(pending)
-    try:
-        yield placed
-    except BaseException:
-        for tmp, _ in pending:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        _BATCH.reset(token)
-    with _interrupts_held():
-        for tmp, path in pending:
-            os.replace(tmp, path)
-            placed.append(path)
-
-
-@contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C back during the block and raise it afterwards. Python runs signal
-    handlers in the main thread only, so elsewhere there is nothing to hold back."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-    if held:
-        raise KeyboardInterrupt
-
-
-def prepare_output(out: Path, force: bool, names: tuple[str, ...]) -> None:
-    """Refuse to overwrite existing results in ``out`` unless ``force``."""
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: exists and is not a directory")
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not force:
-        raise OutputExistsError(
-            f"{out}: already holds {', '.join(existing)}; use --force to overwrite"
-        )
-
-
-def _interval(interval: Interval) -> dict[str, float | None]:
-    return {k: finite_or_none(v) for k, v in interval._asdict().items()}
-
-
-def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {m: _interval(summary.metrics[m]) for m in METRICS}
-    data["bounce_rate"] = _interval(summary.bounce_rate)
-    data["visitors"] = summary.visitors
-    data["stage_rates"] = _finite_dict(summary.stage_rates)
-    data["lost_by_reason"] = summary.lost_by_reason
-    data["queues"] = summary.queues
-    data["experiment"] = {
-        "prob_beats_control": summary.prob_beats_control,
-        "prob_best": summary.prob_best,
-        "expected_loss": summary.expected_loss,
-        "decision": summary.decision,
-        "decision_rates": summary.decision_rates,
-    }
-    data.update(_lifetime_dict(summary))
-    if summary.clv_test is not None:
-        data["experiment"]["clv"] = _finite_dict(summary.clv_test._asdict())
-    if not control and summary.uplift is not None:
-        data["uplift_vs_control"] = {m: _interval(summary.uplift[m]) for m in METRICS}
-        change = summary.largest_stage_change
-        data["largest_stage_change"] = (
-            {"stage": change[0], "relative_change": change[1]} if change else None
-        )
-    return data
-
-
-def _finite_dict(values: dict[str, float]) -> dict[str, float | None]:
-    return {k: finite_or_none(v) for k, v in values.items()}
-
-
-def _lifetime_dict(summary: VariantSummary) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "payback_months": finite_or_none(summary.payback_months),
-        "referrals_per_customer": finite_or_none(summary.referrals_per_customer),
-        "channels": {name: _finite_dict(c._asdict()) for name, c in summary.channels.items()},
-    }
-    if summary.leads is not None:
-        data["leads"] = _finite_dict(summary.leads._asdict())
-    return data
-
-
-def results_dict(result: ExperimentResult) -> dict[str, Any]:
-    """The ``results.json`` document."""
-    scenario = result.scenario
-    return {
-        "scenario": scenario.name,
-        "seed": scenario.seed,
-        "engine": result.engine,
-        "replications": len(result.replications),
-        "control": result.control,
-        "currency": scenario.currency,
-        "variants": {s.name: _variant_dict(s, s.name == result.control) for s in result.variants},
-        "experiment": {
-            "test_visitors": float(
-                sum(r.test_visitors.sum() for r in result.replications) / len(result.replications)
-            ),
-            "split": scenario.split_shares(),
-            "metric": scenario.experiment.metric,
-            "true_best": result.true_best,
-            "outcomes": result.test_outcomes,
-            "rule": {
-                "loss_threshold": scenario.experiment.loss_threshold,
-                "rope": scenario.experiment.rope,
-                "equivalence_probability": scenario.experiment.equivalence_probability,
-            },
-        },
-    }
-
-
-def summary_rows(result: ExperimentResult) -> list[dict[str, Any]]:
-    """One flat row per variant, for ``summary.csv``."""
-    rows = []
-    for s in result.variants:
-        row: dict[str, Any] = {"variant": s.name}
-        for m in METRICS:
-            row.update({f"{m}_{k}": v for k, v in s.metrics[m]._asdict().items()})
-        for m in METRICS:
-            uplift = s.uplift[m] if s.uplift else Interval(0.0, 0.0, 0.0)
-            row.update({f"uplift_{m}_{k}": v for k, v in uplift._asdict().items()})
-        row.update(
-            prob_beats_control=s.prob_beats_control,
-            prob_best=s.prob_best,
-            expected_loss=s.expected_loss,
-            decision=s.decision,
-        )
-        rows.append(row)
-    return rows
-
-
-def write_results(result: ExperimentResult, out: Path) -> list[Path]:
-    """Write ``results.json`` and ``summary.csv`` under ``out``."""
-    json_path, csv_path = out / "results.json", out / "summary.csv"
-    with atomic_writer(json_path) as stream:
-        json.dump(results_dict(result), stream, indent=2, allow_nan=False)
-        stream.write("\n")
-    rows = summary_rows(result)
-    with atomic_writer(csv_path) as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return [json_path, csv_path]
-
-
-def results_json(result: ExperimentResult) -> str:
-    """The results document as JSON text."""
-    buffer = io.StringIO()
-    json.dump(results_dict(result), buffer, indent=2, allow_nan=False)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- tables
@@ -642,14 +412,6 @@ def write_analysis(result: analysis.AnalysisResult, out: Path) -> list[Path]:
         if result.posterior is not None:
             write_bytes_atomic(out / "posterior.nc", netcdf_bytes(result.posterior))
     return placed
-
-
-def netcdf_bytes(posterior: Any) -> bytes:
-    """An ArviZ InferenceData as the bytes of a NetCDF file."""
-    with tempfile.TemporaryDirectory() as scratch:
-        netcdf = Path(scratch) / "posterior.nc"
-        posterior.to_netcdf(str(netcdf))
-        return netcdf.read_bytes()
 
 
 CUSTOMER_COLUMNS = (

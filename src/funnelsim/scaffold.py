@@ -38,7 +38,8 @@ from numpy.typing import NDArray
 from funnelsim import clv, friction
 from funnelsim.engine.draws import MINUTES_PER_DAY
 from funnelsim.engine.model import CompiledFunnel, compile_funnel
-from funnelsim.scenario import Scenario, Stage, parse_scenario
+from funnelsim.scenario.loader import parse_scenario
+from funnelsim.scenario.schema import Scenario, Stage
 
 FloatArray = NDArray[np.float64]
 

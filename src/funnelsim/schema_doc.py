@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from funnelsim.scenario import DISTRIBUTION_KINDS, Scenario
+from funnelsim.scenario.schema import DISTRIBUTION_KINDS, Scenario
 
 UNIT_SUFFIXES = (
     ("visitors_per_day", "visitors per day"),

@@ -62,11 +62,13 @@ from funnelsim.analysis.conjugate import (
     prob_best,
 )
 from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule, decide
-from funnelsim.experiment import EngineName, Interval, mean_interval
+from funnelsim.experiment.engines import EngineName
+from funnelsim.files import atomic_writer, write_csv, write_png
+from funnelsim.intervals import Interval, mean_interval, wilson_interval
 from funnelsim.numbers import finite_or_none
 from funnelsim.parallel import Progress, map_batches
-from funnelsim.scenario import Scenario
-from funnelsim.sweeps import run_sweep, write_csv, write_png
+from funnelsim.scenario.schema import Scenario
+from funnelsim.sweeps import run_sweep
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -511,25 +513,6 @@ def trial_seeds(seed: int, kind: int, replications: int) -> list[SeedSequence]:
 # --------------------------------------------------------------------------- the bench
 
 
-def wilson_interval(successes: int, trials: int, level: float = 0.95) -> Interval:
-    """Proportion with its Wilson score interval.
-
-    >>> [round(v, 4) for v in wilson_interval(50, 1000)]
-    [0.05, 0.0381, 0.0653]
-
-    References:
-        Wilson, E. B. (1927), "Probable inference, the law of succession, and
-        statistical inference", JASA 22(158).
-    """
-    if trials == 0:
-        return Interval(math.nan, math.nan, math.nan)
-    z = float(stats.norm.isf((1 - level) / 2))
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials**2)) / (1 + z * z / trials)
-    return Interval(p, centre - half, centre + half)
-
-
 @dataclass(frozen=True)
 class StrategyScore:
     """One strategy's scores (:data:`BENCH_METRICS`), each a mean with its 95% interval."""
@@ -681,8 +664,6 @@ def bench_dict(result: BenchResult) -> dict[str, Any]:
 
 def write_bench(result: BenchResult, out: Path) -> list[Path]:
     """Write ``bench.json``, ``bench.csv`` and ``bench.png`` under ``out``."""
-    from funnelsim.report import atomic_writer
-
     paths = [out / "bench.json", out / "bench.csv", out / "bench.png"]
     with atomic_writer(paths[0]) as stream:
         json.dump(bench_dict(result), stream, indent=2, allow_nan=False)

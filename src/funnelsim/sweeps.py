@@ -25,7 +25,6 @@ same on one process, a local pool or a Dask cluster.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 import re
@@ -42,16 +41,14 @@ from numpy.typing import NDArray
 
 from funnelsim.engine.draws import replication_seeds
 from funnelsim.engine.model import compile_funnel
-from funnelsim.experiment import (
-    EngineName,
-    Interval,
-    choose_engine,
-    mean_interval,
-    replicate,
-)
+from funnelsim.experiment.engines import EngineName, choose_engine
+from funnelsim.experiment.runner import replicate
+from funnelsim.files import write_csv, write_png
+from funnelsim.intervals import Interval, mean_interval
 from funnelsim.parallel import Progress, map_batches
-from funnelsim.report import write_bytes_atomic
-from funnelsim.scenario import Scenario, ScenarioError, check_override_path
+from funnelsim.scenario.messages import ScenarioError
+from funnelsim.scenario.schema import Scenario
+from funnelsim.scenario.variants import check_override_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -354,23 +351,6 @@ def sweep_rows(result: SweepResult) -> list[dict[str, Any]]:
             row.update({f"{m}_{k}": v for k, v in point.metrics[m]._asdict().items()})
         rows.append(row)
     return rows
-
-
-def write_png(figure: Figure, path: Path) -> None:
-    """Save a figure as PNG atomically (with the other files of an output batch)."""
-    from funnelsim.plots import png_bytes
-
-    write_bytes_atomic(path, png_bytes(figure))
-
-
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Write rows (same keys) as CSV, atomically."""
-    from funnelsim.report import atomic_writer
-
-    with atomic_writer(path) as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def write_sweep(result: SweepResult, out: Path) -> list[Path]:

@@ -11,9 +11,10 @@ wins worth more over their lives? Two readouts live here.
   churn (Beta-geometric, censored at the horizon) are drawn together into a
   posterior of CLV per visitor, so P(better than control) is about lifetime value,
   not only conversion.
-* **BG/NBD** (:func:`bgnbd_model`, :func:`fit_bgnbd`) for order logs where nobody
-  says when a customer left: while "alive" a customer buys as a Poisson process
-  whose rate varies across customers (Gamma(r, alpha)); after each purchase they
+* **BG/NBD readout** (:func:`readout_transactions`, model in
+  :mod:`funnelsim.analysis.bgnbd`) for order logs where nobody says when a
+  customer left: while "alive" a customer buys as a Poisson process whose rate
+  varies across customers (Gamma(r, alpha)); after each purchase they
   may drop out for good with a probability that varies across customers
   (Beta(a, b)) (Fader, Hardie & Lee 2005, "Counting your customers the easy way",
   Marketing Science 24(2)). Per variant, a PyMC model gives the posterior of r,
@@ -21,16 +22,15 @@ wins worth more over their lives? Two readouts live here.
   of the last purchase) and age T, hence expected repeat purchases and the
   probability of having dropped out.
 
-:func:`read_transactions` reads such an order log from CSV with one-line errors.
+Order logs are read by :mod:`funnelsim.analysis.order_log`; the BG/NBD model is in
+:mod:`funnelsim.analysis.bgnbd`. This module keeps the readouts built on them.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -40,25 +40,39 @@ from numpy.typing import NDArray
 from funnelsim.analysis.data import (
     DEFAULT_COLUMNS,
     ColumnMap,
-    DataError,
-    decoded_lines,
     read_experiment,
 )
 from funnelsim.numbers import finite_or_none
 
 if TYPE_CHECKING:
     import arviz as az
-    import pymc as pm
 
     from funnelsim.analysis.models import Diagnostics, ModelFit, SamplerSettings
 
+from funnelsim.analysis.bgnbd import (
+    PRIOR_SCALES,
+    expected_repeat_purchases,
+    fit_bgnbd,
+    probability_alive,
+)
+from funnelsim.analysis.order_log import (
+    CustomerSummary,
+    TransactionError,
+    _short,
+    read_transactions,
+    summarise_customers,
+)
+
 FloatArray = NDArray[np.float64]
+
+
 IntArray = NDArray[np.int64]
+
+
 DAYS_PER_WEEK = 7.0
+
+
 DAYS_PER_MONTH = 365.25 / 12.0
-
-
-# --------------------------------------------------------------------------- conjugate readout
 
 
 class ArmCustomers(NamedTuple):
@@ -257,335 +271,6 @@ def _summary(values: FloatArray, tail: float) -> tuple[float, float, float]:
         return math.nan, math.nan, math.nan
     low, high = np.quantile(finite, [tail, 1.0 - tail])
     return float(finite.mean()), float(low), float(high)
-
-
-# --------------------------------------------------------------------------- order logs
-
-
-class TransactionError(DataError):
-    """A problem with a transactions file: one ``FILE:LINE: column 'C': ...`` sentence."""
-
-
-class Transactions(NamedTuple):
-    """An order log: one entry per order.
-
-    Attributes:
-        customer: Customer identifier.
-        variant: Variant the customer was acquired under.
-        day: Order date as days since 1970-01-01.
-        amount: Order value.
-    """
-
-    customer: NDArray[np.str_]
-    variant: NDArray[np.str_]
-    day: IntArray
-    amount: FloatArray
-
-
-DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
-EPOCH = date(1970, 1, 1)
-
-
-def parse_day(text: str) -> int:
-    """Days since 1970-01-01 of a date written YYYY-MM-DD (or YYYYMMDD, YYYY/MM/DD, or
-    an ISO date and time).
-
-    >>> parse_day("1970-01-02"), parse_day("19700103")
-    (1, 2)
-    """
-    text = text.strip()
-    for fmt in DATE_FORMATS:
-        try:
-            return (datetime.strptime(text, fmt).date() - EPOCH).days
-        except ValueError:
-            continue
-    raise ValueError(f"cannot read {text!r} as a date (use YYYY-MM-DD)")
-
-
-def _amount(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"must be a non-negative number, got {text!r}")
-    return value
-
-
-def read_transactions(
-    path: str | Path,
-    customer: str = "customer",
-    variant: str | None = "variant",
-    date_column: str = "date",
-    amount: str = "amount",
-) -> Transactions:
-    """Read an order log from CSV: one row per order with customer, variant, date, amount.
-
-    UTF-8 text (a byte-order mark is dropped). Without a variant column (``variant=None``)
-    every customer is in variant ``all``. Raises :class:`DataError` (a
-    :class:`TransactionError` for the log's content) with a one-line
-    ``FILE:LINE: column: problem``; a customer is won by one variant only.
-    """
-    path = Path(path)
-    columns = {"customer": customer, "date": date_column, "amount": amount}
-    if variant is not None:
-        columns["variant"] = variant
-    try:
-        reader = csv.DictReader(decoded_lines(path, str(path)))
-        header = reader.fieldnames or []
-        missing = [name for name in columns.values() if name not in header]
-        if missing:
-            known = _short(", ".join(header) or "none", 200)
-            raise TransactionError(
-                f"{path}:1: column {_short(missing[0])!r}: missing from the header "
-                f"(columns: {known})"
-            )
-        parsed = [(_row(row, columns, path, reader.line_num), reader.line_num) for row in reader]
-    except csv.Error as error:
-        raise TransactionError(f"{path}: not a readable CSV file ({error})") from None
-    if not parsed:
-        raise TransactionError(f"{path}: no orders (only a header)")
-    rows, lines = zip(*parsed, strict=True)
-    customers, variants, days, amounts = zip(*rows, strict=True)
-    if variant is not None:
-        _check_one_variant_per_customer(customers, variants, lines, f"{path}", variant)
-    return Transactions(
-        np.array(customers), np.array(variants), np.array(days, np.int64), np.array(amounts, float)
-    )
-
-
-def _check_one_variant_per_customer(
-    customers: Sequence[str], variants: Sequence[str], lines: Sequence[int], path: str, column: str
-) -> None:
-    """A customer was won by one arm: the first order under another variant is an error."""
-    first: dict[str, tuple[str, int]] = {}
-    for customer, variant, line in zip(customers, variants, lines, strict=True):
-        seen, seen_line = first.setdefault(customer, (variant, line))
-        if seen != variant:
-            raise TransactionError(
-                f"{path}:{line}: column {column!r}: customer {_short(customer)!r} is under "
-                f"{_short(variant)!r} here but under {_short(seen)!r} on line {seen_line}"
-            )
-
-
-def _row(
-    row: dict[str, str | None], columns: dict[str, str], path: Path, line: int
-) -> tuple[str, str, int, float]:
-    values = {key: (row.get(name) or "").strip() for key, name in columns.items()}
-    for key, text in values.items():
-        if not text:
-            raise TransactionError(f"{path}:{line}: column {columns[key]!r}: empty value")
-    try:
-        day = parse_day(values["date"])
-    except ValueError as error:
-        raise TransactionError(f"{path}:{line}: column {columns['date']!r}: {error}") from None
-    try:
-        value = _amount(values["amount"])
-    except ValueError:
-        raise TransactionError(
-            f"{path}:{line}: column {columns['amount']!r}: must be a non-negative number, "
-            f"got {values['amount']!r}"
-        ) from None
-    return values["customer"], values.get("variant", "all"), day, value
-
-
-class CustomerSummary(NamedTuple):
-    """Per customer, what the BG/NBD model reads (times in ``unit_days`` units).
-
-    Attributes:
-        customer: Customer identifier.
-        variant: The customer's variant.
-        frequency: Repeat purchases: purchase days after the first one.
-        recency: Time from the first to the last purchase.
-        T: Age: time from the first purchase to the end of observation.
-        spend: Mean value of the customer's purchase days (orders of one day added).
-        unit_days: Days per time unit (7: weeks).
-    """
-
-    customer: NDArray[np.str_]
-    variant: NDArray[np.str_]
-    frequency: FloatArray
-    recency: FloatArray
-    T: FloatArray
-    spend: FloatArray
-    unit_days: float
-
-    @property
-    def variants(self) -> list[str]:
-        """Variant names in order of first appearance."""
-        return list(dict.fromkeys(self.variant.tolist()))
-
-
-def summarise_customers(
-    log: Transactions, end: str | None = None, unit_days: float = DAYS_PER_WEEK
-) -> CustomerSummary:
-    """Frequency, recency and age per customer from an order log.
-
-    Orders after ``end`` (default: the last order date) are left out; several orders
-    of one customer on one day count as one purchase (their amounts added).
-
-    >>> log = Transactions(np.array(["a", "a", "a", "b"]), np.array(["x"] * 4),
-    ...                    np.array([0, 7, 7, 14]), np.array([10.0, 5.0, 5.0, 20.0]))
-    >>> s = summarise_customers(log)
-    >>> s.frequency.tolist(), s.recency.tolist(), s.T.tolist(), s.spend.tolist()
-    ([1.0, 0.0], [1.0, 0.0], [2.0, 0.0], [10.0, 20.0])
-    """
-    last_day = parse_day(end) if end is not None else int(log.day.max())
-    keep = log.day <= last_day
-    customers, cust = np.unique(log.customer[keep], return_inverse=True)
-    day, amount, variant = log.day[keep], log.amount[keep], log.variant[keep]
-    customer_variant = np.empty(len(customers), dtype=variant.dtype)
-    customer_variant[cust] = variant
-    clash = np.flatnonzero(customer_variant[cust] != variant)
-    if clash.size:
-        who = cust[clash[0]]
-        both = sorted({str(customer_variant[who]), str(variant[clash[0]])})
-        raise TransactionError(
-            f"customer {str(customers[who])!r} appears under two variants "
-            f"({both[0]!r} and {both[1]!r})"
-        )
-    pairs, pair_index = np.unique(np.stack([cust, day]), axis=1, return_inverse=True)
-    day_amount = np.bincount(pair_index.reshape(-1), weights=amount, minlength=pairs.shape[1])
-    owner, days = pairs
-    n = len(customers)
-    first = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(first, owner, days)
-    latest = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(latest, owner, days)
-    purchase_days = np.bincount(owner, minlength=n).astype(float)
-    return CustomerSummary(
-        customer=customers,
-        variant=customer_variant,
-        frequency=purchase_days - 1.0,
-        recency=(latest - first) / unit_days,
-        T=(last_day - first) / unit_days,
-        spend=np.bincount(owner, weights=day_amount, minlength=n) / purchase_days,
-        unit_days=unit_days,
-    )
-
-
-# --------------------------------------------------------------------------- BG/NBD
-
-
-def bgnbd_loglike(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, age: Any, backend: Any = np
-) -> Any:
-    """Per-customer BG/NBD log-likelihood (Fader, Hardie & Lee 2005, eq. 6), in the log
-    domain. ``backend`` is ``numpy`` (with ``scipy.special.gammaln``) or
-    ``pytensor.tensor``; ``x`` frequency, ``t_x`` recency, ``age`` T.
-    """
-    if backend is np:
-        from scipy.special import gammaln
-    else:
-        gammaln = backend.gammaln
-    log = backend.log
-    ln_a1 = gammaln(r + x) - gammaln(r) + r * log(alpha)
-    ln_a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    ln_a3 = -(r + x) * log(alpha + age)
-    repeat = x > 0
-    safe_x = backend.where(repeat, x, 1.0)
-    ln_a4 = log(a) - log(b + safe_x - 1.0) - (r + x) * log(alpha + t_x)
-    ln_a4 = backend.where(repeat, ln_a4, -np.inf)
-    return ln_a1 + ln_a2 + backend.logaddexp(ln_a3, ln_a4)
-
-
-PRIOR_SCALES = {"r": 10.0, "alpha": 100.0, "a": 10.0, "b": 10.0}
-
-
-def _distinct_histories(summary: CustomerSummary) -> tuple[FloatArray, FloatArray]:
-    """Distinct (variant, frequency, recency, T) rows and how many customers share each:
-    the likelihood only needs each history once (CDNOW: 2,357 customers, 1,016 histories)."""
-    variants = summary.variants
-    index = np.array([variants.index(v) for v in summary.variant.tolist()], dtype=float)
-    rows = np.stack([index, summary.frequency, summary.recency, summary.T])
-    histories, counts = np.unique(rows, axis=1, return_counts=True)
-    return histories, counts.astype(float)
-
-
-def bgnbd_model(summary: CustomerSummary, jacobian: bool = True) -> pm.Model:
-    """A PyMC BG/NBD model with one (r, alpha, a, b) per variant.
-
-    Weakly informative half-normal priors (scales in ``PRIOR_SCALES``; alpha is in
-    time units, so its scale is wide); the likelihood enters as a ``pm.Potential``
-    over the distinct customer histories, each weighted by its number of customers.
-
-    NUTS samples log r, log(alpha / r), log a and log(b / a): the data pin down the
-    purchase rate r / alpha and the dropout odds a / b far better than either member of
-    each pair, and along these axes the posterior is nearly uncorrelated (3.5x fewer
-    gradient evaluations per draw than on log r, log alpha, log a, log b; see
-    ``benchmarks/analysis.py``). The priors stay those of (r, alpha, a, b): their
-    densities enter with the Jacobian of the change of variables. ``jacobian=False``
-    leaves the Jacobian out, so the model's maximum is the posterior mode of
-    (r, alpha, a, b) themselves (:func:`bgnbd_map`).
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    (index, x, t_x, age), counts = _distinct_histories(summary)
-    variant = index.astype(np.int64)
-    with pm.Model(coords={"variant": summary.variants}) as model:
-        log_r = pm.Flat("log_r", dims="variant")
-        log_alpha_over_r = pm.Flat("log_alpha_over_r", dims="variant")
-        log_a = pm.Flat("log_a", dims="variant")
-        log_b_over_a = pm.Flat("log_b_over_a", dims="variant")
-        logs = {
-            "r": log_r,
-            "alpha": log_r + log_alpha_over_r,
-            "a": log_a,
-            "b": log_a + log_b_over_a,
-        }
-        params = {
-            name: pm.Deterministic(name, pt.exp(logs[name]), dims="variant")
-            for name in PRIOR_SCALES
-        }
-        prior = sum(
-            pm.logp(pm.HalfNormal.dist(sigma=scale), params[name]).sum()
-            for name, scale in PRIOR_SCALES.items()
-        )
-        # d(r, alpha, a, b) / d(logs): |J| = r * alpha * a * b per variant
-        pm.Potential("prior", prior + (sum(logs.values()).sum() if jacobian else 0.0))
-        r, alpha, a, b = (params[name][variant] for name in PRIOR_SCALES)
-        loglike = bgnbd_loglike(
-            r, alpha, a, b, pt.as_tensor(x), pt.as_tensor(t_x), pt.as_tensor(age), backend=pt
-        )
-        pm.Potential("loglike", (pt.as_tensor(counts) * loglike).sum())
-    return model
-
-
-def bgnbd_map(summary: CustomerSummary) -> dict[str, FloatArray]:
-    """Posterior mode of (r, alpha, a, b) per variant (L-BFGS-B, no sampling)."""
-    import pymc as pm
-
-    with bgnbd_model(summary, jacobian=False):
-        point = pm.find_MAP(progressbar=False)
-    return {name: np.atleast_1d(np.asarray(point[name], float)) for name in PRIOR_SCALES}
-
-
-def fit_bgnbd(summary: CustomerSummary, settings: SamplerSettings | None = None) -> ModelFit:
-    """Sample the BG/NBD posterior per variant with NUTS (labelled by variant), with the
-    sampler and diagnostics of the other PyMC models (:func:`funnelsim.analysis.models.sample`).
-    """
-    from funnelsim.analysis import models
-
-    return models.sample(bgnbd_model(summary), settings or models.DEFAULT_SETTINGS)
-
-
-def expected_repeat_purchases(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> Any:
-    """Expected repeat purchases of a new customer within time t (FHL 2005, eq. 7):
-    (a + b - 1)/(a - 1) [1 - (alpha/(alpha + t))^r 2F1(r, b; a + b - 1; t/(alpha + t))]."""
-    from scipy.special import hyp2f1
-
-    z = t / (alpha + t)
-    return (
-        (a + b - 1.0)
-        / (a - 1.0)
-        * (1.0 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1.0, z))
-    )
-
-
-def probability_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, age: Any) -> Any:
-    """P(a customer with this history is still active) (FHL 2005, eq. 11):
-    1 / (1 + [x > 0] a / (b + x - 1) ((alpha + T) / (alpha + t_x))^(r + x))."""
-    safe = np.where(x > 0, x, 1.0)
-    odds = np.where(x > 0, a / (b + safe - 1.0) * ((alpha + age) / (alpha + t_x)) ** (r + x), 0.0)
-    return 1.0 / (1.0 + odds)
 
 
 class VisitorReadout(NamedTuple):
@@ -855,11 +540,6 @@ def _is_file(spec: str) -> bool:
         return Path(spec).is_file()
     except (OSError, ValueError):  # too long for a file name, or a NUL inside
         return False
-
-
-def _short(text: str, limit: int = 40) -> str:
-    """``text`` cut to ``limit`` characters for a one-line message."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str, int]:

@@ -60,7 +60,7 @@ from funnelsim.engine.model import (
     refuse_coupled_visitors,
 )
 from funnelsim.engine.outcomes import FRICTION_REASONS, REASONS, Outcome
-from funnelsim.scenario import Constant, Distribution, Exponential, Gamma, LogNormal, Uniform
+from funnelsim.scenario.schema import Constant, Distribution, Exponential, Gamma, LogNormal, Uniform
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

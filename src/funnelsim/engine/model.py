@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from funnelsim import clv, friction
 from funnelsim.engine.draws import SharedDraws
 from funnelsim.engine.outcomes import FRICTION_REASONS, Outcome
-from funnelsim.scenario import Constant, Distribution, ResponseCoefficients, Scenario, Stage
+from funnelsim.scenario.schema import Constant, Distribution, ResponseCoefficients, Scenario, Stage
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

@@ -1,4 +1,4 @@
-"""Scenario files: the schema, YAML loading with line-numbered errors, and variants.
+"""The scenario schema: a funnel, its economics and the variants to compare.
 
 A scenario is a complete, reviewable hypothesis about a funnel, like the
 drawing a growth team puts on a whiteboard: where visitors come from, who they
@@ -9,23 +9,16 @@ so a reviewer sees exactly what each variant changes.
 
 Every number has its unit in its name (``_s``, ``_min``, ``_per_month``) or a
 documented default; defaults that model human behaviour cite their source (see
-the ``Coefficients`` models). A user's mistake becomes a :class:`ScenarioError`
-whose text is one line, ``FILE:LINE: field.path: what is wrong``.
+the ``Coefficients`` models). Loading is in :mod:`funnelsim.scenario.loader`.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
-import types
-import typing
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import numpy as np
-import yaml
 from numpy.typing import NDArray
 from pydantic import (
     AfterValidator,
@@ -39,24 +32,20 @@ from pydantic import (
     model_validator,
 )
 
-MAX_FILE_BYTES = 1_000_000
-MAX_YAML_NODES = 100_000
-MAX_YAML_DEPTH = 64
-SHOWN_CHARS = 60  # longest quoted value or key in an error message
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.]+")
+from funnelsim.scenario.messages import (
+    Path_,
+    ScenarioError,
+    _data_path,
+    _did_you_mean,
+    _dotted,
+    _LineMap,
+    _message,
+)
+from funnelsim.scenario.variants import _resolve_variant, _set_path, check_override_path
+
 SHARE_TOLERANCE = 1e-6
 
 FloatArray = NDArray[np.float64]
-Path_ = tuple[str | int, ...]
-
-
-class ScenarioError(Exception):
-    """A mistake in a scenario file, located by file, line and field."""
-
-    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
-        self.file, self.line, self.field, self.message = file, line, field, message
-        location = f"{file}:{line}" if line is not None else file
-        super().__init__(f"{location}: {field}: {message}" if field else f"{location}: {message}")
 
 
 # --------------------------------------------------------------------------- field types
@@ -75,8 +64,14 @@ def _shares_sum_to_one(shares: Mapping[str, float], what: str) -> None:
 
 
 Probability = Annotated[float, AfterValidator(_probability)]
+
+
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 
 
@@ -202,7 +197,10 @@ Distribution = Annotated[
     Field(discriminator="dist"),
     BeforeValidator(_number_is_constant),
 ]
+
+
 DISTRIBUTION_KINDS = ("constant", "exponential", "lognormal", "gamma", "uniform")
+
 
 # --------------------------------------------------------------------------- coefficients
 
@@ -601,7 +599,7 @@ class Scenario(StrictModel):
         if name not in self._resolved:
             if name not in self.variants:
                 raise KeyError(f"no variant {name!r}; variants: {', '.join(self.variants)}")
-            self._resolved[name] = _resolve_variant(self, name, "<scenario>", {})
+            self._resolved[name] = _resolve_variant(self, name, "<scenario>", {}, _validate)
         return self._resolved[name]
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
@@ -679,250 +677,6 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
                 yield ("experiment", "split"), str(error)
 
 
-# --------------------------------------------------------------------------- YAML with lines
-
-
-class _LineMap:
-    """Where each key and item of a YAML document stands (1-based lines)."""
-
-    def __init__(self) -> None:
-        self.lines: dict[Path_, int] = {}
-
-    def line_of(self, path: Path_) -> int | None:
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return None
-
-
-class _Composer:
-    """Turns a composed YAML node tree into plain data, recording lines, refusing
-    duplicate keys and alias bombs (the node budget counts every visit)."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.map = _LineMap()
-        self.budget = MAX_YAML_NODES
-        self.scalars = yaml.constructor.SafeConstructor()
-
-    def build(self, node: yaml.Node, path: Path_) -> Any:
-        self.budget -= 1
-        if self.budget < 0:
-            raise ScenarioError(
-                self.file,
-                node.start_mark.line + 1,
-                "",
-                f"document too large or too deeply aliased (over {MAX_YAML_NODES} nodes)",
-            )
-        self.map.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node, path)
-
-    def _scalar(self, node: yaml.Node, path: Path_) -> Any:
-        """A scalar's value; a tag that cannot read it (``!!int 0x_``) is the user's error."""
-        line = node.start_mark.line + 1
-        try:
-            return self.scalars.construct_object(node)
-        except yaml.constructor.ConstructorError as error:
-            raise ScenarioError(self.file, line, _dotted(path), str(error.problem)) from None
-        except (ValueError, TypeError, OverflowError):
-            raise ScenarioError(
-                self.file, line, _dotted(path), f"cannot read {_shown(node.value)} as {node.tag}"
-            ) from None
-
-    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise ScenarioError(self.file, line, _dotted(path), "keys must be plain names")
-            key = self._scalar(key_node, path)
-            if key == "<<":
-                raise ScenarioError(
-                    self.file, line, _dotted(path), "merge keys (<<) are not supported"
-                )
-            key = str(key)
-            if key in result:
-                raise ScenarioError(self.file, line, _dotted((*path, key)), "duplicate key")
-            self.map.lines[(*path, key)] = line
-            result[key] = self.build(value_node, (*path, key))
-        return result
-
-
-class _NestedTooDeep(yaml.MarkedYAMLError):
-    """A document nested deeper than MAX_YAML_DEPTH."""
-
-
-class _NestingLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing collections nested deeper than MAX_YAML_DEPTH before
-    its recursive composer (or anything after it) can exhaust the stack; the parser
-    beneath keeps an explicit stack of its own."""
-
-    depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        self.depth += 1
-        try:
-            if self.depth > MAX_YAML_DEPTH:
-                raise _NestedTooDeep(
-                    problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
-                    problem_mark=self.peek_event().start_mark,
-                )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
-        finally:
-            self.depth -= 1
-
-
-def _parse_yaml(text: str, file: str) -> tuple[Any, _LineMap]:
-    try:
-        node = yaml.compose(text, Loader=_NestingLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else None
-        kind = "" if isinstance(error, _NestedTooDeep) else "YAML syntax error: "
-        raise ScenarioError(file, line, "", f"{kind}{error.problem}") from None
-    except yaml.reader.ReaderError as error:
-        line = text[: error.position].count("\n") + 1
-        raise ScenarioError(
-            file, line, "", f"character U+{error.character:04X} is not allowed in YAML"
-        ) from None
-    except yaml.YAMLError as error:
-        raise ScenarioError(file, None, "", f"YAML error: {str(error).splitlines()[0]}") from None
-    if node is None:
-        raise ScenarioError(file, 1, "", "the file is empty")
-    composer = _Composer(file)
-    data = composer.build(node, ())
-    return data, composer.map
-
-
-def _read_text(path: Path) -> str:
-    file = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ScenarioError(file, None, "", "no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError(file, None, "", "is a directory, not a scenario file") from None
-    except OSError as error:
-        raise ScenarioError(file, None, "", f"cannot read: {error.strerror}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError(file, None, "", f"file larger than {MAX_FILE_BYTES:,} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise ScenarioError(file, line, "", "not valid UTF-8 text") from None
-
-
-# --------------------------------------------------------------------------- error messages
-
-
-def _dotted(path: Path_) -> str:
-    """``stages[1].rate``; a key that is not a plain name shows quoted: ``traffic['a b']``."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif not _PLAIN_KEY.fullmatch(part):
-            text += f"[{_shown(part)}]"
-        else:
-            text += f".{part}" if text else part
-    return text
-
-
-def _shown(value: Any) -> str:
-    """``repr(value)`` cut to SHOWN_CHARS, so an error about it stays one short line."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 3]}..."
-
-
-def _did_you_mean(name: str, candidates: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _data_path(loc: tuple[str | int, ...], data: Any, keep_last: bool) -> Path_:
-    """Keep the parts of a pydantic error location that index into the raw data."""
-    path: list[str | int] = []
-    current = data
-    for i, part in enumerate(loc):
-        last = i == len(loc) - 1
-        in_dict = isinstance(current, dict) and part in current
-        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
-        if in_dict or in_list:
-            path.append(part)
-            current = current[part]
-        elif last and keep_last and isinstance(part, str):
-            path.append(part)
-    return tuple(path)
-
-
-def _model_at(path: Path_) -> type[BaseModel] | None:
-    """The scenario model class that holds the fields at ``path``, if any."""
-    annotation: Any = Scenario
-    for part in path:
-        model = _as_model(annotation)
-        if model is not None and isinstance(part, str) and part in model.model_fields:
-            annotation = model.model_fields[part].annotation
-            continue
-        container = _container_item(annotation)
-        if container is None:
-            return None
-        annotation = container
-    return _as_model(annotation)
-
-
-def _unwrap(annotation: Any) -> list[Any]:
-    origin = typing.get_origin(annotation)
-    if origin is Annotated:
-        return _unwrap(typing.get_args(annotation)[0])
-    if origin in (Union, types.UnionType):
-        return [a for arg in typing.get_args(annotation) for a in _unwrap(arg)]
-    return [annotation]
-
-
-def _as_model(annotation: Any) -> type[BaseModel] | None:
-    models = [a for a in _unwrap(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-    return models[0] if len(models) == 1 else None
-
-
-def _container_item(annotation: Any) -> Any | None:
-    for option in _unwrap(annotation):
-        origin = typing.get_origin(option)
-        if origin is dict:
-            return typing.get_args(option)[1]
-        if origin is list:
-            return typing.get_args(option)[0]
-    return None
-
-
-def _message(error: Mapping[str, Any], path: Path_) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        parent = _model_at(path[:-1])
-        hint = _did_you_mean(str(path[-1]), parent.model_fields) if parent else ""
-        return f"unknown field {_shown(path[-1])}{hint}"
-    if kind == "union_tag_invalid":
-        tag = str(error["ctx"]["tag"])
-        return (
-            f"unknown dist {_shown(tag)}{_did_you_mean(tag, DISTRIBUTION_KINDS)} "
-            f"(one of {', '.join(DISTRIBUTION_KINDS)})"
-        )
-    message = str(error["msg"])
-    if message.startswith("Value error, "):
-        return message.removeprefix("Value error, ")
-    message = message.replace("Input should be", "must be")
-    value = error.get("input")
-    if isinstance(value, str | int | float | bool):
-        message += f", got {_shown(value)}"
-    return message
-
-
 def _validate(data: Any, file: str, lines: _LineMap | dict[Path_, int]) -> Scenario:
     line_map = lines if isinstance(lines, _LineMap) else _LineMap()
     if not isinstance(data, dict):
@@ -934,112 +688,11 @@ def _validate(data: Any, file: str, lines: _LineMap | dict[Path_, int]) -> Scena
         keep_last = error["type"] in ("missing", "extra_forbidden")
         path = _data_path(tuple(error["loc"]), data, keep_last)
         raise ScenarioError(
-            file, line_map.line_of(path), _dotted(path), _message(error, path)
+            file,
+            line_map.line_of(path),
+            _dotted(path),
+            _message(error, path, Scenario, DISTRIBUTION_KINDS),
         ) from None
     for path, problem in _reference_problems(scenario):
         raise ScenarioError(file, line_map.line_of(path), _dotted(path), problem)
     return scenario
-
-
-# --------------------------------------------------------------------------- variants
-
-
-def check_override_path(base: Scenario, dotted: str) -> str | None:
-    """Why ``dotted`` is not a settable path of ``base``, or None when it is."""
-    annotation: Any = Scenario
-    value: Any = base
-    for part in dotted.split("."):
-        model = _as_model(annotation)
-        if model is not None:
-            if part not in model.model_fields or part == "variants":
-                return f"unknown field {part!r}{_did_you_mean(part, model.model_fields)}"
-            annotation = model.model_fields[part].annotation
-            value = getattr(value, part, None) if value is not None else None
-            continue
-        item = _container_item(annotation)
-        if item is None:
-            return f"{part!r}: cannot go deeper into a value"
-        keys = _container_keys(value)
-        if part not in keys:
-            return f"unknown name {part!r}{_did_you_mean(part, keys)} (known: {', '.join(keys)})"
-        value = _container_get(value, part)
-        annotation = item
-    return None
-
-
-def _container_keys(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        return list(value)
-    if isinstance(value, list):
-        return [getattr(v, "name", str(i)) for i, v in enumerate(value)]
-    return []
-
-
-def _container_get(value: Any, key: str) -> Any:
-    if isinstance(value, dict):
-        return value[key]
-    return next(v for v in value if getattr(v, "name", None) == key)
-
-
-def _set_path(data: dict[str, Any], base: Scenario, dotted: str, value: Any) -> Path_:
-    """Set ``dotted`` in the raw data of ``base``; return the path as data indices."""
-    current: Any = data
-    path: list[str | int] = []
-    parts = dotted.split(".")
-    for i, part in enumerate(parts):
-        key: str | int = part
-        if isinstance(current, list):
-            key = next(j for j, item in enumerate(current) if item.get("name") == part)
-        path.append(key)
-        if i == len(parts) - 1:
-            current[key] = value
-        else:
-            if current[key] is None:
-                current[key] = {}
-            current = current[key]
-    return tuple(path)
-
-
-def _resolve_variant(base: Scenario, name: str, file: str, lines: dict[Path_, int]) -> Scenario:
-    data = base.model_dump(mode="python", exclude={"variants"})
-    data["variants"] = base.variants
-    line_map = _LineMap()
-    variant_line = lines.get(("variants", name))
-    for dotted, value in base.variants[name].items():
-        override_line = lines.get(("variants", name, dotted), variant_line)
-        problem = check_override_path(base, dotted)
-        if problem:
-            raise ScenarioError(file, override_line, f"variants.{name}.{dotted}", problem)
-        target = _set_path(data, base, dotted, value)
-        line_map.lines[target] = override_line or 0
-    try:
-        return _validate(data, file, line_map)
-    except ScenarioError as error:
-        raise ScenarioError(
-            file, error.line or variant_line, f"variants.{name}: {error.field}", error.message
-        ) from None
-
-
-# --------------------------------------------------------------------------- public entry
-
-
-def parse_scenario(text: str, file: str = "<string>") -> Scenario:
-    """Validate scenario YAML text; every variant is resolved, so errors surface now."""
-    data, line_map = _parse_yaml(text, file)
-    scenario = _validate(data, file, line_map)
-    for name in scenario.variants:
-        scenario._resolved[name] = _resolve_variant(scenario, name, file, line_map.lines)
-    return scenario
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    """Load and validate a scenario file.
-
-    Raises :class:`ScenarioError` (one line: ``FILE:LINE: field: problem``) on any mistake.
-
-    >>> scenario = load_scenario("scenarios/checkout.yaml")  # doctest: +SKIP
-    >>> scenario.variant_names  # doctest: +SKIP
-    ['control', 'guest_checkout', 'short_form', 'extra_payment']
-    """
-    path = Path(path)
-    return parse_scenario(_read_text(path), str(path))

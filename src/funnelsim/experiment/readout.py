@@ -1,0 +1,89 @@
+"""The Bayesian readout of a replication's simulated split test.
+
+An adapter from a replication's counts (or posterior draws of CLV per visitor) to
+the decision rule of :mod:`funnelsim.analysis.decision`, keeping only what a
+replication reports.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from funnelsim.analysis import conjugate
+from funnelsim.analysis.decision import DecisionRule, decide, decide_on_draws
+from funnelsim.scenario.schema import Scenario
+
+FloatArray = NDArray[np.float64]
+
+
+def decision_rule(scenario: Scenario) -> DecisionRule:
+    """The scenario's Bayesian decision rule (``experiment`` section)."""
+    experiment = scenario.experiment
+    return DecisionRule(
+        loss_threshold=experiment.loss_threshold,
+        rope=experiment.rope,
+        equivalence_probability=experiment.equivalence_probability,
+    )
+
+
+class SplitReadout(NamedTuple):
+    """What a replication keeps of the Bayesian readout of its simulated test."""
+
+    prob_best: FloatArray
+    prob_beats_control: FloatArray
+    expected_loss: FloatArray
+    decision: str
+    shipped: str | None
+
+
+def split_readout(
+    scenario: Scenario, visitors: NDArray[np.int64], conversions: NDArray[np.int64]
+) -> SplitReadout:
+    """P(best), P(beats control), expected loss and decision of the simulated test.
+
+    The same exact computations and rule as :func:`funnelsim.analysis.decision.readout`,
+    without the Monte Carlo uplift interval and the credible intervals a replication
+    does not keep (the uplift interval alone cost most of a replication).
+    """
+    experiment = scenario.experiment
+    names = scenario.variant_names
+    ref = names.index(scenario.control)
+    post = conjugate.beta_posteriors(
+        visitors, conversions, experiment.prior.alpha, experiment.prior.beta
+    )
+    loss = conjugate.expected_loss(post)
+    decision = decide(post, ref, decision_rule(scenario), names, loss)
+    return SplitReadout(
+        conjugate.prob_best(post),
+        conjugate.prob_beats(post, ref),
+        loss,
+        decision.action,
+        decision.variant,
+    )
+
+
+def draws_readout(scenario: Scenario, samples: FloatArray, metric: str) -> SplitReadout:
+    """P(best), P(beats control), expected loss and decision of the simulated test from
+    joint posterior draws of ``metric`` shaped ``(variants, draws)``, control first."""
+    names = scenario.variant_names
+    draws = samples.T
+    loss = conjugate.expected_loss_draws(draws)
+    decision = decide_on_draws(
+        names,
+        0,
+        draws,
+        decision_rule(scenario),
+        loss,
+        describe=lambda value: f"{value:,.4f} {scenario.currency}",
+        metric=metric,
+    )
+    return SplitReadout(
+        conjugate.prob_best_draws(draws),
+        conjugate.prob_beats_draws(draws, 0),
+        loss,
+        decision.action,
+        decision.variant,
+    )

@@ -1,0 +1,345 @@
+"""Variants x replications with common random numbers, and the simulated A/B test.
+
+Each replication deals one set of visitors (see :mod:`funnelsim.engine.draws`)
+and plays every variant on it, so variants differ only where they change the
+funnel. That gives two answers:
+
+* **Expected effect** (ground truth of the model): per variant, the mean over
+  replications of conversion, revenue and CLV per visitor with a 95% interval
+  for that mean, and the paired relative uplift over control.
+* **What a real test would conclude**: the same visitors are split among the
+  variants as the scenario's experiment says (each visitor sees one variant),
+  and the Bayesian readout reads the test as it would read real data. Over
+  replications: how often it ships, stops or keeps testing, and how often it
+  ships the truly best variant.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.random import SeedSequence
+from numpy.typing import NDArray
+
+from funnelsim import clv, parallel
+from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
+from funnelsim.engine.model import CompiledFunnel
+from funnelsim.engine.outcomes import REASONS, Outcome
+from funnelsim.experiment.economics import lifetime_economics
+from funnelsim.experiment.engines import (
+    EngineName,
+    choose_engine,
+    compile_variants,
+    simulate_variants,
+)
+from funnelsim.experiment.readout import draws_readout, split_readout
+from funnelsim.intervals import mean_interval, relative_uplift
+from funnelsim.results import (
+    ECONOMICS,
+    METRICS,
+    ChannelEconomics,
+    CLVTest,
+    ExperimentResult,
+    LeadQuality,
+    Replication,
+    VariantSummary,
+)
+from funnelsim.scenario.schema import Scenario
+
+FloatArray = NDArray[np.float64]
+DECISIONS = ("ship", "reject", "stop", "keep_testing")  # of one variant, in one test
+
+
+def _per_visitor_rates(
+    values: Sequence[float] | FloatArray, visitors: NDArray[np.int64]
+) -> FloatArray:
+    """A replication's per-visitor metrics, NaN where a variant had no visitors: a rate of
+    nobody is undefined, and means over replications leave it out."""
+    return np.where(visitors > 0, np.asarray(values, dtype=float), np.nan)
+
+
+def defined_means(values: FloatArray) -> FloatArray:
+    """Column means of the finite values (NaN for a column without any), quietly.
+
+    >>> defined_means(np.array([[0.2, np.nan], [0.4, np.nan]]))
+    array([0.3, nan])
+    """
+    finite = np.isfinite(values)
+    counts = finite.sum(axis=0)
+    sums = np.where(finite, values, 0.0).sum(axis=0)
+    return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
+
+
+def _utilisation(outcome: Outcome, scenario: Scenario) -> FloatArray:
+    """Busy time over available time, per resource, over the test's days."""
+    capacity = np.array([scenario.resources[r].capacity for r in outcome.queues.names])
+    available = capacity * scenario.traffic.days * MINUTES_PER_DAY
+    return np.asarray(outcome.queues.busy_min / available) if len(capacity) else np.zeros(0)
+
+
+def replicate(
+    scenario: Scenario,
+    seed: SeedSequence,
+    engine: EngineName = "auto",
+    funnels: Sequence[CompiledFunnel] | None = None,
+) -> Replication:
+    """Simulate every variant of ``scenario`` on one replication's visitors.
+
+    ``funnels`` (from :func:`compile_variants`) saves compiling the variants again
+    when many replications of one scenario run in a row.
+    """
+    funnels = compile_variants(scenario) if funnels is None else funnels
+    variants = [f.scenario for f in funnels]
+    chosen = choose_engine(funnels, engine)
+    traffic = scenario.traffic
+    draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
+    runs = simulate_variants(funnels, draws, chosen, list(scenario.split_shares().values()))
+    outcomes, test_visitors, test_conversions = (
+        runs.outcomes,
+        runs.test_visitors,
+        runs.test_conversions,
+    )
+    economics, clv_draws = lifetime_economics(
+        variants, outcomes, draws, test_visitors, test_conversions
+    )
+    test = (
+        split_readout(scenario, test_visitors, test_conversions)
+        if scenario.experiment.metric == "conversion"
+        else draws_readout(scenario, clv_draws, "CLV per visitor")
+    )
+    visitors = np.array([o.visitors for o in outcomes])
+    return Replication(
+        visitors=visitors,
+        conversion=_per_visitor_rates([o.conversion for o in outcomes], visitors),
+        revenue_per_visitor=_per_visitor_rates([o.revenue_per_visitor for o in outcomes], visitors),
+        clv_per_visitor=_per_visitor_rates(economics.clv_per_visitor, visitors),
+        bounce_rate=_per_visitor_rates([o.bounce_rate for o in outcomes], visitors),
+        stage_rates=np.array([o.stage_rates() for o in outcomes]),
+        lost=np.array([o.lost_by_reason() for o in outcomes]),
+        queue_abandonment=np.array([o.queues.abandonment for o in outcomes]),
+        queue_wait_min=np.array([o.queues.mean_wait_min for o in outcomes]),
+        queue_utilisation=np.array(
+            [_utilisation(o, v) for o, v in zip(outcomes, variants, strict=True)]
+        ),
+        test_visitors=test_visitors,
+        test_conversions=test_conversions,
+        prob_best=test.prob_best,
+        prob_beats_control=test.prob_beats_control,
+        expected_loss=test.expected_loss,
+        decision=test.decision,
+        shipped=test.shipped,
+        economics=economics,
+    )
+
+
+def _median(values: Sequence[float]) -> float:
+    finite = np.asarray(values, dtype=float)
+    finite = finite[~np.isnan(finite)]
+    return float(np.median(finite)) if finite.size else math.nan
+
+
+def _channel_summary(
+    scenario: Scenario, reps: Sequence[Replication], v: int
+) -> dict[str, ChannelEconomics]:
+    econ = [r.economics for r in reps]
+    result = {}
+    for c, name in enumerate(scenario.traffic.channels):
+        spend = float(np.mean([e.channel_spend[v, c] for e in econ]))
+        customers = float(np.mean([e.channel_customers[v, c] for e in econ]))
+        visitors = float(np.mean([e.channel_visitors[v, c] for e in econ]))
+        value = float(np.mean([e.channel_clv[v, c] for e in econ]))
+        per_customer = clv.ratio(value, customers)
+        cac = clv.ratio(spend, customers)
+        result[name] = ChannelEconomics(
+            visitors=visitors,
+            spend=spend,
+            customers=customers,
+            cac=cac,
+            clv_per_customer=per_customer,
+            clv_per_visitor=clv.ratio(value, visitors),
+            ltv_to_cac=clv.ratio(per_customer, cac),
+            payback_months=_median([e.channel_payback_months[v, c] for e in econ]),
+        )
+    return result
+
+
+def _lead_summary(reps: Sequence[Replication], v: int) -> LeadQuality | None:
+    leads = np.array([r.economics.leads[v] for r in reps])
+    if np.isnan(leads).all():
+        return None
+    customers = np.array([r.economics.channel_customers[v].sum() for r in reps])
+    return LeadQuality(
+        leads=float(leads.mean()),
+        lead_to_customer=clv.ratio(float(customers.mean()), float(leads.mean())),
+        days_to_customer=float(np.nanmean([r.economics.lead_to_customer_days[v] for r in reps])),
+    )
+
+
+def _clv_test_summary(reps: Sequence[Replication], v: int) -> CLVTest:
+    tests = [r.economics.test_clv for r in reps]
+    return CLVTest(
+        *(
+            float(np.mean([getattr(t, f)[v] for t in tests]))
+            for f in ("mean", "low", "high", "prob_beats_control", "prob_best")
+        )
+    )
+
+
+def _variant_decisions(reps: Sequence[Replication], name: str) -> dict[str, float]:
+    """Share of simulated tests that shipped this variant, shipped another one (reject),
+    stopped for practical equivalence, or kept testing."""
+    counts = dict.fromkeys(DECISIONS, 0)
+    for rep in reps:
+        if rep.decision == "ship":
+            counts["ship" if rep.shipped == name else "reject"] += 1
+        else:
+            counts[rep.decision] += 1
+    return {k: v / len(reps) for k, v in counts.items()}
+
+
+def _largest_stage_change(
+    rates: FloatArray, control: FloatArray, stages: Sequence[str]
+) -> tuple[str, float] | None:
+    change = relative_uplift(rates, control)
+    size = np.where(np.isfinite(change), np.abs(change), -1.0)
+    best = int(np.argmax(size))
+    return (stages[best], float(change[best])) if size[best] > 1e-12 else None
+
+
+def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> ExperimentResult:
+    """Means and intervals over replications, per variant and for the simulated test."""
+    names, stages = scenario.variant_names, scenario.stage_names
+    series = {
+        m: np.array([getattr(r.economics if m in ECONOMICS else r, m) for r in reps])
+        for m in METRICS
+    }
+    stage_rates = defined_means(np.array([r.stage_rates for r in reps]))
+    lost = np.array([r.lost for r in reps]).mean(axis=0)
+    visitors = np.array([r.visitors for r in reps]).mean(axis=0)
+    bounce = np.array([r.bounce_rate for r in reps])
+    summaries = []
+    for v, name in enumerate(names):
+        is_control = v == 0
+        summaries.append(
+            VariantSummary(
+                name=name,
+                visitors=float(visitors[v]),
+                metrics={m: mean_interval(series[m][:, v]) for m in METRICS},
+                uplift=None
+                if is_control
+                else {
+                    m: mean_interval(relative_uplift(series[m][:, v], series[m][:, 0]))
+                    for m in METRICS
+                },
+                bounce_rate=mean_interval(bounce[:, v]),
+                stage_rates=dict(zip(stages, stage_rates[v].tolist(), strict=True)),
+                lost_by_reason={
+                    stage: {
+                        reason: float(lost[v, s, r])
+                        for r, reason in enumerate(REASONS)
+                        if lost[v, s, r] > 0
+                    }
+                    for s, stage in enumerate(stages)
+                },
+                largest_stage_change=None
+                if is_control
+                else _largest_stage_change(stage_rates[v], stage_rates[0], stages),
+                prob_best=float(np.mean([r.prob_best[v] for r in reps])),
+                prob_beats_control=float(np.mean([r.prob_beats_control[v] for r in reps])),
+                expected_loss=float(np.mean([r.expected_loss[v] for r in reps])),
+                decision_rates=_variant_decisions(reps, name),
+                queues=_queue_summary(scenario, reps, v),
+                payback_months=_median([r.economics.payback_months[v] for r in reps]),
+                referrals_per_customer=mean_interval(
+                    np.array([r.economics.referrals_per_customer[v] for r in reps])
+                ).mean,
+                channels=_channel_summary(scenario, reps, v),
+                leads=_lead_summary(reps, v),
+                clv_test=_clv_test_summary(reps, v),
+            )
+        )
+    judged = defined_means(series[scenario.experiment.metric])
+    true_best = names[int(np.argmax(np.nan_to_num(judged, nan=-np.inf)))]  # control if no one came
+    return ExperimentResult(
+        scenario, engine, reps, summaries, true_best, _test_outcomes(reps, scenario, judged)
+    )
+
+
+def _queue_summary(
+    scenario: Scenario, reps: Sequence[Replication], v: int
+) -> dict[str, dict[str, float]]:
+    """Per resource: mean utilisation, mean wait of those served, share who gave up."""
+    return {
+        name: {
+            "utilisation": float(np.mean([r.queue_utilisation[v, q] for r in reps])),
+            "mean_wait_min": float(np.mean([r.queue_wait_min[v, q] for r in reps])),
+            "abandonment": float(np.mean([r.queue_abandonment[v, q] for r in reps])),
+        }
+        for q, name in enumerate(scenario.resources)
+    }
+
+
+def _test_outcomes(
+    reps: Sequence[Replication], scenario: Scenario, judged: FloatArray
+) -> dict[str, float]:
+    """How the simulated tests ended: shipped the truly best variant (by the mean
+    ``judged`` metric), shipped another, stopped for equivalence, or kept testing."""
+    best = int(np.argmax(np.nan_to_num(judged, nan=-np.inf)))
+    true_best = scenario.variant_names[best]
+    best_uplift = judged[best] / judged[0] - 1.0 if judged[0] > 0 else math.inf
+    equivalent = abs(best_uplift) < scenario.experiment.rope
+    outcomes = {"ship_best": 0.0, "ship_other": 0.0, "stop": 0.0, "keep_testing": 0.0, "right": 0.0}
+    for rep in reps:
+        if rep.decision == "ship":
+            key = "ship_best" if rep.shipped == true_best else "ship_other"
+        else:
+            key = rep.decision
+        outcomes[key] += 1
+        outcomes["right"] += key == "ship_best" or (equivalent and key == "stop")
+    return {k: v / len(reps) for k, v in outcomes.items()}
+
+
+Progress = Callable[[int], None]
+
+
+def _replicate_batch(
+    scenario: Scenario, engine: EngineName, seeds: list[SeedSequence]
+) -> list[Replication]:
+    funnels = compile_variants(scenario)
+    return [replicate(scenario, seed, engine, funnels) for seed in seeds]
+
+
+def run_experiment(
+    scenario: Scenario,
+    replications: int | None = None,
+    seed: int | None = None,
+    engine: EngineName = "auto",
+    workers: int = 1,
+    progress: Progress | None = None,
+    dask: Any = None,
+) -> ExperimentResult:
+    """Run every variant of ``scenario`` over replications and summarise.
+
+    Replications run in this process (``workers`` 1), on ``workers`` local processes,
+    or on Dask: ``dask="local"`` (a LocalCluster of ``workers`` processes), a scheduler
+    address such as ``"tcp://10.0.0.5:8786"``, or a ``distributed.Client`` (see
+    :mod:`funnelsim.parallel`). The same scenario and seed give identical results
+    whatever the executor: replication r always uses the r-th child of
+    ``SeedSequence(seed)``.
+    """
+    n = replications or scenario.experiment.replications
+    seeds = replication_seeds(scenario.seed if seed is None else seed, n)
+    chosen = choose_engine(compile_variants(scenario), engine)
+    work = functools.partial(_replicate_batch, scenario, chosen)
+    reps = parallel.map_batches(
+        work,
+        seeds,
+        workers=min(workers, n),  # a process per job at most
+        dask=dask,
+        progress=progress,
+    )
+    return summarise(scenario, chosen, reps)

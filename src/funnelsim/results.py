@@ -1,0 +1,281 @@
+"""What a simulated experiment returns: the results types and their JSON/CSV shapes.
+
+:class:`ExperimentResult` is the contract between the run loop
+(:mod:`funnelsim.experiment`) and everything that shows or stores a run (the
+terminal and HTML reports, ``results.json``, ``summary.csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from funnelsim.files import atomic_writer
+from funnelsim.intervals import Interval
+from funnelsim.numbers import finite_or_none
+
+if TYPE_CHECKING:
+    import pandas
+
+    from funnelsim.experiment.economics import Economics
+    from funnelsim.scenario.schema import Scenario
+
+FloatArray = NDArray[np.float64]
+ECONOMICS = ("clv_per_customer", "cac", "ltv_to_cac")
+METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor", *ECONOMICS)
+
+
+@dataclass(frozen=True)
+class Replication:
+    """One replication: per variant (rows, control first) the full-traffic outcome and
+    the readout of the simulated split test."""
+
+    visitors: NDArray[np.int64]
+    conversion: FloatArray
+    revenue_per_visitor: FloatArray
+    clv_per_visitor: FloatArray
+    bounce_rate: FloatArray
+    stage_rates: FloatArray  # (variants, stages)
+    lost: NDArray[np.int64]  # (variants, stages, reasons)
+    queue_abandonment: FloatArray  # (variants, resources)
+    queue_wait_min: FloatArray  # (variants, resources)
+    queue_utilisation: FloatArray  # (variants, resources)
+    test_visitors: NDArray[np.int64]
+    test_conversions: NDArray[np.int64]
+    prob_best: FloatArray
+    prob_beats_control: FloatArray
+    expected_loss: FloatArray
+    decision: str
+    shipped: str | None
+    economics: Economics
+
+
+class ChannelEconomics(NamedTuple):
+    """Acquisition economics of one channel for one variant (means over replications).
+
+    ``cac``, ``clv_per_customer``, ``clv_per_visitor`` and ``ltv_to_cac`` are ratios of
+    the means; ``ltv_to_cac`` is inf for a channel that costs nothing; ``payback_months``
+    is the median over replications (inf: not within the horizon).
+    """
+
+    visitors: float
+    spend: float
+    customers: float
+    cac: float
+    clv_per_customer: float
+    clv_per_visitor: float
+    ltv_to_cac: float
+    payback_months: float
+
+
+class LeadQuality(NamedTuple):
+    """Leads won per replication, the share who became customers, and the expected days
+    from lead to customer (means over replications)."""
+
+    leads: float
+    lead_to_customer: float
+    days_to_customer: float
+
+
+class CLVTest(NamedTuple):
+    """The simulated test's readout of CLV per visitor, averaged over replications:
+    posterior mean and credible bounds, P(beats control), P(best)."""
+
+    mean: float
+    low: float
+    high: float
+    prob_beats_control: float
+    prob_best: float
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    """One variant's results over all replications."""
+
+    name: str
+    visitors: float
+    metrics: dict[str, Interval]
+    uplift: dict[str, Interval] | None
+    bounce_rate: Interval
+    stage_rates: dict[str, float]
+    lost_by_reason: dict[str, dict[str, float]]
+    largest_stage_change: tuple[str, float] | None
+    prob_best: float
+    prob_beats_control: float
+    expected_loss: float
+    decision_rates: dict[str, float]
+    queues: dict[str, dict[str, float]]
+    payback_months: float = math.nan
+    referrals_per_customer: float = math.nan
+    channels: dict[str, ChannelEconomics] = field(default_factory=dict)
+    leads: LeadQuality | None = None
+    clv_test: CLVTest | None = None
+
+    @property
+    def decision(self) -> str:
+        """The most frequent decision about this variant across simulated tests."""
+        return max(self.decision_rates, key=lambda k: self.decision_rates[k])
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """Everything ``funnelsim run`` reports."""
+
+    scenario: Scenario
+    engine: str
+    replications: list[Replication]
+    variants: list[VariantSummary]
+    true_best: str
+    test_outcomes: dict[str, float]
+
+    @property
+    def control(self) -> str:
+        return self.scenario.control
+
+    def __repr__(self) -> str:
+        """A few readable lines: the run, then each variant's headline figures."""
+        lines = [
+            f"ExperimentResult({self.scenario.name!r}: {len(self.replications)} "
+            f"replications, {self.engine} engine, truly best {self.true_best!r})"
+        ]
+        width = max(len(s.name) for s in self.variants)
+        for s in self.variants:
+            uplift = f" ({s.uplift['conversion'].mean:+.1%})" if s.uplift else " (control)"
+            lines.append(
+                f"  {s.name:<{width}}  conversion {s.metrics['conversion'].mean:.2%}{uplift}, "
+                f"CLV/visitor {s.metrics['clv_per_visitor'].mean:,.2f} {self.scenario.currency}, "
+                f"test decision {s.decision} ({s.decision_rates[s.decision]:.0%})"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` document as a dictionary."""
+        return results_dict(self)
+
+    def to_frame(self) -> pandas.DataFrame:
+        """One row per variant, indexed by name, with the columns of ``summary.csv``."""
+        import pandas as pd
+
+        return pd.DataFrame(summary_rows(self)).set_index("variant")
+
+
+def _interval(interval: Interval) -> dict[str, float | None]:
+    return {k: finite_or_none(v) for k, v in interval._asdict().items()}
+
+
+def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {m: _interval(summary.metrics[m]) for m in METRICS}
+    data["bounce_rate"] = _interval(summary.bounce_rate)
+    data["visitors"] = summary.visitors
+    data["stage_rates"] = _finite_dict(summary.stage_rates)
+    data["lost_by_reason"] = summary.lost_by_reason
+    data["queues"] = summary.queues
+    data["experiment"] = {
+        "prob_beats_control": summary.prob_beats_control,
+        "prob_best": summary.prob_best,
+        "expected_loss": summary.expected_loss,
+        "decision": summary.decision,
+        "decision_rates": summary.decision_rates,
+    }
+    data.update(_lifetime_dict(summary))
+    if summary.clv_test is not None:
+        data["experiment"]["clv"] = _finite_dict(summary.clv_test._asdict())
+    if not control and summary.uplift is not None:
+        data["uplift_vs_control"] = {m: _interval(summary.uplift[m]) for m in METRICS}
+        change = summary.largest_stage_change
+        data["largest_stage_change"] = (
+            {"stage": change[0], "relative_change": change[1]} if change else None
+        )
+    return data
+
+
+def _finite_dict(values: dict[str, float]) -> dict[str, float | None]:
+    return {k: finite_or_none(v) for k, v in values.items()}
+
+
+def _lifetime_dict(summary: VariantSummary) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "payback_months": finite_or_none(summary.payback_months),
+        "referrals_per_customer": finite_or_none(summary.referrals_per_customer),
+        "channels": {name: _finite_dict(c._asdict()) for name, c in summary.channels.items()},
+    }
+    if summary.leads is not None:
+        data["leads"] = _finite_dict(summary.leads._asdict())
+    return data
+
+
+def results_dict(result: ExperimentResult) -> dict[str, Any]:
+    """The ``results.json`` document."""
+    scenario = result.scenario
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "engine": result.engine,
+        "replications": len(result.replications),
+        "control": result.control,
+        "currency": scenario.currency,
+        "variants": {s.name: _variant_dict(s, s.name == result.control) for s in result.variants},
+        "experiment": {
+            "test_visitors": float(
+                sum(r.test_visitors.sum() for r in result.replications) / len(result.replications)
+            ),
+            "split": scenario.split_shares(),
+            "metric": scenario.experiment.metric,
+            "true_best": result.true_best,
+            "outcomes": result.test_outcomes,
+            "rule": {
+                "loss_threshold": scenario.experiment.loss_threshold,
+                "rope": scenario.experiment.rope,
+                "equivalence_probability": scenario.experiment.equivalence_probability,
+            },
+        },
+    }
+
+
+def summary_rows(result: ExperimentResult) -> list[dict[str, Any]]:
+    """One flat row per variant, for ``summary.csv``."""
+    rows = []
+    for s in result.variants:
+        row: dict[str, Any] = {"variant": s.name}
+        for m in METRICS:
+            row.update({f"{m}_{k}": v for k, v in s.metrics[m]._asdict().items()})
+        for m in METRICS:
+            uplift = s.uplift[m] if s.uplift else Interval(0.0, 0.0, 0.0)
+            row.update({f"uplift_{m}_{k}": v for k, v in uplift._asdict().items()})
+        row.update(
+            prob_beats_control=s.prob_beats_control,
+            prob_best=s.prob_best,
+            expected_loss=s.expected_loss,
+            decision=s.decision,
+        )
+        rows.append(row)
+    return rows
+
+
+def write_results(result: ExperimentResult, out: Path) -> list[Path]:
+    """Write ``results.json`` and ``summary.csv`` under ``out``."""
+    json_path, csv_path = out / "results.json", out / "summary.csv"
+    with atomic_writer(json_path) as stream:
+        json.dump(results_dict(result), stream, indent=2, allow_nan=False)
+        stream.write("\n")
+    rows = summary_rows(result)
+    with atomic_writer(csv_path) as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return [json_path, csv_path]
+
+
+def results_json(result: ExperimentResult) -> str:
+    """The results document as JSON text."""
+    buffer = io.StringIO()
+    json.dump(results_dict(result), buffer, indent=2, allow_nan=False)
+    return buffer.getvalue()

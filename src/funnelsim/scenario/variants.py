@@ -1,0 +1,118 @@
+"""Variants as overrides by dotted path (``stages.checkout.friction.form_fields: 6``).
+
+:func:`check_override_path` says why a path cannot be set; :func:`_set_path` sets
+one in a scenario's raw data; :func:`_resolve_variant` builds a variant from its
+overrides, with errors located at the override's line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from funnelsim.scenario.messages import (
+    Path_,
+    ScenarioError,
+    _as_model,
+    _container_item,
+    _did_you_mean,
+    _LineMap,
+)
+
+
+class WithVariants(Protocol):
+    """What resolving a variant needs of a scenario (the schema imports this module, so
+    it is described here rather than imported)."""
+
+    variants: dict[str, dict[str, Any]]
+
+    def model_dump(self, *, mode: str, exclude: set[str]) -> dict[str, Any]: ...
+
+
+ScenarioT = TypeVar("ScenarioT", bound=WithVariants)
+
+
+def check_override_path(base: BaseModel, dotted: str) -> str | None:
+    """Why ``dotted`` is not a settable path of ``base``, or None when it is."""
+    annotation: Any = type(base)
+    value: Any = base
+    for part in dotted.split("."):
+        model = _as_model(annotation)
+        if model is not None:
+            if part not in model.model_fields or part == "variants":
+                return f"unknown field {part!r}{_did_you_mean(part, model.model_fields)}"
+            annotation = model.model_fields[part].annotation
+            value = getattr(value, part, None) if value is not None else None
+            continue
+        item = _container_item(annotation)
+        if item is None:
+            return f"{part!r}: cannot go deeper into a value"
+        keys = _container_keys(value)
+        if part not in keys:
+            return f"unknown name {part!r}{_did_you_mean(part, keys)} (known: {', '.join(keys)})"
+        value = _container_get(value, part)
+        annotation = item
+    return None
+
+
+def _container_keys(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return list(value)
+    if isinstance(value, list):
+        return [getattr(v, "name", str(i)) for i, v in enumerate(value)]
+    return []
+
+
+def _container_get(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        return value[key]
+    return next(v for v in value if getattr(v, "name", None) == key)
+
+
+def _set_path(data: dict[str, Any], base: BaseModel, dotted: str, value: Any) -> Path_:
+    """Set ``dotted`` in the raw data of ``base``; return the path as data indices."""
+    current: Any = data
+    path: list[str | int] = []
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        key: str | int = part
+        if isinstance(current, list):
+            key = next(j for j, item in enumerate(current) if item.get("name") == part)
+        path.append(key)
+        if i == len(parts) - 1:
+            current[key] = value
+        else:
+            if current[key] is None:
+                current[key] = {}
+            current = current[key]
+    return tuple(path)
+
+
+def _resolve_variant(
+    base: ScenarioT,
+    name: str,
+    file: str,
+    lines: dict[Path_, int],
+    validate: Callable[[Any, str, _LineMap], ScenarioT],
+) -> ScenarioT:
+    """Variant ``name`` of ``base``: its overrides applied to the base data, then checked
+    by ``validate`` (the schema's), errors located at the override's line."""
+    data = base.model_dump(mode="python", exclude={"variants"})
+    data["variants"] = base.variants
+    line_map = _LineMap()
+    variant_line = lines.get(("variants", name))
+    for dotted, value in base.variants[name].items():
+        override_line = lines.get(("variants", name, dotted), variant_line)
+        problem = check_override_path(base, dotted)
+        if problem:
+            raise ScenarioError(file, override_line, f"variants.{name}.{dotted}", problem)
+        target = _set_path(data, base, dotted, value)
+        line_map.lines[target] = override_line or 0
+    try:
+        return validate(data, file, line_map)
+    except ScenarioError as error:
+        raise ScenarioError(
+            file, error.line or variant_line, f"variants.{name}: {error.field}", error.message
+        ) from None
