@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from funnelsim.errors import FunnelsimError
+
 T = TypeVar("T")
 R = TypeVar("R")
 BATCHES_PER_WORKER = 8
@@ -48,7 +50,7 @@ CONNECT_TIMEOUT_S = 10
 Progress = Callable[[int], None]
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(FunnelsimError, RuntimeError):
     """The requested executor cannot run (Dask missing, bad address, scheduler unreachable)."""
 
 

@@ -62,6 +62,7 @@ from funnelsim.analysis.conjugate import (
     prob_best,
 )
 from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule, decide
+from funnelsim.errors import FunnelsimError
 from funnelsim.experiment.engines import EngineName
 from funnelsim.files import atomic_writer, write_csv, write_png
 from funnelsim.intervals import Interval, mean_interval, wilson_interval
@@ -88,7 +89,7 @@ TEST_SEED_KEY = 2**32 - 1
 no replication of the engine (keys 0, 1, 2, ...) uses."""
 
 
-class StrategyError(ValueError):
+class StrategyError(FunnelsimError, ValueError):
     """A strategy a user named cannot be used (one line)."""
 
 

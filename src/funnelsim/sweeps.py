@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 
 from funnelsim.engine.draws import replication_seeds
 from funnelsim.engine.model import compile_funnel
+from funnelsim.errors import FunnelsimError
 from funnelsim.experiment.engines import EngineName, choose_engine
 from funnelsim.experiment.runner import replicate
 from funnelsim.files import write_csv, write_png
@@ -68,7 +69,7 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^({_NUMBER}):({_NUMBER})(?::({_NUMBER}))?$")
 
 
-class SweepError(ValueError):
+class SweepError(FunnelsimError, ValueError):
     """A sweep request a user can fix (one line, names the offending ``--param``)."""
 
 

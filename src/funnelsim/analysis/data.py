@@ -36,6 +36,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from funnelsim.errors import FunnelsimError
+
 FloatArray = npt.NDArray[np.float64]
 Layout = Literal["aggregated", "per_visitor"]
 
@@ -47,7 +49,7 @@ FALSE_WORDS = frozenset({"false", "no", "0"})
 MAX_COUNT = 2.0**53  # the largest count a float holds exactly
 
 
-class DataError(ValueError):
+class DataError(FunnelsimError, ValueError):
     """A problem with an experiment file, as one ``FILE:LINE: column 'C': ...`` sentence."""
 
 
