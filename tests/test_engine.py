@@ -12,9 +12,7 @@ from conftest import MINIMAL, SCENARIOS
 from funnelsim.engine import simpy_engine, vectorized
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import compile_funnel
-from funnelsim.experiment import replicate, run_experiment
 from funnelsim.queueing import erlang_a_abandonment
-from funnelsim.results import results_dict
 from funnelsim.scenario import load_scenario, parse_scenario
 
 
@@ -133,22 +131,3 @@ def test_common_random_numbers_narrow_the_uplift_interval():
     ratio = np.var(independent, ddof=1) / np.var(crn, ddof=1)
     assert ratio > stats.f.ppf(0.999, 29, 29)
     assert np.var(crn, ddof=1) < np.var(independent, ddof=1) / 4
-
-
-def test_same_seed_same_results_whatever_the_workers():
-    scenario = load_scenario(SCENARIOS / "checkout.yaml").with_overrides({"traffic.days": 2})
-    serial = results_dict(run_experiment(scenario, replications=6, workers=1))
-    pooled = results_dict(run_experiment(scenario, replications=6, workers=2))
-    again = results_dict(run_experiment(scenario, replications=6, workers=1))
-    assert serial == pooled == again
-    other = results_dict(run_experiment(scenario, replications=6, seed=1, workers=1))
-    assert other != serial
-
-
-def test_replication_counts_are_consistent():
-    scenario = load_scenario(SCENARIOS / "lead_response.yaml").with_overrides({"traffic.days": 5})
-    rep = replicate(scenario, replication_seeds(1, 1)[0])
-    assert rep.test_visitors.sum() == rep.visitors[0]
-    assert (rep.test_conversions <= rep.test_visitors).all()
-    assert np.isclose(rep.prob_best.sum(), 1.0)
-    assert rep.queue_abandonment.shape == (3, 1)
