@@ -59,7 +59,7 @@ def compile_variants(scenario: Scenario) -> list[CompiledFunnel]:
     Compiled once per scenario object (like its resolved variants, see
     :meth:`~funnelsim.scenario.Scenario.variant`) and reused by later calls.
     """
-    for cached, funnels in _COMPILED:
+    for cached, funnels in tuple(_COMPILED):  # a snapshot: Dask workers may run threads
         if cached is scenario:
             return list(funnels)
     compiled = tuple(compile_funnel(scenario.variant(v)) for v in scenario.variant_names)
