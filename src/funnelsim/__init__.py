@@ -86,7 +86,7 @@ def run(
         progress: Called with the number of replications finished since the last call.
 
     Returns:
-        An :class:`~funnelsim.experiment.ExperimentResult`: per variant the expected
+        An :class:`~funnelsim.results.ExperimentResult`: per variant the expected
         conversion, revenue and CLV per visitor with intervals and uplifts over control,
         and what a simulated A/B test of the planned size would decide. It prints
         readably and converts with ``to_dict()`` (the ``results.json`` document) and
