@@ -88,6 +88,45 @@ def test_funnel_model_says_which_stage_each_variant_changed(
     assert result.reliable == funnel_fit.diagnostics.reliable
 
 
+def test_funnel_model_samples_in_few_gradient_evaluations(funnel_fit: models.ModelFit) -> None:
+    # Whitened log-odds with the pooling scale integrated out: NUTS takes short
+    # trajectories (the pooled logit parametrisation needed over a hundred per draw).
+    assert float(funnel_fit.idata.sample_stats["n_steps"].mean()) <= 20.0
+
+
+def test_pooled_prior_integrates_the_pooling_scale_exactly() -> None:
+    # log of  int N(x; 0, tau^2 I + 1.5^2 J) LogNormal(tau; log 0.2, 0.5) dtau, by quadpack
+    from scipy import integrate, stats
+
+    column = np.array([0.3, 1.1, -0.4])
+    spread = models.STAGE_MEAN_SD**2 * np.ones((3, 3))
+
+    def integrand(log_sd: float) -> float:
+        covariance = np.exp(2 * log_sd) * np.eye(3) + spread
+        prior = stats.norm(np.log(models.POOLING_SD_MEDIAN), models.POOLING_SD_LOG_SD)
+        return stats.multivariate_normal(np.zeros(3), covariance).pdf(column) * prior.pdf(log_sd)
+
+    exact = np.log(integrate.quad(integrand, -7.0, 4.0, epsabs=0, epsrel=1e-12, limit=200)[0])
+    found = models.pooled_log_prior(column[:, None], 3).eval()
+    assert found.shape == (1,)
+    assert abs(found[0] - exact) < 1e-9
+
+
+def test_stage_posterior_gradient_and_curvature_match_finite_differences() -> None:
+    logit, reached, continued = (
+        np.array([1.0, 2.5]),
+        np.array([2874.0, 3127.0]),
+        np.array([2874.0, 2134.0]),
+    )
+    _, gradient, hessian = models._stage_log_posterior(logit, reached, continued)
+    step = 1e-5
+    for i, unit in enumerate(np.eye(2)):
+        up = models._stage_log_posterior(logit + step * unit, reached, continued)
+        down = models._stage_log_posterior(logit - step * unit, reached, continued)
+        assert abs((up[0] - down[0]) / (2 * step) - gradient[i]) < 1e-5 * abs(gradient[i])
+        np.testing.assert_allclose((up[1] - down[1]) / (2 * step), hessian[i], rtol=1e-6)
+
+
 def test_diagnostics_are_reported_and_pass_on_a_well_posed_fit(funnel_fit: models.ModelFit) -> None:
     found = funnel_fit.diagnostics
     assert found.sampler == models.resolve_sampler("auto")

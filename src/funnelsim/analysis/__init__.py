@@ -9,3 +9,7 @@ models; ``data`` reads experiment CSV files; ``api`` is what ``funnelsim
 analyze`` calls; ``lifetime`` fits repeat purchase and churn (BG/NBD) to order
 logs.
 """
+
+from funnelsim.compile_cache import use_compile_cache
+
+use_compile_cache()  # before any model module imports PyTensor

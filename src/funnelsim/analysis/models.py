@@ -16,11 +16,17 @@ visitor is worth: the chance of buying times what a buyer spends.
 
 so each stage's rates are shrunk towards each other as far as the data allow. The
 pooling scale ``tau`` has a median of 0.2 on the log-odds scale (most product changes
-move a stage's odds by well under 50%) and stays away from zero, which keeps the
-posterior free of the funnel geometry that defeats NUTS when only two or three variants
-inform a scale. ``m`` is integrated out in closed form. A stage whose counts pin every
-variant's log-odds to within 0.1 (``n p (1 - p) >= 100``) is sampled on the log-odds
-(centred); a weakly informed stage through standardised offsets (non-centred).
+move a stage's odds by well under 50%) and stays away from zero. Both ``m`` (in closed
+form) and ``tau`` (numerically, on a fine grid over its prior) are integrated out, so
+NUTS samples only the log-odds, one per variant and stage: no pooling scale, hence no
+funnel geometry between a scale and what it scales. The log-odds are sampled whitened:
+``logit[:, s] = mode[:, s] + L[s] z[:, s]``, where ``mode`` is the posterior mode of
+stage ``s`` and ``L[s] L[s]'`` the inverse curvature there (a Laplace approximation,
+found before sampling). The transform is linear, so the posterior is the same; it only
+turns stages of very different precision (a step every visitor passes beside one that
+loses a third) into draws of similar scale and little correlation. On the public
+marketing funnel (step 1 at 100%) NUTS needs about 9 gradient evaluations per draw
+instead of 176-246 with the pooling scale sampled (``benchmarks/analysis.py``).
 Derived: ``conversion[v] = prod_s p[v, s]`` and ``stage_difference[v, s] = p[v, s] -
 p[control, s]``, the posterior of which stage a variant changed.
 
@@ -44,6 +50,8 @@ References:
     Chung, Y. et al. (2013), "A nondegenerate penalized likelihood estimator for
     variance parameters in multilevel models", Psychometrika 78 (scale priors away
     from zero).
+    Trefethen, L. N. & Weideman, J. A. C. (2014), "The exponentially convergent
+    trapezoidal rule", SIAM Review 56(3) (the grid over the pooling scale).
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import arviz as az
 import numpy as np
@@ -77,8 +85,8 @@ POOLING_SD_MEDIAN = 0.2
 """Prior median of the between-variant sd of a stage's log-odds."""
 POOLING_SD_LOG_SD = 0.5
 """Prior sd of the log of that scale: 95% of its mass between 0.075 and 0.53."""
-CENTRED_MIN_INFORMATION = 100.0
-"""Fisher information ``n p (1 - p)`` above which a cell's log-odds is sampled directly."""
+POOLING_GRID_STEP = 0.05
+"""Step, in prior sds, of the grid over which the pooling scale is integrated out."""
 ORDER_VALUE_LOG_SD = 1.0
 """Prior sd of the log mean order value around the pooled mean (a factor of e)."""
 MIN_LOG_ORDER_SD = 0.01
@@ -197,30 +205,106 @@ def funnel_counts(data: ExperimentData) -> FunnelCounts:
     return FunnelCounts(stages, reached, continued)
 
 
-def _pooled_logp(logit: TensorVariable, scale: TensorVariable) -> TensorVariable:
-    """Log density of each column of ``logit`` (variants x stages) under
-    ``Normal(m, scale)`` with ``m ~ Normal(0, STAGE_MEAN_SD)`` integrated out.
+def _log_sd_nodes() -> tuple[FloatArray, FloatArray]:
+    """Nodes of the pooling scale's log and their log weights (prior density times the
+    step): a uniform grid from 8 prior sds below to 12 above its median (prior mass
+    outside ~1e-15), fine enough that the sum is the integral to machine precision."""
+    z = np.arange(-8.0, 12.0 + POOLING_GRID_STEP / 2, POOLING_GRID_STEP)
+    log_sd = math.log(POOLING_SD_MEDIAN) + POOLING_SD_LOG_SD * z
+    log_weight = -0.5 * z**2 - 0.5 * math.log(2 * math.pi) + math.log(POOLING_GRID_STEP)
+    return log_sd, log_weight
 
-    The column is multivariate normal with covariance ``scale**2 I + STAGE_MEAN_SD**2 J``
-    (``J`` all ones); its inverse and determinant follow from the Sherman-Morrison
-    formula, so no matrix is factorised.
+
+def _pooling_terms(logit: Any, n_variants: int) -> tuple[Any, FloatArray]:
+    """Per grid node and stage, log weight plus ``log N(logit[:, s]; 0, sd**2 I + S**2 J)``
+    without its last, data-free terms; returns (that, 1 / sd**2) with nodes on axis 0.
+
+    ``J`` is all ones (the stage mean ``m ~ Normal(0, S)`` integrated out); inverse and
+    determinant follow from the Sherman-Morrison formula.
     """
-    n = logit.shape[0]
-    variance = scale**2
-    total = variance + n * STAGE_MEAN_SD**2
+    log_sd, log_weight = _log_sd_nodes()
+    variance = np.exp(2 * log_sd)[:, None]
+    total = variance + n_variants * STAGE_MEAN_SD**2
     squares, sums = (logit**2).sum(axis=0), logit.sum(axis=0)
     quadratic = (squares - STAGE_MEAN_SD**2 * sums**2 / total) / variance
-    return -0.5 * (
-        (n - 1) * pt.log(variance) + pt.log(total) + quadratic + n * math.log(2 * math.pi)
+    constant = log_weight[:, None] - 0.5 * (
+        (n_variants - 1) * np.log(variance) + np.log(total) + n_variants * math.log(2 * math.pi)
     )
+    return constant - 0.5 * quadratic, total
+
+
+def pooled_log_prior(logit: TensorVariable, n_variants: int) -> TensorVariable:
+    """Log prior density of each stage's log-odds (``logit``: variants x stages) with the
+    stage mean and the pooling scale integrated out (the scale over ``_log_sd_nodes``)."""
+    terms, _ = _pooling_terms(logit, n_variants)
+    return pt.logsumexp(terms, axis=0)
+
+
+def _stage_log_posterior(
+    logit: FloatArray, reached: FloatArray, continued: FloatArray
+) -> tuple[float, FloatArray, FloatArray]:
+    """Log posterior density of one stage's log-odds (one per variant) up to a constant,
+    with its gradient and Hessian (NumPy, for the mode and curvature of the posterior)."""
+    n_variants = logit.size
+    terms, total = _pooling_terms(logit[:, None], n_variants)
+    terms, total = terms[:, 0], total[:, 0]
+    variance = np.exp(2 * _log_sd_nodes()[0])
+    weight = np.exp(terms - terms.max())
+    weight /= weight.sum()
+    # d terms_j / d logit = -(logit - S**2 sum(logit) / total_j) / variance_j
+    slope = -(logit[None, :] - STAGE_MEAN_SD**2 * logit.sum() / total[:, None]) / variance[:, None]
+    mean_slope = weight @ slope
+    curvature = (
+        -(np.eye(n_variants)[None] - (STAGE_MEAN_SD**2 / total)[:, None, None])
+        / variance[:, None, None]
+    )
+    spread = (weight[:, None] * slope).T @ slope - np.outer(mean_slope, mean_slope)
+    prior_hessian = np.tensordot(weight, curvature, axes=1) + spread
+    rate = 1.0 / (1.0 + np.exp(-logit))
+    value = (
+        terms.max()
+        + math.log(np.exp(terms - terms.max()).sum())
+        - (continued * np.logaddexp(0.0, -logit)).sum()
+        - ((reached - continued) * np.logaddexp(0.0, logit)).sum()
+    )
+    gradient = mean_slope + continued - reached * rate
+    hessian = prior_hessian - np.diag(reached * rate * (1.0 - rate))
+    return float(value), gradient, hessian
+
+
+def _laplace_whitening(reached: FloatArray, continued: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per stage, the posterior mode of the log-odds and a Cholesky factor of the inverse
+    curvature there (the Laplace approximation's covariance)."""
+    from scipy.optimize import minimize
+
+    n_variants, n_stages = reached.shape
+    mode = np.empty((n_variants, n_stages))
+    factor = np.empty((n_stages, n_variants, n_variants))
+    for s in range(n_stages):
+        start = np.log((continued[:, s] + 0.5) / (reached[:, s] - continued[:, s] + 0.5))
+
+        def negative(x: FloatArray, s: int = s) -> tuple[float, FloatArray]:
+            value, gradient, _ = _stage_log_posterior(x, reached[:, s], continued[:, s])
+            return -value, -gradient
+
+        def hessian(x: FloatArray, s: int = s) -> FloatArray:
+            return -_stage_log_posterior(x, reached[:, s], continued[:, s])[2]
+
+        found = minimize(negative, start, jac=True, hess=hessian, method="trust-exact")
+        mode[:, s] = found.x
+        precision = hessian(found.x)
+        eigenvalues, vectors = np.linalg.eigh((precision + precision.T) / 2)
+        covariance = (vectors / np.maximum(eigenvalues, 1e-8)) @ vectors.T
+        factor[s] = np.linalg.cholesky(covariance)
+    return mode, factor
 
 
 def funnel_model(data: ExperimentData, control: str) -> pm.Model:
     """PyMC funnel model with stage rates partially pooled across variants.
 
-    Variables (dims in brackets): ``stage_logit_sd[stage]`` (pooling scale),
-    ``stage_rate[variant, stage]``, ``conversion[variant]`` (end to end) and
-    ``stage_difference[variant, stage]`` (rate minus the control's rate).
+    Variables (dims in brackets): ``stage_logit_z[variant, stage]`` (the sampled,
+    whitened log-odds), ``stage_rate[variant, stage]``, ``conversion[variant]`` (end to
+    end) and ``stage_difference[variant, stage]`` (rate minus the control's rate).
 
     Example:
         >>> from funnelsim.analysis.data import experiment_from_counts
@@ -230,28 +314,12 @@ def funnel_model(data: ExperimentData, control: str) -> pm.Model:
     """
     counts = funnel_counts(data)
     ref = data.variants.index(control)
-    n_variants, n_stages = counts.reached.shape
-    rate_hat = (counts.continued + 0.5) / (counts.reached + 1.0)
-    information = counts.reached * rate_hat * (1 - rate_hat)
-    strong = (information >= CENTRED_MIN_INFORMATION).all(axis=0)
-    centred, offset = np.flatnonzero(strong), np.flatnonzero(~strong)
+    mode, factor = _laplace_whitening(counts.reached, counts.continued)
     coords = {"variant": list(data.variants), "stage": list(counts.stages)}
-    for name, stages in (("centred_stage", centred), ("offset_stage", offset)):
-        if stages.size:
-            coords[name] = [counts.stages[s] for s in stages]
     with pm.Model(coords=coords) as model:
-        scale = pm.LogNormal(
-            "stage_logit_sd", math.log(POOLING_SD_MEDIAN), POOLING_SD_LOG_SD, dims="stage"
-        )
-        logit = pt.zeros((n_variants, n_stages))
-        if centred.size:
-            direct = pm.Flat("stage_logit_centred", dims=("variant", "centred_stage"))
-            pm.Potential("stage_pooling", _pooled_logp(direct, scale[centred]).sum())
-            logit = pt.set_subtensor(logit[:, centred], direct)
-        if offset.size:
-            mean = pm.Normal("stage_logit_mean", 0.0, STAGE_MEAN_SD, dims="offset_stage")
-            z = pm.Normal("stage_logit_offset", 0.0, 1.0, dims=("variant", "offset_stage"))
-            logit = pt.set_subtensor(logit[:, offset], mean + scale[offset] * z)
+        z = pm.Flat("stage_logit_z", dims=("variant", "stage"))
+        logit = mode + (factor * z.T[:, None, :]).sum(axis=-1).T
+        pm.Potential("stage_pooling", pooled_log_prior(logit, len(data.variants)).sum())
         rate = pm.Deterministic("stage_rate", pm.math.invlogit(logit), dims=("variant", "stage"))
         pm.Binomial(
             "continued",
@@ -380,7 +448,7 @@ def resolve_sampler(name: SamplerName) -> str:
     if name == "auto":
         return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
     if name == "nutpie" and importlib.util.find_spec("nutpie") is None:
-        raise ValueError("sampler 'nutpie' is not installed (pip install 'funnelsim[fast]')")
+        raise ValueError("sampler 'nutpie' is not installed (pip install nutpie)")
     return name
 
 
