@@ -11,7 +11,6 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import chisquare
 
 from funnelsim.analysis.conjugate import (
     BetaPosterior,
@@ -223,6 +222,8 @@ def sample_ratio_mismatch(
         Fabijan, A. et al. (2019), "Diagnosing Sample Ratio Mismatch in Online Controlled
         Experiments", KDD.
     """
+    from scipy.stats import chisquare
+
     observed = np.asarray(visitors, dtype=np.float64)
     if observed.ndim != 1 or observed.size == 0:
         raise ValueError("visitors must be a non-empty one-dimensional sequence")
