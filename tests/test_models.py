@@ -243,3 +243,47 @@ def test_sampler_choice() -> None:
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(models).failed == 0
+
+
+class _RecordedProgress:
+    """Stands in for rich's Progress: records what a fit displays."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        self.completed = 0
+
+    def add_task(self, description: str, total: int | None) -> int:
+        self.events.append((description, total))
+        return 0
+
+    def reset(self, _task: int, total: int, description: str) -> None:
+        self.events.append((description, total))
+
+    def advance(self, _task: int, draws: int) -> None:
+        self.completed += draws
+
+    def update(self, _task: int, completed: int) -> None:
+        self.completed = completed
+
+
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
+def test_a_fit_says_compiling_then_counts_every_draw(sampler: str) -> None:
+    if sampler == "nutpie" and models.resolve_sampler("auto") != "nutpie":
+        pytest.skip("nutpie is not installed")
+    data = experiment_from_counts(["A", "B"], [1000, 1000], [100, 120])
+    settings = models.SamplerSettings(sampler, draws=100, tune=100, chains=2, cores=1, seed=3)
+    recorded = _RecordedProgress()
+    display = models.SamplingProgress(recorded)
+    run = models._sample_nutpie if sampler == "nutpie" else models._sample_pymc
+    idata = run(models.funnel_model(data, "A"), settings, display)
+    assert recorded.events == [("compiling the model", None), ("sampling 2 chains", 400)]
+    assert recorded.completed == 400
+    assert idata.posterior.sizes["draw"] == 100
+    if sampler == "nutpie":
+        assert idata.observed_data["continued"].dims == ("variant", "stage")
+
+
+def test_the_user_hears_once_how_to_get_nutpie(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "resolve_sampler", lambda name: "pymc")
+    assert "pip install nutpie" in (models.nutpie_hint("auto") or "")
+    assert models.nutpie_hint("pymc") is None

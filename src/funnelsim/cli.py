@@ -1005,8 +1005,6 @@ def analyze(
     per visitor (variant,converted[,revenue], stage flags TRUE/FALSE, yes/no or 1/0);
     with --transactions, one row per order (customer, variant, date, amount).
     """
-    from contextlib import nullcontext
-
     from funnelsim import report
     from funnelsim.analysis.api import analyze as analyze_experiment
     from funnelsim.analysis.data import ColumnMap
@@ -1038,25 +1036,19 @@ def analyze(
         return
     _prepare_out(out, force, ("results.json", "posterior.nc"))
     show = not (quiet or as_json) and sys.stderr.isatty() and model != "conjugate"
-    status = (
-        _console(stderr=True).status(
-            f"Fitting the {model} model (4 chains x {draws:,} "
-            "draws; the first fit also compiles)..."
-        )
-        if show
-        else nullcontext()
-    )
+    if model != "conjugate":
+        _hint_nutpie(sampler, quiet)
     try:
-        with status:
-            result = analyze_experiment(
-                data_file,
-                control,
-                model,  # type: ignore[arg-type]
-                columns=columns,
-                sampler=sampler,  # type: ignore[arg-type]
-                draws=draws,
-                seed=seed,
-            )
+        result = analyze_experiment(
+            data_file,
+            control,
+            model,  # type: ignore[arg-type]
+            columns=columns,
+            sampler=sampler,  # type: ignore[arg-type]
+            draws=draws,
+            seed=seed,
+            progress=show,
+        )
     except ValueError as error:
         fail(str(error))
     if as_json:
@@ -1067,6 +1059,15 @@ def analyze(
         _echo_written(report.write_analysis(result, out), quiet or as_json)
     if report_file is not None:
         _echo_written(_analysis_report(result, report_file, out), quiet or as_json)
+
+
+def _hint_nutpie(sampler: str, quiet: bool) -> None:
+    """Say once, on stderr, how to get the fast sampler when ``auto`` falls back."""
+    from funnelsim.analysis.models import nutpie_hint
+
+    hint = nutpie_hint(sampler)  # type: ignore[arg-type]
+    if hint is not None and not quiet:
+        click.echo(f"note: {hint}", err=True)
 
 
 def _analysis_report(result: Any, path: Path, png_dir: Path | None) -> list[Path]:
@@ -1127,7 +1128,6 @@ def _analyze_transactions(
     ``sampling``: sampler, draws per chain and seed; ``outputs``: the --out directory,
     the --report file and --force."""
     import json
-    from contextlib import nullcontext
 
     from funnelsim import files, report
     from funnelsim.analysis.data import DataError
@@ -1138,26 +1138,18 @@ def _analyze_transactions(
     out, report_file, force = outputs
     _prepare_out(out, force, ("results.json", "posterior.nc"))
     show = not (quiet or as_json) and sys.stderr.isatty()
-    status = (
-        _console(stderr=True).status(
-            f"Fitting BG/NBD per variant (4 chains x {draws:,} "
-            "draws; the first fit also compiles)..."
-        )
-        if show
-        else nullcontext()
-    )
+    _hint_nutpie(sampler, quiet)
     try:
         visitors = None if visitor_spec is None else visitor_counts(visitor_spec, columns)
-        with status:
-            readout, idata = analyze_transactions(
-                data_file,
-                control,
-                variant=columns.variant,
-                margin=margin,
-                horizon_months=horizon_months,
-                visitors=visitors,
-                settings=SamplerSettings(sampler, draws=draws, seed=seed),
-            )  # type: ignore[arg-type]
+        readout, idata = analyze_transactions(
+            data_file,
+            control,
+            variant=columns.variant,
+            margin=margin,
+            horizon_months=horizon_months,
+            visitors=visitors,
+            settings=SamplerSettings(sampler, draws=draws, seed=seed, progress=show),  # type: ignore[arg-type]
+        )
     except (DataError, ValueError) as error:
         fail(str(error))
     document = transactions_dict(readout)

@@ -73,6 +73,7 @@ import xarray as xr
 from pytensor.tensor.variable import TensorVariable
 
 from funnelsim.analysis.data import ExperimentData, OrderStats
+from funnelsim.analysis.sampling_progress import SamplingProgress, sampling_progress
 from funnelsim.numbers import finite_or_none
 
 FloatArray = npt.NDArray[np.float64]
@@ -110,7 +111,7 @@ class SamplerSettings(NamedTuple):
             funnels with stages every visitor passes have sharply curved posteriors.
         cores: Parallel chains (PyMC processes, nutpie threads); None lets the sampler
             choose.
-        progress: Show the sampler's progress bar (on stderr).
+        progress: Show "compiling", then the draws done and the time left (on stderr).
     """
 
     sampler: SamplerName = "auto"
@@ -453,12 +454,12 @@ def resolve_sampler(name: SamplerName) -> str:
 
 
 @contextmanager
-def _quiet_loggers(quiet: bool) -> Iterator[None]:
-    """Silence PyMC's informational log lines (sampler choice, timing) when asked."""
+def _quiet_loggers() -> Iterator[None]:
+    """Silence PyMC's informational log lines (sampler choice, timing): a fit shows its
+    own progress."""
     logger = logging.getLogger("pymc")
     level = logger.level
-    if quiet:
-        logger.setLevel(logging.WARNING)
+    logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
@@ -468,30 +469,118 @@ def _quiet_loggers(quiet: bool) -> Iterator[None]:
 def sample(model: pm.Model, settings: SamplerSettings = DEFAULT_SETTINGS) -> ModelFit:
     """Run NUTS on ``model`` and diagnose the draws.
 
-    PyTensor caches compiled code in its ``compiledir`` (``~/.pytensor`` unless
-    ``PYTENSOR_FLAGS=compiledir=...``), so only the first fit of a model compiles.
+    PyTensor caches compiled code in its compile directory (see
+    :mod:`funnelsim.compile_cache`), so a later fit of the same model, also in a new
+    process, loads it. With ``settings.progress``, stderr shows "compiling the model"
+    while it compiles, then the draws done and the time left.
     """
     _check_settings(settings)
     sampler = resolve_sampler(settings.sampler)
-    options: dict[str, object] = {}
-    if settings.cores is not None:
-        options["cores"] = settings.cores
     start = time.perf_counter()
-    with _quiet_loggers(not settings.progress):
-        idata = pm.sample(
-            model=model,
-            draws=settings.draws,
-            tune=settings.tune,
-            chains=settings.chains,
-            random_seed=settings.seed,
-            target_accept=settings.target_accept,
-            progressbar=settings.progress,
-            nuts_sampler=sampler,
-            compute_convergence_checks=False,
-            **({"nuts_sampler_kwargs": options} if sampler == "nutpie" else options),
-        )
+    with sampling_progress(settings.progress) as display, _quiet_loggers():
+        if sampler == "nutpie":
+            idata = _sample_nutpie(model, settings, display)
+        else:
+            idata = _sample_pymc(model, settings, display)
     seconds = time.perf_counter() - start
     return ModelFit(idata, diagnose(idata, sampler, seconds))
+
+
+PROGRESS_POLL_S = 1.0
+"""Seconds between two looks at nutpie's draws for the progress bar."""
+
+
+def _sample_nutpie(
+    model: pm.Model, settings: SamplerSettings, display: SamplingProgress
+) -> az.InferenceData:
+    """nutpie: compile (Numba), then sample in the background, polling for progress."""
+    import nutpie
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        dict_to_dataset,
+        find_observations,
+    )
+
+    display.compiling()
+    compiled = nutpie.compile_pymc_model(model)
+    total = settings.chains * (settings.tune + settings.draws)
+    display.sampling(settings.chains, total)
+    running = nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        seed=settings.seed,
+        target_accept=settings.target_accept,
+        progress_bar=False,
+        blocking=False,
+        **({} if settings.cores is None else {"cores": settings.cores}),
+    )
+    try:
+        while True:
+            try:
+                idata = running.wait(timeout=PROGRESS_POLL_S if display.enabled else None)
+                break
+            except TimeoutError:
+                display.done(_draws_done(running.inspect()))
+    except BaseException:
+        running.cancel()
+        raise
+    display.done(total)
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    observed = dict_to_dataset(
+        find_observations(model), library=pm, coords=coords, dims=dims, default_dims=[]
+    )
+    idata.add_groups({"observed_data": observed}, coords=coords, dims=dims)
+    return idata
+
+
+def _draws_done(idata: az.InferenceData) -> int:
+    """Draws (warm-up included) in a partial nutpie trace; chains are padded with NaN."""
+    done = 0
+    for group in ("warmup_sample_stats", "sample_stats"):
+        if group in idata.groups():
+            done += int(np.isfinite(idata[group]["step_size"].values).sum())
+    return done
+
+
+def _sample_pymc(
+    model: pm.Model, settings: SamplerSettings, display: SamplingProgress
+) -> az.InferenceData:
+    """PyMC's NUTS: compiles (C) before the first draw; each draw calls back."""
+    display.compiling()
+    started = False
+
+    def count(**_: object) -> None:
+        nonlocal started
+        if not started:
+            started = True
+            display.sampling(settings.chains, settings.chains * (settings.tune + settings.draws))
+        display.advance(1)
+
+    return pm.sample(
+        model=model,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        random_seed=settings.seed,
+        target_accept=settings.target_accept,
+        progressbar=False,
+        compute_convergence_checks=False,
+        callback=count if display.enabled else None,
+        **({} if settings.cores is None else {"cores": settings.cores}),
+    )
+
+
+def nutpie_hint(sampler: SamplerName) -> str | None:
+    """One line for the user when ``sampler`` falls back to PyMC's slower NUTS because
+    nutpie is not installed; None otherwise."""
+    if sampler == "auto" and resolve_sampler("auto") != "nutpie":
+        return (
+            "nutpie is not installed: fitting with PyMC's NUTS, several times slower "
+            "(pip install nutpie)"
+        )
+    return None
 
 
 def diagnostics_dict(found: Diagnostics) -> dict[str, object]:
