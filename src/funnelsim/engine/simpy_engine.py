@@ -11,6 +11,15 @@ shared the vectorised engine gives the same results far faster.
 Every random number is drawn before the clock starts (common random numbers,
 in blocks; see :mod:`funnelsim.engine.draws`), and outcomes are written into
 flat arrays, not per-visitor objects, then tallied once at the end.
+
+Only queues couple visitors, so the clock is only needed from a visitor's first queue
+on. Without an event log, each visitor is walked through the stages before it (dwells
+added up, decisions taken on their own draws) before the clock starts; those lost on
+the way never become SimPy processes, and those who reach a queue join it from a timer
+at exactly the time the clock would have reached. Stages that take no time are passed
+without an event. Results are identical to running every visitor on the clock (the
+sums are the same floating-point operations); with an event log, every visitor still
+arrives on the clock, so rows come in time order.
 """
 
 from __future__ import annotations
@@ -134,7 +143,10 @@ class _Run:
             [0.0] * n_q,
         )
         arrivals = shared.derived(("arrival times",), lambda: shared.draws.arrival_times().tolist())
-        self.env.process(self._source(arrivals))
+        if log is None:
+            self._schedule_queues(arrivals)
+        else:
+            self.env.process(self._source(arrivals))
 
     def _add_referred_visitors(self, pool: ReferralPool) -> None:
         """Append the pool's visitors (indices from ``n_main`` on) to the per-visitor lists."""
@@ -167,15 +179,66 @@ class _Run:
             j = pool.next_visitor()
             if j is None:
                 return
-            env.process(self._visit(self.n_main + j))
+            self._arrive(self.n_main + j)
 
     def _source(self, arrivals: list[float]) -> Generator[simpy.Event, Any, None]:
-        env, visit = self.env, self._visit
+        """Every visitor arrives on the clock (the event log records each one in order)."""
+        env, arrive = self.env, self._arrive
         now = 0.0
         for i, t in enumerate(arrivals):
             yield env.timeout(t - now)
             now = t
-            env.process(visit(i))
+            arrive(i)
+
+    def _schedule_queues(self, arrivals: list[float]) -> None:
+        """Without an event log: walk each visitor up to their first queue before the
+        clock starts (nothing before a queue depends on other visitors) and start the
+        clock's part there. Times are summed as the clock would (``now + delay``), and
+        timers set at time 0 fire at exactly those times."""
+        env, pool, n_s = self.env, self.pool, len(self.dwell)
+        now = previous = 0.0
+        for i, t in enumerate(arrivals):
+            now += t - previous  # as _source's timeouts advance the clock
+            previous = t
+            joined = self._walk_to_queue(i, now)
+            if joined is None:
+                continue
+            s, at = joined
+            if s < n_s:
+                env.timeout(at).callbacks.append(partial(self._join, i, s))
+            elif pool is not None:
+                env.timeout(at).callbacks.append(partial(self._start_advocate, i, pool))
+
+    def _walk_to_queue(self, i: int, now: float) -> tuple[int, float] | None:
+        """Visitor ``i``, arriving at ``now``, through dwells and decisions up to the first
+        stage with a queue: (that stage, when they join its queue), (``len(stages)``,
+        when done) if none comes, or None if lost on the way."""
+        dwell, resource = self.dwell, self.stage_resource
+        friction_loss = self.friction_loss[i]
+        for s, column in enumerate(dwell):
+            if column is not None and column[i] > 0.0:
+                now += column[i]
+            if friction_loss[s] != NO_LOSS:
+                self._lose(i, s, friction_loss[s], now, 0.0)
+                return None
+            if resource[s] is not None:
+                return s, now
+            if not self._continues(i, s, now, 0.0):
+                return None
+        return len(dwell), now
+
+    def _join(self, i: int, s: int, _timer: simpy.Event) -> None:
+        self.env.process(self._visit(i, s, queued=True))
+
+    def _start_advocate(self, i: int, pool: ReferralPool, _timer: simpy.Event) -> None:
+        self.env.process(self._advocate(i, pool))
+
+    def _arrive(self, i: int) -> None:
+        """Visitor ``i`` arrives now: instant stages at once, a process from the first
+        stage that takes time (none for a visitor lost or done before one)."""
+        s = self._instant_stages(i, 0)
+        if s is not None and (s < len(self.dwell) or self.pool is not None):
+            self.env.process(self._visit(i, s))
 
     def _lose(self, i: int, s: int, reason: int, entered: float, waited: float) -> None:
         self.exit_stage[i], self.reason[i] = s, reason
@@ -198,16 +261,55 @@ class _Run:
                 )
             )
 
-    def _visit(self, i: int) -> Generator[simpy.Event, Any, None]:
-        env, logging = self.env, self.log is not None
-        friction_loss, u, p = self.friction_loss[i], self.u[i], self.p[i]
-        for s, dwell in enumerate(self.dwell):
-            entered = env.now
-            if dwell is not None and dwell[i] > 0.0:
-                yield env.timeout(dwell[i])
+    def _instant_stages(self, i: int, s: int) -> int | None:
+        """Visitor ``i`` through stages ``s, s + 1, ...`` that take no time (no dwell, no
+        queue): the first stage that does, ``len(stages)`` after the last, or None if lost."""
+        now, dwell, resource = self.env.now, self.dwell, self.stage_resource
+        friction_loss = self.friction_loss[i]
+        while s < len(dwell):
+            column = dwell[s]
+            if resource[s] is not None or (column is not None and column[i] > 0.0):
+                return s
             if friction_loss[s] != NO_LOSS:
-                self._lose(i, s, friction_loss[s], entered, 0.0)
-                return
+                self._lose(i, s, friction_loss[s], now, 0.0)
+                return None
+            if not self._continues(i, s, now, 0.0):
+                return None
+            s += 1
+        return s
+
+    def _continues(self, i: int, s: int, entered: float, waited: float) -> bool:
+        """After any dwell and queue: does visitor ``i`` go on past stage ``s``?"""
+        u, p = self.u[i][s], self.p[i][s]
+        if u >= p:
+            self._lose(i, s, REASON_INDEX["rate"], entered, waited)
+            return False
+        if self.decays[s]:
+            delay = self.delay[s]
+            response_min = waited + (delay[i] if delay is not None else 0.0)
+            if u >= float(friction.response_continue(p, response_min, self.funnel.response)):
+                self._lose(i, s, REASON_INDEX["response"], entered, waited)
+                return False
+        if self.log is not None:
+            self._record(i, s, entered, waited, "continued")
+        return True
+
+    def _visit(self, i: int, s: int, queued: bool = False) -> Generator[simpy.Event, Any, None]:
+        """Visitor ``i`` from stage ``s`` (one that takes time) to the end or a loss;
+        ``queued``: already past the dwell and friction of stage ``s``, at its queue."""
+        env, n_s = self.env, len(self.dwell)
+        friction_loss = self.friction_loss[i]
+        step: int | None = s
+        while step is not None and step < n_s:
+            s, entered = step, env.now
+            dwell = self.dwell[s]
+            if not queued:
+                if dwell is not None and dwell[i] > 0.0:
+                    yield env.timeout(dwell[i])
+                if friction_loss[s] != NO_LOSS:
+                    self._lose(i, s, friction_loss[s], entered, 0.0)
+                    return
+            queued = False
             waited = 0.0
             r = self.stage_resource[s]
             if r is not None:
@@ -216,20 +318,10 @@ class _Run:
                     self._lose(i, s, REASON_INDEX["queue"], entered, env.now - entered)
                     return
                 waited = outcome
-            if u[s] >= p[s]:
-                self._lose(i, s, REASON_INDEX["rate"], entered, waited)
+            if not self._continues(i, s, entered, waited):
                 return
-            if self.decays[s]:
-                delay = self.delay[s]
-                response_min = waited + (delay[i] if delay is not None else 0.0)
-                if u[s] >= float(
-                    friction.response_continue(p[s], response_min, self.funnel.response)
-                ):
-                    self._lose(i, s, REASON_INDEX["response"], entered, waited)
-                    return
-            if logging:
-                self._record(i, s, entered, waited, "continued")
-        if self.pool is not None:
+            step = self._instant_stages(i, s + 1)
+        if step is not None and self.pool is not None:
             env.process(self._advocate(i, self.pool))
 
     def _queue(self, i: int, s: int, r: int) -> Generator[simpy.Event, Any, float | None]:
