@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "funnelsim"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     # shared contracts and plumbing: import nothing above them
-    ("errors", "numbers", "intervals", "files", "results", "parallel", "queueing"),
+    ("errors", "numbers", "intervals", "files", "results", "parallel", "queueing", "compile_cache"),
     # the scenario file and its schema
     ("scenario", "schema_doc"),
     # the funnel model and the engines that simulate it

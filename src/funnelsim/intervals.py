@@ -28,7 +28,7 @@ class Interval(NamedTuple):
 
 def mean_interval(values: FloatArray, level: float = 0.95) -> Interval:
     """Mean of replication values with a t-interval for the mean (NaNs dropped)."""
-    from scipy import stats
+    from scipy import special  # the t quantile; scipy.stats takes 1-2 s to import
 
     finite = values[np.isfinite(values)]
     if finite.size == 0:
@@ -37,7 +37,9 @@ def mean_interval(values: FloatArray, level: float = 0.95) -> Interval:
     if finite.size < 2:
         return Interval(mean, mean, mean)
     half = float(
-        stats.t.ppf(0.5 + level / 2, finite.size - 1) * finite.std(ddof=1) / math.sqrt(finite.size)
+        special.stdtrit(finite.size - 1, 0.5 + level / 2)
+        * finite.std(ddof=1)
+        / math.sqrt(finite.size)
     )
     return Interval(mean, mean - half, mean + half)
 
