@@ -1,6 +1,6 @@
 """Analysis benchmarks: PyMC funnel model cold and warm, nutpie vs PyMC NUTS, exact P(best).
 
-Usage: .venv/bin/python benchmarks/analysis.py [--draws N] [--only exact|funnel|marketing|orders]
+Usage: .venv/bin/python benchmarks/analysis.py [--draws N] [--only PART]
 
 1. The funnel model of 3 variants x 5 stages (20,000 visitors each, default 4 chains x
    1,000 draws), fitted by ``analyze(..., model="funnel")`` in fresh subprocesses that
@@ -22,6 +22,11 @@ Usage: .venv/bin/python benchmarks/analysis.py [--draws N] [--only exact|funnel|
    directly (same posterior), in gradient evaluations per draw and seconds.
 4. Exact P(best) and expected loss for 10 variants (quadrature) against a
    100,000-draw Monte Carlo estimate, median of 20 runs.
+5. Issue 18's targets, as TARGET lines (``benchmarks/targets.py``): ``funnelsim analyze
+   --model funnel`` on the marketing funnel, end to end in a new process with an empty
+   compile cache (cold) and again with it filled (warm); its gradient evaluations per
+   draw against the model before (``benchmarks/baseline.py``); ``--model revenue`` and
+   ``--transactions`` warm.
 
 Each figure is printed with its ratio to the baseline measured in the same run, so a
 busy machine slows both sides alike. Wall times on a shared machine vary; compare the
@@ -44,7 +49,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import baseline
 import numpy as np
+import targets
+from targets import Target
 
 if TYPE_CHECKING:
     from funnelsim.analysis.data import ExperimentData
@@ -141,7 +149,11 @@ def _fit(sampler: str, draws: int, dataset: str) -> tuple[float, int, float]:
     from funnelsim.analysis.models import SamplerSettings, sample
 
     start = time.perf_counter()
-    if dataset in ("orders", "orders-natural"):
+    if dataset == "marketing-before":
+        old = baseline.load("src/funnelsim/analysis/models.py")
+        fit = sample(old.funnel_model(_marketing(), "a"), SamplerSettings(sampler, draws, seed=1))  # type: ignore
+        idata, found = fit.idata, fit.diagnostics
+    elif dataset in ("orders", "orders-natural"):
         build = bgnbd_model if dataset == "orders" else _natural_bgnbd
         fit = sample(build(_customers()), SamplerSettings(sampler, draws=draws, seed=1))  # type: ignore
         idata, found = fit.idata, fit.diagnostics
@@ -204,7 +216,8 @@ def funnel_model(draws: int) -> None:
             f"process {second['first']:.1f} ({cold['first'] / second['first']:.1f}x faster), "
             f"warm in the same process {second['second']:.1f} "
             f"({cold['first'] / second['second']:.1f}x faster); reliable "
-            f"{second['reliable']}, divergences {second['divergences']}"
+            f"{second['reliable']}, divergences {second['divergences']}, "
+            f"{second['steps_per_draw']:.1f} gradient evaluations per draw"
         )
         verdict = "meets" if second["second"] < WARM_TARGET_S else "MISSES"
         print(f"          warm (same process) under {WARM_TARGET_S:.0f} s: {verdict}")
@@ -220,14 +233,16 @@ def marketing_funnel(draws: int) -> None:
     if not MARKETING.is_file() or importlib.util.find_spec("nutpie") is None:
         print("Marketing funnel: skipped (needs ../shared/data and nutpie)")
         return
-    warm = {}
+    runs = {}
     with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
         for sampler in ("nutpie", "pymc"):
-            warm[sampler] = _run_worker(sampler, draws, Path(cache), "marketing")["second"]
+            runs[sampler] = _run_worker(sampler, draws, Path(cache), "marketing")
+    nutpie, pymc = runs["nutpie"], runs["pymc"]
     print(
         f"Marketing funnel (2 arms x 5 steps), warm fit in the same process: nutpie "
-        f"{warm['nutpie']:.1f} s, PyMC NUTS {warm['pymc']:.1f} s; nutpie "
-        f"{warm['pymc'] / warm['nutpie']:.1f}x faster"
+        f"{nutpie['second']:.1f} s, PyMC NUTS {pymc['second']:.1f} s; nutpie "
+        f"{pymc['second'] / nutpie['second']:.1f}x faster; gradient evaluations per draw: "
+        f"nutpie {nutpie['steps_per_draw']:.1f}, PyMC {pymc['steps_per_draw']:.1f}"
     )
 
 
@@ -299,13 +314,151 @@ def exact_prob_best() -> None:
     )
 
 
+# --------------------------------------------------------------------------- issue 18
+
+ANALYZE = "funnelsim analyze"
+MARKETING_ARGS = (
+    "--variant-column",
+    "test group",
+    "--stage-columns",
+    "step1,step2,step3,step4,step5",
+    "--model",
+    "funnel",
+)
+
+
+def _analyze_seconds(args: list[str], cache: Path) -> float:
+    """Wall time of ``funnelsim analyze ARGS -q`` in a new process on compile cache ``cache``."""
+    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}")
+    command = [str(Path(sys.executable).parent / "funnelsim"), "analyze", *args, "-q"]
+    start = time.perf_counter()
+    subprocess.run(command, env=env, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def _revenue_csv(path: Path) -> Path:
+    """Per-visitor rows of a two-arm test with LogNormal order values (10,000 visitors)."""
+    rng = np.random.default_rng(3)
+    with path.open("w", encoding="utf-8") as stream:
+        stream.write("variant,converted,revenue\n")
+        for variant, rate, mean in (("a", 0.05, 60.0), ("b", 0.055, 62.0)):
+            for _ in range(5000):
+                bought = rng.random() < rate
+                value = rng.lognormal(math.log(mean) - 0.125, 0.5) if bought else 0.0
+                stream.write(f"{variant},{int(bought)},{value:.2f}\n")
+    return path
+
+
+def _order_log_csv(path: Path, per_variant: int = 2000, weeks: int = 39) -> Path:
+    """An order log of two variants x ``per_variant`` customers drawn from the BG/NBD
+    model with the CDNOW parameters (the second buying 50% more often), over ``weeks``."""
+    rng = np.random.default_rng(7)
+    start = np.datetime64("2024-01-01")
+    with path.open("w", encoding="utf-8") as stream:
+        stream.write("customer,variant,date,amount\n")
+        for variant, alpha in (("a", 4.414), ("b", 4.414 / 1.5)):
+            rates = rng.gamma(0.243, 1.0 / alpha, per_variant) / 7.0  # per day
+            dropouts = rng.beta(0.793, 2.426, per_variant)
+            for c, (rate, dropout) in enumerate(zip(rates, dropouts, strict=True)):
+                first = rng.uniform(0.0, weeks * 7.0)
+                t, day = first, [first]
+                while True:
+                    t += rng.exponential(1.0 / rate)
+                    if t > weeks * 7.0:
+                        break
+                    day.append(t)
+                    if rng.random() < dropout:
+                        break
+                for d in day:
+                    date = start + np.timedelta64(int(d), "D")
+                    stream.write(f"{variant}{c},{variant},{date},{rng.gamma(4.0, 7.5):.2f}\n")
+    return path
+
+
+def issue_targets(draws: int) -> None:
+    """The analysis targets of issue 18, each as a TARGET line."""
+    command = f"{ANALYZE} ../shared/data/marketing_ab_funnel.csv " + (
+        '--variant-column "test group" --stage-columns step1,step2,step3,step4,step5 --model funnel'
+    )
+    if MARKETING.is_file():
+        with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
+            cold = _analyze_seconds([str(MARKETING), *MARKETING_ARGS], Path(cache))
+            warm = _analyze_seconds([str(MARKETING), *MARKETING_ARGS], Path(cache))
+        whole = "end to end in a new process: imports, compile, 4 chains x 1,000 draws, readout"
+        targets.report(
+            Target(
+                "analyze --model funnel, marketing funnel data: first fit, fresh install",
+                f"{cold:.1f} s",
+                "-",
+                "-",
+                "< 60 s",
+                cold < 60,
+                f"cold: an empty compile cache; {whole}",
+                command,
+            )
+        )
+        targets.report(
+            Target(
+                "analyze --model funnel, marketing funnel data: later fit, new process",
+                f"{warm:.1f} s",
+                "-",
+                f"{cold / warm:.1f}x faster than cold",
+                "< 10 s",
+                warm < 10,
+                f"warm: the compile cache filled by the first fit; {whole}",
+                command,
+            )
+        )
+        with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
+            before = _run_worker("nutpie", draws, Path(cache), "marketing-before")
+            after = _run_worker("nutpie", draws, Path(cache), "marketing")
+        ratio = before["steps_per_draw"] / after["steps_per_draw"]
+        targets.report(
+            Target(
+                "funnel model, marketing funnel data: gradient evaluations per draw",
+                f"{after['steps_per_draw']:.1f}",
+                f"{before['steps_per_draw']:.1f}",
+                f"{ratio:.1f}x fewer",
+                "<= 20",
+                after["steps_per_draw"] <= 20,
+                f"mean NUTS leapfrog steps per draw (nutpie, 4 x {draws:,} draws), against the "
+                f"model before issue 18 ({baseline.BASELINE}: pooling scale sampled)",
+                "python benchmarks/analysis.py --only issue",
+            )
+        )
+    with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as folder:
+        cache = Path(folder) / "cache"
+        revenue = [str(_revenue_csv(Path(folder) / "revenue.csv")), "--model", "revenue"]
+        orders = [str(_order_log_csv(Path(folder) / "orders.csv")), "--transactions"]
+        for name, args, what in (
+            ("analyze --model revenue", revenue, "2 variants x 5,000 visitors, per-visitor rows"),
+            ("analyze --transactions", orders, "2 variants x 2,000 customers, BG/NBD"),
+        ):
+            _analyze_seconds(args, cache)  # fills the compile cache
+            warm = _analyze_seconds(args, cache)
+            targets.report(
+                Target(
+                    f"{name}: later fit, new process",
+                    f"{warm:.1f} s",
+                    "-",
+                    "-",
+                    "< 10 s",
+                    warm < 10,
+                    f"warm compile cache; {what}; end to end in a new process",
+                    "python benchmarks/analysis.py --only issue",
+                )
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--worker", choices=["pymc", "nutpie"], help=argparse.SUPPRESS)
     parser.add_argument("--data", default="simulated", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--only", choices=["exact", "funnel", "marketing", "orders"], help="Run one part only."
+        "--only",
+        choices=["exact", "funnel", "marketing", "orders", "issue"],
+        help="Run one part only.",
     )
     args = parser.parse_args()
     if args.worker:
@@ -316,6 +469,7 @@ def main() -> None:
         "funnel": lambda: funnel_model(args.draws),
         "marketing": lambda: marketing_funnel(args.draws),
         "orders": lambda: order_log_model(args.draws),
+        "issue": lambda: issue_targets(args.draws),
     }
     for name, part in parts.items():
         if args.only in (None, name):
