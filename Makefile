@@ -1,5 +1,6 @@
 # The commands a newcomer needs. Only Python 3.11 and make are assumed.
 PYTHON ?= python3.11
+SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 export PYTENSOR_FLAGS := base_compiledir=$(CURDIR)/$(VENV)/pytensor-cache
@@ -29,10 +30,12 @@ test: $(VENV)/.installed-test
 	fi
 	$(BIN)/python -m pytest -n 2 -q
 
+# Every target of the benchmarks as a TARGET line, saved, then README.md's table from them.
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python benchmarks/engines.py
-	$(BIN)/python benchmarks/analysis.py
+	set -o pipefail; ($(BIN)/python benchmarks/engines.py && $(BIN)/python benchmarks/analysis.py) \
+		| tee benchmarks/last-run.txt
+	$(BIN)/python benchmarks/targets.py benchmarks/last-run.txt README.md
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks

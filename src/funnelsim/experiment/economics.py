@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -78,50 +79,77 @@ def _first_orders(scenario: Scenario, cell: int, u: FloatArray) -> FloatArray:
     return order_value.ppf(u)
 
 
-def _test_arms(
-    variants: Sequence[Scenario],
-    outcomes: Sequence[Outcome],
-    values: Sequence[clv.CustomerValue],
+def _smallest(keys: FloatArray, m: int) -> NDArray[np.int64]:
+    """Indices of the ``m`` smallest keys, in increasing order of key (as
+    ``np.argsort(keys)[:m]`` for distinct keys, in linear time plus m log m)."""
+    if m <= 0:
+        return np.zeros(0, np.int64)
+    if m >= keys.size:
+        return np.argsort(keys)
+    chosen = np.argpartition(keys, m - 1)[:m]
+    return chosen[np.argsort(keys[chosen])]
+
+
+def _chosen_first_orders(
+    scenario: Scenario,
     uniforms: Sequence[FloatArray],
-    test_visitors: NDArray[np.int64],
-    test_conversions: NDArray[np.int64],
+    per_cell: NDArray[np.int64],
+    chosen: NDArray[np.int64],
+) -> FloatArray:
+    """First-order values of the ``chosen`` customers (indices into the customers of all
+    cells, in cell order), drawn from their cells' order-value distributions only."""
+    ends = np.cumsum(per_cell)
+    cell = np.searchsorted(ends, chosen, side="right")
+    slot = chosen - (ends - per_cell)[cell]
+    paid = np.empty(chosen.size)
+    for j in np.unique(cell):
+        here = cell == j
+        paid[here] = _first_orders(scenario, int(j), uniforms[j][slot[here], 4])
+    return paid
+
+
+def _test_arm(
+    outcome: Outcome,
+    scenario: Scenario,
+    value: clv.CustomerValue,
+    uniforms: Sequence[FloatArray],
+    arm: tuple[int, int],
     rng: np.random.Generator,
-) -> list[lifetime.ArmCustomers]:
-    """What each arm of the simulated test sees of the customers it won, followed over
-    the horizon.
+) -> lifetime.ArmCustomers:
+    """What the arm of the simulated test that shows ``scenario`` sees of the customers
+    it won (``arm``: its visitors and conversions), followed over the horizon.
 
     Assignment is independent of everything else, so an arm's customers are a uniform
     random subset of its variant's customers (those with the smallest sample keys);
     their first orders are drawn from their cell's order-value distribution, and their
     repeat orders given their lifetimes (one Poisson draw for the arm's total).
     """
-    arms = []
-    for v, (scenario, outcome, value) in enumerate(zip(variants, outcomes, values, strict=True)):
-        per_cell = outcome.reached[-1].reshape(-1)
-        keys = np.concatenate([u[:n, 3] for u, n in zip(uniforms, per_cell, strict=True)])
-        first = np.concatenate(
-            [
-                _first_orders(scenario, j, u[:n, 4])
-                for j, (u, n) in enumerate(zip(uniforms, per_cell, strict=True))
-            ]
-        )
-        chosen = np.argsort(keys)[: int(test_conversions[v])]
-        lives, paid = value.lifetimes, first[chosen]
-        arms.append(
-            lifetime.ArmCustomers(
-                visitors=int(test_visitors[v]),
-                customers=int(chosen.size),
-                revenue_sum=float(paid.sum()),
-                revenue_sum_sq=float((paid**2).sum()),
-                repeat_orders=float(
-                    rng.poisson(lives.order_variance[chosen].sum())
-                    + (lives.repeat_orders - lives.order_variance)[chosen].sum()
-                ),
-                active_months=float(lives.active_months[chosen].sum()),
-                churned=int(lives.churned[chosen].sum()),
-            )
-        )
-    return arms
+    per_cell = outcome.reached[-1].reshape(-1)
+    keys = np.concatenate([u[:n, 3] for u, n in zip(uniforms, per_cell, strict=True)])
+    chosen = _smallest(keys, arm[1])
+    lives, paid = value.lifetimes, _chosen_first_orders(scenario, uniforms, per_cell, chosen)
+    return lifetime.ArmCustomers(
+        visitors=arm[0],
+        customers=int(chosen.size),
+        revenue_sum=float(paid.sum()),
+        revenue_sum_sq=float((paid**2).sum()),
+        repeat_orders=float(
+            rng.poisson(lives.order_variance[chosen].sum())
+            + (lives.repeat_orders - lives.order_variance)[chosen].sum()
+        ),
+        active_months=float(lives.active_months[chosen].sum()),
+        churned=int(lives.churned[chosen].sum()),
+    )
+
+
+class _VariantValue(NamedTuple):
+    """What the economics keep of a variant's customers once the test arm has read
+    their lives (the per-customer arrays are dropped, variant by variant)."""
+
+    customers: NDArray[np.int64]
+    clv: FloatArray
+    cumulative_margin: FloatArray
+    referrals: float
 
 
 def _per_visitor(total: float, outcome: Outcome) -> float:
@@ -178,21 +206,20 @@ def lifetime_economics(
     the simulated test's Bayesian readout of CLV per visitor, for one replication; with
     the posterior draws of that readout, ``(variants, draws)``, control first."""
     uniforms = _lifetime_uniforms(outcomes, draws)
-    values = [
-        clv.customer_value(v, o.reached[-1], o.revenue, [u[:, :3] for u in uniforms])
-        for v, o in zip(variants, outcomes, strict=True)
-    ]
+    rng = draws.generator("readout", 1)
+    arms, values = [], []
+    for v, (scenario, outcome) in enumerate(zip(variants, outcomes, strict=True)):
+        value = clv.customer_value(
+            scenario, outcome.reached[-1], outcome.revenue, [u[:, :3] for u in uniforms]
+        )
+        arm = (int(test_visitors[v]), int(test_conversions[v]))
+        arms.append(_test_arm(outcome, scenario, value, uniforms, arm, rng))
+        referrals = float(value.lifetimes.referrals.sum())
+        values.append(_VariantValue(value.customers, value.clv, value.cumulative_margin, referrals))
+        del value  # one variant's customers in memory at a time
     prior = variants[0].experiment.prior
     test_clv_draws = lifetime.clv_draws(
-        _test_arms(
-            variants,
-            outcomes,
-            values,
-            uniforms,
-            test_visitors,
-            test_conversions,
-            draws.generator("readout", 1),
-        ),
+        arms,
         [_value_terms(v) for v in variants],
         draws.generator("readout", 0),
         READOUT_DRAWS,
@@ -224,8 +251,6 @@ def lifetime_economics(
         )
         rows["leads"].append(leads)
         rows["lead_to_customer_days"].append(days)
-        rows["referrals_per_customer"].append(
-            clv.ratio(float(value.lifetimes.referrals.sum()), float(customers.sum()))
-        )
+        rows["referrals_per_customer"].append(clv.ratio(value.referrals, float(customers.sum())))
     arrays = {k: np.array(v, dtype=float) for k, v in rows.items() if k != "test_clv"}
     return Economics(**arrays, test_clv=lifetime.summarise_draws(test_clv_draws, 0)), test_clv_draws
