@@ -92,7 +92,7 @@ def test_uncertain_levels_with_a_certain_effect_buy_nothing() -> None:
     as variants sharing an uncertain assumption do): the correlated prior knows the
     best arm, so no test pays and EVPI is 0."""
     curve = profit_curve(
-        lambda n, rng: rng.normal(0.5, 0.05, (n, 1)) + [0.0, 0.01],
+        lambda n, rng: rng.normal(0.5, 0.05, (n, 1)) + np.array([0.0, 0.01]),
         NormalResponses(0.5),
         [0, 500, 5000],
         10_000,
