@@ -131,7 +131,7 @@ def test_same_seed_same_curve_and_workers_agree() -> None:
             60,
             7,
             ShipOrKeep(),
-            workers,
+            workers=workers,
         )
 
     assert run(1) == run(1) == run(2)

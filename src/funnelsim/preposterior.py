@@ -181,7 +181,8 @@ class CurvePoint(NamedTuple):
             shipping now, paired on the same worlds.
         evsi_conversions: The same in conversions, or None if responses are not
             conversions.
-        rule_profit: Expected profit when the other rule decides, or None.
+        rule_profit: Expected profit when the other rule decides (on the first
+            ``rule_simulations`` worlds), or None.
     """
 
     visitors: tuple[int, ...]
@@ -283,6 +284,7 @@ def profit_curve(
     simulations: int = 2000,
     seed: int | SeedSequence = 0,
     rule: ArmRule | None = None,
+    rule_simulations: int | None = None,
     workers: int = 1,
     dask: Any = None,
     progress: Progress | None = None,
@@ -301,6 +303,8 @@ def profit_curve(
         seed: Seed of the worlds and the tests (same seed, same curve).
         rule: Another decision rule scored beside the Bayes rule (needs conversions;
             picklable to run on several workers, such as :class:`ShipOrKeep`).
+        rule_simulations: Simulated tests the other rule reads (the first ones; default
+            all): it is far slower than the Bayes rule.
         workers, dask, progress: Where the other rule runs (see
             :func:`funnelsim.parallel.map_batches`); ``progress`` counts simulated tests.
 
@@ -333,7 +337,7 @@ def profit_curve(
         if converted is None:
             raise ValueError("a decision rule on conversions needs Bernoulli responses")
         task = partial(_rule_batch, rule=rule, grid=grid)
-        counts = list(np.cumsum(converted, axis=1))
+        counts = list(np.cumsum(converted[:rule_simulations], axis=1))
         rule_choices = np.array(map_batches(task, counts, workers, dask, progress))
     return _summarise(means, responses.conversion(means), grid, population, bayes, rule_choices)
 
@@ -357,7 +361,9 @@ def _summarise(
         evsi_conversions = _scores(rates, grid, bayes, population) - rates_now[:, None]
         perfect_rates = population * np.take_along_axis(rates, best_truly, axis=1)[:, 0]
         evpi_conversions = mean_interval(perfect_rates - rates_now)
-    rule_profit = None if rule_choices is None else _scores(means, grid, rule_choices, population)
+    rule_profit = None
+    if rule_choices is not None:
+        rule_profit = _scores(means[: len(rule_choices)], grid, rule_choices, population)
     points = tuple(
         CurvePoint(
             tuple(int(n) for n in grid[j]),

@@ -527,7 +527,10 @@ class Experiment(StrictModel):
     ``metric`` is what the simulated test is judged on, and which variant counts as
     truly best: ``conversion`` (exact Beta-Binomial readout) or ``clv_per_visitor``
     (conversion x order value x repeat purchase x churn posteriors). ``loss_threshold``
-    and ``rope`` are relative to the control's value of that metric."""
+    and ``rope`` are relative to the control's value of that metric.
+    ``rollout_days`` is how long the shipped variant then serves the traffic:
+    ``funnelsim plan --objective profit`` prices a test over the test and that
+    rollout (the population is ``traffic.days + rollout_days`` days of visitors)."""
 
     metric: Literal["conversion", "clv_per_visitor"] = "conversion"
     split: Literal["equal"] | dict[Name, Probability] = "equal"
@@ -537,6 +540,7 @@ class Experiment(StrictModel):
     loss_threshold: Annotated[float, Field(gt=0, le=1)] = 0.005
     rope: Annotated[float, Field(gt=0, le=1)] = 0.01
     equivalence_probability: Probability = 0.95
+    rollout_days: Annotated[int, Field(ge=0, le=36_500)] = 365
 
 
 OverridePath = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]

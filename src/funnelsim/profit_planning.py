@@ -1,0 +1,563 @@
+"""Planning a test for profit: is it worth running, and for how long?
+
+``funnelsim plan --objective decision`` asks how long a test must run before its
+decision can be trusted. A team with finite traffic asks a different question:
+every test visitor shown a worse variant costs money, and so does rolling out
+the wrong variant afterwards. This module prices both for a scenario: it
+draws worlds (each variant's true profit per visitor), simulates tests of
+increasing length in each, rolls out what the Bayes rule would ship to the rest
+of the population and averages the profit (see :mod:`funnelsim.preposterior`).
+
+Profit per visitor is margin x revenue per visitor, or CLV per visitor when the
+scenario judges its test on CLV (``experiment.metric``). The population is the
+scenario's traffic over the planned test (``traffic.days``) and the
+``experiment.rollout_days`` after it, unless given. Test visitors convert or not
+(Bernoulli responses), at the funnel's conversion rate; a conversion is worth
+its variant's profit per converting visitor.
+
+Until the scenario's assumptions carry uncertainty, the world is one: the
+engine's estimate of every variant's rates. Then the best variant is known, no
+test can pay (the profit-maximising length is 0 days and the expected value of
+perfect information is 0), and the plan says so. A sampler of uncertain worlds
+plugs in as the ``worlds`` argument of :func:`plan_profit`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from funnelsim.experiment import EngineName, Interval, decision_rule
+from funnelsim.numbers import finite_or_none
+from funnelsim.parallel import Progress
+from funnelsim.planning import MAX_DAYS, two_proportion_sample_size
+from funnelsim.preposterior import (
+    BernoulliResponses,
+    ProfitCurve,
+    ShipOrKeep,
+    WorldSampler,
+    profit_curve,
+)
+from funnelsim.scenario import Scenario
+from funnelsim.sweeps import SweepError, run_sweep, write_csv, write_png
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FloatArray = NDArray[np.float64]
+NO_UNCERTAINTY = "no uncertainty in the assumptions: the test buys nothing"
+INTERVAL = "95% Monte Carlo t-interval over the simulated worlds and tests"
+
+
+class ScenarioWorld(NamedTuple):
+    """The engine's estimate of every variant's rates (control first).
+
+    Attributes:
+        names: Variant names.
+        conversion: Conversion probability per visitor.
+        profit_per_visitor: Margin x revenue per visitor, or CLV per visitor.
+    """
+
+    names: tuple[str, ...]
+    conversion: FloatArray
+    profit_per_visitor: FloatArray
+
+    @property
+    def value_per_conversion(self) -> FloatArray:
+        """Profit per converting visitor (1 where nobody converts)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.conversion > 0, self.profit_per_visitor / self.conversion, 1.0)
+
+
+def profit_metric(scenario: Scenario) -> str:
+    """What a visitor's profit is: ``clv_per_visitor`` when the test is judged on CLV,
+    else margin x ``revenue_per_visitor``."""
+    return (
+        "clv_per_visitor"
+        if scenario.experiment.metric == "clv_per_visitor"
+        else "revenue_per_visitor"
+    )
+
+
+def scenario_world(
+    scenario: Scenario,
+    replications: int = 20,
+    seed: int | None = None,
+    engine: EngineName = "auto",
+    workers: int = 1,
+    dask: Any = None,
+    progress: Progress | None = None,
+) -> ScenarioWorld:
+    """Every variant's conversion and profit per visitor, the mean of ``replications``
+    engine runs (as ``funnelsim run`` reports them)."""
+    result = run_sweep(scenario, [], None, replications, seed, engine, workers, dask, progress)
+    metric = profit_metric(scenario)
+    margin = 1.0 if metric == "clv_per_visitor" else scenario.value.margin
+    return ScenarioWorld(
+        result.variants,
+        np.array([p.metrics["conversion"].mean for p in result.points]),
+        margin * np.array([p.metrics[metric].mean for p in result.points]),
+    )
+
+
+def fixed_world(world: ScenarioWorld) -> WorldSampler:
+    """The sampler of a single, certain world: every draw is ``world``."""
+    values = world.conversion * world.value_per_conversion
+
+    def sample(n: int, _rng: np.random.Generator) -> FloatArray:
+        return np.tile(values, (n, 1))
+
+    return sample
+
+
+def population_of(scenario: Scenario, population: int | None = None) -> int:
+    """Visitors in all, test included: ``population``, or the scenario's traffic over
+    ``traffic.days`` and ``experiment.rollout_days``."""
+    if population is not None:
+        return population
+    days = scenario.traffic.days + scenario.experiment.rollout_days
+    return round(days * scenario.traffic.visitors_per_day)
+
+
+class PowerBased(NamedTuple):
+    """The two-proportion z-test's length for the most promising variant.
+
+    Attributes:
+        variant: The variant tested against the control (best prior profit).
+        alpha: Significance level, Bonferroni-split over the comparisons.
+        power: The z-test's power.
+        days: Days of the scenario's traffic the test takes (inf if rates are equal).
+    """
+
+    variant: str
+    alpha: float
+    power: float
+    days: float
+
+
+def power_based(
+    world: ScenarioWorld, shares: FloatArray, visitors_per_day: float, alpha: float, power: float
+) -> PowerBased:
+    """The z-test's length for the control against the variant of highest profit per
+    visitor (Bonferroni over ``len(shares) - 1`` comparisons)."""
+    best = 1 + int(np.argmax(world.profit_per_visitor[1:]))
+    split_alpha = alpha / (len(world.names) - 1)
+    ratio = float(shares[best] / shares[0])
+    size = two_proportion_sample_size(
+        float(world.conversion[0]), float(world.conversion[best]), split_alpha, power, ratio
+    )
+    days = max(size.control / shares[0], size.variant / shares[best]) / visitors_per_day
+    return PowerBased(world.names[best], split_alpha, power, float(days))
+
+
+def day_grid(max_days: int, lengths: int, include: Sequence[int]) -> list[int]:
+    """0 and roughly geometric days up to ``max_days`` (``lengths`` in all, fewer if
+    ``max_days`` is small), and ``include``.
+
+    >>> day_grid(60, 8, [14])
+    [0, 1, 2, 4, 8, 14, 15, 30, 60]
+    """
+    wanted = min(lengths, max_days + 1)
+    days: set[int] = set()
+    for points in range(max(lengths - 1, 1), 10 * lengths):
+        days = {0, *(round(float(d)) for d in np.geomspace(1, max(max_days, 1), points))}
+        if len(days) >= wanted:
+            break
+    return sorted(d for d in days | set(include) if 0 <= d <= max_days)
+
+
+@dataclass(frozen=True)
+class ProfitPlan:
+    """A finished profit plan: the world, the curve in days, and the reference options."""
+
+    scenario: str
+    currency: str
+    world: ScenarioWorld
+    uncertain_assumptions: bool
+    visitors_per_day: float
+    days: tuple[int, ...]
+    curve: ProfitCurve
+    planned_days: int
+    power: PowerBased
+    seed: int
+
+    @property
+    def optimal_days(self) -> int:
+        """The profit-maximising test length."""
+        return self.days[self.curve.optimal]
+
+    @property
+    def ship_now(self) -> str:
+        """The variant with the best prior expected profit."""
+        return self.world.names[self.curve.ship_now]
+
+    def at(self, days: int) -> int:
+        """Index of the curve point of ``days``."""
+        return self.days.index(days)
+
+    @property
+    def power_point(self) -> int | None:
+        """Index of the curve point of the power-based length, if it was read."""
+        days = self.power.days
+        return self.at(math.ceil(days)) if math.ceil(days) in self.days else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``plan.json`` document."""
+        return profit_plan_dict(self)
+
+
+def plan_profit(
+    scenario: Scenario,
+    population: int | None = None,
+    variant: str | None = None,
+    lengths: int = 30,
+    max_days: int | None = None,
+    simulations: int = 1000,
+    rule_simulations: int = 300,
+    alpha: float = 0.05,
+    power: float = 0.95,
+    truth_replications: int = 20,
+    seed: int | None = None,
+    engine: EngineName = "auto",
+    workers: int = 1,
+    dask: Any = None,
+    progress: Progress | None = None,
+    worlds: WorldSampler | None = None,
+) -> ProfitPlan:
+    """The expected profit of tests of ``scenario`` of about ``lengths`` lengths up to
+    ``max_days`` (default: twice the longer of the planned and the power-based test,
+    within the population), with the planned (``traffic.days``) and the power-based
+    lengths among them; each scored under the Bayes rule on ``simulations`` simulated
+    tests and under the scenario's ship / stop / keep-testing rule on the first
+    ``rule_simulations`` of them.
+
+    ``variant`` plans the control against that variant only. ``worlds`` draws each
+    variant's profit per visitor from what is uncertain; without it the world is the
+    engine's single estimate. ``progress`` counts engine replications and simulated
+    tests read by the ship / keep rule (``truth_replications + rule_simulations``).
+    """
+    if variant is not None:
+        from funnelsim.planning import pair_scenario
+
+        scenario = pair_scenario(scenario, variant)
+    if len(scenario.variant_names) < 2:
+        raise SweepError("a profit plan needs a control and at least one variant")
+    seed = scenario.seed if seed is None else seed
+    world = scenario_world(scenario, truth_replications, seed, engine, workers, dask, progress)
+    population = population_of(scenario, population)
+    shares = np.array(list(scenario.split_shares().values()))
+    per_day = scenario.traffic.visitors_per_day
+    reference = power_based(world, shares, per_day, alpha, power)
+    fits = math.floor(population / per_day)
+    if max_days is None:
+        longest = max(scenario.traffic.days, reference.days if math.isfinite(reference.days) else 0)
+        max_days = math.ceil(2 * longest)
+    max_days = min(max_days, fits, MAX_DAYS)
+    if max_days < 1:
+        raise SweepError(f"population {population:,} is less than a day of traffic")
+    include = [scenario.traffic.days]
+    if math.isfinite(reference.days):
+        include.append(math.ceil(reference.days))
+    days = day_grid(max_days, lengths, include)
+    visitors = np.floor(np.outer(days, shares) * per_day).astype(np.int64)
+    prior = (scenario.experiment.prior.alpha, scenario.experiment.prior.beta)
+    curve = profit_curve(
+        worlds or fixed_world(world),
+        BernoulliResponses(tuple(world.value_per_conversion)),
+        visitors,
+        population,
+        simulations,
+        seed,
+        ShipOrKeep(decision_rule(scenario), prior),
+        rule_simulations,
+        workers,
+        dask,
+        progress,
+    )
+    return ProfitPlan(
+        scenario.name,
+        scenario.currency,
+        world,
+        worlds is not None,
+        per_day,
+        tuple(days),
+        curve,
+        scenario.traffic.days,
+        reference,
+        seed,
+    )
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _interval(value: Interval) -> dict[str, float | None]:
+    return {k: finite_or_none(v) for k, v in value._asdict().items()}
+
+
+def _visitors(plan: ProfitPlan, index: int) -> int | dict[str, int]:
+    visitors = plan.curve.curve[index].visitors
+    if len(set(visitors)) == 1:
+        return visitors[0]
+    return dict(zip(plan.world.names, visitors, strict=True))
+
+
+def _option(plan: ProfitPlan, index: int) -> dict[str, Any]:
+    point = plan.curve.curve[index]
+    return {
+        "days": plan.days[index],
+        "visitors_per_arm": _visitors(plan, index),
+        "expected_profit": _interval(point.expected_profit),
+    }
+
+
+def profit_plan_dict(plan: ProfitPlan) -> dict[str, Any]:
+    """``plan.json`` for ``--objective profit`` (money in the scenario's currency)."""
+    curve = plan.curve
+    power = plan.power_point
+    return {
+        "objective": "profit",
+        "scenario": plan.scenario,
+        "currency": plan.currency,
+        "interval": INTERVAL,
+        "population": curve.population,
+        "simulations": curve.simulations,
+        "seed": plan.seed,
+        "uncertain_assumptions": plan.uncertain_assumptions,
+        "optimal": _option(plan, curve.optimal),
+        "evpi": curve.evpi.mean,
+        "evpi_conversions": None if curve.evpi_conversions is None else curve.evpi_conversions.mean,
+        "ship_now": {"variant": plan.ship_now, "expected_profit": _interval(curve.ship_now_profit)},
+        "planned": _option(plan, plan.at(plan.planned_days)),
+        "power_based": {
+            "variant": plan.power.variant,
+            "alpha": plan.power.alpha,
+            "power": plan.power.power,
+            "days": finite_or_none(plan.power.days),
+            **(
+                {}
+                if power is None
+                else {"expected_profit": _option(plan, power)["expected_profit"]}
+            ),
+        },
+        "perfect_information": {"expected_profit": _interval(curve.perfect_information_profit)},
+        "curve": [
+            {
+                **_option(plan, j),
+                "evsi": point.evsi.mean,
+                "evsi_conversions": None
+                if point.evsi_conversions is None
+                else point.evsi_conversions.mean,
+                "rule_expected_profit": None
+                if point.rule_profit is None
+                else _interval(point.rule_profit),
+            }
+            for j, point in enumerate(curve.curve)
+        ],
+    }
+
+
+def profit_plan_rows(plan: ProfitPlan) -> list[dict[str, Any]]:
+    """One row per test length, for ``plan.csv``."""
+    rows = []
+    for days, point in zip(plan.days, plan.curve.curve, strict=True):
+        row: dict[str, Any] = {"days": days}
+        row.update(
+            {f"visitors_{n}": v for n, v in zip(plan.world.names, point.visitors, strict=True)}
+        )
+        row.update({f"expected_profit_{k}": v for k, v in point.expected_profit._asdict().items()})
+        row["evsi"] = point.evsi.mean
+        if point.evsi_conversions is not None:
+            row["evsi_conversions"] = point.evsi_conversions.mean
+        if point.rule_profit is not None:
+            row.update({f"rule_profit_{k}": v for k, v in point.rule_profit._asdict().items()})
+        rows.append(row)
+    return rows
+
+
+def write_profit_plan(plan: ProfitPlan, out: Path) -> list[Path]:
+    """Write ``plan.json``, ``plan.csv`` and ``plan.png`` under ``out``."""
+    from funnelsim.report import atomic_writer
+
+    paths = [out / "plan.json", out / "plan.csv", out / "plan.png"]
+    with atomic_writer(paths[0]) as stream:
+        json.dump(profit_plan_dict(plan), stream, indent=2, allow_nan=False)
+        stream.write("\n")
+    write_csv(profit_plan_rows(plan), paths[1])
+    write_png(profit_plan_figure(plan), paths[2])
+    return paths
+
+
+def _money(value: float, currency: str) -> str:
+    from funnelsim.report import money
+
+    return money(value, currency)
+
+
+def _with_interval(value: Interval, currency: str) -> str:
+    if value.low == value.high:
+        return _money(value.mean, currency)
+    return (
+        f"{_money(value.mean, currency)} [{_money(value.low, currency)}, "
+        f"{_money(value.high, currency)}]"
+    )
+
+
+def profit_plan_summary(plan: ProfitPlan) -> list[str]:
+    """Plain sentences: the world, the population, the best length and the references,
+    each with what it leaves on the table against perfect information."""
+    curve, c = plan.curve, plan.currency
+    perfect = curve.perfect_information_profit.mean
+
+    def option(label: str, index: int) -> str:
+        point = curve.curve[index]
+        left = perfect - point.expected_profit.mean
+        return (
+            f"{label}: {plan.days[index]} days ({_visitors_text(plan, index)}): "
+            f"{_with_interval(point.expected_profit, c)}; leaves {_money(left, c)} on the table."
+        )
+
+    world = ", ".join(
+        f"{n} {_money(v, c)}"
+        for n, v in zip(plan.world.names, plan.world.profit_per_visitor, strict=True)
+    )
+    lines = [
+        f"Profit per visitor (engine): {world}.",
+        f"Population: {curve.population:,} visitors (test included); expected profit "
+        f"[{INTERVAL.replace('t-interval', 'interval')}].",
+    ]
+    if not curve.uncertain:
+        lines.append(f"{NO_UNCERTAINTY.capitalize()}: {plan.ship_now} is best in every world.")
+    lines += [
+        option("Profit-maximising test", curve.optimal),
+        f"Ship {plan.ship_now} now (no test): {_with_interval(curve.ship_now_profit, c)}; "
+        f"leaves {_money(perfect - curve.ship_now_profit.mean, c)} on the table.",
+        option("Planned test (traffic.days)", plan.at(plan.planned_days)),
+    ]
+    power = plan.power_point
+    if power is not None:
+        lines.append(
+            option(
+                f"Power-based test (z-test {plan.power.variant} vs {plan.world.names[0]}, "
+                f"alpha {plan.power.alpha:.3g}, power {plan.power.power:.0%})",
+                power,
+            )
+        )
+    elif math.isfinite(plan.power.days):
+        lines.append(f"Power-based test: {plan.power.days:,.1f} days, beyond the population.")
+    else:
+        lines.append("Power-based test: none (the conversion rates are equal).")
+    conversions = curve.evpi_conversions
+    in_conversions = "" if conversions is None else f" ({conversions.mean:,.1f} conversions)"
+    lines.append(
+        f"Perfect information: {_with_interval(curve.perfect_information_profit, c)}; "
+        f"expected value of perfect information {_with_interval(curve.evpi, c)}{in_conversions}."
+    )
+    return lines
+
+
+def _visitors_text(plan: ProfitPlan, index: int) -> str:
+    visitors = _visitors(plan, index)
+    if isinstance(visitors, int):
+        return f"{visitors:,} per arm"
+    return ", ".join(f"{n} {v:,}" for n, v in visitors.items())
+
+
+def profit_plan_table(plan: ProfitPlan) -> Any:
+    """A rich table of the expected profit against the test's length."""
+    from rich import box
+    from rich.table import Table
+
+    c = plan.currency
+    table = Table(
+        title=f"{plan.scenario}: expected profit of test and rollout to "
+        f"{plan.curve.population:,} visitors ({plan.curve.simulations} simulated tests per "
+        f"length; [{INTERVAL.replace('t-interval', 'interval')}])",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in (
+        "days",
+        "visitors/arm",
+        "profit (Bayes rule)",
+        "EVSI",
+        "EVSI conv.",
+        "profit (ship/keep rule)",
+    ):
+        table.add_column(column, justify="right")
+    marks = {plan.curve.optimal: "bold green", plan.at(plan.planned_days): "cyan"}
+    for j, (days, point) in enumerate(zip(plan.days, plan.curve.curve, strict=True)):
+        table.add_row(
+            str(days),
+            _visitors_text(plan, j).removesuffix(" per arm"),
+            _with_interval(point.expected_profit, c),
+            _money(point.evsi.mean, c),
+            "" if point.evsi_conversions is None else f"{point.evsi_conversions.mean:,.1f}",
+            "" if point.rule_profit is None else _with_interval(point.rule_profit, c),
+            style=marks.get(j),
+        )
+    return table
+
+
+def profit_plan_figure(plan: ProfitPlan) -> Figure:
+    """Expected profit against days (Bayes rule and the ship / keep rule, with their
+    intervals), shipping now and perfect information, and the three lengths marked."""
+    from matplotlib import rc_context
+
+    from funnelsim.plots import STYLE, new_figure, variant_color
+
+    curve = plan.curve
+    days = np.array(plan.days)
+    bayes = np.array([tuple(p.expected_profit) for p in curve.curve])
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 3.8)
+        ax = figure.subplots()
+        ax.plot(days, bayes[:, 0], color=variant_color(1), label="test, then ship the Bayes choice")
+        ax.fill_between(days, bayes[:, 1], bayes[:, 2], color=variant_color(1), alpha=0.2, lw=0)
+        if curve.curve[0].rule_profit is not None:
+            rule = np.array([tuple(p.rule_profit or ()) for p in curve.curve])
+            ax.plot(
+                days,
+                rule[:, 0],
+                color=variant_color(2),
+                ls="--",
+                label="test, then the ship/keep rule",
+            )
+            ax.fill_between(days, rule[:, 1], rule[:, 2], color=variant_color(2), alpha=0.15, lw=0)
+        ax.axhline(
+            curve.ship_now_profit.mean,
+            color=variant_color(0),
+            lw=0.8,
+            ls=":",
+            label=f"ship {plan.ship_now} now",
+        )
+        ax.axhline(
+            curve.perfect_information_profit.mean,
+            color="#b22222",
+            lw=0.8,
+            ls=":",
+            label="perfect information",
+        )
+        marks = [("best", plan.optimal_days), ("planned", plan.planned_days)]
+        if plan.power_point is not None:
+            marks.append(("power", plan.days[plan.power_point]))
+        for label, at in marks:
+            ax.axvline(at, color="#777777", lw=0.6)
+            ax.text(at, 0.02, f" {label}: {at} d", fontsize=8, transform=ax.get_xaxis_transform())
+        ax.set_xlabel(f"test length (days at {plan.visitors_per_day:,.0f} visitors/day)")
+        ax.set_ylabel(f"expected profit ({plan.currency})")
+        title = (
+            f"{plan.scenario}: profit over {curve.population:,} visitors "
+            "(95% Monte Carlo intervals)"
+        )
+        if not curve.uncertain:
+            title += f"\n{NO_UNCERTAINTY}"
+        ax.set_title(title, loc="left", fontsize=9)
+        ax.legend(fontsize=7.5, loc="best")
+    return figure

@@ -1,0 +1,121 @@
+"""Profit planning of a scenario: the certain world, a plugged-in world sampler, plan.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MINIMAL
+from funnelsim.profit_planning import (
+    NO_UNCERTAINTY,
+    ProfitPlan,
+    day_grid,
+    plan_profit,
+    population_of,
+    profit_plan_summary,
+    write_profit_plan,
+)
+from funnelsim.scenario import Scenario, parse_scenario
+
+# the checkout stage's rate 0.4 -> 0.5 lifts conversion from 20% to 25%; an order is 50
+AB = MINIMAL + (
+    "  margin: 0.4\nvariants:\n  control: {}\n  better: {stages.checkout.rate: 0.5}\n"
+    "experiment: {rollout_days: 30}\n"
+)
+
+
+def scenario(text: str = AB) -> Scenario:
+    return parse_scenario(text, "ab.yaml")
+
+
+def quick_plan(sc: Scenario, **options: object) -> ProfitPlan:
+    settings: dict[str, object] = {
+        "simulations": 200,
+        "rule_simulations": 40,
+        "truth_replications": 2,
+        "lengths": 8,
+    }
+    settings.update(options)
+    return plan_profit(sc, **settings)  # type: ignore[arg-type]
+
+
+def test_population_is_the_test_and_the_rollout() -> None:
+    assert population_of(scenario()) == (2 + 30) * 1000
+    assert population_of(scenario(), 5000) == 5000
+    assert population_of(parse_scenario(MINIMAL, "m.yaml")) == (2 + 365) * 1000
+
+
+def test_a_certain_world_plans_no_test() -> None:
+    """One world: ship its best variant now. Profit = population x margin x revenue per
+    visitor of that variant, EVPI 0, and every test length costs."""
+    plan = quick_plan(scenario())
+    profit = plan.world.profit_per_visitor
+    assert profit == pytest.approx(0.4 * 50 * plan.world.conversion)
+    assert plan.optimal_days == 0 and plan.ship_now == "better"
+    assert plan.curve.ship_now_profit.mean == pytest.approx(32_000 * profit[1])
+    assert plan.curve.evpi.mean == 0
+    assert all(p.evsi.mean < 0 for p in plan.curve.curve[1:])
+    assert any(NO_UNCERTAINTY in line.lower() for line in profit_plan_summary(plan))
+    assert plan.planned_days in plan.days
+
+
+def test_an_uncertain_world_sampler_plugs_in() -> None:
+    """Worlds in which the variant's advantage is unsure (sd larger than the gap): a test
+    pays, EVPI is positive, and the summary does not claim certainty."""
+    gap_unsure = np.array([[0.0, 0.0]])
+
+    def worlds(n: int, rng: np.random.Generator) -> np.ndarray:
+        return 4.0 + gap_unsure + rng.normal(0, 0.3, (n, 2))
+
+    plan = quick_plan(scenario(), worlds=worlds, simulations=2000, max_days=10)
+    assert plan.uncertain_assumptions and plan.curve.evpi.low > 0
+    assert plan.optimal_days > 0
+    assert plan.curve.curve[plan.curve.optimal].evsi.low > 0
+    assert not any(NO_UNCERTAINTY in line.lower() for line in profit_plan_summary(plan))
+
+
+def test_clv_metric_prices_clv_per_visitor() -> None:
+    """Judged on CLV, a visitor's profit is CLV per visitor (margin included): with
+    repeat purchases it exceeds the margin on the first order."""
+    repeats = AB.replace("variants:", "  retention: {repeat_per_month: 0.2}\nvariants:")
+    on_clv = quick_plan(
+        scenario(repeats.replace("experiment: {", "experiment: {metric: clv_per_visitor, "))
+    )
+    on_revenue = quick_plan(scenario(repeats))
+    assert np.all(on_clv.world.profit_per_visitor > 1.5 * on_revenue.world.profit_per_visitor)
+
+
+def test_plan_json_has_the_issue_shape(tmp_path: Path) -> None:
+    plan = quick_plan(scenario())
+    write_profit_plan(plan, tmp_path)
+    document = json.loads((tmp_path / "plan.json").read_text())
+    interval = {"mean", "low", "high"}
+    assert document["objective"] == "profit" and document["population"] == 32_000
+    assert set(document["optimal"]) == {"days", "visitors_per_arm", "expected_profit"}
+    assert set(document["optimal"]["expected_profit"]) == interval
+    assert isinstance(document["evpi"], float)
+    assert document["ship_now"]["variant"] == "better"
+    assert set(document["ship_now"]["expected_profit"]) == interval
+    for point in document["curve"]:
+        assert {"days", "visitors_per_arm", "expected_profit", "evsi"} <= set(point)
+        assert point["visitors_per_arm"] == point["days"] * 500
+    assert (tmp_path / "plan.png").stat().st_size > 0
+    assert (tmp_path / "plan.csv").read_text().startswith("days,visitors_control")
+
+
+def test_unequal_split_gives_visitors_per_variant() -> None:
+    text = AB.replace("experiment: {", "experiment: {split: {control: 0.25, better: 0.75}, ")
+    plan = quick_plan(scenario(text))
+    point = plan.to_dict()["curve"][1]
+    assert point["visitors_per_arm"] == {
+        "control": 250 * point["days"],
+        "better": 750 * point["days"],
+    }
+
+
+def test_day_grid_has_the_asked_lengths() -> None:
+    assert len(day_grid(134, 30, [])) == 30
+    assert day_grid(3, 30, [7]) == [0, 1, 2, 3]
