@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from conftest import MINIMAL
+from funnelsim.cli import main
 from funnelsim.profit_planning import (
     NO_UNCERTAINTY,
     ProfitPlan,
@@ -19,6 +21,7 @@ from funnelsim.profit_planning import (
     write_profit_plan,
 )
 from funnelsim.scenario import Scenario, parse_scenario
+from funnelsim.strategies import TestAndRoll, Truth, run_bench
 
 # the checkout stage's rate 0.4 -> 0.5 lifts conversion from 20% to 25%; an order is 50
 AB = MINIMAL + (
@@ -119,3 +122,67 @@ def test_unequal_split_gives_visitors_per_variant() -> None:
 def test_day_grid_has_the_asked_lengths() -> None:
     assert len(day_grid(134, 30, [])) == 30
     assert day_grid(3, 30, [7]) == [0, 1, 2, 3]
+
+
+def test_test_and_roll_strategy_tests_then_ships_the_posterior_best() -> None:
+    truth = Truth(
+        ("a", "b"), np.array([0.10, 0.12]), np.array([5.0, 6.0]), np.array([0.5, 0.5]), 1000, 14
+    )
+    short_test = TestAndRoll(3, 0)
+    short_test.name = "three_days"
+    no_test, three_days = run_bench(truth, [TestAndRoll(0, 1), short_test], 40, 1).scores
+    assert no_test.metrics["days_to_decision"] == (0.0, 0.0, 0.0)
+    assert no_test.metrics["regret_conversions"] == (0.0, 0.0, 0.0)
+    assert no_test.metrics["false_positive_rate"].mean == 1.0  # ships b on the A/A test too
+    assert three_days.metrics["days_to_decision"] == (3.0, 3.0, 3.0)
+    assert three_days.metrics["prob_correct"].mean > 0.5
+
+
+def test_bench_plays_test_and_roll_at_the_profit_plans_length(write_scenario) -> None:
+    """One certain world: the profit plan's length is 0, so test_and_roll ships the best
+    variant without a test and loses nothing."""
+    args = ["bench", str(write_scenario(AB)), "--strategies", "fixed,test_and_roll"]
+    args += ["--replications", "20", "--truth-replications", "2", "--workers", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "test_and_roll" in line)
+    assert "0.0 [0.0, 0.0]" in row
+
+
+def test_cli_plan_profit_writes_plan_json(write_scenario, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["plan", str(write_scenario(AB)), "--objective", "profit", "--simulations", "50"]
+    args += ["--truth-replications", "2", "--workers", "1", "--population", "20000"]
+    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Profit-maximising test: 0 days" in result.output
+    assert NO_UNCERTAINTY in result.output.lower()
+    document = json.loads((out / "plan.json").read_text())
+    assert document["population"] == 20_000 and document["optimal"]["days"] == 0
+    again = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert again.exit_code == 2 and "use --force" in again.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "needs --variant"),
+        (["--variant", "better", "--population", "10"], "--population applies to"),
+        (["--objective", "profit", "--variant", "nope"], "nope"),
+        (["--objective", "profit", "--population", "10"], "less than a day of traffic"),
+    ],
+)
+def test_cli_plan_profit_errors_are_one_line(write_scenario, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["plan", str(write_scenario(AB)), "--workers", "1", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_run_prints_the_value_of_information(write_scenario) -> None:
+    result = CliRunner().invoke(
+        main, ["run", str(write_scenario(AB)), "--replications", "3", "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "Value of information" in line)
+    assert NO_UNCERTAINTY in line and "a 2-day test costs" in line
+    assert "shipping better now" in line and "best test length is 0 days" in line

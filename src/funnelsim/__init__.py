@@ -212,7 +212,7 @@ def sweep(
 
 def bench(
     scenario: Scenario | str | Path,
-    strategies: Sequence[str] = ("fixed", "peeking", "bayes_stop", "thompson"),
+    strategies: Sequence[str] = ("fixed", "peeking", "bayes_stop", "thompson", "test_and_roll"),
     replications: int = 500,
     *,
     alpha: float = 0.05,
@@ -234,7 +234,8 @@ def bench(
         scenario: A :class:`Scenario` or the path of a scenario file.
         strategies: Built-in strategies: ``fixed`` (fixed horizon), ``peeking`` (a
             significance test at every look), ``bayes_stop`` (expected-loss early stop
-            with the scenario's decision rule), ``thompson`` (Thompson-sampling bandit).
+            with the scenario's decision rule), ``thompson`` (Thompson-sampling bandit),
+            ``test_and_roll`` (a fixed test of the profit-maximising length, possibly none).
         alpha: Significance level of the frequentist strategies.
         min_share: Smallest traffic share of an arm under Thompson sampling.
         seed, engine, workers, progress: As for :func:`run`.
@@ -246,15 +247,22 @@ def bench(
         rate, P(ships the truly best), time and visitors to a decision and regret.
     """
     from funnelsim.experiment.readout import decision_rule
-    from funnelsim.strategies import built_in_strategies, engine_truth, run_bench
+    from funnelsim.profit_planning import roll_for_bench
+    from funnelsim.strategies import built_in_strategies, check_built_in, engine_truth, run_bench
 
     base = _scenario(scenario)
     prior = base.experiment.prior
-    chosen = built_in_strategies(
-        list(strategies), alpha, decision_rule(base), (prior.alpha, prior.beta), min_share
-    )
+    check_built_in(strategies)
     seed = base.seed if seed is None else seed
     truth = engine_truth(base, truth_replications, seed, engine, workers, dask, progress)
+    chosen = built_in_strategies(
+        list(strategies),
+        alpha,
+        decision_rule(base),
+        (prior.alpha, prior.beta),
+        min_share,
+        roll_for_bench(strategies, truth, base.value.margin, seed),
+    )
     return run_bench(
         truth, chosen, replications, seed, workers, dask, progress, base.name, base.currency
     )

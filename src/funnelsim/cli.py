@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import click
 
@@ -316,10 +316,21 @@ def run(
         click.echo(results.results_json(result))
     elif not quiet:
         report.print_results(result, _console())
+        click.echo(_value_of_information(result))
         for path in written:
             click.echo(f"wrote {path}")
         if orders is not None and log is not None:
             _echo_order_log(orders, log)
+
+
+def _value_of_information(result: ExperimentResult) -> str:
+    """``run``'s line on what the planned test is worth (profit planning's Bayes rule)."""
+    from funnelsim import profit_planning
+
+    scenario = result.scenario
+    names = [v.name for v in result.variants]
+    world = profit_planning.world_of(scenario, names, [v.metrics for v in result.variants])
+    return profit_planning.value_of_information(scenario, world)
 
 
 def _check_cost(
@@ -655,7 +666,25 @@ def sweep(
 
 @main.command()
 @click.argument("scenario_file", type=click.Path(path_type=Path))
-@click.option("--variant", required=True, help="The variant to test against the control.")
+@click.option(
+    "--objective",
+    type=click.Choice(["decision", "profit"]),
+    default="decision",
+    show_default=True,
+    help="decision: how long until the decision is right with the target probability; "
+    "profit: the test length that maximises the expected profit of test and rollout.",
+)
+@click.option(
+    "--variant",
+    help="The variant to test against the control (required for --objective decision; "
+    "profit plans every variant by default).",
+)
+@click.option(
+    "--population",
+    type=click.IntRange(min=1),
+    help="--objective profit: visitors in all, test included [default: traffic.days + "
+    "experiment.rollout_days of the scenario's traffic].",
+)
 @click.option(
     "--target-probability",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -666,9 +695,8 @@ def sweep(
 @click.option(
     "--simulations",
     type=click.IntRange(min=10),
-    default=400,
-    show_default=True,
-    help="Simulated tests read at every length.",
+    help="Simulated tests read at every length [default: 400; 1000 with --objective "
+    "profit, of which the ship/keep rule reads the first 300].",
 )
 @click.option(
     "--max-days",
@@ -692,9 +720,11 @@ def sweep(
 @_science_options
 def plan(
     scenario_file: Path,
-    variant: str,
+    objective: str,
+    variant: str | None,
+    population: int | None,
     target_probability: float,
-    simulations: int,
+    simulations: int | None,
     max_days: int | None,
     alpha: float,
     truth_replications: int,
@@ -714,10 +744,27 @@ def plan(
     decision against the length, the length that reaches the target, and the
     frequentist two-proportion sample size beside it. With --out writes plan.csv and
     plan.png.
+
+    With --objective profit: the expected profit of test and rollout to the population
+    at each length (Bayes rule, and the ship/keep rule beside it), the profit-maximising
+    length, the power-based one, shipping now and perfect information, EVPI and EVSI.
+    With --out writes plan.json, plan.csv and plan.png.
     """
     from funnelsim import planning
 
     scenario = _load(scenario_file)
+    if objective == "profit":
+        options = _ProfitOptions(
+            variant, population, simulations or 1000, max_days, alpha, target_probability
+        )
+        runner = _Runner(truth_replications, seed, engine, workers, dask, allow_large)
+        _plan_profit(scenario_file, scenario, options, runner, out, force, quiet)
+        return
+    if variant is None:
+        fail(f"{scenario_file}: --objective decision needs --variant (the variant to test)")
+    if population is not None:
+        fail("--population applies to --objective profit")
+    simulations = simulations or 400
     _note_conversion_only(scenario, "plan", quiet)
     _prepare_out(out, force, ("plan.csv", "plan.png"))
     if not allow_large:
@@ -751,14 +798,78 @@ def plan(
         _echo_written(planning.write_plan(result, out), quiet)
 
 
+class _ProfitOptions(NamedTuple):
+    variant: str | None
+    population: int | None
+    simulations: int
+    max_days: int | None
+    alpha: float
+    power: float
+
+
+class _Runner(NamedTuple):
+    truth_replications: int
+    seed: int | None
+    engine: str
+    workers: int | None
+    dask: str | None
+    allow_large: bool
+
+
+def _plan_profit(
+    scenario_file: Path,
+    scenario: Scenario,
+    options: _ProfitOptions,
+    runner: _Runner,
+    out: Path | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """``plan --objective profit``: the profit curve, its table, summary and files."""
+    from funnelsim import profit_planning
+
+    _prepare_out(out, force, ("plan.json", "plan.csv", "plan.png"))
+    workers = runner.workers or os.cpu_count() or 1
+    if not runner.allow_large:
+        _check_cost(scenario_file, scenario, runner.truth_replications, runner.engine, workers)
+    rule_tests = min(options.simulations, profit_planning.RULE_SIMULATIONS)
+    with _science_errors(scenario_file, runner.dask):
+        total = runner.truth_replications + rule_tests
+        with _progress(not quiet, total, "simulations") as advance:
+            result = profit_planning.plan_profit(
+                scenario,
+                options.population,
+                options.variant,
+                max_days=options.max_days,
+                simulations=options.simulations,
+                rule_simulations=rule_tests,
+                alpha=options.alpha,
+                power=options.power,
+                truth_replications=runner.truth_replications,
+                seed=runner.seed,
+                engine=runner.engine,  # type: ignore[arg-type]
+                workers=workers,
+                dask=runner.dask,
+                progress=advance,
+            )
+    if not quiet:
+        console = _console()
+        console.print(profit_planning.profit_plan_table(result))
+        for line in profit_planning.profit_plan_summary(result):
+            console.print(line)
+    if out is not None:
+        _echo_written(profit_planning.write_profit_plan(result, out), quiet)
+
+
 @main.command()
 @click.argument("scenario_file", type=click.Path(path_type=Path))
 @click.option(
     "--strategies",
     "names",
-    default="fixed,peeking,bayes_stop,thompson",
+    default="fixed,peeking,bayes_stop,thompson,test_and_roll",
     show_default=True,
-    help="Built-in strategies, comma-separated ('' for none).",
+    help="Built-in strategies, comma-separated ('' for none); test_and_roll runs the "
+    "profit-maximising test length over the bench's days.",
 )
 @click.option(
     "--strategy",
@@ -830,6 +941,7 @@ def bench(
     from funnelsim import strategies as strats
     from funnelsim import sweeps as sweeping
     from funnelsim.experiment.readout import decision_rule
+    from funnelsim.profit_planning import roll_for_bench
 
     scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, None)
     _note_conversion_only(scenario, "bench", quiet)
@@ -841,19 +953,14 @@ def bench(
     experiment = scenario.experiment
     with _science_errors(scenario_file, dask):
         sweeping.engine_for(scenario, engine)  # type: ignore[arg-type]
-        chosen = strats.built_in_strategies(
-            [n.strip() for n in names.split(",") if n.strip()],
-            alpha,
-            decision_rule(scenario),
-            (experiment.prior.alpha, experiment.prior.beta),
-            min_share,
-        )
-        chosen += [strats.load_strategy(spec) for spec in custom]
-        if not chosen:
+        built_in = [n.strip() for n in names.split(",") if n.strip()]
+        strats.check_built_in(built_in)
+        custom_strategies = [strats.load_strategy(spec) for spec in custom]
+        if not built_in + custom_strategies:
             raise strats.StrategyError("no strategy to bench (--strategies or --strategy)")
         seed = scenario.seed if seed is None else seed
         workers = workers or os.cpu_count() or 1
-        total = truth_replications + 2 * len(chosen) * replications
+        total = truth_replications + 2 * (len(built_in) + len(custom)) * replications
         with _progress(not quiet, total, "simulations") as advance:
             truth = strats.engine_truth(
                 scenario,
@@ -864,9 +971,17 @@ def bench(
                 dask,
                 advance,
             )
+            chosen = strats.built_in_strategies(
+                built_in,
+                alpha,
+                decision_rule(scenario),
+                (experiment.prior.alpha, experiment.prior.beta),
+                min_share,
+                roll_for_bench(built_in, truth, scenario.value.margin, seed),
+            )
             result = strats.run_bench(
                 truth,
-                chosen,
+                chosen + custom_strategies,
                 replications,
                 seed,
                 workers,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -46,6 +46,7 @@ from funnelsim.preposterior import (
     profit_curve,
 )
 from funnelsim.scenario import Scenario
+from funnelsim.strategies import Truth
 from funnelsim.sweeps import SweepError, run_sweep, write_csv, write_png
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 FloatArray = NDArray[np.float64]
 NO_UNCERTAINTY = "no uncertainty in the assumptions: the test buys nothing"
 INTERVAL = "95% Monte Carlo t-interval over the simulated worlds and tests"
+RULE_SIMULATIONS = 300
+"""Simulated tests the ship / keep rule reads by default (it is far slower than Bayes)."""
 
 
 class ScenarioWorld(NamedTuple):
@@ -98,12 +101,20 @@ def scenario_world(
     """Every variant's conversion and profit per visitor, the mean of ``replications``
     engine runs (as ``funnelsim run`` reports them)."""
     result = run_sweep(scenario, [], None, replications, seed, engine, workers, dask, progress)
+    return world_of(scenario, result.variants, [p.metrics for p in result.points])
+
+
+def world_of(
+    scenario: Scenario, names: Sequence[str], metrics: Sequence[Mapping[str, Interval]]
+) -> ScenarioWorld:
+    """The world of per-variant engine metrics (``conversion``, ``revenue_per_visitor``,
+    ``clv_per_visitor``), in the order of ``names``."""
     metric = profit_metric(scenario)
     margin = 1.0 if metric == "clv_per_visitor" else scenario.value.margin
     return ScenarioWorld(
-        result.variants,
-        np.array([p.metrics["conversion"].mean for p in result.points]),
-        margin * np.array([p.metrics[metric].mean for p in result.points]),
+        tuple(names),
+        np.array([m["conversion"].mean for m in metrics]),
+        margin * np.array([m[metric].mean for m in metrics]),
     )
 
 
@@ -140,6 +151,75 @@ class PowerBased(NamedTuple):
     alpha: float
     power: float
     days: float
+
+
+def _day_visitors(days: Sequence[int], shares: FloatArray, per_day: float) -> NDArray[np.int64]:
+    return np.floor(np.outer(days, shares) * per_day).astype(np.int64)
+
+
+def value_of_information(
+    scenario: Scenario,
+    world: ScenarioWorld,
+    worlds: WorldSampler | None = None,
+    simulations: int = 200,
+) -> str:
+    """One sentence for ``funnelsim run``: what the planned test is worth against
+    shipping the best prior variant now, and the profit-maximising length (Bayes rule,
+    population as in :func:`plan_profit`)."""
+    population = population_of(scenario)
+    per_day = scenario.traffic.visitors_per_day
+    planned = scenario.traffic.days
+    shares = np.array(list(scenario.split_shares().values()))
+    days = day_grid(planned + min(planned, scenario.experiment.rollout_days), 30, [planned])
+    curve = profit_curve(
+        worlds or fixed_world(world),
+        BernoulliResponses(tuple(world.value_per_conversion)),
+        _day_visitors(days, shares, per_day),
+        population,
+        simulations,
+        scenario.seed,
+    )
+    evsi = curve.curve[days.index(planned)].evsi.mean
+    ship_now = world.names[curve.ship_now]
+    worth = (
+        f"is worth {_money(evsi, scenario.currency)} over"
+        if evsi >= 0
+        else f"costs {_money(-evsi, scenario.currency)} against"
+    )
+    lead = "" if curve.uncertain else f"{NO_UNCERTAINTY}; "
+    return (
+        f"Value of information: {lead}a {planned}-day test {worth} shipping {ship_now} now "
+        f"({population:,} visitors); the best test length is {days[curve.optimal]} days "
+        "(funnelsim plan --objective profit)."
+    )
+
+
+def roll_length_for_bench(
+    truth: Truth, margin: float, worlds: WorldSampler | None = None, seed: int = 0
+) -> tuple[int, int]:
+    """The profit-maximising test length (days) over the bench's horizon (``truth.days``
+    of traffic) and the arm shipped without a test, for the ``test_and_roll`` strategy.
+    Profit per visitor is ``margin`` x revenue per visitor."""
+    world = ScenarioWorld(truth.names, truth.conversion, margin * truth.revenue_per_visitor)
+    days = day_grid(truth.days, 30, [])
+    curve = profit_curve(
+        worlds or fixed_world(world),
+        BernoulliResponses(tuple(world.value_per_conversion)),
+        _day_visitors(days, truth.shares, truth.visitors_per_day),
+        math.floor(truth.days * truth.visitors_per_day),
+        200,
+        seed,
+    )
+    return days[curve.optimal], curve.ship_now
+
+
+def roll_for_bench(
+    names: Sequence[str], truth: Truth, margin: float, seed: int
+) -> tuple[int, int] | None:
+    """``test_and_roll``'s length and no-test arm when ``names`` include it (else None)."""
+    if "test_and_roll" not in names:
+        return None
+    return roll_length_for_bench(truth, margin, seed=seed)
 
 
 def power_based(
@@ -198,15 +278,21 @@ class ProfitPlan:
         """The variant with the best prior expected profit."""
         return self.world.names[self.curve.ship_now]
 
-    def at(self, days: int) -> int:
-        """Index of the curve point of ``days``."""
-        return self.days.index(days)
+    def at(self, days: float) -> int | None:
+        """Index of the curve point of ``days`` (rounded up), if it was read."""
+        if not math.isfinite(days):
+            return None
+        return self.days.index(math.ceil(days)) if math.ceil(days) in self.days else None
+
+    @property
+    def planned_point(self) -> int | None:
+        """Index of the planned test's curve point (None if it exceeds the population)."""
+        return self.at(self.planned_days)
 
     @property
     def power_point(self) -> int | None:
-        """Index of the curve point of the power-based length, if it was read."""
-        days = self.power.days
-        return self.at(math.ceil(days)) if math.ceil(days) in self.days else None
+        """Index of the power-based test's curve point, if it was read."""
+        return self.at(self.power.days)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``plan.json`` document."""
@@ -220,7 +306,7 @@ def plan_profit(
     lengths: int = 30,
     max_days: int | None = None,
     simulations: int = 1000,
-    rule_simulations: int = 300,
+    rule_simulations: int = RULE_SIMULATIONS,
     alpha: float = 0.05,
     power: float = 0.95,
     truth_replications: int = 20,
@@ -266,7 +352,7 @@ def plan_profit(
     if math.isfinite(reference.days):
         include.append(math.ceil(reference.days))
     days = day_grid(max_days, lengths, include)
-    visitors = np.floor(np.outer(days, shares) * per_day).astype(np.int64)
+    visitors = _day_visitors(days, shares, per_day)
     prior = (scenario.experiment.prior.alpha, scenario.experiment.prior.beta)
     curve = profit_curve(
         worlds or fixed_world(world),
@@ -335,7 +421,7 @@ def profit_plan_dict(plan: ProfitPlan) -> dict[str, Any]:
         "evpi": curve.evpi.mean,
         "evpi_conversions": None if curve.evpi_conversions is None else curve.evpi_conversions.mean,
         "ship_now": {"variant": plan.ship_now, "expected_profit": _interval(curve.ship_now_profit)},
-        "planned": _option(plan, plan.at(plan.planned_days)),
+        "planned": None if plan.planned_point is None else _option(plan, plan.planned_point),
         "power_based": {
             "variant": plan.power.variant,
             "alpha": plan.power.alpha,
@@ -439,8 +525,9 @@ def profit_plan_summary(plan: ProfitPlan) -> list[str]:
         option("Profit-maximising test", curve.optimal),
         f"Ship {plan.ship_now} now (no test): {_with_interval(curve.ship_now_profit, c)}; "
         f"leaves {_money(perfect - curve.ship_now_profit.mean, c)} on the table.",
-        option("Planned test (traffic.days)", plan.at(plan.planned_days)),
     ]
+    if plan.planned_point is not None:
+        lines.append(option("Planned test (traffic.days)", plan.planned_point))
     power = plan.power_point
     if power is not None:
         lines.append(
@@ -491,7 +578,7 @@ def profit_plan_table(plan: ProfitPlan) -> Any:
         "profit (ship/keep rule)",
     ):
         table.add_column(column, justify="right")
-    marks = {plan.curve.optimal: "bold green", plan.at(plan.planned_days): "cyan"}
+    marks = {plan.planned_point: "cyan", plan.curve.optimal: "bold green"}
     for j, (days, point) in enumerate(zip(plan.days, plan.curve.curve, strict=True)):
         table.add_row(
             str(days),
@@ -544,10 +631,12 @@ def profit_plan_figure(plan: ProfitPlan) -> Figure:
             ls=":",
             label="perfect information",
         )
-        marks = [("best", plan.optimal_days), ("planned", plan.planned_days)]
-        if plan.power_point is not None:
-            marks.append(("power", plan.days[plan.power_point]))
-        for label, at in marks:
+        marks = {"best": plan.curve.optimal, "planned": plan.planned_point}
+        marks["power"] = plan.power_point
+        for label, index in marks.items():
+            if index is None:
+                continue
+            at = plan.days[index]
             ax.axvline(at, color="#777777", lw=0.6)
             ax.text(at, 0.02, f" {label}: {at} d", fontsize=8, transform=ax.get_xaxis_transform())
         ax.set_xlabel(f"test length (days at {plan.visitors_per_day:,.0f} visitors/day)")

@@ -1,6 +1,6 @@
 """Decision strategies for A/B tests, and a bench that scores them on simulated ground truth.
 
-Picture four referees watching the same test. The first waits for the final
+Picture referees watching the same test. The first waits for the final
 whistle and then checks significance once (fixed horizon). The second checks
 the score every day and blows the whistle at the first significant look: the
 classic mistake, which finds "winners" among identical arms far more often
@@ -9,6 +9,9 @@ shipping the leader is negligible (Bayesian expected-loss stopping). The
 fourth does not split traffic evenly at all: every day it sends each arm a
 share equal to the posterior probability that the arm is best (Thompson
 sampling), never less than a minimum share, so fewer visitors see bad arms.
+A fifth (test and roll) runs the test whose length maximises the expected
+profit of test and rollout, possibly no test at all, and ships the arm with the
+highest posterior mean.
 
 The bench plays each referee on many simulated tests whose truth is known,
 because the funnel engine estimated every variant's per-visitor conversion and
@@ -133,7 +136,8 @@ class Decision(NamedTuple):
 class Strategy(ABC):
     """A decision strategy: how to split each day's traffic, and when to stop with what.
 
-    The bench calls ``allocate`` before each day and ``decide`` after it. A strategy
+    The bench calls ``allocate`` before each day and ``decide`` after it (and once
+    before the first day when ``decides_before_test`` is True). A strategy
     must not keep state between calls that changes its answers (the same instance
     plays many tests, possibly in several processes).
 
@@ -154,6 +158,8 @@ class Strategy(ABC):
     """
 
     name = "strategy"
+    decides_before_test = False
+    """True if ``decide`` is also asked once before the first day (``look.day == 0``)."""
 
     def allocate(self, look: Look) -> FloatArray:
         """Traffic shares per arm for the next day (non-negative; normalised by the
@@ -322,11 +328,51 @@ class ThompsonSampling(Strategy):
         return None
 
 
+class TestAndRoll(Strategy):
+    """A fixed test of the profit-maximising length, then the arm with the highest
+    posterior mean conversion; with a length of 0 days, no test: ``ship_without_test``
+    (the arm of best prior expected profit) is shipped at once.
+
+    The length comes from the profit plan of the bench's truth
+    (:func:`funnelsim.profit_planning.roll_length_for_bench`).
+
+    References:
+        Feit, E. M. & Berman, R. (2019), "Test & Roll: Profit-Maximizing A/B Tests",
+        Marketing Science 38(6).
+    """
+
+    __test__ = False  # not a pytest class, whatever its name
+    name = "test_and_roll"
+    decides_before_test = True
+
+    def __init__(
+        self,
+        days: int,
+        ship_without_test: int,
+        prior_alpha: float = 1.0,
+        prior_beta: float = 1.0,
+    ) -> None:
+        self.days, self.ship_without_test = days, ship_without_test
+        self.prior_alpha, self.prior_beta = prior_alpha, prior_beta
+
+    def decide(self, look: Look) -> Decision | None:
+        if look.day < self.days:
+            return None
+        if look.day == 0:
+            return Decision(self.ship_without_test, self.ship_without_test != look.control)
+        means = (look.conversions + self.prior_alpha) / (
+            look.visitors + self.prior_alpha + self.prior_beta
+        )
+        best = int(np.argmax(means))
+        return Decision(best, best != look.control)
+
+
 BUILT_IN = {
     "fixed": FixedHorizon,
     "peeking": Peeking,
     "bayes_stop": BayesianStop,
     "thompson": ThompsonSampling,
+    "test_and_roll": TestAndRoll,
 }
 
 
@@ -336,8 +382,12 @@ def built_in_strategies(
     rule: DecisionRule = DEFAULT_RULE,
     prior: tuple[float, float] = (1, 1),
     min_share: float = 0.1,
+    roll: tuple[int, int] | None = None,
 ) -> list[Strategy]:
-    """The named built-in strategies, configured with the given settings."""
+    """The named built-in strategies, configured with the given settings (``roll``: the
+    test length in days and the arm shipped without a test of ``test_and_roll``, from
+    :func:`funnelsim.profit_planning.roll_length_for_bench`)."""
+    check_built_in(names)
     made: list[Strategy] = []
     for name in names:
         if name == "fixed":
@@ -348,12 +398,21 @@ def built_in_strategies(
             made.append(BayesianStop(rule, *prior))
         elif name == "thompson":
             made.append(ThompsonSampling(min_share, prior_alpha=prior[0], prior_beta=prior[1]))
+        elif roll is None:
+            raise StrategyError("test_and_roll needs its test length (roll)")
         else:
+            made.append(TestAndRoll(*roll, *prior))
+    return made
+
+
+def check_built_in(names: Sequence[str]) -> None:
+    """StrategyError naming the first of ``names`` that is not a built-in strategy."""
+    for name in names:
+        if name not in BUILT_IN:
             raise StrategyError(
                 f"unknown strategy {name!r} (built in: {', '.join(BUILT_IN)}; "
                 "or --strategy module:Class)"
             )
-    return made
 
 
 def load_strategy(spec: str) -> Strategy:
@@ -470,8 +529,9 @@ def run_trial(strategy: Strategy, truth: Truth, seed: SeedSequence) -> TrialOutc
     conversion_gap = truth.conversion.max() - truth.conversion
     revenue_gap = truth.revenue_per_visitor.max() - truth.revenue_per_visitor
     regret = np.zeros(2)
-    decision = None
-    for day in range(1, truth.days + 1):
+    decision = strategy.decide(look) if strategy.decides_before_test else None
+    last_day = truth.days if decision is None else 0
+    for day in range(1, last_day + 1):
         split = rng.multinomial(rng.poisson(truth.visitors_per_day), _shares(strategy, look))
         converted = rng.binomial(split, truth.conversion)
         regret += split @ conversion_gap, split @ revenue_gap
