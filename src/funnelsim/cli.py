@@ -316,7 +316,8 @@ def run(
         click.echo(results.results_json(result))
     elif not quiet:
         report.print_results(result, _console())
-        click.echo(_value_of_information(result))
+        if len(result.variants) > 1:
+            click.echo(_value_of_information(result))
         for path in written:
             click.echo(f"wrote {path}")
         if orders is not None and log is not None:
