@@ -11,6 +11,8 @@ from funnelsim.analysis.testroll import (
     TwoArmPrior,
     expected_profit,
     expected_value_of_perfect_information,
+    no_test_profit,
+    optimal_visitors,
     symmetric_optimal_visitors,
 )
 from funnelsim.experiment import Interval
@@ -33,7 +35,13 @@ def normal_worlds(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def within(value: float, interval: Interval) -> bool:
+    """Inside the 95% Monte Carlo interval."""
     return interval.low <= value <= interval.high
+
+
+def within_3_se(value: float, interval: Interval) -> bool:
+    """Within 3 standard errors of the mean (a 95% interval is +-1.96 of them)."""
+    return abs(value - interval.mean) <= 3 * (interval.high - interval.low) / (2 * 1.96)
 
 
 @pytest.mark.parametrize("responses", [NormalResponses(S), BernoulliResponses(1.0)])
@@ -69,7 +77,7 @@ def test_evpi_of_three_arms() -> None:
     curve = profit_curve(
         lambda n, rng: rng.normal(MU, SIGMA, (n, 3)), NormalResponses(S), [0, 2000], N, 20_000, 3
     )
-    assert within(N * SIGMA * 3 / (2 * math.sqrt(math.pi)), curve.evpi)
+    assert within_3_se(N * SIGMA * 3 / (2 * math.sqrt(math.pi)), curve.evpi)
     assert curve.curve[1].evsi.low > 0
 
 
@@ -165,3 +173,22 @@ def test_bad_input() -> None:
         profit_curve(worlds, BernoulliResponses(0.1), [10], 1000, 10)
     with pytest.raises(ValueError, match="Bernoulli"):
         profit_curve(worlds, NormalResponses(1.0), [10], 1000, 10, rule=ShipOrKeep())
+
+
+def test_unequal_allocation_matches_the_asymmetric_closed_form() -> None:
+    """Unequal priors: at the closed form's unequal optimum, the simulated profit (worlds
+    from the two normal priors, visitors split unequally) and its EVSI contain the closed
+    form's values within 3 Monte Carlo standard errors."""
+    prior = TwoArmPrior((0.10, 0.11), (0.01, 0.03), (0.3, 0.3))
+    n_1, n_2 = (round(n) for n in optimal_visitors(50_000, prior))
+
+    def worlds(n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.normal(prior.mean, prior.prior_sd, (n, 2))
+
+    curve = profit_curve(
+        worlds, NormalResponses(prior.response_sd), [[0, 0], [n_1, n_2]], 50_000, 20_000, 5
+    )
+    closed = expected_profit((n_1, n_2), 50_000, prior).total
+    assert n_2 > n_1 > 0
+    assert within_3_se(closed, curve.curve[1].expected_profit)
+    assert within_3_se(closed - no_test_profit(50_000, prior), curve.curve[1].evsi)

@@ -36,6 +36,10 @@ The decision rules:
   arm (for instance the project's ship / stop / keep-testing rule), scored on the
   same simulated tests so its cost is visible.
 
+The prior of the Bayes rule, and the arm shipped now, are fitted on a separate
+draw of as many worlds: chosen and scored on the same draws, shipping now would
+look better than it is (the winner of a noisy comparison is flattered by it).
+
 The test's visitors are scored at their arm's true mean (the conditional
 expectation of what they earn), which leaves the expected profit unchanged and
 removes noise no decision can change.
@@ -316,12 +320,10 @@ def profit_curve(
     ([1200, 1190, 1180], 0.0, 0)
     """
     root = seed if isinstance(seed, SeedSequence) else SeedSequence(seed)
-    world_seed, test_seed = root.spawn(2)
-    means = np.asarray(sample_worlds(simulations, np.random.default_rng(world_seed)), float)
-    if means.ndim != 2 or means.shape[0] != simulations:
-        raise ValueError(f"the world sampler must return ({simulations}, arms) values")
+    world_seed, test_seed, prior_seed = root.spawn(3)
+    means = _draw(sample_worlds, simulations, world_seed)
     grid = _visitors_grid(visitors, means.shape[1], population)
-    prior = _fit_prior(means, responses)
+    prior = _fit_prior(_draw(sample_worlds, simulations, prior_seed), responses)
     increments = np.diff(grid, axis=0, prepend=0)
     profit, converted = responses.outcomes(means, increments, np.random.default_rng(test_seed))
     totals = np.cumsum(profit, axis=1)
@@ -339,7 +341,16 @@ def profit_curve(
         task = partial(_rule_batch, rule=rule, grid=grid)
         counts = list(np.cumsum(converted[:rule_simulations], axis=1))
         rule_choices = np.array(map_batches(task, counts, workers, dask, progress))
-    return _summarise(means, responses.conversion(means), grid, population, bayes, rule_choices)
+    best_prior = int(np.argmax(prior.mean))
+    rates = responses.conversion(means)
+    return _summarise(means, rates, grid, population, best_prior, bayes, rule_choices)
+
+
+def _draw(sample_worlds: WorldSampler, n: int, seed: SeedSequence) -> FloatArray:
+    worlds = np.asarray(sample_worlds(n, np.random.default_rng(seed)), dtype=float)
+    if worlds.ndim != 2 or worlds.shape[0] != n:
+        raise ValueError(f"the world sampler must return ({n}, arms) values")
+    return worlds
 
 
 def _summarise(
@@ -347,10 +358,10 @@ def _summarise(
     rates: FloatArray | None,
     grid: IntArray,
     population: int,
+    best_prior: int,
     bayes: IntArray,
     rule_choices: IntArray | None,
 ) -> ProfitCurve:
-    best_prior = int(np.argmax(means.mean(axis=0)))
     best_truly = np.argmax(means, axis=1)[:, None]
     ship_now = population * means[:, best_prior]
     profit = _scores(means, grid, bayes, population)
