@@ -18,10 +18,12 @@ from funnelsim.analysis.testroll import (
 from funnelsim.experiment import Interval
 from funnelsim.preposterior import (
     BernoulliResponses,
+    NormalPrior,
     NormalResponses,
     ProfitCurve,
     Responses,
     ShipOrKeep,
+    posterior_means,
     profit_curve,
 )
 
@@ -176,10 +178,10 @@ def test_bad_input() -> None:
 
 
 def test_unequal_allocation_matches_the_asymmetric_closed_form() -> None:
-    """Unequal priors: at the closed form's unequal optimum, the simulated profit (worlds
-    from the two normal priors, visitors split unequally) and its EVSI contain the closed
-    form's values within 3 Monte Carlo standard errors."""
-    prior = TwoArmPrior((0.10, 0.11), (0.01, 0.03), (0.3, 0.3))
+    """Unequal priors and response spreads: at the closed form's unequal optimum, the
+    simulated profit (worlds from the two normal priors, visitors split unequally) and
+    its EVSI contain the closed form's values within 3 Monte Carlo standard errors."""
+    prior = TwoArmPrior((0.10, 0.11), (0.01, 0.03), (0.25, 0.35))
     n_1, n_2 = (round(n) for n in optimal_visitors(50_000, prior))
 
     def worlds(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -192,3 +194,20 @@ def test_unequal_allocation_matches_the_asymmetric_closed_form() -> None:
     assert n_2 > n_1 > 0
     assert within_3_se(closed, curve.curve[1].expected_profit)
     assert within_3_se(closed - no_test_profit(50_000, prior), curve.curve[1].evsi)
+
+
+def test_posterior_means_are_the_normal_normal_update() -> None:
+    """Independent arms: each posterior mean is the precision-weighted average
+    (mu / sigma^2 + total / s^2) / (1 / sigma^2 + n / s^2); an arm without visitors keeps
+    its prior mean. Correlated arms: an arm without visitors moves with the one observed,
+    by cov / var times that arm's shift."""
+    mean, sigma, s = np.array([0.1, 0.2, 0.3]), np.array([0.05, 0.02, 0.04]), (0.2, 0.4, 0.3)
+    sd = NormalResponses(s).response_sd(np.zeros((1, 3)))[0]
+    assert sd.tolist() == [0.2, 0.4, 0.3]
+    visitors, totals = np.array([100, 400, 0]), np.array([[15.0, 70.0, 0.0]])
+    prior = NormalPrior(mean, np.diag(sigma**2), sd)
+    expected = (mean / sigma**2 + totals / sd**2) / (1 / sigma**2 + visitors / sd**2)
+    assert posterior_means(prior, visitors, totals) == pytest.approx(expected)
+    together = NormalPrior(mean[:2], np.array([[4.0, 2.0], [2.0, 4.0]]) * 1e-4, sd[:2])
+    moved = posterior_means(together, np.array([100, 0]), np.array([[15.0, 0.0]]))[0]
+    assert moved[1] - 0.2 == pytest.approx((moved[0] - 0.1) * 2.0 / 4.0)

@@ -80,7 +80,8 @@ class Responses(Protocol):
     """How one visitor's profit varies around its arm's true mean."""
 
     def response_sd(self, means: FloatArray) -> FloatArray:
-        """Per arm, the standard deviation of one visitor's profit at mean ``means``."""
+        """The standard deviation of one visitor's profit at each mean of ``means``
+        (worlds, arms), in its shape."""
         ...
 
     def conversion(self, means: FloatArray) -> FloatArray | None:
@@ -104,7 +105,7 @@ class NormalResponses:
     sd: float | tuple[float, ...]
 
     def response_sd(self, means: FloatArray) -> FloatArray:
-        return np.broadcast_to(np.asarray(self.sd, dtype=float), means.shape[-1:]).copy()
+        return np.broadcast_to(np.asarray(self.sd, dtype=float), means.shape).copy()
 
     def conversion(self, means: FloatArray) -> FloatArray | None:
         return None
@@ -113,7 +114,7 @@ class NormalResponses:
         self, means: FloatArray, increments: IntArray, rng: np.random.Generator
     ) -> tuple[FloatArray, IntArray | None]:
         noise = rng.standard_normal((means.shape[0], *increments.shape))
-        sd = self.response_sd(means)
+        sd = self.response_sd(means)[:, None, :]
         profit = increments * means[:, None, :] + sd * np.sqrt(increments) * noise
         return profit, None
 
