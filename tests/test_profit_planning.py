@@ -186,3 +186,17 @@ def test_cli_run_prints_the_value_of_information(write_scenario) -> None:
     line = next(line for line in result.output.splitlines() if "Value of information" in line)
     assert NO_UNCERTAINTY in line and "a 2-day test costs" in line
     assert "shipping better now" in line and "best test length is 0 days" in line
+
+
+def test_uncertain_levels_with_a_sure_winner_say_so() -> None:
+    """Worlds disagree on the level, never on the winner: no test pays, and the plan
+    says why without claiming the assumptions are certain."""
+
+    def worlds(n: int, rng: np.random.Generator) -> np.ndarray:
+        return 4.0 + np.array([0.0, 0.5]) + rng.normal(0, 0.3, (n, 1))
+
+    plan = quick_plan(scenario(), worlds=worlds)
+    assert plan.optimal_days == 0 and plan.curve.evpi.mean == 0
+    summary = " ".join(profit_plan_summary(plan))
+    assert "Note: better is best in every simulated world: the test buys nothing." in summary
+    assert NO_UNCERTAINTY not in summary.lower()

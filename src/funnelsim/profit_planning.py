@@ -54,6 +54,17 @@ if TYPE_CHECKING:
 
 FloatArray = NDArray[np.float64]
 NO_UNCERTAINTY = "no uncertainty in the assumptions: the test buys nothing"
+
+
+def certainty_note(uncertain_assumptions: bool, curve: ProfitCurve, ship_now: str) -> str:
+    """Why no test can pay, or "" when one can (some world's best arm differs)."""
+    if curve.uncertain:
+        return ""
+    if not uncertain_assumptions:
+        return NO_UNCERTAINTY
+    return f"{ship_now} is best in every simulated world: the test buys nothing"
+
+
 INTERVAL = "95% Monte Carlo t-interval over the simulated worlds and tests"
 RULE_SIMULATIONS = 300
 """Simulated tests the ship / keep rule reads by default (it is far slower than Bayes)."""
@@ -186,7 +197,8 @@ def value_of_information(
         if evsi >= 0
         else f"costs {_money(-evsi, scenario.currency)} against"
     )
-    lead = "" if curve.uncertain else f"{NO_UNCERTAINTY}; "
+    note = certainty_note(worlds is not None, curve, ship_now)
+    lead = f"{note}; " if note else ""
     return (
         f"Value of information: {lead}a {planned}-day test {worth} shipping {ship_now} now "
         f"({population:,} visitors); the best test length is {days[curve.optimal]} days "
@@ -519,8 +531,9 @@ def profit_plan_summary(plan: ProfitPlan) -> list[str]:
         f"Population: {curve.population:,} visitors (test included); expected profit "
         f"[{INTERVAL.replace('t-interval', 'interval')}].",
     ]
-    if not curve.uncertain:
-        lines.append(f"{NO_UNCERTAINTY.capitalize()}: {plan.ship_now} is best in every world.")
+    note = certainty_note(plan.uncertain_assumptions, curve, plan.ship_now)
+    if note:
+        lines.append(f"Note: {note}.")
     lines += [
         option("Profit-maximising test", curve.optimal),
         f"Ship {plan.ship_now} now (no test): {_with_interval(curve.ship_now_profit, c)}; "
@@ -645,8 +658,9 @@ def profit_plan_figure(plan: ProfitPlan) -> Figure:
             f"{plan.scenario}: profit over {curve.population:,} visitors "
             "(95% Monte Carlo intervals)"
         )
-        if not curve.uncertain:
-            title += f"\n{NO_UNCERTAINTY}"
+        note = certainty_note(plan.uncertain_assumptions, curve, plan.ship_now)
+        if note:
+            title += f"\n{note}"
         ax.set_title(title, loc="left", fontsize=9)
         ax.legend(fontsize=7.5, loc="best")
     return figure
