@@ -210,6 +210,7 @@ class ProfitCurve:
         evpi: Expected value of perfect information (in money), paired on the worlds.
         evpi_conversions: The same in conversions, or None.
         curve: One point per test length, in the order given.
+        rule_simulations: Simulated tests the other rule read (0 without one).
     """
 
     population: int
@@ -220,6 +221,7 @@ class ProfitCurve:
     evpi: Interval
     evpi_conversions: Interval | None
     curve: tuple[CurvePoint, ...]
+    rule_simulations: int
 
     @property
     def optimal(self) -> int:
@@ -396,4 +398,5 @@ def _summarise(
         mean_interval(perfect - ship_now),
         evpi_conversions,
         points,
+        0 if rule_choices is None else len(rule_choices),
     )

@@ -271,6 +271,7 @@ class ProfitPlan:
 
     scenario: str
     currency: str
+    profit_measure: str
     world: ScenarioWorld
     uncertain_assumptions: bool
     visitors_per_day: float
@@ -379,9 +380,15 @@ def plan_profit(
         dask,
         progress,
     )
+    measure = (
+        "CLV per visitor"
+        if profit_metric(scenario) == "clv_per_visitor"
+        else "margin x revenue per visitor"
+    )
     return ProfitPlan(
         scenario.name,
         scenario.currency,
+        measure,
         world,
         worlds is not None,
         per_day,
@@ -424,6 +431,7 @@ def profit_plan_dict(plan: ProfitPlan) -> dict[str, Any]:
         "objective": "profit",
         "scenario": plan.scenario,
         "currency": plan.currency,
+        "profit": plan.profit_measure,
         "interval": INTERVAL,
         "population": curve.population,
         "simulations": curve.simulations,
@@ -527,9 +535,11 @@ def profit_plan_summary(plan: ProfitPlan) -> list[str]:
         for n, v in zip(plan.world.names, plan.world.profit_per_visitor, strict=True)
     )
     lines = [
-        f"Profit per visitor (engine): {world}.",
-        f"Population: {curve.population:,} visitors (test included); expected profit "
-        f"[{INTERVAL.replace('t-interval', 'interval')}].",
+        f"Profit per visitor ({plan.profit_measure}, engine): {world}.",
+        f"Population: {curve.population:,} visitors, test included "
+        f"({curve.population / plan.visitors_per_day:,.0f} days of traffic). Expected "
+        f"profit of each option with its 95% Monte Carlo interval over "
+        f"{curve.simulations:,} simulated worlds and tests:",
     ]
     note = certainty_note(plan.uncertain_assumptions, curve, plan.ship_now)
     if note:
@@ -578,8 +588,9 @@ def profit_plan_table(plan: ProfitPlan) -> Any:
     c = plan.currency
     table = Table(
         title=f"{plan.scenario}: expected profit of test and rollout to "
-        f"{plan.curve.population:,} visitors ({plan.curve.simulations} simulated tests per "
-        f"length; [{INTERVAL.replace('t-interval', 'interval')}])",
+        f"{plan.curve.population:,} visitors, 95% Monte Carlo intervals over "
+        f"{plan.curve.simulations:,} simulated tests per length (ship/keep rule: the first "
+        f"{plan.curve.rule_simulations:,})",
         box=box.SIMPLE_HEAD,
     )
     for column in (
