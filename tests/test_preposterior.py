@@ -23,6 +23,7 @@ from funnelsim.preposterior import (
     ProfitCurve,
     Responses,
     ShipOrKeep,
+    WorldDraws,
     posterior_means,
     profit_curve,
 )
@@ -205,9 +206,34 @@ def test_posterior_means_are_the_normal_normal_update() -> None:
     sd = NormalResponses(s).response_sd(np.zeros((1, 3)))[0]
     assert sd.tolist() == [0.2, 0.4, 0.3]
     visitors, totals = np.array([100, 400, 0]), np.array([[15.0, 70.0, 0.0]])
-    prior = NormalPrior(mean, np.diag(sigma**2), sd)
+    prior = NormalPrior(mean, mean, np.diag(sigma**2), np.diag(sigma**2), sd)
     expected = (mean / sigma**2 + totals / sd**2) / (1 / sigma**2 + visitors / sd**2)
     assert posterior_means(prior, visitors, totals) == pytest.approx(expected)
-    together = NormalPrior(mean[:2], np.array([[4.0, 2.0], [2.0, 4.0]]) * 1e-4, sd[:2])
+    cov = np.array([[4.0, 2.0], [2.0, 4.0]]) * 1e-4
+    together = NormalPrior(mean[:2], mean[:2], cov, cov, sd[:2])
     moved = posterior_means(together, np.array([100, 0]), np.array([[15.0, 0.0]]))[0]
     assert moved[1] - 0.2 == pytest.approx((moved[0] - 0.1) * 2.0 / 4.0)
+
+
+def test_a_test_of_conversions_learns_nothing_about_order_value() -> None:
+    """Both arms convert 10% for sure; only what a buyer spends is unsure (a
+    conversion is worth N(50, 5) independently per arm). Perfect information is worth
+    something, but a test reading conversions buys none of it: every EVSI is 0 within 3
+    standard errors. If conversions carried the value (profit / a known 50 per
+    conversion), the same worlds would make a test pay."""
+
+    def spend_unsure(n: int, rng: np.random.Generator) -> WorldDraws:
+        profit = 0.1 * rng.normal(50.0, 5.0, (n, 2))
+        return WorldDraws(profit, np.full((n, 2), 0.1))
+
+    curve = profit_curve(spend_unsure, BernoulliResponses(), [0, 2000, 20_000], 100_000, 4000)
+    assert curve.evpi.low > 0
+    assert all(within_3_se(0.0, p.evsi) for p in curve.curve)
+
+    def spend_in_conversions(n: int, rng: np.random.Generator) -> np.ndarray:
+        return spend_unsure(n, rng).profit
+
+    learning = profit_curve(
+        spend_in_conversions, BernoulliResponses(50.0), [0, 2000, 20_000], 100_000, 4000
+    )
+    assert learning.curve[2].evsi.low > 0

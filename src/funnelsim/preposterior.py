@@ -25,12 +25,14 @@ profit minus shipping now.
 The decision rules:
 
 * the Bayes rule: ship the arm with the highest posterior mean profit. The
-  posterior comes from a multivariate normal prior fitted to the worlds (their
-  mean and covariance, so arms whose truths move together, as they do when
-  variants share assumptions, are updated together) and a normal likelihood of
-  each arm's mean response, with each visitor's response spread evaluated at the
-  prior mean. With normal priors and normal responses this is the exact Bayes
-  rule of Test & Roll (see :mod:`funnelsim.analysis.testroll`); with Bernoulli
+  posterior comes from a multivariate normal prior fitted to the worlds, jointly
+  over each arm's profit and what the test reads of it (conversions, or profit
+  itself), so arms whose truths move together, as they do when variants share
+  assumptions, are updated together, and a test that reads conversions learns
+  about profit only as far as the two go together. The likelihood is normal on
+  each arm's mean reading, with one visitor's spread evaluated at the prior
+  mean. With normal priors and normal responses this is the exact Bayes rule of
+  Test & Roll (see :mod:`funnelsim.analysis.testroll`); with Bernoulli
   responses it is its normal approximation.
 * any other rule, given as a function of the test's visitors and conversions per
   arm (for instance the project's ship / stop / keep-testing rule), scored on the
@@ -70,82 +72,100 @@ from funnelsim.parallel import Progress, map_batches
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-WorldSampler = Callable[[int, np.random.Generator], FloatArray]
-"""Draws ``n`` worlds: an array (n, arms) of each arm's true mean profit per visitor."""
+
+class WorldDraws(NamedTuple):
+    """Drawn worlds (rows) of every arm (columns).
+
+    Attributes:
+        profit: Each arm's true mean profit per visitor.
+        conversion: Each arm's true conversion probability, where the test reads
+            conversions (None: conversions follow from profit, see
+            :class:`BernoulliResponses`).
+    """
+
+    profit: FloatArray
+    conversion: FloatArray | None = None
+
+
+WorldSampler = Callable[[int, np.random.Generator], "FloatArray | WorldDraws"]
+"""Draws ``n`` worlds: an array (n, arms) of each arm's true mean profit per visitor, or
+:class:`WorldDraws` with their conversion probabilities as well."""
 ArmRule = Callable[[IntArray, IntArray], int]
 """A decision rule on a finished test: visitors and conversions per arm -> arm shipped."""
 
 
 class Responses(Protocol):
-    """How one visitor's profit varies around its arm's true mean."""
+    """What the test reads of each visitor, around its arm's true mean on that scale."""
 
-    def response_sd(self, means: FloatArray) -> FloatArray:
-        """The standard deviation of one visitor's profit at each mean of ``means``
-        (worlds, arms), in its shape."""
+    reads_conversions: bool
+    """Whether the test reads conversions (else profit)."""
+
+    def observed(self, worlds: WorldDraws) -> FloatArray:
+        """The true mean of what the test reads of one visitor, (worlds, arms)."""
         ...
 
-    def conversion(self, means: FloatArray) -> FloatArray | None:
-        """Conversion probability per world and arm, or None if responses are not
-        conversions."""
+    def response_sd(self, observed: FloatArray) -> FloatArray:
+        """The standard deviation of one visitor's reading at each mean of ``observed``,
+        in its shape."""
         ...
 
     def outcomes(
-        self, means: FloatArray, increments: IntArray, rng: np.random.Generator
-    ) -> tuple[FloatArray, IntArray | None]:
-        """Profit (and conversions, or None) of each successive block of test visitors,
-        shape (worlds, blocks, arms), for ``increments`` (blocks, arms) visitors."""
+        self, observed: FloatArray, increments: IntArray, rng: np.random.Generator
+    ) -> FloatArray:
+        """What the test reads in each successive block of visitors, summed, shape
+        (worlds, blocks, arms), for ``increments`` (blocks, arms) visitors."""
         ...
 
 
 @dataclass(frozen=True)
 class NormalResponses:
-    """Each visitor's profit is normal around its arm's mean with standard deviation ``sd``
-    (one value, or one per arm)."""
+    """The test reads each visitor's profit: normal around its arm's mean with standard
+    deviation ``sd`` (one value, or one per arm)."""
 
     sd: float | tuple[float, ...]
+    reads_conversions = False
 
-    def response_sd(self, means: FloatArray) -> FloatArray:
-        return np.broadcast_to(np.asarray(self.sd, dtype=float), means.shape).copy()
+    def observed(self, worlds: WorldDraws) -> FloatArray:
+        return worlds.profit
 
-    def conversion(self, means: FloatArray) -> FloatArray | None:
-        return None
+    def response_sd(self, observed: FloatArray) -> FloatArray:
+        return np.broadcast_to(np.asarray(self.sd, dtype=float), observed.shape).copy()
 
     def outcomes(
-        self, means: FloatArray, increments: IntArray, rng: np.random.Generator
-    ) -> tuple[FloatArray, IntArray | None]:
-        noise = rng.standard_normal((means.shape[0], *increments.shape))
-        sd = self.response_sd(means)[:, None, :]
-        profit = increments * means[:, None, :] + sd * np.sqrt(increments) * noise
-        return profit, None
+        self, observed: FloatArray, increments: IntArray, rng: np.random.Generator
+    ) -> FloatArray:
+        noise = rng.standard_normal((observed.shape[0], *increments.shape))
+        sd = self.response_sd(observed)[:, None, :]
+        return np.asarray(increments * observed[:, None, :] + sd * np.sqrt(increments) * noise)
 
 
 @dataclass(frozen=True)
 class BernoulliResponses:
-    """Each visitor converts or not; a conversion earns ``value_per_conversion`` (one
-    value, or one per arm; known), so an arm's mean profit per visitor is its
-    conversion probability times that value."""
+    """The test reads whether each visitor converts, at the world's conversion
+    probability. Worlds without conversions have them from profit: profit per visitor /
+    ``value_per_conversion`` (one value, or one per arm)."""
 
-    value_per_conversion: float | tuple[float, ...]
+    value_per_conversion: float | tuple[float, ...] | None = None
+    reads_conversions = True
 
-    def _values(self, arms: int) -> FloatArray:
-        return np.broadcast_to(np.asarray(self.value_per_conversion, dtype=float), (arms,))
-
-    def conversion(self, means: FloatArray) -> FloatArray:
-        rates = means / self._values(means.shape[-1])
+    def observed(self, worlds: WorldDraws) -> FloatArray:
+        if worlds.conversion is not None:
+            rates = worlds.conversion
+        elif self.value_per_conversion is None:
+            raise ValueError("worlds without conversions need a value per conversion")
+        else:
+            rates = worlds.profit / np.asarray(self.value_per_conversion, dtype=float)
         if np.any((rates < 0) | (rates > 1)):
             raise ValueError("a world's conversion probability lies outside [0, 1]")
         return rates
 
-    def response_sd(self, means: FloatArray) -> FloatArray:
-        rates = self.conversion(means)
-        return self._values(means.shape[-1]) * np.sqrt(rates * (1 - rates))
+    def response_sd(self, observed: FloatArray) -> FloatArray:
+        return np.sqrt(observed * (1 - observed))
 
     def outcomes(
-        self, means: FloatArray, increments: IntArray, rng: np.random.Generator
-    ) -> tuple[FloatArray, IntArray | None]:
-        rates = self.conversion(means)
-        converted = rng.binomial(increments, rates[:, None, :])
-        return converted * self._values(means.shape[-1]), converted
+        self, observed: FloatArray, increments: IntArray, rng: np.random.Generator
+    ) -> FloatArray:
+        return rng.binomial(increments, observed[:, None, :]).astype(float)
 
 
 @dataclass(frozen=True)
@@ -235,33 +255,48 @@ class ProfitCurve:
 
 
 class NormalPrior(NamedTuple):
-    """The Bayes rule's prior: mean and covariance of the arms' mean profit per visitor,
-    and each arm's response standard deviation at the prior mean."""
+    """The Bayes rule's prior, a multivariate normal fitted to the worlds.
 
-    mean: FloatArray
-    cov: FloatArray
+    Attributes:
+        profit_mean: Mean profit per visitor of each arm.
+        observed_mean: Mean of what the test reads of one visitor, per arm.
+        cross_cov: Covariance of profit (rows) with the reading (columns).
+        observed_cov: Covariance of the readings.
+        response_sd: Standard deviation of one visitor's reading at the prior mean.
+    """
+
+    profit_mean: FloatArray
+    observed_mean: FloatArray
+    cross_cov: FloatArray
+    observed_cov: FloatArray
     response_sd: FloatArray
 
 
-def _fit_prior(worlds: FloatArray, responses: Responses) -> NormalPrior:
-    mean = worlds.mean(axis=0)
-    cov = np.cov(worlds, rowvar=False).reshape(mean.size, mean.size)
-    if worlds.shape[0] < 2 or not np.all(np.isfinite(cov)):
-        cov = np.zeros((mean.size, mean.size))
+def _fit_prior(worlds: WorldDraws, responses: Responses) -> NormalPrior:
+    observed = responses.observed(worlds)
+    arms = observed.shape[1]
+    joint = np.hstack([worlds.profit, observed])
+    cov = np.cov(joint, rowvar=False).reshape(2 * arms, 2 * arms)
+    if joint.shape[0] < 2 or not np.all(np.isfinite(cov)):
+        cov = np.zeros((2 * arms, 2 * arms))
+    mean = observed.mean(axis=0)
     sd = np.maximum(responses.response_sd(mean[None, :])[0], np.finfo(float).tiny)
-    return NormalPrior(mean, cov, sd)
+    return NormalPrior(worlds.profit.mean(axis=0), mean, cov[:arms, arms:], cov[arms:, arms:], sd)
 
 
 def posterior_means(prior: NormalPrior, visitors: IntArray, totals: FloatArray) -> FloatArray:
     """Posterior mean profit per visitor of each arm after a test of ``visitors`` (arms,)
-    that earned ``totals`` (worlds, arms): the normal-normal update
-    ``mu + S D (I + D S D)^-1 D (ybar - mu)`` with ``D = diag(sqrt(n) / s)`` (arms
-    without visitors contribute nothing)."""
+    that read ``totals`` (worlds, arms): the normal update
+    ``mu + C D (I + D S D)^-1 D (ybar - m)``, with ``C`` the cross-covariance of profit
+    and reading, ``S`` the readings' covariance, ``m`` their mean and
+    ``D = diag(sqrt(n) / s)`` (arms without visitors contribute nothing)."""
     root = np.sqrt(visitors) / prior.response_sd
-    gain = prior.cov * root @ np.linalg.inv(np.eye(root.size) + np.outer(root, root) * prior.cov)
+    inner = np.eye(root.size) + np.outer(root, root) * prior.observed_cov
+    gain = prior.cross_cov * root @ np.linalg.inv(inner)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(visitors > 0, (totals - visitors * prior.mean) / np.sqrt(visitors), 0.0)
-    return prior.mean + (z / prior.response_sd) @ gain.T
+        shift = totals - visitors * prior.observed_mean
+        z = np.where(visitors > 0, shift / np.sqrt(visitors), 0.0)
+    return prior.profit_mean + (z / prior.response_sd) @ gain.T
 
 
 def _visitors_grid(visitors: ArrayLike, arms: int, population: int) -> IntArray:
@@ -302,7 +337,7 @@ def profit_curve(
     Args:
         sample_worlds: Draws the worlds (the prior; a single repeated world when
             nothing is uncertain).
-        responses: How a visitor's profit varies around its arm's mean.
+        responses: What the test reads of a visitor (conversions or profit).
         visitors: Test visitors per arm for each length, shape (lengths,) for an equal
             split or (lengths, arms); non-decreasing, so longer tests extend shorter ones.
         population: Visitors in all, test included.
@@ -324,12 +359,14 @@ def profit_curve(
     """
     root = seed if isinstance(seed, SeedSequence) else SeedSequence(seed)
     world_seed, test_seed, prior_seed = root.spawn(3)
-    means = _draw(sample_worlds, simulations, world_seed)
+    worlds = _draw(sample_worlds, simulations, world_seed)
+    means = worlds.profit
     grid = _visitors_grid(visitors, means.shape[1], population)
     prior = _fit_prior(_draw(sample_worlds, simulations, prior_seed), responses)
+    observed = responses.observed(worlds)
     increments = np.diff(grid, axis=0, prepend=0)
-    profit, converted = responses.outcomes(means, increments, np.random.default_rng(test_seed))
-    totals = np.cumsum(profit, axis=1)
+    read = responses.outcomes(observed, increments, np.random.default_rng(test_seed))
+    totals = np.cumsum(read, axis=1)
     bayes = np.stack(
         [
             np.argmax(posterior_means(prior, grid[j], totals[:, j]), axis=1)
@@ -339,21 +376,27 @@ def profit_curve(
     )
     rule_choices = None
     if rule is not None:
-        if converted is None:
+        if not responses.reads_conversions:
             raise ValueError("a decision rule on conversions needs Bernoulli responses")
         task = partial(_rule_batch, rule=rule, grid=grid)
-        counts = list(np.cumsum(converted[:rule_simulations], axis=1))
+        counts = list(totals[:rule_simulations].astype(np.int64))
         rule_choices = np.array(map_batches(task, counts, workers, dask, progress))
-    best_prior = int(np.argmax(prior.mean))
-    rates = responses.conversion(means)
+    best_prior = int(np.argmax(prior.profit_mean))
+    rates = observed if responses.reads_conversions else None
     return _summarise(means, rates, grid, population, best_prior, bayes, rule_choices)
 
 
-def _draw(sample_worlds: WorldSampler, n: int, seed: SeedSequence) -> FloatArray:
-    worlds = np.asarray(sample_worlds(n, np.random.default_rng(seed)), dtype=float)
-    if worlds.ndim != 2 or worlds.shape[0] != n:
+def _draw(sample_worlds: WorldSampler, n: int, seed: SeedSequence) -> WorldDraws:
+    drawn = sample_worlds(n, np.random.default_rng(seed))
+    worlds = drawn if isinstance(drawn, WorldDraws) else WorldDraws(drawn)
+    profit = np.asarray(worlds.profit, dtype=float)
+    shapes = {profit.shape} | (
+        {np.shape(worlds.conversion)} if worlds.conversion is not None else set()
+    )
+    if profit.ndim != 2 or profit.shape[0] != n or len(shapes) != 1:
         raise ValueError(f"the world sampler must return ({n}, arms) values")
-    return worlds
+    conversion = None if worlds.conversion is None else np.asarray(worlds.conversion, float)
+    return WorldDraws(profit, conversion)
 
 
 def _summarise(

@@ -42,6 +42,7 @@ from funnelsim.preposterior import (
     BernoulliResponses,
     ProfitCurve,
     ShipOrKeep,
+    WorldDraws,
     WorldSampler,
     profit_curve,
 )
@@ -131,10 +132,11 @@ def world_of(
 
 def fixed_world(world: ScenarioWorld) -> WorldSampler:
     """The sampler of a single, certain world: every draw is ``world``."""
-    values = world.conversion * world.value_per_conversion
 
-    def sample(n: int, _rng: np.random.Generator) -> FloatArray:
-        return np.tile(values, (n, 1))
+    def sample(n: int, _rng: np.random.Generator) -> WorldDraws:
+        return WorldDraws(
+            np.tile(world.profit_per_visitor, (n, 1)), np.tile(world.conversion, (n, 1))
+        )
 
     return sample
 
