@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # figures (drawn by the studies and the HTML report)
     ("plots",),
     # studies built on many experiments
-    ("sweeps", "strategies", "planning"),
+    ("sweeps", "strategies", "planning", "preposterior", "profit_planning"),
     # presentation: terminal tables and the HTML report
     ("report", "html_report"),
     # entry points: the command line and the package's Python API

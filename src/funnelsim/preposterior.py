@@ -66,7 +66,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from funnelsim.analysis.conjugate import beta_posteriors
 from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule, decide
-from funnelsim.experiment import Interval, mean_interval
+from funnelsim.intervals import Interval, mean_interval
 from funnelsim.parallel import Progress, map_batches
 
 FloatArray = NDArray[np.float64]

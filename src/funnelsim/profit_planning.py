@@ -34,7 +34,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from funnelsim.experiment import EngineName, Interval, decision_rule
+from funnelsim.experiment.engines import EngineName
+from funnelsim.experiment.readout import decision_rule
+from funnelsim.files import atomic_writer, write_csv, write_png
+from funnelsim.intervals import Interval
 from funnelsim.numbers import finite_or_none
 from funnelsim.parallel import Progress
 from funnelsim.planning import MAX_DAYS, two_proportion_sample_size
@@ -46,9 +49,9 @@ from funnelsim.preposterior import (
     WorldSampler,
     profit_curve,
 )
-from funnelsim.scenario import Scenario
+from funnelsim.scenario.schema import Scenario
 from funnelsim.strategies import Truth
-from funnelsim.sweeps import SweepError, run_sweep, write_csv, write_png
+from funnelsim.sweeps import SweepError, run_sweep
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -492,8 +495,6 @@ def profit_plan_rows(plan: ProfitPlan) -> list[dict[str, Any]]:
 
 def write_profit_plan(plan: ProfitPlan, out: Path) -> list[Path]:
     """Write ``plan.json``, ``plan.csv`` and ``plan.png`` under ``out``."""
-    from funnelsim.report import atomic_writer
-
     paths = [out / "plan.json", out / "plan.csv", out / "plan.png"]
     with atomic_writer(paths[0]) as stream:
         json.dump(profit_plan_dict(plan), stream, indent=2, allow_nan=False)
@@ -503,19 +504,20 @@ def write_profit_plan(plan: ProfitPlan, out: Path) -> list[Path]:
     return paths
 
 
-def _money(value: float, currency: str) -> str:
-    from funnelsim.report import money
+def _money(value: float, currency: str, decimals: int = 0) -> str:
+    """An amount with its currency code, as the bench table shows money.
 
-    return money(value, currency)
+    >>> _money(-1234.5, "EUR"), _money(0.8149, "EUR", 2)
+    ('-1,234 EUR', '0.81 EUR')
+    """
+    return f"{value:,.{decimals}f} {currency}"
 
 
 def _with_interval(value: Interval, currency: str) -> str:
+    """``mean [low, high] CUR``; the mean alone when the interval is a point."""
     if value.low == value.high:
         return _money(value.mean, currency)
-    return (
-        f"{_money(value.mean, currency)} [{_money(value.low, currency)}, "
-        f"{_money(value.high, currency)}]"
-    )
+    return f"{value.mean:,.0f} [{value.low:,.0f}, {value.high:,.0f}] {currency}"
 
 
 def profit_plan_summary(plan: ProfitPlan) -> list[str]:
@@ -533,7 +535,7 @@ def profit_plan_summary(plan: ProfitPlan) -> list[str]:
         )
 
     world = ", ".join(
-        f"{n} {_money(v, c)}"
+        f"{n} {_money(v, c, 2)}"
         for n, v in zip(plan.world.names, plan.world.profit_per_visitor, strict=True)
     )
     lines = [
