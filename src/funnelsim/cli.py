@@ -830,6 +830,12 @@ def _plan_profit(
     from funnelsim import profit_planning
 
     _prepare_out(out, force, ("plan.json", "plan.csv", "plan.png"))
+    if scenario.experiment.metric != "conversion" and not quiet:
+        click.echo(
+            f"note: profit is {scenario.experiment.metric}; the ship/keep rule scored beside "
+            "the Bayes rule reads conversion",
+            err=True,
+        )
     workers = runner.workers or os.cpu_count() or 1
     if not runner.allow_large:
         _check_cost(scenario_file, scenario, runner.truth_replications, runner.engine, workers)
