@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -237,3 +238,13 @@ def test_a_test_of_conversions_learns_nothing_about_order_value() -> None:
         spend_in_conversions, BernoulliResponses(50.0), [0, 2000, 20_000], 100_000, 4000
     )
     assert learning.curve[2].evsi.low > 0
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_nobody_or_everybody_converts_without_numerical_warnings(rate: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        curve = profit_curve(
+            lambda n, rng: np.full((n, 2), rate), BernoulliResponses(1.0), [0, 100], 1000, 20
+        )
+    assert curve.optimal == 0 and curve.evpi.mean == 0

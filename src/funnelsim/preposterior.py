@@ -90,6 +90,8 @@ class WorldDraws(NamedTuple):
 WorldSampler = Callable[[int, np.random.Generator], "FloatArray | WorldDraws"]
 """Draws ``n`` worlds: an array (n, arms) of each arm's true mean profit per visitor, or
 :class:`WorldDraws` with their conversion probabilities as well."""
+MIN_RESPONSE_SD = 1e-9
+"""Floor of a visitor's reading spread (a conversion rate of 0 or 1 has none)."""
 ArmRule = Callable[[IntArray, IntArray], int]
 """A decision rule on a finished test: visitors and conversions per arm -> arm shipped."""
 
@@ -280,7 +282,7 @@ def _fit_prior(worlds: WorldDraws, responses: Responses) -> NormalPrior:
     if joint.shape[0] < 2 or not np.all(np.isfinite(cov)):
         cov = np.zeros((2 * arms, 2 * arms))
     mean = observed.mean(axis=0)
-    sd = np.maximum(responses.response_sd(mean[None, :])[0], np.finfo(float).tiny)
+    sd = np.maximum(responses.response_sd(mean[None, :])[0], MIN_RESPONSE_SD)
     return NormalPrior(worlds.profit.mean(axis=0), mean, cov[:arms, arms:], cov[arms:, arms:], sd)
 
 
