@@ -14,10 +14,12 @@ from funnelsim.cli import main
 from funnelsim.profit_planning import (
     NO_UNCERTAINTY,
     ProfitPlan,
+    ScenarioWorld,
     day_grid,
     plan_profit,
     population_of,
     profit_plan_summary,
+    value_of_information,
     write_profit_plan,
 )
 from funnelsim.scenario import Scenario, parse_scenario
@@ -200,3 +202,17 @@ def test_uncertain_levels_with_a_sure_winner_say_so() -> None:
     summary = " ".join(profit_plan_summary(plan))
     assert "Note: better is best in every simulated world: the test buys nothing." in summary
     assert NO_UNCERTAINTY not in summary.lower()
+
+
+def test_run_line_with_uncertain_worlds_prices_the_test() -> None:
+    """The value-of-information line takes a world sampler: worlds that disagree about
+    the winner make the planned test worth something."""
+    sc = scenario()
+    world = ScenarioWorld(("control", "better"), np.array([0.2, 0.2]), np.array([4.0, 4.0]))
+
+    def worlds(n: int, rng: np.random.Generator) -> np.ndarray:
+        return 4.0 + rng.normal(0, 0.3, (n, 2))
+
+    line = value_of_information(sc, world, worlds, simulations=2000)
+    assert "a 2-day test is worth" in line and NO_UNCERTAINTY not in line
+    assert value_of_information(sc, world).count(NO_UNCERTAINTY) == 1

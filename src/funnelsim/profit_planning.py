@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 
 FloatArray = NDArray[np.float64]
 NO_UNCERTAINTY = "no uncertainty in the assumptions: the test buys nothing"
+INTERVAL = "95% Monte Carlo t-interval over the simulated worlds and tests"
+RULE_SIMULATIONS = 300
+"""Simulated tests the ship / keep rule reads by default (it is far slower than Bayes)."""
 
 
 def certainty_note(uncertain_assumptions: bool, curve: ProfitCurve, ship_now: str) -> str:
@@ -67,11 +70,6 @@ def certainty_note(uncertain_assumptions: bool, curve: ProfitCurve, ship_now: st
     if not uncertain_assumptions:
         return NO_UNCERTAINTY
     return f"{ship_now} is best in every simulated world: the test buys nothing"
-
-
-INTERVAL = "95% Monte Carlo t-interval over the simulated worlds and tests"
-RULE_SIMULATIONS = 300
-"""Simulated tests the ship / keep rule reads by default (it is far slower than Bayes)."""
 
 
 class ScenarioWorld(NamedTuple):
@@ -211,32 +209,26 @@ def value_of_information(
     )
 
 
-def roll_length_for_bench(
-    truth: Truth, margin: float, worlds: WorldSampler | None = None, seed: int = 0
-) -> tuple[int, int]:
-    """The profit-maximising test length (days) over the bench's horizon (``truth.days``
-    of traffic) and the arm shipped without a test, for the ``test_and_roll`` strategy.
-    Profit per visitor is ``margin`` x revenue per visitor."""
+def roll_for_bench(
+    names: Sequence[str], truth: Truth, margin: float, seed: int
+) -> tuple[int, int] | None:
+    """``test_and_roll``'s test length (days) and the arm it ships without a test, when
+    ``names`` include it (else None): the profit-maximising length over the bench's
+    horizon (``truth.days`` of traffic), profit per visitor being ``margin`` x revenue
+    per visitor."""
+    if "test_and_roll" not in names:
+        return None
     world = ScenarioWorld(truth.names, truth.conversion, margin * truth.revenue_per_visitor)
     days = day_grid(truth.days, 30, [])
     curve = profit_curve(
-        worlds or fixed_world(world),
-        BernoulliResponses(tuple(world.value_per_conversion)),
+        fixed_world(world),
+        BernoulliResponses(),
         _day_visitors(days, truth.shares, truth.visitors_per_day),
         math.floor(truth.days * truth.visitors_per_day),
         200,
         seed,
     )
     return days[curve.optimal], curve.ship_now
-
-
-def roll_for_bench(
-    names: Sequence[str], truth: Truth, margin: float, seed: int
-) -> tuple[int, int] | None:
-    """``test_and_roll``'s length and no-test arm when ``names`` include it (else None)."""
-    if "test_and_roll" not in names:
-        return None
-    return roll_length_for_bench(truth, margin, seed=seed)
 
 
 def power_based(

@@ -334,7 +334,7 @@ class TestAndRoll(Strategy):
     (the arm of best prior expected profit) is shipped at once.
 
     The length comes from the profit plan of the bench's truth
-    (:func:`funnelsim.profit_planning.roll_length_for_bench`).
+    (:func:`funnelsim.profit_planning.roll_for_bench`).
 
     References:
         Feit, E. M. & Berman, R. (2019), "Test & Roll: Profit-Maximizing A/B Tests",
@@ -386,7 +386,7 @@ def built_in_strategies(
 ) -> list[Strategy]:
     """The named built-in strategies, configured with the given settings (``roll``: the
     test length in days and the arm shipped without a test of ``test_and_roll``, from
-    :func:`funnelsim.profit_planning.roll_length_for_bench`)."""
+    :func:`funnelsim.profit_planning.roll_for_bench`)."""
     check_built_in(names)
     made: list[Strategy] = []
     for name in names:
