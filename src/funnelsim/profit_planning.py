@@ -616,6 +616,7 @@ def profit_plan_figure(plan: ProfitPlan) -> Figure:
     """Expected profit against days (Bayes rule and the ship / keep rule, with their
     intervals), shipping now and perfect information, and the three lengths marked."""
     from matplotlib import rc_context
+    from matplotlib.ticker import FuncFormatter
 
     from funnelsim.plots import STYLE, new_figure, variant_color
 
@@ -653,12 +654,19 @@ def profit_plan_figure(plan: ProfitPlan) -> Figure:
         )
         marks = {"best": plan.curve.optimal, "planned": plan.planned_point}
         marks["power"] = plan.power_point
-        for label, index in marks.items():
+        for height, (label, index) in enumerate(marks.items()):
             if index is None:
                 continue
             at = plan.days[index]
             ax.axvline(at, color="#777777", lw=0.6)
-            ax.text(at, 0.02, f" {label}: {at} d", fontsize=8, transform=ax.get_xaxis_transform())
+            ax.text(
+                at,
+                0.02 + 0.06 * height,
+                f" {label}: {at} d",
+                fontsize=8,
+                transform=ax.get_xaxis_transform(),
+            )
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
         ax.set_xlabel(f"test length (days at {plan.visitors_per_day:,.0f} visitors/day)")
         ax.set_ylabel(f"expected profit ({plan.currency})")
         title = (
