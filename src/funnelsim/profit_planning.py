@@ -168,7 +168,7 @@ class PowerBased(NamedTuple):
 
 
 def _day_visitors(days: Sequence[int], shares: FloatArray, per_day: float) -> NDArray[np.int64]:
-    return np.floor(np.outer(days, shares) * per_day).astype(np.int64)
+    return np.floor(np.outer(days, shares) * per_day + 1e-6).astype(np.int64)
 
 
 def value_of_information(
@@ -506,10 +506,11 @@ def _money(value: float, currency: str, decimals: int = 0) -> str:
 
 
 def _with_interval(value: Interval, currency: str) -> str:
-    """``mean [low, high] CUR``; the mean alone when the interval is a point."""
-    if value.low == value.high:
+    """``mean [low, high] CUR``; the mean alone when the interval rounds to a point."""
+    low, high = f"{value.low:,.0f}", f"{value.high:,.0f}"
+    if low == high:
         return _money(value.mean, currency)
-    return f"{value.mean:,.0f} [{value.low:,.0f}, {value.high:,.0f}] {currency}"
+    return f"{value.mean:,.0f} [{low}, {high}] {currency}"
 
 
 def profit_plan_summary(plan: ProfitPlan) -> list[str]:
