@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +218,18 @@ def test_run_line_with_uncertain_worlds_prices_the_test() -> None:
     line = value_of_information(sc, world, worlds, simulations=2000)
     assert "a 2-day test is worth" in line and NO_UNCERTAINTY not in line
     assert value_of_information(sc, world).count(NO_UNCERTAINTY) == 1
+
+
+def test_run_line_leaves_scipy_stats_unloaded(write_scenario) -> None:
+    """``funnelsim run`` starts without scipy.stats (its start-up budget); printing the
+    value of information must not bring it in."""
+    path = write_scenario(AB)
+    code = (
+        "import sys; from funnelsim.cli import main; sys.argv = ['funnelsim', 'run', "
+        f"{str(path)!r}, '--replications', '2', '--workers', '1']\n"
+        "try: main()\nexcept SystemExit: pass\nprint('scipy.stats' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Value of information" in out and out.split()[-1] == "False"

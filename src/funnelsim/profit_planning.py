@@ -40,7 +40,6 @@ from funnelsim.files import atomic_writer, write_csv, write_png
 from funnelsim.intervals import Interval
 from funnelsim.numbers import finite_or_none
 from funnelsim.parallel import Progress
-from funnelsim.planning import MAX_DAYS, two_proportion_sample_size
 from funnelsim.preposterior import (
     BernoulliResponses,
     ProfitCurve,
@@ -50,11 +49,12 @@ from funnelsim.preposterior import (
     profit_curve,
 )
 from funnelsim.scenario.schema import Scenario
-from funnelsim.strategies import Truth
 from funnelsim.sweeps import SweepError, run_sweep
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from funnelsim.strategies import Truth
 
 FloatArray = NDArray[np.float64]
 NO_UNCERTAINTY = "no uncertainty in the assumptions: the test buys nothing"
@@ -236,6 +236,8 @@ def power_based(
 ) -> PowerBased:
     """The z-test's length for the control against the variant of highest profit per
     visitor (Bonferroni over ``len(shares) - 1`` comparisons)."""
+    from funnelsim.planning import two_proportion_sample_size  # SciPy's stats: plan only
+
     best = 1 + int(np.argmax(world.profit_per_visitor[1:]))
     split_alpha = alpha / (len(world.names) - 1)
     ratio = float(shares[best] / shares[0])
@@ -339,9 +341,9 @@ def plan_profit(
     engine's single estimate. ``progress`` counts engine replications and simulated
     tests read by the ship / keep rule (``truth_replications + rule_simulations``).
     """
-    if variant is not None:
-        from funnelsim.planning import pair_scenario
+    from funnelsim.planning import MAX_DAYS, pair_scenario
 
+    if variant is not None:
         scenario = pair_scenario(scenario, variant)
     if len(scenario.variant_names) < 2:
         raise SweepError("a profit plan needs a control and at least one variant")
