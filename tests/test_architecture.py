@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # studies built on many experiments
     ("sweeps", "strategies", "planning", "preposterior", "profit_planning"),
     # presentation: terminal tables and the HTML report
-    ("report", "html_report"),
+    ("report", "service_report", "html_report"),
     # entry points: the command line and the package's Python API
     ("cli", ""),
 )

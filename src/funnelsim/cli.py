@@ -265,6 +265,7 @@ def run(
     from funnelsim import files, report, results
     from funnelsim.experiment.runner import run_experiment
     from funnelsim.parallel import ExecutorError, check_dask_address
+    from funnelsim.scenario.messages import ScenarioError
 
     scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, seed)
     try:
@@ -309,6 +310,8 @@ def run(
         click.echo(f"interrupted: stopped cleanly, {done}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except ExecutorError as error:
+        fail(str(error))
+    except ScenarioError as error:  # located already (an engine refusing a field)
         fail(str(error))
     except ValueError as error:
         fail(f"{scenario_file}: {error}")
@@ -358,10 +361,10 @@ def _check_cost(
             if points is None
             else budget.estimate_sweep(scenario, points, replications, chosen, workers)
         )
-    except ValueError as error:
-        fail(f"{file}: {error}")
     except ScenarioError as error:
         fail(str(error))
+    except ValueError as error:
+        fail(f"{file}: {error}")
     problem = budget.refusal(cost)
     if problem:
         fail(
@@ -419,7 +422,16 @@ def _echo_order_log(path: Path, log: OrderLog) -> None:
     )
 
 
-TEMPLATE_NAMES = ("checkout", "leads", "rean", "page_speed")  # funnelsim.scaffold.TEMPLATES
+TEMPLATE_NAMES = (  # funnelsim.scaffold.TEMPLATES
+    "checkout",
+    "leads",
+    "rean",
+    "page_speed",
+    "purchase_path",
+    "local_business",
+    "sales_funnel",
+    "lead_funnel",
+)
 
 
 @main.command()

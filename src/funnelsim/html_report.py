@@ -372,9 +372,27 @@ def experiment_report(result: ExperimentResult) -> Report:
         _uplift_section(result),
         _loss_section(result),
         *_economics_sections(result),
+        *_service_sections(result),
         _diagnostics_section(result),
     )
     return Report(scenario.name, _subtitle(result), facts, sections)
+
+
+def _service_sections(result: ExperimentResult) -> tuple[Section, ...]:
+    """Rep utilisation by hour of the week, per variant and resource (SimPy runs only)."""
+    figures = tuple(
+        _figure(
+            f"utilisation_{summary.name}_{resource}",
+            f"{resource} under {summary.name}: share of the staffed time spent serving leads, "
+            "per hour of the week (mean over replications; blank: nobody on duty).",
+            plots.utilisation_heatmap(
+                figures["utilisation_by_hour_of_week"], f"{summary.name}: {resource}"
+            ),
+        )
+        for summary in result.variants
+        for resource, figures in summary.service.items()
+    )
+    return (Section("Service desk", "", figures),) if figures else ()
 
 
 def _subtitle(result: ExperimentResult) -> str:

@@ -49,6 +49,8 @@ REASON_LABELS = {
     "rate": "did not continue",
     "response": "answer came too late",
     "queue": "gave up waiting",
+    "declined": "declined (low priority)",
+    "unanswered": "call not answered",
 }
 REASON_COLORS = {
     "page_load": "#d62728",
@@ -59,6 +61,8 @@ REASON_COLORS = {
     "rate": "#c7c7c7",
     "response": "#bcbd22",
     "queue": "#17becf",
+    "declined": "#7f7f7f",
+    "unanswered": "#aec7e8",
 }
 LTV_CAC_TARGET = 3.0
 """The 3:1 LTV:CAC rule of thumb of SaaS and e-commerce finance (e.g. Skok, "SaaS
@@ -469,4 +473,25 @@ def trace_figure(idata: InferenceData, var_names: Sequence[str]) -> Figure:
             x=0.02,
             ha="left",
         )
+    return figure
+
+
+# --------------------------------------------------------------------------- service
+
+WEEKDAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def utilisation_heatmap(utilisation_by_hour: Sequence[float | None], title: str) -> Figure:
+    """Utilisation per hour of the week (days as rows, clock hours as columns); hours with
+    nobody on duty are blank."""
+    values = np.array([np.nan if u is None else u for u in utilisation_by_hour], dtype=float)
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 2.6)
+        ax = figure.subplots()
+        image = ax.imshow(values.reshape(7, 24), aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0)
+        ax.set_yticks(range(7), WEEKDAY_LABELS)
+        ax.set_xticks(range(0, 24, 3))
+        ax.set_xlabel("hour of the day (simulation clock, UTC)")
+        ax.set_title(title)
+        figure.colorbar(image, ax=ax, format=PercentFormatter(1.0), label="utilisation")
     return figure

@@ -28,6 +28,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from funnelsim import service_report
 from funnelsim.analysis import api as analysis
 from funnelsim.clv import ratio as clv_ratio
 from funnelsim.files import atomic_writer, netcdf_bytes, output_batch, write_bytes_atomic
@@ -281,6 +282,8 @@ def print_results(result: ExperimentResult, console: Console) -> None:
         console.print(lead_table(result))
     if result.scenario.resources:
         console.print(queue_table(result))
+    if any(s.service for s in result.variants):
+        console.print(service_report.service_table((s.name, s.service) for s in result.variants))
     console.print(test_table(result))
 
 

@@ -56,6 +56,7 @@ class Replication:
     decision: str
     shipped: str | None
     economics: Economics
+    service: tuple[dict[str, dict[str, Any]], ...] = ()  # per variant, per resource
 
 
 class ChannelEconomics(NamedTuple):
@@ -118,6 +119,7 @@ class VariantSummary:
     channels: dict[str, ChannelEconomics] = field(default_factory=dict)
     leads: LeadQuality | None = None
     clv_test: CLVTest | None = None
+    service: dict[str, dict[str, Any]] = field(default_factory=dict)  # engine.service
 
     @property
     def decision(self) -> str:
@@ -178,6 +180,7 @@ def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
     data["stage_rates"] = _finite_dict(summary.stage_rates)
     data["lost_by_reason"] = summary.lost_by_reason
     data["queues"] = summary.queues
+    data["service"] = _finite_nested(summary.service)
     data["experiment"] = {
         "prob_beats_control": summary.prob_beats_control,
         "prob_best": summary.prob_best,
@@ -195,6 +198,15 @@ def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
             {"stage": change[0], "relative_change": change[1]} if change else None
         )
     return data
+
+
+def _finite_nested(figures: Any) -> Any:
+    """Nested figures with NaN and infinities as None (JSON null)."""
+    if isinstance(figures, dict):
+        return {key: _finite_nested(value) for key, value in figures.items()}
+    if isinstance(figures, list):
+        return [_finite_nested(value) for value in figures]
+    return finite_or_none(figures) if isinstance(figures, float) else figures
 
 
 def _finite_dict(values: dict[str, float]) -> dict[str, float | None]:

@@ -38,12 +38,22 @@ from numpy.typing import NDArray
 from funnelsim import clv, friction
 from funnelsim.engine.draws import MINUTES_PER_DAY
 from funnelsim.engine.model import CompiledFunnel, compile_funnel
+from funnelsim.engine.schedules import rota
 from funnelsim.scenario.loader import parse_scenario
 from funnelsim.scenario.schema import Scenario, Stage
 
 FloatArray = NDArray[np.float64]
 
-TEMPLATES = ("checkout", "leads", "rean", "page_speed")
+TEMPLATES = (
+    "checkout",
+    "leads",
+    "rean",
+    "page_speed",
+    "purchase_path",
+    "local_business",
+    "sales_funnel",
+    "lead_funnel",
+)
 RESPONSE_GRID = 512  # quantiles of a response delay distribution averaged over
 HEAVY_LOAD = 0.85
 IMPLAUSIBLE_CONVERSION = 0.5
@@ -147,7 +157,8 @@ class StageExpectation(NamedTuple):
 
 
 class ResourceLoad(NamedTuple):
-    """Expected load of a shared resource: utilisation = arrivals x mean service / capacity."""
+    """Expected load of a shared resource: utilisation = arrivals x mean service / capacity
+    (with a schedule, the servers on duty averaged over the week)."""
 
     name: str
     capacity: int
@@ -296,13 +307,14 @@ def _resource_loads(scenario: Scenario, arrivals: FloatArray) -> list[ResourceLo
     loads = []
     for k, (name, resource) in enumerate(scenario.resources.items()):
         service = resource.service_min.mean_value
+        on_duty = float(rota(resource.schedule, resource.capacity).weekly.mean())
         loads.append(
             ResourceLoad(
                 name,
                 resource.capacity,
                 service,
                 float(arrivals[k] * 60.0),
-                float(arrivals[k] * service / resource.capacity),
+                float(arrivals[k] * service / on_duty),
                 tuple(st.name for st in scenario.stages if st.resource == name),
             )
         )
@@ -316,7 +328,7 @@ def _has_friction(stage: Stage, kind: str) -> bool:
         "form_fields": f.form_fields is not None,
         "login_wall": f.login_wall != "none",
         "payment": f.payment_methods is not None,
-        "contact": f.contact_options is not None,
+        "contact": stage.contact_options is not None,
     }[kind]
 
 
@@ -331,7 +343,7 @@ def _friction_detail(stage: Stage, kind: str) -> str:
     if kind == "payment":
         return "offers " + ", ".join(f.payment_methods or [])
     if kind == "contact":
-        return "offers " + ", ".join(f.contact_options or [])
+        return "offers " + ", ".join(stage.contact_options or [])
     delay = stage.response_delay_min
     return f"answered after ~{delay.mean_value:g} min" if delay is not None else "answer delay"
 

@@ -33,6 +33,8 @@ UNIT_SUFFIXES = (
     ("visitors_per_day", "visitors per day"),
     ("cost_per_visit", "currency per visit"),
     ("cost_per_message", "currency per message"),
+    ("cost_per_hour", "currency per server-hour"),
+    ("_h", "hours"),
     ("discount_rate_annual", "per year (0.10 = 10%)"),
     ("_per_month", "per month"),
     ("_per_message", "per message"),

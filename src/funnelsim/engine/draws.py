@@ -55,6 +55,8 @@ STREAMS = (
     "referral",
     # simulated order logs (orders.py)
     "order_log",
+    # enquiries answered by automatic templates (engine/service.py)
+    "auto_reply",
 )
 _STREAM_IDS = {name: i for i, name in enumerate(STREAMS)}
 MINUTES_PER_DAY = 1440.0

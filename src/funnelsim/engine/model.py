@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from funnelsim import clv, friction
 from funnelsim.engine.draws import SharedDraws
 from funnelsim.engine.outcomes import FRICTION_REASONS, Outcome
+from funnelsim.scenario.messages import ScenarioError
 from funnelsim.scenario.schema import Constant, Distribution, ResponseCoefficients, Scenario, Stage
 
 FloatArray = NDArray[np.float64]
@@ -127,13 +128,30 @@ class CompiledFunnel:
         return np.asarray(joint.reshape(-1))
 
 
+class EngineRefusedError(ScenarioError, ValueError):
+    """An engine asked to simulate what only SimPy can (located at the field that needs it)."""
+
+
+def _coupling_field(funnel: CompiledFunnel) -> tuple[str | int, ...]:
+    """The first field that couples visitors: a stage's resource, else the referral rate."""
+    for s, r in enumerate(funnel.stage_resource):
+        if r is not None:
+            return ("stages", s, "resource")
+    return ("value", "referral", "per_customer_per_month")
+
+
 def refuse_coupled_visitors(funnels: Sequence[CompiledFunnel], engine: str) -> None:
-    """Raise ValueError when ``engine`` (not SimPy) is asked to simulate coupled visitors."""
-    if any(f.couples_visitors for f in funnels):
-        raise ValueError(
-            f"the {engine} engine cannot simulate shared resources (queues) or "
-            "referred visitors (value.referral); use simpy"
-        )
+    """Raise :class:`EngineRefusedError` when ``engine`` (not SimPy) is asked to simulate coupled
+    visitors: shared resources with their schedules and priorities, or referrals."""
+    for funnel in funnels:
+        if funnel.couples_visitors:
+            error = funnel.scenario.error_at(
+                _coupling_field(funnel),
+                f"the {engine} engine cannot simulate shared resources (queues, office "
+                "hours, priorities) or referred visitors (value.referral); use "
+                "--engine simpy or auto",
+            )
+            raise EngineRefusedError(error.file, error.line, error.field, error.message)
 
 
 def _cdf(shares: list[float]) -> FloatArray:
@@ -142,20 +160,30 @@ def _cdf(shares: list[float]) -> FloatArray:
     return np.asarray(cdf)
 
 
+def _preferences(scenario: Scenario, kind: str) -> list[dict[str, float]]:
+    coef = getattr(scenario.coefficients, kind)
+    return [
+        getattr(seg, f"{kind}_preferences") or coef.preferences
+        for seg in scenario.segments.values()
+    ]
+
+
+def option_names(scenario: Scenario, kind: str) -> list[str]:
+    """The options (payment methods or contact options) any segment prefers, in the order
+    of a visitor cell's option index."""
+    return list(dict.fromkeys(name for prefs in _preferences(scenario, kind) for name in prefs))
+
+
 def _option_tables(scenario: Scenario, kind: str) -> tuple[FloatArray, FloatArray]:
     """Per stage and segment, the continue factor for each preferred option, and the
     per-segment preference CDF over the union of options."""
     coef = getattr(scenario.coefficients, kind)
-    per_segment = [
-        getattr(seg, f"{kind}_preferences") or coef.preferences
-        for seg in scenario.segments.values()
-    ]
-    options = list(dict.fromkeys(name for prefs in per_segment for name in prefs))
+    per_segment = _preferences(scenario, kind)
+    options = option_names(scenario, kind)
     cdf = np.array([_cdf([prefs.get(o, 0.0) for o in options]) for prefs in per_segment])
-    offered_key = "payment_methods" if kind == "payment" else "contact_options"
     factors = np.ones((len(scenario.stages), len(per_segment), len(options)))
     for s, stage in enumerate(scenario.stages):
-        offered = getattr(stage.friction, offered_key)
+        offered = stage.friction.payment_methods if kind == "payment" else stage.contact_options
         _, factor = friction.option_options(dict.fromkeys(options, 0.0), offered, coef)
         factors[s] = factor
     return factors, cdf

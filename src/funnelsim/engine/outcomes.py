@@ -9,12 +9,13 @@ of visitors simulated separately are added together with ``+``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 FRICTION_REASONS = ("page_load", "form_fields", "login_wall", "payment", "contact")
-REASONS = (*FRICTION_REASONS, "rate", "response", "queue")
+REASONS = (*FRICTION_REASONS, "rate", "response", "queue", "declined", "unanswered")
 REASON_INDEX = {name: i for i, name in enumerate(REASONS)}
 CONVERTED = -1
 
@@ -85,6 +86,9 @@ class Outcome:
     revenue: FloatArray  # (segments, channels): sum of first-order values
     revenue_sq: FloatArray  # (segments, channels): sum of squared order values
     queues: QueueStats = field(default_factory=lambda: QueueStats.empty(()))
+    # per resource, the service figures of engine.service (SimPy only: its runs are
+    # never split into blocks, so a sum keeps whichever side has them)
+    service: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_visitors(
@@ -133,6 +137,7 @@ class Outcome:
             self.revenue + other.revenue,
             self.revenue_sq + other.revenue_sq,
             self.queues + other.queues,
+            self.service or other.service,
         )
 
     @property

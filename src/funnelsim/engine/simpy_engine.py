@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import IO, Any
 
@@ -34,6 +34,7 @@ import numpy as np
 import simpy
 
 from funnelsim import friction
+from funnelsim.engine import schedules, service, settled
 from funnelsim.engine.draws import SharedDraws, VisitorDraws
 from funnelsim.engine.model import (
     NO_LOSS,
@@ -41,11 +42,14 @@ from funnelsim.engine.model import (
     SplitTally,
     VariantRuns,
     assign_arms,
+    option_names,
     plan_visitors,
     stage_values,
+    visitor_cells,
 )
 from funnelsim.engine.outcomes import REASON_INDEX, REASONS, Outcome, QueueStats, Simulation
 from funnelsim.engine.referral import ReferralPool, referral_pool
+from funnelsim.scenario.schema import ContactPath, Resource
 
 EVENT_COLUMNS = (
     "visitor",
@@ -110,22 +114,21 @@ class _Run:
     """State of one SimPy run: the environment, resources, draws and result arrays."""
 
     def __init__(self, funnel: CompiledFunnel, shared: SharedDraws, log: EventLog | None) -> None:
-        self.funnel, self.log = funnel, log
+        self.funnel, self.log, self.shared = funnel, log, shared
         self.plan = plan_visitors(funnel, shared)
         self.env = simpy.Environment()
         scenario = funnel.scenario
-        self.resources = [
-            simpy.Resource(self.env, scenario.resources[name].capacity) for name in funnel.resources
-        ]
+        specs = [scenario.resources[name] for name in funnel.resources]
+        self.resources = [service.make_resource(self.env, spec) for spec in specs]
         self.stage_resource = funnel.stage_resource
         self.decays = [st.friction.response_decay for st in scenario.stages]
         self.dwell = _stage_columns(funnel, shared, "dwell", "dwell_min")
         self.service = _stage_columns(funnel, shared, "service", "service_min")
         self.patience = _stage_columns(funnel, shared, "patience", "patience_min")
         self.delay = _stage_columns(funnel, shared, "delay", "response_delay_min")
-        self.u = self.plan.u_continue.tolist()
-        self.p = self.plan.p_continue.tolist()
-        self.friction_loss = self.plan.friction_loss.tolist()
+        # arrays, not lists: most visitors are settled by engine.settled and never read
+        self.u, self.p = self.plan.u_continue, self.plan.p_continue
+        self.friction_loss = self.plan.friction_loss
         self.segment, self.channel = self.plan.segment, self.plan.channel
         n = self.n_main = shared.n_visitors
         self.pool = referral_pool(funnel, shared)
@@ -142,18 +145,111 @@ class _Run:
             [0.0] * n_q,
             [0.0] * n_q,
         )
-        arrivals = shared.derived(("arrival times",), lambda: shared.draws.arrival_times().tolist())
+        self._open_service_desks(specs)
+        arrivals = self._arrival_times(shared)
         if log is None:
             self._schedule_queues(arrivals)
         else:
             self.env.process(self._source(arrivals))
 
+    def _arrival_times(self, shared: SharedDraws) -> list[float]:
+        """Arrival times in minutes: constant rate, or bent to the traffic profile."""
+        times = shared.derived(("arrival times",), lambda: shared.draws.arrival_times().tolist())
+        traffic = self.funnel.scenario.traffic
+        if traffic.profile is None:
+            return times
+        profile, days = traffic.profile, traffic.days
+        return shared.derived(
+            (
+                "profiled arrival times",
+                tuple(profile.hour_weights),
+                tuple(profile.day_weights),
+                days,
+            ),
+            lambda: schedules.profiled_times(np.asarray(times), profile, days).tolist(),
+        )
+
+    def _open_service_desks(self, specs: list[Resource]) -> None:
+        """Rotas, service logs and priority bands of the resources, and each stage's
+        automatic reply and contact paths (engine.service)."""
+        horizon_hours = self.funnel.scenario.traffic.days * 24
+        rotas = [schedules.rota(spec.schedule, spec.capacity) for spec in specs]
+        self.logs = [
+            service.ResourceLog(
+                name, week, len(spec.priority.bands) + 1, spec.cost_per_hour, horizon_hours
+            )
+            for name, spec, week in zip(self.funnel.resources, specs, rotas, strict=True)
+        ]
+        scheduled = [r for r, spec in enumerate(specs) if spec.schedule is not None]
+        if scheduled:
+            self.env.process(
+                schedules.run_rotas(
+                    self.env,
+                    [self.resources[r] for r in scheduled],  # type: ignore[misc]
+                    [rotas[r] for r in scheduled],
+                )
+            )
+        n = len(self.exit_stage)
+        stages = self.funnel.scenario.stages
+        self.auto_reply = [stage.auto_reply for stage in stages]
+        self.response = [
+            service.slowed_decay(self.funnel.response, stage.auto_reply) for stage in stages
+        ]
+        self.auto_answered = [self._auto_answered(s) for s in range(len(stages))]
+        self.paths = [self._contact_paths(s) for s in range(len(stages))]
+        self.bands = [self._bands(r, spec) for r, spec in enumerate(specs)]
+        self.lead_band = [np.full(n, service.NOT_A_LEAD, np.int64) for _ in specs]
+
+    def _populations(self) -> list[tuple[CompiledFunnel, SharedDraws]]:
+        """The scheduled visitors, then the referred ones (their own draws)."""
+        main = [(self.funnel, self.shared)]
+        return main if self.pool is None else [*main, (self.pool.funnel, self.pool.shared)]
+
+    def _auto_answered(self, s: int) -> list[bool] | None:
+        """Per visitor, whether stage ``s``'s templates answer them without a rep."""
+        reply = self.auto_reply[s]
+        if reply is None:
+            return None
+        n_s = len(self.auto_reply)
+        return np.concatenate(
+            [
+                shared.uniforms("auto_reply", n_s)[:, s] < reply.answers_share
+                for _, shared in self._populations()
+            ]
+        ).tolist()  # type: ignore[no-any-return]
+
+    def _contact_paths(self, s: int) -> list[ContactPath] | None:
+        """Per visitor, the contact path they take at stage ``s``: their preferred option,
+        else the stage's first path."""
+        contact = self.funnel.scenario.stages[s].contact
+        if contact is None:
+            return None
+        names = option_names(self.funnel.scenario, "contact")
+        paths = [contact.get(name, next(iter(contact.values()))) for name in names]
+        preferred = np.concatenate(
+            [
+                visitor_cells(funnel, shared).cell % len(names)
+                for funnel, shared in self._populations()
+            ]
+        )
+        return [paths[k] for k in preferred.tolist()]
+
+    def _bands(self, r: int, spec: Resource) -> list[int]:
+        """Each visitor's priority band at resource ``r``, from their chance to buy from
+        its first stage on (score) or their order value (deal size)."""
+        first = self.stage_resource.index(r)
+        plans = [self.plan] if self.pool is None else [self.plan, self.pool.plan]
+        score = np.concatenate([plan.p_continue[:, first:].prod(axis=1) for plan in plans])
+        order_value = np.concatenate([plan.order_value for plan in plans])
+        bands = service.lead_bands(spec.priority, score, order_value)
+        return bands.tolist()  # type: ignore[no-any-return]
+
     def _add_referred_visitors(self, pool: ReferralPool) -> None:
         """Append the pool's visitors (indices from ``n_main`` on) to the per-visitor lists."""
         plan = pool.plan
-        self.u += plan.u_continue.tolist()
-        self.p += plan.p_continue.tolist()
-        self.friction_loss += plan.friction_loss.tolist()
+        self.u = np.vstack([self.u, plan.u_continue])
+        self.p = np.vstack([self.p, plan.p_continue])
+        self.friction_loss = np.vstack([self.friction_loss, plan.friction_loss])
         self.segment = np.concatenate([self.segment, plan.segment])
         self.channel = np.concatenate([self.channel, plan.channel])
         for columns, stream, attribute in (
@@ -197,9 +293,12 @@ class _Run:
         timers set at time 0 fire at exactly those times."""
         env, pool, n_s = self.env, self.pool, len(self.dwell)
         now = previous = 0.0
+        settled_losses = self._settle_early_losses()
         for i, t in enumerate(arrivals):
             now += t - previous  # as _source's timeouts advance the clock
             previous = t
+            if settled_losses[i]:
+                continue
             joined = self._walk_to_queue(i, now)
             if joined is None:
                 continue
@@ -208,6 +307,20 @@ class _Run:
                 env.timeout(at).callbacks.append(partial(self._join, i, s))
             elif pool is not None:
                 env.timeout(at).callbacks.append(partial(self._start_advocate, i, pool))
+
+    def _settle_early_losses(self) -> list[bool]:
+        """Per visitor, lost before the first stage that takes time: those losses are
+        settled here with NumPy (engine.settled), the others walk."""
+        timed = settled.first_timed_stage(self.stage_resource, self.dwell)
+        delay = [np.asarray(d)[: self.n_main] if d is not None else None for d in self.delay]
+        exit_stage, reason = settled.settled_losses(
+            self.plan, delay, self.decays, self.response, timed
+        )
+        lost = exit_stage != settled.NOT_SETTLED
+        n_stages = len(self.funnel.stages)
+        self.exit_stage[: self.n_main] = np.where(lost, exit_stage, n_stages).tolist()
+        self.reason[: self.n_main] = np.where(lost, reason, NO_LOSS).tolist()
+        return lost.tolist()  # type: ignore[no-any-return]
 
     def _walk_to_queue(self, i: int, now: float) -> tuple[int, float] | None:
         """Visitor ``i``, arriving at ``now``, through dwells and decisions up to the first
@@ -278,16 +391,20 @@ class _Run:
             s += 1
         return s
 
-    def _continues(self, i: int, s: int, entered: float, waited: float) -> bool:
-        """After any dwell and queue: does visitor ``i`` go on past stage ``s``?"""
-        u, p = self.u[i][s], self.p[i][s]
+    def _continues(
+        self, i: int, s: int, entered: float, waited: float, factor: float | None = None
+    ) -> bool:
+        """After any dwell and queue: does visitor ``i`` go on past stage ``s``? ``factor``:
+        answered at once without a rep (a template or a bot), times its chance."""
+        u, p, delay = self.u[i][s], self.p[i][s], self.delay[s]
+        if factor is not None:
+            p, delay = p * factor, None
         if u >= p:
             self._lose(i, s, REASON_INDEX["rate"], entered, waited)
             return False
         if self.decays[s]:
-            delay = self.delay[s]
             response_min = waited + (delay[i] if delay is not None else 0.0)
-            if u >= float(friction.response_continue(p, response_min, self.funnel.response)):
+            if u >= float(friction.response_continue(p, response_min, self.response[s])):
                 self._lose(i, s, REASON_INDEX["response"], entered, waited)
                 return False
         if self.log is not None:
@@ -310,42 +427,101 @@ class _Run:
                     self._lose(i, s, friction_loss[s], entered, 0.0)
                     return
             queued = False
-            waited = 0.0
+            waited, factor = 0.0, None
             r = self.stage_resource[s]
             if r is not None:
-                outcome = yield from self._queue(i, s, r)
-                if outcome is None:
-                    self._lose(i, s, REASON_INDEX["queue"], entered, env.now - entered)
+                answer = yield from self._answer(i, s, r)
+                if isinstance(answer, int):
+                    self._lose(i, s, answer, entered, env.now - entered)
                     return
-                waited = outcome
-            if not self._continues(i, s, entered, waited):
+                waited, factor = answer
+            if not self._continues(i, s, entered, waited, factor):
                 return
             step = self._instant_stages(i, s + 1)
         if step is not None and self.pool is not None:
             env.process(self._advocate(i, self.pool))
 
-    def _queue(self, i: int, s: int, r: int) -> Generator[simpy.Event, Any, float | None]:
-        """Wait for resource ``r`` and be served; the wait, or None if patience ran out."""
-        env, resource = self.env, self.resources[r]
+    def _answer(
+        self, i: int, s: int, r: int
+    ) -> Generator[simpy.Event, Any, tuple[float, float | None] | int]:
+        """How lead ``i`` is answered at stage ``s`` (engine.service): declined, answered at
+        once by a template or a bot (wait 0 and the factor on its chance to continue), not
+        answered on a call, or by a rep after a wait (factor None). A loss is its reason."""
+        log = self.logs[r]
+        self.lead_band[r][i] = band = self.bands[r][i]
+        if band == service.DECLINED:
+            log.declined += 1
+            return REASON_INDEX["declined"]
+        reply = self.auto_reply[s]
+        if reply is not None:
+            log.automation_cost += reply.cost_per_lead
+            if self.auto_answered[s][i]:
+                log.automatic(self.env.now, 0.0)
+                return 0.0, 1.0
+        paths = self.paths[s]
+        if paths is not None:
+            path = paths[i]
+            if path.bot is not None and not log.rota.in_office_hours(int(self.env.now // 60)):
+                log.automatic(self.env.now, path.bot.cost_per_lead)
+                return 0.0, path.bot.quality
+            if path.answer == "at_once" and not service.free_now(self.resources[r]):
+                log.unanswered += 1
+                return REASON_INDEX["unanswered"]
+        waited = yield from self._queue(i, s, r, band)
+        return REASON_INDEX["queue"] if waited is None else (waited, None)
+
+    def _request(self, r: int, band: int) -> simpy.Event:
+        resource = self.resources[r]
+        if isinstance(resource, simpy.PreemptiveResource):
+            return resource.request(priority=band, preempt=True)
+        if isinstance(resource, simpy.PriorityResource):
+            return resource.request(priority=band)
+        return resource.request()
+
+    def _queue(
+        self, i: int, s: int, r: int, band: int
+    ) -> Generator[simpy.Event, Any, float | None]:
+        """Wait for resource ``r`` and be served; the wait, or None if patience ran out.
+
+        A service preempted by a higher band queues again for the minutes left."""
+        env, log = self.env, self.logs[r]
         self.arrivals[r] += 1
         start = env.now
-        with resource.request() as request:
+        service_min = self.service[s]
+        assert service_min is not None
+        with self._request(r, band) as request:
             patience = self.patience[s]
             if patience is not None:
                 env.timeout(patience[i]).callbacks.append(partial(_give_up, request))
             if (yield request) is GAVE_UP:
                 self.abandoned[r] += 1
+                log.lost_waiting += 1
                 return None
             waited = env.now - start
-            service = self.service[s]
-            assert service is not None
-            yield env.timeout(service[i])
+            delay = self.delay[s]
+            log.answered(waited, band, env.now, waited + (delay[i] if delay is not None else 0.0))
+            left = yield from self._serve(r, service_min[i])
+        while left > 0.0:
+            with self._request(r, band) as request:
+                yield request
+                left = yield from self._serve(r, left)
         self.served[r] += 1
         self.wait_sum[r] += waited
         self.wait_sq[r] += waited * waited
         self.wait_max[r] = max(self.wait_max[r], waited)
-        self.busy[r] += service[i]
+        self.busy[r] += service_min[i]
         return waited
+
+    def _serve(self, r: int, minutes: float) -> Generator[simpy.Event, Any, float]:
+        """Serve for ``minutes``; the minutes left if a higher band preempted the service."""
+        env, started = self.env, self.env.now
+        try:
+            yield env.timeout(minutes)
+            left = 0.0
+        except simpy.Interrupt:
+            left = minutes - (env.now - started)
+        self.logs[r].busy(started, minutes - left)
+        return left
 
     def result(self) -> Simulation:
         """The tally of everybody who came (referred visitors included); ``converted`` and
@@ -380,6 +556,14 @@ class _Run:
             reason,
             paid,
             queues,
+        )
+        horizon_hours = self.funnel.scenario.traffic.days * 24
+        outcome = replace(
+            outcome,
+            service={
+                log.name: service.service_metrics(log, bands[:came], bought, horizon_hours)
+                for log, bands in zip(self.logs, self.lead_band, strict=True)
+            },
         )
         n = self.n_main
         return Simulation(outcome, bought[:n], paid[:n], "simpy")

@@ -26,6 +26,7 @@ from numpy.random import SeedSequence
 from numpy.typing import NDArray
 
 from funnelsim import clv, parallel
+from funnelsim.engine import service
 from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel
 from funnelsim.engine.outcomes import REASONS, Outcome
@@ -133,7 +134,26 @@ def replicate(
         decision=test.decision,
         shipped=test.shipped,
         economics=economics,
+        service=tuple(
+            _service_figures(o, float(spend.sum()))
+            for o, spend in zip(outcomes, economics.channel_spend, strict=True)
+        ),
     )
+
+
+def _service_figures(outcome: Outcome, spend: float) -> dict[str, dict[str, Any]]:
+    """Per resource, the SimPy engine's service figures (engine.service) with the full cost,
+    traffic spend plus every resource's staff and automation cost, per lead and per
+    customer."""
+    cost = spend + sum(f["staff_cost"] + f["automation_cost"] for f in outcome.service.values())
+    return {
+        name: {
+            **figures,
+            "cost_per_lead": clv.ratio(cost, figures["leads"]),
+            "cost_per_customer": clv.ratio(cost, outcome.buyers),
+        }
+        for name, figures in outcome.service.items()
+    }
 
 
 def _median(values: Sequence[float]) -> float:
@@ -260,6 +280,7 @@ def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> Exper
                 channels=_channel_summary(scenario, reps, v),
                 leads=_lead_summary(reps, v),
                 clv_test=_clv_test_summary(reps, v),
+                service=_service_summary(reps, v),
             )
         )
     judged = defined_means(series[scenario.experiment.metric])
@@ -281,6 +302,13 @@ def _queue_summary(
         }
         for q, name in enumerate(scenario.resources)
     }
+
+
+def _service_summary(reps: Sequence[Replication], v: int) -> dict[str, dict[str, Any]]:
+    """Per resource, each service figure's mean over replications (quantiles too: the
+    mean of each replication's quantile)."""
+    runs = [r.service[v] for r in reps if r.service]
+    return service.mean_over_runs(runs) if runs and runs[0] else {}
 
 
 def _test_outcomes(

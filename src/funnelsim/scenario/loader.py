@@ -151,6 +151,7 @@ def parse_scenario(text: str, file: str = "<string>") -> Scenario:
     """Validate scenario YAML text; every variant is resolved, so errors surface now."""
     data, line_map = _parse_yaml(text, file)
     scenario = _validate(data, file, line_map)
+    scenario._source = (file, line_map.lines)
     for name in scenario.variants:
         scenario._resolved[name] = _resolve_variant(scenario, name, file, line_map.lines, _validate)
     return scenario

@@ -346,11 +346,45 @@ class Channel(StrictModel):
     order_value: Distribution | None = None
 
 
+# Illustrative shapes, not from a cited source: quiet at night, a morning rise, a lunch
+# dip and an evening peak (clock hours); weekends at 80% of a weekday.
+ILLUSTRATIVE_HOUR_WEIGHTS = (
+    *(0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.1, 1.2, 1.2),
+    *(1.1, 1.1, 1.2, 1.2, 1.2, 1.2, 1.3, 1.5, 1.6, 1.4, 1.0, 0.6),
+)
+ILLUSTRATIVE_DAY_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.8)
+
+
+def _some_weight(weights: list[float]) -> list[float]:
+    if math.fsum(weights) <= 0:
+        raise ValueError("at least one weight must be positive")
+    return weights
+
+
+Weights = Annotated[list[NonNegativeFloat], AfterValidator(_some_weight)]
+
+
+class TrafficProfile(StrictModel):
+    """When visitors come: relative weights per clock hour of the day (24, from 00:00
+    UTC) and per day of the week (7, Monday first). The defaults are an illustrative
+    shape, not a published one (quiet nights, evening peak, weekends at 80% of a
+    weekday): replace them with your analytics' sessions by hour and weekday."""
+
+    hour_weights: Annotated[Weights, Field(min_length=24, max_length=24)] = Field(
+        default_factory=lambda: list(ILLUSTRATIVE_HOUR_WEIGHTS)
+    )
+    day_weights: Annotated[Weights, Field(min_length=7, max_length=7)] = Field(
+        default_factory=lambda: list(ILLUSTRATIVE_DAY_WEIGHTS)
+    )
+
+
 class Traffic(StrictModel):
-    """Visitors arriving as a Poisson process over the test's days."""
+    """Visitors arriving as a Poisson process over the test's days: at a constant rate,
+    or following ``profile`` (``profile: {}`` takes the illustrative default shape)."""
 
     visitors_per_day: PositiveFloat
     days: Annotated[int, Field(ge=1)]
+    profile: TrafficProfile | None = None
     channels: dict[Name, Channel] = Field(
         default_factory=lambda: {"direct": Channel(share=1.0)}, min_length=1
     )
@@ -392,12 +426,102 @@ class Segment(StrictModel):
         return shares
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Shift(StrictModel):
+    """Staff on duty: ``capacity`` servers on ``days`` from ``from_h`` to ``to_h`` (whole
+    hours of the team's local time; ``to_h: 24`` is midnight). ``on_call`` marks a shift
+    outside office hours (an on-call rep at night): answers given then count as
+    answered out of hours."""
+
+    days: list[Weekday] = Field(min_length=1, max_length=7)
+    from_h: Annotated[int, Field(ge=0, le=23)]
+    to_h: Annotated[int, Field(ge=1, le=24)]
+    capacity: Annotated[int, Field(ge=1, le=100_000)]
+    on_call: bool = False
+
+    @field_validator("to_h")
+    @classmethod
+    def _after_start(cls, to_h: int, info: Any) -> int:
+        from_h = info.data.get("from_h")
+        if from_h is not None and to_h <= from_h:
+            raise ValueError(f"must be after from_h ({from_h}), got {to_h}")
+        return to_h
+
+
+class Schedule(StrictModel):
+    """A resource's weekly timetable: outside every shift nobody is there and leads wait.
+
+    The simulation clock starts on a Monday at 00:00 UTC. ``utc_offset_h`` is the team's
+    time zone (1 for Berlin in winter: a shift from 9 to 17 local time covers 8 to 16 on
+    the clock). The capacity in an hour is the sum of the shifts covering it, at most the
+    resource's ``capacity``. ``holidays`` are local days since the start (0 = the first
+    Monday) with nobody on duty. A rep busy when a shift ends finishes the lead first.
+    """
+
+    shifts: list[Shift] = Field(min_length=1, max_length=100)
+    utc_offset_h: Annotated[int, Field(ge=-12, le=14)] = 0
+    holidays: list[Annotated[int, Field(ge=0, le=100_000)]] = Field(
+        default_factory=list, max_length=1000
+    )
+
+
+class Priority(StrictModel):
+    """Who a resource answers first.
+
+    ``by``: ``fifo`` (order of arrival), ``score`` (the lead's chance to buy from this
+    stage on, given their segment and channel: the funnel's own model used as an ideal
+    lead score) or ``deal_size`` (the order value the lead would place). ``bands`` are
+    descending cut points that split leads into priority bands: band 0 (at or above the
+    first cut) is served first; within a band, first come first served. Service is
+    non-preemptive unless ``preemptive``: then a lead of a higher band interrupts a
+    lower band's service, which resumes later. Leads below ``decline_below`` (same unit as
+    ``by``) are declined on arrival: lost (reason ``declined``), no staff time spent.
+    """
+
+    by: Literal["fifo", "score", "deal_size"] = "fifo"
+    bands: list[NonNegativeFloat] = Field(default_factory=list, max_length=20)
+    preemptive: bool = False
+    decline_below: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _bands_need_a_key(self) -> Priority:
+        if self.by == "fifo" and (self.bands or self.decline_below > 0):
+            raise ValueError("bands and decline_below need by: score or deal_size")
+        if any(a <= b for a, b in zip(self.bands, self.bands[1:], strict=False)):
+            raise ValueError("bands must be strictly descending cut points")
+        return self
+
+
 class Resource(StrictModel):
     """People or machines that stages share: ``capacity`` servers, each serving one
-    visitor at a time for a service time drawn from ``service_min``."""
+    visitor at a time for a service time drawn from ``service_min``. Without a
+    ``schedule`` every server is there around the clock. ``cost_per_hour`` is the cost of
+    one server on duty for an hour (service metrics: cost per lead and per customer)."""
 
     capacity: Annotated[int, Field(ge=1, le=100_000)]
     service_min: Distribution
+    schedule: Schedule | None = None
+    priority: Priority = Priority()
+    cost_per_hour: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _shifts_within_capacity(self) -> Resource:
+        if self.schedule is None:
+            return self
+        staffed = dict.fromkeys(range(7 * 24), 0)
+        for shift in self.schedule.shifts:
+            for day in shift.days:
+                for hour in range(shift.from_h, shift.to_h):
+                    staffed[WEEKDAYS.index(day) * 24 + hour] += shift.capacity
+        peak = max(staffed.values())
+        if peak > self.capacity:
+            raise ValueError(
+                f"shifts put {peak} servers on duty at once, more than capacity ({self.capacity})"
+            )
+        return self
 
 
 class Friction(StrictModel):
@@ -426,12 +550,56 @@ class LeadNurture(StrictModel):
     cost_per_message: NonNegativeFloat = 0.0
 
 
+class AutoReply(StrictModel):
+    """An instant automatic acknowledgement ("we will call you back by 10 am tomorrow")
+    sent to every lead that reaches the stage's resource.
+
+    A lead who has been told when to expect an answer goes cold more slowly: the
+    response decay's slope is multiplied by ``decay_factor`` (its half-life divided by
+    it). The default 0.5 is illustrative, not published (CALIBRATION.md has no figure);
+    a plausible range is 0.3 to 0.8: sweep it. ``answers_share`` of the enquiries are
+    answered completely by templates or price lists sent automatically: those leads
+    continue as if answered at once, without a rep. ``cost_per_lead`` is the automation's
+    cost per lead it replies to.
+    """
+
+    decay_factor: Annotated[float, Field(gt=0, le=1)] = 0.5
+    answers_share: Probability = 0.0
+    cost_per_lead: NonNegativeFloat = 0.0
+
+
+class Bot(StrictModel):
+    """A chat bot answering out of hours (see ContactPath)."""
+
+    quality: Probability = 0.5
+    cost_per_lead: NonNegativeFloat = 0.0
+
+
+class ContactPath(StrictModel):
+    """How a lead who contacts the team this way is answered.
+
+    ``answer: queued`` (e-mail, form): the lead waits in the resource's queue.
+    ``answer: at_once`` (phone, live chat): a rep on duty must be free the moment the
+    lead calls, otherwise the lead is lost (reason ``unanswered``). With ``bot`` set, a
+    bot answers at once whenever no office shift is on duty (out of hours); the lead then
+    continues with its stage probability times ``bot.quality`` (illustrative default
+    0.5: no published figure; a plausible range is 0.3 to 0.9).
+    """
+
+    answer: Literal["queued", "at_once"] = "queued"
+    bot: Bot | None = None
+
+
 class Stage(StrictModel):
     """One step of the funnel. ``rate`` is the probability of continuing before friction.
 
     ``captures_lead`` marks the stage where a visitor becomes a lead (gives an
     e-mail address): lead quality is measured from there. ``nurture`` makes the
     stage a lead-nurture programme: only leads that become sales-ready continue.
+    ``contact`` makes each contact option a path to the stage's resource (its keys are
+    the options offered: a visitor whose preferred option is missing leaves as
+    ``coefficients.contact`` says, or takes the first path). ``auto_reply`` sends an
+    automatic acknowledgement. Both need a ``resource``.
     """
 
     name: Name
@@ -443,6 +611,13 @@ class Stage(StrictModel):
     friction: Friction = Friction()
     captures_lead: bool = False
     nurture: LeadNurture | None = None
+    contact: dict[Name, ContactPath] | None = Field(default=None, min_length=1)
+    auto_reply: AutoReply | None = None
+
+    @property
+    def contact_options(self) -> list[str] | None:
+        """The contact options offered: the paths' names, else ``friction.contact_options``."""
+        return list(self.contact) if self.contact is not None else self.friction.contact_options
 
 
 class ShiftedBetaGeometric(StrictModel):
@@ -567,6 +742,7 @@ class Scenario(StrictModel):
     experiment: Experiment = Experiment()
 
     _resolved: dict[str, Scenario] = PrivateAttr(default_factory=dict)
+    _source: tuple[str, dict[Path_, int]] = PrivateAttr(default=("<scenario>", {}))
 
     @field_validator("segments")
     @classmethod
@@ -603,8 +779,17 @@ class Scenario(StrictModel):
         if name not in self._resolved:
             if name not in self.variants:
                 raise KeyError(f"no variant {name!r}; variants: {', '.join(self.variants)}")
-            self._resolved[name] = _resolve_variant(self, name, "<scenario>", {}, _validate)
+            self._resolved[name] = _resolve_variant(self, name, *self._source, _validate)
         return self._resolved[name]
+
+    def error_at(self, path: Path_, message: str) -> ScenarioError:
+        """A :class:`ScenarioError` about the field at ``path``, located in the file this
+        scenario was read from (for problems found after loading, such as an engine that
+        cannot simulate a field)."""
+        file, lines = self._source
+        line_map = _LineMap()
+        line_map.lines = lines
+        return ScenarioError(file, line_map.line_of(path), _dotted(path), message)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
         """A copy with dotted-path overrides applied to the base and every variant kept."""
@@ -614,7 +799,9 @@ class Scenario(StrictModel):
             if problem:
                 raise ScenarioError("<overrides>", None, path, problem)
             _set_path(data, self, path, value)
-        return _validate(data, "<overrides>", {})
+        scenario = _validate(data, "<overrides>", {})
+        scenario._source = self._source
+        return scenario
 
 
 # --------------------------------------------------------------------------- cross-checks
@@ -638,6 +825,14 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
             )
         if stage.patience_min is not None and stage.resource is None:
             yield ("stages", i, "patience_min"), "patience needs a resource to wait for"
+        for needs_resource in ("contact", "auto_reply"):
+            if getattr(stage, needs_resource) is not None and stage.resource is None:
+                yield ("stages", i, needs_resource), f"{needs_resource} needs a resource"
+        if stage.contact is not None and stage.friction.contact_options is not None:
+            yield (
+                ("stages", i, "friction", "contact_options"),
+                "give the contact options once: the keys of contact list them",
+            )
         if (
             stage.friction.response_decay
             and stage.resource is None

@@ -27,6 +27,7 @@ class WithVariants(Protocol):
     it is described here rather than imported)."""
 
     variants: dict[str, dict[str, Any]]
+    _source: tuple[str, dict[Path_, int]]  # the file and lines the scenario was read from
 
     def model_dump(self, *, mode: str, exclude: set[str]) -> dict[str, Any]: ...
 
@@ -68,7 +69,17 @@ def _container_keys(value: Any) -> list[str]:
 def _container_get(value: Any, key: str) -> Any:
     if isinstance(value, dict):
         return value[key]
-    return next(v for v in value if getattr(v, "name", None) == key)
+    return value[_list_index(value, key)]
+
+
+def _list_index(items: list[Any], key: str) -> int:
+    """The item of a list called ``key``: by its ``name``, or by position for unnamed
+    items (``shifts.0``); the key is one of ``_container_keys``."""
+    for j, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
+        if (name if name is not None else str(j)) == key:
+            return j
+    raise KeyError(key)
 
 
 def _set_path(data: dict[str, Any], base: BaseModel, dotted: str, value: Any) -> Path_:
@@ -79,7 +90,7 @@ def _set_path(data: dict[str, Any], base: BaseModel, dotted: str, value: Any) ->
     for i, part in enumerate(parts):
         key: str | int = part
         if isinstance(current, list):
-            key = next(j for j, item in enumerate(current) if item.get("name") == part)
+            key = _list_index(current, part)
         path.append(key)
         if i == len(parts) - 1:
             current[key] = value
@@ -111,8 +122,10 @@ def _resolve_variant(
         target = _set_path(data, base, dotted, value)
         line_map.lines[target] = override_line or 0
     try:
-        return validate(data, file, line_map)
+        resolved = validate(data, file, line_map)
     except ScenarioError as error:
         raise ScenarioError(
             file, error.line or variant_line, f"variants.{name}: {error.field}", error.message
         ) from None
+    resolved._source = (file, {**lines, **line_map.lines})
+    return resolved

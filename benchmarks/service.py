@@ -1,0 +1,87 @@
+"""Service-desk benchmark: the lead funnel with office hours and priorities (issue 17).
+
+Usage: .venv/bin/python benchmarks/service.py [--replications N] [--workers N]
+
+Runs the bundled ``lead_funnel`` template (28 days, two reps in office hours, leads
+ranked by score, an auto-reply; four variants) for 100 replications on 2 local worker
+processes, as ``funnelsim run`` does, and prints the wall time, the CPU time of this
+process and its children, and the machine's load average, which a shared machine
+inflates. Target: under 20 s on 2 cores.
+
+A second figure isolates the engine: one replication of every variant, timed with
+visitors walked to their first queue before the clock starts, and with every visitor a
+process on the clock (as with an event log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+
+from funnelsim import scaffold
+from funnelsim.engine import simpy_engine
+from funnelsim.engine.draws import VisitorDraws, replication_seeds
+from funnelsim.experiment import compile_variants, run_experiment
+from funnelsim.scenario import parse_scenario
+
+TARGET_S = 20.0
+
+
+def _cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def full_run(replications: int, workers: int) -> None:
+    """``run_experiment`` on the template, as ``funnelsim run --workers`` would."""
+    scenario = parse_scenario(scaffold.template_text("lead_funnel"), "lead_funnel.yaml")
+    load = os.getloadavg()[0]
+    wall, cpu = time.perf_counter(), _cpu_s()
+    result = run_experiment(scenario, replications=replications, workers=workers)
+    wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
+    verdict = "yes" if wall < TARGET_S else "no"
+    print(
+        f"lead_funnel, {len(result.variants)} variants x {replications} replications on "
+        f"{workers} workers: {wall:.1f} s wall, {cpu:.1f} s CPU, load {load:.1f} "
+        f"(target < {TARGET_S:.0f} s: {verdict})"
+    )
+
+
+def engine_only(repeats: int = 3) -> None:
+    """One replication of every variant, with and without settling early losses."""
+    scenario = parse_scenario(scaffold.template_text("lead_funnel"), "lead_funnel.yaml")
+    funnels = compile_variants(scenario)
+    traffic = scenario.traffic
+    draws = VisitorDraws(replication_seeds(1, 1)[0], traffic.visitors_per_day, traffic.days)
+
+    def best_of(log: bool) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for funnel in funnels:
+                simpy_engine.simulate(funnel, draws, simpy_engine.EventLog("x") if log else None)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    walked, every = best_of(False), best_of(True)
+    print(
+        f"engine, one replication of {len(funnels)} variants ({draws.n_visitors:,} visitors): "
+        f"{walked * 1000:.0f} ms with visitors walked to their first queue, "
+        f"{every * 1000:.0f} ms with every visitor on the clock (x{every / walked:.1f})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replications", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    engine_only()
+    full_run(args.replications, args.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The service desk of a SimPy run: who is on duty, who is answered first, what it cost.
+
+A team of two answers enquiries. It can answer in order of arrival, or first the
+leads most likely to buy (or with the largest deals), and it can decline the least
+promising ones outright. This module builds the SimPy resources for that
+(:class:`ScheduledResource` opens and closes with the rota of
+:mod:`funnelsim.engine.schedules`; priority bands use SimPy's
+``PriorityResource`` / ``PreemptiveResource``), sorts each lead into a priority band
+before the run, and records per resource the waits, answers and staff time that
+:func:`service_metrics` turns into the figures of ``results.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+from numpy.typing import NDArray
+
+from funnelsim.engine.schedules import HOURS_PER_WEEK, MINUTES_PER_HOUR, Rota
+from funnelsim.scenario.schema import AutoReply, Priority, Resource, ResponseCoefficients
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+DECLINED = -1  # band of a lead declined on arrival
+NOT_A_LEAD = -2  # band of a visitor who never came to the resource
+ANSWERED_WITHIN_MIN = {"5min": 5.0, "1h": 60.0}
+WAIT_QUANTILES = {"p50": 0.5, "p90": 0.9}
+
+
+class _Staffing:
+    """Mixin: the number of servers on duty changes with the rota; a lead already being
+    served when a shift ends is finished first (nobody is sent home mid-call)."""
+
+    _capacity: int
+    users: list[Any]
+
+    def set_capacity(self, capacity: int) -> None:
+        opened = capacity - self._capacity
+        self._capacity = capacity
+        for _ in range(max(opened, 0)):
+            self._trigger_put(None)  # type: ignore[attr-defined]
+
+    def _do_put(self, event: Any) -> Any:
+        if self._capacity == 0 or len(self.users) > self._capacity:
+            return None  # nobody on duty, or reps still finishing after a shift: no preemption
+        return super()._do_put(event)  # type: ignore[misc]
+
+
+class ScheduledResource(_Staffing, simpy.PriorityResource):
+    """A priority resource whose servers come and go with a rota."""
+
+
+class ScheduledPreemptiveResource(_Staffing, simpy.PreemptiveResource):
+    """A preemptive priority resource whose servers come and go with a rota."""
+
+
+def make_resource(env: simpy.Environment, spec: Resource) -> simpy.Resource:
+    """The SimPy resource for ``spec``: plain first-come first-served when it has neither
+    schedule nor priority, else one that takes a band as priority and follows a rota."""
+    if spec.priority.preemptive:
+        return ScheduledPreemptiveResource(env, spec.capacity)
+    if spec.schedule is None and spec.priority.by == "fifo":
+        return simpy.Resource(env, spec.capacity)
+    return ScheduledResource(env, spec.capacity)
+
+
+def free_now(resource: simpy.Resource) -> bool:
+    """Whether a rep on duty is free this moment (nobody waiting before the caller)."""
+    return resource.count < resource.capacity and not resource.queue
+
+
+def slowed_decay(coef: ResponseCoefficients, reply: AutoReply | None) -> ResponseCoefficients:
+    """The response decay of a stage: slowed by its automatic reply's ``decay_factor``."""
+    if reply is None:
+        return coef
+    factor = reply.decay_factor
+    return coef.model_copy(
+        update={"slope": coef.slope * factor, "half_life_min": coef.half_life_min / factor}
+    )
+
+
+def lead_bands(priority: Priority, score: FloatArray, deal_size: FloatArray) -> IntArray:
+    """Each lead's priority band (0 first) by score or deal size; DECLINED below the floor.
+
+    >>> from funnelsim.scenario.schema import Priority
+    >>> p = Priority(by="score", bands=[0.5, 0.2], decline_below=0.1)
+    >>> lead_bands(p, np.array([0.7, 0.3, 0.15, 0.05]), np.zeros(4)).tolist()
+    [0, 1, 2, -1]
+    """
+    if priority.by == "fifo":
+        return np.zeros(len(score), np.int64)
+    key = score if priority.by == "score" else deal_size
+    cuts = np.asarray(priority.bands, dtype=float)
+    bands = (key[:, None] < cuts[None, :]).sum(axis=1).astype(np.int64)
+    return np.where(key < priority.decline_below, DECLINED, bands)
+
+
+@dataclass
+class ResourceLog:
+    """What one resource saw in one run (waits in minutes, clock hours of answers)."""
+
+    name: str
+    rota: Rota
+    n_bands: int
+    cost_per_hour: float
+    horizon_hours: int
+    waits: list[float] = field(default_factory=list)
+    responses: list[float] = field(default_factory=list)  # wait + the stage's response delay
+    wait_bands: list[int] = field(default_factory=list)
+    answered_out_of_hours: int = 0
+    answered_automatically: int = 0  # by templates, or by a bot out of hours
+    lost_waiting: int = 0
+    declined: int = 0
+    unanswered: int = 0  # called (phone, live chat) when no rep was free
+    automation_cost: float = 0.0
+    busy_by_hour: FloatArray = field(default_factory=lambda: np.zeros(HOURS_PER_WEEK))
+
+    def answered(self, waited: float, band: int, now: float, response_min: float) -> None:
+        """Record a lead served at ``now`` after ``waited`` minutes in the queue, answered
+        after ``response_min`` (the wait plus the stage's response delay)."""
+        self.waits.append(waited)
+        self.responses.append(response_min)
+        self.wait_bands.append(band)
+        self.answered_out_of_hours += not self.rota.in_office_hours(int(now // MINUTES_PER_HOUR))
+
+    def automatic(self, now: float, cost: float) -> None:
+        """Record a lead answered at ``now`` without a rep (template or bot)."""
+        self.responses.append(0.0)
+        self.answered_automatically += 1
+        self.answered_out_of_hours += not self.rota.in_office_hours(int(now // MINUTES_PER_HOUR))
+        self.automation_cost += cost
+
+    def busy(self, start: float, minutes: float) -> None:
+        """Record ``minutes`` of service begun at ``start`` (counted in the hour it began;
+        service begun after the test's horizon is not counted)."""
+        hour = int(start // MINUTES_PER_HOUR)
+        if hour < self.horizon_hours:
+            self.busy_by_hour[hour % HOURS_PER_WEEK] += minutes
+
+
+def _wait_figures(waits: FloatArray) -> dict[str, float]:
+    if len(waits) == 0:
+        return {"mean": float("nan"), **{q: float("nan") for q in WAIT_QUANTILES}}
+    quantiles = np.quantile(waits, list(WAIT_QUANTILES.values())).tolist()
+    return {"mean": float(waits.mean()), **dict(zip(WAIT_QUANTILES, quantiles, strict=True))}
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole else float("nan")
+
+
+def service_metrics(
+    log: ResourceLog, lead_band: IntArray, bought: NDArray[np.bool_], horizon_hours: int
+) -> dict[str, Any]:
+    """One run's service figures of a resource, ready for ``results.json``.
+
+    ``lead_band`` holds, per visitor, the band they queued in (NOT_A_LEAD: never came to
+    this resource; DECLINED: declined). ``wait_min`` is the time in the queue of the leads a
+    rep served; ``answered_within`` counts, among every lead that came, those answered
+    (queue wait plus the stage's response delay; at once by a template or a bot) within
+    5 minutes and 1 hour.
+    """
+    came = lead_band != NOT_A_LEAD
+    leads = int(came.sum())
+    waits, bands = np.asarray(log.waits), np.asarray(log.wait_bands, np.int64)
+    responses = np.asarray(log.responses)
+    staffed = log.rota.server_minutes(horizon_hours)
+    staff_cost = float(staffed.sum()) / MINUTES_PER_HOUR * log.cost_per_hour
+    answered = len(log.responses)
+    customers = int((came & bought).sum())
+    return {
+        "leads": leads,
+        "answered": answered,
+        "answered_automatically": log.answered_automatically,
+        "lost_waiting": log.lost_waiting,
+        "declined": log.declined,
+        "unanswered": log.unanswered,
+        "wait_min": {
+            **_wait_figures(waits),
+            "by_band": {str(b): _wait_figures(waits[bands == b]) for b in range(log.n_bands)},
+        },
+        "answered_within": {
+            label: _share(float((responses <= limit).sum()), leads)
+            for label, limit in ANSWERED_WITHIN_MIN.items()
+        },
+        "answered_out_of_hours": _share(log.answered_out_of_hours, answered),
+        "lead_to_customer_by_band": {
+            str(b): _share(float((bought & (lead_band == b)).sum()), float((lead_band == b).sum()))
+            for b in range(log.n_bands)
+        },
+        "utilisation_by_hour_of_week": np.divide(
+            log.busy_by_hour,
+            staffed,
+            out=np.full(HOURS_PER_WEEK, np.nan),
+            where=staffed > 0,
+        ).tolist(),
+        "staff_cost": staff_cost,
+        "automation_cost": log.automation_cost,
+        "service_cost_per_lead": _share(staff_cost + log.automation_cost, leads),
+        "service_cost_per_customer": _share(staff_cost + log.automation_cost, customers),
+    }
+
+
+def mean_over_runs(runs: Sequence[Any]) -> Any:
+    """Element-wise mean of nested figures over replications (NaN ignored; a figure that is
+    NaN in every run stays NaN)."""
+    first = runs[0]
+    if isinstance(first, dict):
+        return {key: mean_over_runs([run[key] for run in runs]) for key in first}
+    values = np.asarray(runs, dtype=float)
+    with np.errstate(all="ignore"):
+        counts = np.sum(~np.isnan(values), axis=0)
+        means = np.divide(
+            np.nansum(values, axis=0), counts, out=np.full(counts.shape, np.nan), where=counts > 0
+        )
+    return means.tolist() if isinstance(first, list) else float(means)
