@@ -59,6 +59,7 @@ from funnelsim.analysis.decision import (
     readout,
     revenue_readout,
     sample_ratio_mismatch,
+    withhold_on_mismatch,
 )
 from funnelsim.numbers import finite_or_none
 
@@ -370,12 +371,6 @@ def _summarise_draws(
     )
 
 
-def _with_srm(decision: Decision, srm: SampleRatioCheck) -> Decision:
-    if not srm.mismatch:
-        return decision
-    return decision._replace(reason=f"{decision.reason} Caution: {srm.message}")
-
-
 def _points(value: float) -> str:
     return f"{value * 100:.3g} pp"
 
@@ -469,7 +464,7 @@ def _fitted_result(
         data.metric,
         control,
         variants,
-        _with_srm(decision, srm),
+        withhold_on_mismatch(decision, srm),
         srm,
         rule,
         diagnostics.reliable,

@@ -70,11 +70,13 @@ class UpliftInterval(NamedTuple):
         mean: Posterior mean of the relative uplift.
         low: Lower bound of the equal-tailed credible interval.
         high: Upper bound of the equal-tailed credible interval.
+        median: Posterior median; the summary to read when the mean does not exist.
     """
 
     mean: FloatArray
     low: FloatArray
     high: FloatArray
+    median: FloatArray | None = None
 
 
 class RevenueStats(NamedTuple):
@@ -480,8 +482,8 @@ def uplift_interval_draws(
     ref = values[:, [reference]]
     uplift = np.divide(values - ref, ref, out=np.zeros_like(values), where=ref > 0)
     tail = (1 - level) / 2
-    low, high = np.quantile(uplift, [tail, 1 - tail], axis=0)
-    return UpliftInterval(mean=uplift.mean(axis=0), low=low, high=high)
+    low, median, high = np.quantile(uplift, [tail, 0.5, 1 - tail], axis=0)
+    return UpliftInterval(mean=uplift.mean(axis=0), low=low, high=high, median=median)
 
 
 def uplift_interval(
@@ -498,7 +500,8 @@ def uplift_interval(
     ``sqrt(t (1 - t) / draws)`` (3.5e-4 for ``t = 0.025`` and the default 200,000 draws)
     and the mean one of ``sd(uplift) / sqrt(draws)``. When the reference has
     ``alpha <= 1`` (no conversions under a uniform prior) the uplift's posterior mean
-    does not exist; the reported mean is then finite but not meaningful, use the interval.
+    does not exist (``E[1 / p]`` diverges): it is reported as NaN, read the median and
+    the interval.
 
     Example:
         >>> post = beta_posteriors([1000, 1000], [100, 120])
@@ -515,7 +518,12 @@ def uplift_interval(
         raise ValueError(f"draws must be positive, got {draws}")
     rng = np.random.default_rng(seed)
     rates = rng.beta(post.alpha, post.beta, size=(draws, post.alpha.size))
-    return uplift_interval_draws(rates, reference, level)
+    summary = uplift_interval_draws(rates, reference, level)
+    if post.alpha[reference] > 1:
+        return summary
+    undefined = np.full_like(summary.mean, np.nan)
+    undefined[reference] = 0.0
+    return summary._replace(mean=undefined)
 
 
 def _revenue_arrays(stats: RevenueStats) -> tuple[FloatArray, FloatArray, FloatArray]:

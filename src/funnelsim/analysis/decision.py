@@ -84,6 +84,8 @@ class VariantReadout(NamedTuple):
         uplift_high: Upper bound of the 95% credible interval of the relative uplift.
         prob_in_rope: Posterior probability that ``|relative uplift| < rule.rope``; 1 for
             the control.
+        uplift_median: Posterior median of the relative uplift (the mean does not exist
+            when the control has no conversions; then ``uplift_mean`` is NaN).
     """
 
     name: str
@@ -99,6 +101,7 @@ class VariantReadout(NamedTuple):
     uplift_low: float
     uplift_high: float
     prob_in_rope: float
+    uplift_median: float = float("nan")
 
 
 class Decision(NamedTuple):
@@ -253,6 +256,71 @@ def sample_ratio_mismatch(
         f"alpha = {alpha:g})."
     )
     return SampleRatioCheck(chi2, p_value, mismatch, message)
+
+
+def parse_split(text: str, variants: int | None = None) -> tuple[float, ...]:
+    """Planned traffic shares from text such as ``"90,10"`` or ``"1,1,2"``, normalised.
+
+    Raises ValueError (one readable sentence) for anything but positive numbers, or
+    for a count different from ``variants`` when given.
+
+    >>> parse_split("90,10")
+    (0.9, 0.1)
+    """
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"split {text!r}: give one positive number per variant, like 50,50"
+        ) from None
+    if not all(np.isfinite(w) and w > 0 for w in weights):
+        raise ValueError(f"split {text!r}: every share must be a positive number")
+    if variants is not None and len(weights) != variants:
+        raise ValueError(f"split {text!r}: {len(weights)} shares for {variants} variants")
+    total = sum(weights)
+    return tuple(w / total for w in weights)
+
+
+def withhold_on_mismatch(decision: Decision, srm: SampleRatioCheck) -> Decision:
+    """No decision on a sample ratio mismatch: the rule's verdict is kept only as text.
+
+    A split far from the design means the arms are not comparable (broken assignment,
+    logging loss, bots), so no ship or stop verdict is trustworthy.
+    """
+    if not srm.mismatch:
+        return decision
+    return Decision(
+        "keep_testing",
+        None,
+        f"Decision withheld: {srm.message} Find the cause before reading this test "
+        f"(the rule alone would say: {decision.reason})",
+    )
+
+
+def not_enough_data(
+    names: Sequence[str], visitors: npt.ArrayLike, conversions: npt.ArrayLike, control: int
+) -> str | None:
+    """Why the data cannot support a decision yet, or None.
+
+    A variant without visitors has only its prior; a control without conversions leaves
+    the relative uplift without a posterior mean.
+
+    >>> not_enough_data(["A", "B"], [1000, 0], [10, 0], 0)
+    'Not enough data: B has no visitors yet.'
+    """
+    n, x = np.asarray(visitors, dtype=np.float64), np.asarray(conversions, dtype=np.float64)
+    empty = [name for name, count in zip(names, n, strict=True) if count == 0]
+    if empty:
+        return (
+            f"Not enough data: {', '.join(empty)} {'has' if len(empty) == 1 else 'have'} "
+            "no visitors yet."
+        )
+    if x[control] == 0:
+        return (
+            f"Not enough data: the control {names[control]} has no conversions yet, so the "
+            "relative uplift has no mean (read its median and interval)."
+        )
+    return None
 
 
 def _equivalence(
@@ -443,13 +511,21 @@ def readout(
             uplift_low=float(uplift.low[i]),
             uplift_high=float(uplift.high[i]),
             prob_in_rope=float(in_rope[i]),
+            uplift_median=float(uplift.median[i]) if uplift.median is not None else np.nan,
         )
         for i, name in enumerate(names)
     )
+    variants = tuple(
+        v._replace(uplift_mean=np.nan, uplift_low=np.nan, uplift_high=np.nan, uplift_median=np.nan)
+        if v.visitors == 0
+        else v
+        for v in variants
+    )
     srm = sample_ratio_mismatch(n, expected_shares)
-    decision = decide(post, ref, rule, names, loss)
-    if srm.mismatch:
-        decision = decision._replace(reason=f"{decision.reason} Caution: {srm.message}")
+    shortage = not_enough_data(names, n, x, ref)
+    if shortage is not None:
+        return ABReadout(variants, control, Decision("keep_testing", None, shortage), srm)
+    decision = withhold_on_mismatch(decide(post, ref, rule, names, loss), srm)
     return ABReadout(variants, control, decision, srm)
 
 
