@@ -1,0 +1,199 @@
+"""What a decision rule does at a planned size: its operating characteristics, measured
+by simulation, and a threshold calibrated to a target false-ship rate.
+
+An expected-loss rule has no error rate of its own: at 14 days of a checkout test the
+default thresholds ship one of two *identical* arms far more often than the 5% a z-test
+allows. Before trusting a rule, a team needs three numbers at the size it plans to run:
+
+- ``P(ship | A/A)``: a variant identical to the control is shipped (false ship);
+- ``P(ship worse)``: a variant worse than the control by more than the ROPE is shipped;
+- ``P(ship best)``: a variant better by the planned effect is shipped.
+
+:func:`operating_characteristics` measures them over simulated experiments (binomial
+conversions at the planned visitors per arm, the rule applied once at that size), each
+with a Wilson interval for the Monte Carlo error. :func:`calibrate_loss_threshold`
+chooses the loss threshold whose A/A false-ship rate is at most a target (5% by default)
+on simulated A/A experiments: whether the rule ships is monotone in the threshold, so
+the largest such threshold is read off the simulated losses exactly.
+
+References:
+    Stucchio, C. (2015), "Bayesian A/B Testing at VWO" (the expected-loss rule).
+    Deng, A., Lu, J. & Chen, S. (2016), "Continuous monitoring of A/B tests without
+    pain: Optional stopping in Bayesian testing", DSAA (frequentist properties of
+    Bayesian rules must be checked, not assumed).
+    Wilson, E. B. (1927), "Probable inference, the law of succession, and statistical
+    inference", JASA 22 (the interval of a simulated rate, via scipy's binomtest).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import binomtest
+
+from funnelsim.analysis.conjugate import beta_posteriors, expected_loss, posterior_mean
+from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule, decide
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class Rate(NamedTuple):
+    """A simulated probability with its Wilson interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+class OperatingCharacteristics(NamedTuple):
+    """The rule's risks at one planned size (two arms, one look at that size).
+
+    Attributes:
+        rule: The decision rule measured.
+        baseline: Control conversion rate.
+        visitors_per_arm: Planned visitors per arm.
+        worse_by: Relative deficit of the "worse" variant (more than the ROPE).
+        effect: Relative improvement of the "best" variant.
+        replications: Simulated experiments per scenario.
+        level: Level of the Wilson intervals.
+        false_ship: ``P(ship the variant | A/A)``.
+        ship_worse: ``P(ship the variant | it is worse by worse_by)``.
+        ship_best: ``P(ship the variant | it is better by effect)``.
+    """
+
+    rule: DecisionRule
+    baseline: float
+    visitors_per_arm: int
+    worse_by: float
+    effect: float
+    replications: int
+    level: float
+    false_ship: Rate
+    ship_worse: Rate
+    ship_best: Rate
+
+
+def wilson(successes: int, trials: int, level: float = 0.95) -> Rate:
+    """Share ``successes / trials`` with its Wilson score interval (scipy).
+
+    >>> r = wilson(50, 1000)
+    >>> round(r.value, 3), round(r.low, 4), round(r.high, 4)
+    (0.05, 0.0381, 0.0653)
+    """
+    interval = binomtest(successes, trials).proportion_ci(level, method="wilson")
+    return Rate(successes / trials, float(interval.low), float(interval.high))
+
+
+def _simulated_conversions(
+    baseline: float, relative: float, visitors: int, replications: int, seed: int
+) -> npt.NDArray[np.int64]:
+    """Conversions of (control, variant), shape ``(replications, 2)``."""
+    rng = np.random.default_rng(seed)
+    rates = np.array([baseline, baseline * (1 + relative)])
+    if not np.all((rates > 0) & (rates < 1)):
+        raise ValueError(f"conversion rates must stay in (0, 1), got {rates.tolist()}")
+    return rng.binomial(visitors, rates, size=(replications, 2))
+
+
+def ship_rate(
+    rule: DecisionRule,
+    baseline: float,
+    relative: float,
+    visitors_per_arm: int,
+    replications: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Rate:
+    """Share of simulated experiments in which ``rule`` ships the variant.
+
+    The variant converts at ``baseline * (1 + relative)``; each experiment has
+    ``visitors_per_arm`` visitors per arm and the rule is applied once at that size.
+    """
+    conversions = _simulated_conversions(baseline, relative, visitors_per_arm, replications, seed)
+    visitors = [visitors_per_arm, visitors_per_arm]
+    shipped = sum(decide(beta_posteriors(visitors, row), 0, rule).index == 1 for row in conversions)
+    return wilson(int(shipped), replications, level)
+
+
+def operating_characteristics(
+    rule: DecisionRule = DEFAULT_RULE,
+    *,
+    baseline: float,
+    visitors_per_arm: int,
+    effect: float,
+    worse_by: float | None = None,
+    replications: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> OperatingCharacteristics:
+    """``P(ship)`` under A/A, for a variant worse by more than the ROPE, and for one
+    better by ``effect``, at ``visitors_per_arm`` (see the module docstring).
+
+    ``worse_by`` defaults to twice the rule's ROPE. The three scenarios use independent
+    seeds derived from ``seed``.
+
+    >>> oc = operating_characteristics(
+    ...     baseline=0.1, visitors_per_arm=5000, effect=0.1, replications=200)
+    >>> oc.ship_best.value > oc.false_ship.value > oc.ship_worse.value
+    True
+    """
+    worse = 2 * rule.rope if worse_by is None else worse_by
+    if worse <= rule.rope:
+        raise ValueError(f"worse_by must exceed the ROPE ({rule.rope}), got {worse}")
+    seeds = np.random.SeedSequence(seed).generate_state(3)
+    common = (visitors_per_arm, replications)
+    return OperatingCharacteristics(
+        rule,
+        baseline,
+        visitors_per_arm,
+        worse,
+        effect,
+        replications,
+        level,
+        ship_rate(rule, baseline, 0.0, *common, int(seeds[0]), level),
+        ship_rate(rule, baseline, -worse, *common, int(seeds[1]), level),
+        ship_rate(rule, baseline, effect, *common, int(seeds[2]), level),
+    )
+
+
+def calibrate_loss_threshold(
+    rule: DecisionRule = DEFAULT_RULE,
+    *,
+    baseline: float,
+    visitors_per_arm: int,
+    target: float = 0.05,
+    replications: int = 4000,
+    seed: int = 0,
+) -> DecisionRule:
+    """``rule`` with the largest loss threshold whose simulated A/A false-ship rate is at
+    most ``target`` at ``visitors_per_arm`` (the ROPE and equivalence settings kept).
+
+    The rule ships the variant of an experiment when it does not stop for equivalence,
+    the variant has the smaller expected loss, and that loss divided by the control's
+    posterior mean is below the threshold: so the threshold is the
+    ``floor(target * replications) + 1``-th smallest such ratio over the A/A runs.
+
+    >>> calibrated = calibrate_loss_threshold(
+    ...     baseline=0.1, visitors_per_arm=5000, replications=400)
+    >>> calibrated.loss_threshold < DecisionRule().loss_threshold
+    True
+    """
+    if not 0 < target < 1:
+        raise ValueError(f"target must be in (0, 1), got {target}")
+    conversions = _simulated_conversions(baseline, 0.0, visitors_per_arm, replications, seed)
+    visitors = [visitors_per_arm, visitors_per_arm]
+    never_ship = rule._replace(loss_threshold=np.finfo(float).tiny)
+    ratios = []
+    for row in conversions:
+        post = beta_posteriors(visitors, row)
+        loss = expected_loss(post)
+        stops = decide(post, 0, never_ship, loss=loss).action == "stop"
+        if not stops and loss[1] < loss[0]:
+            ratios.append(loss[1] / posterior_mean(post)[0])
+    allowed = math.floor(target * replications)
+    if len(ratios) <= allowed:
+        return rule
+    return rule._replace(loss_threshold=float(np.sort(ratios)[allowed]))
