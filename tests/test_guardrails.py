@@ -1,14 +1,18 @@
 """Guardrails block a ship and name the metric; the probability of harm agrees with an
 independent Beta posterior; Benjamini-Hochberg keeps the false discovery rate."""
 
+import csv
 import math
 
 import numpy as np
 import pytest
+from scipy.stats import ttest_ind
 
-from funnelsim.analysis.decision import readout
+from conftest import SHARED_DATA
+from funnelsim.analysis.decision import Decision, readout
 from funnelsim.analysis.guardrails import MetricSpec, guard, metrics_readout
 from funnelsim.analysis.moments import moments_from_values
+from funnelsim.analysis.sources import read_moments
 
 
 def _experiment(seed: int, n: int = 20_000):
@@ -93,3 +97,47 @@ def test_benjamini_hochberg_controls_the_false_discovery_rate() -> None:
         false_share.append(sum(e.metric not in ("m0", "m1") for e in found) / max(len(found), 1))
     assert discoveries >= 2 * readouts * 0.9  # the real effects are found
     assert np.mean(false_share) <= 0.05 + 4 * math.sqrt(0.05 * 0.95 / readouts)
+
+
+COOKIE_CATS = SHARED_DATA / "cookie_cats.csv"
+
+
+@pytest.mark.skipif(not COOKIE_CATS.exists(), reason="../shared/data/cookie_cats.csv absent")
+def test_cookie_cats_retention_7_with_two_guardrails_in_one_call() -> None:
+    """Cookie Cats (gate_30 control, gate_40 variant): retention_7 primary, retention_1 and
+    sum_gamerounds guardrails, read by DuckDB in one call; every number is checked against
+    an independent pass of Python's csv module and scipy's Welch t-test."""
+    pytest.importorskip("duckdb")
+    specs = [
+        MetricSpec("retention_7", "primary"),
+        MetricSpec("retention_1", "guardrail"),
+        MetricSpec("sum_gamerounds", "guardrail", threshold=0.05),
+    ]
+    moments = read_moments(str(COOKIE_CATS), "version", [s.column for s in specs])
+    result = metrics_readout(moments, specs, "gate_30")
+    columns: dict[str, dict[str, list[float]]] = {s.column: {} for s in specs}
+    with COOKIE_CATS.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            for spec in specs:
+                value = row[spec.column]
+                number = {"TRUE": 1.0, "FALSE": 0.0}.get(value)
+                number = float(value) if number is None else number
+                columns[spec.column].setdefault(row["version"], []).append(number)
+    assert moments.count.tolist() == [len(columns["retention_1"][g]) for g in moments.arms]
+    assert moments.count.tolist() == [44_700, 45_489]  # the published group sizes
+    for effect in result.effects:
+        control, variant = columns[effect.metric]["gate_30"], columns[effect.metric]["gate_40"]
+        assert effect.control_mean == pytest.approx(math.fsum(control) / len(control), rel=1e-12)
+        assert effect.variant_mean == pytest.approx(math.fsum(variant) / len(variant), rel=1e-12)
+        assert effect.uplift.value == pytest.approx(
+            effect.variant_mean / effect.control_mean - 1, rel=1e-12
+        )
+        welch = ttest_ind(variant, control, equal_var=False)
+        assert effect.p_value == pytest.approx(welch.pvalue, rel=1e-3)  # t with 90k df ~ normal
+    retention_1 = result.effects[1]
+    assert retention_1.control_mean == pytest.approx(0.4482, abs=5e-5)  # published 44.8%
+    assert retention_1.variant_mean == pytest.approx(0.4423, abs=5e-5)  # published 44.2%
+    # gate_40 loses 1.3% of day-1 retention: P(a loss beyond 1%) is about 0.7 -> it blocks.
+    assert retention_1.blocks and retention_1.prob_harm > 0.5
+    ship = guard(Decision("ship", "gate_40", "Ship gate_40: test.", 1), result)
+    assert ship.action == "keep_testing" and "guardrail retention_1" in ship.reason
