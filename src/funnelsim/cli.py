@@ -1015,8 +1015,75 @@ def bench(
         _echo_written(strats.write_bench(result, out), quiet)
 
 
+def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The per-visitor readouts of ``analyze`` (issue 16): each option feeds
+    :class:`funnelsim.analysis.readouts.ReadoutRequest`."""
+    options = [
+        click.option(
+            "--metric",
+            metavar="M",
+            help="Primary metric: conversion, revenue_per_visitor (decided by the revenue "
+            "model) or a 0/1 column.",
+        ),
+        click.option("--split", metavar="90,10", help="Planned traffic shares (SRM check)."),
+        click.option("--sequential", is_flag=True, help="Always-valid look-by-look readout."),
+        click.option("--look-column", default="date", show_default=True, metavar="C"),
+        click.option(
+            "--planned-visitors",
+            type=click.FloatRange(min=1),
+            help="With --sequential: control-plus-variant visitors planned [default: all].",
+        ),
+        click.option("--covariate", metavar="A,B", help="Pre-experiment columns (CUPED)."),
+        click.option(
+            "--guardrail",
+            metavar="A,B",
+            help="Guardrail columns, each COLUMN[:THRESHOLD] (-COLUMN: lower is better).",
+        ),
+        click.option("--secondary", metavar="A,B", help="Secondary metric columns."),
+        click.option("--ratio", metavar="NUM/DEN,...", help="Ratio metrics (delta method)."),
+        click.option("--segment-column", metavar="C", help="Per-segment effects (PyMC)."),
+        click.option("--table", metavar="T", help="Table of a duckdb:///FILE source."),
+        click.option("-v", "--verbose", is_flag=True, help="Details of each readout."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _readout_request(options: dict[str, Any], columns: Any) -> Any:
+    """The :class:`~funnelsim.analysis.readouts.ReadoutRequest` of the command line."""
+    from funnelsim.analysis.readouts import ReadoutRequest
+
+    ratios = []
+    for text in _names(options["ratio"]):
+        numerator, slash, denominator = text.partition("/")
+        if not (slash and numerator and denominator):
+            fail(f"--ratio {text!r}: give NUMERATOR/DENOMINATOR, e.g. revenue/orders")
+        ratios.append((numerator, denominator))
+    metric = columns.converted
+    if options["metric"] == "revenue_per_visitor":
+        metric = columns.revenue or "revenue"
+    return ReadoutRequest(
+        arm=columns.variant,
+        metric=metric,
+        revenue=columns.revenue,
+        look=options["look_column"] if options["sequential"] else None,
+        covariates=_names(options["covariate"]),
+        guardrails=_names(options["guardrail"]),
+        secondary=_names(options["secondary"]),
+        ratios=tuple(ratios),
+        segment=options["segment_column"],
+        table=options["table"],
+        planned_visitors=options["planned_visitors"],
+    )
+
+
 @main.command()
-@click.argument("data_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False))
 @click.option("--control", help="Control variant [default: the first in the file].")
 @click.option(
     "--model",
@@ -1108,10 +1175,11 @@ def bench(
     help="With --transactions: months of customer life counted in CLV.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
+@_readout_options
 @click.pass_context
 def analyze(
     ctx: click.Context,
-    data_file: Path,
+    data_file: str,
     control: str | None,
     model: str,
     variant_column: str,
@@ -1132,32 +1200,42 @@ def analyze(
     margin: float,
     horizon_months: int,
     quiet: bool,
+    **readout_options: Any,
 ) -> None:
-    """Bayesian readout of a real experiment in DATA_FILE (CSV).
+    """Bayesian readout of a real experiment in DATA (CSV, Parquet or duckdb:///FILE).
 
     Aggregated rows (variant,visitors,conversions[,revenue], stage counts) or one row
     per visitor (variant,converted[,revenue], stage flags TRUE/FALSE, yes/no or 1/0);
-    with --transactions, one row per order (customer, variant, date, amount).
+    with --transactions, one row per order (customer, variant, date, amount). Per-visitor
+    rows also give --sequential, --covariate, --guardrail, --ratio and --segment-column
+    readouts, aggregated inside DuckDB (pip install 'funnelsim[warehouse]').
     """
     from funnelsim import report
     from funnelsim.analysis.api import analyze as analyze_experiment
     from funnelsim.analysis.data import ColumnMap
+    from funnelsim.analysis.decision import parse_split
+    from funnelsim.analysis.readouts import extras_lines
 
     _refuse_inapplicable(ctx, transactions)
     if report_file is not None and report_file.exists() and not force:
         fail(f"{report_file}: exists; use --force to overwrite")
     stages = tuple(s.strip() for s in (stage_columns or "").split(",") if s.strip())
+    metric = readout_options["metric"]
+    if metric == "revenue_per_visitor" and ctx.get_parameter_source("model").name == "DEFAULT":
+        model = "revenue"
     columns = ColumnMap(
         variant_column,
-        converted_column,
+        metric if metric not in (None, "conversion", "revenue_per_visitor") else converted_column,
         visitors_column,
         conversions_column,
         revenue_column,
         stages,
     )
+    request = _readout_request(readout_options, columns)
+    split_text = readout_options["split"]
     if transactions:
         _analyze_transactions(
-            data_file,
+            Path(data_file),
             control,
             columns,
             visitor_spec,
@@ -1173,6 +1251,7 @@ def analyze(
     if model != "conjugate":
         _hint_nutpie(sampler, quiet)
     try:
+        split = None if split_text is None else parse_split(split_text)
         result = analyze_experiment(
             data_file,
             control,
@@ -1182,6 +1261,8 @@ def analyze(
             draws=draws,
             seed=seed,
             progress=show,
+            split=split,
+            request=request,
         )
     except ValueError as error:
         fail(str(error))
@@ -1189,6 +1270,9 @@ def analyze(
         click.echo(report.analysis.results_json(result))
     elif not quiet:
         report.print_analysis(result, _console())
+        if result.extras is not None:
+            for line in extras_lines(result.extras, readout_options["verbose"]):
+                click.echo(line)
     if out is not None:
         _echo_written(report.write_analysis(result, out), quiet or as_json)
     if report_file is not None:
@@ -1228,7 +1312,20 @@ def _analysis_report(result: Any, path: Path, png_dir: Path | None) -> list[Path
 
 
 TRANSACTIONS_ONLY = ("visitor_spec", "margin", "horizon_months")
-NOT_WITH_TRANSACTIONS = ("model", "stage_columns", "revenue_column")
+NOT_WITH_TRANSACTIONS = (
+    "model",
+    "stage_columns",
+    "revenue_column",
+    "metric",
+    "split",
+    "sequential",
+    "covariate",
+    "guardrail",
+    "secondary",
+    "ratio",
+    "segment_column",
+    "table",
+)
 
 
 def _refuse_inapplicable(ctx: click.Context, transactions: bool) -> None:

@@ -44,7 +44,9 @@ from funnelsim.analysis.conjugate import (
 from funnelsim.analysis.data import (
     DEFAULT_COLUMNS,
     ColumnMap,
+    DataError,
     ExperimentData,
+    OrderStats,
     experiment_from_counts,
     read_experiment,
 )
@@ -60,6 +62,14 @@ from funnelsim.analysis.decision import (
     revenue_readout,
     sample_ratio_mismatch,
     withhold_on_mismatch,
+)
+from funnelsim.analysis.guardrails import guard
+from funnelsim.analysis.readouts import (
+    CUPED_METHOD,
+    ExtraReadouts,
+    ReadoutRequest,
+    extra_readouts,
+    extras_dict,
 )
 from funnelsim.numbers import finite_or_none
 
@@ -162,6 +172,9 @@ class AnalysisResult(NamedTuple):
             exact conjugate readout).
         diagnostics: Sampler diagnostics (PyMC models), else None.
         posterior: ArviZ InferenceData of the PyMC models, else None.
+        extras: The sequential, CUPED, guardrail, ratio and segment readouts asked for.
+        planned_shares: The planned traffic split the sample ratio check used (None:
+            an even split).
     """
 
     source: str
@@ -176,6 +189,8 @@ class AnalysisResult(NamedTuple):
     reliable: bool
     diagnostics: Diagnostics | None = None
     posterior: az.InferenceData | None = None
+    extras: ExtraReadouts | None = None
+    planned_shares: tuple[float, ...] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -210,12 +225,17 @@ def analyze(
     chains: int = 4,
     seed: int = 0,
     progress: bool = False,
+    split: Sequence[float] | None = None,
+    request: ReadoutRequest | None = None,
 ) -> AnalysisResult:
     """Bayesian readout and decision for an experiment.
 
     Args:
-        data: Aggregates (see :func:`experiment_from_counts`) or a CSV path, read with
-            :func:`funnelsim.analysis.data.read_experiment` and ``columns``.
+        data: Aggregates (see :func:`experiment_from_counts`), a CSV path (read with
+            :func:`funnelsim.analysis.data.read_experiment` and ``columns``), or
+            per-visitor rows where they live: a Parquet file, ``duckdb:///FILE`` (with
+            ``request.table``) or a DataFrame, aggregated by their own engine
+            (:mod:`funnelsim.analysis.sources`).
         control: Control variant; None takes the first variant in the data.
         model: ``"conjugate"`` (exact), ``"funnel"`` or ``"revenue"`` (PyMC).
         columns: Column names of a CSV ``data``.
@@ -227,6 +247,10 @@ def analyze(
         chains: Chains (PyMC models).
         seed: Random seed; fixes the Monte Carlo and MCMC draws.
         progress: Show the sampler's progress bar on stderr.
+        split: Planned traffic shares per variant for the sample ratio check (None: an
+            even split); a clear mismatch withholds the decision.
+        request: Extra readouts on per-visitor rows (sequential, CUPED, guardrails,
+            ratios, segments); a blocking guardrail turns a ship into keep testing.
 
     Raises:
         funnelsim.analysis.data.DataError: a problem in the CSV file.
@@ -237,20 +261,76 @@ def analyze(
         See :func:`funnelsim.analysis.decision.readout` (decision rule) and
         :mod:`funnelsim.analysis.models` (models and diagnostics).
     """
-    experiment = data if isinstance(data, ExperimentData) else read_experiment(data, columns)
+    experiment = _experiment(data, columns, request)
     control = _check_arguments(experiment, control, model)
+    shares = None if split is None else _check_split(split, experiment)
+    settings = None
     if model == "conjugate":
-        return _conjugate(experiment, control, rule, seed)
-    from funnelsim.analysis import models
+        result = _conjugate(experiment, control, rule, seed, shares)
+    else:
+        from funnelsim.analysis import models
 
-    settings = models.SamplerSettings(
-        sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress
+        settings = models.SamplerSettings(
+            sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress
+        )
+        if model == "funnel":
+            fit = models.sample(models.funnel_model(experiment, control), settings)
+            result = _funnel(experiment, control, rule, fit, shares)
+        else:
+            fit = models.sample(models.revenue_model(experiment, control), settings)
+            result = _revenue(experiment, control, rule, fit, shares)
+    if request is None or not request.wanted() or isinstance(data, ExperimentData):
+        return result
+    extras = extra_readouts(data, control, request, settings)
+    decision = result.decision if extras.metrics is None else guard(result.decision, extras.metrics)
+    return result._replace(extras=extras, decision=decision)
+
+
+def _is_warehouse(data: object) -> bool:
+    """Parquet, ``duckdb:///`` or a DataFrame: aggregated by its own engine."""
+    if isinstance(data, str | PathLike):
+        text = str(data)
+        return text.startswith("duckdb:///") or text.lower().endswith(".parquet")
+    return not isinstance(data, ExperimentData)
+
+
+def _experiment(data: object, columns: ColumnMap, request: ReadoutRequest | None) -> ExperimentData:
+    if isinstance(data, ExperimentData):
+        return data
+    if not _is_warehouse(data):
+        return read_experiment(data, columns)  # type: ignore[arg-type]
+    from funnelsim.analysis.sources import read_moments
+
+    revenue = columns.revenue
+    wanted = [columns.converted] + ([revenue] if revenue else [])
+    table = None if request is None else request.table
+    moments = read_moments(data, columns.variant, wanted, table)
+    conversions = moments.sums[:, 0]
+    orders = None
+    if revenue:
+        orders = OrderStats(conversions, moments.sums[:, 1], moments.cross[:, 1, 1])
+    source = str(data) if isinstance(data, str | PathLike) else type(data).__name__
+    return ExperimentData(
+        moments.arms,
+        moments.count,
+        conversions,
+        (),
+        np.zeros((len(moments.arms), 0)),
+        orders,
+        columns.converted,
+        "per_visitor",
+        source if table is None else f"{source}, table {table}",
     )
-    if model == "funnel":
-        fit = models.sample(models.funnel_model(experiment, control), settings)
-        return _funnel(experiment, control, rule, fit)
-    fit = models.sample(models.revenue_model(experiment, control), settings)
-    return _revenue(experiment, control, rule, fit)
+
+
+def _check_split(split: Sequence[float], data: ExperimentData) -> tuple[float, ...]:
+    if len(split) != len(data.variants):
+        raise DataError(
+            f"split: {len(split)} shares for {len(data.variants)} variants "
+            f"({', '.join(data.variants)})"
+        )
+    total = float(sum(split))
+    return tuple(float(s) / total for s in split)
 
 
 def _check_arguments(data: ExperimentData, control: str | None, model: str) -> str:
@@ -276,10 +356,16 @@ def _check_arguments(data: ExperimentData, control: str | None, model: str) -> s
 # --------------------------------------------------------------------------- conjugate
 
 
-def _conjugate(data: ExperimentData, control: str, rule: DecisionRule, seed: int) -> AnalysisResult:
+def _conjugate(
+    data: ExperimentData,
+    control: str,
+    rule: DecisionRule,
+    seed: int,
+    shares: tuple[float, ...] | None = None,
+) -> AnalysisResult:
     """Exact readout; revenue per visitor when per-visitor revenue statistics exist."""
     names = list(data.variants)
-    exact = readout(names, data.visitors, data.conversions, control, rule)
+    exact = readout(names, data.visitors, data.conversions, control, rule, expected_shares=shares)
     revenue: list[PosteriorInterval | None] = [None] * len(names)
     orders = data.orders
     if orders is not None and orders.total_sq is not None:
@@ -313,6 +399,7 @@ def _conjugate(data: ExperimentData, control: str, rule: DecisionRule, seed: int
         exact.srm,
         rule,
         reliable=True,
+        planned_shares=shares,
     )
 
 
@@ -411,7 +498,11 @@ def _stage_effects(
 
 
 def _funnel(
-    data: ExperimentData, control: str, rule: DecisionRule, fit: ModelFit
+    data: ExperimentData,
+    control: str,
+    rule: DecisionRule,
+    fit: ModelFit,
+    shares: tuple[float, ...] | None = None,
 ) -> AnalysisResult:
     names, ref = list(data.variants), data.variants.index(control)
     stages = [str(s) for s in fit.idata["posterior"]["stage"].values]
@@ -437,7 +528,7 @@ def _funnel(
             )
         )
     return _fitted_result(
-        data, "funnel", "conversion", control, tuple(variants), summary.decision, rule, fit
+        data, "funnel", "conversion", control, tuple(variants), summary.decision, rule, fit, shares
     )
 
 
@@ -450,8 +541,9 @@ def _fitted_result(
     decision: Decision,
     rule: DecisionRule,
     fit: ModelFit,
+    shares: tuple[float, ...] | None = None,
 ) -> AnalysisResult:
-    srm = sample_ratio_mismatch(data.visitors)
+    srm = sample_ratio_mismatch(data.visitors, shares)
     diagnostics = fit.diagnostics
     if not diagnostics.reliable:
         decision = decision._replace(
@@ -470,6 +562,7 @@ def _fitted_result(
         diagnostics.reliable,
         diagnostics,
         fit.idata,
+        planned_shares=shares,
     )
 
 
@@ -477,7 +570,11 @@ def _fitted_result(
 
 
 def _revenue(
-    data: ExperimentData, control: str, rule: DecisionRule, fit: ModelFit
+    data: ExperimentData,
+    control: str,
+    rule: DecisionRule,
+    fit: ModelFit,
+    shares: tuple[float, ...] | None = None,
 ) -> AnalysisResult:
     names, ref = list(data.variants), data.variants.index(control)
     summary = _summarise_draws(
@@ -504,7 +601,15 @@ def _revenue(
         for i, name in enumerate(names)
     )
     return _fitted_result(
-        data, "revenue", "revenue_per_visitor", control, variants, summary.decision, rule, fit
+        data,
+        "revenue",
+        "revenue_per_visitor",
+        control,
+        variants,
+        summary.decision,
+        rule,
+        fit,
+        shares,
     )
 
 
@@ -564,7 +669,7 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
     infinity appears.
     """
     srm = result.sample_ratio
-    return {
+    document = {
         "source": result.source,
         "model": result.model,
         "metric": result.metric,
@@ -577,10 +682,35 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
             "p_value": finite_or_none(srm.p_value),
             "mismatch": srm.mismatch,
             "message": srm.message,
+            "planned_shares": None
+            if result.planned_shares is None
+            else list(result.planned_shares),
         },
         "rule": result.rule._asdict(),
         "diagnostics": _diagnostics_dict(result),
     }
+    if result.extras is not None:
+        document.update(extras_dict(result.extras, [v.name for v in result.variants]))
+        _adjusted_uplifts(document, result.extras)
+    return document
+
+
+def _adjusted_uplifts(document: dict[str, Any], extras: ExtraReadouts) -> None:
+    """With CUPED, ``uplift_vs_control`` holds the adjusted uplift of the CUPED metric
+    and ``uplift_vs_control_unadjusted`` the readout's own."""
+    if extras.cuped is None:
+        return
+    level = f"{extras.cuped.level:.0%} confidence interval"
+    for effect in extras.cuped.effects:
+        entry = document["variants"][effect.variant]
+        entry["uplift_vs_control_unadjusted"] = entry["uplift_vs_control"]
+        entry["uplift_vs_control"] = {
+            "mean": finite_or_none(effect.uplift.value),
+            "low": finite_or_none(effect.uplift.low),
+            "high": finite_or_none(effect.uplift.high),
+            "metric": extras.cuped.metric,
+            "method": f"{CUPED_METHOD}; {level}",
+        }
 
 
 def results_json(result: AnalysisResult) -> str:
