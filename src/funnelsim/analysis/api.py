@@ -299,11 +299,13 @@ def _experiment(data: object, columns: ColumnMap, request: ReadoutRequest | None
         return data
     if not _is_warehouse(data):
         return read_experiment(data, columns)  # type: ignore[arg-type]
-    from funnelsim.analysis.sources import read_moments
+    from funnelsim.analysis.sources import column_names, read_moments
 
-    revenue = columns.revenue
-    wanted = [columns.converted] + ([revenue] if revenue else [])
     table = None if request is None else request.table
+    revenue = columns.revenue
+    if revenue is None and "revenue" in column_names(data, table):
+        revenue = "revenue"  # as the CSV reader does
+    wanted = [columns.converted] + ([revenue] if revenue else [])
     moments = read_moments(data, columns.variant, wanted, table)
     conversions = moments.sums[:, 0]
     orders = None

@@ -20,7 +20,7 @@ from funnelsim.analysis.data import DataError
 from funnelsim.analysis.guardrails import MetricSpec, MetricsReadout, metrics_readout
 from funnelsim.analysis.ratio import RatioReadout, ratio_readout
 from funnelsim.analysis.sequential import SequentialReadout, sequential_readout
-from funnelsim.analysis.sources import grouped_moments, read_looks, read_moments
+from funnelsim.analysis.sources import column_names, grouped_moments, read_looks, read_moments
 from funnelsim.numbers import finite_or_none
 
 SEQUENTIAL_METHOD = (
@@ -156,6 +156,12 @@ def extra_readouts(
     ``settings`` are the sampler settings of the segment model
     (:class:`funnelsim.analysis.models.SamplerSettings`; None: its defaults).
     """
+    if (
+        request.revenue is None
+        and request.look
+        and "revenue" in column_names(source, request.table)
+    ):
+        request = request._replace(revenue="revenue")  # as the CSV reader does
     specs = [parse_metric(text, "guardrail") for text in request.guardrails]
     specs += [parse_metric(text, "secondary") for text in request.secondary]
     needs_moments = request.covariates or specs or request.ratios

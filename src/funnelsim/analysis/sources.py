@@ -113,22 +113,29 @@ def _duckdb() -> Any:
     return duckdb
 
 
+def _describe(connection: Any, relation: str, source: str) -> list[str]:
+    duckdb = _duckdb()
+    try:
+        rows = connection.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    except duckdb.Error as error:
+        raise DataError(f"{source}: {str(error).splitlines()[0]}") from None
+    return [row[0] for row in rows]
+
+
 def _duckdb_query(
     connection: Any, relation: str, by: Sequence[str], columns: Sequence[str], source: str
 ) -> Grouped:
     duckdb = _duckdb()
+    _check_columns(_describe(connection, relation, source), [*by, *columns], source)
     try:
-        available = [
-            row[0] for row in connection.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-        ]
-        _check_columns(available, [*by, *columns], source)
         rows = connection.sql(_sql(relation, by, columns)).fetchall()
     except duckdb.Error as error:
         raise DataError(f"{source}: {str(error).splitlines()[0]}") from None
     return _from_rows(rows, by, columns)
 
 
-def _database(url: str, table: str | None, by: Sequence[str], columns: Sequence[str]) -> Grouped:
+def _open_database(url: str, table: str | None) -> tuple[Any, str, str]:
+    """A read-only connection, the quoted relation and a label for messages."""
     path = Path(url.removeprefix(DUCKDB_PREFIX))
     if table is None:
         raise DataError(f"{url}: name the table to read (--table)")
@@ -139,20 +146,25 @@ def _database(url: str, table: str | None, by: Sequence[str], columns: Sequence[
         connection = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as error:
         raise DataError(f"{path}: {str(error).splitlines()[0]}") from None
-    with connection:
-        return _duckdb_query(connection, _quote(table), by, columns, f"{path}, table {table!r}")
+    return connection, _quote(table), f"{path}, table {table!r}"
 
 
-def _file(path: Path, by: Sequence[str], columns: Sequence[str]) -> Grouped:
+def _open_file(path: Path) -> tuple[Any, str, str]:
+    """An in-memory connection, the file-scanning relation and a label for messages."""
     reader = FILE_READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(f"{path}: expected a .parquet or .csv file, or {DUCKDB_PREFIX}FILE")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    duckdb = _duckdb()
     literal = "'" + str(path).replace("'", "''") + "'"
-    with duckdb.connect() as connection:
-        return _duckdb_query(connection, f"{reader}({literal})", by, columns, str(path))
+    return _duckdb().connect(), f"{reader}({literal})", str(path)
+
+
+def _open(source: str | Path, table: str | None) -> tuple[Any, str, str]:
+    text = str(source)
+    if text.startswith(DUCKDB_PREFIX):
+        return _open_database(text, table)
+    return _open_file(Path(source))
 
 
 def _frame(native: Any, by: Sequence[str], columns: Sequence[str]) -> Grouped:
@@ -193,11 +205,22 @@ def grouped_moments(
     """
     if not by:
         raise ValueError("group by at least one column")
-    if isinstance(source, str) and source.startswith(DUCKDB_PREFIX):
-        return _database(source, table, by, columns)
-    if isinstance(source, str | Path):
-        return _file(Path(source), by, columns)
-    return _frame(source, by, columns)
+    if not isinstance(source, str | Path):
+        return _frame(source, by, columns)
+    connection, relation, label = _open(source, table)
+    with connection:
+        return _duckdb_query(connection, relation, by, columns, label)
+
+
+def column_names(source: Any, table: str | None = None) -> list[str]:
+    """The columns of ``source`` (file, ``duckdb:///`` table or DataFrame)."""
+    if not isinstance(source, str | Path):
+        import narwhals as nw
+
+        return list(nw.from_native(source).columns)
+    connection, relation, label = _open(source, table)
+    with connection:
+        return _describe(connection, relation, label)
 
 
 def read_moments(
