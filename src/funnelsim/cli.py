@@ -885,7 +885,7 @@ def _plan_profit(
 @click.option(
     "--strategies",
     "names",
-    default="fixed,peeking,bayes_stop,thompson,test_and_roll",
+    default="fixed,peeking,sequential,bayes_stop,thompson,test_and_roll",
     show_default=True,
     help="Built-in strategies, comma-separated ('' for none); test_and_roll runs the "
     "profit-maximising test length over the bench's days.",

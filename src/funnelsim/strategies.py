@@ -4,14 +4,24 @@ Picture referees watching the same test. The first waits for the final
 whistle and then checks significance once (fixed horizon). The second checks
 the score every day and blows the whistle at the first significant look: the
 classic mistake, which finds "winners" among identical arms far more often
-than its alpha promises. The third stops as soon as the expected loss of
-shipping the leader is negligible (Bayesian expected-loss stopping). The
-fourth does not split traffic evenly at all: every day it sends each arm a
-share equal to the posterior probability that the arm is best (Thompson
-sampling), never less than a minimum share, so fewer visitors see bad arms.
-A fifth (test and roll) runs the test whose length maximises the expected
-profit of test and rollout, possibly no test at all, and ships the arm with the
-highest posterior mean.
+than its alpha promises. The third also looks every day, but with an
+always-valid test (mixture SPRT): it may stop at any look and still claims a
+difference between identical arms at most alpha of the time (``sequential``). The
+fourth stops as soon as the expected loss of shipping the leader is negligible
+(Bayesian expected-loss stopping). The fifth does not split traffic evenly at
+all: every day it sends each arm a share equal to the posterior probability that
+the arm is best (Thompson sampling), never less than a minimum share, so fewer
+visitors see bad arms. A sixth (test and roll) runs the test whose length
+maximises the expected profit of test and rollout, possibly no test at all, and
+ships the arm with the highest posterior mean.
+
+Which guarantee each gives: ``fixed`` and ``sequential`` bound the false-positive
+rate by alpha (``sequential`` under daily looks, asymptotically; ``fixed`` only if
+nobody acts on earlier looks); ``peeking`` does not. ``bayes_stop``, ``thompson``
+and ``test_and_roll`` bound no error rate: they control the expected loss (or
+maximise the expected profit) of the shipped arm, and their false-positive rate is
+whatever the bench measures (often far above 5%; see
+:mod:`funnelsim.analysis.operating` to calibrate the loss threshold).
 
 The bench plays each referee on many simulated tests whose truth is known,
 because the funnel engine estimated every variant's per-visitor conversion and
@@ -65,6 +75,11 @@ from funnelsim.analysis.conjugate import (
     prob_best,
 )
 from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule, decide
+from funnelsim.analysis.sequential import (
+    difference_in_means,
+    log_mixture_ratio,
+    mixing_variance,
+)
 from funnelsim.errors import FunnelsimError
 from funnelsim.experiment.engines import EngineName
 from funnelsim.files import atomic_writer, write_csv, write_png
@@ -256,6 +271,45 @@ class Peeking(Strategy):
         return decision if decision.claims_difference or look.day >= look.days else None
 
 
+class SequentialTest(Strategy):
+    """Look every day with the mixture SPRT of :mod:`funnelsim.analysis.sequential`;
+    stop at the first look where some arm differs from the control (always-valid, at
+    ``alpha`` Bonferroni-split over the comparisons).
+
+    The mixing variance is tuned to the visitors expected by the last day (the traffic
+    so far, extrapolated; no outcome enters it).
+
+    References:
+        Johari, R. et al. (2017), "Peeking at A/B Tests", KDD.
+    """
+
+    name = "sequential"
+
+    def __init__(self, alpha: float = 0.05) -> None:
+        self.alpha = alpha
+
+    def decide(self, look: Look) -> Decision | None:
+        if look.day == 0:
+            return None
+        n, x = look.visitors.astype(float), look.conversions.astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = x / n
+            variance = np.where(n > 1, (x - x * rate) / (n - 1), 0.0)
+        estimate, var = difference_in_means(n, rate, variance, look.control)
+        pair = n + n[look.control]
+        planned = float(pair.max()) * look.days / look.day
+        tau_sq = mixing_variance(var, pair, planned, self.alpha)
+        comparisons = max(len(n) - 1, 1)
+        significant = log_mixture_ratio(estimate, var, tau_sq) >= math.log(comparisons / self.alpha)
+        significant[look.control] = False
+        if not significant.any():
+            return Decision(look.control, False) if look.day >= look.days else None
+        better = np.flatnonzero(significant & (estimate > 0))
+        if better.size == 0:
+            return Decision(look.control, True)
+        return Decision(int(better[np.argmax(rate[better])]), True)
+
+
 class BayesianStop(Strategy):
     """Look every day; stop when the analysis module's expected-loss rule decides."""
 
@@ -370,6 +424,7 @@ class TestAndRoll(Strategy):
 BUILT_IN = {
     "fixed": FixedHorizon,
     "peeking": Peeking,
+    "sequential": SequentialTest,
     "bayes_stop": BayesianStop,
     "thompson": ThompsonSampling,
     "test_and_roll": TestAndRoll,
@@ -394,6 +449,8 @@ def built_in_strategies(
             made.append(FixedHorizon(alpha))
         elif name == "peeking":
             made.append(Peeking(alpha))
+        elif name == "sequential":
+            made.append(SequentialTest(alpha))
         elif name == "bayes_stop":
             made.append(BayesianStop(rule, *prior))
         elif name == "thompson":
