@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 from scipy.stats import binom, norm
 
+from funnelsim.analysis.api import analyze, experiment_from_counts, results_dict
 from funnelsim.analysis.decision import DecisionRule
 from funnelsim.analysis.operating import (
+    RiskRequest,
     calibrate_loss_threshold,
     operating_characteristics,
+    risk_line,
     ship_rate,
     wilson,
 )
@@ -75,3 +78,19 @@ def test_wilson_interval_matches_the_closed_form() -> None:
 def test_worse_variant_must_be_outside_the_rope() -> None:
     with pytest.raises(ValueError, match="must exceed the ROPE"):
         operating_characteristics(baseline=0.1, visitors_per_arm=100, effect=0.1, worse_by=0.005)
+
+
+def test_analyze_states_the_risks_of_its_calibrated_rule() -> None:
+    visitors, conversions = [3000, 3000], [300, 345]
+    data = experiment_from_counts(["A", "B"], visitors, conversions)
+    result = analyze(data, risks=RiskRequest(target=0.05, replications=400))
+    found = result.operating
+    assert found is not None and found.visitors_per_arm == 3000 and found.baseline == 0.1
+    assert result.rule == found.rule != DecisionRule()  # the decision used the calibrated rule
+    assert found.false_ship.value <= 0.05 + _tolerance(0.05, 400)
+    document = results_dict(result)["operating_characteristics"]
+    assert document["false_ship"] == found.false_ship._asdict()
+    assert document["loss_threshold"] == found.rule.loss_threshold
+    assert risk_line(found).startswith(
+        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}) at 3,000 visitors"
+    )

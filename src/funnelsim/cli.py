@@ -1043,6 +1043,17 @@ def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--ratio", metavar="NUM/DEN,...", help="Ratio metrics (delta method)."),
         click.option("--segment-column", metavar="C", help="Per-segment effects (PyMC)."),
         click.option("--table", metavar="T", help="Table of a duckdb:///FILE source."),
+        click.option(
+            "--risks",
+            is_flag=True,
+            help="State the rule's P(ship) under A/A, for a worse and a better variant at "
+            "this size (simulated).",
+        ),
+        click.option(
+            "--false-ship-target",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            help="Calibrate the loss threshold to this A/A false-ship rate (implies --risks).",
+        ),
         click.option("-v", "--verbose", is_flag=True, help="Details of each readout."),
     ]
     for option in reversed(options):
@@ -1214,6 +1225,7 @@ def analyze(
     from funnelsim.analysis.api import analyze as analyze_experiment
     from funnelsim.analysis.data import ColumnMap
     from funnelsim.analysis.decision import parse_split
+    from funnelsim.analysis.operating import RiskRequest, risk_line
     from funnelsim.analysis.readouts import extras_lines
 
     _refuse_inapplicable(ctx, transactions)
@@ -1252,6 +1264,8 @@ def analyze(
         _hint_nutpie(sampler, quiet)
     try:
         split = None if split_text is None else parse_split(split_text)
+        target = readout_options["false_ship_target"]
+        risks = RiskRequest(target) if readout_options["risks"] or target is not None else None
         result = analyze_experiment(
             data_file,
             control,
@@ -1263,6 +1277,7 @@ def analyze(
             progress=show,
             split=split,
             request=request,
+            risks=risks,
         )
     except ValueError as error:
         fail(str(error))
@@ -1270,6 +1285,8 @@ def analyze(
         click.echo(report.analysis.results_json(result))
     elif not quiet:
         report.print_analysis(result, _console())
+        if result.operating is not None:
+            click.echo(risk_line(result.operating))
         if result.extras is not None:
             for line in extras_lines(result.extras, readout_options["verbose"]):
                 click.echo(line)

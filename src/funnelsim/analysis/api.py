@@ -64,6 +64,7 @@ from funnelsim.analysis.decision import (
     withhold_on_mismatch,
 )
 from funnelsim.analysis.guardrails import guard
+from funnelsim.analysis.operating import OperatingCharacteristics, RiskRequest, stated_risks
 from funnelsim.analysis.readouts import (
     CUPED_METHOD,
     ExtraReadouts,
@@ -175,6 +176,8 @@ class AnalysisResult(NamedTuple):
         extras: The sequential, CUPED, guardrail, ratio and segment readouts asked for.
         planned_shares: The planned traffic split the sample ratio check used (None:
             an even split).
+        operating: The rule's simulated operating characteristics at this size
+            (``risks``), else None.
     """
 
     source: str
@@ -191,6 +194,7 @@ class AnalysisResult(NamedTuple):
     posterior: az.InferenceData | None = None
     extras: ExtraReadouts | None = None
     planned_shares: tuple[float, ...] | None = None
+    operating: OperatingCharacteristics | None = None
 
     def __repr__(self) -> str:
         return (
@@ -227,6 +231,7 @@ def analyze(
     progress: bool = False,
     split: Sequence[float] | None = None,
     request: ReadoutRequest | None = None,
+    risks: RiskRequest | None = None,
 ) -> AnalysisResult:
     """Bayesian readout and decision for an experiment.
 
@@ -251,6 +256,8 @@ def analyze(
             even split); a clear mismatch withholds the decision.
         request: Extra readouts on per-visitor rows (sequential, CUPED, guardrails,
             ratios, segments); a blocking guardrail turns a ship into keep testing.
+        risks: State the decision rule's operating characteristics at this size, by
+            simulation (and calibrate its loss threshold to ``risks.target`` first).
 
     Raises:
         funnelsim.analysis.data.DataError: a problem in the CSV file.
@@ -264,6 +271,8 @@ def analyze(
     experiment = _experiment(data, columns, request)
     control = _check_arguments(experiment, control, model)
     shares = None if split is None else _check_split(split, experiment)
+    operating = None if risks is None else _risks(experiment, control, rule, risks, seed)
+    rule = rule if operating is None else operating.rule
     settings = None
     if model == "conjugate":
         result = _conjugate(experiment, control, rule, seed, shares)
@@ -279,11 +288,25 @@ def analyze(
         else:
             fit = models.sample(models.revenue_model(experiment, control), settings)
             result = _revenue(experiment, control, rule, fit, shares)
+    result = result._replace(operating=operating)
     if request is None or not request.wanted() or isinstance(data, ExperimentData):
         return result
     extras = extra_readouts(data, control, request, settings)
     decision = result.decision if extras.metrics is None else guard(result.decision, extras.metrics)
     return result._replace(extras=extras, decision=decision)
+
+
+def _risks(
+    data: ExperimentData, control: str, rule: DecisionRule, risks: RiskRequest, seed: int
+) -> OperatingCharacteristics | None:
+    """Operating characteristics at the mean visitors per arm and the control's observed
+    rate; None when that rate is 0 or 1 (nothing to simulate around)."""
+    ref = data.variants.index(control)
+    baseline = float(data.conversions[ref] / max(data.visitors[ref], 1))
+    if not 0 < baseline < 1:
+        return None
+    visitors = round(float(data.visitors.mean()))
+    return stated_risks(rule, risks, baseline, visitors, seed)
 
 
 def _is_warehouse(data: object) -> bool:
@@ -691,10 +714,27 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
         "rule": result.rule._asdict(),
         "diagnostics": _diagnostics_dict(result),
     }
+    if result.operating is not None:
+        document["operating_characteristics"] = _operating_dict(result.operating)
     if result.extras is not None:
         document.update(extras_dict(result.extras, [v.name for v in result.variants]))
         _adjusted_uplifts(document, result.extras)
     return document
+
+
+def _operating_dict(found: OperatingCharacteristics) -> dict[str, Any]:
+    return {
+        "method": f"simulation: {found.replications} two-arm experiments per scenario at "
+        f"the observed size, the rule applied once; {found.level:.0%} Wilson intervals",
+        "visitors_per_arm": found.visitors_per_arm,
+        "baseline": found.baseline,
+        "worse_by": found.worse_by,
+        "effect": found.effect,
+        "loss_threshold": found.rule.loss_threshold,
+        "false_ship": found.false_ship._asdict(),
+        "ship_worse": found.ship_worse._asdict(),
+        "ship_best": found.ship_best._asdict(),
+    }
 
 
 def _adjusted_uplifts(document: dict[str, Any], extras: ExtraReadouts) -> None:

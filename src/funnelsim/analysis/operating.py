@@ -48,6 +48,22 @@ class Rate(NamedTuple):
     high: float
 
 
+class RiskRequest(NamedTuple):
+    """What a readout states about its rule's risks (``analyze --risks``).
+
+    Attributes:
+        target: Calibrate the loss threshold to this A/A false-ship rate first (None:
+            keep the rule's threshold).
+        effect: Relative improvement of the "best" variant in ``P(ship best)``.
+        replications: Simulated experiments per scenario (Wilson intervals show the
+            Monte Carlo error; the calibration uses twice as many A/A runs).
+    """
+
+    target: float | None = None
+    effect: float = 0.05
+    replications: int = 500
+
+
 class OperatingCharacteristics(NamedTuple):
     """The rule's risks at one planned size (two arms, one look at that size).
 
@@ -197,3 +213,46 @@ def calibrate_loss_threshold(
     if len(ratios) <= allowed:
         return rule
     return rule._replace(loss_threshold=float(np.sort(ratios)[allowed]))
+
+
+def stated_risks(
+    rule: DecisionRule,
+    request: RiskRequest,
+    baseline: float,
+    visitors_per_arm: int,
+    seed: int = 0,
+) -> OperatingCharacteristics:
+    """The rule (calibrated first when ``request.target`` is set) and its operating
+    characteristics at the experiment's own size and control rate."""
+    if request.target is not None:
+        rule = calibrate_loss_threshold(
+            rule,
+            baseline=baseline,
+            visitors_per_arm=visitors_per_arm,
+            target=request.target,
+            replications=2 * request.replications,
+            seed=seed,
+        )
+    return operating_characteristics(
+        rule,
+        baseline=baseline,
+        visitors_per_arm=visitors_per_arm,
+        effect=request.effect,
+        replications=request.replications,
+        seed=seed + 1,
+    )
+
+
+def risk_line(found: OperatingCharacteristics) -> str:
+    """One terminal line stating the rule's risks at this size."""
+
+    def rate(value: Rate) -> str:
+        return f"{value.value:.1%} [{value.low:.1%}, {value.high:.1%}]"
+
+    return (
+        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}) at "
+        f"{found.visitors_per_arm:,} visitors per arm, simulated: P(ship | A/A) "
+        f"{rate(found.false_ship)}, P(ship a variant {found.worse_by:.0%} worse) "
+        f"{rate(found.ship_worse)}, P(ship a +{found.effect:.0%} variant) "
+        f"{rate(found.ship_best)}."
+    )
