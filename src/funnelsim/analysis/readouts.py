@@ -90,6 +90,7 @@ class ExtraReadouts(NamedTuple):
     metrics: MetricsReadout | None = None
     ratios: tuple[RatioReadout, ...] = ()
     segments: Any = None  # funnelsim.analysis.segments.SegmentReadout (imports PyMC)
+    bayesian_cuped: Any = None  # funnelsim.analysis.bayes_cuped.BayesianCuped (PyMC)
 
 
 def parse_metric(text: str, role: str) -> MetricSpec:
@@ -153,8 +154,10 @@ def extra_readouts(
 ) -> ExtraReadouts:
     """Run the readouts ``request`` asks for on ``source`` (see the module docstring).
 
-    ``settings`` are the sampler settings of the segment model
-    (:class:`funnelsim.analysis.models.SamplerSettings`; None: its defaults).
+    ``settings`` are the sampler settings of the PyMC readouts
+    (:class:`funnelsim.analysis.models.SamplerSettings`): given (a PyMC model was asked
+    for), CUPED is also fitted the Bayesian way; the segment model uses them, or the
+    defaults when None.
     """
     if (
         request.revenue is None
@@ -191,7 +194,16 @@ def extra_readouts(
         if moments is not None
         else (),
         _segments(source, request, control, segment_settings) if request.segment else None,
+        _bayesian_cuped(moments, request, control, settings),
     )
+
+
+def _bayesian_cuped(moments: Any, request: ReadoutRequest, control: str, settings: Any) -> Any:
+    if moments is None or not request.covariates or settings is None:
+        return None
+    from funnelsim.analysis.bayes_cuped import bayesian_cuped
+
+    return bayesian_cuped(moments, request.metric, request.covariates, control, settings)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -235,6 +247,23 @@ def _cuped_dict(found: CupedReadout) -> dict[str, Any]:
             }
             for e in found.effects
         },
+    }
+
+
+def _bayesian_cuped_dict(found: Any) -> dict[str, Any]:
+    from funnelsim.analysis.models import diagnostics_dict
+
+    def interval(values: tuple[float, float, float]) -> dict[str, float | None]:
+        return dict(zip(("mean", "low", "high"), map(finite_or_none, values), strict=True))
+
+    return {
+        "method": "PyMC linear model y ~ arm + covariates on the same aggregates; "
+        f"{found.level:.0%} credible intervals",
+        "variants": {
+            e.variant: {"difference": interval(e.difference), "uplift": interval(e.uplift)}
+            for e in found.effects
+        },
+        "diagnostics": diagnostics_dict(found.diagnostics),
     }
 
 
@@ -298,6 +327,8 @@ def extras_dict(found: ExtraReadouts, arms: Sequence[str]) -> dict[str, Any]:
         blocks["sequential"] = {s.metric: _sequential_dict(s) for s in found.sequential}
     if found.cuped is not None:
         blocks["cuped"] = _cuped_dict(found.cuped)
+        if found.bayesian_cuped is not None:
+            blocks["cuped"]["bayesian"] = _bayesian_cuped_dict(found.bayesian_cuped)
     if found.metrics is not None:
         blocks["metrics"] = _metrics_dict(found.metrics)
     if found.ratios:
@@ -383,6 +414,12 @@ def extras_lines(found: ExtraReadouts, verbose: bool = False) -> list[str]:
         lines += _sequential_lines(readout, verbose)
     if found.cuped is not None:
         lines += _cuped_lines(found.cuped)
+    if found.bayesian_cuped is not None:
+        lines += [
+            f"CUPED, Bayesian ({found.bayesian_cuped.level:.0%} credible): {e.variant} uplift "
+            f"{e.uplift[0]:+.2%} [{e.uplift[1]:+.2%}, {e.uplift[2]:+.2%}]"
+            for e in found.bayesian_cuped.effects
+        ]
     if found.metrics is not None:
         lines += _metric_lines(found.metrics, verbose)
     for ratio in found.ratios:
