@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
+from funnelsim.analysis.api import analyze, experiment_from_counts, results_dict
 from funnelsim.analysis.conjugate import beta_posteriors, uplift_interval
 from funnelsim.analysis.decision import parse_split, readout, sample_ratio_mismatch
 
@@ -66,3 +67,12 @@ def test_uplift_mean_exists_once_the_control_converts() -> None:
     summary = uplift_interval(beta_posteriors([200, 200], [1, 3]), 0)
     assert np.isfinite(summary.mean).all()
     assert summary.median is not None
+
+
+def test_results_json_reports_the_median_where_the_mean_does_not_exist() -> None:
+    result = analyze(experiment_from_counts(["A", "B"], [200, 200], [0, 3]))
+    uplift = results_dict(result)["variants"]["B"]["uplift_vs_control"]
+    assert uplift["mean"] is None
+    assert uplift["median"] == pytest.approx(result.variants[1].uplift_median)
+    assert uplift["low"] < uplift["median"] < uplift["high"]
+    assert result.decision.reason.startswith("Not enough data")

@@ -141,6 +141,8 @@ class VariantResult(NamedTuple):
         changed_stage: The stage whose change vs the control is most certain, by the
             ratio of the posterior mean to the sd of the rate difference (funnel model,
             non-control variants).
+        uplift_median: Posterior median of the uplift where its mean does not exist
+            (control without conversions; ``uplift.mean`` is then NaN), else None.
     """
 
     name: str
@@ -154,6 +156,7 @@ class VariantResult(NamedTuple):
     revenue_per_visitor: PosteriorInterval | None = None
     stages: tuple[StageEffect, ...] = ()
     changed_stage: StageEffect | None = None
+    uplift_median: float | None = None
 
 
 class AnalysisResult(NamedTuple):
@@ -410,6 +413,7 @@ def _conjugate(
             expected_loss=v.expected_loss,
             uplift=PosteriorInterval(v.uplift_mean, v.uplift_low, v.uplift_high),
             revenue_per_visitor=rpv,
+            uplift_median=v.uplift_median if np.isnan(v.uplift_mean) else None,
         )
         for v, rpv in zip(exact.variants, revenue, strict=True)
     )
@@ -663,6 +667,8 @@ def _variant_dict(variant: VariantResult) -> dict[str, Any]:
         "expected_loss": finite_or_none(variant.expected_loss),
         "uplift_vs_control": _interval_dict(variant.uplift),
     }
+    if variant.uplift_median is not None:
+        entry["uplift_vs_control"]["median"] = finite_or_none(variant.uplift_median)
     if variant.revenue_per_visitor is not None:
         entry["revenue_per_visitor"] = _interval_dict(variant.revenue_per_visitor)
     if variant.stages:
