@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from funnelsim.analysis.moments import Moments, moments_from_values
-from funnelsim.analysis.ratio import ratio_readout
+from funnelsim.analysis.ratio import ratio_posterior, ratio_readout
 
 EXPERIMENTS, VISITORS, LEVEL = 2000, 1000, 0.95
 MU, SIGMA = 3.5, 0.9  # log order value
@@ -92,3 +93,22 @@ def test_an_arm_without_orders_is_refused() -> None:
     m = moments_from_values(list("aabb"), np.c_[[0.0, 0, 5, 6], [0.0, 0, 1, 1]], ["r", "o"])
     with pytest.raises(ValueError, match="positive total of 'o'"):
         ratio_readout(m, "r", "o", "a")
+
+
+def test_bayesian_ratio_posterior_matches_the_delta_method() -> None:
+    """Large samples: the posterior interval of the AOV equals the delta-method one within
+    Monte Carlo error, and P(beats control) is the normal tail of the z statistic."""
+    rng = np.random.default_rng(12)
+    control, variant = _order_moments(rng, 0.3, 1.0), _order_moments(rng, 0.4, 1.1)
+    m = _experiment(control, variant, 0)
+    delta = ratio_readout(m, "revenue", "orders", "control")
+    posterior = ratio_posterior(m, "revenue", "orders", "control", draws=200_000, seed=1)
+    for found, expected in zip(posterior.ratios, delta.ratios, strict=True):
+        assert found[1] == pytest.approx(expected.low, abs=0.02 * expected.se)
+        assert found[2] == pytest.approx(expected.high, abs=0.02 * expected.se)
+    z = delta.effects[0].difference.value / delta.effects[0].difference.se
+    exact = float(norm.cdf(z))
+    mc_se = math.sqrt(exact * (1 - exact) / 200_000)
+    # Monte Carlo error, plus 0.01 for the ratio's curvature that the delta method drops.
+    assert posterior.prob_beats_control[1] == pytest.approx(exact, abs=4 * mc_se + 0.01)
+    assert posterior.prob_beats_control[0] == 0.5

@@ -136,6 +136,10 @@ def test_ratio_metric_reports_the_denominator_mismatch(visitors_csv, tmp_path) -
     # b sells to more visitors: orders per visitor differ, so AOV compares other buyers.
     assert ratios[0]["variants"]["b"]["denominator_mismatch"]
     assert "Ratio revenue/orders: b" in out and "different populations" in out
+    bayesian = ratios[0]["bayesian"]
+    assert bayesian["prob_beats_control"]["control"] == 0.5
+    assert set(bayesian["ratios"]) == {"b", "control"}
+    assert "P(beats control)" in out
     code, _, err = _run("analyze", str(visitors_csv), "--ratio", "revenue")
     assert code == 2 and "NUMERATOR/DENOMINATOR" in err
 

@@ -11,7 +11,12 @@ ratio ``R = mean(y) / mean(z)`` has variance
 
 from the sample variances and covariance, i.e. from the counts, sums and cross-products
 of :class:`funnelsim.analysis.moments.Moments`. Differences and relative changes between
-arms follow from independent arms. Because the denominator is itself an outcome (a
+arms follow from independent arms. The Bayesian equivalent (:func:`ratio_posterior`)
+draws each arm's two means from their large-sample posterior under a flat prior, the
+bivariate normal with the sample covariance over ``n`` (Bernstein-von Mises), and reads
+the ratio's credible interval and the probability that a variant's ratio beats the
+control's from the draws. Because the
+denominator is itself an outcome (a
 variant can change how many visitors order), the readout compares each arm's
 denominator per visitor with the control's: when it differs, the ratio compares
 different populations of orders and must be read beside the per-visitor metrics.
@@ -21,6 +26,8 @@ References:
     Analytics: A Practical Guide with Novel Ideas", KDD.
     Kohavi, R., Tang, D. & Xu, Y. (2020), Trustworthy Online Controlled Experiments,
     Cambridge University Press, ch. 18 (ratio metrics, unit of analysis).
+    Gelman, A. et al. (2013), Bayesian Data Analysis, 3rd ed., section 4.2 (normal
+    approximation to the posterior).
 """
 
 from __future__ import annotations
@@ -168,4 +175,71 @@ def ratio_readout(
         level,
         tuple(_normal(r, v, z) for r, v in zip(ratio, variance, strict=True)),
         tuple(effects),
+    )
+
+
+class RatioPosterior(NamedTuple):
+    """Large-sample posterior of each arm's ratio (flat prior, Monte Carlo).
+
+    Attributes:
+        arms: Arm names.
+        level: Credible level of the intervals.
+        draws: Monte Carlo draws.
+        ratios: Per arm ``(mean, low, high)`` of the ratio.
+        uplifts: Per arm ``(mean, low, high)`` of the relative difference vs control.
+        prob_beats_control: Per arm ``P(ratio > control's ratio)`` (0.5 for the control).
+    """
+
+    arms: tuple[str, ...]
+    level: float
+    draws: int
+    ratios: tuple[tuple[float, float, float], ...]
+    uplifts: tuple[tuple[float, float, float], ...]
+    prob_beats_control: tuple[float, ...]
+
+
+def ratio_posterior(
+    moments: Moments,
+    numerator: str,
+    denominator: str,
+    control: str,
+    level: float = 0.95,
+    draws: int = 20_000,
+    seed: int = 0,
+) -> RatioPosterior:
+    """The Bayesian counterpart of :func:`ratio_readout` (see the module docstring).
+
+    >>> from funnelsim.analysis.moments import moments_from_values
+    >>> rng = np.random.default_rng(0)
+    >>> orders = rng.poisson(0.5, 4000)
+    >>> revenue = orders * rng.gamma(4.0, np.where(np.arange(4000) < 2000, 10.0, 11.0))
+    >>> m = moments_from_values(np.repeat(["a", "b"], 2000), np.c_[revenue, orders], ["r", "o"])
+    >>> posterior = ratio_posterior(m, "r", "o", "a")
+    >>> posterior.prob_beats_control[1] > 0.9
+    True
+    """
+    selected = moments.select([numerator, denominator])
+    ref = selected.arm(control)
+    mean, cov = means(selected), covariances(selected)
+    rng = np.random.default_rng(seed)
+    ratio_draws = np.empty((draws, len(selected.arms)))
+    for arm in range(len(selected.arms)):
+        pair = rng.multivariate_normal(mean[arm], cov[arm] / selected.count[arm], size=draws)
+        ratio_draws[:, arm] = pair[:, 0] / pair[:, 1]
+    uplift = ratio_draws / ratio_draws[:, [ref]] - 1
+    tail = (1 - level) / 2
+
+    def summary(values: FloatArray) -> tuple[float, float, float]:
+        low, high = np.quantile(values, [tail, 1 - tail])
+        return float(values.mean()), float(low), float(high)
+
+    beats = (ratio_draws > ratio_draws[:, [ref]]).mean(axis=0)
+    beats[ref] = 0.5
+    return RatioPosterior(
+        selected.arms,
+        level,
+        draws,
+        tuple(summary(ratio_draws[:, a]) for a in range(len(selected.arms))),
+        tuple(summary(uplift[:, a]) for a in range(len(selected.arms))),
+        tuple(float(b) for b in beats),
     )

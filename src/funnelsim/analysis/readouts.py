@@ -18,7 +18,7 @@ import numpy as np
 from funnelsim.analysis.cuped import CupedReadout, Estimate, cuped
 from funnelsim.analysis.data import DataError
 from funnelsim.analysis.guardrails import MetricSpec, MetricsReadout, metrics_readout
-from funnelsim.analysis.ratio import RatioReadout, ratio_readout
+from funnelsim.analysis.ratio import RatioPosterior, RatioReadout, ratio_posterior, ratio_readout
 from funnelsim.analysis.sequential import SequentialReadout, sequential_readout
 from funnelsim.analysis.sources import column_names, grouped_moments, read_looks, read_moments
 from funnelsim.numbers import finite_or_none
@@ -89,6 +89,7 @@ class ExtraReadouts(NamedTuple):
     cuped: CupedReadout | None = None
     metrics: MetricsReadout | None = None
     ratios: tuple[RatioReadout, ...] = ()
+    ratio_posteriors: tuple[RatioPosterior, ...] = ()
     segments: Any = None  # funnelsim.analysis.segments.SegmentReadout (imports PyMC)
     bayesian_cuped: Any = None  # funnelsim.analysis.bayes_cuped.BayesianCuped (PyMC)
 
@@ -193,6 +194,9 @@ def extra_readouts(
         tuple(ratio_readout(moments, n, d, control) for n, d in request.ratios)
         if moments is not None
         else (),
+        tuple(ratio_posterior(moments, n, d, control) for n, d in request.ratios)
+        if moments is not None
+        else (),
         _segments(source, request, control, segment_settings) if request.segment else None,
         _bayesian_cuped(moments, request, control, settings),
     )
@@ -286,6 +290,21 @@ def _metrics_dict(found: MetricsReadout) -> dict[str, Any]:
     }
 
 
+def _ratio_posterior_dict(found: RatioPosterior) -> dict[str, Any]:
+    def interval(values: tuple[float, float, float]) -> dict[str, float | None]:
+        return dict(zip(("mean", "low", "high"), map(finite_or_none, values), strict=True))
+
+    return {
+        "method": "large-sample posterior of each arm's means under a flat prior, "
+        f"{found.draws} Monte Carlo draws; {found.level:.0%} credible intervals",
+        "ratios": {a: interval(r) for a, r in zip(found.arms, found.ratios, strict=True)},
+        "uplift_vs_control": {
+            a: interval(u) for a, u in zip(found.arms, found.uplifts, strict=True)
+        },
+        "prob_beats_control": dict(zip(found.arms, found.prob_beats_control, strict=True)),
+    }
+
+
 def _ratio_dict(found: RatioReadout, arms: Sequence[str]) -> dict[str, Any]:
     return {
         "method": RATIO_METHOD,
@@ -332,7 +351,10 @@ def extras_dict(found: ExtraReadouts, arms: Sequence[str]) -> dict[str, Any]:
     if found.metrics is not None:
         blocks["metrics"] = _metrics_dict(found.metrics)
     if found.ratios:
-        blocks["ratios"] = [_ratio_dict(r, arms) for r in found.ratios]
+        blocks["ratios"] = [
+            {**_ratio_dict(r, arms), "bayesian": _ratio_posterior_dict(p)}
+            for r, p in zip(found.ratios, found.ratio_posteriors, strict=True)
+        ]
     if found.segments is not None:
         blocks["segments"] = _segments_dict(found.segments)
     return blocks
@@ -379,8 +401,9 @@ def _metric_lines(found: MetricsReadout, verbose: bool) -> list[str]:
     return lines
 
 
-def _ratio_lines(found: RatioReadout) -> list[str]:
+def _ratio_lines(found: RatioReadout, posterior: RatioPosterior) -> list[str]:
     lines = []
+    beats = dict(zip(posterior.arms, posterior.prob_beats_control, strict=True))
     for e in found.effects:
         mismatch = (
             f" (denominator per visitor {e.denominator_change:+.1%}, p = "
@@ -390,7 +413,7 @@ def _ratio_lines(found: RatioReadout) -> list[str]:
         )
         lines.append(
             f"Ratio {found.numerator}/{found.denominator}: {e.variant} "
-            f"{_interval_text(e.uplift)}{mismatch}"
+            f"{_interval_text(e.uplift)}, P(beats control) {beats[e.variant]:.2f}{mismatch}"
         )
     return lines
 
@@ -422,8 +445,8 @@ def extras_lines(found: ExtraReadouts, verbose: bool = False) -> list[str]:
         ]
     if found.metrics is not None:
         lines += _metric_lines(found.metrics, verbose)
-    for ratio in found.ratios:
-        lines += _ratio_lines(ratio)
+    for ratio, posterior in zip(found.ratios, found.ratio_posteriors, strict=True):
+        lines += _ratio_lines(ratio, posterior)
     if found.segments is not None:
         lines += _segment_lines(found.segments, verbose)
     return lines
