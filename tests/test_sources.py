@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from funnelsim.analysis.api import analyze
 from funnelsim.analysis.data import DataError
 from funnelsim.analysis.guardrails import MetricSpec, metrics_readout
+from funnelsim.analysis.readouts import ReadoutRequest
 from funnelsim.analysis.sources import grouped_moments, read_looks, read_moments
 
 duckdb = pytest.importorskip("duckdb")
@@ -125,3 +127,14 @@ def test_problems_are_one_sentence_naming_the_source(
 def test_unknown_file_kinds_are_refused(tmp_path) -> None:
     with pytest.raises(DataError, match=r"expected a \.parquet or \.csv file"):
         read_moments(tmp_path / "events.xlsx", "variant", COLUMNS)
+
+
+def test_analyze_reads_a_dataframe_where_it_lives(frame, sources) -> None:
+    request = ReadoutRequest(guardrails=("rounds",))
+    from_frame = analyze(frame, "control", request=request)
+    from_parquet = analyze(sources["parquet"], "control", request=request)
+    assert from_frame.source == "DataFrame"
+    assert from_frame.extras.metrics == from_parquet.extras.metrics
+    assert [v.conversion for v in from_frame.variants] == [
+        v.conversion for v in from_parquet.variants
+    ]
