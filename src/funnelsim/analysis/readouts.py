@@ -185,20 +185,17 @@ def extra_readouts(
         from funnelsim.analysis.models import DEFAULT_SETTINGS
 
         segment_settings = DEFAULT_SETTINGS
+    pairs = request.ratios if moments is not None else ()
     return ExtraReadouts(
-        _sequential(source, request, control) if request.look else (),
-        cuped(moments, request.metric, request.covariates, control)
+        sequential=_sequential(source, request, control) if request.look else (),
+        cuped=cuped(moments, request.metric, request.covariates, control)
         if moments is not None and request.covariates
         else None,
-        metrics,
-        tuple(ratio_readout(moments, n, d, control) for n, d in request.ratios)
-        if moments is not None
-        else (),
-        tuple(ratio_posterior(moments, n, d, control) for n, d in request.ratios)
-        if moments is not None
-        else (),
-        _segments(source, request, control, segment_settings) if request.segment else None,
-        _bayesian_cuped(moments, request, control, settings),
+        metrics=metrics,
+        ratios=tuple(ratio_readout(moments, n, d, control) for n, d in pairs),
+        ratio_posteriors=tuple(ratio_posterior(moments, n, d, control) for n, d in pairs),
+        segments=_segments(source, request, control, segment_settings) if request.segment else None,
+        bayesian_cuped=_bayesian_cuped(moments, request, control, settings),
     )
 
 
