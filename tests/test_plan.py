@@ -11,10 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import MINIMAL
+from funnelsim.analysis.operating import ship_rate
 from funnelsim.cli import main
+from funnelsim.experiment.readout import decision_rule
 from funnelsim.planning import (
     PlanResult,
     first_sustained,
+    plan_summary,
     plan_test,
     simulate_paths,
     two_proportion_sample_size,
@@ -169,3 +172,25 @@ def test_docstring_examples_run() -> None:
     from funnelsim import planning
 
     assert doctest.testmod(planning).failed == 0
+
+
+def test_plan_states_the_rules_false_ship_rate_at_the_length_it_needs(
+    better_plan: PlanResult,
+) -> None:
+    """The risk beside the z-test's alpha: the same rule, prior and size, A/A tests."""
+    needed = better_plan.days_needed
+    assert needed is not None and better_plan.false_ship is not None
+    scenario = parse_scenario(AB)
+    prior = (scenario.experiment.prior.alpha, scenario.experiment.prior.beta)
+    again = ship_rate(
+        decision_rule(scenario),
+        float(better_plan.truth.conversion[0]),
+        0.0,
+        round(needed * 200 / 2),
+        150,
+        3,
+        prior=prior,
+    )
+    assert better_plan.false_ship == again
+    line = plan_summary(better_plan)[-1]
+    assert line.startswith(f"Risk at {needed} days: the Bayesian rule ships a variant identical")

@@ -20,7 +20,10 @@ against the test's length (the test's *assurance*: O'Hagan, Stevens & Campbell
 the shortest length from which it stays at or above the target.
 
 Beside it stands the textbook answer: the visitors a two-sided two-proportion
-z-test needs for power equal to the target at the given alpha.
+z-test needs for power equal to the target at the given alpha; and, so that the two
+carry comparable risks, the Bayesian rule's own false-ship rate at the length it needs:
+how often it ships a variant identical to the control there (simulated A/A tests, see
+:mod:`funnelsim.analysis.operating`), against the z-test's alpha.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from scipy import stats
 
 from funnelsim.analysis.conjugate import beta_posteriors
 from funnelsim.analysis.decision import DecisionRule, decide
+from funnelsim.analysis.operating import Rate, ship_rate
 from funnelsim.experiment.engines import EngineName
 from funnelsim.experiment.readout import decision_rule
 from funnelsim.files import write_csv, write_png
@@ -138,6 +142,7 @@ class PlanResult:
     days_needed: int | None
     alpha: float
     frequentist: SampleSize
+    false_ship: Rate | None = None
 
     @property
     def uplift(self) -> float:
@@ -320,7 +325,13 @@ def plan_test(
         reached = first_sustained(correct.mean(axis=0), target_probability)
     curve = tuple(_point(d, codes[:, j], correct[:, j], truth) for j, d in enumerate(grid))
     needed = None if reached is None else grid[reached]
-    return dataclasses.replace(plan, curve=curve, days_needed=needed)
+    false_ship = None
+    if needed is not None and 0 < truth.conversion[0] < 1:
+        per_arm = round(needed * truth.visitors_per_day / 2)
+        false_ship = ship_rate(
+            rule, float(truth.conversion[0]), 0.0, per_arm, simulations, seed, prior=prior
+        )
+    return dataclasses.replace(plan, curve=curve, days_needed=needed, false_ship=false_ship)
 
 
 # --------------------------------------------------------------------------- output
@@ -383,6 +394,14 @@ def plan_summary(plan: PlanResult) -> list[str]:
         )
     else:
         lines.append("Frequentist z-test: no difference to detect (equal rates).")
+    if plan.false_ship is not None:
+        rate = plan.false_ship
+        lines.append(
+            f"Risk at {plan.days_needed} days: the Bayesian rule ships a variant identical "
+            f"to the control in {rate.value:.1%} [{rate.low:.1%}, {rate.high:.1%}] of "
+            f"simulated A/A tests (the z-test: {plan.alpha:.0%}); calibrate it with "
+            "`funnelsim analyze --false-ship-target`."
+        )
     return lines
 
 

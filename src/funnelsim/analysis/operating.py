@@ -122,15 +122,19 @@ def ship_rate(
     replications: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    prior: tuple[float, float] = (1.0, 1.0),
 ) -> Rate:
     """Share of simulated experiments in which ``rule`` ships the variant.
 
     The variant converts at ``baseline * (1 + relative)``; each experiment has
-    ``visitors_per_arm`` visitors per arm and the rule is applied once at that size.
+    ``visitors_per_arm`` visitors per arm and the rule is applied once at that size, on
+    Beta posteriors with the Beta ``prior``.
     """
     conversions = _simulated_conversions(baseline, relative, visitors_per_arm, replications, seed)
     visitors = [visitors_per_arm, visitors_per_arm]
-    shipped = sum(decide(beta_posteriors(visitors, row), 0, rule).index == 1 for row in conversions)
+    shipped = sum(
+        decide(beta_posteriors(visitors, row, *prior), 0, rule).index == 1 for row in conversions
+    )
     return wilson(int(shipped), replications, level)
 
 
