@@ -1027,7 +1027,13 @@ def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--split", metavar="90,10", help="Planned traffic shares (SRM check)."),
         click.option("--sequential", is_flag=True, help="Always-valid look-by-look readout."),
-        click.option("--look-column", default="date", show_default=True, metavar="C"),
+        click.option(
+            "--look-column",
+            default="date",
+            show_default=True,
+            metavar="C",
+            help="With --sequential: the date (or look number) of each row.",
+        ),
         click.option(
             "--planned-visitors",
             type=click.FloatRange(min=1),
@@ -1161,7 +1167,7 @@ def _readout_request(options: dict[str, Any], columns: Any) -> Any:
 @click.option(
     "--transactions",
     is_flag=True,
-    help="DATA_FILE is an order log (customer, variant, date, amount): estimate "
+    help="DATA is an order log (customer, variant, date, amount): estimate "
     "repeat purchase, churn and CLV per customer per variant (BG/NBD).",
 )
 @click.option(
