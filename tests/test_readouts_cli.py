@@ -183,6 +183,21 @@ def test_planned_split_feeds_the_sample_ratio_check(visitors_csv, tmp_path) -> N
     assert code == 2 and err.startswith("error: split '90,x'")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--covariate", "device"], "to DOUBLE when casting from source column device"),
+        (["--guardrail", "retained:2"], "threshold in (0, 1)"),
+        (["--table", "events"], "a table name applies to duckdb:///FILE sources only"),
+        (["--split", "1"], "split: 1 shares for 2 variants (control, b)"),
+    ],
+)
+def test_bad_readout_options_are_one_line(visitors_csv, args, message) -> None:
+    code, _, err = _run("analyze", str(visitors_csv), *args)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
 def test_missing_column_is_one_line_and_exit_two(visitors_csv) -> None:
     code, _, err = _run("analyze", str(visitors_csv), "--covariate", "pre_spend")
     assert code == 2

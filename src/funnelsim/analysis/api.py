@@ -323,6 +323,8 @@ def _is_warehouse(data: object) -> bool:
 def _experiment(data: object, columns: ColumnMap, request: ReadoutRequest | None) -> ExperimentData:
     if isinstance(data, ExperimentData):
         return data
+    if request is not None and request.table and not str(data).startswith("duckdb:///"):
+        raise DataError(f"{data}: a table name applies to duckdb:///FILE sources only")
     if not _is_warehouse(data):
         return read_experiment(data, columns)  # type: ignore[arg-type]
     from funnelsim.analysis.sources import column_names, read_moments
