@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from funnelsim.analysis import conjugate
-from funnelsim.analysis.decision import DecisionRule, decide, decide_on_draws
+from funnelsim.analysis.decision import DecisionRule, decide, decide_on_draws, not_enough_data
 from funnelsim.scenario.schema import Scenario
 
 FloatArray = NDArray[np.float64]
@@ -55,13 +55,17 @@ def split_readout(
         visitors, conversions, experiment.prior.alpha, experiment.prior.beta
     )
     loss = conjugate.expected_loss(post)
-    decision = decide(post, ref, decision_rule(scenario), names, loss)
+    if not_enough_data(names, visitors, conversions, ref) is not None:
+        action, shipped = "keep_testing", None  # as readout: no decision on no data
+    else:
+        decision = decide(post, ref, decision_rule(scenario), names, loss)
+        action, shipped = decision.action, decision.variant
     return SplitReadout(
         conjugate.prob_best(post),
         conjugate.prob_beats(post, ref),
         loss,
-        decision.action,
-        decision.variant,
+        action,
+        shipped,
     )
 
 
