@@ -86,17 +86,19 @@ def bounce_multiplier(load_s: ArrayLike, coef: PageLoadCoefficients) -> FloatArr
 def page_load_factor(rate: ArrayLike, load_s: ArrayLike, coef: PageLoadCoefficients) -> FloatArray:
     """Factor on ``rate`` (the continue probability at the reference load time).
 
-    The bounce *hazard* scales with the multiplier m: P(continue) = rate^m, so a
-    small bounce probability b becomes about m*b, and a large one never exceeds 1.
-    Returns rate^(m - 1), the factor that friction multiplies onto ``rate``.
+    Google / SOASTA report a ratio of bounce probabilities, so the bounce
+    1 - rate is multiplied by m(t): P(continue) = 1 - min(1, m (1 - rate)). The
+    ratio holds exactly wherever m (1 - rate) <= 1; beyond that everybody leaves
+    (a page bouncing 45% at 1 s at most can more than double). Returns
+    P(continue) / rate, the factor that friction multiplies onto ``rate``.
 
-    >>> round(float(page_load_factor(0.99, 3.0, PageLoadCoefficients())), 4)
-    0.9968
+    >>> round(float(page_load_factor(0.6, 3.0, PageLoadCoefficients())), 4)  # bounce 0.4 x 1.319
+    0.7873
     """
     p = np.asarray(rate, dtype=float)
-    m = bounce_multiplier(load_s, coef)
+    bounce = np.minimum(bounce_multiplier(load_s, coef) * (1.0 - p), 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(p > 0, p ** (m - 1.0), 1.0)
+        factor = np.where(p > 0, (1.0 - bounce) / p, 1.0)
     return np.asarray(factor)
 
 

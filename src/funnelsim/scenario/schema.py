@@ -842,6 +842,7 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
                 ("stages", i, "friction", "response_decay"),
                 ("response decay needs a resource or a response_delay_min to wait for"),
             )
+    yield from _page_load_problems(scenario.stages)
     referral = scenario.value.referral
     if referral.per_customer_per_month > 0 and referral.channel not in scenario.traffic.channels:
         yield (
@@ -874,6 +875,20 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
                 _shares_sum_to_one(experiment.split, "split")
             except ValueError as error:
                 yield ("experiment", "split"), str(error)
+
+
+def _page_load_problems(stages: list[Stage]) -> Iterator[tuple[Path_, str]]:
+    """The page-load curve is a bounce on the page a visitor lands on: one stage only."""
+    loading = [i for i, stage in enumerate(stages) if stage.friction.page_load]
+    for i in loading[1:]:
+        yield (
+            ("stages", i, "friction", "page_load"),
+            (
+                f"page_load is already set on stage {stages[loading[0]].name!r}: the "
+                "Google / SOASTA curve is the bounce on the page a visitor lands on, once "
+                "per visit, so set it on that one stage only"
+            ),
+        )
 
 
 def _validate(data: Any, file: str, lines: _LineMap | dict[Path_, int]) -> Scenario:
