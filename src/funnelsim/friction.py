@@ -18,10 +18,13 @@ overridden in a scenario's ``coefficients`` section. Factors multiply
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from funnelsim.scenario.schema import (
+    Distribution,
     FormFieldCoefficients,
     LoginWallCoefficients,
     OptionCoefficients,
@@ -30,6 +33,7 @@ from funnelsim.scenario.schema import (
 )
 
 FloatArray = NDArray[np.float64]
+QUADRATURE_NODES = 128  # Gauss-Legendre nodes over the quantiles of a response delay
 
 
 def scale_odds(probability: ArrayLike, odds_ratio: ArrayLike) -> FloatArray:
@@ -138,3 +142,30 @@ def response_continue(
     if coef.model == "log_odds":
         return scale_odds(p, (t / coef.reference_min) ** -coef.slope)
     return np.asarray(p * 0.5 ** ((t - coef.reference_min) / coef.half_life_min))
+
+
+@cache
+def _quadrature() -> tuple[FloatArray, FloatArray]:
+    """Gauss-Legendre nodes and weights on (0, 1)."""
+    nodes, weights = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
+    return (nodes + 1.0) / 2.0, weights / 2.0
+
+
+def mean_response_continue(
+    probability: ArrayLike, delay: Distribution | None, coef: ResponseCoefficients
+) -> FloatArray:
+    """E[response_continue(probability, D)] over a response delay D (minutes).
+
+    The expectation is an integral over D's quantiles, computed by Gauss-Legendre
+    quadrature; no delay distribution means an answer within the reference time.
+
+    >>> from funnelsim.scenario import Constant, ResponseCoefficients as R
+    >>> round(float(mean_response_continue(0.5, Constant(value=30.0), R())), 4)
+    0.0637
+    """
+    p = np.asarray(probability, dtype=float)
+    if delay is None:
+        return np.asarray(response_continue(p, 0.0, coef))
+    nodes, weights = _quadrature()
+    curve = response_continue(p[..., None], delay.ppf(nodes), coef)
+    return np.minimum(np.asarray(curve @ weights), p)

@@ -54,7 +54,6 @@ TEMPLATES = (
     "sales_funnel",
     "lead_funnel",
 )
-RESPONSE_GRID = 512  # quantiles of a response delay distribution averaged over
 HEAVY_LOAD = 0.85
 IMPLAUSIBLE_CONVERSION = 0.5
 SLOW_PAGE_S = 15.0
@@ -187,9 +186,7 @@ def _response_factor(funnel: CompiledFunnel, s: int, p: FloatArray) -> FloatArra
     stage = funnel.stage(s)
     if not stage.friction.response_decay or stage.response_delay_min is None:
         return np.ones_like(p)
-    u = (np.arange(RESPONSE_GRID) + 0.5) / RESPONSE_GRID
-    delays = stage.response_delay_min.ppf(u)
-    answered = friction.response_continue(p[..., None], delays, funnel.response).mean(axis=-1)
+    answered = friction.mean_response_continue(p, stage.response_delay_min, funnel.response)
     return np.divide(answered, p, out=np.ones_like(p), where=p > 0)
 
 

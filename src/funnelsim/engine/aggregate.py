@@ -18,7 +18,7 @@ channel x preferred payment method x preferred contact option, see
    *continue*, with probabilities the widths of the nested thresholds of the
    continue uniform, so the loss reasons are those the per-visitor engines
    report (a late response averages the response curve over the delay's
-   distribution by Gauss-Legendre quadrature);
+   distribution, :func:`funnelsim.friction.mean_response_continue`);
 3. the buyers' order values: their sum from its closed form where one exists
    (a sum of k Gamma(a, s) values is Gamma(k a, s), exponentials are gammas,
    constants multiply), otherwise by drawing the buyers' values only;
@@ -45,7 +45,6 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
 import numpy as np
 from numpy.random import Generator
@@ -64,28 +63,10 @@ from funnelsim.scenario.schema import Constant, Distribution, Exponential, Gamma
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-QUADRATURE_NODES = 128
 EXACT_SUM_LIMIT = 10_000  # closed-form order value sums above this many buyers per cell
 VALUE_CHUNK = 1 << 20  # order values drawn at a time, so memory stays flat
 OUTCOMES = (*FRICTION_REASONS, "rate", "response", "continue")
 _CONTINUE = len(OUTCOMES) - 1
-
-
-@cache
-def _quadrature() -> tuple[FloatArray, FloatArray]:
-    """Gauss-Legendre nodes and weights on (0, 1)."""
-    nodes, weights = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
-    return (nodes + 1.0) / 2.0, weights / 2.0
-
-
-def _mean_response_continue(funnel: CompiledFunnel, stage: int, p: FloatArray) -> FloatArray:
-    """E[response_continue(p, delay)] over the stage's delay distribution, per cell."""
-    dist = funnel.stage(stage).response_delay_min
-    if dist is None:
-        return np.asarray(friction.response_continue(p, 0.0, funnel.response))
-    nodes, weights = _quadrature()
-    curve = friction.response_continue(p[:, None], dist.ppf(nodes)[None, :], funnel.response)
-    return np.minimum(np.asarray(curve @ weights), p)
 
 
 def outcome_probabilities(funnel: CompiledFunnel) -> FloatArray:
@@ -99,9 +80,10 @@ def outcome_probabilities(funnel: CompiledFunnel) -> FloatArray:
     p = funnel.cell_continue
     probs[..., n_f] = thresholds[..., -1] - p
     for s in range(n_s):
+        stage = funnel.stage(s)
         kept = (
-            _mean_response_continue(funnel, s, p[s])
-            if funnel.stage(s).friction.response_decay
+            friction.mean_response_continue(p[s], stage.response_delay_min, funnel.response)
+            if stage.friction.response_decay
             else p[s]
         )
         probs[s, :, n_f + 1] = p[s] - kept
