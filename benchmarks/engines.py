@@ -193,10 +193,11 @@ def hand_written_lead_response(scenario: Scenario, seed: int) -> list[int]:
     channels = [c.share for c in scenario.traffic.channels.values()]
     contact = np.diff(funnel.contact_cdf[0], prepend=0.0)
     # continue probability per channel and stage, by preferred contact option
+    factors = funnel.friction
     p = (
         funnel.base[:, 0, :, None]
-        * funnel.fixed_friction[:, 0].prod(axis=-1)[..., None]
-        * funnel.contact[:, 0, None, :]
+        * (factors.page_load * factors.form_fields * factors.login_wall)[:, 0, :, 0, :]
+        * factors.contact[:, 0, :, 0, :]
     )
     enquiry_dwell = scenario.stages[1].dwell_min.mean_value
     patience = scenario.stages[2].patience_min.mean_value
@@ -269,10 +270,13 @@ def simpy_vs_hand_written(repeat: int) -> None:
         shares["hand"].append((called / visitors, abandoned / max(called, 1)))
     channels = np.diff(funnel.channel_cdf, prepend=0.0)
     contact = np.diff(funnel.contact_cdf[0], prepend=0.0)
-    p = funnel.base[:2, 0] * funnel.fixed_friction[:2, 0].prod(axis=-1)
+    factors = funnel.friction
+    fixed = (factors.page_load * factors.form_fields * factors.login_wall)[:2, 0, :, 0, 0]
+    p = funnel.base[:2, 0] * fixed
+    contact_factor = factors.contact[:2, 0, 0, 0, :]
     reach = float(
         channels
-        @ ((p[0][:, None] * p[1][:, None]) * funnel.contact[0, 0] * funnel.contact[1, 0])
+        @ ((p[0][:, None] * p[1][:, None]) * contact_factor[0] * contact_factor[1])
         @ contact
     )
     for name in ("engine", "hand"):

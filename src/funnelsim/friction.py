@@ -19,6 +19,7 @@ overridden in a scenario's ``coefficients`` section. Factors multiply
 from __future__ import annotations
 
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -34,6 +35,25 @@ from funnelsim.scenario.schema import (
 
 FloatArray = NDArray[np.float64]
 QUADRATURE_NODES = 128  # Gauss-Legendre nodes over the quantiles of a response delay
+
+
+class FrictionFactors(NamedTuple):
+    """Each friction's factor on the continue probability, by stage and kind of visitor.
+
+    Every array broadcasts over (stage, segment, channel, preferred payment method,
+    preferred contact option). The field order is the order in which the engines
+    test the frictions (the nested thresholds of :mod:`funnelsim.engine.model`):
+    a visitor stopped by several is counted lost to the first.
+    """
+
+    page_load: FloatArray  # (S, G, C, 1, 1): the segment's load time, the cell's rate
+    form_fields: FloatArray  # (S, 1, 1, 1, 1)
+    login_wall: FloatArray  # (S, 1, 1, 1, 1)
+    payment: FloatArray  # (S, 1, 1, P, 1): by the visitor's preferred payment method
+    contact: FloatArray  # (S, 1, 1, 1, K): by the visitor's preferred contact option
+
+
+FRICTION_REASONS: tuple[str, ...] = FrictionFactors._fields
 
 
 def scale_odds(probability: ArrayLike, odds_ratio: ArrayLike) -> FloatArray:

@@ -192,14 +192,7 @@ def _response_factor(funnel: CompiledFunnel, s: int, p: FloatArray) -> FloatArra
 
 def _stage_factors(funnel: CompiledFunnel, s: int) -> dict[str, FloatArray]:
     """Every factor at stage ``s`` over (segment, channel, payment pref, contact pref)."""
-    fixed = funnel.fixed_friction[s][:, :, None, None, :]
-    return {
-        "page_load": fixed[..., 0],
-        "form_fields": fixed[..., 1],
-        "login_wall": fixed[..., 2],
-        "payment": funnel.payment[s][:, None, :, None],
-        "contact": funnel.contact[s][:, None, None, :],
-    }
+    return {kind: factor[s] for kind, factor in funnel.friction._asdict().items()}
 
 
 def _segment_means(

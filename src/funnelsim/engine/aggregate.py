@@ -58,7 +58,8 @@ from funnelsim.engine.model import (
     outcome_from_cells,
     refuse_coupled_visitors,
 )
-from funnelsim.engine.outcomes import FRICTION_REASONS, REASONS, Outcome
+from funnelsim.engine.outcomes import REASONS, Outcome
+from funnelsim.friction import FRICTION_REASONS
 from funnelsim.scenario.schema import Constant, Distribution, Exponential, Gamma, LogNormal, Uniform
 
 FloatArray = NDArray[np.float64]

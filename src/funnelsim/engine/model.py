@@ -33,7 +33,8 @@ from numpy.typing import NDArray
 
 from funnelsim import clv, friction
 from funnelsim.engine.draws import SharedDraws
-from funnelsim.engine.outcomes import FRICTION_REASONS, Outcome
+from funnelsim.engine.outcomes import Outcome
+from funnelsim.friction import FRICTION_REASONS, FrictionFactors
 from funnelsim.scenario.messages import ScenarioError
 from funnelsim.scenario.schema import Constant, Distribution, ResponseCoefficients, Scenario, Stage
 
@@ -53,11 +54,9 @@ class CompiledFunnel:
     segment_cdf: FloatArray
     channel_cdf: FloatArray
     base: FloatArray  # (S, G, C) continue probability after intent, before friction
-    fixed_friction: FloatArray  # (S, G, C, 3) page_load, form_fields, login_wall factors
-    payment: FloatArray  # (S, G, P) factor by the visitor's preferred payment method
-    payment_cdf: FloatArray  # (G, P)
-    contact: FloatArray  # (S, G, K)
-    contact_cdf: FloatArray  # (G, K)
+    friction: FrictionFactors  # each friction's factor, broadcasting over (S, G, C, P, K)
+    payment_cdf: FloatArray  # (G, P) preferred payment method
+    contact_cdf: FloatArray  # (G, K) preferred contact option
     resources: tuple[str, ...]
     stage_resource: tuple[int | None, ...]
 
@@ -83,18 +82,14 @@ class CompiledFunnel:
     def cell_shape(self) -> tuple[int, int, int, int]:
         """(segments, channels, payment options, contact options): the cells of visitors."""
         _, n_g, n_c = self.base.shape
-        return n_g, n_c, self.payment.shape[2], self.contact.shape[2]
+        return n_g, n_c, self.payment_cdf.shape[1], self.contact_cdf.shape[1]
 
     @cached_property
     def cell_thresholds(self) -> FloatArray:
         """(S, cells, friction reasons): the nested friction thresholds of each cell."""
-        n_g, n_c, n_p, n_k = self.cell_shape
-        n_s = len(self.stages)
-        factors = np.empty((n_s, n_g, n_c, n_p, n_k, len(FRICTION_REASONS)))
-        factors[..., :3] = self.fixed_friction[:, :, :, None, None, :]
-        factors[..., 3] = self.payment[:, :, None, :, None]
-        factors[..., 4] = self.contact[:, :, None, None, :]
-        thresholds = np.cumprod(factors, axis=-1).reshape(n_s, n_g * n_c * n_p * n_k, -1)
+        shape = (len(self.stages), *self.cell_shape)
+        factors = np.stack([np.broadcast_to(f, shape) for f in self.friction], axis=-1)
+        thresholds = np.cumprod(factors, axis=-1).reshape(shape[0], -1, len(FRICTION_REASONS))
         return np.asarray(thresholds, dtype=np.float64)
 
     @cached_property
@@ -175,17 +170,16 @@ def option_names(scenario: Scenario, kind: str) -> list[str]:
 
 
 def _option_tables(scenario: Scenario, kind: str) -> tuple[FloatArray, FloatArray]:
-    """Per stage and segment, the continue factor for each preferred option, and the
-    per-segment preference CDF over the union of options."""
+    """Per stage, the continue factor for each preferred option (S, options), and the
+    per-segment preference CDF over the union of options (G, options)."""
     coef = getattr(scenario.coefficients, kind)
     per_segment = _preferences(scenario, kind)
     options = option_names(scenario, kind)
     cdf = np.array([_cdf([prefs.get(o, 0.0) for o in options]) for prefs in per_segment])
-    factors = np.ones((len(scenario.stages), len(per_segment), len(options)))
+    factors = np.ones((len(scenario.stages), len(options)))
     for s, stage in enumerate(scenario.stages):
         offered = stage.friction.payment_methods if kind == "payment" else stage.contact_options
-        _, factor = friction.option_options(dict.fromkeys(options, 0.0), offered, coef)
-        factors[s] = factor
+        _, factors[s] = friction.option_options(dict.fromkeys(options, 0.0), offered, coef)
     return factors, cdf
 
 
@@ -197,7 +191,8 @@ def compile_funnel(scenario: Scenario) -> CompiledFunnel:
     load_s = np.array([g.page_load_s for g in segments.values()])
     n_s = len(scenario.stages)
     base = np.empty((n_s, len(segments), len(channels)))
-    fixed = np.ones((n_s, len(segments), len(channels), 3))
+    page_load = np.ones((n_s, len(segments), len(channels)))
+    form_fields, login_wall = np.ones(n_s), np.ones(n_s)
     for s, stage in enumerate(scenario.stages):
         base[s] = friction.scale_odds(stage.rate, intent)
         if stage.nurture is not None:  # only leads that become sales-ready go on
@@ -205,11 +200,12 @@ def compile_funnel(scenario: Scenario) -> CompiledFunnel:
                 stage.nurture.ready_per_message, stage.nurture.max_messages
             )
         if stage.friction.page_load:
-            fixed[s, ..., 0] = friction.page_load_factor(base[s], load_s[:, None], coef.page_load)
-        fixed[s, ..., 1] = friction.form_fields_factor(stage.friction.form_fields, coef.form_fields)
-        fixed[s, ..., 2] = friction.login_wall_factor(stage.friction.login_wall, coef.login_wall)
+            page_load[s] = friction.page_load_factor(base[s], load_s[:, None], coef.page_load)
+        form_fields[s] = friction.form_fields_factor(stage.friction.form_fields, coef.form_fields)
+        login_wall[s] = friction.login_wall_factor(stage.friction.login_wall, coef.login_wall)
     payment, payment_cdf = _option_tables(scenario, "payment")
     contact, contact_cdf = _option_tables(scenario, "contact")
+    stage_only = (n_s, 1, 1, 1, 1)
     resources = tuple(scenario.resources)
     return CompiledFunnel(
         scenario=scenario,
@@ -219,10 +215,14 @@ def compile_funnel(scenario: Scenario) -> CompiledFunnel:
         segment_cdf=_cdf([g.share for g in segments.values()]),
         channel_cdf=_cdf([c.share for c in channels.values()]),
         base=base,
-        fixed_friction=fixed,
-        payment=payment,
+        friction=friction.FrictionFactors(
+            page_load=page_load[..., None, None],
+            form_fields=form_fields.reshape(stage_only),
+            login_wall=login_wall.reshape(stage_only),
+            payment=payment[:, None, None, :, None],
+            contact=contact[:, None, None, None, :],
+        ),
         payment_cdf=payment_cdf,
-        contact=contact,
         contact_cdf=contact_cdf,
         resources=resources,
         stage_resource=tuple(

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-FRICTION_REASONS = ("page_load", "form_fields", "login_wall", "payment", "contact")
+from funnelsim.friction import FRICTION_REASONS
+
 REASONS = (*FRICTION_REASONS, "rate", "response", "queue", "declined", "unanswered")
 REASON_INDEX = {name: i for i, name in enumerate(REASONS)}
 CONVERTED = -1

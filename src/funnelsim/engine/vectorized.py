@@ -33,7 +33,8 @@ from funnelsim.engine.model import (
     stage_values,
     visitor_cells,
 )
-from funnelsim.engine.outcomes import FRICTION_REASONS, REASON_INDEX, REASONS, Outcome, Simulation
+from funnelsim.engine.outcomes import REASON_INDEX, REASONS, Outcome, Simulation
+from funnelsim.friction import FRICTION_REASONS
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
