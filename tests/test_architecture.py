@@ -17,11 +17,23 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "funnelsim"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     # shared contracts and plumbing: import nothing above them
-    ("errors", "numbers", "intervals", "files", "results", "parallel", "queueing", "compile_cache"),
+    (
+        "errors",
+        "numbers",
+        "intervals",
+        "files",
+        "results",
+        "parallel",
+        "queueing",
+        "compile_cache",
+        "fields",
+    ),
+    # the friction models: coefficients, calibration, formulas (part of the schema)
+    ("friction",),
     # the scenario file and its schema
     ("scenario", "schema_doc"),
     # the funnel model and the engines that simulate it
-    ("friction", "clv", "engine", "scaffold", "budget"),
+    ("clv", "engine", "scaffold", "budget"),
     # statistics on aggregates and order logs
     ("analysis",),
     # variants x replications, and the order logs they produce

@@ -102,7 +102,7 @@ def estimate(
     stages = max(len(v.stages) for v in variants)
     visitors = scenario.traffic.visitors_per_day * scenario.traffic.days
     # The product of the base rates guides the buyers (friction lowers it, intent may raise).
-    buyers = visitors * max(math.prod(stage.rate for stage in v.stages) for v in variants)
+    buyers = visitors * max(math.prod(v.base_rate(stage) for stage in v.stages) for v in variants)
     total_replications = float(replications) * runs
     steps = visitors * stages * len(variants) * total_replications
     parallel = max(1.0, min(float(workers), total_replications))

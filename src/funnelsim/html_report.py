@@ -296,8 +296,8 @@ def scenario_section(scenario: Scenario) -> Section:
             (
                 (
                     esc(stage.name),
-                    percent(stage.rate, digits=0),
-                    esc(describe_friction(stage)),
+                    percent(scenario.base_rate(stage), digits=0),
+                    esc(describe_friction(stage, scenario.coefficients)),
                     percent(row.continue_rate, digits=1),
                     esc(stage.resource or "—"),
                 )

@@ -39,6 +39,7 @@ from funnelsim import clv, friction
 from funnelsim.engine.draws import MINUTES_PER_DAY
 from funnelsim.engine.model import CompiledFunnel, compile_funnel
 from funnelsim.engine.schedules import rota
+from funnelsim.friction import Coefficients, DefaultRange, default_ranges
 from funnelsim.scenario.loader import parse_scenario
 from funnelsim.scenario.schema import Scenario, Stage
 
@@ -60,15 +61,7 @@ SLOW_PAGE_S = 15.0
 LONG_FORM_FIELDS = 40
 FEW_REPLICATIONS = 30
 
-FRICTION_LABELS = {
-    "page_load": "slow pages",
-    "form_fields": "form fields",
-    "login_wall": "login wall",
-    "payment": "payment methods",
-    "contact": "contact options",
-    "response": "response delay",
-    "nurture": "lead nurture",
-}
+FRICTION_LABELS = {**friction.LABELS, "nurture": "lead nurture"}
 
 
 # --------------------------------------------------------------------------- templates
@@ -237,7 +230,9 @@ def expected_funnel(scenario: Scenario) -> ExpectedFunnel:
         response = _response_factor(funnel, s, p)
         effects = [
             FrictionEffect(
-                kind, _friction_detail(stage, kind), _segment_means(mass, values, funnel.segments)
+                kind,
+                _friction_detail(stage, kind, scenario.coefficients),
+                _segment_means(mass, values, funnel.segments),
             )
             for kind, values in factors.items()
             if _has_friction(stage, kind)
@@ -246,7 +241,7 @@ def expected_funnel(scenario: Scenario) -> ExpectedFunnel:
             effects.append(
                 FrictionEffect(
                     "response",
-                    _friction_detail(stage, "response"),
+                    _friction_detail(stage, "response", scenario.coefficients),
                     _segment_means(mass * p, response, funnel.segments),
                 )
             )
@@ -269,7 +264,7 @@ def expected_funnel(scenario: Scenario) -> ExpectedFunnel:
         stages.append(
             StageExpectation(
                 stage.name,
-                stage.rate,
+                scenario.base_rate(stage),
                 reaching,
                 float((mass * p_continue).sum() / reaching) if reaching > 0 else 0.0,
                 _segment_means(mass, p_continue, funnel.segments),
@@ -322,12 +317,13 @@ def _has_friction(stage: Stage, kind: str) -> bool:
     }[kind]
 
 
-def _friction_detail(stage: Stage, kind: str) -> str:
+def _friction_detail(stage: Stage, kind: str, coefficients: Coefficients) -> str:
     f = stage.friction
     if kind == "page_load":
-        return "page load time of each segment"
+        return "bounce at each segment's page load time"
     if kind == "form_fields":
-        return f"{f.form_fields} form fields"
+        free = coefficients.form_fields.free_fields if f.free_fields is None else f.free_fields
+        return f"{f.form_fields} form fields, {free} free"
     if kind == "login_wall":
         return f"login {f.login_wall}"
     if kind == "payment":
@@ -338,8 +334,9 @@ def _friction_detail(stage: Stage, kind: str) -> str:
     return f"answered after ~{delay.mean_value:g} min" if delay is not None else "answer delay"
 
 
-def describe_friction(stage: Stage) -> str:
-    """A short description of a stage's friction, e.g. ``12 form fields; login required``."""
+def describe_friction(stage: Stage, coefficients: Coefficients) -> str:
+    """A short description of a stage's friction, e.g. ``12 form fields, 8 free; login
+    required``."""
     kinds = [
         *(
             k
@@ -351,16 +348,20 @@ def describe_friction(stage: Stage) -> str:
         (
             "slow pages"
             if k == "page_load"
-            else f"{FRICTION_LABELS[k]}: {_friction_detail(stage, k)}"
+            else f"{FRICTION_LABELS[k]}: {_friction_detail(stage, k, coefficients)}"
             if k in ("payment", "contact")
-            else _friction_detail(stage, k)
+            else _friction_detail(stage, k, coefficients)
         )
         for k in kinds
     ]
     if stage.friction.response_decay:
         parts.append(
             "response decay"
-            + (f" ({_friction_detail(stage, 'response')})" if stage.response_delay_min else "")
+            + (
+                f" ({_friction_detail(stage, 'response', coefficients)})"
+                if stage.response_delay_min
+                else ""
+            )
         )
     return "; ".join(parts) or "none"
 
@@ -410,6 +411,53 @@ def _warnings(
         )
 
 
+# --------------------------------------------------------------------------- calibrated defaults
+
+
+class CalibratedValue(NamedTuple):
+    """A calibrated coefficient a scenario uses: its value and the range its sources allow."""
+
+    path: str
+    value: float
+    range: DefaultRange
+
+    @property
+    def is_default(self) -> bool:
+        return self.value == self.range.spec["mode"]
+
+
+def _uses(scenario: Scenario, group: str, field: str) -> bool:
+    """Whether coefficient ``group.field`` acts on some stage of the scenario."""
+    if group == "response":
+        response = scenario.coefficients.response
+        active = "slope" if response.model == "log_odds" else "half_life_min"
+        return field == active and any(s.friction.response_decay for s in scenario.stages)
+    if group == "login_wall":
+        return any(s.friction.login_wall == field for s in scenario.stages)
+    return any(_has_friction(stage, group) for stage in scenario.stages)
+
+
+def calibrated_values(scenario: Scenario) -> list[CalibratedValue]:
+    """The calibrated coefficients acting on the scenario's stages, with their ranges.
+
+    >>> s = parse_scenario('''
+    ... name: a form
+    ... traffic: {visitors_per_day: 100, days: 1}
+    ... stages: [{name: a, rate: 0.5, friction: {form_fields: 9}}]
+    ... value: {order_value: 10}
+    ... ''')
+    >>> [(c.path, c.value) for c in calibrated_values(s)]
+    [('coefficients.form_fields.hazard_per_field', 0.0401)]
+    """
+    found = []
+    for path, spec in default_ranges().items():
+        _, group, field = path.split(".")
+        if _uses(scenario, group, field):
+            value = getattr(getattr(scenario.coefficients, group), field)
+            found.append(CalibratedValue(path, value, spec))
+    return found
+
+
 # --------------------------------------------------------------------------- explain
 
 
@@ -440,10 +488,10 @@ def explain_lines(scenario: Scenario) -> list[str]:
     lines.append("")
     visitors = traffic.visitors_per_day * traffic.days
     segments = list(scenario.segments)
-    for st in expected.stages:
+    for st, stage in zip(expected.stages, scenario.stages, strict=True):
         lines.append(
             f"  [cyan]{visitors * st.reaching:>10,.0f}[/] reach [bold]{_markup(st.name)}"
-            f"[/]  (base rate {st.rate:.0%}"
+            f"[/]  ({_base_rate_text(scenario, stage, st.rate)}"
             + (f", waits for {_markup(st.resource)}" if st.resource else "")
             + ")"
         )
@@ -490,6 +538,16 @@ def explain_lines(scenario: Scenario) -> list[str]:
                 f"{', '.join(load.stages) or 'no stage'}: "
                 f"[{color}]utilisation {load.utilisation:.0%}[/]"
             )
+    calibrated = calibrated_values(scenario)
+    if calibrated:
+        lines.append("")
+        lines.append("calibrated coefficients (range their sources allow, docs/calibration.md):")
+        lines.extend(
+            f"  {c.path} {c.value:g}"
+            + (" (default)" if c.is_default else " (set by the scenario)")
+            + f": {c.range.describe()}"
+            for c in calibrated
+        )
     lines.append("")
     lines.append("variants:")
     for name in scenario.variant_names:
@@ -509,6 +567,18 @@ def explain_lines(scenario: Scenario) -> list[str]:
         "[dim]Expected figures before queues and waiting; `funnelsim run` simulates them.[/]"
     )
     return lines
+
+
+def _base_rate_text(scenario: Scenario, stage: Stage, rate: float) -> str:
+    """``base rate 45%``; with response decay, when that rate applies and where it came from."""
+    text = f"base rate {rate:.0%}"
+    if not stage.friction.response_decay:
+        return text
+    text += f" if answered within {scenario.coefficients.response.reference_min:g} min"
+    observed = stage.rate_at
+    if observed is not None:
+        text += f", implied by {observed.rate:.0%} at {observed.response_min:g} min"
+    return text
 
 
 def _by_segment(

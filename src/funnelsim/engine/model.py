@@ -34,9 +34,9 @@ from numpy.typing import NDArray
 from funnelsim import clv, friction
 from funnelsim.engine.draws import SharedDraws
 from funnelsim.engine.outcomes import Outcome
-from funnelsim.friction import FRICTION_REASONS, FrictionFactors
+from funnelsim.friction import FRICTION_REASONS, FrictionFactors, ResponseCoefficients
 from funnelsim.scenario.messages import ScenarioError
-from funnelsim.scenario.schema import Constant, Distribution, ResponseCoefficients, Scenario, Stage
+from funnelsim.scenario.schema import Constant, Distribution, Scenario, Stage
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -194,14 +194,16 @@ def compile_funnel(scenario: Scenario) -> CompiledFunnel:
     page_load = np.ones((n_s, len(segments), len(channels)))
     form_fields, login_wall = np.ones(n_s), np.ones(n_s)
     for s, stage in enumerate(scenario.stages):
-        base[s] = friction.scale_odds(stage.rate, intent)
+        base[s] = friction.scale_odds(scenario.base_rate(stage), intent)
         if stage.nurture is not None:  # only leads that become sales-ready go on
             base[s] *= clv.lead_ready_share(
                 stage.nurture.ready_per_message, stage.nurture.max_messages
             )
         if stage.friction.page_load:
             page_load[s] = friction.page_load_factor(base[s], load_s[:, None], coef.page_load)
-        form_fields[s] = friction.form_fields_factor(stage.friction.form_fields, coef.form_fields)
+        form_fields[s] = friction.form_fields_factor(
+            stage.friction.form_fields, coef.form_fields, stage.friction.free_fields
+        )
         login_wall[s] = friction.login_wall_factor(stage.friction.login_wall, coef.login_wall)
     payment, payment_cdf = _option_tables(scenario, "payment")
     contact, contact_cdf = _option_tables(scenario, "contact")

@@ -22,9 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -32,6 +30,15 @@ from pydantic import (
     model_validator,
 )
 
+from funnelsim.fields import (
+    Name,
+    NonNegativeFloat,
+    PositiveFloat,
+    Probability,
+    StrictModel,
+    shares_sum_to_one,
+)
+from funnelsim.friction import Coefficients, rate_at_reference
 from funnelsim.scenario.messages import (
     Path_,
     ScenarioError,
@@ -43,42 +50,7 @@ from funnelsim.scenario.messages import (
 )
 from funnelsim.scenario.variants import _resolve_variant, _set_path, check_override_path
 
-SHARE_TOLERANCE = 1e-6
-
 FloatArray = NDArray[np.float64]
-
-
-# --------------------------------------------------------------------------- field types
-
-
-def _probability(value: float) -> float:
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ValueError(f"must be between 0 and 1, got {value:g}")
-    return value
-
-
-def _shares_sum_to_one(shares: Mapping[str, float], what: str) -> None:
-    total = math.fsum(shares.values())
-    if abs(total - 1.0) > SHARE_TOLERANCE:
-        raise ValueError(f"{what} shares must sum to 1, got {total:g}")
-
-
-Probability = Annotated[float, AfterValidator(_probability)]
-
-
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-
-Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
-
-
-class StrictModel(BaseModel):
-    """Base of every scenario model: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --------------------------------------------------------------------------- distributions
@@ -202,132 +174,6 @@ Distribution = Annotated[
 DISTRIBUTION_KINDS = ("constant", "exponential", "lognormal", "gamma", "uniform")
 
 
-# --------------------------------------------------------------------------- coefficients
-
-
-class FormFieldCoefficients(StrictModel):
-    """Competing-hazard model of form length: P(complete) = (1 - h)^max(0, fields - free).
-
-    Calibrated on Baymard Institute (2024): "too long / complicated checkout" is
-    given by about 18% of US abandoners, average cart abandonment is 70.22%
-    (Baymard, 2025), the average checkout has 11.3 fields and about 8 are
-    achievable. So 3.3 avoidable fields lose 0.18 x 0.7022 = 12.6% of
-    checkout visitors: h = 1 - (1 - 0.126)^(1/3.3) = 0.0401.
-    """
-
-    hazard_per_field: Probability = 0.0401
-    free_fields: Annotated[int, Field(ge=0)] = 8
-
-
-class LoginWallCoefficients(StrictModel):
-    """Probability that a login wall alone makes a checkout visitor leave.
-
-    Forced account creation is given by 19% of US abandoners (Baymard Institute,
-    checkout usability survey, 2024) at 70.22% abandonment (Baymard, 2025):
-    0.19 x 0.7022 = 0.133. An optional login (guest checkout) removes the forced
-    account; its default hazard is 0 (set it if your optional login nags).
-
-    Buyers behind a required login are registered; behind an optional one a share
-    ``optional_registers`` of them registers. Registered customers' repeat rate and
-    churn are multiplied by the ``registered_*`` factors. No published figure is in
-    CALIBRATION.md for these, so the defaults are neutral (no effect): set them from
-    your own cohort data (registered versus guest buyers).
-    """
-
-    required: Probability = 0.1334
-    optional: Probability = 0.0
-    optional_registers: Probability = 0.0
-    registered_repeat_multiplier: NonNegativeFloat = 1.0
-    registered_churn_multiplier: NonNegativeFloat = 1.0
-
-
-class PageLoadCoefficients(StrictModel):
-    """Bounce multiplier m(t) = 1 + A (t - t0)^n / (K^n + (t - t0)^n) for t > t0.
-
-    Fitted (least squares) to Google / SOASTA (Think with Google, 2017): bounce
-    probability +32% from 1 s to 3 s, +90% to 5 s, +106% to 6 s, +113% to 7 s,
-    +123% to 10 s. The fit reproduces all five points within 0.02.
-    """
-
-    reference_s: NonNegativeFloat = 1.0
-    max_extra: NonNegativeFloat = 1.2807
-    half_s: PositiveFloat = 2.9405
-    steepness: PositiveFloat = 2.8632
-
-
-class OptionCoefficients(StrictModel):
-    """Visitors prefer one option (payment method, contact channel); if it is missing
-    a share of them leave, the rest use what is offered."""
-
-    abandon_if_missing: Probability
-    preferences: dict[Name, Probability]
-
-    @field_validator("preferences")
-    @classmethod
-    def _sum_to_one(cls, shares: dict[str, float]) -> dict[str, float]:
-        _shares_sum_to_one(shares, "preference")
-        return shares
-
-
-class PaymentCoefficients(OptionCoefficients):
-    """Payment-method friction, jointly calibrated on two figures.
-
-    Baymard Institute (2024): 9% of abandoners cite too few payment methods, so
-    a typical card + PayPal checkout loses 0.09 x 0.7022 = 6.3% of visitors.
-    Stripe (2025, holdback test over 50+ methods): showing one more relevant
-    method raises conversion 7.4%. With 8.5% of visitors preferring a wallet
-    and 75% of them leaving when it is missing, the model loses 6.4% at card +
-    PayPal and adding the wallet raises conversion 6.8%. The split between
-    preference share and abandonment is not identified by the data: override
-    both with your own analytics.
-    """
-
-    abandon_if_missing: Probability = 0.75
-    preferences: dict[Name, Probability] = Field(
-        default_factory=lambda: {"card": 0.70, "paypal": 0.215, "wallet": 0.085}
-    )
-
-
-class ContactCoefficients(OptionCoefficients):
-    """Contact-option friction (e.g. phone only). No published figure is in
-    CALIBRATION.md: the abandonment reuses the payment calibration by analogy
-    and the preference shares are illustrative. Set both from your own data."""
-
-    abandon_if_missing: Probability = 0.75
-    preferences: dict[Name, Probability] = Field(
-        default_factory=lambda: {"phone": 0.35, "email": 0.40, "chat": 0.25}
-    )
-
-
-class ResponseCoefficients(StrictModel):
-    """How an enquiry goes cold while it waits for an answer.
-
-    ``log_odds`` (default): logit p(t) = logit p(t_ref) - slope ln(t / t_ref)
-    for t > t_ref. The slope 1.5 lies between the MIT / InsideSales.com study
-    (2007: odds of qualifying 21x higher at 5 than at 30 minutes, slope 1.70)
-    and Oldroyd, McElheran & Elkington (HBR, 2011: 60x more likely within 1 h
-    than after 24 h, slope 1.29). ``half_life`` is the simpler exponential
-    option p(t) = p(t_ref) 2^(-(t - t_ref)/half_life); it fits both studies
-    worse (CALIBRATION.md).
-    """
-
-    model: Literal["log_odds", "half_life"] = "log_odds"
-    slope: NonNegativeFloat = 1.5
-    reference_min: PositiveFloat = 5.0
-    half_life_min: PositiveFloat = 60.0
-
-
-class Coefficients(StrictModel):
-    """Every behavioural coefficient of the friction models; each is overridable."""
-
-    form_fields: FormFieldCoefficients = FormFieldCoefficients()
-    login_wall: LoginWallCoefficients = LoginWallCoefficients()
-    page_load: PageLoadCoefficients = PageLoadCoefficients()
-    payment: PaymentCoefficients = PaymentCoefficients()
-    contact: ContactCoefficients = ContactCoefficients()
-    response: ResponseCoefficients = ResponseCoefficients()
-
-
 # --------------------------------------------------------------------------- the funnel
 
 
@@ -392,7 +238,7 @@ class Traffic(StrictModel):
     @field_validator("channels")
     @classmethod
     def _sum_to_one(cls, channels: dict[str, Channel]) -> dict[str, Channel]:
-        _shares_sum_to_one({k: c.share for k, c in channels.items()}, "channel")
+        shares_sum_to_one({k: c.share for k, c in channels.items()}, "channel")
         return channels
 
     @field_validator("days")
@@ -422,7 +268,7 @@ class Segment(StrictModel):
     @classmethod
     def _sum_to_one(cls, shares: dict[str, float] | None) -> dict[str, float] | None:
         if shares is not None:
-            _shares_sum_to_one(shares, "preference")
+            shares_sum_to_one(shares, "preference")
         return shares
 
 
@@ -525,9 +371,16 @@ class Resource(StrictModel):
 
 
 class Friction(StrictModel):
-    """What slows a visitor down at a stage (see ``friction.py`` for each model)."""
+    """What slows a visitor down at a stage. What each friction does, its calibration
+    and its formula are in :mod:`funnelsim.friction`."""
 
     form_fields: Annotated[int, Field(ge=0, le=1000)] | None = None
+    free_fields: Annotated[int, Field(ge=0, le=1000)] | None = Field(
+        default=None,
+        description="fields of this stage's form that cost nothing; each field beyond "
+        "loses visitors. Unset: `coefficients.form_fields.free_fields` (8, Baymard's "
+        "achievable checkout). A short lead form may set its own, e.g. 3.",
+    )
     login_wall: Literal["none", "optional", "required"] = "none"
     page_load: bool = False
     payment_methods: list[Name] | None = Field(default=None, min_length=1)
@@ -590,6 +443,13 @@ class ContactPath(StrictModel):
     bot: Bot | None = None
 
 
+class RateAt(StrictModel):
+    """A stage's continue rate as observed today, when answers take ``response_min``."""
+
+    rate: Probability
+    response_min: PositiveFloat
+
+
 class Stage(StrictModel):
     """One step of the funnel. ``rate`` is the probability of continuing before friction.
 
@@ -603,7 +463,21 @@ class Stage(StrictModel):
     """
 
     name: Name
-    rate: Probability
+    rate: Probability | None = Field(
+        default=None,
+        description="the probability of continuing past the stage before friction, for "
+        "a visitor of average intent on a 1 s page. With `friction.response_decay` it "
+        "is the rate when the answer comes within `coefficients.response.reference_min` "
+        "(5 min), not today's rate: to enter today's, use `rate_at`. Give `rate` or "
+        "`rate_at`.",
+    )
+    rate_at: RateAt | None = Field(
+        default=None,
+        description="instead of `rate`, for a stage with `friction.response_decay`: the "
+        "rate observed when answers take `response_min` minutes, e.g. `{rate: 0.55, "
+        "response_min: 240}`; the rate within the reference time is implied by the "
+        "response curve and shown by `funnelsim explain`.",
+    )
     dwell_min: Distribution = Constant(value=0.0)
     resource: Name | None = None
     patience_min: Distribution | None = None
@@ -747,7 +621,7 @@ class Scenario(StrictModel):
     @field_validator("segments")
     @classmethod
     def _segments_sum_to_one(cls, segments: dict[str, Segment]) -> dict[str, Segment]:
-        _shares_sum_to_one({k: s.share for k, s in segments.items()}, "segment")
+        shares_sum_to_one({k: s.share for k, s in segments.items()}, "segment")
         return segments
 
     @property
@@ -765,6 +639,18 @@ class Scenario(StrictModel):
     @property
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
+
+    def base_rate(self, stage: Stage) -> float:
+        """The stage's continue rate before friction: ``rate``, or the rate within the
+        reference response time that ``rate_at`` implies (:func:`friction.rate_at_reference`)."""
+        if stage.rate_at is not None:
+            observed = stage.rate_at
+            return rate_at_reference(
+                observed.rate, observed.response_min, self.coefficients.response
+            )
+        if stage.rate is None:
+            raise ValueError(f"stage {stage.name!r} has neither rate nor rate_at")
+        return stage.rate
 
     def split_shares(self) -> dict[str, float]:
         """Share of test traffic per variant, control first."""
@@ -843,6 +729,7 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
                 ("response decay needs a resource or a response_delay_min to wait for"),
             )
     yield from _page_load_problems(scenario.stages)
+    yield from _rate_problems(scenario)
     referral = scenario.value.referral
     if referral.per_customer_per_month > 0 and referral.channel not in scenario.traffic.channels:
         yield (
@@ -872,7 +759,7 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
             )
         else:
             try:
-                _shares_sum_to_one(experiment.split, "split")
+                shares_sum_to_one(experiment.split, "split")
             except ValueError as error:
                 yield ("experiment", "split"), str(error)
 
@@ -889,6 +776,29 @@ def _page_load_problems(stages: list[Stage]) -> Iterator[tuple[Path_, str]]:
                 "per visit, so set it on that one stage only"
             ),
         )
+
+
+def _rate_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
+    """Each stage states ``rate`` or ``rate_at`` (with response decay), and the implied
+    rate is a probability."""
+    for i, stage in enumerate(scenario.stages):
+        if stage.rate is None and stage.rate_at is None:
+            yield ("stages", i, "rate"), "required: the stage's continue rate (or rate_at)"
+        elif stage.rate is not None and stage.rate_at is not None:
+            yield ("stages", i, "rate_at"), "give rate or rate_at, not both"
+        elif stage.rate_at is not None and not stage.friction.response_decay:
+            yield (
+                ("stages", i, "rate_at"),
+                "rate_at states the rate at a response time: it needs "
+                "friction.response_decay: true (otherwise write rate)",
+            )
+        elif stage.rate_at is not None and not 0.0 <= scenario.base_rate(stage) <= 1.0:
+            yield (
+                ("stages", i, "rate_at"),
+                f"{stage.rate_at.rate:g} at {stage.rate_at.response_min:g} min implies a rate "
+                f"of {scenario.base_rate(stage):.3g} within the reference time under the "
+                "half-life model; use a lower rate or a longer half_life_min",
+            )
 
 
 def _validate(data: Any, file: str, lines: _LineMap | dict[Path_, int]) -> Scenario:
