@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT
-from funnelsim import cli, schema_doc
+from funnelsim import cli, friction, schema_doc
 from funnelsim.scenario import Scenario
 
 DOCS = ROOT / "docs"
@@ -35,10 +35,10 @@ def _fields(model: type, seen: set[type]) -> set[str]:
     seen.add(model)
     for name, info in model.model_fields.items():
         names.add(name)
-        for option in re.findall(r"funnelsim\.scenario\.(\w+)", repr(info.annotation)):
+        for option in re.findall(r"funnelsim\.[\w.]*?([A-Z]\w*)", repr(info.annotation)):
             from funnelsim import scenario
 
-            child = getattr(scenario, option)
+            child = getattr(scenario, option, None)
             if isinstance(child, type) and issubclass(child, BaseModel):
                 names |= _fields(child, seen)
     return names
@@ -51,6 +51,10 @@ def test_reference_lists_every_field_with_units_and_sources() -> None:
     assert "| `page_load_s` | number, ≥ 0 | `1.0` | seconds |" in text
     assert "| `hazard_per_field` | number in [0, 1] | `0.0401` |" in text
     assert "Baymard Institute (2024)" in text and "Google / SOASTA" in text
+    for name, calibrated in friction.default_ranges().items():
+        assert f"Range of `{name.rsplit('.', 1)[1]}` (what its sources allow): " in text
+        assert calibrated.describe() in text
+    assert "to enter today's, use `rate_at`" in text  # what `rate` means with response decay
 
 
 def test_schema_command_prints_json_schema_and_writes_markdown(tmp_path) -> None:

@@ -189,3 +189,146 @@ def test_response_slopes_reproduce_each_study():
 def test_half_life_option():
     coef = ResponseCoefficients(model="half_life", half_life_min=60)
     assert friction.response_continue(0.4, 65.0, coef) == pytest.approx(0.2)
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+def test_every_calibrated_default_is_the_mode_of_its_range():
+    ranges = friction.default_ranges()
+    assert set(ranges) == {
+        "coefficients.form_fields.hazard_per_field",
+        "coefficients.login_wall.required",
+        "coefficients.page_load.max_extra",
+        "coefficients.payment.abandon_if_missing",
+        "coefficients.contact.abandon_if_missing",
+        "coefficients.response.slope",
+        "coefficients.response.half_life_min",
+    }
+    for path, calibrated in ranges.items():
+        _, group, field = path.split(".")
+        spec = calibrated.spec
+        assert spec["uncertain"] == "triangular"
+        assert spec["mode"] == getattr(getattr(COEF, group), field), path
+        assert 0 <= spec["low"] < spec["mode"] < spec["high"], path
+
+
+def spec(path: str) -> dict:
+    return friction.default_ranges()[f"coefficients.{path}"].spec
+
+
+def hazard_over_avoidable_fields(lost: float) -> float:
+    return 1 - (1 - lost) ** (1 / (AVERAGE_CHECKOUT_FIELDS - ACHIEVABLE_FIELDS))
+
+
+def test_form_field_range_is_the_spread_of_baymard_figures():
+    """Shares 17-22% (survey years), abandonment 55-84% (single studies); at the low end
+    only half of a stated reason is taken to be its cause."""
+    low, high = (
+        spec("form_fields.hazard_per_field")["low"],
+        spec("form_fields.hazard_per_field")["high"],
+    )
+    assert low == pytest.approx(hazard_over_avoidable_fields(0.5 * 0.17 * 0.55), abs=5e-5)
+    assert high == pytest.approx(hazard_over_avoidable_fields(0.22 * 0.84), abs=5e-5)
+    for share in (0.17, 0.18, 0.22):
+        assert low < hazard_over_avoidable_fields(share * CART_ABANDONMENT) < high
+
+
+def test_login_range_is_the_spread_of_baymard_figures():
+    low, high = spec("login_wall.required")["low"], spec("login_wall.required")["high"]
+    assert low == pytest.approx(0.5 * 0.18 * 0.55)
+    assert high == pytest.approx(0.26 * 0.84)
+    for share in (0.18, 0.19, 0.24, 0.26):  # 2024 and the 2021-23 surveys
+        assert low < share * CART_ABANDONMENT < high
+
+
+def test_payment_range_holds_baymard_and_stripe():
+    wallet = COEF.payment.preferences["wallet"]
+    low, high = (
+        spec("payment.abandon_if_missing")["low"],
+        spec("payment.abandon_if_missing")["high"],
+    )
+    assert low == pytest.approx(TOO_FEW_PAYMENT_METHODS_SHARE * 0.55 / wallet, abs=0.005)
+    assert high == pytest.approx(TOO_FEW_PAYMENT_METHODS_SHARE * 0.84 / wallet, abs=0.005)
+    assert low < (1 - 1 / 1.074) / wallet < high  # Stripe 2025
+
+
+def test_response_ranges_are_the_two_studies():
+    slope = spec("response.slope")
+    assert slope["low"] == pytest.approx(math.log(60) / math.log(24), abs=0.005)  # HBR 2011
+    assert slope["high"] == pytest.approx(math.log(21) / math.log(6), abs=0.005)  # MIT 2007
+    half_life = spec("response.half_life_min")
+    assert half_life["low"] == pytest.approx(25 / math.log2(21), abs=0.05)
+    assert half_life["high"] == pytest.approx((1440 - 60) / math.log2(60), abs=0.5)
+
+
+def test_page_load_range_reaches_akamai():
+    """At the top of the range, 1 -> 3 s costs a landing page bouncing 40% at 1 s what
+    Akamai measured for 2 s of delay on desktop (-36.5%); phones (-26.2%) and tablets
+    (-25.1%) lie inside; the bottom halves the fitted extra bounce."""
+    extra = spec("page_load.max_extra")
+    assert extra["low"] == pytest.approx(extra["mode"] / 2, abs=0.001)
+
+    def conversion_change(max_extra: float) -> float:
+        coef = PageLoadCoefficients(max_extra=max_extra)
+        return float(friction.page_load_factor(0.6, 3.0, coef)) - 1
+
+    assert conversion_change(extra["high"]) == pytest.approx(-0.365, abs=0.001)
+    for akamai in (-0.262, -0.251):
+        assert conversion_change(extra["low"]) > akamai > conversion_change(extra["high"])
+
+
+# --------------------------------------------------------------------------- per-stage settings
+
+RATE_AT = """\
+name: rate at today's response time
+traffic: {{visitors_per_day: 50000, days: 2}}
+stages:
+  - name: call
+    {rate}
+    response_delay_min: {{dist: constant, value: 60}}
+    friction: {{response_decay: {decay}}}
+value: {{order_value: 10}}
+"""
+
+
+def test_rate_at_reproduces_todays_rate_at_todays_response_time():
+    scenario = parse_scenario(
+        RATE_AT.format(rate="rate_at: {rate: 0.3, response_min: 60}", decay="true")
+    )
+    implied = scenario.base_rate(scenario.stages[0])
+    odds_ratio = 12**1.5  # (60 / 5) ^ slope
+    assert odds(implied) == pytest.approx(odds(0.3) * odds_ratio)
+    draws = VisitorDraws(replication_seeds(8, 1)[0], 50_000, 2)
+    outcome = vectorized.simulate(compile_funnel(scenario), draws).outcome
+    se = math.sqrt(0.3 * 0.7 / outcome.visitors)
+    assert abs(outcome.conversion - 0.3) < 4 * se
+
+
+@pytest.mark.parametrize(
+    ("rate", "decay", "message"),
+    [
+        ("rate: 0.3\n    rate_at: {rate: 0.3, response_min: 60}", "true", "not both"),
+        ("rate_at: {rate: 0.3, response_min: 60}", "false", "needs friction.response_decay"),
+        ("dwell_min: 0", "true", "required"),
+    ],
+)
+def test_rate_and_rate_at_are_checked(rate, decay, message):
+    with pytest.raises(ScenarioError, match=rf"<string>:\d+: stages\[0\]\.rate.*{message}"):
+        parse_scenario(RATE_AT.format(rate=rate, decay=decay))
+
+
+def test_rate_at_that_no_rate_can_give_is_refused():
+    text = RATE_AT.format(rate="rate_at: {rate: 0.6, response_min: 60}", decay="true")
+    text += "coefficients: {response: {model: half_life, half_life_min: 30}}\n"
+    with pytest.raises(ScenarioError, match=r"stages\[0\]\.rate_at: 0.6 at 60 min implies"):
+        parse_scenario(text)
+
+
+def test_free_fields_per_stage():
+    got, n = conversion("{form_fields: 9, free_fields: 4}")
+    expected = 0.8 * (1 - COEF.form_fields.hazard_per_field) ** 5
+    assert abs(got - expected) < 4 * math.sqrt(expected * (1 - expected) / n)
+    assert friction.form_fields_factor(9, COEF.form_fields) == pytest.approx(
+        1 - COEF.form_fields.hazard_per_field
+    )

@@ -155,7 +155,7 @@ def test_explain_draws_the_funnel_with_load_and_warnings(write_scenario) -> None
     result = CliRunner().invoke(cli.main, ["explain", str(path)])
     assert result.exit_code == 0, result.output
     assert "reach ask" in result.output
-    assert "form fields (9 form fields): x0.960" in result.output
+    assert "form fields (9 form fields, 8 free): x0.960" in result.output
     assert "utilisation 144%" in result.output
     assert "warning: resources.desk" in result.output
 
@@ -174,3 +174,43 @@ def test_explain_reports_a_bad_file_in_one_line(write_scenario) -> None:
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0
     assert "stages[0].rate: must be between 0 and 1" in result.output
+
+
+LEAD_FORM = """\
+name: lead form
+traffic: {visitors_per_day: 100, days: 1}
+stages:
+  - {name: form, rate: 0.5, friction: {form_fields: 9, free_fields: 4}}
+  - name: call
+    rate_at: {rate: 0.3, response_min: 60}
+    response_delay_min: 60
+    friction: {response_decay: true}
+value: {order_value: 10}
+"""
+
+
+def test_explain_shows_free_fields_the_implied_rate_and_the_calibrated_ranges(
+    write_scenario,
+) -> None:
+    result = CliRunner().invoke(cli.main, ["explain", str(write_scenario(LEAD_FORM))])
+    assert result.exit_code == 0, result.output
+    lost_to_form = 1 - (1 - FormFieldCoefficients().hazard_per_field) ** 5
+    assert f"form fields (9 form fields, 4 free): x{1 - lost_to_form:.3f}" in result.output
+    implied = friction.scale_odds(0.3, 12**1.5)
+    assert f"base rate {implied:.0%} if answered within 5 min, implied by 30% at 60 min" in (
+        result.output
+    )
+    assert "continue 30.0%" in result.output  # today's rate at today's response time
+    assert (
+        "coefficients.form_fields.hazard_per_field 0.0401 (default): "
+        "triangular(low 0.0144, mode 0.0401, high 0.06)"
+    ) in result.output
+    assert "coefficients.response.slope 1.5 (default)" in result.output
+    assert "coefficients.login_wall.required" not in result.output  # no login wall here
+
+
+def test_report_friction_description_shows_free_fields() -> None:
+    scenario = parse_scenario(LEAD_FORM)
+    assert scaffold.describe_friction(scenario.stages[0], scenario.coefficients) == (
+        "9 form fields, 4 free"
+    )

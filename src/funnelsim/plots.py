@@ -31,6 +31,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from numpy.typing import NDArray
 
+from funnelsim import friction
+
 if TYPE_CHECKING:
     from arviz import InferenceData
 
@@ -41,13 +43,9 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 REASON_LABELS = {
-    "page_load": "slow pages",
-    "form_fields": "long form",
-    "login_wall": "login wall",
-    "payment": "payment method missing",
-    "contact": "contact option missing",
+    **{reason: friction.LOSS_LABELS[reason] for reason in friction.FRICTION_REASONS},
     "rate": "did not continue",
-    "response": "answer came too late",
+    "response": friction.LOSS_LABELS["response"],
     "queue": "gave up waiting",
     "declined": "declined (low priority)",
     "unanswered": "call not answered",

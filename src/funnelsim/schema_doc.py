@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from funnelsim.friction import field_range
 from funnelsim.scenario.schema import DISTRIBUTION_KINDS, Scenario
 
 UNIT_SUFFIXES = (
@@ -55,7 +56,8 @@ values and constraints, *default* what applies when the field is left out
 (`required` when it cannot be), *unit* the unit read from the field's name.
 Distributions (`dist`) are described at the end. Defaults of the behavioural
 coefficients are calibrated on published figures; each coefficients section
-names its sources.
+names its sources, and each calibrated default comes with the range of values
+its sources allow (`docs/calibration.md` derives them).
 """
 
 
@@ -132,7 +134,21 @@ def _section(path: str, model: type[BaseModel]) -> str:
             f"| `{name}` | {_cell(_type(info.annotation, info.metadata))} | "
             f"{_cell(_default(info))} | {_unit(name, info)} |"
         )
-    return f"## {title} ({model.__name__})\n\n{doc}\n\n" + "\n".join(rows) + "\n"
+    notes = "".join(f"\n{note}\n" for note in _notes(model))
+    return f"## {title} ({model.__name__})\n\n{doc}\n\n" + "\n".join(rows) + "\n" + notes
+
+
+def _notes(model: type[BaseModel]) -> Iterator[str]:
+    """A paragraph per field that explains itself or carries a calibrated range."""
+    for name, info in model.model_fields.items():
+        if info.description:
+            yield f"`{name}`: {info.description}"
+        calibrated = field_range(model, name, name)
+        if calibrated is not None:
+            yield (
+                f"Range of `{name}` (what its sources allow): {calibrated.describe()}; "
+                f"{calibrated.derivation}."
+            )
 
 
 def _cell(text: str) -> str:
@@ -240,9 +256,16 @@ def _unit(name: str, info: FieldInfo) -> str:
     for suffix, unit in UNIT_SUFFIXES:
         if name.endswith(suffix):
             return unit
-    if any(
-        isinstance(m, AfterValidator) and m.func.__name__ == "_probability" for m in info.metadata
-    ):
+    metadata = [
+        *info.metadata,
+        *(
+            m
+            for option in typing.get_args(info.annotation)
+            if typing.get_origin(option) is Annotated
+            for m in typing.get_args(option)[1:]
+        ),
+    ]
+    if any(isinstance(m, AfterValidator) and m.func.__name__ == "_probability" for m in metadata):
         return "fraction (0.25 = 25%)"
     return ""
 
