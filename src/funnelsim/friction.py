@@ -80,7 +80,10 @@ def field_range(model: type[BaseModel], name: str, path: str) -> DefaultRange | 
     extra = model.model_fields[name].json_schema_extra
     if not isinstance(extra, dict) or "uncertain_default" not in extra:
         return None
-    return DefaultRange(path, dict(extra["uncertain_default"]), str(extra["derivation"]))  # type: ignore[arg-type]
+    spec = extra["uncertain_default"]
+    return DefaultRange(
+        path, dict(spec) if isinstance(spec, dict) else {}, str(extra["derivation"])
+    )
 
 
 def default_ranges(
@@ -88,19 +91,22 @@ def default_ranges(
 ) -> dict[str, DefaultRange]:
     """Every calibrated default with its range, by dotted path (``coefficients.x.y``).
 
-    >>> ranges = default_ranges()
-    >>> ranges["coefficients.response.slope"].describe()
+    >>> default_ranges()["coefficients.response.slope"].describe()
     'triangular(low 1.29, mode 1.5, high 1.7)'
     """
+    model = model or Coefficients
     found: dict[str, DefaultRange] = {}
-    for name, info in (model or Coefficients).model_fields.items():
+    for name, info in model.model_fields.items():
         path = f"{prefix}.{name}"
         child = info.annotation
         if isinstance(child, type) and issubclass(child, BaseModel):
             found |= default_ranges(child, path)
-        elif (spec := field_range(model or Coefficients, name, path)) is not None:
-            found[path] = spec
+        elif (calibrated_range := field_range(model, name, path)) is not None:
+            found[path] = calibrated_range
     return found
+
+
+# --------------------------------------------------------------------------- odds
 
 
 def scale_odds(probability: ArrayLike, odds_ratio: ArrayLike) -> FloatArray:
@@ -115,10 +121,6 @@ def scale_odds(probability: ArrayLike, odds_ratio: ArrayLike) -> FloatArray:
 
 
 # --------------------------------------------------------------------------- form fields
-
-# Baymard Institute: average cart abandonment 70.22% (2025); single studies 55-84%.
-CART_ABANDONMENT, CART_ABANDONMENT_LOW, CART_ABANDONMENT_HIGH = 0.7022, 0.55, 0.84
-STATED_TO_BEHAVIOUR_LOW = 0.5  # at worst half of those giving a reason would have stayed
 
 
 class FormFieldCoefficients(StrictModel):
