@@ -214,3 +214,14 @@ def test_report_friction_description_shows_free_fields() -> None:
     assert scaffold.describe_friction(scenario.stages[0], scenario.coefficients) == (
         "9 form fields, 4 free"
     )
+
+
+def test_explain_warns_when_the_bounce_ratio_would_pass_100_percent(write_scenario) -> None:
+    text = MINIMAL.replace("stages:", "segments:\n  all: {share: 1.0, page_load_s: 10}\nstages:")
+    text = text.replace("rate: 0.5\n", "rate: 0.5\n    friction: {page_load: true}\n", 1)
+    result = CliRunner().invoke(cli.main, ["explain", str(write_scenario(text))])
+    assert result.exit_code == 0, result.output
+    ratio = float(friction.bounce_multiplier(10.0, PageLoadCoefficients()))
+    assert f"a 50% bounce at 1 s times {ratio:.2f} at 10 s (all) reaches 100%" in (
+        " ".join(result.output.split())
+    )

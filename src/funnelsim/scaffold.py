@@ -389,6 +389,7 @@ def _warnings(
             f"expected conversion {conversion:.0%} is far above typical web funnels "
             "(1-5%); check the stage rates"
         )
+    yield from _page_load_warnings(scenario)
     for name, segment in scenario.segments.items():
         if segment.page_load_s > SLOW_PAGE_S:
             yield (
@@ -409,6 +410,24 @@ def _warnings(
             f"experiment.replications {scenario.experiment.replications} is low: intervals "
             "of the expected effect will be wide"
         )
+
+
+def _page_load_warnings(scenario: Scenario) -> Iterator[str]:
+    """Segments whose landing bounce the published ratio would push to 100%."""
+    coef = scenario.coefficients.page_load
+    for stage in scenario.stages:
+        if not stage.friction.page_load:
+            continue
+        bounce = 1.0 - scenario.base_rate(stage)
+        for name, segment in scenario.segments.items():
+            ratio = float(friction.bounce_multiplier(segment.page_load_s, coef))
+            if bounce > 0 and ratio * bounce >= 1.0:
+                yield (
+                    f"stages.{stage.name}: a {bounce:.0%} bounce at 1 s times {ratio:.2f} at "
+                    f"{segment.page_load_s:g} s ({name}) reaches 100%, so every {name} visitor "
+                    f"of average intent leaves; the published ratios hold for landing pages "
+                    f"bouncing under {1 / ratio:.0%} at 1 s"
+                )
 
 
 # --------------------------------------------------------------------------- calibrated defaults
