@@ -209,6 +209,19 @@ def test_explain_shows_free_fields_the_implied_rate_and_the_calibrated_ranges(
     assert "coefficients.login_wall.required" not in result.output  # no login wall here
 
 
+def test_explain_shows_what_a_rate_with_response_decay_gives_at_the_scenarios_delay(
+    write_scenario,
+) -> None:
+    text = LEAD_FORM.replace("rate_at: {rate: 0.3, response_min: 60}", "rate: 0.5")
+    result = CliRunner().invoke(cli.main, ["explain", str(write_scenario(text))])
+    assert result.exit_code == 0, result.output
+    at_60_min = friction.scale_odds(0.5, 12**-1.5)
+    assert (
+        f"base rate 50% if answered within 5 min, {at_60_min:.1%} after its response_delay_min"
+        in " ".join(result.output.split())
+    )
+
+
 def test_report_friction_description_shows_free_fields() -> None:
     scenario = parse_scenario(LEAD_FORM)
     assert scaffold.describe_friction(scenario.stages[0], scenario.coefficients) == (

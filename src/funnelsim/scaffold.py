@@ -593,10 +593,16 @@ def _base_rate_text(scenario: Scenario, stage: Stage, rate: float) -> str:
     text = f"base rate {rate:.0%}"
     if not stage.friction.response_decay:
         return text
-    text += f" if answered within {scenario.coefficients.response.reference_min:g} min"
+    response = scenario.coefficients.response
+    text += f" if answered within {response.reference_min:g} min"
     observed = stage.rate_at
     if observed is not None:
         text += f", implied by {observed.rate:.0%} at {observed.response_min:g} min"
+    elif stage.response_delay_min is not None:
+        today = friction.mean_response_continue(rate, stage.response_delay_min, response)
+        text += f", {float(today):.1%} after its response_delay_min" + (
+            " (before queueing)" if stage.resource else ""
+        )
     return text
 
 
