@@ -25,7 +25,7 @@ stopped by several as lost to the first (``FRICTION_REASONS``); a late answer
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -40,11 +40,15 @@ from funnelsim.fields import (
     shares_sum_to_one,
 )
 
-if TYPE_CHECKING:
-    from funnelsim.scenario.schema import Distribution
-
 FloatArray = NDArray[np.float64]
 QUADRATURE_NODES = 128  # Gauss-Legendre nodes over the quantiles of a response delay
+
+
+class Quantiles(Protocol):
+    """A distribution given by its quantile function (every scenario ``Distribution``)."""
+
+    def ppf(self, u: FloatArray) -> FloatArray: ...
+
 
 # --------------------------------------------------------------------------- ranges
 
@@ -421,7 +425,7 @@ def _quadrature() -> tuple[FloatArray, FloatArray]:
 
 
 def mean_response_continue(
-    probability: ArrayLike, delay: Distribution | None, coef: ResponseCoefficients
+    probability: ArrayLike, delay: Quantiles | None, coef: ResponseCoefficients
 ) -> FloatArray:
     """E[response_continue(probability, D)] over a response delay D (minutes).
 
