@@ -21,7 +21,8 @@ import simpy
 from numpy.typing import NDArray
 
 from funnelsim.engine.schedules import HOURS_PER_WEEK, MINUTES_PER_HOUR, Rota
-from funnelsim.scenario.schema import AutoReply, Priority, Resource, ResponseCoefficients
+from funnelsim.friction import ResponseCoefficients
+from funnelsim.scenario.schema import AutoReply, Priority, Resource
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from funnelsim import friction
 from funnelsim.engine.model import NO_LOSS, VisitorPlan
 from funnelsim.engine.outcomes import REASON_INDEX
-from funnelsim.scenario.schema import ResponseCoefficients
+from funnelsim.friction import ResponseCoefficients
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
