@@ -54,10 +54,12 @@ HEADER = """# Scenario reference
 Every field of a scenario file, section by section. *Type* gives the accepted
 values and constraints, *default* what applies when the field is left out
 (`required` when it cannot be), *unit* the unit read from the field's name.
-Distributions (`dist`) are described at the end. Defaults of the behavioural
-coefficients are calibrated on published figures; each coefficients section
-names its sources, and each calibrated default comes with the range of values
-its sources allow (`docs/calibration.md` derives them).
+Distributions (`dist`) and uncertain quantities (`uncertain`) are described at
+the end. Defaults of the behavioural coefficients are calibrated on published
+figures; each coefficients section names its sources, and each calibrated default
+comes with the range of values its sources allow (`docs/calibration.md` derives
+them): a run carries that range as an uncertain quantity unless the scenario sets
+the coefficient.
 """
 
 
@@ -73,6 +75,7 @@ def markdown() -> str:
     for path, model in _models(Scenario, "scenario", seen):
         sections.append(_section(path, model))
     sections.append(_distributions())
+    sections.append(_uncertain_quantities())
     return "\n".join(sections).rstrip("\n") + "\n"
 
 
@@ -293,4 +296,36 @@ def _distributions() -> str:
         "## Distributions\n\nA field of type *distribution* takes a plain number (always "
         "that value) or a mapping with `dist` and its parameters, in the field's unit, "
         "e.g. `{dist: lognormal, mean: 62, sd: 35}`.\n\n" + "\n".join(rows) + "\n"
+    )
+
+
+def _uncertain_quantities() -> str:
+    from funnelsim import uncertainty
+
+    rows = ["| `uncertain` | parameters | meaning | central value |", "|---|---|---|---|"]
+    central = {
+        "uniform": "(low + high) / 2",
+        "normal": "mean",
+        "beta": "mean",
+        "lognormal": "mean",
+        "triangular": "mode",
+    }
+    for model in typing.get_args(typing.get_args(uncertainty.Uncertain)[0]):
+        kind = model.model_fields["uncertain"].default
+        params = ", ".join(f"`{n}`" for n in model.model_fields if n != "uncertain")
+        doc = inspect.cleandoc(model.__doc__ or "")
+        rows.append(f"| `{kind}` | {params} | {doc} | {central[kind]} |")
+    return (
+        "## Uncertain quantities\n\nA distribution says how visitors differ; an uncertain "
+        "quantity says what we do not know: one value per possible world, the same for "
+        "every visitor and variant of that world. Any real-valued number of the model "
+        "(stage rates, intents, page loads, every coefficient, parameters of a "
+        "distribution such as `value.order_value.mean`, retention, referral, nurture) may "
+        "be written as a mapping with `uncertain` and its parameters, e.g. "
+        "`rate: {uncertain: beta, mean: 0.6, sd: 0.05}`; not shares (they must sum to 1), "
+        "counts, or the `experiment` section. A normal is truncated to the field's valid "
+        "range; the others must lie within it. A variant that overrides an assumption "
+        "with its own uncertain value draws it independently; the others share the "
+        "base's draw. `experiment.assumptions: fixed` (or `run --assumptions fixed`) "
+        "sets each to its central value.\n\n" + "\n".join(rows) + "\n"
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from funnelsim.scenario.assumptions import assumption_at, name_path, take_uncertain
 from funnelsim.scenario.messages import Path_, ScenarioError, _dotted, _LineMap, _shown
 from funnelsim.scenario.schema import Scenario, _validate
 from funnelsim.scenario.variants import _resolve_variant
@@ -150,8 +151,16 @@ def _read_text(path: Path) -> str:
 def parse_scenario(text: str, file: str = "<string>") -> Scenario:
     """Validate scenario YAML text; every variant is resolved, so errors surface now."""
     data, line_map = _parse_yaml(text, file)
+    specs = take_uncertain(data, (), file, line_map, Scenario) if isinstance(data, dict) else {}
+    assumptions = [
+        assumption_at(
+            Scenario, name_path(data, path), data, path, spec, (file, line_map.line_of(path))
+        )
+        for path, spec in specs.items()
+    ]
     scenario = _validate(data, file, line_map)
     scenario._source = (file, line_map.lines)
+    scenario._assumptions = {a.key: a for a in assumptions}
     for name in scenario.variants:
         scenario._resolved[name] = _resolve_variant(scenario, name, file, line_map.lines, _validate)
     return scenario

@@ -39,6 +39,7 @@ from funnelsim.fields import (
     shares_sum_to_one,
 )
 from funnelsim.friction import Coefficients, rate_at_reference
+from funnelsim.scenario.assumptions import sets
 from funnelsim.scenario.messages import (
     Path_,
     ScenarioError,
@@ -49,6 +50,7 @@ from funnelsim.scenario.messages import (
     _message,
 )
 from funnelsim.scenario.variants import _resolve_variant, _set_path, check_override_path
+from funnelsim.uncertainty import Assumption
 
 FloatArray = NDArray[np.float64]
 
@@ -579,7 +581,12 @@ class Experiment(StrictModel):
     and ``rope`` are relative to the control's value of that metric.
     ``rollout_days`` is how long the shipped variant then serves the traffic:
     ``funnelsim plan --objective profit`` prices a test over the test and that
-    rollout (the population is ``traffic.days + rollout_days`` days of visitors)."""
+    rollout (the population is ``traffic.days + rollout_days`` days of visitors).
+
+    ``assumptions: uncertain`` (default) propagates every uncertain quantity of the
+    scenario (``{uncertain: ...}``, see :mod:`funnelsim.uncertainty`) over ``worlds``
+    quasi-random worlds and reports intervals over them at ``assumption_level``;
+    ``fixed`` sets each one to its central value (a point-value run)."""
 
     metric: Literal["conversion", "clv_per_visitor"] = "conversion"
     split: Literal["equal"] | dict[Name, Probability] = "equal"
@@ -590,6 +597,9 @@ class Experiment(StrictModel):
     rope: Annotated[float, Field(gt=0, le=1)] = 0.01
     equivalence_probability: Probability = 0.95
     rollout_days: Annotated[int, Field(ge=0, le=36_500)] = 365
+    assumptions: Literal["uncertain", "fixed"] = "uncertain"
+    worlds: Annotated[int, Field(ge=8, le=65_536)] = 128
+    assumption_level: Annotated[float, Field(gt=0, lt=1)] = 0.90
 
 
 OverridePath = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]
@@ -617,6 +627,7 @@ class Scenario(StrictModel):
 
     _resolved: dict[str, Scenario] = PrivateAttr(default_factory=dict)
     _source: tuple[str, dict[Path_, int]] = PrivateAttr(default=("<scenario>", {}))
+    _assumptions: dict[str, Assumption] = PrivateAttr(default_factory=dict)
 
     @field_validator("segments")
     @classmethod
@@ -630,6 +641,12 @@ class Scenario(StrictModel):
         if self.experiment.control is not None:
             return self.experiment.control
         return "control" if "control" in self.variants else next(iter(self.variants))
+
+    @property
+    def assumptions(self) -> list[Assumption]:
+        """This scenario's uncertain quantities (a resolved variant's: those of the base
+        it does not override, then its own), whatever ``experiment.assumptions`` says."""
+        return list(self._assumptions.values())
 
     @property
     def variant_names(self) -> list[str]:
@@ -685,9 +702,14 @@ class Scenario(StrictModel):
             if problem:
                 raise ScenarioError("<overrides>", None, path, problem)
             _set_path(data, self, path, value)
-        scenario = _validate(data, "<overrides>", {})
-        scenario._source = self._source
-        return scenario
+        result = _validate(data, "<overrides>", {})
+        result._assumptions = {
+            key: a
+            for key, a in self._assumptions.items()
+            if not any(sets(path, a.field) for path in overrides)
+        }
+        result._source = self._source
+        return result
 
 
 # --------------------------------------------------------------------------- cross-checks

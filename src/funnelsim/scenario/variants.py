@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from funnelsim.scenario.assumptions import assumption_at, is_uncertain, parse_spec, sets
 from funnelsim.scenario.messages import (
     Path_,
     ScenarioError,
@@ -20,6 +21,7 @@ from funnelsim.scenario.messages import (
     _did_you_mean,
     _LineMap,
 )
+from funnelsim.uncertainty import Assumption, UncertainQuantity
 
 
 class WithVariants(Protocol):
@@ -28,6 +30,7 @@ class WithVariants(Protocol):
 
     variants: dict[str, dict[str, Any]]
     _source: tuple[str, dict[Path_, int]]  # the file and lines the scenario was read from
+    _assumptions: dict[str, Assumption]
 
     def model_dump(self, *, mode: str, exclude: set[str]) -> dict[str, Any]: ...
 
@@ -109,20 +112,40 @@ def _resolve_variant(
     validate: Callable[[Any, str, _LineMap], ScenarioT],
 ) -> ScenarioT:
     """Variant ``name`` of ``base``: its overrides applied to the base data, then checked
-    by ``validate`` (the schema's), errors located at the override's line."""
+    by ``validate`` (the schema's), errors located at the override's line.
+
+    The variant keeps the base's assumptions it does not override; an override written
+    as an uncertain quantity is its own assumption, ``variants.<name>.<path>``."""
     data = base.model_dump(mode="python", exclude={"variants"})
     data["variants"] = base.variants
     line_map = _LineMap()
     variant_line = lines.get(("variants", name))
+    root = type(base)
+    own: list[tuple[str, Path_, UncertainQuantity, int | None]] = []
     for dotted, value in base.variants[name].items():
         override_line = lines.get(("variants", name, dotted), variant_line)
-        problem = check_override_path(base, dotted)
+        field = f"variants.{name}.{dotted}"
+        problem = check_override_path(base, dotted)  # type: ignore[arg-type]
         if problem:
-            raise ScenarioError(file, override_line, f"variants.{name}.{dotted}", problem)
-        target = _set_path(data, base, dotted, value)
+            raise ScenarioError(file, override_line, field, problem)
+        if is_uncertain(value):
+            spec = parse_spec(value, file, override_line, field, root)  # type: ignore[arg-type]
+            target = _set_path(data, base, dotted, spec.central)  # type: ignore[arg-type]
+            own.append((dotted, target, spec, override_line))
+        else:
+            target = _set_path(data, base, dotted, value)  # type: ignore[arg-type]
         line_map.lines[target] = override_line or 0
     try:
+        assumptions = {
+            key: a
+            for key, a in base._assumptions.items()
+            if not any(sets(dotted, a.field) for dotted in base.variants[name])
+        }
+        for dotted, target, spec, line in own:
+            key = f"variants.{name}.{dotted}"
+            assumptions[key] = assumption_at(root, key, data, target, spec, (file, line))  # type: ignore[arg-type]
         resolved = validate(data, file, line_map)
+        resolved._assumptions = assumptions
     except ScenarioError as error:
         raise ScenarioError(
             file, error.line or variant_line, f"variants.{name}: {error.field}", error.message

@@ -1,0 +1,175 @@
+"""Uncertain quantities in a scenario file: found, checked and set to their central value.
+
+A number of the model written ``{uncertain: normal, mean: 0.04, sd: 0.01}`` (see
+:mod:`funnelsim.uncertainty`) is taken out of the raw data before validation and
+replaced by its central value, so the scenario validates as a point-value scenario;
+each becomes an :class:`~funnelsim.uncertainty.Assumption` keyed by its dotted path
+(``stages.cart.rate``), after checking that it sets a real-valued model quantity and
+that its values lie within the field's valid range. A variant's own uncertain
+override is keyed ``variants.<name>.<path>`` and drawn independently.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from funnelsim.scenario.messages import (
+    Path_,
+    ScenarioError,
+    _container_item,
+    _dotted,
+    _LineMap,
+    _message,
+    _shown,
+    _unwrap,
+)
+from funnelsim.uncertainty import (
+    UNCERTAIN_KINDS,
+    Assumption,
+    Bounds,
+    UncertainQuantity,
+    is_uncertain,
+    parse_uncertain,
+)
+
+NOT_UNCERTAIN = {"share": "shares must sum to 1", "seed": "it is not a model quantity"}
+
+
+def sets(override: str, field: str) -> bool:
+    """True when setting ``override`` replaces ``field`` (the field itself or a parent)."""
+    return field == override or field.startswith(f"{override}.")
+
+
+def _spec_message(error: Mapping[str, Any], root: type[BaseModel]) -> str:
+    kind = error["type"]
+    if kind == "union_tag_invalid":
+        kinds = ", ".join(UNCERTAIN_KINDS)
+        return f"unknown uncertain {_shown(error['ctx']['tag'])} (one of {kinds})"
+    if kind == "missing":
+        return f"uncertain quantity needs {error['loc'][-1]!r}"
+    if kind == "extra_forbidden":
+        return f"unknown field {_shown(error['loc'][-1])} for this uncertain quantity"
+    return _message(error, (), root, ())
+
+
+def parse_spec(
+    raw: Any, file: str, line: int | None, field: str, root: type[BaseModel]
+) -> UncertainQuantity:
+    """The uncertain quantity written as ``raw``; a mistake is a :class:`ScenarioError`."""
+    try:
+        return parse_uncertain(raw)
+    except ValidationError as exc:
+        raise ScenarioError(file, line, field, _spec_message(exc.errors()[0], root)) from None
+
+
+def take_uncertain(
+    node: Any, path: Path_, file: str, lines: _LineMap, root: type[BaseModel]
+) -> dict[Path_, UncertainQuantity]:
+    """Replace every ``{uncertain: ...}`` inside ``node`` by its central value; return the
+    specs by data path (the ``variants`` section is left to the variants)."""
+    found: dict[Path_, UncertainQuantity] = {}
+    if isinstance(node, dict):
+        items: list[tuple[Any, Any]] = list(node.items())
+    elif isinstance(node, list):
+        items = list(enumerate(node))
+    else:
+        return found
+    for key, value in items:
+        where = (*path, key)
+        if where == ("variants",):
+            continue
+        if is_uncertain(value):
+            found[where] = parse_spec(value, file, lines.line_of(where), _dotted(where), root)
+            node[key] = found[where].central
+        else:
+            found.update(take_uncertain(value, where, file, lines, root))
+    return found
+
+
+def _field_info(root: type[BaseModel], data: Any, path: Path_) -> FieldInfo | None:
+    """The pydantic field that data ``path`` sets, following the data through lists,
+    dicts and discriminated unions (``dist``); None for a container's item."""
+    annotation: Any = root
+    info: FieldInfo | None = None
+    current = data
+    for part in path:
+        models = [a for a in _unwrap(annotation) if isinstance(a, type)]
+        models = [m for m in models if issubclass(m, BaseModel) and isinstance(part, str)]
+        chosen = [m for m in models if part in m.model_fields]
+        if len(chosen) > 1 and isinstance(current, dict):
+            tag = current.get("dist")
+            chosen = [
+                m
+                for m in chosen
+                if "dist" not in m.model_fields
+                or tag in typing.get_args(m.model_fields["dist"].annotation)
+                or tag == m.model_fields["dist"].default
+            ]
+        if chosen:
+            info = chosen[0].model_fields[str(part)]
+            annotation = info.annotation
+        else:
+            item = _container_item(annotation)
+            if item is None:
+                return None
+            annotation, info = item, None
+        current = current[part] if isinstance(current, dict | list) else None
+    return info
+
+
+def field_bounds(info: FieldInfo) -> Bounds:
+    """A real-valued field's valid range, from its constraints."""
+    low, high = -math.inf, math.inf
+    for rule in info.metadata:
+        if getattr(getattr(rule, "func", None), "__name__", "") == "_probability":
+            low, high = max(low, 0.0), min(high, 1.0)
+        low = max(low, float(getattr(rule, "gt", getattr(rule, "ge", low))))
+        high = min(high, float(getattr(rule, "lt", getattr(rule, "le", high))))
+    return Bounds(low, high)
+
+
+def name_path(data: Any, path: Path_) -> str:
+    """The override-style dotted name of a data path: stages by name (``stages.cart.rate``)."""
+    parts, current = [], data
+    for part in path:
+        item = current[part]
+        if isinstance(current, list) and isinstance(item, dict):
+            part = item.get("name", part)
+        parts.append(str(part))
+        current = item
+    return ".".join(parts)
+
+
+def assumption_at(
+    root: type[BaseModel],
+    key: str,
+    data: Any,
+    path: Path_,
+    spec: UncertainQuantity,
+    where: tuple[str, int | None],
+) -> Assumption:
+    """The assumption at data ``path`` of a ``root`` document; refused (a
+    :class:`ScenarioError` at ``where``, file and line) unless it sets a real-valued
+    model quantity and the spec's values lie within the field's valid range."""
+    file, line = where
+    field = _dotted(path)
+    name = str(path[-1])
+    if path[0] == "experiment" or name in NOT_UNCERTAIN:
+        reason = NOT_UNCERTAIN.get(name, "the experiment's settings are not assumptions")
+        raise ScenarioError(file, line, field, f"cannot be uncertain: {reason}")
+    info = _field_info(root, data, path)
+    if info is None or info.annotation is not float:
+        raise ScenarioError(
+            file, line, field, "cannot be uncertain: only a real-valued model quantity can"
+        )
+    bounds = field_bounds(info)
+    problem = spec.bounds_problem(bounds)
+    if problem:
+        raise ScenarioError(file, line, field, problem)
+    return Assumption(key, spec, bounds, name_path(data, path))
