@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from funnelsim.scenario.loader import load_scenario, parse_scenario
     from funnelsim.scenario.messages import ScenarioError
     from funnelsim.scenario.schema import Scenario
+    from funnelsim.sensitivities import Metric, SensitivityResult
     from funnelsim.strategies import BenchResult
     from funnelsim.sweeps import SweepResult
+    from funnelsim.worlds import Worlds
 
 _SCENARIO_NAMES = ("Scenario", "ScenarioError", "load_scenario", "parse_scenario")
 
@@ -42,6 +44,8 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "run",
+    "sample_worlds",
+    "sensitivity",
     "sweep",
 ]
 
@@ -266,3 +270,48 @@ def bench(
     return run_bench(
         truth, chosen, replications, seed, workers, dask, progress, base.name, base.currency
     )
+
+
+def sensitivity(
+    scenario: Scenario | str | Path,
+    variant: str | None = None,
+    metric: Metric = "conversion",
+    *,
+    samples: int = 4096,
+    seed: int | None = None,
+    workers: int = 1,
+    dask: str | None = None,
+) -> SensitivityResult:
+    """Which uncertain assumption a variant's uplift over control hangs on.
+
+    Sobol first-order and total indices (SALib, bootstrap intervals) of ``variant``'s
+    relative uplift in ``metric`` over control, or of the control's ``metric`` when
+    ``variant`` is the control, over the scenario's ``{uncertain: ...}`` assumptions;
+    and, for the leading ones, the value at which the best variant changes.
+
+    Args:
+        scenario: A :class:`Scenario` or the path of a scenario file.
+        variant: Default: the best variant when every assumption holds its central value.
+        metric: ``conversion``, ``revenue_per_visitor`` or ``clv_per_visitor``.
+        samples: Base samples N, a power of 2: N x (assumptions + 2) worlds are valued.
+        seed: Overrides the scenario's seed.
+        workers: Local processes; results do not depend on it.
+        dask: ``"local"`` or a scheduler address, as for :func:`run`.
+
+    Returns:
+        A :class:`~funnelsim.sensitivities.SensitivityResult`: ``repr`` is a ranked
+        table, ``to_dict()`` the ``sensitivity.json`` document, ``to_frame()`` a DataFrame.
+    """
+    from funnelsim.sensitivities import sensitivity as analyse
+
+    return analyse(_scenario(scenario), variant, metric, samples, seed, workers, dask)
+
+
+def sample_worlds(scenario: Scenario | str | Path, n: int, seed: int = 0) -> Worlds:
+    """``n`` quasi-random worlds of the scenario's uncertain assumptions (scrambled Sobol
+    points through each one's inverse CDF): ``.values`` is ``(n, assumptions)``, ``.keys``
+    names the columns, ``.world(i)`` is world i by key. Value a world's variants with
+    :func:`funnelsim.worlds.world_metrics`."""
+    from funnelsim.worlds import sample_worlds as draw
+
+    return draw(_scenario(scenario), n, seed)

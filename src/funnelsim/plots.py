@@ -493,3 +493,34 @@ def utilisation_heatmap(utilisation_by_hour: Sequence[float | None], title: str)
         ax.set_title(title)
         figure.colorbar(image, ax=ax, format=PercentFormatter(1.0), label="utilisation")
     return figure
+
+
+# --------------------------------------------------------------------------- sensitivity
+
+
+def sensitivity_figure(
+    names: Sequence[str],
+    first: Sequence[tuple[float, float, float]],
+    total: Sequence[tuple[float, float, float]],
+    title: str,
+) -> Figure:
+    """Tornado of Sobol indices: per assumption (largest total first, at the top) its
+    total index and, narrower, its first-order index, each with its bootstrap interval
+    as ``(mean, low, high)``."""
+    figure = new_figure(7.0, 1.0 + 0.38 * len(names))
+    ax = figure.add_subplot()
+    rows = np.arange(len(names))[::-1]
+    for offset, height, values, color, label in (
+        (0.0, 0.7, total, "#1f77b4", "total"),
+        (0.0, 0.3, first, "#ff7f0e", "first-order"),
+    ):
+        means = np.array([v[0] for v in values])
+        errors = np.array([[v[0] - v[1] for v in values], [v[2] - v[0] for v in values]])
+        ax.barh(rows + offset, means, height=height, color=color, label=label)
+        ax.errorbar(means, rows, xerr=np.maximum(errors, 0.0), fmt="none", ecolor="#333333", lw=0.8)
+    ax.set_yticks(rows, list(names))
+    ax.set_xlim(0.0, max(1.05, *(v[2] + 0.02 for v in total)))
+    ax.set_xlabel("share of the variance (Sobol index, bootstrap interval)")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return figure
