@@ -27,21 +27,23 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "queueing",
         "compile_cache",
         "fields",
+        "uncertainty",
+        "sobol",
     ),
     # the friction models: coefficients, calibration, formulas (part of the schema)
     ("friction",),
     # the scenario file and its schema
     ("scenario", "schema_doc"),
     # the funnel model and the engines that simulate it
-    ("clv", "engine", "scaffold", "budget"),
+    ("clv", "engine", "scaffold", "budget", "worlds"),
     # statistics on aggregates and order logs
     ("analysis",),
     # variants x replications, and the order logs they produce
-    ("experiment", "orders"),
+    ("experiment", "orders", "propagation"),
     # figures (drawn by the studies and the HTML report)
     ("plots",),
     # studies built on many experiments
-    ("sweeps", "strategies", "planning", "preposterior", "profit_planning"),
+    ("sweeps", "strategies", "planning", "preposterior", "profit_planning", "sensitivities"),
     # presentation: terminal tables and the HTML report
     ("report", "service_report", "html_report"),
     # entry points: the command line and the package's Python API

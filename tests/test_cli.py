@@ -44,7 +44,9 @@ def test_results_json_contract(checkout_results):
         if name == "control":
             continue
         for metric in METRICS:
-            assert set(variant["uplift_vs_control"][metric]) == {"mean", "low", "high"}
+            uplift = variant["uplift_vs_control"][metric]
+            assert set(uplift) >= {"mean", "low", "high", "interval", "level", "monte_carlo"}
+            assert set(uplift["monte_carlo"]) == {"mean", "low", "high", "level"}
         experiment = variant["experiment"]
         assert 0 <= experiment["prob_beats_control"] <= 1
         assert 0 <= experiment["prob_best"] <= 1

@@ -157,7 +157,11 @@ def validate(files: tuple[Path, ...]) -> None:
 
 
 def _with_cli_overrides(
-    file: Path, days: int | None, visitors_per_day: float | None, seed: int | None
+    file: Path,
+    days: int | None,
+    visitors_per_day: float | None,
+    seed: int | None,
+    assumptions: str | None = None,
 ) -> Scenario:
     """The scenario of ``file`` with the command line's overrides (exit 2 if they break it)."""
     from funnelsim.scenario.messages import ScenarioError
@@ -171,6 +175,8 @@ def _with_cli_overrides(
         overrides["traffic.visitors_per_day"] = visitors_per_day
     if seed is not None:
         overrides["seed"] = seed
+    if assumptions is not None:
+        overrides["experiment.assumptions"] = assumptions
     try:
         return scenario.with_overrides(overrides) if overrides else scenario
     except ScenarioError as error:
@@ -242,6 +248,12 @@ def _with_cli_overrides(
     is_flag=True,
     help="Run even when the estimated time or memory is beyond the limits.",
 )
+@click.option(
+    "--assumptions",
+    type=click.Choice(["uncertain", "fixed"]),
+    help="uncertain: carry every {uncertain: ...} assumption into the intervals; fixed: "
+    "each at its central value [default: the scenario's experiment.assumptions].",
+)
 def run(
     scenario_file: Path,
     seed: int | None,
@@ -260,6 +272,7 @@ def run(
     report_file: Path | None,
     quiet: bool,
     allow_large: bool,
+    assumptions: str | None,
 ) -> None:
     """Simulate every variant of SCENARIO_FILE and compare them."""
     from funnelsim import files, report, results
@@ -267,7 +280,7 @@ def run(
     from funnelsim.parallel import ExecutorError, check_dask_address
     from funnelsim.scenario.messages import ScenarioError
 
-    scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, seed)
+    scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, seed, assumptions)
     try:
         if dask is not None:
             check_dask_address(dask)
@@ -420,6 +433,146 @@ def _echo_order_log(path: Path, log: OrderLog) -> None:
         f"customers over {log.last_day + 1} days; read it with: funnelsim analyze {path} "
         f"--transactions --visitors {visitors}"
     )
+
+
+SENSITIVITY_FILES = ("sensitivity.json", "sensitivity.png")
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.option(
+    "--variant",
+    help="Analyse this variant's uplift over control, or the control's own metric "
+    "[default: the best variant at the stated values].",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(["conversion", "revenue_per_visitor", "clv_per_visitor"]),
+    default="conversion",
+    show_default=True,
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=2),
+    default=4096,
+    show_default=True,
+    help="Base samples N (a power of 2); N x (assumptions + 2) worlds are valued.",
+)
+@click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local processes (or Dask LocalCluster workers) [default: CPU count].",
+)
+@click.option("--dask", metavar="local|ADDRESS", help="Value the worlds on Dask.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write sensitivity.json and sensitivity.png here.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print sensitivity.json to stdout.")
+def sensitivity(
+    scenario_file: Path,
+    variant: str | None,
+    metric: str,
+    samples: int,
+    seed: int | None,
+    workers: int | None,
+    dask: str | None,
+    out: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Which uncertain assumption of SCENARIO_FILE the decision hangs on (Sobol indices)."""
+    import json
+
+    from funnelsim import files
+    from funnelsim.parallel import ExecutorError, check_dask_address
+    from funnelsim.sensitivities import sensitivity as analyse
+
+    scenario = _load(scenario_file)
+    if variant is not None and variant not in scenario.variants:
+        fail(f"--variant: no variant {variant!r}; variants: {', '.join(scenario.variant_names)}")
+    if samples & (samples - 1):
+        fail(f"--samples: must be a power of 2, got {samples}")
+    try:
+        if dask is not None:
+            check_dask_address(dask)
+        if out is not None:
+            files.prepare_output(out, force, SENSITIVITY_FILES)
+    except (ExecutorError, files.OutputExistsError) as error:
+        fail(str(error))
+    try:
+        result = analyse(
+            scenario,
+            variant,
+            metric,  # type: ignore[arg-type]
+            samples,
+            seed,
+            workers or os.cpu_count() or 1,
+            dask,
+        )
+    except ExecutorError as error:
+        fail(str(error))
+    except ValueError as error:
+        fail(f"{scenario_file}: {error}")
+    document = json.dumps(result.to_dict(), indent=2, allow_nan=False)
+    written = [] if out is None else _write_sensitivity(result, document, out)
+    if as_json:
+        click.echo(document)
+        return
+    _print_sensitivity(result)
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+def _write_sensitivity(result: Any, document: str, out: Path) -> list[Path]:
+    from funnelsim import files, plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = (out / name for name in SENSITIVITY_FILES)
+    with files.output_batch():
+        with files.atomic_writer(json_path) as stream:
+            stream.write(document + "\n")
+        names = result.indices.ranked()
+        figure = plots.sensitivity_figure(
+            names,
+            [result.indices.of(n)[0] for n in names],
+            [result.indices.of(n)[1] for n in names],
+            result.quantity,
+        )
+        files.write_bytes_atomic(png_path, files.png_bytes(figure))
+    return [json_path, png_path]
+
+
+def _print_sensitivity(result: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    level = result.indices.level
+    table = Table(
+        title=f"What the {result.quantity} hangs on ({result.base_samples} base samples; "
+        f"Sobol indices, bootstrap {level:.0%} intervals)",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("assumption", "total", f"total [{level:.0%}]", "first-order", "range"):
+        table.add_column(column, justify="left" if column in ("assumption", "range") else "right")
+    specs = {a.key: a.spec.describe() for a in result.assumptions}
+    for name in result.indices.ranked():
+        first, total = result.indices.of(name)
+        table.add_row(
+            name,
+            f"{total.mean:.3f}",
+            f"[{total.low:.3f}, {total.high:.3f}]",
+            f"{first.mean:.3f} [{first.low:.3f}, {first.high:.3f}]",
+            specs[name],
+        )
+    console = _console()
+    console.print(table)
+    for flip in result.flips:
+        console.print(f"what flips the decision: {flip.describe()}", highlight=False)
 
 
 TEMPLATE_NAMES = (  # funnelsim.scaffold.TEMPLATES

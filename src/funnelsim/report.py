@@ -33,7 +33,7 @@ from funnelsim.analysis import api as analysis
 from funnelsim.clv import ratio as clv_ratio
 from funnelsim.files import atomic_writer, netcdf_bytes, output_batch, write_bytes_atomic
 from funnelsim.intervals import Interval
-from funnelsim.results import ExperimentResult
+from funnelsim.results import AssumptionEffects, ExperimentResult
 
 DECISION_STYLE = {"ship": "bold green", "reject": "red", "stop": "yellow", "keep_testing": "cyan"}
 DECISION_LABEL = {
@@ -273,8 +273,61 @@ def lead_table(result: ExperimentResult) -> Table:
     return table
 
 
+def assumption_table(result: ExperimentResult, effects: AssumptionEffects) -> Table:
+    """Each variant's uplift over what we do not know, and what the spread hangs on."""
+    table = Table(
+        title=f"Over what we do not know ({effects.worlds} worlds of "
+        f"{len(effects.assumptions)} uncertain assumptions; uplift vs {result.control}, "
+        f"{effects.level:.0%} interval over assumptions and Monte Carlo)",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("variant", "uplift conv.", "P(beats control)", "P(best)", "uplift CLV"):
+        table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
+    for name, by_metric in effects.effects.items():
+        conversion, value = by_metric["conversion"], by_metric["clv_per_visitor"]
+        table.add_row(
+            name,
+            _uplift_cell(Interval(conversion.central, conversion.low, conversion.high)),
+            percent(conversion.prob_beats_control, digits=0),
+            percent(conversion.prob_best, digits=0),
+            _uplift_cell(Interval(value.central, value.low, value.high)),
+        )
+    return table
+
+
+def assumption_lines(effects: AssumptionEffects) -> list[str]:
+    """Plain words per variant: its conversion uplift if the stated values hold, over
+    what we do not know, and the assumption the spread hangs on most."""
+    lines = [
+        f"{name}: {by_metric['conversion'].describe(effects.level)}"
+        for name, by_metric in effects.effects.items()
+    ]
+    if effects.simulated:
+        lines.append(
+            "(queues or referrals: each world is one simulated replication, so the spread "
+            "also carries its noise)"
+        )
+    return lines
+
+
+def worlds_test_line(outcomes: dict[str, float]) -> str:
+    """How the simulated tests end when each plays in its own world of what we do not
+    know and is judged against that world's truly best variant."""
+    shares = {k: f"{v:.0%}" for k, v in outcomes.items()}
+    return (
+        f"With the truth drawn per world (each test in its own world of what we do not "
+        f"know): tests shipped that world's best {shares['ship_best']}, shipped another "
+        f"{shares['ship_other']}, stopped {shares['stop']}, kept testing "
+        f"{shares['keep_testing']}."
+    )
+
+
 def print_results(result: ExperimentResult, console: Console) -> None:
     console.print(effect_table(result))
+    if result.assumptions is not None:
+        console.print(assumption_table(result, result.assumptions))
+        for line in assumption_lines(result.assumptions):
+            console.print(line, highlight=False, soft_wrap=True)
     console.print(lifetime_table(result))
     if len(result.scenario.traffic.channels) > 1:
         console.print(channel_table(result))
@@ -285,6 +338,8 @@ def print_results(result: ExperimentResult, console: Console) -> None:
     if any(s.service for s in result.variants):
         console.print(service_report.service_table((s.name, s.service) for s in result.variants))
     console.print(test_table(result))
+    if result.test_outcomes_over_worlds is not None:
+        console.print(worlds_test_line(result.test_outcomes_over_worlds), highlight=False)
 
 
 # --------------------------------------------------------------------------- analyze

@@ -3,6 +3,17 @@
 :class:`ExperimentResult` is the contract between the run loop
 (:mod:`funnelsim.experiment`) and everything that shows or stores a run (the
 terminal and HTML reports, ``results.json``, ``summary.csv``).
+
+In ``results.json``, ``variants.<name>.uplift_vs_control.<metric>`` is ``{mean, low,
+high}`` with ``interval`` and ``level`` saying what the bounds are: over assumptions
+and Monte Carlo (90% by default) when the scenario has uncertain assumptions
+(:class:`AssumptionEffects`), else the replications' 95% Monte Carlo interval; the
+Monte Carlo interval alone is always kept under ``monte_carlo``. Over assumptions it
+also holds ``prob_beats_control`` and ``prob_best`` (shares of worlds) and
+``drivers`` (each assumption's first-order share of the spread).
+``experiment.outcomes_over_worlds`` (null without uncertain assumptions, with queues
+or referrals, or for a test judged on CLV) is ``experiment.outcomes`` with each
+simulated test played in its own world and judged against that world's truth.
 """
 
 from __future__ import annotations
@@ -128,6 +139,52 @@ class VariantSummary:
 
 
 @dataclass(frozen=True)
+class Effect:
+    """A variant's uplift over control in one metric, over what we do not know."""
+
+    central: float  # the replications' mean: "if the stated values hold"
+    low: float  # interval over assumptions and Monte Carlo, at the report's level
+    high: float
+    monte_carlo: tuple[float, float, float]  # (mean, low, high), the replications' interval
+    prob_beats_control: float  # over worlds
+    prob_best: float  # over worlds
+    drivers: dict[str, float] = field(default_factory=dict)  # first-order share, largest first
+
+    def describe(self, level: float) -> str:
+        """``+18% if the stated values hold; +6% to +29% over what we do not know (90%);
+        82% of that spread is coefficients.form_fields.hazard_per_field``."""
+        text = (
+            f"{self.central:+.0%} if the stated values hold; {self.low:+.0%} to "
+            f"{self.high:+.0%} over what we do not know ({level:.0%})"
+        )
+        if self.drivers:
+            key, share = next(iter(self.drivers.items()))
+            text += f"; {max(share, 0.0):.0%} of that spread is {key}"
+        return text
+
+
+@dataclass(frozen=True)
+class AssumptionEffects:
+    """Every variant's effects over ``worlds`` worlds of the scenario's assumptions."""
+
+    level: float
+    worlds: int
+    assumptions: tuple[str, ...]
+    simulated: bool  # world values simulated (queues, referrals) rather than exact
+    effects: dict[str, dict[str, Effect]]  # variant (not control) -> metric -> effect
+    prob_best: dict[str, dict[str, float]]  # variant (control too) -> metric -> P(best)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "interval": "assumptions and Monte Carlo",
+            "level": self.level,
+            "worlds": self.worlds,
+            "world_values": "simulated, one replication each" if self.simulated else "exact",
+            "assumptions": list(self.assumptions),
+        }
+
+
+@dataclass(frozen=True)
 class ExperimentResult:
     """Everything ``funnelsim run`` reports."""
 
@@ -137,6 +194,8 @@ class ExperimentResult:
     variants: list[VariantSummary]
     true_best: str
     test_outcomes: dict[str, float]
+    assumptions: AssumptionEffects | None = None  # effects over worlds of what we do not know
+    test_outcomes_over_worlds: dict[str, float] | None = None  # each test in its own world
 
     @property
     def control(self) -> str:
@@ -173,7 +232,39 @@ def _interval(interval: Interval) -> dict[str, float | None]:
     return {k: finite_or_none(v) for k, v in interval._asdict().items()}
 
 
-def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
+MONTE_CARLO_LEVEL = 0.95  # of the replications' intervals (intervals.mean_interval)
+
+
+def _uplift_dict(
+    summary: VariantSummary, effects: AssumptionEffects | None
+) -> dict[str, dict[str, Any]]:
+    """``uplift_vs_control``: per metric the interval over assumptions where there is one,
+    the Monte Carlo interval always (``monte_carlo``)."""
+    assert summary.uplift is not None
+    result = {}
+    for metric in METRICS:
+        monte_carlo = {**_interval(summary.uplift[metric]), "level": MONTE_CARLO_LEVEL}
+        effect = effects.effects[summary.name].get(metric) if effects else None
+        if effect is None or effects is None:
+            result[metric] = {**monte_carlo, "interval": "monte_carlo", "monte_carlo": monte_carlo}
+            continue
+        result[metric] = {
+            "mean": finite_or_none(effect.central),
+            "low": finite_or_none(effect.low),
+            "high": finite_or_none(effect.high),
+            "interval": "assumptions and Monte Carlo",
+            "level": effects.level,
+            "monte_carlo": monte_carlo,
+            "prob_beats_control": finite_or_none(effect.prob_beats_control),
+            "prob_best": effect.prob_best,
+            "drivers": effect.drivers,
+        }
+    return result
+
+
+def _variant_dict(
+    summary: VariantSummary, control: bool, effects: AssumptionEffects | None = None
+) -> dict[str, Any]:
     data: dict[str, Any] = {m: _interval(summary.metrics[m]) for m in METRICS}
     data["bounce_rate"] = _interval(summary.bounce_rate)
     data["visitors"] = summary.visitors
@@ -192,7 +283,7 @@ def _variant_dict(summary: VariantSummary, control: bool) -> dict[str, Any]:
     if summary.clv_test is not None:
         data["experiment"]["clv"] = _finite_dict(summary.clv_test._asdict())
     if not control and summary.uplift is not None:
-        data["uplift_vs_control"] = {m: _interval(summary.uplift[m]) for m in METRICS}
+        data["uplift_vs_control"] = _uplift_dict(summary, effects)
         change = summary.largest_stage_change
         data["largest_stage_change"] = (
             {"stage": change[0], "relative_change": change[1]} if change else None
@@ -234,7 +325,15 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
         "replications": len(result.replications),
         "control": result.control,
         "currency": scenario.currency,
-        "variants": {s.name: _variant_dict(s, s.name == result.control) for s in result.variants},
+        "variants": {
+            s.name: _variant_dict(s, s.name == result.control, result.assumptions)
+            for s in result.variants
+        },
+        "assumptions": (
+            result.assumptions.to_dict()
+            if result.assumptions is not None
+            else {"interval": "none: every assumption at its stated value"}
+        ),
         "experiment": {
             "test_visitors": float(
                 sum(r.test_visitors.sum() for r in result.replications) / len(result.replications)
@@ -243,6 +342,7 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
             "metric": scenario.experiment.metric,
             "true_best": result.true_best,
             "outcomes": result.test_outcomes,
+            "outcomes_over_worlds": result.test_outcomes_over_worlds,
             "rule": {
                 "loss_threshold": scenario.experiment.loss_threshold,
                 "rope": scenario.experiment.rope,

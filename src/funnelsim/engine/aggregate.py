@@ -252,10 +252,10 @@ def simulate_variants(
             )
         )
     buy_chance = [p[..., _CONTINUE].prod(axis=0) for p in probs]
-    return VariantRuns(outcomes, *_split_test(funnels, buy_chance, shares, draws), "aggregate")
+    return VariantRuns(outcomes, *split_test(funnels, buy_chance, shares, draws), "aggregate")
 
 
-def _split_test(
+def split_test(
     funnels: Sequence[CompiledFunnel],
     buy_chance: Sequence[FloatArray],
     shares: Sequence[float],

@@ -2,11 +2,14 @@
 
 An adapter from a replication's counts (or posterior draws of CLV per visitor) to
 the decision rule of :mod:`funnelsim.analysis.decision`, keeping only what a
-replication reports.
+replication reports; and the tally of how simulated tests ended, each against its
+truth.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -91,3 +94,35 @@ def draws_readout(scenario: Scenario, samples: FloatArray, metric: str) -> Split
         decision.action,
         decision.variant,
     )
+
+
+class Truth(NamedTuple):
+    """What a simulated test should have concluded: the truly best variant (by the mean
+    of the judged metric), and whether its uplift over control lies within the ROPE."""
+
+    best: str
+    equivalent: bool
+
+
+def truth(scenario: Scenario, judged: FloatArray) -> Truth:
+    """The :class:`Truth` of ``judged``, the variants' values (control first)."""
+    best = int(np.argmax(np.nan_to_num(judged, nan=-np.inf)))
+    best_uplift = judged[best] / judged[0] - 1.0 if judged[0] > 0 else math.inf
+    return Truth(scenario.variant_names[best], abs(best_uplift) < scenario.experiment.rope)
+
+
+def tally_tests(
+    decisions: Sequence[tuple[str, str | None]], truths: Sequence[Truth]
+) -> dict[str, float]:
+    """How simulated tests ended, each judged against its own truth: shipped the truly
+    best variant, shipped another, stopped for equivalence, or kept testing; ``right``
+    counts shipping the best, or stopping when the best is equivalent to control."""
+    outcomes = {"ship_best": 0.0, "ship_other": 0.0, "stop": 0.0, "keep_testing": 0.0, "right": 0.0}
+    for (decision, shipped), true in zip(decisions, truths, strict=True):
+        if decision == "ship":
+            key = "ship_best" if shipped == true.best else "ship_other"
+        else:
+            key = decision
+        outcomes[key] += 1
+        outcomes["right"] += key == "ship_best" or (true.equivalent and key == "stop")
+    return {k: v / len(decisions) for k, v in outcomes.items()}

@@ -16,6 +16,7 @@ funnel. That gives two answers:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from numpy.random import SeedSequence
 from numpy.typing import NDArray
 
 from funnelsim import clv, parallel
+from funnelsim.engine import aggregate
 from funnelsim.engine import service
 from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel
@@ -37,11 +39,13 @@ from funnelsim.experiment.engines import (
     compile_variants,
     simulate_variants,
 )
-from funnelsim.experiment.readout import draws_readout, split_readout
+from funnelsim.experiment.readout import draws_readout, split_readout, tally_tests, truth
 from funnelsim.intervals import mean_interval, relative_uplift
+from funnelsim.propagation import propagate
 from funnelsim.results import (
     ECONOMICS,
     METRICS,
+    AssumptionEffects,
     ChannelEconomics,
     CLVTest,
     ExperimentResult,
@@ -50,6 +54,7 @@ from funnelsim.results import (
     VariantSummary,
 )
 from funnelsim.scenario.schema import Scenario
+from funnelsim.worlds import WORLD_METRICS, Worlds, sample_worlds, world_funnels
 
 FloatArray = NDArray[np.float64]
 DECISIONS = ("ship", "reject", "stop", "keep_testing")  # of one variant, in one test
@@ -314,21 +319,9 @@ def _service_summary(reps: Sequence[Replication], v: int) -> dict[str, dict[str,
 def _test_outcomes(
     reps: Sequence[Replication], scenario: Scenario, judged: FloatArray
 ) -> dict[str, float]:
-    """How the simulated tests ended: shipped the truly best variant (by the mean
-    ``judged`` metric), shipped another, stopped for equivalence, or kept testing."""
-    best = int(np.argmax(np.nan_to_num(judged, nan=-np.inf)))
-    true_best = scenario.variant_names[best]
-    best_uplift = judged[best] / judged[0] - 1.0 if judged[0] > 0 else math.inf
-    equivalent = abs(best_uplift) < scenario.experiment.rope
-    outcomes = {"ship_best": 0.0, "ship_other": 0.0, "stop": 0.0, "keep_testing": 0.0, "right": 0.0}
-    for rep in reps:
-        if rep.decision == "ship":
-            key = "ship_best" if rep.shipped == true_best else "ship_other"
-        else:
-            key = rep.decision
-        outcomes[key] += 1
-        outcomes["right"] += key == "ship_best" or (equivalent and key == "stop")
-    return {k: v / len(reps) for k, v in outcomes.items()}
+    """How the replications' simulated tests ended, judged against ``judged``'s truth."""
+    true = truth(scenario, judged)
+    return tally_tests([(r.decision, r.shipped) for r in reps], [true] * len(reps))
 
 
 Progress = Callable[[int], None]
@@ -370,4 +363,54 @@ def run_experiment(
         dask=dask,
         progress=progress,
     )
-    return summarise(scenario, chosen, reps)
+    result = summarise(scenario, chosen, reps)
+    seed = scenario.seed if seed is None else seed
+    effects = _over_assumptions(result, seed, workers, dask)
+    if effects is None:
+        return result
+    worlds = sample_worlds(scenario, n, seed)
+    return dataclasses.replace(
+        result, assumptions=effects, test_outcomes_over_worlds=world_tests(scenario, seeds, worlds)
+    )
+
+
+def _over_assumptions(
+    result: ExperimentResult, seed: int, workers: int, dask: Any
+) -> AssumptionEffects | None:
+    """The run's effects over worlds of its uncertain assumptions (None without any)."""
+    monte_carlo = {
+        s.name: {m: tuple(s.uplift[m]) for m in WORLD_METRICS}
+        for s in result.variants
+        if s.uplift is not None
+    }
+    return propagate(result.scenario, monte_carlo, seed, workers, dask)
+
+
+def world_tests(
+    scenario: Scenario, seeds: Sequence[SeedSequence], worlds: Worlds
+) -> dict[str, float] | None:
+    """The simulated A/B test with its truth drawn per world: test r plays in world r.
+
+    Its visitors are split over the arms and each arm's buyers drawn from its variant's
+    exact chance of buying in each cell of that world (as the aggregate engine draws
+    them), read by the scenario's Bayesian rule, and judged against that world's truly
+    best variant (:func:`~funnelsim.experiment.readout.tally_tests`). None where this
+    does not apply: queues or referrals, or a test judged on CLV, whose readout needs
+    simulated customers.
+    """
+    if scenario.experiment.metric != "conversion":
+        return None
+    traffic, shares = scenario.traffic, list(scenario.split_shares().values())
+    decisions, truths = [], []
+    for i, seed in enumerate(seeds):
+        funnels = world_funnels(scenario, worlds.world(i))
+        if any(f.couples_visitors for f in funnels):
+            return None
+        chance = [aggregate.outcome_probabilities(f)[..., -1].prod(axis=0) for f in funnels]
+        draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
+        visitors, buyers = aggregate.split_test(funnels, chance, shares, draws)
+        test = split_readout(scenario, visitors, buyers)
+        decisions.append((test.decision, test.shipped))
+        conversion = [float(f.cell_probabilities @ c) for f, c in zip(funnels, chance, strict=True)]
+        truths.append(truth(scenario, np.array(conversion)))
+    return tally_tests(decisions, truths)

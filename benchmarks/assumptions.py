@@ -1,0 +1,98 @@
+"""Assumption-uncertainty benchmarks: the speed targets of issue 13, as ratios.
+
+Usage: .venv/bin/python benchmarks/assumptions.py [--workers 2] [--samples 4096]
+
+Targets, on scenarios/checkout.yaml with every default coefficient uncertain:
+  1. ``run`` with the assumptions uncertain costs at most 2x the same run with them
+     fixed (``--assumptions fixed``: today's point-value run);
+  2. ``sensitivity`` with at least 4,096 base samples finishes in under 60 s on 2 cores.
+
+If the bundled checkout scenario carries no uncertain assumption, each default
+coefficient of the friction models (every positive real field of ``coefficients``)
+is made uncertain here: a beta (probabilities) or lognormal (other positive values)
+with its default as mean and a 20% coefficient of variation. Timings are taken side
+by side in this process, so a busy machine slows both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from funnelsim.experiment import run_experiment
+from funnelsim.scenario import Coefficients, Scenario, load_scenario, parse_scenario
+from funnelsim.sensitivities import sensitivity
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKOUT = ROOT / "scenarios" / "checkout.yaml"
+RELATIVE_SD = 0.2
+
+
+def _uncertain(value: float, probability: bool) -> dict[str, Any]:
+    kind = "beta" if probability else "lognormal"
+    return {"uncertain": kind, "mean": value, "sd": value * RELATIVE_SD}
+
+
+def every_default_uncertain(path: Path) -> Scenario:
+    """The scenario of ``path``; if it has no uncertain assumption, with every positive
+    real default coefficient uncertain (see the module docstring)."""
+    scenario = load_scenario(path)
+    if scenario.assumptions:
+        return scenario
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    defaults = Coefficients()
+    for group, model in defaults:
+        for name, info in type(model).model_fields.items():
+            value = getattr(model, name)
+            if info.annotation is float and value > 0:
+                probability = any(getattr(r, "func", None) for r in info.metadata)
+                uncertain = _uncertain(value, probability and value < 1)
+                data.setdefault("coefficients", {}).setdefault(group, {})[name] = uncertain
+    return parse_scenario(yaml.safe_dump(data, sort_keys=False), str(path))
+
+
+def timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = work()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=4096)
+    args = parser.parse_args()
+    uncertain = every_default_uncertain(CHECKOUT)
+    fixed = uncertain.with_overrides({"experiment.assumptions": "fixed"})
+    print(
+        f"{len(uncertain.assumptions)} uncertain assumptions: "
+        f"{', '.join(a.key for a in uncertain.assumptions)}"
+    )
+    fixed_s, _ = timed(lambda: run_experiment(fixed, workers=args.workers))
+    run_s, result = timed(lambda: run_experiment(uncertain, workers=args.workers))
+    worlds = result.assumptions.worlds if result.assumptions else 0
+    print(
+        f"run, assumptions fixed: {fixed_s:.1f} s; uncertain ({worlds} worlds): {run_s:.1f} s; "
+        f"ratio {run_s / fixed_s:.2f} (target <= 2)"
+    )
+    sens_s, analysis = timed(
+        lambda: sensitivity(
+            uncertain, "short_form", base_samples=args.samples, workers=args.workers
+        )
+    )
+    evaluations = args.samples * (len(analysis.assumptions) + 2)
+    print(
+        f"sensitivity, {args.samples} base samples ({evaluations:,} worlds) on "
+        f"{args.workers} workers: {sens_s:.1f} s (target < 60 s); "
+        f"{sens_s / fixed_s:.2f}x the fixed run"
+    )
+    print(repr(analysis))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""What ``run`` says about what we do not know: effects over possible worlds.
+
+The replications of a run answer "what would happen if the stated values hold",
+with a Monte Carlo interval for the replication noise. This module adds the
+worlds: quasi-random draws of every uncertain assumption
+(:mod:`funnelsim.worlds`), every variant valued in each (exactly where the funnel
+allows, so each world costs about a replication's thousandth). Per variant and
+metric it reports:
+
+* the interval of the uplift over what we do not know, at ``assumption_level``
+  (90% by default): the central estimate shifted by the worlds' quantiles of the
+  uplift relative to its central-world value, widened by the Monte Carlo
+  half-widths (the two add, so the interval never is narrower than the Monte Carlo
+  one and equals it when nothing uncertain enters the uplift);
+* P(beats control) and P(best) over worlds: the share of worlds in which the
+  variant's expected metric beats the control's, or is the highest;
+* which assumptions the spread hangs on: first-order variance shares estimated
+  from the same worlds by SALib's RBD-FAST (Tarantola, Gatelli & Mara 2006, with
+  the bias correction of Tissot & Prieur 2012). ``funnelsim sensitivity`` gives the
+  full Sobol analysis with total indices.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from funnelsim import parallel
+from funnelsim.results import AssumptionEffects, Effect
+from funnelsim.scenario import Scenario
+from funnelsim.worlds import (
+    WORLD_METRICS,
+    Worlds,
+    central_world,
+    sample_worlds,
+    scenario_assumptions,
+    world_metrics,
+)
+
+FloatArray = NDArray[np.float64]
+COUPLED_WORLDS = 32  # worlds simulated (one replication each) for queues or referrals
+RBD_HARMONICS = 6  # SALib's interference parameter M; fewer than its default 10 for few worlds
+SHOWN_DRIVERS = 3
+MIN_DRIVER_SHARE = 0.01  # smaller (or negative, bias-corrected) shares are noise
+
+
+def _value_batch(scenario: Scenario, seed: int, worlds: list[dict[str, float]]) -> list[FloatArray]:
+    return [world_metrics(scenario, world, seed) for world in worlds]
+
+
+def _drivers(worlds: Worlds, outputs: FloatArray, seed: int) -> dict[str, float]:
+    """First-order variance shares (RBD-FAST) of ``outputs`` over the worlds, largest
+    first; empty when the outputs do not vary."""
+    from SALib.analyze import rbd_fast
+
+    if len(worlds.keys) == 0 or np.ptp(outputs) <= 1e-12 * max(np.abs(outputs).max(), 1e-300):
+        return {}
+    problem = {
+        "num_vars": len(worlds.keys),
+        "names": worlds.keys,
+        "bounds": [[0.0, 1.0]] * len(worlds.keys),
+    }
+    result = rbd_fast.analyze(problem, worlds.values, outputs, M=RBD_HARMONICS, seed=seed)
+    shares = dict(zip(worlds.keys, (float(s) for s in result["S1"]), strict=True))
+    ranked = sorted(shares.items(), key=lambda item: -item[1])[:SHOWN_DRIVERS]
+    return {key: share for key, share in ranked if share >= MIN_DRIVER_SHARE}
+
+
+def _uplifts(values: FloatArray, variant: int, metric: int) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(values[:, variant, metric] / values[:, 0, metric] - 1.0)
+
+
+def _effect(
+    uplifts: FloatArray,
+    at_central: float,
+    monte_carlo: tuple[float, float, float],
+    level: float,
+    prob_best: float,
+    drivers: dict[str, float],
+) -> Effect:
+    mean, mc_low, mc_high = monte_carlo
+    finite = uplifts[np.isfinite(uplifts)]
+    if finite.size == 0 or not math.isfinite(at_central):
+        return Effect(mean, mc_low, mc_high, monte_carlo, math.nan, prob_best, drivers)
+    low_q, high_q = np.quantile(finite, [(1 - level) / 2, (1 + level) / 2])
+    return Effect(
+        central=mean,
+        low=mc_low + min(float(low_q) - at_central, 0.0),
+        high=mc_high + max(float(high_q) - at_central, 0.0),
+        monte_carlo=monte_carlo,
+        prob_beats_control=float(np.mean(finite > 0)),
+        prob_best=prob_best,
+        drivers=drivers,
+    )
+
+
+def propagate(
+    scenario: Scenario,
+    monte_carlo: Mapping[str, Mapping[str, Sequence[float]]],
+    seed: int,
+    workers: int = 1,
+    dask: Any = None,
+) -> AssumptionEffects | None:
+    """Effects of every variant over worlds of ``scenario``'s uncertain assumptions;
+    None when it has none (or ``experiment.assumptions`` is ``fixed``).
+
+    ``monte_carlo[variant][metric]`` is the replications' (mean, low, high) uplift."""
+    assumptions = scenario_assumptions(scenario)
+    if not assumptions:
+        return None
+    names = scenario.variant_names
+    central = world_metrics(scenario, central_world(scenario), seed)
+    simulated = any(_coupled(scenario))
+    n = min(scenario.experiment.worlds, COUPLED_WORLDS) if simulated else scenario.experiment.worlds
+    worlds = sample_worlds(scenario, n, seed)
+    work = functools.partial(_value_batch, scenario, seed)
+    values = np.array(
+        parallel.map_batches(work, [worlds.world(i) for i in range(n)], workers, dask)
+    )
+    level = scenario.experiment.assumption_level
+    winners = np.argmax(values, axis=1)  # (worlds, metrics)
+    prob_best = {
+        name: {m: float(np.mean(winners[:, j] == v)) for j, m in enumerate(WORLD_METRICS)}
+        for v, name in enumerate(names)
+    }
+    effects: dict[str, dict[str, Effect]] = {}
+    for v, name in enumerate(names[1:], start=1):
+        effects[name] = {}
+        for j, metric in enumerate(WORLD_METRICS):
+            uplifts = _uplifts(values, v, j)
+            effects[name][metric] = _effect(
+                uplifts,
+                float(central[v, j] / central[0, j] - 1.0) if central[0, j] > 0 else math.nan,
+                tuple(monte_carlo[name][metric]),  # type: ignore[arg-type]
+                level,
+                prob_best[name][metric],
+                _drivers(worlds, np.nan_to_num(uplifts), seed),
+            )
+    return AssumptionEffects(level, n, tuple(worlds.keys), simulated, effects, prob_best)
+
+
+def _coupled(scenario: Scenario) -> list[bool]:
+    """Per variant, whether its visitors are coupled (queues, referrals)."""
+    from funnelsim.engine.model import compile_funnel
+
+    return [compile_funnel(scenario.variant(v)).couples_visitors for v in scenario.variant_names]
