@@ -43,7 +43,8 @@ from funnelsim.worlds import (
 )
 
 FloatArray = NDArray[np.float64]
-COUPLED_WORLDS = 32  # worlds simulated (one replication each) for queues or referrals
+COUPLED_WORLDS = 32  # at most, worlds simulated (a replication each) for queues or referrals
+MIN_WORLDS = 8
 RBD_HARMONICS = 6  # SALib's interference parameter M; fewer than its default 10 for few worlds
 SHOWN_DRIVERS = 3
 MIN_DRIVER_SHARE = 0.01  # smaller (or negative, bias-corrected) shares are noise
@@ -65,8 +66,14 @@ def _drivers(worlds: Worlds, outputs: FloatArray, seed: int) -> dict[str, float]
         "names": worlds.keys,
         "bounds": [[0.0, 1.0]] * len(worlds.keys),
     }
-    result = rbd_fast.analyze(problem, worlds.values, outputs, M=RBD_HARMONICS, seed=seed)
-    shares = dict(zip(worlds.keys, (float(s) for s in result["S1"]), strict=True))
+    harmonics = max(1, min(RBD_HARMONICS, len(worlds) // 8))  # M << worlds for few worlds
+    with np.errstate(divide="ignore", invalid="ignore"):  # bootstrap resamples of no spread
+        result = rbd_fast.analyze(problem, worlds.values, outputs, M=harmonics, seed=seed)
+    shares = {
+        key: float(share)
+        for key, share in zip(worlds.keys, result["S1"], strict=True)
+        if np.isfinite(share)
+    }
     ranked = sorted(shares.items(), key=lambda item: -item[1])[:SHOWN_DRIVERS]
     return {key: share for key, share in ranked if share >= MIN_DRIVER_SHARE}
 
@@ -103,6 +110,7 @@ def _effect(
 def propagate(
     scenario: Scenario,
     monte_carlo: Mapping[str, Mapping[str, Sequence[float]]],
+    replications: int,
     seed: int,
     workers: int = 1,
     dask: Any = None,
@@ -110,14 +118,19 @@ def propagate(
     """Effects of every variant over worlds of ``scenario``'s uncertain assumptions;
     None when it has none (or ``experiment.assumptions`` is ``fixed``).
 
-    ``monte_carlo[variant][metric]`` is the replications' (mean, low, high) uplift."""
+    ``monte_carlo[variant][metric]`` is the replications' (mean, low, high) uplift. Where
+    worlds must be simulated (queues, referrals) there are at most ``COUPLED_WORLDS`` and
+    no more than the run's ``replications`` (but ``MIN_WORLDS``), so they cost at most
+    about as much as the run."""
     assumptions = scenario_assumptions(scenario)
     if not assumptions:
         return None
     names = scenario.variant_names
     central = world_metrics(scenario, central_world(scenario), seed)
     simulated = any(_coupled(scenario))
-    n = min(scenario.experiment.worlds, COUPLED_WORLDS) if simulated else scenario.experiment.worlds
+    n = scenario.experiment.worlds
+    if simulated:  # each world costs a replication: at most as many as the run has
+        n = min(n, COUPLED_WORLDS, max(MIN_WORLDS, replications))
     worlds = sample_worlds(scenario, n, seed)
     work = functools.partial(_value_batch, scenario, seed)
     values = np.array(

@@ -383,7 +383,7 @@ def _over_assumptions(
         for s in result.variants
         if s.uplift is not None
     }
-    return propagate(result.scenario, monte_carlo, seed, workers, dask)
+    return propagate(result.scenario, monte_carlo, len(result.replications), seed, workers, dask)
 
 
 def world_tests(
