@@ -290,8 +290,13 @@ def test_sensitivity_writes_its_files_and_refuses_to_overwrite(write_scenario, t
     path = write_scenario(BASE)
     out = tmp_path / "out"
     args = ["sensitivity", str(path), "--variant", "short_form", "--samples", "64"]
-    first = CliRunner().invoke(main, [*args, "--workers", "1", "--out", str(out)])
+    report = tmp_path / "sensitivity.html"
+    first = CliRunner().invoke(
+        main, [*args, "--workers", "1", "--out", str(out), "--report", str(report)]
+    )
     assert first.exit_code == 0, first.output
+    page = report.read_text(encoding="utf-8")
+    assert "What the decision hangs on" in page and HAZARD in page and "data:image/png" in page
     document = json.loads((out / "sensitivity.json").read_text())
     assert list(document)[:4] == ["metric", "variant", "indices", "flips"]
     assert next(iter(document["indices"])) == HAZARD
@@ -395,3 +400,11 @@ def test_queues_are_simulated_per_world_on_the_same_visitors() -> None:
     assert (effect.central, effect.low, effect.high) == pytest.approx(
         tuple(effect.monte_carlo), rel=0, abs=1e-12
     )
+
+
+def test_the_html_report_shows_the_uplifts_over_what_we_do_not_know(uncertain_run) -> None:
+    from funnelsim.html_report import experiment_report, render_html
+
+    page = render_html(experiment_report(uncertain_run))
+    assert "Over what we do not know" in page
+    assert "90% interval over 64 worlds" in page and f"{HAZARD} " in page

@@ -471,7 +471,13 @@ SENSITIVITY_FILES = ("sensitivity.json", "sensitivity.png")
     type=click.Path(file_okay=False, path_type=Path),
     help="Write sensitivity.json and sensitivity.png here.",
 )
-@click.option("--force", is_flag=True, help="Overwrite existing files in --out.")
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML report with the ranked table and the chart.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files in --out and --report.")
 @click.option("--json", "as_json", is_flag=True, help="Print sensitivity.json to stdout.")
 def sensitivity(
     scenario_file: Path,
@@ -482,6 +488,7 @@ def sensitivity(
     workers: int | None,
     dask: str | None,
     out: Path | None,
+    report_file: Path | None,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -502,6 +509,8 @@ def sensitivity(
             check_dask_address(dask)
         if out is not None:
             files.prepare_output(out, force, SENSITIVITY_FILES)
+        if report_file is not None and report_file.exists() and not force:
+            fail(f"{report_file}: exists; use --force to overwrite")
     except (ExecutorError, files.OutputExistsError) as error:
         fail(str(error))
     try:
@@ -519,7 +528,7 @@ def sensitivity(
     except ValueError as error:
         fail(f"{scenario_file}: {error}")
     document = json.dumps(result.to_dict(), indent=2, allow_nan=False)
-    written = [] if out is None else _write_sensitivity(result, document, out)
+    written = _write_sensitivity(result, scenario, document, out, report_file)
     if as_json:
         click.echo(document)
         return
@@ -528,23 +537,26 @@ def sensitivity(
         click.echo(f"wrote {path}")
 
 
-def _write_sensitivity(result: Any, document: str, out: Path) -> list[Path]:
-    from funnelsim import files, plots
+def _write_sensitivity(
+    result: Any, scenario: Scenario, document: str, out: Path | None, report_file: Path | None
+) -> list[Path]:
+    """sensitivity.json and sensitivity.png under ``out``, the HTML report at
+    ``report_file``; all or nothing."""
+    from funnelsim import files, html_report
 
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, png_path = (out / name for name in SENSITIVITY_FILES)
-    with files.output_batch():
-        with files.atomic_writer(json_path) as stream:
-            stream.write(document + "\n")
-        names = result.indices.ranked()
-        figure = plots.sensitivity_figure(
-            names,
-            [result.indices.of(n)[0] for n in names],
-            [result.indices.of(n)[1] for n in names],
-            result.quantity,
-        )
-        files.write_bytes_atomic(png_path, files.png_bytes(figure))
-    return [json_path, png_path]
+    if out is None and report_file is None:
+        return []
+    report = html_report.sensitivity_report(result, scenario)
+    with files.output_batch() as written:
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            with files.atomic_writer(out / SENSITIVITY_FILES[0]) as stream:
+                stream.write(document + "\n")
+            for figure in report.figures:
+                files.write_bytes_atomic(out / f"{figure.name}.png", figure.png)
+        if report_file is not None:
+            html_report.write_report(report, report_file)
+    return written
 
 
 def _print_sensitivity(result: Any) -> None:
