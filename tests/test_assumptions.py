@@ -96,6 +96,13 @@ def error_of(text: str) -> ScenarioError:
             "real-valued model quantity can",
         ),
         (
+            "{dist: lognormal, mean: {uncertain: normal, mean: 60, sd: 6}, sd: 30}",
+            "{uncertain: normal, mean: 60, sd: 6}",
+            "s.yaml:20: value.order_value: cannot be uncertain: only a real-valued model "
+            "quantity can (a distribution's parameters can: {dist: constant, value: "
+            "{uncertain: ...}})",
+        ),
+        (
             "organic: {share: 0.7}",
             "organic: {share: {uncertain: uniform, low: 0.6, high: 0.8}}",
             "s.yaml:7: traffic.channels.organic.share: cannot be uncertain: shares must sum to 1",

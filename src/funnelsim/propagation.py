@@ -121,7 +121,8 @@ def propagate(
     ``monte_carlo[variant][metric]`` is the replications' (mean, low, high) uplift. Where
     worlds must be simulated (queues, referrals) there are at most ``COUPLED_WORLDS`` and
     no more than the run's ``replications`` (but ``MIN_WORLDS``), so they cost at most
-    about as much as the run."""
+    about as much as the run; they run on ``workers`` or ``dask`` like the replications.
+    Exact worlds are valued in this process."""
     assumptions = scenario_assumptions(scenario)
     if not assumptions:
         return None
@@ -133,8 +134,10 @@ def propagate(
         n = min(n, COUPLED_WORLDS, max(MIN_WORLDS, replications))
     worlds = sample_worlds(scenario, n, seed)
     work = functools.partial(_value_batch, scenario, seed)
+    items = [worlds.world(i) for i in range(n)]
+    # exact worlds cost about a millisecond each: here, not worth a pool or a cluster
     values = np.array(
-        parallel.map_batches(work, [worlds.world(i) for i in range(n)], workers, dask)
+        parallel.map_batches(work, items, workers, dask) if simulated else work(items)
     )
     level = scenario.experiment.assumption_level
     winners = np.argmax(values, axis=1)  # (worlds, metrics)

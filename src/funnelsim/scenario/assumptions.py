@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
@@ -119,14 +119,48 @@ def _field_info(root: type[BaseModel], data: Any, path: Path_) -> FieldInfo | No
             if item is None:
                 return None
             annotation, info = item, None
-        current = current[part] if isinstance(current, dict | list) else None
+        current = _item(current, part)
     return info
 
 
-def field_bounds(info: FieldInfo) -> Bounds:
+def _item(data: Any, part: str | int) -> Any:
+    """``data[part]``, or None where the raw data leaves it out."""
+    if isinstance(data, dict):
+        return data.get(part)
+    if isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+        return data[part]
+    return None
+
+
+def _is_distribution(annotation: Any) -> bool:
+    """True for a per-visitor distribution field (its models have a ``dist``)."""
+    models = [a for a in _unwrap(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return bool(models) and all("dist" in m.model_fields for m in models)
+
+
+def _real_constraints(info: FieldInfo) -> list[Any] | None:
+    """The constraints of a real-valued field (``float``, also optional or annotated);
+    None for a field of any other type."""
+    if info.annotation is float:
+        return list(info.metadata)
+    options = [a for a in typing.get_args(info.annotation) if a is not type(None)]
+    if len(options) != 1:
+        return None
+    option = options[0]
+    if option is float:
+        return list(info.metadata)
+    if typing.get_origin(option) is not Annotated or typing.get_args(option)[0] is not float:
+        return None
+    found = list(info.metadata)
+    for rule in typing.get_args(option)[1:]:
+        found.extend(rule.metadata if isinstance(rule, FieldInfo) else [rule])
+    return found
+
+
+def field_bounds(constraints: list[Any]) -> Bounds:
     """A real-valued field's valid range, from its constraints."""
     low, high = -math.inf, math.inf
-    for rule in info.metadata:
+    for rule in constraints:
         if getattr(getattr(rule, "func", None), "__name__", "") == "_probability":
             low, high = max(low, 0.0), min(high, 1.0)
         low = max(low, float(getattr(rule, "gt", getattr(rule, "ge", low))))
@@ -164,11 +198,17 @@ def assumption_at(
         reason = NOT_UNCERTAIN.get(name, "the experiment's settings are not assumptions")
         raise ScenarioError(file, line, field, f"cannot be uncertain: {reason}")
     info = _field_info(root, data, path)
-    if info is None or info.annotation is not float:
-        raise ScenarioError(
-            file, line, field, "cannot be uncertain: only a real-valued model quantity can"
+    constraints = None if info is None else _real_constraints(info)
+    if constraints is None:
+        hint = (
+            " (a distribution's parameters can: {dist: constant, value: {uncertain: ...}})"
+            if info is not None and _is_distribution(info.annotation)
+            else ""
         )
-    bounds = field_bounds(info)
+        raise ScenarioError(
+            file, line, field, f"cannot be uncertain: only a real-valued model quantity can{hint}"
+        )
+    bounds = field_bounds(constraints)
     problem = spec.bounds_problem(bounds)
     if problem:
         raise ScenarioError(file, line, field, problem)
