@@ -146,3 +146,12 @@ def test_a_scenario_without_uncertain_assumptions_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="no uncertain assumption"):
         sensitivity(parse_scenario(fixed), "control")
+
+
+def test_funnels_with_queues_are_refused() -> None:
+    queue = PRODUCT.replace(
+        "  - {name: buy, rate: {uncertain: triangular, low: 0.5, mode: 0.6, high: 0.9}}\n",
+        "  - {name: buy, rate: 0.6, resource: reps}\n",
+    ).replace("\nvalue:", "\nresources: {reps: {capacity: 1, service_min: 5}}\nvalue:")
+    with pytest.raises(ValueError, match="queues or referrals"):
+        sensitivity(parse_scenario(queue), "control")

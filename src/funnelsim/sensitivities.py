@@ -27,7 +27,13 @@ from funnelsim import parallel
 from funnelsim.scenario import Scenario
 from funnelsim.sobol import SobolIndices, analyze, saltelli_points
 from funnelsim.uncertainty import Assumption, values_at
-from funnelsim.worlds import WORLD_METRICS, central_world, scenario_assumptions, world_metrics
+from funnelsim.worlds import (
+    WORLD_METRICS,
+    central_world,
+    scenario_assumptions,
+    world_funnels,
+    world_metrics,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -259,12 +265,18 @@ def sensitivity(
     """Sobol indices of ``variant``'s uplift in ``metric`` over control (of the control's
     ``metric`` when ``variant`` is the control) over the scenario's uncertain assumptions.
 
-    ``variant`` defaults to the best variant at the central values. The
+    ``variant`` defaults to the best variant at the central values. Funnels with queues
+    or referrals are refused (ValueError): their worlds have no exact value. The
     ``base_samples x (assumptions + 2)`` worlds (a power of 2 base) are valued here
     (``workers`` 1), on local processes or on Dask; the numbers do not depend on which.
     """
     names = scenario.variant_names
     metric_index = WORLD_METRICS.index(metric)
+    if any(f.couples_visitors for f in world_funnels(scenario, central_world(scenario))):
+        raise ValueError(
+            "queues or referrals: each world would need its own simulation, too many for "
+            "Sobol indices; `funnelsim run` gives the intervals over assumptions"
+        )
     central = world_metrics(scenario, central_world(scenario))
     best = _best(central, metric_index)
     chosen = names[best] if variant is None else variant
