@@ -415,3 +415,21 @@ def test_the_html_report_shows_the_uplifts_over_what_we_do_not_know(uncertain_ru
     page = render_html(experiment_report(uncertain_run))
     assert "Over what we do not know" in page
     assert "90% interval over 64 worlds" in page and f"{HAZARD} " in page
+
+
+def test_the_frame_has_the_bounds_over_assumptions(uncertain_run) -> None:
+    frame = uncertain_run.to_frame()
+    effect = uncertain_run.assumptions.effects["short_form"]["conversion"]
+    row = frame.loc["short_form"]
+    assert (
+        row["uplift_conversion_assumptions_low"],
+        row["uplift_conversion_assumptions_high"],
+    ) == (
+        effect.low,
+        effect.high,
+    )
+    assert row["prob_beats_control_worlds"] == effect.prob_beats_control
+    assert (
+        frame.loc["control", "prob_best_worlds"]
+        == (uncertain_run.assumptions.prob_best["control"]["conversion"])
+    )

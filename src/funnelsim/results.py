@@ -362,6 +362,7 @@ def summary_rows(result: ExperimentResult) -> list[dict[str, Any]]:
         for m in METRICS:
             uplift = s.uplift[m] if s.uplift else Interval(0.0, 0.0, 0.0)
             row.update({f"uplift_{m}_{k}": v for k, v in uplift._asdict().items()})
+        row.update(_assumption_columns(result, s))
         row.update(
             prob_beats_control=s.prob_beats_control,
             prob_best=s.prob_best,
@@ -370,6 +371,28 @@ def summary_rows(result: ExperimentResult) -> list[dict[str, Any]]:
         )
         rows.append(row)
     return rows
+
+
+def _assumption_columns(result: ExperimentResult, summary: VariantSummary) -> dict[str, Any]:
+    """The uplift's bounds over assumptions (the Monte Carlo bounds when there are no
+    uncertain assumptions, 0 for the control) and P(beats control), P(best) in
+    conversion over worlds (empty without worlds)."""
+    effects = result.assumptions
+    by_metric = effects.effects.get(summary.name, {}) if effects else {}
+    row: dict[str, Any] = {}
+    for m in ("conversion", "revenue_per_visitor", "clv_per_visitor"):
+        effect = by_metric.get(m)
+        if effect is not None:
+            low, high = effect.low, effect.high
+        elif summary.uplift is not None:
+            low, high = summary.uplift[m].low, summary.uplift[m].high
+        else:
+            low = high = 0.0
+        row[f"uplift_{m}_assumptions_low"], row[f"uplift_{m}_assumptions_high"] = low, high
+    conversion = by_metric.get("conversion")
+    row["prob_beats_control_worlds"] = conversion.prob_beats_control if conversion else None
+    row["prob_best_worlds"] = effects.prob_best[summary.name]["conversion"] if effects else None
+    return row
 
 
 def write_results(result: ExperimentResult, out: Path) -> list[Path]:
