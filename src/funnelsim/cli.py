@@ -569,22 +569,24 @@ def _print_sensitivity(result: Any) -> None:
         f"Sobol indices, bootstrap {level:.0%} intervals)",
         box=box.SIMPLE_HEAD,
     )
-    for column in ("assumption", "total", f"total [{level:.0%}]", "first-order", "range"):
-        table.add_column(column, justify="left" if column in ("assumption", "range") else "right")
+    for column in ("assumption", "total index", "first-order index", "range"):
+        text = column in ("assumption", "range")
+        table.add_column(column, justify="left" if text else "right", overflow="fold")
     specs = {a.key: a.spec.describe() for a in result.assumptions}
     for name in result.indices.ranked():
         first, total = result.indices.of(name)
         table.add_row(
             name,
-            f"{total.mean:.3f}",
-            f"[{total.low:.3f}, {total.high:.3f}]",
+            f"{total.mean:.3f} [{total.low:.3f}, {total.high:.3f}]",
             f"{first.mean:.3f} [{first.low:.3f}, {first.high:.3f}]",
             specs[name],
         )
     console = _console()
     console.print(table)
     for flip in result.flips:
-        console.print(f"what flips the decision: {flip.describe()}", highlight=False)
+        console.print(
+            f"what flips the decision: {flip.describe()}", highlight=False, soft_wrap=True
+        )
 
 
 TEMPLATE_NAMES = (  # funnelsim.scaffold.TEMPLATES
