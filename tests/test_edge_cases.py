@@ -129,7 +129,9 @@ def test_nobody_converts(tmp_path):
     for variant in results["variants"].values():
         assert variant["conversion"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
     uplift = results["variants"]["b"]["uplift_vs_control"]["conversion"]
-    assert uplift == {"mean": None, "low": None, "high": None}  # relative to zero: undefined
+    undefined = {"mean": None, "low": None, "high": None}  # relative to zero: undefined
+    assert {k: uplift[k] for k in undefined} == undefined
+    assert {k: uplift["monte_carlo"][k] for k in undefined} == undefined
     prob_best = [v["experiment"]["prob_best"] for v in results["variants"].values()]
     assert sum(prob_best) == pytest.approx(1.0, abs=1e-9)
 
