@@ -571,7 +571,9 @@ def _print_sensitivity(result: Any) -> None:
     )
     for column in ("assumption", "total index", "first-order index", "range"):
         text = column in ("assumption", "range")
-        table.add_column(column, justify="left" if text else "right", overflow="fold")
+        table.add_column(
+            column, justify="left" if text else "right", no_wrap=column == "assumption"
+        )
     specs = {a.key: a.spec.describe() for a in result.assumptions}
     for name in result.indices.ranked():
         first, total = result.indices.of(name)
