@@ -433,3 +433,13 @@ def test_the_frame_has_the_bounds_over_assumptions(uncertain_run) -> None:
         frame.loc["control", "prob_best_worlds"]
         == (uncertain_run.assumptions.prob_best["control"]["conversion"])
     )
+
+
+def test_the_plain_words_follow_the_judged_metric() -> None:
+    from funnelsim.report import assumption_lines
+
+    on_clv = BASE.replace("worlds: 64}", "worlds: 64, metric: clv_per_visitor}")
+    effects = run_experiment(parse_scenario(on_clv), replications=4, workers=1).assumptions
+    lines = assumption_lines(effects, "clv_per_visitor")
+    short = effects.effects["short_form"]["clv_per_visitor"]
+    assert f"short_form (CLV per visitor): {short.describe(0.9)}" in lines

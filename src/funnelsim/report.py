@@ -274,32 +274,40 @@ def lead_table(result: ExperimentResult) -> Table:
 
 
 def assumption_table(result: ExperimentResult, effects: AssumptionEffects) -> Table:
-    """Each variant's uplift over what we do not know, and what the spread hangs on."""
+    """Each variant's uplift over what we do not know; P(beats control) and P(best) over
+    worlds in the metric the simulated test is judged on."""
+    metric = result.scenario.experiment.metric
     table = Table(
         title=f"Over what we do not know ({effects.worlds} worlds of "
         f"{len(effects.assumptions)} uncertain assumptions; uplift vs {result.control}, "
-        f"{effects.level:.0%} interval over assumptions and Monte Carlo)",
+        f"{effects.level:.0%} interval over assumptions and Monte Carlo; P on "
+        f"{METRIC_LABEL[metric]})",
         box=box.SIMPLE_HEAD,
     )
-    for column in ("variant", "uplift conv.", "P(beats control)", "P(best)", "uplift CLV"):
+    for column in ("variant", "uplift conv.", "uplift CLV", "P(beats control)", "P(best)"):
         table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
     for name, by_metric in effects.effects.items():
-        conversion, value = by_metric["conversion"], by_metric["clv_per_visitor"]
+        conversion, value, judged = (
+            by_metric["conversion"],
+            by_metric["clv_per_visitor"],
+            by_metric[metric],
+        )
         table.add_row(
             name,
             _uplift_cell(Interval(conversion.central, conversion.low, conversion.high)),
-            percent(conversion.prob_beats_control, digits=0),
-            percent(conversion.prob_best, digits=0),
             _uplift_cell(Interval(value.central, value.low, value.high)),
+            percent(judged.prob_beats_control, digits=0),
+            percent(judged.prob_best, digits=0),
         )
     return table
 
 
-def assumption_lines(effects: AssumptionEffects) -> list[str]:
-    """Plain words per variant: its conversion uplift if the stated values hold, over
-    what we do not know, and the assumption the spread hangs on most."""
+def assumption_lines(effects: AssumptionEffects, metric: str) -> list[str]:
+    """Plain words per variant: its uplift in ``metric`` (the judged one) if the stated
+    values hold, over what we do not know, and the assumption the spread hangs on most."""
+    label = "" if metric == "conversion" else f" ({METRIC_LABEL[metric]})"
     lines = [
-        f"{name}: {by_metric['conversion'].describe(effects.level)}"
+        f"{name}{label}: {by_metric[metric].describe(effects.level)}"
         for name, by_metric in effects.effects.items()
     ]
     if effects.simulated:
@@ -326,7 +334,7 @@ def print_results(result: ExperimentResult, console: Console) -> None:
     console.print(effect_table(result))
     if result.assumptions is not None:
         console.print(assumption_table(result, result.assumptions))
-        for line in assumption_lines(result.assumptions):
+        for line in assumption_lines(result.assumptions, result.scenario.experiment.metric):
             console.print(line, highlight=False, soft_wrap=True)
     console.print(lifetime_table(result))
     if len(result.scenario.traffic.channels) > 1:
