@@ -394,11 +394,11 @@ def test_queues_are_simulated_per_world_on_the_same_visitors() -> None:
     assert effects is not None and effects.simulated
     assert effects.worlds == 8  # the run has 6 replications: at least 8 worlds, at most 32
     assert result.test_outcomes_over_worlds is None  # no exact buy chance behind a queue
-    # the order value does not move conversion, the service time does: a second rep
-    # helps more when calls take longer
+    # a second rep always helps; a simulated world's noise is not apportioned to the
+    # assumptions
     conversion = effects.effects["two_reps"]["conversion"]
     assert conversion.prob_beats_control == 1.0
-    assert next(iter(conversion.drivers)) == "resources.reps.service_min.mean"
+    assert conversion.drivers == {}
     fixed_service = QUEUE.replace("{uncertain: uniform, low: 4, high: 8}", "6")
     only_value = run_experiment(parse_scenario(fixed_service), workers=1).assumptions
     # every world meets the same visitors, so a conversion no assumption moves keeps
@@ -443,3 +443,18 @@ def test_the_plain_words_follow_the_judged_metric() -> None:
     lines = assumption_lines(effects, "clv_per_visitor")
     short = effects.effects["short_form"]["clv_per_visitor"]
     assert f"short_form (CLV per visitor): {short.describe(0.9)}" in lines
+
+
+def test_the_words_name_a_source_only_for_a_spread_beyond_the_monte_carlo_error() -> None:
+    from funnelsim.results import Effect
+
+    drivers = {HAZARD: 0.82}
+    wide = Effect(0.18, 0.06, 0.29, (0.18, 0.177, 0.181), 1.0, 0.6, drivers, spread=0.22)
+    assert wide.describe(0.9) == (
+        f"+18% if the stated values hold; +6% to +29% over what we do not know (90%); "
+        f"82% of that spread is {HAZARD}"
+    )
+    narrow = Effect(0.06, 0.059, 0.061, (0.06, 0.0595, 0.0605), 1.0, 0.0, drivers, spread=0.0005)
+    assert narrow.describe(0.9).endswith(
+        "; the assumptions move it less than the Monte Carlo error"
+    )

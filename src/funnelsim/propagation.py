@@ -14,7 +14,8 @@ metric it reports:
   one and equals it when nothing uncertain enters the uplift);
 * P(beats control) and P(best) over worlds: the share of worlds in which the
   variant's expected metric beats the control's, or is the highest;
-* which assumptions the spread hangs on: first-order variance shares estimated
+* which assumptions the spread hangs on (exact worlds only: a simulated world's
+  noise would be apportioned too): first-order variance shares estimated
   from the same worlds by SALib's RBD-FAST (Tarantola, Gatelli & Mara 2006, with
   the bias correction of Tissot & Prieur 2012). ``funnelsim sensitivity`` gives the
   full Sobol analysis with total indices.
@@ -104,6 +105,7 @@ def _effect(
         prob_beats_control=float(np.mean(finite > 0)),
         prob_best=prob_best,
         drivers=drivers,
+        spread=float(high_q - low_q),
     )
 
 
@@ -156,7 +158,7 @@ def propagate(
                 tuple(monte_carlo[name][metric]),  # type: ignore[arg-type]
                 level,
                 prob_best[name][metric],
-                _drivers(worlds, np.nan_to_num(uplifts), seed),
+                {} if simulated else _drivers(worlds, np.nan_to_num(uplifts), seed),
             )
     return AssumptionEffects(level, n, tuple(worlds.keys), simulated, effects, prob_best)
 

@@ -313,7 +313,7 @@ def assumption_lines(effects: AssumptionEffects, metric: str) -> list[str]:
     if effects.simulated:
         lines.append(
             "(queues or referrals: each world is one simulated replication, so the spread "
-            "also carries its noise)"
+            "also carries its noise, and is not apportioned to the assumptions)"
         )
     return lines
 

@@ -149,14 +149,19 @@ class Effect:
     prob_beats_control: float  # over worlds
     prob_best: float  # over worlds
     drivers: dict[str, float] = field(default_factory=dict)  # first-order share, largest first
+    spread: float = 0.0  # width of the worlds' interval alone (no Monte Carlo error)
 
     def describe(self, level: float) -> str:
         """``+18% if the stated values hold; +6% to +29% over what we do not know (90%);
-        82% of that spread is coefficients.form_fields.hazard_per_field``."""
+        82% of that spread is coefficients.form_fields.hazard_per_field``; the spread's
+        source is named only where the assumptions move the uplift more than the Monte
+        Carlo error does."""
         text = (
             f"{self.central:+.0%} if the stated values hold; {self.low:+.0%} to "
             f"{self.high:+.0%} over what we do not know ({level:.0%})"
         )
+        if not self.spread > self.monte_carlo[2] - self.monte_carlo[1]:
+            return text + "; the assumptions move it less than the Monte Carlo error"
         if self.drivers:
             key, share = next(iter(self.drivers.items()))
             text += f"; {max(share, 0.0):.0%} of that spread is {key}"
