@@ -34,7 +34,7 @@ from funnelsim.engine.aggregate import outcome_probabilities
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel, compile_funnel
 from funnelsim.scenario import Scenario
-from funnelsim.uncertainty import Assumption, draw_values, values_at
+from funnelsim.uncertainty import Assumption, draw_values
 
 FloatArray = NDArray[np.float64]
 WORLD_METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor")
@@ -86,12 +86,6 @@ def sample_worlds(scenario: Scenario, n: int, seed: int) -> Worlds:
     """
     assumptions = scenario_assumptions(scenario)
     return Worlds(tuple(assumptions), draw_values(assumptions, n, seed))
-
-
-def worlds_at(scenario: Scenario, points: FloatArray) -> Worlds:
-    """The worlds at given points of the unit cube (one column per assumption)."""
-    assumptions = scenario_assumptions(scenario)
-    return Worlds(tuple(assumptions), values_at(assumptions, points))
 
 
 def central_world(scenario: Scenario) -> dict[str, float]:
@@ -225,8 +219,3 @@ def world_metrics(
     if any(f.couples_visitors for f in funnels):
         return _simulated_metrics(scenario, funnels, seed)
     return np.array([expected_metrics(f, values) for f in funnels])
-
-
-def evaluate_worlds(scenario: Scenario, worlds: Worlds, seed: int = 0) -> FloatArray:
-    """(worlds, variants, WORLD_METRICS): every variant's value in every world."""
-    return np.array([world_metrics(scenario, worlds.world(i), seed) for i in range(len(worlds))])
