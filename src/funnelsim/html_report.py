@@ -982,7 +982,7 @@ def _assumptions_section(result: ExperimentResult) -> tuple[Section, ...]:
         rows,
         caption=(
             f"Central uplift if the stated values hold, with its {effects.level:.0%} interval "
-            f"over {effects.worlds} worlds of {len(effects.assumptions)} uncertain assumptions "
+            f"over {effects.worlds} worlds of {effects.counted} "
             "(Monte Carlo error included); P(beats control) and P(best) are shares of "
             "worlds; 'spread from' gives each leading assumption's first-order share of the "
             "spread (RBD-FAST)."

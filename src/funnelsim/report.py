@@ -279,7 +279,7 @@ def assumption_table(result: ExperimentResult, effects: AssumptionEffects) -> Ta
     metric = result.scenario.experiment.metric
     table = Table(
         title=f"Over what we do not know ({effects.worlds} worlds of "
-        f"{len(effects.assumptions)} uncertain assumptions; uplift vs {result.control}, "
+        f"{effects.counted}; uplift vs {result.control}, "
         f"{effects.level:.0%} interval over assumptions and Monte Carlo; P on "
         f"{METRIC_LABEL[metric]})",
         box=box.SIMPLE_HEAD,

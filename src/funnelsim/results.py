@@ -179,6 +179,12 @@ class AssumptionEffects:
     effects: dict[str, dict[str, Effect]]  # variant (not control) -> metric -> effect
     prob_best: dict[str, dict[str, float]]  # variant (control too) -> metric -> P(best)
 
+    @property
+    def counted(self) -> str:
+        """``3 uncertain assumptions`` (or ``1 uncertain assumption``)."""
+        n = len(self.assumptions)
+        return f"{n} uncertain assumption{'' if n == 1 else 's'}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "interval": "assumptions and Monte Carlo",
