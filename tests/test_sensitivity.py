@@ -144,7 +144,9 @@ def test_a_scenario_without_uncertain_assumptions_is_refused() -> None:
     fixed = PRODUCT.replace(
         "value: {order_value: 50}", "value: {order_value: 50}\nexperiment: {assumptions: fixed}"
     )
-    with pytest.raises(ValueError, match="no uncertain assumption"):
+    with pytest.raises(
+        ValueError, match="no uncertain assumption: experiment.assumptions is fixed"
+    ):
         sensitivity(parse_scenario(fixed), "control")
 
 

@@ -285,7 +285,11 @@ def sensitivity(
     pair = _pair(scenario, chosen)
     assumptions = scenario_assumptions(pair)
     if not assumptions:
-        raise ValueError("no uncertain assumption: write one as {uncertain: ...}")
+        fixed = scenario.experiment.assumptions == "fixed"
+        raise ValueError(
+            "no uncertain assumption: "
+            + ("experiment.assumptions is fixed" if fixed else "write one as {uncertain: ...}")
+        )
     seed = scenario.seed if seed is None else seed
     points = saltelli_points(len(assumptions), base_samples, seed)
     work = functools.partial(
