@@ -145,7 +145,7 @@ def test_a_scenario_without_uncertain_assumptions_is_refused() -> None:
         "value: {order_value: 50}", "value: {order_value: 50}\nexperiment: {assumptions: fixed}"
     )
     with pytest.raises(
-        ValueError, match="no uncertain assumption: experiment.assumptions is fixed"
+        ValueError, match=r"no uncertain assumption: experiment\.assumptions is fixed"
     ):
         sensitivity(parse_scenario(fixed), "control")
 
