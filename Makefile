@@ -33,8 +33,8 @@ test: $(VENV)/.installed-test
 # Every target of the benchmarks as a TARGET line, saved, then README.md's table from them.
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	set -o pipefail; ($(BIN)/python benchmarks/engines.py && $(BIN)/python benchmarks/analysis.py) \
-		| tee benchmarks/last-run.txt
+	set -o pipefail; ($(BIN)/python benchmarks/engines.py && $(BIN)/python benchmarks/analysis.py \
+		&& $(BIN)/python benchmarks/assumptions.py) | tee benchmarks/last-run.txt
 	$(BIN)/python benchmarks/targets.py benchmarks/last-run.txt README.md
 
 lint: $(VENV)/.installed-test

@@ -2,16 +2,18 @@
 
 Usage: .venv/bin/python benchmarks/assumptions.py [--workers 2] [--samples 4096]
 
-Targets, on scenarios/checkout.yaml with every default coefficient uncertain:
+Targets, on scenarios/checkout.yaml with every default coefficient uncertain, each
+printed as a TARGET line (``benchmarks/targets.py``):
   1. ``run`` with the assumptions uncertain costs at most 2x the same run with them
-     fixed (``--assumptions fixed``: today's point-value run);
-  2. ``sensitivity`` with at least 4,096 base samples finishes in under 60 s on 2 cores.
+     fixed (``--assumptions fixed``: the point-value run);
+  2. ``sensitivity`` with at least 4,096 base samples finishes in under 60 s on 2 cores
+     (reported also as a ratio to the fixed run).
 
 If the bundled checkout scenario carries no uncertain assumption, each default
 coefficient of the friction models (every positive real field of ``coefficients``)
 is made uncertain here: a beta (probabilities) or lognormal (other positive values)
-with its default as mean and a 20% coefficient of variation. Timings are taken side
-by side in this process, so a busy machine slows both sides alike.
+with its default as mean and a 20% coefficient of variation. Timings are wall times
+taken side by side in this process, so a busy machine slows both sides alike.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import targets
 import yaml
+from targets import Target
 
 from funnelsim.experiment import run_experiment
 from funnelsim.scenario import Coefficients, Scenario, load_scenario, parse_scenario
@@ -31,6 +35,7 @@ from funnelsim.sensitivities import sensitivity
 ROOT = Path(__file__).resolve().parents[1]
 CHECKOUT = ROOT / "scenarios" / "checkout.yaml"
 RELATIVE_SD = 0.2
+COMMAND = "python benchmarks/assumptions.py"
 
 
 def _uncertain(value: float, probability: bool) -> dict[str, Any]:
@@ -69,16 +74,23 @@ def main() -> None:
     args = parser.parse_args()
     uncertain = every_default_uncertain(CHECKOUT)
     fixed = uncertain.with_overrides({"experiment.assumptions": "fixed"})
-    print(
-        f"{len(uncertain.assumptions)} uncertain assumptions: "
-        f"{', '.join(a.key for a in uncertain.assumptions)}"
-    )
+    keys = [a.key for a in uncertain.assumptions]
+    print(f"{len(keys)} uncertain assumptions: {', '.join(keys)}")
     fixed_s, _ = timed(lambda: run_experiment(fixed, workers=args.workers))
     run_s, result = timed(lambda: run_experiment(uncertain, workers=args.workers))
     worlds = result.assumptions.worlds if result.assumptions else 0
-    print(
-        f"run, assumptions fixed: {fixed_s:.1f} s; uncertain ({worlds} worlds): {run_s:.1f} s; "
-        f"ratio {run_s / fixed_s:.2f} (target <= 2)"
+    targets.report(
+        Target(
+            "run checkout.yaml, assumptions uncertain",
+            f"{run_s:.1f} s ({worlds} worlds)",
+            f"{fixed_s:.1f} s (assumptions fixed)",
+            f"{run_s / fixed_s:.2f}x",
+            "<= 2x the fixed run",
+            run_s <= 2 * fixed_s,
+            f"wall time of run_experiment, 200 replications on {args.workers} workers, "
+            "with the worlds and the tests replayed per world, against --assumptions fixed",
+            COMMAND,
+        )
     )
     sens_s, analysis = timed(
         lambda: sensitivity(
@@ -86,10 +98,18 @@ def main() -> None:
         )
     )
     evaluations = args.samples * (len(analysis.assumptions) + 2)
-    print(
-        f"sensitivity, {args.samples} base samples ({evaluations:,} worlds) on "
-        f"{args.workers} workers: {sens_s:.1f} s (target < 60 s); "
-        f"{sens_s / fixed_s:.2f}x the fixed run"
+    targets.report(
+        Target(
+            "sensitivity checkout.yaml --variant short_form",
+            f"{sens_s:.1f} s ({evaluations:,} worlds)",
+            f"{fixed_s:.1f} s (run, assumptions fixed)",
+            f"{sens_s / fixed_s:.2f}x",
+            f"< 60 s on 2 cores, >= 4,096 base samples ({args.samples})",
+            sens_s < 60 and args.samples >= 4096,
+            f"wall time of the Sobol indices of {len(analysis.assumptions)} assumptions and "
+            f"the flips, on {args.workers} workers",
+            COMMAND,
+        )
     )
     print(repr(analysis))
 
