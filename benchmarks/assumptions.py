@@ -9,10 +9,10 @@ printed as a TARGET line (``benchmarks/targets.py``):
   2. ``sensitivity`` with at least 4,096 base samples finishes in under 60 s on 2 cores
      (reported also as a ratio to the fixed run).
 
-If the bundled checkout scenario carries no uncertain assumption, each default
-coefficient of the friction models (every positive real field of ``coefficients``)
-is made uncertain here: a beta (probabilities) or lognormal (other positive values)
-with its default as mean and a 20% coefficient of variation. Timings are wall times
+If the bundled checkout scenario carries no uncertain assumption (the calibrated
+defaults' ranges not yet in), each calibrated coefficient its stages use is made
+uncertain here: a beta (probabilities) or lognormal (other positive values) with its
+default as mean and a 20% coefficient of variation. Timings are wall times
 taken side by side in this process, so a busy machine slows both sides alike.
 """
 
@@ -43,21 +43,26 @@ def _uncertain(value: float, probability: bool) -> dict[str, Any]:
     return {"uncertain": kind, "mean": value, "sd": value * RELATIVE_SD}
 
 
+CALIBRATED_IN_CHECKOUT = (  # the calibrated coefficients checkout.yaml's stages use
+    ("form_fields", "hazard_per_field"),
+    ("login_wall", "required"),
+    ("page_load", "max_extra"),
+    ("payment", "abandon_if_missing"),
+)
+
+
 def every_default_uncertain(path: Path) -> Scenario:
-    """The scenario of ``path``; if it has no uncertain assumption, with every positive
-    real default coefficient uncertain (see the module docstring)."""
+    """The scenario of ``path``; if it has no uncertain assumption, with each calibrated
+    coefficient its stages use uncertain (see the module docstring)."""
     scenario = load_scenario(path)
     if scenario.assumptions:
         return scenario
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     defaults = Coefficients()
-    for group, model in defaults:
-        for name, info in type(model).model_fields.items():
-            value = getattr(model, name)
-            if info.annotation is float and value > 0:
-                probability = any(getattr(r, "func", None) for r in info.metadata)
-                uncertain = _uncertain(value, probability and value < 1)
-                data.setdefault("coefficients", {}).setdefault(group, {})[name] = uncertain
+    for group, name in CALIBRATED_IN_CHECKOUT:
+        value = getattr(getattr(defaults, group), name)
+        uncertain = _uncertain(value, probability=value < 1)
+        data.setdefault("coefficients", {}).setdefault(group, {})[name] = uncertain
     return parse_scenario(yaml.safe_dump(data, sort_keys=False), str(path))
 
 
