@@ -19,6 +19,7 @@ from funnelsim.worlds import (
     expected_metrics,
     realise,
     sample_worlds,
+    scenario_assumptions,
     world_funnels,
     world_metrics,
 )
@@ -142,10 +143,16 @@ def test_assumptions_are_central_in_the_scenario_and_listed_by_key() -> None:
     scenario = parse_scenario(BASE)
     assert scenario.stages[0].rate == 0.55
     assert scenario.coefficients.form_fields.hazard_per_field == 0.04
-    assert [a.key for a in scenario.assumptions] == [
-        "stages.landing.rate",
-        "value.order_value.mean",
-        HAZARD,
+    keys = [a.key for a in scenario.assumptions]
+    assert keys[:3] == ["stages.landing.rate", "value.order_value.mean", HAZARD]
+    # then the ranges of the calibrated defaults the file leaves to their default
+    assert all(a.default for a in scenario.assumptions[3:])
+    assert "coefficients.login_wall.required" in keys[3:] and HAZARD not in keys[3:]
+    assert [a.key for a in scenario_assumptions(scenario)] == [
+        *keys[:3],
+        "coefficients.login_wall.required",  # the defaults acting on some variant
+        "coefficients.page_load.max_extra",
+        f"variants.cheap_form.{HAZARD}",
     ]
     own = scenario.variant("cheap_form").assumptions
     assert [a.key for a in own][-1] == f"variants.cheap_form.{HAZARD}"
@@ -233,10 +240,12 @@ def test_results_json_keeps_the_monte_carlo_interval(uncertain_run) -> None:
 
 
 def test_an_uplift_no_uncertain_input_enters_keeps_the_monte_carlo_interval() -> None:
-    # Only the landing rate is uncertain: a shorter form scales every cell's checkout
-    # alike, so the landing rate cancels in the uplift and every world agrees.
+    # Only the landing rate and the page-load curve are uncertain (the file sets the
+    # login wall's hazard): a shorter form or a guest checkout scales every cell's
+    # checkout alike, so both cancel in the uplift and every world agrees.
     text = (
-        BASE.replace("{uncertain: normal, mean: 60, sd: 6}", "60")
+        BASE.replace("coefficients:\n", "coefficients:\n  login_wall: {required: 0.1334}\n")
+        .replace("{uncertain: normal, mean: 60, sd: 6}", "60")
         .replace("{uncertain: triangular, low: 0.015, mode: 0.04, high: 0.07}", "0.04")
         .replace("{uncertain: uniform, low: 0.0, high: 0.02}", "0.01")
     )
@@ -343,10 +352,13 @@ def test_tests_judge_each_against_its_own_worlds_truth() -> None:
 
 
 def test_world_tests_are_the_aggregate_engines_tests_where_no_assumption_moves_them() -> None:
-    # Only the order value is uncertain: no world changes who buys, so each world's test
-    # is the aggregate engine's test of the same replication, decision for decision.
+    # Only the order value is uncertain (the file sets the calibrated coefficients): no
+    # world changes who buys, so each world's test is the aggregate engine's test of the
+    # same replication, decision for decision.
+    pinned = "coefficients:\n  login_wall: {required: 0.1334}\n  page_load: {max_extra: 1.2}\n"
     text = (
-        BASE.replace("{uncertain: beta, mean: 0.55, sd: 0.05}", "0.55")
+        BASE.replace("coefficients:\n", pinned)
+        .replace("{uncertain: beta, mean: 0.55, sd: 0.05}", "0.55")
         .replace("{uncertain: triangular, low: 0.015, mode: 0.04, high: 0.07}", "0.04")
         .replace("{uncertain: uniform, low: 0.0, high: 0.02}", "0.01")
     )

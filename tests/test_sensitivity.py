@@ -57,7 +57,8 @@ def inside(estimate: IndexEstimate, value: float) -> bool:
 def test_conversion_as_a_product_of_independent_rates_has_the_closed_form_indices() -> None:
     scenario = parse_scenario(PRODUCT)
     result = sensitivity(scenario, "control", "conversion", base_samples=4096, seed=2)
-    dists = {a.key: a.spec.distribution(a.bounds) for a in scenario.assumptions}
+    dists = {a.key: a.spec.distribution(a.bounds) for a in result.assumptions}
+    assert list(dists) == ["stages.visit.rate", "stages.cart.rate", "stages.buy.rate"]
     means = np.array([d.mean() for d in dists.values()])
     second = np.array([d.var() for d in dists.values()]) + means**2
     variance = np.prod(second) - np.prod(means**2)

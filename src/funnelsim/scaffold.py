@@ -445,7 +445,7 @@ class CalibratedValue(NamedTuple):
         return self.value == self.range.spec["mode"]
 
 
-def _uses(scenario: Scenario, group: str, field: str) -> bool:
+def uses_coefficient(scenario: Scenario, group: str, field: str) -> bool:
     """Whether coefficient ``group.field`` acts on some stage of the scenario."""
     if group == "response":
         response = scenario.coefficients.response
@@ -471,7 +471,7 @@ def calibrated_values(scenario: Scenario) -> list[CalibratedValue]:
     found = []
     for path, spec in default_ranges().items():
         _, group, field = path.split(".")
-        if _uses(scenario, group, field):
+        if uses_coefficient(scenario, group, field):
             value = getattr(getattr(scenario.coefficients, group), field)
             found.append(CalibratedValue(path, value, spec))
     return found

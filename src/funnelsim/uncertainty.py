@@ -261,13 +261,16 @@ class Assumption(NamedTuple):
     ``key`` names it (the dotted path of the field, e.g.
     ``coefficients.form_fields.hazard_per_field``, or ``variants.<name>.<path>`` for
     a variant's own uncertain override, drawn independently of the base's);
-    ``path`` is the field it sets; ``bounds`` the field's valid range.
+    ``path`` is the field it sets; ``bounds`` the field's valid range; ``default`` is
+    True for a calibrated default's documented range (the file leaves the coefficient
+    to its default), False for a quantity the file writes as uncertain.
     """
 
     key: str
     spec: UncertainQuantity
     bounds: Bounds = UNBOUNDED
     path: str = ""
+    default: bool = False
 
     @property
     def field(self) -> str:

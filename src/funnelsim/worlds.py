@@ -33,6 +33,7 @@ from funnelsim.engine import simpy_engine
 from funnelsim.engine.aggregate import outcome_probabilities
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel, compile_funnel
+from funnelsim.scaffold import uses_coefficient
 from funnelsim.scenario import Scenario
 from funnelsim.uncertainty import Assumption, draw_values
 
@@ -41,16 +42,25 @@ WORLD_METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor")
 REPLICATIONS_PER_WORLD = 1  # where a world must be simulated (queues, referrals): same visitors
 
 
+def _acts(scenario: Scenario, assumption: Assumption) -> bool:
+    """False for a calibrated default's range whose coefficient no variant's stage uses
+    (a response slope without response decay): it cannot change anything."""
+    if not assumption.default:
+        return True
+    _, group, field = assumption.field.split(".")
+    return any(uses_coefficient(scenario.variant(v), group, field) for v in scenario.variant_names)
+
+
 def scenario_assumptions(scenario: Scenario) -> list[Assumption]:
-    """Every uncertain assumption of ``scenario``'s variants, each key once (the
-    control's first); none when ``experiment.assumptions`` is ``fixed``."""
+    """Every uncertain assumption of ``scenario``'s variants that can act on it, each key
+    once (the control's first); none when ``experiment.assumptions`` is ``fixed``."""
     if scenario.experiment.assumptions == "fixed":
         return []
     keyed: dict[str, Assumption] = {}
     for name in scenario.variant_names:
         for assumption in scenario.variant(name).assumptions:
             keyed.setdefault(assumption.key, assumption)
-    return list(keyed.values())
+    return [a for a in keyed.values() if _acts(scenario, a)]
 
 
 @dataclass(frozen=True)

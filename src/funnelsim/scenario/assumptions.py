@@ -6,7 +6,9 @@ replaced by its central value, so the scenario validates as a point-value scenar
 each becomes an :class:`~funnelsim.uncertainty.Assumption` keyed by its dotted path
 (``stages.cart.rate``), after checking that it sets a real-valued model quantity and
 that its values lie within the field's valid range. A variant's own uncertain
-override is keyed ``variants.<name>.<path>`` and drawn independently.
+override is keyed ``variants.<name>.<path>`` and drawn independently. Every calibrated
+default coefficient the file leaves to its default carries the range its sources
+allow (:func:`funnelsim.friction.default_ranges`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from funnelsim.friction import default_ranges
 from funnelsim.scenario.messages import (
     Path_,
     ScenarioError,
@@ -213,3 +216,27 @@ def assumption_at(
     if problem:
         raise ScenarioError(file, line, field, problem)
     return Assumption(key, spec, bounds, name_path(data, path))
+
+
+def _holds(data: Any, parts: list[str]) -> bool:
+    """True when the raw data sets the field at ``parts`` (a dotted path of keys)."""
+    for part in parts:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def default_assumptions(root: type[BaseModel], data: Any) -> list[Assumption]:
+    """The documented range of every calibrated default coefficient that ``data`` (a
+    scenario's raw data) leaves to its default, as assumptions keyed by their path."""
+    found = []
+    for path, default in default_ranges().items():
+        parts = path.split(".")
+        info = _field_info(root, data, tuple(parts))
+        constraints = None if info is None else _real_constraints(info)
+        if _holds(data, parts) or constraints is None:
+            continue
+        spec = parse_uncertain(default.spec)
+        found.append(Assumption(path, spec, field_bounds(constraints), path, default=True))
+    return found

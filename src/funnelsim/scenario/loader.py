@@ -12,7 +12,12 @@ from typing import Any
 
 import yaml
 
-from funnelsim.scenario.assumptions import assumption_at, name_path, take_uncertain
+from funnelsim.scenario.assumptions import (
+    assumption_at,
+    default_assumptions,
+    name_path,
+    take_uncertain,
+)
 from funnelsim.scenario.messages import Path_, ScenarioError, _dotted, _LineMap, _shown
 from funnelsim.scenario.schema import Scenario, _validate
 from funnelsim.scenario.variants import _resolve_variant
@@ -149,7 +154,10 @@ def _read_text(path: Path) -> str:
 
 
 def parse_scenario(text: str, file: str = "<string>") -> Scenario:
-    """Validate scenario YAML text; every variant is resolved, so errors surface now."""
+    """Validate scenario YAML text; every variant is resolved, so errors surface now.
+
+    The scenario's assumptions are its ``{uncertain: ...}`` quantities, then the
+    calibrated default coefficients it leaves to their default, with their ranges."""
     data, line_map = _parse_yaml(text, file)
     specs = take_uncertain(data, (), file, line_map, Scenario) if isinstance(data, dict) else {}
     assumptions = [
@@ -160,6 +168,7 @@ def parse_scenario(text: str, file: str = "<string>") -> Scenario:
     ]
     scenario = _validate(data, file, line_map)
     scenario._source = (file, line_map.lines)
+    assumptions += default_assumptions(Scenario, data)
     scenario._assumptions = {a.key: a for a in assumptions}
     for name in scenario.variants:
         scenario._resolved[name] = _resolve_variant(scenario, name, file, line_map.lines, _validate)
