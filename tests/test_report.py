@@ -51,8 +51,10 @@ def test_page_is_self_contained_with_every_figure_embedded(document) -> None:
 
 def test_report_has_every_section(document, result) -> None:
     titles = [s.title for s in document.sections]
+    assert result.assumptions is not None  # the calibrated defaults' ranges
     assert titles == [
         "Decision at a glance",
+        "Over what we do not know",
         "Scenario",
         "Funnels",
         "Uplift posteriors",
