@@ -27,8 +27,7 @@ from numpy.random import SeedSequence
 from numpy.typing import NDArray
 
 from funnelsim import clv, parallel
-from funnelsim.engine import aggregate
-from funnelsim.engine import service
+from funnelsim.engine import aggregate, service
 from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel
 from funnelsim.engine.outcomes import REASONS, Outcome
