@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from funnelsim.analysis.moments import Moments, covariances, means
 
@@ -114,7 +114,7 @@ def _residual_variance(cov: FloatArray, theta: FloatArray) -> FloatArray:
 
 def _interval(value: float, variance: float, level: float) -> Estimate:
     se = float(np.sqrt(variance))
-    z = float(norm.ppf(0.5 + level / 2))
+    z = float(ndtri(0.5 + level / 2))
     return Estimate(value, se, value - z * se, value + z * se)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
-from scipy.stats import false_discovery_control, norm
+from scipy.special import ndtr, ndtri
 
 from funnelsim.analysis.cuped import Estimate
 from funnelsim.analysis.decision import Decision
@@ -124,7 +124,7 @@ def _harm_probability(uplift: Estimate, spec: MetricSpec) -> float:
     harm = -uplift.value if spec.higher_is_better else uplift.value
     if not uplift.se > 0:
         return float(harm > spec.threshold)
-    return float(norm.sf((spec.threshold - harm) / uplift.se))
+    return float(ndtr(-(spec.threshold - harm) / uplift.se))
 
 
 def metrics_readout(
@@ -154,7 +154,7 @@ def metrics_readout(
     mean, cov = means(selected), covariances(selected)
     with np.errstate(divide="ignore", invalid="ignore"):
         variance = np.diagonal(cov, axis1=1, axis2=2) / selected.count[:, None]
-    z = float(norm.ppf(0.5 + level / 2))
+    z = float(ndtri(0.5 + level / 2))
     rows = []
     for m, spec in enumerate(specs):
         for arm, name in enumerate(selected.arms):
@@ -164,9 +164,11 @@ def metrics_readout(
             uplift = _relative_change(control_stats, (float(mean[arm, m]), variance[arm, m]), z)
             se = float(np.sqrt(variance[arm, m] + variance[ref, m]))
             gap = float(mean[arm, m] - mean[ref, m])
-            p_value = float(2 * norm.sf(abs(gap) / se)) if se > 0 else float(gap == 0)
+            p_value = float(2 * ndtr(-abs(gap) / se)) if se > 0 else float(gap == 0)
             rows.append((spec, name, control_stats[0], float(mean[arm, m]), uplift, p_value))
     p_values = np.array([row[5] for row in rows])
+    from scipy.stats import false_discovery_control  # lazy: scipy.stats costs seconds
+
     q_values = false_discovery_control(np.nan_to_num(p_values, nan=1.0), method="bh")
     effects = []
     for (spec, name, a, b, uplift, p_value), q_value in zip(rows, q_values, strict=True):

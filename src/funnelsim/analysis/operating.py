@@ -32,7 +32,6 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import binomtest
 
 from funnelsim.analysis.conjugate import beta_posteriors, expected_loss, posterior_mean
 from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule, decide
@@ -99,6 +98,8 @@ def wilson(successes: int, trials: int, level: float = 0.95) -> Rate:
     >>> round(r.value, 3), round(r.low, 4), round(r.high, 4)
     (0.05, 0.0381, 0.0653)
     """
+    from scipy.stats import binomtest  # lazy: scipy.stats takes seconds to import
+
     interval = binomtest(successes, trials).proportion_ci(level, method="wilson")
     return Rate(successes / trials, float(interval.low), float(interval.high))
 

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri
 
 from funnelsim.analysis.cuped import Estimate
 from funnelsim.analysis.moments import Moments, covariances, means
@@ -147,7 +147,7 @@ def ratio_readout(
         raise ValueError(f"every arm needs a positive total of {denominator!r}")
     mean, cov = means(selected), covariances(selected)
     ratio, variance = ratio_variance(selected.count, mean, cov)
-    z = float(norm.ppf(0.5 + level / 2))
+    z = float(ndtri(0.5 + level / 2))
     den_var = cov[:, 1, 1] / selected.count
     effects = []
     for arm, name in enumerate(selected.arms):
@@ -157,7 +157,7 @@ def ratio_readout(
         uplift_var = variance[arm] / a**2 + b**2 * variance[ref] / a**4
         den_gap = mean[arm, 1] - mean[ref, 1]
         den_se = np.sqrt(den_var[arm] + den_var[ref])
-        p_value = float(2 * norm.sf(abs(den_gap) / den_se)) if den_se > 0 else 1.0
+        p_value = float(2 * ndtr(-abs(den_gap) / den_se)) if den_se > 0 else 1.0
         effects.append(
             RatioEffect(
                 name,
