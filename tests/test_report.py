@@ -238,3 +238,51 @@ def test_trace_figure_has_a_density_and_a_trace_per_variable() -> None:
     figure = plots.trace_figure(_synthetic_posterior(), ["rate"])
     assert len(figure.axes) == 2
     assert len(figure.axes[1].lines) >= 4  # 2 variants x 2 chains
+    density, trace = figure.axes
+    assert density.get_title(loc="left") == "rate: density per chain"
+    assert trace.get_title(loc="left") == "rate: draws per chain"
+    assert density.get_title() == trace.get_title() == ""  # no centred title to misread
+
+
+def _model_data(model: str):
+    from funnelsim.analysis.data import OrderStats, experiment_from_rates
+
+    if model == "funnel":
+        rates = [[0.4, 0.5, 0.7], [0.4, 0.58, 0.7]]
+        return experiment_from_rates(
+            ["a", "b"], rates, 5000, ["cart", "checkout"], np.random.default_rng(3)
+        )
+    converted = np.array([300.0, 340.0])
+    orders = OrderStats(
+        converted,
+        converted * 40,
+        converted * 2000,
+        converted * np.log(40),
+        converted * np.log(40) ** 2 + 50,
+    )
+    return experiment_from_counts(["a", "b"], [5000, 5000], converted)._replace(orders=orders)
+
+
+@pytest.mark.parametrize("model", ["conjugate", "funnel", "revenue"])
+def test_analysis_report_shows_the_model_that_was_fitted(model: str) -> None:
+    import warnings
+
+    from rich.console import Console
+    from test_tables import numbers
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = analyze(_model_data(model), "a", model, draws=150, tune=150, chains=2, seed=1)
+        document = html_report.analysis_report(result)
+        page = html_report.render_html(document)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning | UserWarning)]
+    console = Console(width=400, record=True, color_system=None)
+    report.print_analysis(result, console)
+    shown = re.sub(r"<[^>]+>", " ", page.replace("<br>", "\n"))
+    assert numbers(console.export_text()) <= numbers(shown)  # every terminal number
+    titles = [s.title for s in document.sections]
+    assert f"{model} model, decision on" in page
+    assert ("Beta-Binomial" in page) == (model == "conjugate")
+    assert ("Stage by stage" in titles) == (model == "funnel")
+    metric = "revenue_per_visitor" if model == "revenue" else "conversion"
+    assert f"uplift_{metric}" in [f.name for f in document.figures]

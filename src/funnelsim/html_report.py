@@ -34,7 +34,7 @@ import numpy as np
 from funnelsim import formatting as fmt
 from funnelsim import plots, report
 from funnelsim.files import atomic_writer, png_bytes, write_bytes_atomic
-from funnelsim.tables import EMPTY, Cell, Column, Row, Table, esc, label, text, to_html
+from funnelsim.tables import EMPTY, Cell, Column, Row, Table, columns, esc, label, text, to_html
 
 if TYPE_CHECKING:
     from arviz import InferenceData
@@ -599,14 +599,14 @@ def loss_table(result: ExperimentResult) -> Table:
     )
     return Table(
         "Expected loss",
-        (
+        columns(
             label("variant"),
-            Column("expected loss"),
-            Column("P(best)"),
-            Column("tests shipping it"),
-            Column("shipping another"),
-            Column("no difference"),
-            Column("still testing"),
+            "expected loss",
+            "P(best)",
+            "tests shipping it",
+            "shipping another",
+            "no difference",
+            "still testing",
             text("decision"),
         ),
         rows,
@@ -683,12 +683,7 @@ def precision_table(result: ExperimentResult) -> Table:
     )
     return Table(
         "Monte Carlo precision",
-        (
-            label("variant"),
-            Column("conversion"),
-            Column("revenue / visitor"),
-            Column("CLV / visitor"),
-        ),
+        columns(label("variant"), "conversion", "revenue / visitor", "CLV / visitor"),
         rows,
         caption=f"Means over {len(result.replications)} replications with the half-width of "
         "their 95% interval (Monte Carlo precision of the expected effect).",
@@ -741,16 +736,8 @@ def analysis_report(result: AnalysisResult) -> Report:
     if any(v.stages for v in result.variants):
         sections.append(Section("Stage by stage", to_html(report.stage_table(result))))
     sections.append(_analysis_uplift(result))
-    sections.append(_mcmc_diagnostics(result.posterior, _sampled_names(result)))
+    sections.append(_mcmc_diagnostics(result.posterior))
     return Report(f"Experiment: {result.source}", decision.reason, facts, tuple(sections), MEASURED)
-
-
-def _sampled_names(result: AnalysisResult) -> list[str]:
-    """The model's free parameters (what NUTS sampled), not the derived quantities."""
-    if result.posterior is None:
-        return []
-    derived = {"conversion", "revenue_per_visitor", "uplift", "stage_rate"}
-    return [str(n) for n in result.posterior["posterior"].data_vars if str(n) not in derived]
 
 
 def _analysis_uplift(result: AnalysisResult) -> Section:
@@ -810,14 +797,18 @@ def diagnostics_table(idata: InferenceData, var_names: list[str]) -> Table:
     )
 
 
-def _mcmc_diagnostics(idata: InferenceData | None, var_names: list[str]) -> Section:
+def _mcmc_diagnostics(idata: InferenceData | None, var_names: list[str] | None = None) -> Section:
+    """Divergences, r_hat and ESS per sampled variable, and their traces; ``var_names``
+    defaults to every variable that varies in all its elements."""
     if idata is None:
         return Section(
             "Diagnostics",
             '<p class="note">Exact conjugate posteriors: nothing was '
             "sampled, so there is no convergence to check.</p>",
         )
-    names = var_names or [str(name) for name in idata["posterior"].data_vars]
+    from funnelsim.analysis.models import varying_variables
+
+    names = var_names or varying_variables(idata)
     stats = idata["sample_stats"] if "sample_stats" in idata.groups() else {}
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     body = f"<p>Divergent transitions: <b>{divergences}</b>.</p>" + to_html(

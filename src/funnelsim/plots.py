@@ -475,6 +475,11 @@ def trace_figure(idata: InferenceData, var_names: Sequence[str]) -> Figure:
                 compact=True,
                 backend_kwargs={"layout": None},
             )
+        for row, name in enumerate(var_names):
+            for ax, what in zip(axes[row], ("density per chain", "draws per chain"), strict=True):
+                ax.set_title("")
+                ax.set_title(f"{name}: {what}", loc="left", fontsize=8.5, pad=3)
+        figure.get_layout_engine().set(h_pad=0.12)
         figure.suptitle(
             "MCMC traces: chains should overlap like hairy caterpillars",
             fontsize=10,

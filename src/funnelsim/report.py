@@ -41,6 +41,7 @@ from funnelsim.tables import (
     Row,
     Table,
     Tone,
+    columns,
     label,
     print_note,
     print_table,
@@ -61,6 +62,7 @@ OUTCOME_TONE: dict[str, Tone] = {
 }
 METRIC_LABEL = {"conversion": "conversion", "clv_per_visitor": "CLV per visitor"}
 UPLIFT_NOTE = "below each value: uplift vs control [95% interval]"
+PROBABILITY_COLUMNS = ("P(beats control)", "P(best)")
 
 
 # --------------------------------------------------------------------------- cells
@@ -199,13 +201,7 @@ def queue_table(result: ExperimentResult) -> Table:
     """Shared resources per variant: utilisation, mean wait of those served, who gave up."""
     return Table(
         "Queues (mean over replications)",
-        (
-            label("variant"),
-            label("resource"),
-            Column("utilisation"),
-            Column("mean wait"),
-            Column("gave up waiting"),
-        ),
+        columns(label("variant"), label("resource"), "utilisation", "mean wait", "gave up waiting"),
         tuple(
             Row(
                 (
@@ -321,12 +317,7 @@ def lead_table(result: ExperimentResult) -> Table:
     """Lead quality per variant: leads won, share who became customers, days to customer."""
     return Table(
         "Leads (mean per replication)",
-        (
-            label("variant"),
-            Column("leads"),
-            Column("lead → customer"),
-            Column("days lead → customer"),
-        ),
+        columns(label("variant"), "leads", "lead → customer", "days lead → customer"),
         tuple(
             Row(
                 (
@@ -524,7 +515,7 @@ def analysis_table(result: analysis.AnalysisResult) -> Table:
         if has_stages:
             changed = v.changed_stage
             cells.append(
-                EMPTY if changed is None else Cell(f"{changed.stage} {changed.change.mean:+.1%}")
+                EMPTY if changed is None else Cell(changed.stage, f"{changed.change.mean:+.1%}")
             )
         rows.append(Row(tuple(cells)))
     return Table(
@@ -621,14 +612,13 @@ def transactions_table(readout: TransactionReadout) -> Table:
     )
     return Table(
         "Order log: repeat purchase and CLV per customer (BG/NBD)",
-        (
+        columns(
             label("variant"),
-            Column("customers"),
-            Column("repeat purchases"),
-            Column("still active"),
-            Column("CLV/customer"),
-            Column("P(beats control)"),
-            Column("P(best)"),
+            "customers",
+            "repeat purchases",
+            "still active",
+            "CLV per customer",
+            *PROBABILITY_COLUMNS,
         ),
         rows,
         caption=f"Posterior mean with its {fmt.level(readout.level)} credible interval below; "
@@ -666,14 +656,13 @@ def visitor_clv_table(readout: TransactionReadout) -> Table:
     )
     return Table(
         f"CLV per visitor: conversion x CLV per customer (uplift vs {control})",
-        (
+        columns(
             label("variant"),
-            Column("visitors"),
-            Column("conversion"),
-            Column("CLV/visitor"),
-            Column("uplift"),
-            Column("P(beats control)"),
-            Column("P(best)"),
+            "visitors",
+            "conversion",
+            "CLV per visitor",
+            "uplift",
+            *PROBABILITY_COLUMNS,
         ),
         rows,
         caption=f"Posterior mean with its {fmt.level(readout.level)} credible interval below: "

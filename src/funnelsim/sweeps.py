@@ -488,10 +488,14 @@ def sweep_table(result: SweepResult) -> Table:
         f"Sweep of {result.scenario} ({result.replications} replications per "
         f"point, {result.engine} engine)",
         (
-            *(label(param.path) for param in result.params),
+            *(label(param.path.rsplit(".", 1)[-1]) for param in result.params),
             label("variant"),
             *(Column(METRIC_LABELS[metric]) for metric in METRICS),
         ),
         tuple(rows),
-        caption="Mean over replications with its 95% interval below (Monte Carlo).",
+        caption="Mean over replications with its 95% interval below (Monte Carlo). "
+        + "; ".join(
+            f"{p.path.rsplit('.', 1)[-1]}: {p.path}" for p in result.params if "." in p.path
+        )
+        + ".",
     )

@@ -69,6 +69,11 @@ def label(header: str) -> Column:
     return Column(header, numeric=False, key=True)
 
 
+def columns(*items: Column | str) -> tuple[Column, ...]:
+    """Columns in order; a plain header is a numeric column."""
+    return tuple(item if isinstance(item, Column) else Column(item) for item in items)
+
+
 def text(header: str) -> Column:
     """A left-aligned text column that is not a key."""
     return Column(header, numeric=False)
@@ -229,8 +234,14 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _html_line(line: str) -> str:
+    """A line of a cell, escaped, its indentation kept."""
+    text = line.lstrip(" ")
+    return "&nbsp;" * (len(line) - len(text)) + esc(text)
+
+
 def _html_cell(cell: Cell) -> str:
-    body = "<br>".join(esc(line) for line in cell.text.split("\n"))
+    body = "<br>".join(_html_line(line) for line in cell.text.split("\n"))
     if cell.tone:
         body = f'<span class="badge {cell.tone}">{body}</span>'
     if cell.detail:

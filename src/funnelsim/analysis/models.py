@@ -654,6 +654,19 @@ class VariableDiagnostics(NamedTuple):
         return self.r_hat_max <= R_HAT_MAX and min(self.ess_bulk_min, self.ess_tail_min) >= ESS_MIN
 
 
+def varying_variables(idata: az.InferenceData) -> list[str]:
+    """The posterior variables every element of which varies across draws: what the
+    sampler explored (a variable with a constant element, such as an uplift whose control
+    entry is zero, or a constant, has no trace to check)."""
+    posterior = idata["posterior"]
+    names = []
+    for name, values in posterior.data_vars.items():
+        draws = values.values
+        if np.all(draws.max(axis=(0, 1)) > draws.min(axis=(0, 1))):
+            names.append(str(name))
+    return names
+
+
 def variable_diagnostics(
     idata: az.InferenceData, var_names: Sequence[str]
 ) -> tuple[VariableDiagnostics, ...]:
