@@ -492,14 +492,15 @@ def analysis_table(result: analysis.AnalysisResult) -> Table:
     has_rpv = any(v.revenue_per_visitor is not None for v in result.variants)
     has_stages = any(v.changed_stage is not None for v in result.variants)
     metric = "revenue/visitor" if revenue else result.conversion_name
-    columns = [label("variant"), Column("visitors"), Column(result.conversion_name)]
+    columns = [label("variant"), Column(result.conversion_name)]
     columns += [Column("rev/visitor")] if has_rpv else []
     columns += [Column("uplift"), Column("P(beats control)"), Column("P(best)")]
     columns += [Column("expected loss")] + ([text("changes most")] if has_stages else [])
     rows = []
     for v in result.variants:
         control = v.name == result.control
-        cells = [variant_label(v.name, result.control), Cell(fmt.count(v.visitors))]
+        name = variant_label(v.name, result.control)
+        cells = [Cell(name.text, f"{fmt.count(v.visitors)} visitors")]
         cells.append(interval_cell(*v.conversion, fmt.percent))
         if has_rpv:
             rpv = v.revenue_per_visitor
