@@ -30,7 +30,6 @@ import argparse
 import os
 import re
 import shlex
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -95,7 +94,8 @@ def scratch() -> Iterator[Path]:
         (Path(top) / "shared").symlink_to(ROOT.parent / "shared")
         tutorial = (ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8")
         (work / "shop.yaml").write_text(
-            tutorial_scenario(scenario_from_template("checkout", "shop"), tutorial), encoding="utf-8"
+            tutorial_scenario(scenario_from_template("checkout", "shop"), tutorial),
+            encoding="utf-8",
         )
         yield work
 

@@ -99,3 +99,13 @@ def test_run_output_uses_the_same_words_in_terminal_and_json(tmp_path) -> None:
         assert words in result.output
     assert "control (control)" not in result.output
     assert " pts" not in result.output and "reject" not in result.output
+
+
+def test_analyze_json_carries_the_decision_words() -> None:
+    from funnelsim.analysis.api import analyze, results_dict
+    from funnelsim.analysis.data import experiment_from_counts
+
+    kept = analyze(experiment_from_counts(["a", "b"], [10_000, 10_000], [1_150, 1_000]))
+    shipped = analyze(experiment_from_counts(["a", "b"], [10_000, 10_000], [1_000, 1_150]))
+    assert results_dict(kept)["decision"]["words"] == "keep control"
+    assert results_dict(shipped)["decision"]["words"] == "ship b"
