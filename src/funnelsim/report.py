@@ -24,6 +24,7 @@ file and an interrupted run leaves none.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +125,10 @@ def effect_table(result: ExperimentResult) -> Table:
         rows.append(
             Row(
                 (
-                    variant_label(s.name, result.control),
+                    replace(
+                        variant_label(s.name, result.control),
+                        detail=f"{change[0]} {change[1]:+.0%}" if change else "",
+                    ),
                     with_uplift(fmt.percent(s.metrics["conversion"].mean), s, "conversion"),
                     Cell(fmt.percent(s.bounce_rate.mean, digits=1)),
                     Cell(fmt.money(s.metrics["revenue_per_visitor"].mean, currency)),
@@ -133,7 +137,6 @@ def effect_table(result: ExperimentResult) -> Table:
                         s,
                         "clv_per_visitor",
                     ),
-                    Cell(change[0], f"{change[1]:+.0%}") if change else EMPTY,
                 )
             )
         )
@@ -145,10 +148,10 @@ def effect_table(result: ExperimentResult) -> Table:
             Column("bounce"),
             Column("revenue per visitor"),
             Column("CLV per visitor"),
-            text("changes most"),
         ),
         tuple(rows),
-        caption=f"Mean over replications; {UPLIFT_NOTE} (Monte Carlo).",
+        caption=f"Mean over replications; {UPLIFT_NOTE} (Monte Carlo); below each "
+        "variant the stage it changes most.",
     )
 
 
@@ -346,7 +349,7 @@ def run_tables(result: ExperimentResult) -> list[Table]:
     if result.scenario.resources:
         tables.append(queue_table(result))
     if any(s.service for s in result.variants):
-        tables.append(service_report.service_table((s.name, s.service) for s in result.variants))
+        tables += service_report.service_tables((s.name, s.service) for s in result.variants)
     tables.append(test_table(result))
     return tables
 

@@ -28,17 +28,27 @@ def _share(value: float) -> str:
     return fmt.percent(value, digits=0)
 
 
-def _row(name: str, resource: str, f: dict[str, Any]) -> Row:
+def _wait_row(name: str, resource: str, f: dict[str, Any]) -> Row:
     return Row(
         (
             Cell(name),
             Cell(resource),
             Cell(fmt.decimal(f["leads"])),
-            Cell(_minutes(f["wait_min"]["mean"])),
-            Cell(_minutes(f["wait_min"]["p90"])),
-            Cell(_share(f["answered_within"]["5min"])),
-            Cell(_share(f["answered_within"]["1h"])),
+            Cell(_minutes(f["wait_min"]["mean"]), f"p90 {_minutes(f['wait_min']['p90'])}"),
+            Cell(
+                _share(f["answered_within"]["5min"]),
+                f"≤ 1 h {_share(f['answered_within']['1h'])}",
+            ),
             Cell(_share(f["answered_out_of_hours"])),
+        )
+    )
+
+
+def _cost_row(name: str, resource: str, f: dict[str, Any]) -> Row:
+    return Row(
+        (
+            Cell(name),
+            Cell(resource),
             Cell(fmt.decimal(f["lost_waiting"])),
             Cell(fmt.decimal(f["declined"])),
             Cell(fmt.amount(f["cost_per_lead"])),
@@ -47,23 +57,22 @@ def _row(name: str, resource: str, f: dict[str, Any]) -> Row:
     )
 
 
-def service_table(variants: Iterable[tuple[str, ServiceFigures]]) -> Table:
-    """Per variant (name, figures) and resource: waits, answers within 5 minutes and 1 hour,
-    leads lost waiting or declined, cost per lead and per customer (means over
-    replications)."""
-    headers = ("leads", "wait mean", "wait p90", "answered ≤ 5 min", "≤ 1 h", "out of hours")
-    return Table(
-        "Service (mean per replication)",
-        (
-            label("variant"),
-            label("resource"),
-            *(Column(h) for h in headers),
-            Column("lost waiting"),
-            Column("declined"),
-            Column("cost/lead"),
-            Column("cost/cust."),
-        ),
-        tuple(
-            _row(name, resource, f) for name, service in variants for resource, f in service.items()
-        ),
+def service_tables(variants: Iterable[tuple[str, ServiceFigures]]) -> list[Table]:
+    """Per variant (name, figures) and resource, means over replications: waits and
+    answers within 5 minutes and 1 hour; then leads lost waiting or declined and the cost
+    per lead and per customer."""
+    figures = [(name, resource, f) for name, service in variants for resource, f in service.items()]
+    keys = (label("variant"), label("resource"))
+    waits = Table(
+        "Service: waits and answers (mean per replication)",
+        (*keys, *(Column(h) for h in ("leads", "wait", "answered ≤ 5 min", "out of hours"))),
+        tuple(_wait_row(*row) for row in figures),
+        caption="Below each mean wait its 90th percentile; below the share answered within "
+        "5 minutes the share within 1 hour.",
     )
+    costs = Table(
+        "Service: losses and cost (mean per replication)",
+        (*keys, *(Column(h) for h in ("lost waiting", "declined", "cost/lead", "cost/cust."))),
+        tuple(_cost_row(*row) for row in figures),
+    )
+    return [waits, costs]
