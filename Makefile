@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTENSOR_FLAGS := base_compiledir=$(CURDIR)/$(VENV)/pytensor-cache
 
-.PHONY: run test bench lint
+.PHONY: run test bench lint docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,9 @@ bench: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+# Regenerate every output and image the README and the tutorial show (docs/generate.py),
+# and the scenario reference.
+docs: $(VENV)/.installed-test
+	$(BIN)/funnelsim schema --markdown -o docs/scenario-reference.md
+	$(BIN)/python docs/generate.py

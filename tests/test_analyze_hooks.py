@@ -84,7 +84,7 @@ def test_transactions_give_repeat_purchase_and_clv_per_customer_and_per_visitor(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "CLV per visitor" in result.output and "95% intervals" in result.output
+    assert "CLV per visitor" in result.output and "95% credible interval" in result.output
     html = (tmp_path / "orders.html").read_text()
     assert "CLV per customer" in html and "CLV per visitor" in html and "loyal" in html
     assert html.count("data:image/png;base64,") == 3  # repeat purchases, uplift, trace

@@ -20,6 +20,7 @@ from funnelsim.analysis.conjugate import (
     revenue_per_visitor_draws,
 )
 from funnelsim.analysis.decision import (
+    RATE_LEVEL,
     DecisionRule,
     decide_on_draws,
     readout,
@@ -148,7 +149,8 @@ def test_readout_fields_match_the_conjugate_functions() -> None:
     rule = DecisionRule()
     result = readout(names, visitors, conversions, control="B", rule=rule)
     post = beta_posteriors(visitors, conversions)
-    low, high = credible_interval(post, 0.94)
+    low, high = credible_interval(post, RATE_LEVEL)
+    assert RATE_LEVEL == 0.95  # the same level as every other interval shown
     columns = {
         "conversion_mean": posterior_mean(post),
         "conversion_low": low,

@@ -108,3 +108,42 @@ def test_public_api_is_documented_and_bench_runs() -> None:
     )
     result = funnelsim.bench(scenario, ["fixed"], replications=10, truth_replications=2)
     assert [s.name for s in result.scores] == ["fixed"]
+
+
+def _generator():
+    return runpy.run_path(str(DOCS / "generate.py"))
+
+
+def test_generated_outputs_and_images_are_up_to_date() -> None:
+    """Every command output the README and the tutorial show, and the tutorial's image, is
+    what the command prints now (PyMC fits too with FUNNELSIM_DOCS_SLOW=1)."""
+    import os
+
+    generator = _generator()
+    stale = generator["generate"](check=True, slow=os.environ.get("FUNNELSIM_DOCS_SLOW") == "1")
+    assert not stale, f"stale documentation (run `make docs`): {stale}"
+
+
+def test_every_output_block_names_its_command() -> None:
+    generator = _generator()
+    for page in generator["PAGES"]:
+        text = page.read_text(encoding="utf-8")
+        blocks = list(generator["BLOCK"].finditer(text))
+        assert blocks, page
+        for block in blocks:
+            spec = generator["parse_spec"](block["spec"])
+            assert all(c.startswith("funnelsim ") for c in spec.commands)
+            first = block["body"].splitlines()[0] if block["body"] else ""
+            assert first == f"$ {spec.commands[0]}", (page.name, first)
+
+
+def test_tutorial_simulates_the_yaml_it_shows() -> None:
+    generator = _generator()
+    tutorial = (DOCS / "tutorial.md").read_text(encoding="utf-8")
+    from funnelsim.scaffold import scenario_from_template
+    from funnelsim.scenario import parse_scenario
+
+    text = generator["tutorial_scenario"](scenario_from_template("checkout", "shop"), tutorial)
+    scenario = parse_scenario(text, "shop.yaml")
+    assert scenario.variant_names == ["control", "guest_checkout"]
+    assert scenario.coefficients.login_wall.registered_repeat_multiplier == 1.5

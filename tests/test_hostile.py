@@ -882,3 +882,48 @@ def test_hostile_visitor_counts(spec: str) -> None:
         COUNTS["exit 0"] += 1
         assert all(isinstance(n, int) and n >= 0 for n in counts.values())
         assert all(name and name == name.strip() for name in counts)
+
+
+# --------------------------------------------------------------------------- degenerate figures
+
+
+def _degenerate(value: float) -> Any:
+    """An interval at 0% or 100% whose bounds sit a rounding error past the mean, as a
+    Wilson interval of 0 or n successes out of n does."""
+    from funnelsim.intervals import Interval
+
+    return Interval(value, value + 3.5e-18, value - 3.5e-18)
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_bench_figure_survives_a_strategy_at_0_or_100_percent(rate: float) -> None:
+    from funnelsim.intervals import Interval
+    from funnelsim.strategies import BENCH_METRICS, BenchResult, StrategyScore, Truth, bench_figure
+
+    truth = Truth(
+        ("a", "b"), np.array([0.1, 0.1]), np.array([1.0, 1.0]), np.array([0.5, 0.5]), 100, 7
+    )
+    scores = tuple(
+        StrategyScore(
+            name,
+            {
+                m: _degenerate(rate)
+                if m in ("false_positive_rate", "prob_correct")
+                else Interval(1.0, 0.5, 1.5)
+                for m in BENCH_METRICS
+            },
+        )
+        for name in ("bayes", "peeking")
+    )
+    result = BenchResult("s", "EUR", truth, "a", 10, 0, scores)
+    figure = bench_figure(result)
+    assert len(figure.axes) == len(BENCH_METRICS)
+
+
+def test_uplift_interval_figure_survives_a_degenerate_interval() -> None:
+    from funnelsim import plots
+
+    figure = plots.uplift_interval_figure(
+        "CLV per visitor", {"b": tuple(_degenerate(0.0))}, 0.01, {}
+    )
+    assert figure.axes[0].get_yticklabels()[0].get_text() == "b"

@@ -149,8 +149,10 @@ def test_bench_plays_test_and_roll_at_the_profit_plans_length(write_scenario) ->
     args += ["--replications", "20", "--truth-replications", "2", "--workers", "1"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    row = next(line for line in result.output.splitlines() if "test_and_roll" in line)
-    assert "0.0 [0.0, 0.0]" in row
+    lines = result.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if "test_and_roll" in line)
+    # days and conversions lost: 0.0, with the interval [0.0, 0.0] on the line below
+    assert lines[at].split()[3:4] == ["0.0"] and lines[at + 1].count("[0.0, 0.0]") == 2
 
 
 def test_cli_plan_profit_writes_plan_json(write_scenario, tmp_path: Path) -> None:

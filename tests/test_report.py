@@ -12,8 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SCENARIOS
-from funnelsim import cli, html_report, plots
+from funnelsim import cli, html_report, plots, report
+from funnelsim import formatting as fmt
+from funnelsim.analysis.api import analyze
 from funnelsim.analysis.conjugate import beta_posteriors, prob_beats
+from funnelsim.analysis.data import experiment_from_counts
 from funnelsim.experiment import ExperimentResult, run_experiment
 from funnelsim.scenario import load_scenario
 
@@ -59,7 +62,7 @@ def test_report_has_every_section(document, result) -> None:
         "Funnels",
         "Uplift posteriors",
         "Expected loss",
-        "LTV:CAC per channel",
+        "Lifetime value",
         "Diagnostics",
     ]
     names = [f.name for f in document.figures]
@@ -72,7 +75,7 @@ def test_report_has_every_section(document, result) -> None:
     } <= set(names)
     page = html_report.render_html(document)
     for s in result.variants:
-        assert f'class="badge {s.decision}"' in page
+        assert f'class="badge {report.OUTCOME_TONE[s.decision]}"' in page
 
 
 def test_user_text_is_escaped(result) -> None:
@@ -120,6 +123,19 @@ def test_ltv_cac_labels_free_channels() -> None:
     figure = plots.ltv_cac_figure({"organic": {"a": math.inf}, "paid": {"a": 2.5}}, ["a"])
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert "no spend" in texts and "2.5" in texts
+
+
+def test_ltv_cac_target_and_break_even_labels_do_not_overlap() -> None:
+    figure = plots.ltv_cac_figure(
+        {"organic": {"a": math.inf, "b": 40.0}, "paid": {"a": 2.5, "b": 0.9}}, ["a", "b"]
+    )
+    ax = figure.axes[0]
+    legend = ax.get_legend()
+    assert {"break-even (1:1)", "3:1 target"} <= {t.get_text() for t in legend.get_texts()}
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert not any(box.overlaps(legend.get_window_extent(renderer)) for box in boxes)
 
 
 def test_write_report_writes_html_and_pngs(document, tmp_path) -> None:
@@ -171,37 +187,102 @@ def _synthetic_posterior():
     )
 
 
-def test_readout_report_of_real_counts() -> None:
-    from funnelsim.analysis.decision import readout
-
-    counts = readout(["a", "b"], [10_000, 10_000], [1_000, 1_150], "a")
-    document = html_report.readout_report(counts, "Landing page test", rope=0.01)
+def test_conjugate_analysis_report_shows_the_exact_readout() -> None:
+    data = experiment_from_counts(["a", "b"], [10_000, 10_000], [1_000, 1_150])
+    result = analyze(data, "a")
+    document = html_report.analysis_report(result)
     assert [s.title for s in document.sections] == [
         "Decision at a glance",
         "Uplift posteriors",
-        "Expected loss",
         "Diagnostics",
     ]
     page = html_report.render_html(document)
-    assert f'class="badge {counts.decision.action}"' in page
+    words = fmt.decision_words(result.decision.action, result.decision.variant, "a")
+    assert words == "ship b" and f">{words}<" in page
     assert "nothing was sampled" in page
     assert [f.name for f in document.figures] == ["uplift_conversion"]
 
 
-def test_readout_report_shows_mcmc_diagnostics() -> None:
-    from funnelsim.analysis.decision import readout
+def test_mcmc_diagnostics_summarise_each_sampled_variable() -> None:
+    idata = _synthetic_posterior()
+    table = html_report.diagnostics_table(idata, ["rate"])
+    assert [row.cells[0].text for row in table.rows] == ["rate"]  # one row, not per element
+    assert table.rows[0].cells[1].text == "2"
+    section = html_report._mcmc_diagnostics(idata, ["rate"])
+    assert "Divergent transitions: <b>0</b>" in section.body
+    assert [f.name for f in section.figures] == ["diagnostics_trace"]
 
-    counts = readout(["a", "b"], [5_000, 5_000], [500, 520], "a")
-    document = html_report.readout_report(
-        counts, "t", 0.01, idata=_synthetic_posterior(), var_names=["rate"]
+
+def test_constant_quantities_are_left_out_of_the_diagnostics() -> None:
+    import arviz as az
+
+    rng = np.random.default_rng(1)
+    idata = az.from_dict(
+        posterior={
+            "rate": rng.normal(0.1, 0.01, size=(2, 200, 2)),
+            "uplift": np.concatenate(
+                [np.zeros((2, 200, 1)), rng.normal(0.1, 0.01, size=(2, 200, 1))], axis=2
+            ),
+            "fixed": np.ones((2, 200)),
+        },
+        sample_stats={"diverging": np.zeros((2, 200), dtype=bool)},
     )
-    page = html_report.render_html(document)
-    assert "Divergent transitions: <b>0</b>" in page
-    assert page.count("<td>rate[") == 2  # one r_hat / ESS row per variant
-    assert [f.name for f in document.figures] == ["uplift_conversion", "diagnostics_trace"]
+    table = html_report.diagnostics_table(idata, ["rate", "uplift", "fixed"])
+    rows = {row.cells[0].text: row.cells for row in table.rows}
+    assert set(rows) == {"rate", "uplift"}  # "fixed" never varies
+    assert rows["uplift"][1].text == "1"  # the control's zero uplift is left out
+    assert "nan" not in " ".join(c.text for cells in rows.values() for c in cells)
 
 
 def test_trace_figure_has_a_density_and_a_trace_per_variable() -> None:
     figure = plots.trace_figure(_synthetic_posterior(), ["rate"])
     assert len(figure.axes) == 2
     assert len(figure.axes[1].lines) >= 4  # 2 variants x 2 chains
+    density, trace = figure.axes
+    assert density.get_title(loc="left") == "rate: density per chain"
+    assert trace.get_title(loc="left") == "rate: draws per chain"
+    assert density.get_title() == trace.get_title() == ""  # no centred title to misread
+
+
+def _model_data(model: str):
+    from funnelsim.analysis.data import OrderStats, experiment_from_rates
+
+    if model == "funnel":
+        rates = [[0.4, 0.5, 0.7], [0.4, 0.58, 0.7]]
+        return experiment_from_rates(
+            ["a", "b"], rates, 5000, ["cart", "checkout"], np.random.default_rng(3)
+        )
+    converted = np.array([300.0, 340.0])
+    orders = OrderStats(
+        converted,
+        converted * 40,
+        converted * 2000,
+        converted * np.log(40),
+        converted * np.log(40) ** 2 + 50,
+    )
+    return experiment_from_counts(["a", "b"], [5000, 5000], converted)._replace(orders=orders)
+
+
+@pytest.mark.parametrize("model", ["conjugate", "funnel", "revenue"])
+def test_analysis_report_shows_the_model_that_was_fitted(model: str) -> None:
+    import warnings
+
+    from rich.console import Console
+    from test_tables import numbers
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = analyze(_model_data(model), "a", model, draws=150, tune=150, chains=2, seed=1)
+        document = html_report.analysis_report(result)
+        page = html_report.render_html(document)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning | UserWarning)]
+    console = Console(width=400, record=True, color_system=None)
+    report.print_analysis(result, console)
+    shown = re.sub(r"<[^>]+>", " ", page.replace("<br>", "\n"))
+    assert numbers(console.export_text()) <= numbers(shown)  # every terminal number
+    titles = [s.title for s in document.sections]
+    assert f"{model} model, decision on" in page
+    assert ("Beta-Binomial" in page) == (model == "conjugate")
+    assert ("Stage by stage" in titles) == (model == "funnel")
+    metric = "revenue_per_visitor" if model == "revenue" else "conversion"
+    assert f"uplift_{metric}" in [f.name for f in document.figures]

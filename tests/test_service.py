@@ -317,11 +317,13 @@ def test_service_table_and_utilisation_heatmap_render():
 
     from funnelsim.experiment import run_experiment
     from funnelsim.plots import utilisation_heatmap
-    from funnelsim.service_report import service_table
+    from funnelsim.service_report import service_tables
+    from funnelsim.tables import print_table
 
     result = run_experiment(parse_scenario(TEAM), replications=1)
     console = Console(width=200, record=True)
-    console.print(service_table((s.name, s.service) for s in result.variants))
+    for table in service_tables((s.name, s.service) for s in result.variants):
+        print_table(table, console)
     text = console.export_text()
     assert "on_call" in text and "reps" in text and "≤ 1 h" in text
     hours = result.variants[0].service["reps"]["utilisation_by_hour_of_week"]

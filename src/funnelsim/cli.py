@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-PIPED_WIDTH = 140  # table width when output is not a terminal
+PIPED_WIDTH = 100  # table width when output is not a terminal
 
 
 def fail(message: str) -> NoReturn:
@@ -560,35 +560,10 @@ def _write_sensitivity(
 
 
 def _print_sensitivity(result: Any) -> None:
-    from rich import box
-    from rich.table import Table
+    from funnelsim.report import sensitivity_table
+    from funnelsim.tables import print_table
 
-    level = result.indices.level
-    table = Table(
-        title=f"What the {result.quantity} hangs on ({result.base_samples} base samples; "
-        f"Sobol indices, bootstrap {level:.0%} intervals)",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in ("assumption", "total index", "first-order index", "range"):
-        text = column in ("assumption", "range")
-        table.add_column(
-            column, justify="left" if text else "right", no_wrap=column == "assumption"
-        )
-    specs = {a.key: a.spec.describe() for a in result.assumptions}
-    for name in result.indices.ranked():
-        first, total = result.indices.of(name)
-        table.add_row(
-            name,
-            f"{total.mean:.3f} [{total.low:.3f}, {total.high:.3f}]",
-            f"{first.mean:.3f} [{first.low:.3f}, {first.high:.3f}]",
-            specs[name],
-        )
-    console = _console()
-    console.print(table)
-    for flip in result.flips:
-        console.print(
-            f"what flips the decision: {flip.describe()}", highlight=False, soft_wrap=True
-        )
+    print_table(sensitivity_table(result), _console())
 
 
 TEMPLATE_NAMES = (  # funnelsim.scaffold.TEMPLATES
@@ -841,7 +816,9 @@ def sweep(
                 advance,
             )
     if not quiet:
-        _console().print(sweeping.sweep_table(result))
+        from funnelsim.tables import print_table
+
+        print_table(sweeping.sweep_table(result), _console())
     if out is not None:
         _echo_written(sweeping.write_sweep(result, out), quiet)
 
@@ -972,8 +949,10 @@ def plan(
                 progress=advance,
             )
     if not quiet:
+        from funnelsim.tables import print_table
+
         console = _console()
-        console.print(planning.plan_table(result))
+        print_table(planning.plan_table(result), console)
         for line in planning.plan_summary(result):
             console.print(line)
     if out is not None:
@@ -1179,7 +1158,9 @@ def bench(
                 scenario.currency,
             )
     if not quiet:
-        _console().print(strats.bench_table(result))
+        from funnelsim.tables import print_table
+
+        print_table(strats.bench_table(result), _console())
     if out is not None:
         _echo_written(strats.write_bench(result, out), quiet)
 
@@ -1481,26 +1462,10 @@ def _hint_nutpie(sampler: str, quiet: bool) -> None:
 
 
 def _analysis_report(result: Any, path: Path, png_dir: Path | None) -> list[Path]:
-    """The HTML report of an analysis: the exact readout of its counts, its posterior."""
+    """The HTML report of an analysis: the fitted model's readout, as in the terminal."""
     from funnelsim import html_report
-    from funnelsim.analysis.decision import readout
 
-    variants = result.variants
-    exact = readout(
-        [v.name for v in variants],
-        [v.visitors for v in variants],
-        [v.conversions for v in variants],
-        result.control,
-        result.rule,
-    )
-    page = html_report.readout_report(
-        exact._replace(decision=result.decision),
-        f"Experiment: {result.source}",
-        result.rule.rope,
-        idata=result.posterior,
-        source=result.source,
-    )
-    return html_report.write_report(page, path, png_dir)
+    return html_report.write_report(html_report.analysis_report(result), path, png_dir)
 
 
 TRANSACTIONS_ONLY = ("visitor_spec", "margin", "horizon_months")

@@ -21,9 +21,8 @@ it out. :func:`experiment_report` adapts ``funnelsim run`` results.
 from __future__ import annotations
 
 import base64
-import html
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -32,27 +31,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from funnelsim import plots
+from funnelsim import formatting as fmt
+from funnelsim import plots, report
 from funnelsim.files import atomic_writer, png_bytes, write_bytes_atomic
-from funnelsim.report import (
-    CUSTOMER_COLUMNS,
-    DECISION_LABEL,
-    METRIC_LABEL,
-    VISITOR_COLUMNS,
-    customer_rows,
-    loss_text,
-    money,
-    percent,
-    visitor_rows,
-)
+from funnelsim.tables import EMPTY, Cell, Column, Row, Table, columns, esc, label, text, to_html
 
 if TYPE_CHECKING:
     from arviz import InferenceData
     from matplotlib.figure import Figure
 
-    from funnelsim.analysis.decision import ABReadout
+    from funnelsim.analysis.api import AnalysisResult
     from funnelsim.analysis.lifetime import TransactionReadout, VisitorReadout
-    from funnelsim.results import ExperimentResult, VariantSummary
+    from funnelsim.results import AssumptionEffects, ExperimentResult
     from funnelsim.scenario.schema import Scenario
     from funnelsim.sensitivities import SensitivityResult
 
@@ -104,44 +94,6 @@ class Report:
 # --------------------------------------------------------------------------- HTML helpers
 
 
-def esc(value: object) -> str:
-    """HTML-escape any value's text (scenario names and descriptions are user input)."""
-    return html.escape(str(value), quote=True)
-
-
-def table(
-    columns: Sequence[str],
-    rows: Iterable[Sequence[str]],
-    caption: str = "",
-    text_columns: Collection[int] = (0,),
-) -> str:
-    """An HTML table; cells are taken as HTML (escape user text before). Columns are
-    right-aligned numbers except those in ``text_columns``."""
-    head = "".join(f"<th{_align(i, text_columns)}>{esc(c)}</th>" for i, c in enumerate(columns))
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td{_align(i, text_columns)}>{cell}</td>" for i, cell in enumerate(row))
-        + "</tr>"
-        for row in rows
-    )
-    cap = f"<caption>{caption}</caption>" if caption else ""
-    return (
-        f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
-    )
-
-
-def _align(index: int, text_columns: Collection[int]) -> str:
-    return "" if index in text_columns else ' class="num"'
-
-
-def decision_badge(decision: str, share: float | None = None) -> str:
-    """A coloured label for ship / stop / keep testing (with the share of tests deciding so)."""
-    text = DECISION_LABEL.get(decision, decision.replace("_", " "))
-    suffix = f" ({share:.0%})" if share is not None else ""
-    return f'<span class="badge {esc(decision)}">{esc(text)}{suffix}</span>'
-
-
 def _figure(name: str, caption: str, figure: Figure) -> ReportFigure:
     return ReportFigure(name, caption, png_bytes(figure))
 
@@ -186,10 +138,10 @@ figure { margin: 12px 0 20px; } figure img { max-width: 100%; height: auto; disp
 figcaption { color: var(--muted); font-size: 12px; margin-top: 4px; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
          font-weight: 600; white-space: nowrap; }
-.badge.ship { background: #dff3e0; color: #1b6e20; }
-.badge.stop { background: #fbf0d2; color: #7a5a00; }
-.badge.keep_testing { background: #dcebf8; color: #15508a; }
-.badge.reject { background: #f8dede; color: #8a1c1c; }
+.badge.good { background: #dff3e0; color: #1b6e20; }
+.badge.neutral { background: #fbf0d2; color: #7a5a00; }
+.badge.pending { background: #dcebf8; color: #15508a; }
+.badge.bad { background: #f8dede; color: #8a1c1c; }
 .note { color: var(--muted); font-size: 13px; }
 .warn { color: #9a3412; font-size: 13px; }
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
@@ -253,101 +205,179 @@ def figure_names(report: Report) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- scenario summary
 
 
-def scenario_section(scenario: Scenario) -> Section:
-    """Traffic, segments, stages with their friction, resources, value and variants."""
+def _scenario_tables(scenario: Scenario) -> list[Table]:
+    """Channels, segments, stages with their friction, and resources of a scenario."""
     from funnelsim.scaffold import describe_friction, expected_funnel
 
-    traffic = scenario.traffic
     cur = scenario.currency
+    expected = expected_funnel(scenario)
+    tables = [
+        Table(
+            "Channels",
+            (
+                label("channel"),
+                Column("share"),
+                Column("cost per visit"),
+                Column("intent (odds x)"),
+            ),
+            tuple(
+                Row(
+                    (
+                        Cell(name),
+                        Cell(fmt.percent(c.share, digits=0)),
+                        Cell(fmt.money(c.cost_per_visit, cur)),
+                        Cell(f"{c.intent:g}"),
+                    )
+                )
+                for name, c in scenario.traffic.channels.items()
+            ),
+        ),
+        Table(
+            "Segments",
+            (label("segment"), Column("share"), Column("page load"), Column("intent (odds x)")),
+            tuple(
+                Row(
+                    (
+                        Cell(name),
+                        Cell(fmt.percent(g.share, digits=0)),
+                        Cell(f"{g.page_load_s:g} s"),
+                        Cell(f"{g.intent:g}"),
+                    )
+                )
+                for name, g in scenario.segments.items()
+            ),
+        ),
+        Table(
+            "Stages",
+            (
+                label("stage"),
+                Column("base rate"),
+                text("friction"),
+                Column("expected continue rate"),
+                text("resource"),
+            ),
+            tuple(
+                Row(
+                    (
+                        Cell(stage.name),
+                        Cell(fmt.percent(scenario.base_rate(stage), digits=0)),
+                        Cell(describe_friction(stage, scenario.coefficients)),
+                        Cell(fmt.percent(row.continue_rate, digits=1)),
+                        Cell(stage.resource or "—"),
+                    )
+                )
+                for stage, row in zip(scenario.stages, expected.stages, strict=True)
+            ),
+            caption="Expected continue rate: averaged over segments and channels, after "
+            "friction, before queues and response delays.",
+        ),
+    ]
+    if scenario.resources:
+        tables.append(
+            Table(
+                "Resources",
+                (
+                    label("resource"),
+                    Column("capacity"),
+                    Column("mean service"),
+                    Column("expected utilisation"),
+                ),
+                tuple(
+                    Row(
+                        (
+                            Cell(r.name),
+                            Cell(str(r.capacity)),
+                            Cell(f"{r.mean_service_min:g} min"),
+                            Cell(fmt.percent(r.utilisation, digits=0)),
+                        )
+                    )
+                    for r in expected.resources
+                ),
+            )
+        )
+    tables.append(
+        Table(
+            "Variants",
+            (label("variant"), text("changes")),
+            tuple(
+                Row(
+                    (
+                        report.variant_label(name, scenario.control),
+                        Cell("\n".join(f"{k}: {v}" for k, v in scenario.variants[name].items()))
+                        if scenario.variants[name]
+                        else EMPTY,
+                    )
+                )
+                for name in scenario.variant_names
+            ),
+        )
+    )
+    return tables
+
+
+def scenario_section(scenario: Scenario) -> Section:
+    """Traffic, segments, stages with their friction, resources, value and variants."""
+    traffic = scenario.traffic
     parts = [f"<p>{esc(scenario.description)}</p>" if scenario.description else ""]
     parts.append(
         f"<p><b>{traffic.visitors_per_day:,.0f}</b> visitors a day for "
         f"<b>{traffic.days}</b> days (~{traffic.visitors_per_day * traffic.days:,.0f} "
         "visitors per variant in the full-traffic simulation).</p>"
     )
-    parts.append(
-        "<h3>Channels and segments</h3>"
-        + table(
-            ("channel", "share", "cost per visit", "intent (odds x)"),
-            (
-                (
-                    esc(name),
-                    percent(c.share, digits=0),
-                    money(c.cost_per_visit, cur),
-                    f"{c.intent:g}",
-                )
-                for name, c in traffic.channels.items()
-            ),
-        )
-    )
-    parts.append(
-        table(
-            ("segment", "share", "page load", "intent (odds x)"),
-            (
-                (esc(name), percent(g.share, digits=0), f"{g.page_load_s:g} s", f"{g.intent:g}")
-                for name, g in scenario.segments.items()
-            ),
-        )
-    )
-    expected = expected_funnel(scenario)
-    parts.append(
-        "<h3>Stages</h3>"
-        + table(
-            ("stage", "base rate", "friction", "expected continue rate", "resource"),
-            (
-                (
-                    esc(stage.name),
-                    percent(scenario.base_rate(stage), digits=0),
-                    esc(describe_friction(stage, scenario.coefficients)),
-                    percent(row.continue_rate, digits=1),
-                    esc(stage.resource or "—"),
-                )
-                for stage, row in zip(scenario.stages, expected.stages, strict=True)
-            ),
-            caption="Expected continue rate: averaged over segments and channels, after friction, "
-            "before queues and response delays.",
-            text_columns=(0, 2, 4),
-        )
-    )
-    if scenario.resources:
-        parts.append(
-            table(
-                ("resource", "capacity", "mean service", "expected utilisation"),
-                (
-                    (
-                        esc(r.name),
-                        str(r.capacity),
-                        f"{r.mean_service_min:g} min",
-                        percent(r.utilisation, digits=0),
-                    )
-                    for r in expected.resources
-                ),
-            )
-        )
-    value = scenario.value
-    parts.append(
-        f"<h3>Value</h3><p>Mean order {money(value.order_value.mean_value, cur)}, margin "
-        f"{percent(value.margin, digits=0)}, {value.retention.repeat_per_month:g} repeat orders "
-        f"per active month, churn {percent(value.retention.churn_per_month, digits=0)} a month, "
-        f"horizon {value.horizon_months} months, discount "
-        f"{percent(value.discount_rate_annual, digits=0)} a year.</p>"
-    )
-    parts.append(
-        "<h3>Variants</h3>"
-        + table(
-            ("variant", "changes"),
-            (
-                (
-                    esc(name) + (" (control)" if name == scenario.control else ""),
-                    "<br>".join(f"<code>{esc(k)}: {esc(v)}</code>" for k, v in changes.items())
-                    or "—",
-                )
-                for name, changes in ((n, scenario.variants[n]) for n in scenario.variant_names)
-            ),
-            text_columns=(0, 1),
-        )
-    )
+    parts += [to_html(t, heading=True) for t in _scenario_tables(scenario)]
     return Section("Scenario", "".join(parts))
+
+
+def value_assumptions_table(scenario: Scenario) -> Table:
+    """The assumptions a customer's lifetime value rests on, and what variants change."""
+    value, cur = scenario.value, scenario.currency
+    retention, wall = value.retention, scenario.coefficients.login_wall
+    assumptions = [
+        ("value.order_value (mean)", fmt.money(value.order_value.mean_value, cur)),
+        ("value.margin", fmt.percent(value.margin, digits=0)),
+        ("value.retention.repeat_per_month", f"{retention.repeat_per_month:g}"),
+        (
+            "value.retention.churn_per_month",
+            "sBG (heterogeneous)"
+            if retention.churn == "sbg"
+            else fmt.percent(retention.churn_per_month, digits=1),
+        ),
+        ("value.horizon_months", str(value.horizon_months)),
+        ("value.discount_rate_annual", fmt.percent(value.discount_rate_annual, digits=0)),
+        (
+            "coefficients.login_wall.registered_repeat_multiplier",
+            f"{wall.registered_repeat_multiplier:g}",
+        ),
+        (
+            "coefficients.login_wall.registered_churn_multiplier",
+            f"{wall.registered_churn_multiplier:g}",
+        ),
+    ]
+    if value.referral.per_customer_per_month:
+        assumptions.append(
+            ("value.referral.per_customer_per_month", f"{value.referral.per_customer_per_month:g}")
+        )
+    if value.nurture is not None:
+        assumptions.append(
+            ("value.nurture.repeat_lift_per_message", f"{value.nurture.repeat_lift_per_message:g}")
+        )
+    changed = {
+        name: ", ".join(f"{k}: {v}" for k, v in changes.items() if _drives_value(k))
+        for name, changes in scenario.variants.items()
+    }
+    notes = tuple(Cell(f"{name} changes {what}.") for name, what in changed.items() if what)
+    return Table(
+        "Assumptions behind CLV",
+        (text("scenario field"), Column("value")),
+        tuple(Row((Cell(field), Cell(shown))) for field, shown in assumptions),
+        caption="CLV per customer and per visitor are the model's consequences of these "
+        "values: a different repeat rate, churn or margin moves every CLV figure.",
+        notes=notes,
+    )
+
+
+def _drives_value(path: str) -> bool:
+    return path.startswith("value.") or ".registered_" in path or path.endswith("login_wall")
 
 
 # --------------------------------------------------------------------------- run results
@@ -364,6 +394,7 @@ def experiment_report(result: ExperimentResult) -> Report:
         "engine": result.engine,
         "seed": str(scenario.seed),
         "simulated test": f"{scenario.traffic.days} days, ~{visitors:,.0f} visitors",
+        "decided on": report.METRIC_LABEL[scenario.experiment.metric],
         "truly best (model)": result.true_best,
     }
     sections = (
@@ -373,7 +404,7 @@ def experiment_report(result: ExperimentResult) -> Report:
         _funnel_section(result),
         _uplift_section(result),
         _loss_section(result),
-        *_economics_sections(result),
+        _lifetime_section(result),
         *_service_sections(result),
         _diagnostics_section(result),
     )
@@ -399,63 +430,49 @@ def _service_sections(result: ExperimentResult) -> tuple[Section, ...]:
 
 def _subtitle(result: ExperimentResult) -> str:
     outcomes = result.test_outcomes
+    metric = report.METRIC_LABEL[result.scenario.experiment.metric]
     return (
-        f"If every variant met the same visitors, {result.true_best} would convert best. "
-        f"A {result.scenario.traffic.days}-day A/B test would ship it in "
+        f"If every variant met the same visitors, {result.true_best} would be best on "
+        f"{metric}. A {result.scenario.traffic.days}-day A/B test would ship it in "
         f"{outcomes['ship_best']:.0%} of simulated tests, ship another variant in "
-        f"{outcomes['ship_other']:.0%}, stop for equivalence in {outcomes['stop']:.0%} and "
+        f"{outcomes['ship_other']:.0%}, find no difference in {outcomes['stop']:.0%} and "
         f"still be testing in {outcomes['keep_testing']:.0%}."
     )
 
 
-def _with_uplift(value: str, summary: VariantSummary, metric: str) -> str:
-    """A metric's value with the variant's uplift over control (and its interval) below."""
-    if summary.uplift is None:
-        return value
-    interval = summary.uplift[metric]
-    if not all(map(math.isfinite, interval)):
-        return value
-    return (
-        f"{value}<br><small>{percent(interval.mean, True, 1)} "
-        f"[{percent(interval.low, True, 1)}, {percent(interval.high, True, 1)}]</small>"
+def best_by_metric(result: ExperimentResult) -> dict[str, str]:
+    """The variant with the highest expected conversion and CLV per visitor."""
+    return {
+        metric: max(result.variants, key=lambda s: s.metrics[metric].mean).name
+        for metric in ("conversion", "clv_per_visitor")
+    }
+
+
+def _metric_paragraphs(result: ExperimentResult) -> str:
+    """Which metric decides, the other beside it, a warning when they disagree."""
+    metric = result.scenario.experiment.metric
+    other = "clv_per_visitor" if metric == "conversion" else "conversion"
+    best = best_by_metric(result)
+    names = report.METRIC_LABEL
+    text_ = (
+        f"<p>The test is judged on <b>{esc(names[metric])}</b> "
+        f"(<code>experiment.metric</code>): {esc(best[metric])} is best on it. "
+        f"On {esc(names[other])}, {esc(best[other])} is best.</p>"
     )
+    if best[metric] != best[other]:
+        text_ += (
+            f'<p class="warn">The metrics disagree: judged on {esc(names[other])} the '
+            f"decision would favour {esc(best[other])}, not {esc(best[metric])}. "
+            f"Set <code>experiment.metric: {esc(other)}</code> if that is what counts; "
+            "CLV rests on the assumptions listed under Lifetime value.</p>"
+        )
+    return text_
 
 
 def _headline_section(result: ExperimentResult) -> Section:
-    cur = result.scenario.currency
-    rows = []
-    for s in result.variants:
-        control = s.name == result.control
-        rows.append(
-            (
-                esc(s.name) + (" <small>(control)</small>" if control else ""),
-                _with_uplift(percent(s.metrics["conversion"].mean), s, "conversion"),
-                _with_uplift(
-                    money(s.metrics["revenue_per_visitor"].mean, cur), s, "revenue_per_visitor"
-                ),
-                _with_uplift(money(s.metrics["clv_per_visitor"].mean, cur), s, "clv_per_visitor"),
-                "—" if control else percent(s.prob_beats_control, digits=1),
-                decision_badge(s.decision, s.decision_rates[s.decision]),
-            )
-        )
-    body = table(
-        (
-            "variant",
-            "conversion",
-            "revenue / visitor",
-            "CLV / visitor",
-            "P(beats control)",
-            "test decision",
-        ),
-        rows,
-        caption=(
-            f"Expected effect: mean over {len(result.replications)} replications in which "
-            "every variant met the same visitors; below each value, the uplift vs control "
-            "with its 95% interval. P(beats control) and the decision are those of the "
-            "simulated A/B test (mean probability; most frequent decision, with its share "
-            "of tests)."
-        ),
-    )
+    body = _metric_paragraphs(result)
+    body += to_html(report.effect_table(result), heading=True)
+    body += to_html(report.test_table(result), heading=True)
     return Section("Decision at a glance", body)
 
 
@@ -474,7 +491,7 @@ def _funnel_section(result: ExperimentResult) -> Section:
     )
     changes = [
         f"<li><b>{esc(s.name)}</b> changes <b>{esc(s.largest_stage_change[0])}</b> most: "
-        f"its continue rate moves {percent(s.largest_stage_change[1], True, 1)}.</li>"
+        f"its continue rate moves {fmt.percent(s.largest_stage_change[1], 1, signed=True)}.</li>"
         for s in result.variants
         if s.largest_stage_change
     ]
@@ -484,22 +501,26 @@ def _funnel_section(result: ExperimentResult) -> Section:
 
 def _conversion_uplift_draws(result: ExperimentResult) -> dict[str, np.ndarray]:
     """Relative uplift draws from the Beta posteriors of the first simulated test."""
-    from funnelsim.analysis.conjugate import beta_posteriors
+    from funnelsim.analysis.conjugate import beta_posteriors, relative_uplift_draws
 
     prior = result.scenario.experiment.prior
     first = result.replications[0]
     post = beta_posteriors(first.test_visitors, first.test_conversions, prior.alpha, prior.beta)
-    rng = np.random.default_rng(result.scenario.seed)
-    rates = rng.beta(post.alpha, post.beta, size=(POSTERIOR_DRAWS, post.alpha.size))
+    draws = relative_uplift_draws(post, 0, POSTERIOR_DRAWS, result.scenario.seed)
     names = result.scenario.variant_names
-    return {name: rates[:, i] / rates[:, 0] - 1.0 for i, name in enumerate(names) if i > 0}
+    return {name: draws[:, i] for i, name in enumerate(names) if i > 0}
 
 
-def _first_test_decisions(result: ExperimentResult) -> dict[str, str]:
+def _first_test_words(result: ExperimentResult) -> dict[str, str]:
+    """What the first simulated test did about each variant, in words."""
+    from funnelsim.analysis.decision import variant_outcomes
+
     first = result.replications[0]
-    if first.decision != "ship":
-        return {s.name: first.decision for s in result.variants}
-    return {s.name: "ship" if first.shipped == s.name else "reject" for s in result.variants}
+    outcomes = variant_outcomes(first.decision, first.shipped, result.scenario.variant_names)
+    return {
+        name: fmt.outcome_words(outcome, name, name == result.control)
+        for name, outcome in outcomes.items()
+    }
 
 
 def _uplift_section(result: ExperimentResult) -> Section:
@@ -510,24 +531,23 @@ def _uplift_section(result: ExperimentResult) -> Section:
         _figure(
             "uplift_conversion",
             "Posterior densities of the relative uplift in conversion "
-            "(first simulated test), with the ROPE and the decision.",
+            "(first simulated test), with the ROPE and what that test decided.",
             plots.uplift_figure(
                 "conversion",
                 _conversion_uplift_draws(result),
                 scenario.experiment.rope,
-                _first_test_decisions(result),
+                _first_test_words(result),
                 truth,
             ),
         )
     ]
-    clv_intervals, clv_beats = _clv_uplift_intervals(result)
     figures.append(
         _figure(
             "uplift_clv_per_visitor",
             "Posterior mean and 95% interval of the relative uplift "
             "in CLV per visitor (first simulated test), with the ROPE.",
             plots.uplift_interval_figure(
-                "CLV per visitor", clv_intervals, scenario.experiment.rope, clv_beats
+                "CLV per visitor", _clv_uplift_intervals(result), scenario.experiment.rope, {}
             ),
         )
     )
@@ -538,107 +558,95 @@ def _uplift_section(result: ExperimentResult) -> Section:
         "Conversion: Beta-Binomial posteriors. The grey band is the region of practical "
         f"equivalence (±{scenario.experiment.rope:.1%}); dashed lines mark the model's "
         "expected uplift, the truth the test is trying to find. CLV per visitor: the "
-        "posterior combining conversion, order value, repeat purchases and churn.</p>"
+        "posterior combining conversion, order value, repeat purchases and churn; "
+        "P(CLV/visitor beats control) over all simulated tests is in the A/B test table "
+        "above.</p>"
         '<p class="note">Revenue per visitor: see the expected effect above.</p>'
     )
     return Section("Uplift posteriors", body, tuple(figures))
 
 
-UpliftIntervals = dict[str, tuple[float, float, float]]
-
-
-def _clv_uplift_intervals(result: ExperimentResult) -> tuple[UpliftIntervals, dict[str, float]]:
-    """The first simulated test's CLV-per-visitor uplift intervals and P(beats control)."""
+def _clv_uplift_intervals(result: ExperimentResult) -> dict[str, tuple[float, float, float]]:
+    """The first simulated test's CLV-per-visitor uplift intervals."""
     readout = result.replications[0].economics.test_clv
-    names = result.scenario.variant_names
-    intervals = {
+    return {
         name: (
             float(readout.uplift_mean[i]),
             float(readout.uplift_low[i]),
             float(readout.uplift_high[i]),
         )
-        for i, name in enumerate(names)
+        for i, name in enumerate(result.scenario.variant_names)
         if i > 0
     }
-    beats = {name: float(readout.prob_beats_control[i]) for i, name in enumerate(names) if i > 0}
-    return intervals, beats
 
 
-def _loss_section(result: ExperimentResult) -> Section:
+def loss_table(result: ExperimentResult) -> Table:
+    """Expected loss, P(best) and how often simulated tests decided each way."""
     rule = result.scenario.experiment
-    label = METRIC_LABEL[rule.metric]
+    metric = report.METRIC_LABEL[rule.metric]
     threshold = rule.loss_threshold * result.variants[0].metrics[rule.metric].mean
-    rows = [
-        (
-            esc(s.name),
-            loss_text(result, s.expected_loss),
-            percent(s.prob_best, digits=1),
-            *(percent(s.decision_rates.get(kind, 0.0), digits=0) for kind in OUTCOMES),
-            decision_badge(s.decision),
+    rows = tuple(
+        Row(
+            (
+                report.variant_label(s.name, result.control),
+                Cell(report.loss_text(result, s.expected_loss)),
+                Cell(fmt.percent(s.prob_best, digits=1)),
+                *(Cell(fmt.percent(s.decision_rates.get(k, 0.0), digits=0)) for k in OUTCOMES),
+                report.outcome_cell(s.decision, s.name, result.control),
+            )
         )
         for s in result.variants
-    ]
-    body = table(
-        (
-            "variant",
+    )
+    return Table(
+        "Expected loss",
+        columns(
+            label("variant"),
             "expected loss",
             "P(best)",
             "tests shipping it",
             "shipping another",
-            "stopping",
+            "no difference",
             "still testing",
-            "decision",
+            text("decision"),
         ),
         rows,
         caption=(
-            f"Expected loss: {label} given up by shipping this variant if another is "
+            f"Expected loss: {metric} given up by shipping this variant if another is "
             f"better, mean over simulated tests. A variant ships when its loss is below "
-            f"{rule.loss_threshold:.1%} of the control's {label} "
-            f"(~{loss_text(result, threshold)}); "
-            f"the test stops when every variant is within ±{rule.rope:.0%} of control with "
-            f"probability {rule.equivalence_probability:.0%}."
+            f"{rule.loss_threshold:.1%} of the control's {metric} "
+            f"(~{report.loss_text(result, threshold)}); the test finds no difference when "
+            f"every variant is within ±{rule.rope:.0%} of control with probability "
+            f"{rule.equivalence_probability:.0%}."
         ),
     )
-    return Section("Expected loss", body)
 
 
-def _economics_sections(result: ExperimentResult) -> tuple[Section, ...]:
-    """LTV:CAC per channel (none when the scenario has no channel economics)."""
+def _loss_section(result: ExperimentResult) -> Section:
+    return Section("Expected loss", to_html(loss_table(result)))
+
+
+def _lifetime_section(result: ExperimentResult) -> Section:
+    """Lifetime value, payback, channels, leads, LTV:CAC and the assumptions behind them."""
+    body = to_html(report.lifetime_table(result), heading=True)
+    body += to_html(report.channel_table(result), heading=True)
+    body += to_html(report.channel_value_table(result), heading=True)
+    if any(s.leads is not None for s in result.variants):
+        body += to_html(report.lead_table(result), heading=True)
+    body += to_html(value_assumptions_table(result.scenario), heading=True)
     ratios = channel_ltv_cac(result)
     if not any(math.isfinite(r) for per_variant in ratios.values() for r in per_variant.values()):
-        return (
-            Section(
-                "LTV:CAC per channel",
-                '<p class="note">No channel has a cost per visit '
-                "(<code>traffic.channels.NAME.cost_per_visit</code>), so acquisition "
-                "cost and LTV:CAC are not defined.</p>",
-            ),
+        body += (
+            '<p class="note">No channel has a cost per visit '
+            "(<code>traffic.channels.NAME.cost_per_visit</code>), so acquisition "
+            "cost and LTV:CAC are not defined.</p>"
         )
+        return Section("Lifetime value", body)
     figure = plots.ltv_cac_figure(ratios, result.scenario.variant_names)
-    rows = [
-        (
-            esc(channel),
-            *(_ratio(ratios[channel].get(v, math.nan)) for v in result.scenario.variant_names),
-        )
-        for channel in ratios
-    ]
-    body = table(
-        ("channel", *result.scenario.variant_names),
-        rows,
-        caption="CLV per customer / acquisition cost per customer; ≥ 3 is the usual "
-        "target, < 1 loses money on every customer.",
+    return Section(
+        "Lifetime value",
+        body,
+        (_figure("ltv_cac", "LTV:CAC per channel and variant.", figure),),
     )
-    return (
-        Section(
-            "LTV:CAC per channel",
-            body,
-            (_figure("ltv_cac", "LTV:CAC per channel and variant.", figure),),
-        ),
-    )
-
-
-def _ratio(value: float) -> str:
-    return f"{value:.2f}" if math.isfinite(value) else "no spend"
 
 
 def channel_ltv_cac(result: ExperimentResult) -> dict[str, dict[str, float]]:
@@ -650,25 +658,43 @@ def channel_ltv_cac(result: ExperimentResult) -> dict[str, dict[str, float]]:
     return ratios
 
 
+def precision_table(result: ExperimentResult) -> Table:
+    """Monte Carlo precision: each expected value with the half-width of its interval."""
+    cur = result.scenario.currency
+    shows = {
+        "conversion": fmt.percent,
+        "revenue_per_visitor": lambda v: fmt.money(v, cur),
+        "clv_per_visitor": lambda v: fmt.money(v, cur),
+    }
+    rows = tuple(
+        Row(
+            (
+                report.variant_label(s.name, result.control),
+                *(
+                    Cell(
+                        f"{shows[m](s.metrics[m].mean)} ± "
+                        f"{shows[m]((s.metrics[m].high - s.metrics[m].low) / 2)}"
+                    )
+                    for m in VALUE_METRICS
+                ),
+            )
+        )
+        for s in result.variants
+    )
+    return Table(
+        "Monte Carlo precision",
+        columns(label("variant"), "conversion", "revenue / visitor", "CLV / visitor"),
+        rows,
+        caption=f"Means over {len(result.replications)} replications with the half-width of "
+        "their 95% interval (Monte Carlo precision of the expected effect).",
+    )
+
+
 def _diagnostics_section(result: ExperimentResult) -> Section:
     reps = result.replications
-    cur = result.scenario.currency
-    rows = []
-    for s in result.variants:
-        cells = [esc(s.name)]
-        for metric in VALUE_METRICS:
-            interval = s.metrics[metric]
-            half = (interval.high - interval.low) / 2
-            fmt = percent if metric == "conversion" else (lambda v, c=cur: money(v, c))
-            cells.append(f"{fmt(interval.mean)} ± {fmt(half)}")
-        rows.append(cells)
-    body = table(
-        ("variant", "conversion", "revenue / visitor", "CLV / visitor"),
-        rows,
-        caption=f"Means over {len(reps)} replications with the half-width of their "
-        "95% interval (Monte Carlo precision of the expected effect).",
-    )
-    body += _queue_table(result)
+    body = to_html(precision_table(result))
+    if result.scenario.resources:
+        body += to_html(report.queue_table(result), heading=True)
     series = {
         name: np.array([r.conversion[i] for r in reps])
         for i, name in enumerate(result.scenario.variant_names)
@@ -683,179 +709,110 @@ def _diagnostics_section(result: ExperimentResult) -> Section:
     return Section("Diagnostics", body, figures)
 
 
-def _queue_table(result: ExperimentResult) -> str:
-    rows = [
-        (
-            esc(s.name),
-            esc(resource),
-            percent(stats["utilisation"], digits=0),
-            f"{stats['mean_wait_min']:,.1f} min",
-            percent(stats["abandonment"], digits=1),
-        )
-        for s in result.variants
-        for resource, stats in s.queues.items()
-    ]
-    if not rows:
-        return ""
-    return table(
-        ("variant", "resource", "utilisation", "mean wait of those served", "gave up waiting"),
-        rows,
-        text_columns=(0, 1),
-        caption="Shared resources, means over replications.",
-    )
-
-
 # --------------------------------------------------------------------------- real experiments
 
 
-def readout_report(
-    readout: ABReadout,
-    title: str,
-    rope: float,
-    prior: tuple[float, float] = (1.0, 1.0),
-    idata: InferenceData | None = None,
-    var_names: Sequence[str] = (),
-    source: str = "",
-) -> Report:
-    """The report of a real experiment's Bayesian readout (from counts in a notebook or CLI).
-
-    ``readout`` comes from :func:`funnelsim.analysis.decision.readout`; ``rope`` and
-    ``prior`` are the ones it used. With ``idata`` (an MCMC posterior) the diagnostics
-    show its trace of ``var_names`` and r_hat / ESS per variable.
-    """
-    names = [v.name for v in readout.variants]
+def analysis_report(result: AnalysisResult) -> Report:
+    """The report of ``funnelsim analyze``: the fitted model's readout (the same tables as
+    the terminal), its stage table for the funnel model, the uplift of the metric decided
+    on, and the sampler's diagnostics."""
+    decision = result.decision
     facts = {
-        "variants": ", ".join(names),
-        "control": readout.control,
-        "visitors": f"{sum(v.visitors for v in readout.variants):,.0f}",
-        "decision": DECISION_LABEL.get(readout.decision.action, readout.decision.action),
-        **({"data": source} if source else {}),
+        "variants": ", ".join(v.name for v in result.variants),
+        "control": result.control,
+        "visitors": fmt.count(sum(v.visitors for v in result.variants)),
+        "model": result.model,
+        "decision": fmt.decision_words(decision.action, decision.variant, result.control),
+        "data": result.source,
     }
-    sections = (
-        _readout_headline(readout),
-        _readout_uplift(readout, rope, prior),
-        _readout_loss(readout),
-        _mcmc_diagnostics(idata, var_names),
+    body = (
+        f'<p class="warn">{esc(result.sample_ratio.message)}</p>'
+        if result.sample_ratio.mismatch
+        else ""
     )
-    return Report(title, readout.decision.reason, facts, sections, MEASURED)
-
-
-def _readout_headline(readout: ABReadout) -> Section:
-    decision = readout.decision
-    shipped = f" {esc(decision.variant)}" if decision.variant else ""
-    body = f"<p>{decision_badge(decision.action)}{shipped}: {esc(decision.reason)}</p>" + (
-        f'<p class="warn">{esc(readout.srm.message)}</p>' if readout.srm.mismatch else ""
-    )
-    rows = [
-        (
-            esc(v.name) + (" <small>(control)</small>" if v.name == readout.control else ""),
-            f"{v.visitors:,.0f}",
-            f"{v.conversions:,.0f}",
-            f"{percent(v.conversion_mean)}<br><small>[{percent(v.conversion_low)}, "
-            f"{percent(v.conversion_high)}]</small>",
-            "—"
-            if v.name == readout.control
-            else f"{percent(v.uplift_mean, True, 1)}<br><small>[{percent(v.uplift_low, True, 1)}, "
-            f"{percent(v.uplift_high, True, 1)}]</small>",
-            "—" if v.name == readout.control else percent(v.prob_beats_control, digits=1),
-        )
-        for v in readout.variants
+    sections = [
+        Section("Decision at a glance", body + to_html(report.analysis_table(result), heading=True))
     ]
-    body += table(
-        ("variant", "visitors", "conversions", "conversion", "uplift", "P(beats control)"),
-        rows,
-        caption="Posterior mean with its 94% credible interval; relative uplift over "
-        "the control with its 95% interval.",
-    )
-    return Section("Decision at a glance", body)
+    if any(v.stages for v in result.variants):
+        sections.append(Section("Stage by stage", to_html(report.stage_table(result))))
+    sections.append(_analysis_uplift(result))
+    sections.append(_mcmc_diagnostics(result.posterior))
+    return Report(f"Experiment: {result.source}", decision.reason, facts, tuple(sections), MEASURED)
 
 
-def _readout_uplift(readout: ABReadout, rope: float, prior: tuple[float, float]) -> Section:
-    from funnelsim.analysis.conjugate import beta_posteriors
-
-    visitors = [v.visitors for v in readout.variants]
-    conversions = [v.conversions for v in readout.variants]
-    post = beta_posteriors(visitors, conversions, *prior)
-    rates = np.random.default_rng(0).beta(
-        post.alpha, post.beta, size=(POSTERIOR_DRAWS, post.alpha.size)
-    )
-    control = [v.name for v in readout.variants].index(readout.control)
-    draws = {
-        v.name: rates[:, i] / rates[:, control] - 1.0
-        for i, v in enumerate(readout.variants)
-        if i != control
-    }
-    decision = readout.decision
-    decisions = {
-        name: (
-            "ship"
-            if decision.variant == name
-            else "reject"
-            if decision.action == "ship"
-            else decision.action
-        )
-        for name in draws
-    }
-    figure = plots.uplift_figure("conversion", draws, rope, decisions)
+def _analysis_uplift(result: AnalysisResult) -> Section:
+    """The uplift of the metric the decision is on: posterior mean and interval per variant,
+    with the ROPE, as the table above shows them."""
+    metric = "revenue per visitor" if result.metric == "revenue_per_visitor" else "conversion"
+    intervals = {v.name: tuple(v.uplift) for v in result.variants if v.name != result.control}
+    beats = {v.name: v.prob_beats_control for v in result.variants if v.name != result.control}
+    figure = plots.uplift_interval_figure(metric, intervals, result.rule.rope, beats)
+    name = f"uplift_{result.metric}"
     return Section(
         "Uplift posteriors",
-        "<p>Beta-Binomial posterior of each variant's relative "
-        f"uplift in conversion over {esc(readout.control)}; the grey band is the "
-        f"region of practical equivalence (±{rope:.1%}).</p>",
+        f"<p>{esc(result.model.capitalize())} model: posterior of each variant's relative "
+        f"uplift in {esc(metric)} over {esc(result.control)}; the grey band is the region "
+        f"of practical equivalence (±{result.rule.rope:.1%}).</p>",
         (
             _figure(
-                "uplift_conversion",
-                "Posterior densities of the relative uplift "
-                "in conversion, with the ROPE and the decision.",
+                name,
+                f"Posterior mean and {fmt.level(report.analysis.UPLIFT_LEVEL)} interval of "
+                f"the relative uplift in {metric}, with the ROPE and P(better than control).",
                 figure,
             ),
         ),
     )
 
 
-def _readout_loss(readout: ABReadout) -> Section:
-    rows = [
+def diagnostics_table(idata: InferenceData, var_names: list[str]) -> Table:
+    """r_hat and ESS of each sampled variable, over its elements that vary."""
+    from funnelsim.analysis.models import variable_diagnostics
+
+    found = variable_diagnostics(idata, var_names)
+    return Table(
+        "Sampled quantities",
         (
-            esc(v.name),
-            f"{v.expected_loss * 100:.3f} pts",
-            percent(v.prob_best, digits=1),
-            percent(v.prob_in_rope, digits=1),
-        )
-        for v in readout.variants
-    ]
-    return Section(
-        "Expected loss",
-        table(
-            ("variant", "expected loss", "P(best)", "P(in ROPE)"),
-            rows,
-            caption="Expected loss: conversion points given up by shipping this variant if "
-            "another is better. P(in ROPE): probability that the uplift over control is "
-            "practically zero.",
+            label("variable"),
+            Column("elements"),
+            Column("max r_hat"),
+            Column("min bulk ESS"),
+            Column("min tail ESS"),
+            text("verdict"),
         ),
+        tuple(
+            Row(
+                (
+                    Cell(d.name),
+                    Cell(str(d.elements)),
+                    Cell(f"{d.r_hat_max:.3f}"),
+                    Cell(fmt.count(d.ess_bulk_min)),
+                    Cell(fmt.count(d.ess_tail_min)),
+                    Cell("reliable", tone="good") if d.reliable else Cell("check", tone="bad"),
+                )
+            )
+            for d in found
+        ),
+        caption="r_hat should be below 1.01 and bulk and tail ESS above 400 (Vehtari et al. "
+        "2021); elements constant across draws have neither and are left out.",
     )
 
 
-def _mcmc_diagnostics(idata: InferenceData | None, var_names: Sequence[str]) -> Section:
+def _mcmc_diagnostics(idata: InferenceData | None, var_names: list[str] | None = None) -> Section:
+    """Divergences, r_hat and ESS per sampled variable, and their traces; ``var_names``
+    defaults to every variable that varies in all its elements."""
     if idata is None:
         return Section(
             "Diagnostics",
             '<p class="note">Exact conjugate posteriors: nothing was '
             "sampled, so there is no convergence to check.</p>",
         )
-    import arviz as az
+    from funnelsim.analysis.models import varying_variables
 
-    names = list(var_names) or [str(name) for name in idata["posterior"].data_vars]
-    summary = az.summary(idata, var_names=names, kind="diagnostics")
+    names = var_names or varying_variables(idata)
     stats = idata["sample_stats"] if "sample_stats" in idata.groups() else {}
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    rows = [
-        (esc(label), f"{row['r_hat']:.3f}", f"{row['ess_bulk']:,.0f}", f"{row['ess_tail']:,.0f}")
-        for label, row in summary.iterrows()
-    ]
-    body = (
-        f"<p>Divergent transitions: <b>{divergences}</b>. r_hat should be below 1.01 and "
-        "bulk and tail ESS above 400 (Vehtari et al. 2021).</p>"
-        + table(("variable", "r_hat", "bulk ESS", "tail ESS"), rows)
+    body = f"<p>Divergent transitions: <b>{divergences}</b>.</p>" + to_html(
+        diagnostics_table(idata, names)
     )
     return Section(
         "Diagnostics",
@@ -863,7 +820,7 @@ def _mcmc_diagnostics(idata: InferenceData | None, var_names: Sequence[str]) -> 
         (
             _figure(
                 "diagnostics_trace",
-                "MCMC trace per variable and chain.",
+                "MCMC trace per sampled variable: density (left) and draws per chain (right).",
                 plots.trace_figure(idata, names),
             ),
         ),
@@ -887,9 +844,9 @@ def transactions_report(
     facts = {
         "variants": ", ".join(readout.variants),
         "control": readout.variants[0],
-        "customers": f"{int(readout.customers.sum()):,}",
+        "customers": fmt.count(readout.customers.sum()),
         **(
-            {"visitors": f"{int(readout.per_visitor.visitors.sum()):,}"}
+            {"visitors": fmt.count(readout.per_visitor.visitors.sum())}
             if readout.per_visitor is not None
             else {}
         ),
@@ -902,27 +859,13 @@ def transactions_report(
     subtitle = (
         "Repeat purchase, churn and lifetime value per variant"
         + (" and per visitor" if readout.per_visitor is not None else "")
-        + f" ({readout.level:.0%} credible intervals)."
+        + f" ({fmt.level(readout.level)} credible intervals)."
     )
     return Report(f"Order log: {source}", subtitle, facts, tuple(sections), FROM_ORDERS)
 
 
-def _interval_cell(mean: float, low: float, high: float, show: Callable[[float], str]) -> str:
-    return f"{show(mean)}<br><small>[{show(low)}, {show(high)}]</small>"
-
-
-def _variant_label(name: str, control: bool) -> str:
-    return esc(name) + (" <small>(control)</small>" if control else "")
-
-
 def _customer_section(readout: TransactionReadout) -> Section:
-    body = table(
-        CUSTOMER_COLUMNS,
-        customer_rows(readout, _interval_cell, _variant_label),
-        caption="Repeat purchases of a new customer over the horizon and CLV per customer: "
-        "posterior mean with its credible interval. Still active: share of the variant's "
-        "customers who have not dropped out by the end of the log.",
-    )
+    body = to_html(report.transactions_table(readout))
     curves = {name: readout.repeat_by_month[i] for i, name in enumerate(readout.variants)}
     figure = _figure(
         "repeat_purchases",
@@ -934,15 +877,7 @@ def _customer_section(readout: TransactionReadout) -> Section:
 
 
 def _visitor_section(readout: TransactionReadout, per_visitor: VisitorReadout) -> Section:
-    def uplift(mean: float, low: float, high: float) -> str:
-        return _interval_cell(mean, low, high, lambda v: percent(v, signed=True, digits=1))
-
-    body = table(
-        VISITOR_COLUMNS,
-        visitor_rows(readout, _interval_cell, uplift, _variant_label),
-        caption="CLV per visitor: each posterior draw of CLV per customer times a draw of the "
-        "conversion posterior, so the interval carries both. Uplift: relative to the control.",
-    )
+    body = to_html(report.visitor_clv_table(readout))
     clv = per_visitor.clv
     intervals = {
         name: (float(clv.uplift_mean[i]), float(clv.uplift_low[i]), float(clv.uplift_high[i]))
@@ -961,65 +896,55 @@ def _visitor_section(readout: TransactionReadout, per_visitor: VisitorReadout) -
 # --------------------------------------------------------------------------- assumptions
 
 
-def _assumptions_section(result: ExperimentResult) -> tuple[Section, ...]:
-    """The uplifts over what we do not know (worlds of the uncertain assumptions)."""
-    effects = result.assumptions
-    if effects is None:
-        return ()
-    rows = [
+def assumptions_table(effects: AssumptionEffects) -> Table:
+    """Each variant's conversion uplift over the worlds of the uncertain assumptions, its
+    shares of worlds, and the assumptions its spread comes from."""
+    return Table(
+        "Uplift in conversion over what we do not know",
         (
-            esc(name),
-            _interval_cell(e.central, e.low, e.high, lambda v: f"{v:+.1%}"),
-            percent(e.prob_beats_control, digits=0),
-            percent(e.prob_best, digits=0),
-            esc(", ".join(f"{key} {share:.0%}" for key, share in e.drivers.items()) or "—"),
-        )
-        for name, by_metric in effects.effects.items()
-        for e in (by_metric["conversion"],)
-    ]
-    body = table(
-        ("variant", "uplift in conversion", "P(beats control)", "P(best)", "spread from"),
-        rows,
+            label("variant"),
+            Column("uplift in conversion"),
+            Column("P(beats control)"),
+            Column("P(best)"),
+            text("spread from"),
+        ),
+        tuple(
+            Row(
+                (
+                    Cell(name),
+                    report.uplift_cell((e.central, e.low, e.high)),
+                    Cell(fmt.percent(e.prob_beats_control, digits=0)),
+                    Cell(fmt.percent(e.prob_best, digits=0)),
+                    Cell(", ".join(f"{key} {share:.0%}" for key, share in e.drivers.items()))
+                    if e.drivers
+                    else EMPTY,
+                )
+            )
+            for name, by_metric in effects.effects.items()
+            for e in (by_metric["conversion"],)
+        ),
         caption=(
             f"Central uplift if the stated values hold, with its {effects.level:.0%} interval "
-            f"over {effects.worlds} worlds of {effects.counted} "
+            f"over {effects.worlds} worlds of {effects.counted} below "
             "(Monte Carlo error included); P(beats control) and P(best) are shares of "
             "worlds; 'spread from' gives each leading assumption's first-order share of the "
             "spread (RBD-FAST)."
         ),
-        text_columns=(0, 4),
     )
-    return (Section("Over what we do not know", body),)
+
+
+def _assumptions_section(result: ExperimentResult) -> tuple[Section, ...]:
+    """The uplifts over what we do not know (worlds of the uncertain assumptions)."""
+    if result.assumptions is None:
+        return ()
+    return (Section("Over what we do not know", to_html(assumptions_table(result.assumptions))),)
 
 
 def sensitivity_report(result: SensitivityResult, scenario: Scenario) -> Report:
     """The report of ``funnelsim sensitivity``: Sobol indices, ranked, and what flips the
     decision."""
-    level = result.indices.level
     names = result.indices.ranked()
-    specs = {a.key: a.spec.describe() for a in result.assumptions}
-    rows = [
-        (
-            esc(name),
-            _interval_cell(*result.indices.of(name)[1], lambda v: f"{v:.3f}"),
-            _interval_cell(*result.indices.of(name)[0], lambda v: f"{v:.3f}"),
-            esc(specs[name]),
-        )
-        for name in names
-    ]
-    body = table(
-        ("assumption", "total index", "first-order index", "range"),
-        rows,
-        caption=(
-            f"Share of the variance of the {esc(result.quantity)} each assumption explains, "
-            f"with its interaction (total) and alone (first-order); bootstrap {level:.0%} "
-            f"intervals from {result.base_samples} base samples."
-        ),
-        text_columns=(0, 3),
-    )
-    flips = "".join(f"<li>{esc(flip.describe())}</li>" for flip in result.flips)
-    if flips:
-        body += f"<p>What flips the decision:</p><ul>{flips}</ul>"
+    body = to_html(report.sensitivity_table(result))
     figure = plots.sensitivity_figure(
         names,
         [result.indices.of(n)[0] for n in names],

@@ -41,6 +41,7 @@ from numpy.random import SeedSequence
 from numpy.typing import NDArray
 from scipy import stats
 
+from funnelsim import formatting as fmt
 from funnelsim.analysis.conjugate import beta_posteriors
 from funnelsim.analysis.decision import DecisionRule, decide
 from funnelsim.analysis.operating import Rate, ship_rate
@@ -56,6 +57,7 @@ from funnelsim.strategies import (
     trial_seeds,
 )
 from funnelsim.sweeps import SweepError, only_variants
+from funnelsim.tables import Cell, Column, Row, Table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -405,39 +407,41 @@ def plan_summary(plan: PlanResult) -> list[str]:
     return lines
 
 
-def plan_table(plan: PlanResult) -> Any:
-    """A rich table of the decision probabilities against the test's length."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(
-        title=f"{plan.variant} vs {plan.control}: {plan.simulations} simulated tests "
-        "read at each length (Bayesian rule of the analysis module)",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in (
-        "days",
-        "visitors",
-        "P(correct) [95%]",
-        "P(decided)",
-        "ship variant",
-        "keep control",
-        "stop",
-    ):
-        table.add_column(column, justify="right")
-    for p in plan.curve:
-        style = "bold green" if p.days == plan.days_needed else None
-        table.add_row(
-            str(p.days),
-            f"{p.visitors:,.0f}",
-            f"{p.prob_correct.mean:.1%} [{p.prob_correct.low:.1%}, {p.prob_correct.high:.1%}]",
-            f"{p.prob_decided:.1%}",
-            f"{p.prob_ship_variant:.1%}",
-            f"{p.prob_ship_control:.1%}",
-            f"{p.prob_stop:.1%}",
-            style=style,
+def plan_table(plan: PlanResult) -> Table:
+    """The decision probabilities against the test's length; the length the plan needs
+    is highlighted."""
+    share = partial(fmt.percent, digits=1)
+    rows = tuple(
+        Row(
+            (
+                Cell(str(p.days)),
+                Cell(fmt.count(p.visitors)),
+                Cell(share(p.prob_correct.mean), fmt.bounds(*p.prob_correct[1:], share)),
+                Cell(share(p.prob_decided)),
+                Cell(share(p.prob_ship_variant)),
+                Cell(share(p.prob_ship_control)),
+                Cell(share(p.prob_stop)),
+            ),
+            highlight=p.days == plan.days_needed,
         )
-    return table
+        for p in plan.curve
+    )
+    return Table(
+        f"{plan.variant} vs {plan.control}: {plan.simulations} simulated tests "
+        "read at each length (Bayesian rule of the analysis module)",
+        (
+            Column("days", key=True),
+            Column("visitors"),
+            Column("P(correct)"),
+            Column("P(decided)"),
+            Column(f"ship {plan.variant}"),
+            Column("keep control"),
+            Column("no difference"),
+        ),
+        rows,
+        caption="P(correct): share of simulated tests reaching the right decision, with its "
+        "95% interval below (Wilson).",
+    )
 
 
 def plan_figure(plan: PlanResult) -> Figure:

@@ -237,6 +237,17 @@ def _draw_losses(ax: Axes, rows: IntArray, funnel: FunnelData) -> None:
 # --------------------------------------------------------------------------- posteriors
 
 
+def error_extents(mean: FloatArray, low: FloatArray, high: FloatArray) -> FloatArray:
+    """Error-bar lengths below and above each mean, shaped ``(2, n)``; never negative, so
+    a degenerate interval (a rate of 0% or 100%, bounds a rounding error past the mean)
+    draws as a point instead of failing.
+
+    >>> error_extents(np.array([1.0]), np.array([1.0 + 1e-18]), np.array([1.5])).tolist()
+    [[0.0], [0.5]]
+    """
+    return np.clip(np.vstack([mean - low, high - mean]), 0.0, None)
+
+
 def _draw_rope(ax: Axes, rope: float | None) -> None:
     """The zero line of an uplift axis (in percent), with the ROPE band around it."""
     if rope is not None:
@@ -322,20 +333,21 @@ def uplift_interval_figure(
             ax.errorbar(
                 [mean * 100],
                 [row],
-                xerr=[[(mean - low) * 100], [(high - mean) * 100]],
+                xerr=error_extents(np.array([mean]), np.array([low]), np.array([high])) * 100,
                 fmt="o",
                 color=color,
                 capsize=4,
                 linewidth=1.6,
             )
-            ax.text(
-                high * 100,
-                row,
-                f"  P(better) {prob_beats.get(variant, math.nan):.0%}",
-                va="center",
-                fontsize=8,
-                color=color,
-            )
+            if variant in prob_beats:
+                ax.text(
+                    high * 100,
+                    row,
+                    f"  P(better) {prob_beats[variant]:.0%}",
+                    va="center",
+                    fontsize=8,
+                    color=color,
+                )
         ax.set_yticks(range(len(intervals)), list(intervals))
         ax.set_ylim(len(intervals) - 0.4, -0.6)
         ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
@@ -380,17 +392,15 @@ def ltv_cac_figure(ratios: Mapping[str, Mapping[str, float]], variants: Sequence
                     fontsize=7,
                     rotation=90 if len(variants) > 3 else 0,
                 )
-        ax.axhline(1.0, color="#b22222", linewidth=0.8, linestyle=":")
-        ax.axhline(LTV_CAC_TARGET, color="#2ca02c", linewidth=0.8, linestyle="--")
-        ax.text(-0.5, 1.0, "break-even", va="bottom", ha="left", fontsize=7, color="#b22222")
-        ax.text(
-            -0.5, LTV_CAC_TARGET, "3:1 target", va="bottom", ha="left", fontsize=7, color="#2ca02c"
+        ax.axhline(1.0, color="#b22222", linewidth=0.8, linestyle=":", label="break-even (1:1)")
+        ax.axhline(
+            LTV_CAC_TARGET, color="#2ca02c", linewidth=0.8, linestyle="--", label="3:1 target"
         )
         ax.set_xticks(x, channels)
         ax.set_ylim(0, ceiling * 1.1)
         ax.set_ylabel("LTV : CAC")
         ax.set_title("Lifetime value per customer over acquisition cost, per channel", loc="left")
-        ax.legend(fontsize=7.5, ncols=min(len(variants), 4), loc="upper left")
+        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return figure
 
 
@@ -465,6 +475,11 @@ def trace_figure(idata: InferenceData, var_names: Sequence[str]) -> Figure:
                 compact=True,
                 backend_kwargs={"layout": None},
             )
+        for row, name in enumerate(var_names):
+            for ax, what in zip(axes[row], ("density per chain", "draws per chain"), strict=True):
+                ax.set_title("")
+                ax.set_title(f"{name}: {what}", loc="left", fontsize=8.5, pad=3)
+        figure.get_layout_engine().set(h_pad=0.12)
         figure.suptitle(
             "MCMC traces: chains should overlap like hairy caterpillars",
             fontsize=10,

@@ -1,305 +1,396 @@
-"""Presenting results: terminal tables, and files written atomically.
+"""The tables of every readout, built once as :class:`funnelsim.tables.Table` models.
+
+Each ``*_table`` function turns a result into rows of formatted cells; the terminal
+(:func:`funnelsim.tables.print_table`) and the HTML report
+(:func:`funnelsim.tables.to_html`) show the same cells, so the same number reads the
+same in both. ``print_*`` functions print a readout's tables in the terminal.
 
 ``results.json`` is a contract scripts rely on: ``variants.<name>`` holds
 ``conversion``, ``revenue_per_visitor`` and ``clv_per_visitor`` as
 ``{mean, low, high}``; non-control variants also hold
 ``uplift_vs_control.<metric>`` (relative, ``{mean, low, high}``) and
 ``experiment`` (``prob_beats_control``, ``prob_best``, ``expected_loss``,
-``decision``). Lifetime economics: ``clv_per_customer``, ``cac`` (acquisition
-spend per customer) and ``ltv_to_cac`` as ``{mean, low, high}``, ``payback_months``,
-``referrals_per_customer`` (expected visitors a customer refers over the horizon),
-``channels.<channel>`` (``visitors``, ``spend``, ``customers``, ``cac``,
-``clv_per_customer``, ``ltv_to_cac``, ``payback_months``), ``experiment.clv`` (the
-simulated test's CLV-per-visitor readout: ``mean``, ``low``, ``high``,
-``prob_beats_control``, ``prob_best``) and, for lead funnels, ``leads``. Values
-that are infinite (LTV:CAC of a free channel, payback beyond the horizon) are
-``null``. Every file is written to a temporary name and renamed, so a
-reader never sees half a file and an interrupted run leaves none.
+``decision``, ``decision_words``). Lifetime economics: ``clv_per_customer``, ``cac``
+(acquisition spend per customer) and ``ltv_to_cac`` as ``{mean, low, high}``,
+``payback_months``, ``referrals_per_customer`` (expected visitors a customer refers
+over the horizon), ``channels.<channel>`` (``visitors``, ``spend``, ``customers``,
+``cac``, ``clv_per_customer``, ``ltv_to_cac``, ``payback_months``), ``experiment.clv``
+(the simulated test's CLV-per-visitor readout: ``mean``, ``low``, ``high``,
+``prob_beats_control``, ``prob_best``) and, for lead funnels, ``leads``. Values that
+are infinite (LTV:CAC of a free channel, payback beyond the horizon) are ``null``.
+Every file is written to a temporary name and renamed, so a reader never sees half a
+file and an interrupted run leaves none.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
+from funnelsim import formatting as fmt
 from funnelsim import service_report
 from funnelsim.analysis import api as analysis
 from funnelsim.clv import ratio as clv_ratio
 from funnelsim.files import atomic_writer, netcdf_bytes, output_batch, write_bytes_atomic
 from funnelsim.intervals import Interval
-from funnelsim.results import AssumptionEffects, ExperimentResult
+from funnelsim.results import AssumptionEffects, Effect, ExperimentResult, VariantSummary
+from funnelsim.tables import (
+    EMPTY,
+    Cell,
+    Column,
+    Row,
+    Table,
+    Tone,
+    columns,
+    label,
+    print_note,
+    print_table,
+    text,
+)
 
-DECISION_STYLE = {"ship": "bold green", "reject": "red", "stop": "yellow", "keep_testing": "cyan"}
-DECISION_LABEL = {
-    "ship": "ship",
-    "reject": "reject",
-    "stop": "stop: no difference",
-    "keep_testing": "keep testing",
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from funnelsim.analysis.lifetime import TransactionReadout
+    from funnelsim.sensitivities import SensitivityResult
+
+OUTCOME_TONE: dict[str, Tone] = {
+    "ship": "good",
+    "reject": "bad",
+    "stop": "neutral",
+    "keep_testing": "pending",
 }
-CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def percent(value: float, signed: bool = False, digits: int = 2) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return f"{value * 100:{'+' if signed else ''}.{digits}f}%"
-
-
-def money(value: float, currency: str) -> str:
-    symbol = CURRENCY_SYMBOLS.get(currency)
-    if not math.isfinite(value):
-        return "n/a"
-    return f"{symbol}{value:,.2f}" if symbol else f"{value:,.2f} {currency}"
-
-
-def _uplift_cell(interval: Interval) -> str:
-    if not all(map(math.isfinite, interval)):
-        return "n/a"
-    digits = 0 if max(map(abs, interval)) >= 1 else 1  # +278% [+170, +386], +6.9% [+6.8, +7.0]
-    return (
-        f"{interval.mean:+.{digits}%} "
-        f"[{interval.low * 100:+.{digits}f}, {interval.high * 100:+.{digits}f}]"
-    )
-
-
-def effect_table(result: ExperimentResult) -> Table:
-    """Expected effect per variant: ground truth of the model over replications."""
-    currency = result.scenario.currency
-    table = Table(
-        title=f"Expected effect ({len(result.replications)} replications, "
-        f"{result.engine} engine; uplift vs {result.control}, 95% interval)",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in (
-        "variant",
-        "conversion",
-        "bounce",
-        "rev/visitor",
-        "CLV/visitor",
-        "uplift conv. [95%]",
-        "uplift CLV [95%]",
-        "changes most",
-    ):
-        table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
-    for s in result.variants:
-        change = s.largest_stage_change
-        table.add_row(
-            s.name,
-            percent(s.metrics["conversion"].mean),
-            percent(s.bounce_rate.mean, digits=1),
-            money(s.metrics["revenue_per_visitor"].mean, currency),
-            money(s.metrics["clv_per_visitor"].mean, currency),
-            _uplift_cell(s.uplift["conversion"]) if s.uplift else "—",
-            _uplift_cell(s.uplift["clv_per_visitor"]) if s.uplift else "—",
-            f"{change[0]} {change[1]:+.0%}" if change else "—",
-        )
-    return table
-
-
 METRIC_LABEL = {"conversion": "conversion", "clv_per_visitor": "CLV per visitor"}
+UPLIFT_NOTE = "below each value: uplift vs control [95% interval]"
+PROBABILITY_COLUMNS = ("P(beats control)", "P(best)")
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def uplift_cell(interval: Interval | tuple[float, float, float]) -> Cell:
+    """A relative uplift with its interval below."""
+    mean, low, high = interval
+    return Cell(fmt.uplift(mean, low, high), fmt.uplift_bounds(mean, low, high))
+
+
+def with_uplift(value: str, summary: VariantSummary, metric: str) -> Cell:
+    """A metric's value with the variant's uplift over control and its interval below."""
+    if summary.uplift is None:
+        return Cell(value)
+    mean, low, high = summary.uplift[metric]
+    change = fmt.uplift(mean, low, high)
+    return Cell(value, f"{change} {fmt.uplift_bounds(mean, low, high)}".strip())
+
+
+def interval_cell(mean: float, low: float, high: float, show: Any) -> Cell:
+    """A mean with its interval below, both in the mean's format."""
+    return Cell(show(mean), fmt.bounds(low, high, show))
+
+
+def probability(value: float, control: bool = False) -> Cell:
+    """A probability, or a dash for the control (which cannot beat itself)."""
+    return EMPTY if control else Cell(fmt.percent(value, digits=1))
+
+
+def outcome_cell(outcome: str, variant: str, control: str, share: float | None = None) -> Cell:
+    """What the test did about a variant, in words and toned, with the share of tests."""
+    words = fmt.outcome_words(outcome, variant, variant == control)
+    detail = f"{fmt.percent(share, digits=0)} of tests" if share is not None else ""
+    return Cell(words, detail, tone=OUTCOME_TONE[outcome])
+
+
+def variant_label(name: str, control: str) -> Cell:
+    """A variant's name, marked when it is the control (and not already named so)."""
+    return Cell(name if name == "control" or name != control else f"{name} (control)")
 
 
 def loss_text(result: ExperimentResult, loss: float) -> str:
     """An expected loss in the unit of the metric the simulated test is judged on."""
     if result.scenario.experiment.metric == "conversion":
-        return f"{loss * 100:.3f} pts"
-    return money(loss, result.scenario.currency) if loss >= 0.005 else f"{loss:.4f}"
+        return fmt.points(loss)
+    return fmt.small_money(loss, result.scenario.currency)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def effect_table(result: ExperimentResult) -> Table:
+    """Expected effect per variant: ground truth of the model over replications."""
+    currency = result.scenario.currency
+    rows = []
+    for s in result.variants:
+        change = s.largest_stage_change
+        rows.append(
+            Row(
+                (
+                    replace(
+                        variant_label(s.name, result.control),
+                        detail=f"{change[0]} {change[1]:+.0%}" if change else "",
+                    ),
+                    with_uplift(fmt.percent(s.metrics["conversion"].mean), s, "conversion"),
+                    Cell(fmt.percent(s.bounce_rate.mean, digits=1)),
+                    Cell(fmt.money(s.metrics["revenue_per_visitor"].mean, currency)),
+                    with_uplift(
+                        fmt.money(s.metrics["clv_per_visitor"].mean, currency),
+                        s,
+                        "clv_per_visitor",
+                    ),
+                )
+            )
+        )
+    return Table(
+        f"Expected effect ({len(result.replications)} replications, {result.engine} engine)",
+        (
+            label("variant"),
+            Column("conversion"),
+            Column("bounce"),
+            Column("revenue per visitor"),
+            Column("CLV per visitor"),
+        ),
+        tuple(rows),
+        caption=f"Mean over replications; {UPLIFT_NOTE} (Monte Carlo); below each "
+        "variant the stage it changes most.",
+    )
+
+
+def _test_visitors(result: ExperimentResult) -> float:
+    return sum(r.test_visitors.sum() for r in result.replications) / len(result.replications)
 
 
 def test_table(result: ExperimentResult) -> Table:
-    """What an A/B test of the scenario's planned size would conclude."""
-    traffic = result.scenario.traffic
-    visitors = sum(r.test_visitors.sum() for r in result.replications) / len(result.replications)
+    """What an A/B test of the scenario's planned size would conclude, and P(CLV per
+    visitor beats control) beside the decision metric's when the test judges conversion."""
+    metric = result.scenario.experiment.metric
     outcomes = result.test_outcomes
-    shares = {k: percent(v, digits=0) for k, v in outcomes.items()}
-    table = Table(
-        title=(
-            f"A/B test of {traffic.days} days (~{visitors:,.0f} visitors, split "
-            f"{len(result.variants)} ways) judged on "
-            f"{METRIC_LABEL[result.scenario.experiment.metric]}: mean over "
-            f"{len(result.replications)} simulated tests"
-        ),
+    shares = {k: fmt.percent(v, digits=0) for k, v in outcomes.items()}
+    show_clv = metric == "conversion" and any(s.clv_test for s in result.variants)
+    columns = [label("variant"), Column(f"P({_short(metric)} beats control)")]
+    columns += [Column("P(CLV/visitor beats control)")] if show_clv else []
+    columns += [Column("P(best)"), Column("expected loss"), text("decision")]
+    rows = []
+    for s in result.variants:
+        control = s.name == result.control
+        cells = [variant_label(s.name, result.control), probability(s.prob_beats_control, control)]
+        if show_clv:
+            test = s.clv_test
+            cells.append(probability(test.prob_beats_control if test else float("nan"), control))
+        cells += [
+            Cell(fmt.percent(s.prob_best, digits=1)),
+            Cell(loss_text(result, s.expected_loss)),
+            outcome_cell(s.decision, s.name, result.control, s.decision_rates[s.decision]),
+        ]
+        rows.append(Row(tuple(cells)))
+    return Table(
+        f"A/B test of {result.scenario.traffic.days} days (~{_test_visitors(result):,.0f} "
+        f"visitors, split {len(result.variants)} ways) judged on {METRIC_LABEL[metric]}: "
+        f"mean over {len(result.replications)} simulated tests",
+        tuple(columns),
+        tuple(rows),
         caption=(
             f"Truly best: {result.true_best}. Tests shipped it {shares['ship_best']}, "
-            f"shipped another {shares['ship_other']}, stopped {shares['stop']}, "
+            f"shipped another {shares['ship_other']}, found no difference {shares['stop']}, "
             f"kept testing {shares['keep_testing']}."
         ),
     )
-    table.box = box.SIMPLE_HEAD
-    for column in ("variant", "P(beats control)", "P(best)", "expected loss", "decision"):
-        table.add_column(column, justify="left" if column in ("variant", "decision") else "right")
-    for s in result.variants:
-        rates = s.decision_rates
-        decision = s.decision
-        table.add_row(
-            s.name,
-            "—" if s.name == result.control else percent(s.prob_beats_control, digits=1),
-            percent(s.prob_best, digits=1),
-            loss_text(result, s.expected_loss),
-            f"[{DECISION_STYLE[decision]}]{DECISION_LABEL[decision]}[/] "
-            f"({percent(rates[decision], digits=0)})",
-        )
-    return table
+
+
+def _short(metric: str) -> str:
+    return {"conversion": "conv.", "clv_per_visitor": "CLV/visitor"}.get(metric, metric)
 
 
 def queue_table(result: ExperimentResult) -> Table:
     """Shared resources per variant: utilisation, mean wait of those served, who gave up."""
-    table = Table(title="Queues (mean over replications)", box=box.SIMPLE_HEAD)
-    for column in ("variant", "resource", "utilisation", "mean wait", "gave up waiting"):
-        table.add_column(column, justify="left" if column in ("variant", "resource") else "right")
-    for s in result.variants:
-        for resource, stats in s.queues.items():
-            table.add_row(
-                s.name,
-                resource,
-                percent(stats["utilisation"], digits=0),
-                f"{stats['mean_wait_min']:.1f} min",
-                percent(stats["abandonment"], digits=1),
+    return Table(
+        "Queues (mean over replications)",
+        columns(label("variant"), label("resource"), "utilisation", "mean wait", "gave up waiting"),
+        tuple(
+            Row(
+                (
+                    Cell(s.name),
+                    Cell(resource),
+                    Cell(fmt.percent(stats["utilisation"], digits=0)),
+                    Cell(f"{fmt.decimal(stats['mean_wait_min'])} min"),
+                    Cell(fmt.percent(stats["abandonment"], digits=1)),
+                )
             )
-    return table
-
-
-def _ratio_cell(value: float) -> str:
-    if math.isinf(value):
-        return "no spend"
-    return f"{value:.1f}" if math.isfinite(value) else "n/a"
-
-
-def _payback_cell(months: float, horizon: int) -> str:
-    if math.isinf(months):
-        return f"> {horizon} mo"
-    return f"{months:.0f} mo" if math.isfinite(months) else "n/a"
+            for s in result.variants
+            for resource, stats in s.queues.items()
+        ),
+        caption="Mean wait of those served.",
+    )
 
 
 def lifetime_table(result: ExperimentResult) -> Table:
-    """Lifetime value and acquisition cost per variant, and what the test says about CLV."""
+    """Lifetime value and acquisition cost per variant."""
     currency, horizon = result.scenario.currency, result.scenario.value.horizon_months
-    table = Table(
-        title=f"Lifetime value over {horizon} months and acquisition cost "
-        f"(uplift vs {result.control}, 95% interval)",
-        box=box.SIMPLE_HEAD,
-        caption="P(CLV beats control): Bayesian readout of the simulated test "
-        "(conversion x order value x repeat purchase x churn).",
-    )
-    for column in (
-        "variant",
-        "CLV/customer",
-        "CLV/visitor",
-        "CAC",
-        "LTV:CAC",
-        "payback",
-        "uplift CLV/customer",
-        "P(CLV beats control)",
-    ):
-        table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
-    for s in result.variants:
-        test = s.clv_test
-        table.add_row(
-            s.name,
-            money(s.metrics["clv_per_customer"].mean, currency),
-            money(s.metrics["clv_per_visitor"].mean, currency),
-            money(s.metrics["cac"].mean, currency),
-            _ratio_cell(clv_ratio(s.metrics["clv_per_customer"].mean, s.metrics["cac"].mean)),
-            _payback_cell(s.payback_months, horizon),
-            _uplift_cell(s.uplift["clv_per_customer"]) if s.uplift else "—",
-            "—"
-            if s.name == result.control or test is None
-            else percent(test.prob_beats_control, digits=1),
+    rows = tuple(
+        Row(
+            (
+                variant_label(s.name, result.control),
+                with_uplift(
+                    fmt.money(s.metrics["clv_per_customer"].mean, currency), s, "clv_per_customer"
+                ),
+                Cell(fmt.money(s.metrics["clv_per_visitor"].mean, currency)),
+                Cell(fmt.money(s.metrics["cac"].mean, currency)),
+                Cell(
+                    fmt.ratio(clv_ratio(s.metrics["clv_per_customer"].mean, s.metrics["cac"].mean))
+                ),
+                Cell(fmt.payback(s.payback_months, horizon)),
+            )
         )
-    return table
+        for s in result.variants
+    )
+    return Table(
+        f"Lifetime value over {horizon} months and acquisition cost",
+        (
+            label("variant"),
+            Column("CLV per customer"),
+            Column("CLV per visitor"),
+            Column("CAC"),
+            Column("LTV:CAC"),
+            Column("payback"),
+        ),
+        rows,
+        caption=f"Mean over replications; {UPLIFT_NOTE} (Monte Carlo). Payback: months "
+        "until a customer's margin repays their acquisition cost.",
+    )
+
+
+def _per_channel(
+    result: ExperimentResult, title: str, columns: tuple[Column, ...], cells: Any, caption: str
+) -> Table:
+    """A table with a row per channel and, under it, a row per variant of ``cells(c)``
+    (``c`` the variant's economics in that channel)."""
+    rows = []
+    for channel in result.scenario.traffic.channels:
+        rows.append(Row((Cell(channel), *(Cell("") for _ in columns))))
+        for i, s in enumerate(result.variants):
+            rows.append(
+                Row(
+                    (Cell(f"  {s.name}"), *cells(s.channels[channel])),
+                    section_end=i == len(result.variants) - 1,
+                )
+            )
+    return Table(title, (label("channel / variant"), *columns), tuple(rows), caption=caption)
 
 
 def channel_table(result: ExperimentResult) -> Table:
-    """Acquisition economics per channel and variant (means over replications)."""
+    """Acquisition per channel and variant: visitors, spend, customers won, their cost."""
+    currency = result.scenario.currency
+    return _per_channel(
+        result,
+        "Acquisition by channel (mean per replication)",
+        (Column("visitors"), Column("spend"), Column("customers"), Column("CAC")),
+        lambda c: (
+            Cell(fmt.count(c.visitors)),
+            Cell(fmt.money(c.spend, currency)),
+            Cell(fmt.count(c.customers)),
+            Cell(fmt.money(c.cac, currency)),
+        ),
+        "CAC: acquisition spend per customer won.",
+    )
+
+
+def channel_value_table(result: ExperimentResult) -> Table:
+    """Value per channel and variant: CLV, LTV:CAC and payback."""
     currency, horizon = result.scenario.currency, result.scenario.value.horizon_months
-    table = Table(title="By channel (mean per replication)", box=box.SIMPLE_HEAD)
-    for column in (
-        "channel",
-        "variant",
-        "visitors",
-        "spend",
-        "customers",
-        "CAC",
-        "CLV/customer",
-        "CLV/visitor",
-        "LTV:CAC",
-        "payback",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("channel", "variant") else "right", no_wrap=True
-        )
-    for channel in result.scenario.traffic.channels:
-        for i, s in enumerate(result.variants):
-            c = s.channels[channel]
-            table.add_row(
-                channel if i == 0 else "",
-                s.name,
-                f"{c.visitors:,.0f}",
-                money(c.spend, currency),
-                f"{c.customers:,.1f}",
-                money(c.cac, currency),
-                money(c.clv_per_customer, currency),
-                money(c.clv_per_visitor, currency),
-                _ratio_cell(c.ltv_to_cac),
-                _payback_cell(c.payback_months, horizon),
-                end_section=i == len(result.variants) - 1,
-            )
-    return table
+    return _per_channel(
+        result,
+        "Value by channel (mean per replication)",
+        (
+            Column("CLV per customer"),
+            Column("CLV per visitor"),
+            Column("LTV:CAC"),
+            Column("payback"),
+        ),
+        lambda c: (
+            Cell(fmt.money(c.clv_per_customer, currency)),
+            Cell(fmt.money(c.clv_per_visitor, currency)),
+            Cell(fmt.ratio(c.ltv_to_cac)),
+            Cell(fmt.payback(c.payback_months, horizon)),
+        ),
+        "LTV:CAC: CLV per customer over acquisition cost per customer; 3 or more is the "
+        "usual target, below 1 loses money on every customer.",
+    )
 
 
 def lead_table(result: ExperimentResult) -> Table:
     """Lead quality per variant: leads won, share who became customers, days to customer."""
-    table = Table(title="Leads (mean per replication)", box=box.SIMPLE_HEAD)
-    for column in ("variant", "leads", "lead → customer", "days lead → customer"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    for s in result.variants:
-        if s.leads is not None:
-            leads = s.leads
-            table.add_row(
-                s.name,
-                f"{leads.leads:,.1f}",
-                percent(leads.lead_to_customer, digits=1),
-                f"{leads.days_to_customer:.1f}",
+    return Table(
+        "Leads (mean per replication)",
+        columns(label("variant"), "leads", "lead → customer", "days lead → customer"),
+        tuple(
+            Row(
+                (
+                    Cell(s.name),
+                    Cell(fmt.count(s.leads.leads)),
+                    Cell(fmt.percent(s.leads.lead_to_customer, digits=1)),
+                    Cell(fmt.decimal(s.leads.days_to_customer)),
+                )
             )
-    return table
+            for s in result.variants
+            if s.leads is not None
+        ),
+    )
+
+
+def run_tables(result: ExperimentResult) -> list[Table]:
+    """The tables of ``funnelsim run``, in reading order."""
+    tables = [effect_table(result)]
+    if result.assumptions is not None:
+        tables.append(assumption_table(result, result.assumptions))
+    tables.append(lifetime_table(result))
+    if len(result.scenario.traffic.channels) > 1:
+        tables += [channel_table(result), channel_value_table(result)]
+    if any(s.leads is not None for s in result.variants):
+        tables.append(lead_table(result))
+    if result.scenario.resources:
+        tables.append(queue_table(result))
+    if any(s.service for s in result.variants):
+        tables += service_report.service_tables((s.name, s.service) for s in result.variants)
+    tables.append(test_table(result))
+    return tables
 
 
 def assumption_table(result: ExperimentResult, effects: AssumptionEffects) -> Table:
     """Each variant's uplift over what we do not know; P(beats control) and P(best) over
-    worlds in the metric the simulated test is judged on."""
+    worlds in the metric the simulated test is judged on. The plain words per variant
+    are the table's notes."""
     metric = result.scenario.experiment.metric
-    table = Table(
-        title=f"Over what we do not know ({effects.worlds} worlds of "
-        f"{effects.counted}; uplift vs {result.control}, "
-        f"{effects.level:.0%} interval over assumptions and Monte Carlo; P on "
-        f"{METRIC_LABEL[metric]})",
-        box=box.SIMPLE_HEAD,
+    return Table(
+        f"Over what we do not know ({effects.worlds} worlds of {effects.counted})",
+        (
+            label("variant"),
+            Column("uplift conv."),
+            Column("uplift CLV"),
+            Column("P(beats control)"),
+            Column("P(best)"),
+        ),
+        tuple(
+            Row(
+                (
+                    Cell(name),
+                    uplift_cell(_central(by_metric["conversion"])),
+                    uplift_cell(_central(by_metric["clv_per_visitor"])),
+                    Cell(fmt.percent(by_metric[metric].prob_beats_control, digits=0)),
+                    Cell(fmt.percent(by_metric[metric].prob_best, digits=0)),
+                )
+            )
+            for name, by_metric in effects.effects.items()
+        ),
+        caption=(
+            f"Uplift vs {result.control} if the stated values hold, with its "
+            f"{effects.level:.0%} interval over assumptions and Monte Carlo below; "
+            f"P on {METRIC_LABEL[metric]}, as shares of worlds."
+        ),
+        notes=tuple(Cell(line) for line in assumption_lines(effects, metric)),
     )
-    for column in ("variant", "uplift conv.", "uplift CLV", "P(beats control)", "P(best)"):
-        table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
-    for name, by_metric in effects.effects.items():
-        conversion, value, judged = (
-            by_metric["conversion"],
-            by_metric["clv_per_visitor"],
-            by_metric[metric],
-        )
-        table.add_row(
-            name,
-            _uplift_cell(Interval(conversion.central, conversion.low, conversion.high)),
-            _uplift_cell(Interval(value.central, value.low, value.high)),
-            percent(judged.prob_beats_control, digits=0),
-            percent(judged.prob_best, digits=0),
-        )
-    return table
+
+
+def _central(effect: Effect) -> tuple[float, float, float]:
+    return (effect.central, effect.low, effect.high)
 
 
 def assumption_lines(effects: AssumptionEffects, metric: str) -> list[str]:
@@ -331,142 +422,158 @@ def worlds_test_line(outcomes: dict[str, float]) -> str:
 
 
 def print_results(result: ExperimentResult, console: Console) -> None:
-    console.print(effect_table(result))
-    if result.assumptions is not None:
-        console.print(assumption_table(result, result.assumptions))
-        for line in assumption_lines(result.assumptions, result.scenario.experiment.metric):
-            console.print(line, highlight=False, soft_wrap=True)
-    console.print(lifetime_table(result))
-    if len(result.scenario.traffic.channels) > 1:
-        console.print(channel_table(result))
-    if any(s.leads is not None for s in result.variants):
-        console.print(lead_table(result))
-    if result.scenario.resources:
-        console.print(queue_table(result))
-    if any(s.service for s in result.variants):
-        console.print(service_report.service_table((s.name, s.service) for s in result.variants))
-    console.print(test_table(result))
+    """Print the tables of a run."""
+    for table in run_tables(result):
+        print_table(table, console)
     if result.test_outcomes_over_worlds is not None:
-        console.print(worlds_test_line(result.test_outcomes_over_worlds), highlight=False)
+        print_note(Cell(worlds_test_line(result.test_outcomes_over_worlds)), console)
+
+
+def sensitivity_table(result: SensitivityResult) -> Table:
+    """The assumptions ranked by their total Sobol index, with the first-order index and
+    the range each was drawn from; what flips the decision in the notes."""
+    specs = {a.key: a.spec.describe() for a in result.assumptions}
+
+    def index_cell(name: str, which: int) -> Cell:
+        mean, low, high = result.indices.of(name)[which]
+        return interval_cell(mean, low, high, fmt.decimal_3)
+
+    return Table(
+        f"What the {result.quantity} hangs on",
+        (label("assumption"), Column("total index"), Column("first-order index"), text("range")),
+        tuple(
+            Row((Cell(name), index_cell(name, 1), index_cell(name, 0), Cell(specs[name])))
+            for name in result.indices.ranked()
+        ),
+        caption=(
+            f"Share of the variance of the {result.quantity} each assumption explains, with "
+            f"its interactions (total) and alone (first-order); bootstrap "
+            f"{result.indices.level:.0%} intervals below, from {result.base_samples} base "
+            "samples."
+        ),
+        notes=tuple(Cell(f"What flips the decision: {flip.describe()}") for flip in result.flips),
+    )
 
 
 # --------------------------------------------------------------------------- analyze
 
 
-def _interval_cell(interval: analysis.PosteriorInterval, show: Callable[[float], str]) -> str:
-    return f"{show(interval.mean)} [{show(interval.low)}, {show(interval.high)}]"
-
-
-def _number(value: float) -> str:
-    return f"{value:,.2f}" if math.isfinite(value) else "n/a"
-
-
-def diagnostics_line(result: analysis.AnalysisResult) -> str:
-    """One line on how far the analysis can be trusted (rich markup)."""
-    if result.diagnostics is None:
-        return "Exact Beta-Binomial posterior (no sampling)."
-    return fit_line(result.diagnostics)
-
-
-def fit_line(found: Any) -> str:
-    """One line on a NUTS fit's diagnostics, saying whether it can be trusted (rich markup)."""
-    verdict = (
-        "[green]reliable[/]"
-        if found.reliable
-        else f"[bold red]UNRELIABLE[/]: {'; '.join(found.problems)}"
-    )
-    return (
+def fit_note(found: Any) -> Cell:
+    """One line on a NUTS fit's diagnostics, saying whether it can be trusted."""
+    verdict = "reliable" if found.reliable else f"UNRELIABLE: {'; '.join(found.problems)}"
+    return Cell(
         f"{found.sampler} NUTS, {found.chains} chains x {found.draws:,} draws in "
         f"{found.seconds:.1f} s: max r_hat {found.r_hat_max:.3f}, min ESS "
         f"{found.ess_bulk_min:,.0f} bulk / {found.ess_tail_min:,.0f} tail, "
-        f"{found.divergences} divergences: {verdict}."
+        f"{found.divergences} divergences: {verdict}.",
+        tone="good" if found.reliable else "bad",
     )
 
 
+def diagnostics_note(result: analysis.AnalysisResult) -> Cell:
+    """One line on how far the analysis can be trusted."""
+    if result.diagnostics is None:
+        return Cell("Exact Beta-Binomial posterior (no sampling).")
+    return fit_note(result.diagnostics)
+
+
+def decision_note(result: analysis.AnalysisResult) -> Cell:
+    """The decision in words, toned, with its reason."""
+    decision = result.decision
+    words = fmt.decision_words(decision.action, decision.variant, result.control)
+    return Cell(f"Decision: {words}. {decision.reason}", tone=_decision_tone(decision.action))
+
+
+def _decision_tone(action: str) -> Tone:
+    return OUTCOME_TONE.get(action, "")
+
+
 def analysis_table(result: analysis.AnalysisResult) -> Table:
-    """Readout of an analysed experiment: the columns of :func:`test_table`, per variant,
-    with the decision and the diagnostics in the caption."""
+    """Readout of an analysed experiment: the fitted model's numbers per variant, the
+    decision and the diagnostics below."""
     revenue = result.metric == "revenue_per_visitor"
     has_rpv = any(v.revenue_per_visitor is not None for v in result.variants)
     has_stages = any(v.changed_stage is not None for v in result.variants)
     metric = "revenue/visitor" if revenue else result.conversion_name
-    action = result.decision.action
-    table = Table(
-        title=(
-            f"{Path(result.source).name}: {result.model} model, decision on {metric} "
-            f"(control {result.control}; 94% intervals, uplift 95%)"
-        ),
-        caption=(
-            f"[{DECISION_STYLE[action]}]{DECISION_LABEL[action]}[/] "
-            f"{result.decision.reason}\n{diagnostics_line(result)}"
-        ),
-        box=box.SIMPLE_HEAD,
-    )
-    columns = ["variant", "visitors", f"{result.conversion_name} [94%]"]
-    columns += ["rev/visitor [94%]"] if has_rpv else []
-    columns += ["uplift [95%]", "P(beats control)", "P(best)", "expected loss"]
-    columns += ["changes most"] if has_stages else []
-    for column in columns:
-        table.add_column(
-            column,
-            justify="left" if column == "variant" else "right",
-            no_wrap="[" in column or column == "changes most",
-        )
+    columns = [label("variant"), Column(result.conversion_name)]
+    columns += [Column("rev/visitor")] if has_rpv else []
+    columns += [Column("uplift"), Column("P(beats control)"), Column("P(best)")]
+    columns += [Column("expected loss")] + ([text("changes most")] if has_stages else [])
+    rows = []
     for v in result.variants:
         control = v.name == result.control
-        row = [v.name, f"{v.visitors:,.0f}", _interval_cell(v.conversion, percent)]
+        name = variant_label(v.name, result.control)
+        cells = [Cell(name.text, f"{fmt.count(v.visitors)} visitors")]
+        cells.append(interval_cell(*v.conversion, fmt.percent))
         if has_rpv:
-            row.append(
-                _interval_cell(v.revenue_per_visitor, _number)
-                if v.revenue_per_visitor is not None
-                else "—"
-            )
-        row += [
-            "—" if control else _uplift_cell(Interval(*v.uplift)),
-            "—" if control else percent(v.prob_beats_control, digits=1),
-            percent(v.prob_best, digits=1),
-            f"{_number(v.expected_loss)}/visitor"
-            if revenue
-            else f"{v.expected_loss * 100:.3f} pts",
+            rpv = v.revenue_per_visitor
+            cells.append(EMPTY if rpv is None else interval_cell(*rpv, fmt.amount))
+        cells += [
+            EMPTY if control else uplift_cell(v.uplift),
+            probability(v.prob_beats_control, control),
+            Cell(fmt.percent(v.prob_best, digits=1)),
+            Cell(
+                f"{fmt.amount(v.expected_loss)}/visitor" if revenue else fmt.points(v.expected_loss)
+            ),
         ]
         if has_stages:
             changed = v.changed_stage
-            row.append("—" if changed is None else f"{changed.stage} {changed.change.mean:+.1%}")
-        table.add_row(*row)
-    return table
+            cells.append(
+                EMPTY if changed is None else Cell(changed.stage, f"{changed.change.mean:+.1%}")
+            )
+        rows.append(Row(tuple(cells)))
+    return Table(
+        f"{Path(result.source).name}: {result.model} model, decision on {metric} "
+        f"(control {result.control})",
+        tuple(columns),
+        tuple(rows),
+        caption=f"Posterior mean with its {fmt.level(analysis.RATE_LEVEL)} credible "
+        f"interval below; uplift relative to the control "
+        f"({fmt.level(analysis.UPLIFT_LEVEL)} interval).",
+        notes=(decision_note(result), diagnostics_note(result)),
+    )
 
 
 def stage_table(result: analysis.AnalysisResult) -> Table:
     """Funnel model: each stage's continue rate per variant and its change vs control."""
     control = next(v for v in result.variants if v.name == result.control)
     others = [v for v in result.variants if v.name != result.control]
-    table = Table(
-        title="Stage by stage: share continuing, change vs control [95%]", box=box.SIMPLE_HEAD
-    )
-    table.add_column("stage")
-    table.add_column(result.control, justify="right")
+    columns = [label("stage"), Column(result.control)]
     for v in others:
-        table.add_column(v.name, justify="right")
-        table.add_column(f"{v.name} vs {result.control}", justify="right", no_wrap=True)
-        table.add_column("P(higher)", justify="right")
+        columns += [Column(v.name), Column(f"{v.name} vs {result.control}"), Column("P(higher)")]
+    rows = []
     for i, effect in enumerate(control.stages):
-        row = [effect.stage, percent(effect.rate.mean, digits=1)]
+        cells = [Cell(effect.stage), Cell(fmt.percent(effect.rate.mean, digits=1))]
         for v in others:
             own = v.stages[i]
-            row += [
-                percent(own.rate.mean, digits=1),
-                _uplift_cell(Interval(*own.change)),
-                percent(own.prob_increase, digits=1),
+            cells += [
+                Cell(fmt.percent(own.rate.mean, digits=1)),
+                uplift_cell(own.change),
+                Cell(fmt.percent(own.prob_increase, digits=1)),
             ]
-        table.add_row(*row)
-    return table
+        rows.append(Row(tuple(cells)))
+    return Table(
+        "Stage by stage: share continuing, change vs control",
+        tuple(columns),
+        tuple(rows),
+        caption=f"Posterior means; the change is relative, with its "
+        f"{fmt.level(analysis.UPLIFT_LEVEL)} credible interval below.",
+    )
+
+
+def analysis_tables(result: analysis.AnalysisResult) -> list[Table]:
+    """The tables of ``funnelsim analyze``: the readout and, for the funnel model, the
+    stage table."""
+    tables = [analysis_table(result)]
+    if any(v.stages for v in result.variants):
+        tables.append(stage_table(result))
+    return tables
 
 
 def print_analysis(result: analysis.AnalysisResult, console: Console) -> None:
     """Print the readout of :func:`funnelsim.analysis.api.analyze`."""
-    console.print(analysis_table(result))
-    if any(v.stages for v in result.variants):
-        console.print(stage_table(result))
+    for table in analysis_tables(result):
+        print_table(table, console)
 
 
 def write_analysis(result: analysis.AnalysisResult, out: Path) -> list[Path]:
@@ -480,125 +587,104 @@ def write_analysis(result: analysis.AnalysisResult, out: Path) -> list[Path]:
     return placed
 
 
-CUSTOMER_COLUMNS = (
-    "variant",
-    "customers",
-    "repeat purchases",
-    "still active",
-    "CLV/customer",
-    "P(beats control)",
-    "P(best)",
-)
-VISITOR_COLUMNS = (
-    "variant",
-    "visitors",
-    "conversion",
-    "CLV/visitor",
-    "uplift",
-    "P(beats control)",
-    "P(best)",
-)
-Bounds = Callable[[float, float, float, Callable[[float], str]], str]
-"""Formats a mean and its interval bounds with a number format, e.g. ``1.00 [0.50, 2.00]``."""
+# --------------------------------------------------------------------------- order logs
 
 
-def _bracketed(mean: float, low: float, high: float, show: Callable[[float], str]) -> str:
-    return f"{show(mean)} [{show(low)}, {show(high)}]"
-
-
-def _amount(value: float) -> str:
-    return f"{value:,.2f}"
-
-
-def _probability_cell(value: float, control: bool) -> str:
-    return "—" if control or not math.isfinite(value) else percent(value, digits=1)
-
-
-def customer_rows(
-    readout: Any, bounds: Bounds, label: Callable[[str, bool], str]
-) -> list[tuple[str, ...]]:
-    """Cells of the CLV-per-customer table of an order log (``CUSTOMER_COLUMNS``), one
-    row per variant; ``label(name, is_control)`` writes the variant cell."""
-    return [
-        (
-            label(name, i == 0),
-            f"{readout.customers[i]:,}",
-            bounds(
-                readout.repeat_purchases[i], readout.repeat_low[i], readout.repeat_high[i], _amount
-            ),
-            percent(readout.still_active[i], digits=1),
-            bounds(readout.clv_per_customer[i], readout.clv_low[i], readout.clv_high[i], _amount),
-            _probability_cell(readout.prob_beats_control[i], control=i == 0),
-            percent(readout.prob_best[i], digits=1),
-        )
-        for i, name in enumerate(readout.variants)
-    ]
-
-
-def visitor_rows(
-    readout: Any,
-    bounds: Bounds,
-    uplift: Callable[[float, float, float], str],
-    label: Callable[[str, bool], str],
-) -> list[tuple[str, ...]]:
-    """Cells of the CLV-per-visitor table of an order log (``VISITOR_COLUMNS``)."""
-    per_visitor = readout.per_visitor
-    clv = per_visitor.clv
-    return [
-        (
-            label(name, i == 0),
-            f"{per_visitor.visitors[i]:,}",
-            bounds(
-                per_visitor.conversion[i],
-                per_visitor.conversion_low[i],
-                per_visitor.conversion_high[i],
-                percent,
-            ),
-            bounds(clv.mean[i], clv.low[i], clv.high[i], _amount),
-            "—" if i == 0 else uplift(clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i]),
-            _probability_cell(clv.prob_beats_control[i], control=i == 0),
-            percent(clv.prob_best[i], digits=1),
-        )
-        for i, name in enumerate(readout.variants)
-    ]
-
-
-def _rich_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    for column in columns:
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def transactions_table(readout: Any) -> Table:
+def transactions_table(readout: TransactionReadout) -> Table:
     """Per variant of an order log: repeat purchases, share active, CLV per customer."""
-    return _rich_table(
-        f"Order log: repeat purchase and CLV per customer (BG/NBD, {readout.level:.0%} intervals)",
-        CUSTOMER_COLUMNS,
-        customer_rows(readout, _bracketed, lambda name, _: name),
+    control = readout.variants[0]
+    rows = tuple(
+        Row(
+            (
+                variant_label(name, control),
+                Cell(fmt.count(readout.customers[i])),
+                interval_cell(
+                    readout.repeat_purchases[i],
+                    readout.repeat_low[i],
+                    readout.repeat_high[i],
+                    fmt.amount,
+                ),
+                Cell(fmt.percent(readout.still_active[i], digits=1)),
+                interval_cell(
+                    readout.clv_per_customer[i], readout.clv_low[i], readout.clv_high[i], fmt.amount
+                ),
+                probability(readout.prob_beats_control[i], control=i == 0),
+                Cell(fmt.percent(readout.prob_best[i], digits=1)),
+            )
+        )
+        for i, name in enumerate(readout.variants)
     )
-
-
-def visitor_clv_table(readout: Any) -> Table:
-    """Per variant of an order log with known visitors: conversion and CLV per visitor."""
-    return _rich_table(
-        f"CLV per visitor: conversion x CLV per customer ({readout.level:.0%} intervals; "
-        f"uplift vs {readout.variants[0]})",
-        VISITOR_COLUMNS,
-        visitor_rows(
-            readout,
-            _bracketed,
-            lambda mean, low, high: _uplift_cell(Interval(mean, low, high)),
-            lambda name, _: name,
+    return Table(
+        "Order log: repeat purchase and CLV per customer (BG/NBD)",
+        columns(
+            label("variant"),
+            "customers",
+            "repeat purchases",
+            "still active",
+            "CLV per customer",
+            *PROBABILITY_COLUMNS,
         ),
+        rows,
+        caption=f"Posterior mean with its {fmt.level(readout.level)} credible interval below; "
+        "CLV in the order log's currency. Still active: share of the variant's customers "
+        "who have not dropped out by the end of the log.",
     )
 
 
-def print_transactions(readout: Any, console: Console) -> None:
-    """The order-log readout: CLV per customer, per visitor when known, and the fit's health."""
-    console.print(transactions_table(readout))
+def visitor_clv_table(readout: TransactionReadout) -> Table:
+    """Per variant of an order log with known visitors: conversion and CLV per visitor."""
+    per_visitor = readout.per_visitor
+    assert per_visitor is not None, "CLV per visitor needs the visitors"
+    clv = per_visitor.clv
+    control = readout.variants[0]
+    rows = tuple(
+        Row(
+            (
+                variant_label(name, control),
+                Cell(fmt.count(per_visitor.visitors[i])),
+                interval_cell(
+                    per_visitor.conversion[i],
+                    per_visitor.conversion_low[i],
+                    per_visitor.conversion_high[i],
+                    fmt.percent,
+                ),
+                interval_cell(clv.mean[i], clv.low[i], clv.high[i], fmt.amount),
+                EMPTY
+                if i == 0
+                else uplift_cell((clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i])),
+                probability(clv.prob_beats_control[i], control=i == 0),
+                Cell(fmt.percent(clv.prob_best[i], digits=1)),
+            )
+        )
+        for i, name in enumerate(readout.variants)
+    )
+    return Table(
+        f"CLV per visitor: conversion x CLV per customer (uplift vs {control})",
+        columns(
+            label("variant"),
+            "visitors",
+            "conversion",
+            "CLV per visitor",
+            "uplift",
+            *PROBABILITY_COLUMNS,
+        ),
+        rows,
+        caption=f"Posterior mean with its {fmt.level(readout.level)} credible interval below: "
+        "each draw of CLV per customer times a draw of the conversion posterior, so the "
+        "interval carries both.",
+    )
+
+
+def transactions_tables(readout: TransactionReadout) -> list[Table]:
+    """The tables of an order log's readout."""
+    tables = [transactions_table(readout)]
     if readout.per_visitor is not None:
-        console.print(visitor_clv_table(readout))
-    console.print(fit_line(readout.diagnostics))
+        tables.append(visitor_clv_table(readout))
+    return tables
+
+
+def print_transactions(readout: TransactionReadout, console: Console) -> None:
+    """The order-log readout: CLV per customer, per visitor when known, and the fit's health."""
+    for table in transactions_tables(readout):
+        print_table(table, console)
+    print_note(fit_note(readout.diagnostics), console)

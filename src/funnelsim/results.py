@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from funnelsim.files import atomic_writer
+from funnelsim.formatting import outcome_words
 from funnelsim.intervals import Interval
 from funnelsim.numbers import finite_or_none
 
@@ -288,6 +289,7 @@ def _variant_dict(
         "prob_best": summary.prob_best,
         "expected_loss": summary.expected_loss,
         "decision": summary.decision,
+        "decision_words": outcome_words(summary.decision, summary.name, control),
         "decision_rates": summary.decision_rates,
     }
     data.update(_lifetime_dict(summary))

@@ -10,49 +10,69 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from rich.table import Table
+from funnelsim import formatting as fmt
+from funnelsim.tables import Cell, Column, Row, Table, label
 
 ServiceFigures = dict[str, dict[str, Any]]  # per resource, as engine.service computes them
 
 
 def _minutes(value: float) -> str:
     if not math.isfinite(value):
-        return "n/a"
-    return f"{value:,.1f} min" if value < 120 else f"{value / 60:,.1f} h"
+        return fmt.NOT_AVAILABLE
+    return f"{fmt.decimal(value)} min" if value < 120 else f"{fmt.decimal(value / 60)} h"
 
 
 def _share(value: float) -> str:
-    return f"{value:.0%}" if math.isfinite(value) else "n/a"
+    return fmt.percent(value, digits=0)
 
 
-def service_table(variants: Iterable[tuple[str, ServiceFigures]]) -> Table:
-    """Per variant (name, figures) and resource: waits, answers within 5 minutes and 1 hour,
-    leads lost waiting or declined, cost per lead and per customer (means over
-    replications)."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title="Service (mean per replication)", box=box.SIMPLE_HEAD)
-    columns = ("variant", "resource", "leads", "wait mean", "wait p90", "answered ≤ 5 min", "≤ 1 h")
-    for column in (*columns, "out of hours", "lost waiting", "declined", "cost/lead", "cost/cust."):
-        table.add_column(column, justify="left" if column in columns[:2] else "right")
-    for name, service in variants:
-        for resource, f in service.items():
-            table.add_row(
-                name,
-                resource,
-                f"{f['leads']:,.1f}",
-                _minutes(f["wait_min"]["mean"]),
-                _minutes(f["wait_min"]["p90"]),
+def _wait_row(name: str, resource: str, f: dict[str, Any]) -> Row:
+    return Row(
+        (
+            Cell(name),
+            Cell(resource),
+            Cell(fmt.decimal(f["leads"])),
+            Cell(_minutes(f["wait_min"]["mean"]), f"p90 {_minutes(f['wait_min']['p90'])}"),
+            Cell(
                 _share(f["answered_within"]["5min"]),
-                _share(f["answered_within"]["1h"]),
-                _share(f["answered_out_of_hours"]),
-                f"{f['lost_waiting']:,.1f}",
-                f"{f['declined']:,.1f}",
-                f"{f['cost_per_lead']:,.2f}",
-                f"{f['cost_per_customer']:,.2f}",
-            )
-    return table
+                f"≤ 1 h {_share(f['answered_within']['1h'])}",
+            ),
+            Cell(_share(f["answered_out_of_hours"])),
+        )
+    )
+
+
+def _cost_row(name: str, resource: str, f: dict[str, Any]) -> Row:
+    return Row(
+        (
+            Cell(name),
+            Cell(resource),
+            Cell(fmt.decimal(f["lost_waiting"])),
+            Cell(fmt.decimal(f["declined"])),
+            Cell(fmt.amount(f["cost_per_lead"])),
+            Cell(fmt.amount(f["cost_per_customer"])),
+        )
+    )
+
+
+def service_tables(variants: Iterable[tuple[str, ServiceFigures]]) -> list[Table]:
+    """Per variant (name, figures) and resource, means over replications: waits and
+    answers within 5 minutes and 1 hour; then leads lost waiting or declined and the cost
+    per lead and per customer."""
+    figures = [(name, resource, f) for name, service in variants for resource, f in service.items()]
+    keys = (label("variant"), label("resource"))
+    waits = Table(
+        "Service: waits and answers (mean per replication)",
+        (*keys, *(Column(h) for h in ("leads", "wait", "answered ≤ 5 min", "out of hours"))),
+        tuple(_wait_row(*row) for row in figures),
+        caption="Below each mean wait its 90th percentile; below the share answered within "
+        "5 minutes the share within 1 hour.",
+    )
+    costs = Table(
+        "Service: losses and cost (mean per replication)",
+        (*keys, *(Column(h) for h in ("lost waiting", "declined", "cost/lead", "cost/cust."))),
+        tuple(_cost_row(*row) for row in figures),
+    )
+    return [waits, costs]

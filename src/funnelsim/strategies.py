@@ -58,7 +58,7 @@ import math
 import os
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -69,6 +69,7 @@ from numpy.random import SeedSequence
 from numpy.typing import NDArray
 from scipy import stats
 
+from funnelsim import formatting as fmt
 from funnelsim.analysis.conjugate import (
     BetaPosterior,
     beta_posteriors,
@@ -88,6 +89,7 @@ from funnelsim.numbers import finite_or_none
 from funnelsim.parallel import Progress, map_batches
 from funnelsim.scenario.schema import Scenario
 from funnelsim.sweeps import run_sweep
+from funnelsim.tables import Cell, Column, Row, Table, label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -812,7 +814,7 @@ def bench_figure(result: BenchResult) -> Figure:
     from matplotlib import rc_context
     from matplotlib.ticker import PercentFormatter
 
-    from funnelsim.plots import STYLE, new_figure, variant_color
+    from funnelsim.plots import STYLE, error_extents, new_figure, variant_color
 
     names = [s.name for s in result.scores]
     y = np.arange(len(names))
@@ -827,7 +829,7 @@ def bench_figure(result: BenchResult) -> Figure:
             ax.barh(
                 y,
                 mean,
-                xerr=np.vstack([mean - low, high - mean]),
+                xerr=error_extents(mean, low, high),
                 capsize=3,
                 color=[variant_color(i + 1) for i in range(len(names))],
                 height=0.6,
@@ -850,43 +852,37 @@ def bench_figure(result: BenchResult) -> Figure:
     return figure
 
 
-def bench_table(result: BenchResult) -> Any:
-    """A rich table: one row per strategy, scores with their 95% intervals (visitors to
-    decision as the mean only; every interval is in the files)."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(
-        title=f"Strategies on {result.scenario}: {result.replications} simulated "
-        f"tests each, {result.truth.days} days (mean [95% interval]); truly "
-        f"best: {result.true_best}",
-        box=box.SIMPLE_HEAD,
-    )
-    headers = (
-        "strategy",
-        "false pos. (A/A)",
-        "P(best shipped)",
-        "days",
-        "visitors",
-        "conversions lost",
-        f"revenue lost ({result.currency})",
-    )
-    for header in headers:
-        table.add_column(header, justify="left" if header == "strategy" else "right", no_wrap=True)
+def bench_table(result: BenchResult) -> Table:
+    """One row per strategy, scores with their 95% intervals below (visitors to decision
+    as the mean only; every interval is in the files)."""
+    share = partial(fmt.percent, digits=1)
+    shows: dict[str, Callable[[float], str]] = {
+        "false_positive_rate": share,
+        "prob_correct": share,
+        "days_to_decision": fmt.decimal,
+        "regret_conversions": fmt.decimal,
+        "regret_revenue": partial(fmt.money, currency=result.currency, digits=0),
+    }
+    rows = []
     for s in result.scores:
-        m = s.metrics
-        table.add_row(
-            s.name,
-            *(
-                f"{m[k].mean:.1%} [{m[k].low * 100:.1f}, {m[k].high * 100:.1f}]"
-                for k in ("false_positive_rate", "prob_correct")
-            ),
-            f"{m['days_to_decision'].mean:.1f} [{m['days_to_decision'].low:.1f}, "
-            f"{m['days_to_decision'].high:.1f}]",
-            f"{m['visitors_to_decision'].mean:,.0f}",
-            f"{m['regret_conversions'].mean:,.1f} [{m['regret_conversions'].low:,.1f}, "
-            f"{m['regret_conversions'].high:,.1f}]",
-            f"{m['regret_revenue'].mean:,.0f} [{m['regret_revenue'].low:,.0f}, "
-            f"{m['regret_revenue'].high:,.0f}]",
-        )
-    return table
+        scores = [
+            Cell(show(s.metrics[k].mean), fmt.bounds(s.metrics[k].low, s.metrics[k].high, show))
+            for k, show in shows.items()
+        ]
+        visitors = Cell(fmt.count(s.metrics["visitors_to_decision"].mean))
+        rows.append(Row((Cell(s.name), *scores[:3], visitors, *scores[3:])))
+    return Table(
+        f"Strategies on {result.scenario}: {result.replications} simulated tests each, "
+        f"{result.truth.days} days; truly best: {result.true_best}",
+        (
+            label("strategy"),
+            Column("false pos. (A/A)"),
+            Column("P(best shipped)"),
+            Column("days"),
+            Column("visitors"),
+            Column("conversions lost"),
+            Column("revenue lost"),
+        ),
+        tuple(rows),
+        caption="Mean over simulated tests with its 95% interval below.",
+    )

@@ -39,6 +39,7 @@ import yaml
 from numpy.random import SeedSequence
 from numpy.typing import NDArray
 
+from funnelsim import formatting as fmt
 from funnelsim.engine.draws import replication_seeds
 from funnelsim.engine.model import compile_funnel
 from funnelsim.errors import FunnelsimError
@@ -50,6 +51,7 @@ from funnelsim.parallel import Progress, map_batches
 from funnelsim.scenario.messages import ScenarioError
 from funnelsim.scenario.schema import Scenario
 from funnelsim.scenario.variants import check_override_path
+from funnelsim.tables import Cell, Column, Row, Table, label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -469,34 +471,31 @@ def _heatmap_figure(result: SweepResult) -> Figure:
     return figure
 
 
-def sweep_table(result: SweepResult) -> Any:
-    """A rich table: one row per grid point and variant, metrics with their 95% intervals."""
-    from rich import box
-    from rich.table import Table
-
-    from funnelsim.report import money, percent
-
-    table = Table(
-        title=f"Sweep of {result.scenario} ({result.replications} replications per "
-        f"point, {result.engine} engine; mean [95% interval])",
-        box=box.SIMPLE_HEAD,
-    )
-    for param in result.params:
-        table.add_column(param.path, justify="right")
-    table.add_column("variant")
-    for metric in METRICS:
-        table.add_column(METRIC_LABELS[metric], justify="right", no_wrap=True)
+def sweep_table(result: SweepResult) -> Table:
+    """One row per grid point and variant, metrics with their 95% intervals below."""
+    rows = []
     for point in result.points:
-        cells = []
+        cells = [Cell(str(v)) for v in point.values.values()] + [Cell(point.variant)]
         for metric in METRICS:
             mean, low, high = point.metrics[metric]
             if metric == "conversion":
-                digits = 2 if mean >= 0.01 else 3
-                cells.append(
-                    f"{percent(mean, digits=digits)} [{percent(low, digits=digits)}, "
-                    f"{percent(high, digits=digits)}]"
-                )
+                show = partial(fmt.percent, digits=2 if mean >= 0.01 else 3)
             else:
-                cells.append(f"{money(mean, result.currency)} [{low:,.2f}, {high:,.2f}]")
-        table.add_row(*(str(v) for v in point.values.values()), point.variant, *cells)
-    return table
+                show = partial(fmt.money, currency=result.currency)
+            cells.append(Cell(show(mean), fmt.bounds(low, high, show)))
+        rows.append(Row(tuple(cells)))
+    return Table(
+        f"Sweep of {result.scenario} ({result.replications} replications per "
+        f"point, {result.engine} engine)",
+        (
+            *(label(param.path.rsplit(".", 1)[-1]) for param in result.params),
+            label("variant"),
+            *(Column(METRIC_LABELS[metric]) for metric in METRICS),
+        ),
+        tuple(rows),
+        caption="Mean over replications with its 95% interval below (Monte Carlo). "
+        + "; ".join(
+            f"{p.path.rsplit('.', 1)[-1]}: {p.path}" for p in result.params if "." in p.path
+        )
+        + ".",
+    )

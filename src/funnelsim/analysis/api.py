@@ -72,6 +72,7 @@ from funnelsim.analysis.readouts import (
     extra_readouts,
     extras_dict,
 )
+from funnelsim.formatting import decision_words, points
 from funnelsim.numbers import finite_or_none
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class StageEffect(NamedTuple):
 
     Attributes:
         stage: Stage name (the share of visitors reaching it who continue).
-        rate: Posterior of the stage's continue rate (94% interval).
+        rate: Posterior of the stage's continue rate (95% interval).
         change: Relative change of the rate vs the control (95% interval).
         prob_increase: Posterior probability that the rate is above the control's.
     """
@@ -127,7 +128,7 @@ class VariantResult(NamedTuple):
         name: Variant name.
         visitors: Visitors in the variant.
         conversions: Converting visitors.
-        conversion: Posterior of the conversion rate (94% interval).
+        conversion: Posterior of the conversion rate (95% interval).
         prob_best: Probability of the highest ``metric``.
         prob_beats_control: Probability of a higher ``metric`` than the control (0.5 for
             the control itself).
@@ -136,7 +137,7 @@ class VariantResult(NamedTuple):
             visitor for revenue.
         uplift: Relative uplift of ``metric`` over the control (95% interval; zero for
             the control).
-        revenue_per_visitor: Posterior of revenue per visitor (94%), when known.
+        revenue_per_visitor: Posterior of revenue per visitor (95%), when known.
         stages: Per-stage effects (funnel model), in funnel order.
         changed_stage: The stage whose change vs the control is most certain, by the
             ratio of the posterior mean to the sd of the rate difference (funnel model,
@@ -489,10 +490,6 @@ def _summarise_draws(
     )
 
 
-def _points(value: float) -> str:
-    return f"{value * 100:.3g} pp"
-
-
 def _per_visitor(value: float) -> str:
     return f"{value:.3g} per visitor"
 
@@ -538,7 +535,7 @@ def _funnel(
     names, ref = list(data.variants), data.variants.index(control)
     stages = [str(s) for s in fit.idata["posterior"]["stage"].values]
     summary = _summarise_draws(
-        names, ref, _flat_draws(fit, "conversion"), rule, _points, "conversion rate"
+        names, ref, _flat_draws(fit, "conversion"), rule, points, "conversion rate"
     )
     rates = _flat_draws(fit, "stage_rate")
     variants = []
@@ -694,7 +691,7 @@ def _diagnostics_dict(result: AnalysisResult) -> dict[str, Any]:
 def results_dict(result: AnalysisResult) -> dict[str, Any]:
     """The ``results.json`` document of an analysis.
 
-    ``variants.<name>`` holds ``conversion`` ``{mean, low, high}`` (94%), ``prob_best``,
+    ``variants.<name>`` holds ``conversion`` ``{mean, low, high}`` (95%), ``prob_best``,
     ``prob_beats_control``, ``expected_loss`` and ``uplift_vs_control`` ``{mean, low,
     high}`` (95%, relative), all about ``metric``; plus ``revenue_per_visitor`` when known
     and ``stages`` / ``changed_stage`` for the funnel model. ``decision``,
@@ -709,7 +706,12 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
         "conversion_column": result.conversion_name,
         "control": result.control,
         "variants": {v.name: _variant_dict(v) for v in result.variants},
-        "decision": result.decision._asdict(),
+        "decision": {
+            **result.decision._asdict(),
+            "words": decision_words(
+                result.decision.action, result.decision.variant, result.control
+            ),
+        },
         "sample_ratio": {
             "chi2": finite_or_none(srm.chi2),
             "p_value": finite_or_none(srm.p_value),

@@ -693,3 +693,13 @@ def rope_probability_bound(post: BetaPosterior, rope: float) -> FloatArray:
     log_peak = special.xlogy(a, mode) + special.xlog1py(b - 1, -mode) - special.betaln(a + 1, b)
     peak = np.where(b >= 1, np.exp(log_peak), np.inf)
     return np.minimum(a / (a + b) * peak * math.log((1 + rope) / (1 - rope)), 1.0)
+
+
+def relative_uplift_draws(
+    post: BetaPosterior, control: int, draws: int, seed: int
+) -> npt.NDArray[np.float64]:
+    """Monte Carlo draws of each variant's relative uplift over ``control`` from the Beta
+    posteriors, shaped ``(draws, variants)`` (the control's column is zero), for figures
+    of the uplift's posterior density."""
+    rates = np.random.default_rng(seed).beta(post.alpha, post.beta, size=(draws, post.alpha.size))
+    return rates / rates[:, [control]] - 1.0

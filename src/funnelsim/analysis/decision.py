@@ -30,10 +30,11 @@ from funnelsim.analysis.conjugate import (
     uplift_interval,
     uplift_interval_draws,
 )
+from funnelsim.formatting import points
 
 Action = Literal["ship", "stop", "keep_testing"]
 
-RATE_LEVEL = 0.94
+RATE_LEVEL = 0.95
 """Credible level of the per-variant conversion and revenue-per-visitor intervals."""
 UPLIFT_LEVEL = 0.95
 """Credible level of the relative uplift intervals."""
@@ -73,8 +74,8 @@ class VariantReadout(NamedTuple):
         visitors: Visitors in the variant.
         conversions: Converting visitors in the variant.
         conversion_mean: Posterior mean conversion rate.
-        conversion_low: Lower bound of the 94% equal-tailed credible interval of the rate.
-        conversion_high: Upper bound of the 94% equal-tailed credible interval.
+        conversion_low: Lower bound of the 95% equal-tailed credible interval of the rate.
+        conversion_high: Upper bound of the 95% equal-tailed credible interval.
         prob_best: Posterior probability that this variant has the highest rate.
         prob_beats_control: ``P(rate > control rate)``; 0.5 for the control itself.
         expected_loss: ``E[max rate - this rate]`` in absolute conversion points (rate
@@ -159,8 +160,8 @@ class RevenueReadout(NamedTuple):
     Attributes:
         name: Variant name.
         rpv_mean: Posterior mean revenue per visitor.
-        rpv_low: Lower bound of the 94% credible interval of revenue per visitor.
-        rpv_high: Upper bound of the 94% credible interval of revenue per visitor.
+        rpv_low: Lower bound of the 95% credible interval of revenue per visitor.
+        rpv_high: Upper bound of the 95% credible interval of revenue per visitor.
         prob_best: Probability of the highest revenue per visitor.
         prob_beats_control: ``P(rpv > control rpv)``; 0.5 for the control itself.
         expected_loss: ``E[max rpv - this rpv]`` in currency per visitor.
@@ -380,10 +381,6 @@ def decide(
     )
 
 
-def _points(value: float) -> str:
-    return f"{value * 100:.3g} pp"
-
-
 def apply_rule(
     names: Sequence[str],
     control: int,
@@ -393,7 +390,7 @@ def apply_rule(
     rule: DecisionRule,
     *,
     in_rope_is_bound: bool = False,
-    describe: Callable[[float], str] = _points,
+    describe: Callable[[float], str] = points,
     metric: str = "conversion rate",
 ) -> Decision:
     """The decision rule on computed quantities of any metric (exact or from draws).
@@ -434,7 +431,7 @@ def decide_on_draws(
     rule: DecisionRule,
     loss: npt.NDArray[np.float64] | None = None,
     *,
-    describe: Callable[[float], str] = _points,
+    describe: Callable[[float], str] = points,
     metric: str = "conversion rate",
 ) -> Decision:
     """The decision rule on joint posterior draws ``(draws, variants)`` of any metric.
@@ -577,3 +574,16 @@ def revenue_readout(
         )
         for i, name in enumerate(names)
     )
+
+
+def variant_outcomes(action: str, shipped: str | None, names: Sequence[str]) -> dict[str, str]:
+    """What a decision means for each variant: ``"ship"`` for the one shipped (the control
+    when it is kept) and ``"reject"`` for the others; the decision itself (``"stop"``,
+    ``"keep_testing"``) for every variant when nothing ships.
+
+    >>> variant_outcomes("ship", "b", ["a", "b"])
+    {'a': 'reject', 'b': 'ship'}
+    """
+    if action != "ship":
+        return {name: action for name in names}
+    return {name: "ship" if name == shipped else "reject" for name in names}

@@ -60,7 +60,7 @@ import importlib.util
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, NamedTuple
 
@@ -628,6 +628,75 @@ def _extreme(
     if np.isnan(flat).any():
         return math.nan
     return float(flat.max() if worst == "max" else flat.min())
+
+
+class VariableDiagnostics(NamedTuple):
+    """Convergence of one sampled variable, over its elements that vary across draws.
+
+    Attributes:
+        name: Variable name in the posterior.
+        elements: Elements that vary (constants, such as the control's difference from
+            itself, have no r_hat or ESS and are left out).
+        r_hat_max: Largest rank-normalised split r_hat of those elements.
+        ess_bulk_min: Smallest bulk effective sample size.
+        ess_tail_min: Smallest tail effective sample size.
+    """
+
+    name: str
+    elements: int
+    r_hat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+
+    @property
+    def reliable(self) -> bool:
+        """r_hat and both ESS within the limits of :func:`diagnose`."""
+        return self.r_hat_max <= R_HAT_MAX and min(self.ess_bulk_min, self.ess_tail_min) >= ESS_MIN
+
+
+def varying_variables(idata: az.InferenceData) -> list[str]:
+    """The posterior variables every element of which varies across draws: what the
+    sampler explored (a variable with a constant element, such as an uplift whose control
+    entry is zero, or a constant, has no trace to check)."""
+    posterior = idata["posterior"]
+    names = []
+    for name, values in posterior.data_vars.items():
+        draws = values.values
+        if np.all(draws.max(axis=(0, 1)) > draws.min(axis=(0, 1))):
+            names.append(str(name))
+    return names
+
+
+def variable_diagnostics(
+    idata: az.InferenceData, var_names: Sequence[str]
+) -> tuple[VariableDiagnostics, ...]:
+    """One summary per sampled variable of ``var_names`` that varies: its worst r_hat and
+    ESS over its elements (what a report lists, rather than one row per element)."""
+    posterior = idata["posterior"]
+    names = list(var_names)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r_hat = az.rhat(idata, var_names=names)
+        bulk = az.ess(idata, var_names=names, method="bulk")
+        tail = az.ess(idata, var_names=names, method="tail")
+    found = []
+    for name in names:
+        draws = posterior[name].values
+        varies = np.atleast_1d(draws.max(axis=(0, 1)) > draws.min(axis=(0, 1)))
+        if not varies.any():
+            continue
+        worst = [
+            np.atleast_1d(np.asarray(stat[name].values))[varies] for stat in (r_hat, bulk, tail)
+        ]
+        found.append(
+            VariableDiagnostics(
+                name,
+                int(varies.sum()),
+                float(np.max(worst[0])),
+                float(np.min(worst[1])),
+                float(np.min(worst[2])),
+            )
+        )
+    return tuple(found)
 
 
 def diagnose(idata: az.InferenceData, sampler: str, seconds: float) -> Diagnostics:

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from funnelsim.analysis import conjugate
 from funnelsim.analysis.decision import DecisionRule, decide, decide_on_draws, not_enough_data
+from funnelsim.formatting import small_money
 from funnelsim.scenario.schema import Scenario
 
 FloatArray = NDArray[np.float64]
@@ -84,7 +85,7 @@ def draws_readout(scenario: Scenario, samples: FloatArray, metric: str) -> Split
         draws,
         decision_rule(scenario),
         loss,
-        describe=lambda value: f"{value:,.4f} {scenario.currency}",
+        describe=lambda value: small_money(value, scenario.currency),
         metric=metric,
     )
     return SplitReadout(
