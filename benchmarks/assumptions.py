@@ -29,6 +29,7 @@ import targets
 import yaml
 from targets import Target
 
+from funnelsim.execution import Execution
 from funnelsim.experiment import run_experiment
 from funnelsim.scenario import Coefficients, Scenario, load_scenario, parse_scenario
 from funnelsim.sensitivities import sensitivity
@@ -91,8 +92,12 @@ def main() -> None:
     fixed = uncertain.with_overrides({"experiment.assumptions": "fixed"})
     keys = [a.key for a in uncertain.assumptions]
     print(f"{len(keys)} uncertain assumptions: {', '.join(keys)}")
-    fixed_s, fixed_cpu, _ = timed(lambda: run_experiment(fixed, workers=args.workers))
-    run_s, run_cpu, result = timed(lambda: run_experiment(uncertain, workers=args.workers))
+    fixed_s, fixed_cpu, _ = timed(
+        lambda: run_experiment(fixed, None, Execution(workers=args.workers))
+    )
+    run_s, run_cpu, result = timed(
+        lambda: run_experiment(uncertain, None, Execution(workers=args.workers))
+    )
     worlds = result.assumptions.worlds if result.assumptions else 0
     targets.report(
         Target(
@@ -110,7 +115,10 @@ def main() -> None:
     )
     sens_s, sens_cpu, analysis = timed(
         lambda: sensitivity(
-            uncertain, "short_form", base_samples=args.samples, workers=args.workers
+            uncertain,
+            "short_form",
+            base_samples=args.samples,
+            execution=Execution(workers=args.workers),
         )
     )
     evaluations = args.samples * (len(analysis.assumptions) + 2)

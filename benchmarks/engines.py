@@ -58,6 +58,7 @@ from targets import Target
 from funnelsim.engine import aggregate, simpy_engine, vectorized
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import compile_funnel
+from funnelsim.execution import Execution
 from funnelsim.experiment import compile_variants, run_experiment
 from funnelsim.queueing import erlang_a_abandonment
 from funnelsim.scenario import Scenario, load_scenario, parse_scenario
@@ -571,10 +572,10 @@ def dask_speedup(replications: int) -> None:
             ) as cluster,
             Client(cluster) as client,
         ):
-            run_experiment(scenario, replications=workers * 2, workers=workers, dask=client)
+            run_experiment(scenario, workers * 2, Execution(workers=workers, dask=client))
             start = time.perf_counter()
             results[workers] = run_experiment(
-                scenario, replications=replications, workers=workers, dask=client
+                scenario, replications, Execution(workers=workers, dask=client)
             )
             seconds[workers] = time.perf_counter() - start
         print(f"   {workers} worker(s): {seconds[workers]:.1f} s")
@@ -664,13 +665,14 @@ def vectorized_bound(repeat: int) -> None:
 
 AGGREGATE_MEMORY = """\
 import resource, sys, time
+from funnelsim.execution import Execution
 from funnelsim.experiment import run_experiment
 from funnelsim.scenario import load_scenario
 scenario = load_scenario(sys.argv[1])
 days = scenario.traffic.days
 scenario = scenario.with_overrides({"traffic.visitors_per_day": float(sys.argv[2]) / days})
 start = time.perf_counter()
-run_experiment(scenario, replications=1, engine="aggregate")
+run_experiment(scenario, 1, Execution(engine="aggregate"))
 seconds = time.perf_counter() - start
 print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -694,7 +696,7 @@ def aggregate_economics(visitors: float) -> None:
         f"{seconds:.2f} s, peak {megabytes:,.0f} MB",
         "< 2 s and < 500 MB",
         (seconds < 2.0 and megabytes < 500) if big else None,
-        "run_experiment(engine='aggregate'), 1 replication of checkout.yaml: counts, "
+        "run_experiment(Execution(engine='aggregate')), 1 replication of checkout.yaml: counts, "
         "order values, customers' lifetimes, economics and readout; peak RSS of the "
         "whole process (imports included); first run in a new process",
         f"{CMD}aggregate-economics",

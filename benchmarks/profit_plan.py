@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from funnelsim.execution import Execution
 from funnelsim.preposterior import BernoulliResponses, profit_curve
 from funnelsim.profit_planning import fixed_world, plan_profit, scenario_world
 from funnelsim.scenario import load_scenario
@@ -35,7 +36,8 @@ def timed(label: str, work):  # type: ignore[no-untyped-def]
 def main() -> None:
     scenario = load_scenario(CHECKOUT)
     world = timed(
-        "engine world (20 replications)", lambda: scenario_world(scenario, workers=WORKERS)
+        "engine world (20 replications)",
+        lambda: scenario_world(scenario, execution=Execution(workers=WORKERS)),
     )
     values = world.conversion * world.value_per_conversion
 
@@ -50,7 +52,7 @@ def main() -> None:
     )
     for label, sampler in (("single world", None), ("uncertain worlds (10% sd)", uncertain)):
         start = time.perf_counter()
-        plan = plan_profit(scenario, workers=WORKERS, worlds=sampler)
+        plan = plan_profit(scenario, execution=Execution(workers=WORKERS), worlds=sampler)
         elapsed = time.perf_counter() - start
         verdict = "ok" if elapsed < TARGET_S else "OVER"
         print(

@@ -34,7 +34,7 @@ print(f"expected conversion {expected.conversion:.2%}")
 # `to_dict()` the `results.json` document.
 
 # %%
-result = funnelsim.run(scenario, replications=5, seed=1)
+result = funnelsim.run(scenario, 5, funnelsim.Execution(seed=1))
 print(result)
 
 frame = result.to_frame()

@@ -127,7 +127,7 @@ def test_library_reads_an_order_log(tmp_path):
     frame = readout.to_frame()
     assert list(frame.index) == ["control", "loyal"]
     assert (
-        frame.loc["loyal", "clv_per_visitor.mean"]
+        frame.loc["loyal", "clv_per_visitor_mean"]
         == document["variants"]["loyal"]["clv_per_visitor"]["mean"]
     )
 
@@ -165,14 +165,14 @@ def test_every_result_prints_readably_and_converts(tmp_path):
         {"stages.checkout.friction.form_fields": [6, 12]},
         variants=["control"],
         replications=2,
-        seed=1,
+        execution=funnelsim.Execution(seed=1),
     )
     bench = funnelsim.bench(
         SCENARIOS / "checkout.yaml",
         ["fixed", "peeking"],
         replications=20,
         truth_replications=2,
-        seed=1,
+        execution=funnelsim.Execution(seed=1),
     )
     for result, rows in ((analysis, 2), (swept, 2), (bench, 2)):
         assert type(result).__name__ in repr(result)

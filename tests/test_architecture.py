@@ -19,11 +19,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # shared contracts and plumbing: import nothing above them
     (
         "errors",
+        "execution",
         "numbers",
         "formatting",
         "tables",
         "intervals",
         "files",
+        "result_mixin",
         "results",
         "parallel",
         "queueing",
@@ -31,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "fields",
         "uncertainty",
         "sobol",
+        "templates",
     ),
     # the friction models: coefficients, calibration, formulas (part of the schema)
     ("friction",),

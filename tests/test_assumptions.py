@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from funnelsim.cli import main
+from funnelsim.execution import Execution
 from funnelsim.experiment import run_experiment
 from funnelsim.experiment.readout import Truth, tally_tests
 from funnelsim.results import results_dict
@@ -181,7 +182,7 @@ def test_a_variant_shares_the_worlds_draw_unless_it_brings_its_own() -> None:
 
 def test_exact_world_values_agree_with_the_simulation() -> None:
     scenario = parse_scenario(BASE)
-    result = run_experiment(scenario, replications=60, seed=5, workers=1)
+    result = run_experiment(scenario, 60, Execution(seed=5))
     funnels = world_funnels(scenario, central_world(scenario))
     for summary, funnel in zip(result.variants, funnels, strict=True):
         for metric, exact in zip(
@@ -199,7 +200,7 @@ def test_exact_world_values_agree_with_the_simulation() -> None:
 
 @pytest.fixture(scope="module")
 def uncertain_run():
-    return run_experiment(parse_scenario(BASE), workers=1)
+    return run_experiment(parse_scenario(BASE))
 
 
 def test_run_reports_uplifts_over_worlds(uncertain_run) -> None:
@@ -249,7 +250,7 @@ def test_an_uplift_no_uncertain_input_enters_keeps_the_monte_carlo_interval() ->
         .replace("{uncertain: triangular, low: 0.015, mode: 0.04, high: 0.07}", "0.04")
         .replace("{uncertain: uniform, low: 0.0, high: 0.02}", "0.01")
     )
-    result = run_experiment(parse_scenario(text), workers=1)
+    result = run_experiment(parse_scenario(text))
     assert result.assumptions is not None
     for name in ("short_form", "guest"):
         effect = result.assumptions.effects[name]["conversion"]
@@ -262,7 +263,7 @@ def test_an_uplift_no_uncertain_input_enters_keeps_the_monte_carlo_interval() ->
 
 def test_fixed_assumptions_give_the_point_value_run(write_scenario, uncertain_run) -> None:
     fixed = run_experiment(
-        parse_scenario(BASE.replace("worlds: 64}", "worlds: 64, assumptions: fixed}")), workers=1
+        parse_scenario(BASE.replace("worlds: 64}", "worlds: 64, assumptions: fixed}"))
     )
     assert fixed.assumptions is None
     document = results_dict(fixed)
@@ -284,7 +285,7 @@ def test_fixed_assumptions_give_the_point_value_run(write_scenario, uncertain_ru
 
 
 def test_same_seed_same_worlds_serial_and_pool(uncertain_run) -> None:
-    pooled = run_experiment(parse_scenario(BASE), workers=2)
+    pooled = run_experiment(parse_scenario(BASE), None, Execution(workers=2))
     assert results_dict(pooled) == results_dict(uncertain_run)
 
 
@@ -293,7 +294,7 @@ def test_the_run_prints_the_plain_words(write_scenario) -> None:
     result = CliRunner().invoke(main, ["run", str(path), "--workers", "1"])
     assert result.exit_code == 0, result.output
     printed = " ".join(result.output.split())  # the words wrap at the terminal's width
-    effect = run_experiment(parse_scenario(BASE), workers=1).assumptions.effects["short_form"]
+    effect = run_experiment(parse_scenario(BASE)).assumptions.effects["short_form"]
     words = effect["conversion"].describe(0.9)
     assert "\nshort_form: " in result.output and f"short_form: {words}" in printed
     assert f"of that spread is {HAZARD}" in words and "over what we do not know (90%)" in words
@@ -362,7 +363,7 @@ def test_world_tests_are_the_aggregate_engines_tests_where_no_assumption_moves_t
         .replace("{uncertain: triangular, low: 0.015, mode: 0.04, high: 0.07}", "0.04")
         .replace("{uncertain: uniform, low: 0.0, high: 0.02}", "0.01")
     )
-    result = run_experiment(parse_scenario(text), engine="aggregate", workers=1)
+    result = run_experiment(parse_scenario(text), None, Execution(engine="aggregate"))
     assert [a for a in result.assumptions.assumptions] == ["value.order_value.mean"]
     assert result.test_outcomes_over_worlds == result.test_outcomes
 
@@ -372,7 +373,6 @@ def test_world_tests_need_a_conversion_readout(uncertain_run) -> None:
     on_clv = run_experiment(
         parse_scenario(BASE.replace("worlds: 64}", "worlds: 64, metric: clv_per_visitor}")),
         replications=4,
-        workers=1,
     )
     assert on_clv.assumptions is not None and on_clv.test_outcomes_over_worlds is None
 
@@ -402,7 +402,7 @@ experiment: {replications: 6}
 
 
 def test_queues_are_simulated_per_world_on_the_same_visitors() -> None:
-    result = run_experiment(parse_scenario(QUEUE), workers=1)
+    result = run_experiment(parse_scenario(QUEUE))
     effects = result.assumptions
     assert effects is not None and effects.simulated
     assert effects.worlds == 8  # the run has 6 replications: at least 8 worlds, at most 32
@@ -413,7 +413,7 @@ def test_queues_are_simulated_per_world_on_the_same_visitors() -> None:
     assert conversion.prob_beats_control == 1.0
     assert conversion.drivers == {}
     fixed_service = QUEUE.replace("{uncertain: uniform, low: 4, high: 8}", "6")
-    only_value = run_experiment(parse_scenario(fixed_service), workers=1).assumptions
+    only_value = run_experiment(parse_scenario(fixed_service)).assumptions
     # every world meets the same visitors, so a conversion no assumption moves keeps
     # the Monte Carlo interval
     effect = only_value.effects["two_reps"]["conversion"]
@@ -452,7 +452,7 @@ def test_the_plain_words_follow_the_judged_metric() -> None:
     from funnelsim.report import assumption_lines
 
     on_clv = BASE.replace("worlds: 64}", "worlds: 64, metric: clv_per_visitor}")
-    effects = run_experiment(parse_scenario(on_clv), replications=4, workers=1).assumptions
+    effects = run_experiment(parse_scenario(on_clv), 4).assumptions
     lines = assumption_lines(effects, "clv_per_visitor")
     short = effects.effects["short_form"]["clv_per_visitor"]
     assert f"short_form (CLV per visitor): {short.describe(0.9)}" in lines

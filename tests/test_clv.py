@@ -220,9 +220,7 @@ def test_lead_nurture_lowers_the_stage_rate_to_ready_leads():
 
 
 def test_login_wall_loses_conversion_but_wins_clv_per_visitor():
-    result = run_experiment(
-        load_scenario(SCENARIOS / "login_tradeoff.yaml"), replications=8, workers=1
-    )
+    result = run_experiment(load_scenario(SCENARIOS / "login_tradeoff.yaml"), replications=8)
     login = next(v for v in result.variants if v.name == "login_required")
     assert login.uplift is not None
     assert login.uplift["conversion"].high < 0.0
@@ -236,11 +234,10 @@ def test_a_test_judged_on_clv_ships_the_login_wall(tmp_path):
     """experiment.metric: clv_per_visitor judges the simulated test, and the truly best
     variant, on CLV per visitor: the login wall loses on conversion but ships on CLV."""
     scenario = load_scenario(SCENARIOS / "login_tradeoff.yaml")
-    by_conversion = run_experiment(scenario, replications=8, workers=1)
+    by_conversion = run_experiment(scenario, replications=8)
     by_clv = run_experiment(
         scenario.with_overrides({"experiment.metric": "clv_per_visitor"}),
         replications=8,
-        workers=1,
     )
     assert by_conversion.true_best == "control"
     assert by_clv.true_best == "login_required"
@@ -253,7 +250,7 @@ def test_a_test_judged_on_clv_ships_the_login_wall(tmp_path):
 
 
 def test_nurture_programme_raises_clv_not_conversion():
-    result = run_experiment(load_scenario(SCENARIOS / "rean.yaml"), replications=3, workers=1)
+    result = run_experiment(load_scenario(SCENARIOS / "rean.yaml"), replications=3)
     monthly = next(v for v in result.variants if v.name == "monthly_newsletter")
     assert monthly.uplift is not None
     assert monthly.uplift["conversion"].mean == 0.0
@@ -265,7 +262,7 @@ def test_nurture_programme_raises_clv_not_conversion():
 
 def test_cac_is_spend_over_customers():
     scenario = load_scenario(SCENARIOS / "login_tradeoff.yaml")
-    result = run_experiment(scenario, replications=2, workers=1)
+    result = run_experiment(scenario, replications=2)
     economics = result.replications[0].economics
     spend = economics.channel_spend[0].sum()
     customers = economics.channel_customers[0].sum()
@@ -286,7 +283,7 @@ def test_cac_is_spend_over_customers():
 
 def test_lead_funnel_reports_lead_quality():
     scenario = load_scenario(SCENARIOS / "lead_magnet.yaml").with_overrides({"traffic.days": 7})
-    result = run_experiment(scenario, replications=2, workers=1)
+    result = run_experiment(scenario, replications=2)
     for summary in result.variants:
         assert summary.leads is not None
         assert 0.0 < summary.leads.lead_to_customer < 1.0

@@ -20,6 +20,7 @@ from funnelsim.analysis.decision import DecisionRule, readout
 from funnelsim.engine import aggregate, simpy_engine, vectorized
 from funnelsim.engine.draws import VisitorDraws
 from funnelsim.engine.model import VariantRuns, compile_funnel
+from funnelsim.execution import Execution
 from funnelsim.experiment import compile_variants, run_experiment, split_readout
 from funnelsim.scenario import parse_scenario
 
@@ -156,7 +157,7 @@ def test_aggregate_closed_form_order_value_sums(scenario):
 
 
 def test_aggregate_engine_runs_experiments_and_refuses_queues(scenario):
-    result = run_experiment(scenario, replications=3, engine="aggregate")
+    result = run_experiment(scenario, 3, Execution(engine="aggregate"))
     assert result.engine == "aggregate"
     assert all(r.visitors[0] == r.test_visitors.sum() for r in result.replications)
     queue = parse_scenario(
@@ -168,7 +169,7 @@ def test_aggregate_engine_runs_experiments_and_refuses_queues(scenario):
         )
     )
     with pytest.raises(ValueError, match="aggregate engine cannot simulate shared"):
-        run_experiment(queue, replications=1, engine="aggregate")
+        run_experiment(queue, 1, Execution(engine="aggregate"))
 
 
 @pytest.mark.parametrize(

@@ -876,7 +876,8 @@ def test_hostile_visitor_counts(spec: str) -> None:
     except TransactionError as error:
         COUNTS["exit 2"] += 1
         message = str(error)
-        assert "\n" not in message and message.startswith("--visitors"), message
+        assert "\n" not in message and message.startswith("visitors"), message
+        assert error.field == "visitors", message
         assert len(message) <= MAX_MESSAGE_CHARS, message
     else:
         COUNTS["exit 0"] += 1

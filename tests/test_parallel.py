@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from conftest import MINIMAL, SCENARIOS
 from funnelsim import parallel
 from funnelsim.cli import main
+from funnelsim.execution import Execution
 from funnelsim.experiment import run_experiment
 from funnelsim.parallel import ExecutorError, batches, map_batches
 from funnelsim.results import results_dict
@@ -27,7 +28,7 @@ def small():
 
 @pytest.fixture(scope="module")
 def serial(small):
-    return results_dict(run_experiment(small, replications=8, workers=1))
+    return results_dict(run_experiment(small, 8))
 
 
 def test_batches_keep_order_and_cover_every_item():
@@ -46,7 +47,7 @@ def test_pool_returns_results_in_order():
 
 
 def test_pool_and_serial_runs_are_identical(small, serial):
-    assert results_dict(run_experiment(small, replications=8, workers=2)) == serial
+    assert results_dict(run_experiment(small, 8, Execution(workers=2))) == serial
 
 
 def test_local_dask_cluster_gives_the_local_results(small, serial):
@@ -57,7 +58,7 @@ def test_local_dask_cluster_gives_the_local_results(small, serial):
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        on_dask = results_dict(run_experiment(small, replications=8, workers=2, dask=client))
+        on_dask = results_dict(run_experiment(small, 8, Execution(workers=2, dask=client)))
     assert on_dask == serial
 
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from conftest import MINIMAL
 from funnelsim.analysis.operating import ship_rate
 from funnelsim.cli import main
+from funnelsim.execution import Execution
 from funnelsim.experiment.readout import decision_rule
 from funnelsim.planning import (
     PlanResult,
@@ -76,7 +77,7 @@ def better_plan() -> PlanResult:
         max_days=12,
         lengths=12,
         truth_replications=4,
-        seed=3,
+        execution=Execution(seed=3),
     )
 
 
@@ -102,9 +103,9 @@ def test_frequentist_answer_stands_beside_it(better_plan: PlanResult) -> None:
 
 def test_plan_is_reproducible_on_any_executor() -> None:
     scenario = parse_scenario(AB).with_overrides({"traffic.visitors_per_day": 200})
-    args = dict(simulations=40, max_days=6, lengths=6, truth_replications=2, seed=8)
-    serial = plan_test(scenario, "better", **args)
-    pooled = plan_test(scenario, "better", workers=2, **args)
+    args = dict(simulations=40, max_days=6, lengths=6, truth_replications=2)
+    serial = plan_test(scenario, "better", **args, execution=Execution(seed=8))
+    pooled = plan_test(scenario, "better", **args, execution=Execution(seed=8, workers=2))
     assert serial.curve == pooled.curve and serial.days_needed == pooled.days_needed
     assert np.array_equal(serial.truth.conversion, pooled.truth.conversion)
 
@@ -112,7 +113,13 @@ def test_plan_is_reproducible_on_any_executor() -> None:
 def test_a_variant_without_effect_is_correct_whatever_the_rule_decides() -> None:
     scenario = parse_scenario(AB)
     plan = plan_test(
-        scenario, "same", simulations=40, max_days=4, lengths=4, truth_replications=2, seed=1
+        scenario,
+        "same",
+        simulations=40,
+        max_days=4,
+        lengths=4,
+        truth_replications=2,
+        execution=Execution(seed=1),
     )
     assert plan.uplift == 0.0 and math.isinf(plan.frequentist_days)
     for point in plan.curve:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from conftest import MINIMAL
 from funnelsim.cli import main
+from funnelsim.execution import Execution
 from funnelsim.profit_planning import (
     NO_UNCERTAINTY,
     ProfitPlan,
@@ -134,7 +135,9 @@ def test_test_and_roll_strategy_tests_then_ships_the_posterior_best() -> None:
     )
     short_test = TestAndRoll(3, 0)
     short_test.name = "three_days"
-    no_test, three_days = run_bench(truth, [TestAndRoll(0, 1), short_test], 40, 1).scores
+    no_test, three_days = run_bench(
+        truth, [TestAndRoll(0, 1), short_test], 40, Execution(seed=1)
+    ).scores
     assert no_test.metrics["days_to_decision"] == (0.0, 0.0, 0.0)
     assert no_test.metrics["regret_conversions"] == (0.0, 0.0, 0.0)
     assert no_test.metrics["false_positive_rate"].mean == 1.0  # ships b on the A/A test too

@@ -180,7 +180,7 @@ def test_planned_split_feeds_the_sample_ratio_check(visitors_csv, tmp_path) -> N
     assert document["sample_ratio"]["mismatch"]
     assert document["decision"]["reason"].startswith("Decision withheld")
     code, _, err = _run("analyze", str(visitors_csv), "--split", "90,x")
-    assert code == 2 and err.startswith("error: split '90,x'")
+    assert code == 2 and err.startswith("error: --split '90,x'")
 
 
 @pytest.mark.parametrize(

@@ -238,3 +238,14 @@ def test_explain_warns_when_the_bounce_ratio_would_pass_100_percent(write_scenar
     assert f"a 50% bounce at 1 s times {ratio:.2f} at 10 s (all) reaches 100%" in (
         " ".join(result.output.split())
     )
+
+
+def test_explain_shows_every_variants_expected_conversion() -> None:
+    result = CliRunner().invoke(cli.main, ["explain", str(SCENARIOS / "checkout.yaml")])
+    assert result.exit_code == 0, result.output
+    scenario = load_scenario(SCENARIOS / "checkout.yaml")
+    control = scaffold.expected_funnel(scenario).conversion
+    for name in scenario.variant_names[1:]:
+        expected = scaffold.expected_funnel(scenario.variant(name)).conversion
+        uplift = expected / control - 1
+        assert f"conversion {expected:.2%} ({uplift:+.1%} vs control)" in result.output

@@ -153,3 +153,50 @@ def test_with_overrides_revalidates():
     assert longer.variant("short_form").traffic.days == 3
     with pytest.raises(ScenarioError, match="must be greater than or equal to 1"):
         scenario.with_overrides({"traffic.days": 0})
+
+
+DELAYED = """\
+name: delayed
+traffic: {{visitors_per_day: 100, days: 2}}
+stages:
+  - {{name: ask, rate: 0.5, response_delay_min: {delay}, friction: {{response_decay: true}}}}
+value: {{order_value: 10}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("delay", "minutes"),
+    [("4h", 240.0), ("30min", 30.0), ("2 days", 2880.0), ("90s", 1.5), ("45", 45.0)],
+)
+def test_durations_take_a_unit(delay: str, minutes: float) -> None:
+    stage = parse_scenario(DELAYED.format(delay=delay)).stages[0]
+    assert stage.response_delay_min.mean_value == pytest.approx(minutes)
+    spread = parse_scenario(DELAYED.format(delay=f"{{dist: exponential, mean: {delay}}}"))
+    assert spread.stages[0].response_delay_min.mean_value == pytest.approx(minutes)
+
+
+def test_a_duration_without_a_known_unit_says_how_to_write_one() -> None:
+    with pytest.raises(ScenarioError) as error:
+        parse_scenario(DELAYED.format(delay="4 fortnights"))
+    assert error.value.field == "stages[0].response_delay_min"
+    assert "30min, 4h, 2d" in error.value.message and "\n" not in str(error.value)
+
+
+def test_a_field_in_the_wrong_section_names_its_section() -> None:
+    with pytest.raises(ScenarioError, match=r"did you mean 'experiment.replications'\?"):
+        parse_scenario(MINIMAL + "replications: 40\n")
+
+
+def test_response_decay_without_a_wait_is_refused() -> None:
+    text = DELAYED.format(delay=1).replace(", response_delay_min: 1", "")
+    with pytest.raises(ScenarioError, match="response_delay_min to wait for"):
+        parse_scenario(text)
+
+
+def test_a_reach_metric_names_a_stage_after_the_first() -> None:
+    text = MINIMAL + "experiment: {metric: 'reached:chekout'}\n"
+    with pytest.raises(ScenarioError, match=r"did you mean 'checkout'\?") as error:
+        parse_scenario(text)
+    assert error.value.field == "experiment.metric"
+    with pytest.raises(ScenarioError, match="conversion, clv_per_visitor or reached:STAGE"):
+        parse_scenario(MINIMAL + "experiment: {metric: revenue}\n")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from funnelsim.execution import Execution
 from funnelsim.scenario import parse_scenario
 from funnelsim.sensitivities import sensitivity
 from funnelsim.sobol import IndexEstimate
@@ -56,7 +57,9 @@ def inside(estimate: IndexEstimate, value: float) -> bool:
 
 def test_conversion_as_a_product_of_independent_rates_has_the_closed_form_indices() -> None:
     scenario = parse_scenario(PRODUCT)
-    result = sensitivity(scenario, "control", "conversion", base_samples=4096, seed=2)
+    result = sensitivity(
+        scenario, "control", "conversion", base_samples=4096, execution=Execution(seed=2)
+    )
     dists = {a.key: a.spec.distribution(a.bounds) for a in result.assumptions}
     assert list(dists) == ["stages.visit.rate", "stages.cart.rate", "stages.buy.rate"]
     means = np.array([d.mean() for d in dists.values()])
@@ -73,7 +76,9 @@ def test_conversion_as_a_product_of_independent_rates_has_the_closed_form_indice
 
 @pytest.fixture(scope="module")
 def checkout_result():
-    return sensitivity(parse_scenario(CHECKOUT), "short_form", base_samples=512, seed=1)
+    return sensitivity(
+        parse_scenario(CHECKOUT), "short_form", base_samples=512, execution=Execution(seed=1)
+    )
 
 
 def test_assumptions_that_do_not_enter_the_uplift_have_no_total_index(checkout_result) -> None:
@@ -126,9 +131,13 @@ def test_the_result_reads_as_a_table_a_document_and_a_frame(checkout_result) -> 
 def test_same_seed_same_indices_serial_pool_and_dask() -> None:
     distributed = pytest.importorskip("distributed")
     scenario = parse_scenario(CHECKOUT)
-    serial = sensitivity(scenario, "guest_checkout", base_samples=64, seed=3).to_dict()
+    serial = sensitivity(
+        scenario, "guest_checkout", base_samples=64, execution=Execution(seed=3)
+    ).to_dict()
     assert (
-        sensitivity(scenario, "guest_checkout", base_samples=64, seed=3, workers=2).to_dict()
+        sensitivity(
+            scenario, "guest_checkout", base_samples=64, execution=Execution(seed=3, workers=2)
+        ).to_dict()
         == serial
     )
     with (
@@ -137,7 +146,9 @@ def test_same_seed_same_indices_serial_pool_and_dask() -> None:
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        on_dask = sensitivity(scenario, "guest_checkout", base_samples=64, seed=3, dask=client)
+        on_dask = sensitivity(
+            scenario, "guest_checkout", base_samples=64, execution=Execution(seed=3, dask=client)
+        )
     assert on_dask.to_dict() == serial
 
 

@@ -133,7 +133,7 @@ def test_analyze_reads_a_dataframe_where_it_lives(frame, sources) -> None:
     request = ReadoutRequest(guardrails=("rounds",))
     from_frame = analyze(frame, "control", request=request)
     from_parquet = analyze(sources["parquet"], "control", request=request)
-    assert from_frame.source == "DataFrame"
+    assert from_frame.source == "<DataFrame>"
     assert from_frame.extras.metrics == from_parquet.extras.metrics
     assert [v.conversion for v in from_frame.variants] == [
         v.conversion for v in from_parquet.variants

@@ -21,6 +21,7 @@ from funnelsim.analysis.conjugate import (
 )
 from funnelsim.analysis.decision import DecisionRule, decide, readout
 from funnelsim.cli import main
+from funnelsim.execution import Execution
 from funnelsim.strategies import (
     BENCH_METRICS,
     BayesianStop,
@@ -169,7 +170,9 @@ def test_thompson_splits_by_probability_of_being_best_with_a_floor() -> None:
 
 def test_thompson_loses_fewer_conversions_than_an_even_split() -> None:
     truth = _truth(14, (0.10, 0.13), visitors_per_day=400)
-    result = run_bench(truth, [FixedHorizon(), ThompsonSampling(stop_probability=0.999)], 60, 3)
+    result = run_bench(
+        truth, [FixedHorizon(), ThompsonSampling(stop_probability=0.999)], 60, Execution(seed=3)
+    )
     fixed, thompson = (s.metrics["regret_conversions"] for s in result.scores)
     assert thompson.high < fixed.low
 
@@ -215,8 +218,8 @@ def test_regret_after_a_decision_uses_the_shipped_arm_for_the_rest_of_the_horizo
 def test_bench_scores_and_executors_agree() -> None:
     truth = _truth(4, (0.10, 0.11, 0.12), visitors_per_day=600)
     strategies = built_in_strategies(["fixed", "peeking", "bayes_stop", "thompson"])
-    serial = run_bench(truth, strategies, 30, seed=11, workers=1)
-    pooled = run_bench(truth, strategies, 30, seed=11, workers=2)
+    serial = run_bench(truth, strategies, 30, Execution(seed=11, workers=1))
+    pooled = run_bench(truth, strategies, 30, Execution(seed=11, workers=2))
     assert serial == pooled
     assert serial.true_best == "arm2"
     for score in serial.scores:

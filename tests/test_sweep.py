@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from conftest import MINIMAL, SCENARIOS
 from funnelsim.cli import main
+from funnelsim.execution import Execution
 from funnelsim.experiment import run_experiment
 from funnelsim.scenario import Scenario, load_scenario, parse_scenario
 from funnelsim.sweeps import (
@@ -104,7 +105,7 @@ def test_parameter_without_effect_gives_a_flat_curve(form_scenario: Scenario) ->
     replications (mean +- t SE), so two points of one true value overlap unless their
     difference exceeds t (SE_i + SE_j), at least 1.4 times its own 95% bound."""
     param = parse_param("traffic.visitors_per_day=250,500,1000,2000", form_scenario)
-    result = run_sweep(form_scenario, [param], ["control"], replications=12, seed=3)
+    result = run_sweep(form_scenario, [param], ["control"], 12, Execution(seed=3))
     mean, low, high = (_series(result, "control", "conversion", f) for f in ("mean", "low", "high"))
     assert np.all(low[:, None] <= high[None, :])
     assert np.unique(mean).size == 4  # different visitors at each point, not one number
@@ -114,7 +115,10 @@ def test_form_fields_give_a_monotone_curve(form_scenario: Scenario) -> None:
     """More fields never convert more (common random numbers couple the points
     monotonely), and 20 fields convert clearly less than 3 (intervals apart)."""
     result = run_sweep(
-        form_scenario, [parse_param(f"{FIELDS}=3:20:1", form_scenario)], replications=6, seed=5
+        form_scenario,
+        [parse_param(f"{FIELDS}=3:20:1", form_scenario)],
+        replications=6,
+        execution=Execution(seed=5),
     )
     for metric in ("conversion", "revenue_per_visitor", "clv_per_visitor"):
         control = _series(result, "control", metric)
@@ -128,8 +132,8 @@ def test_form_fields_give_a_monotone_curve(form_scenario: Scenario) -> None:
 
 
 def test_a_sweep_point_equals_a_run_with_the_same_overrides(form_scenario: Scenario) -> None:
-    result = run_sweep(form_scenario, [Param(FIELDS, (15,))], replications=4, seed=9)
-    run = run_experiment(form_scenario.with_overrides({FIELDS: 15}), 4, seed=9)
+    result = run_sweep(form_scenario, [Param(FIELDS, (15,))], None, 4, Execution(seed=9))
+    run = run_experiment(form_scenario.with_overrides({FIELDS: 15}), 4, Execution(seed=9))
     for point, summary in zip(result.points, run.variants, strict=True):
         assert point.variant == summary.name
         assert point.metrics["conversion"] == pytest.approx(summary.metrics["conversion"])
@@ -137,9 +141,9 @@ def test_a_sweep_point_equals_a_run_with_the_same_overrides(form_scenario: Scena
 
 def test_results_are_identical_on_every_executor(form_scenario: Scenario) -> None:
     params = [Param(FIELDS, (8, 16)), Param("stages.landing.rate", (0.4, 0.6))]
-    serial = run_sweep(form_scenario, params, replications=4, seed=2, workers=1)
-    pooled = run_sweep(form_scenario, params, replications=4, seed=2, workers=2)
-    on_dask = run_sweep(form_scenario, params, replications=4, seed=2, workers=1, dask="local")
+    serial = run_sweep(form_scenario, params, None, 4, Execution(seed=2, workers=1))
+    pooled = run_sweep(form_scenario, params, None, 4, Execution(seed=2, workers=2))
+    on_dask = run_sweep(form_scenario, params, None, 4, Execution(seed=2, dask="local"))
     assert serial.points == pooled.points == on_dask.points
 
 

@@ -14,15 +14,21 @@ dependencies load on first use.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from funnelsim.errors import FunnelsimError
+from funnelsim.execution import SERIAL, EngineName, Execution
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from funnelsim.analysis.api import AnalysisResult
     from funnelsim.analysis.lifetime import TransactionReadout
-    from funnelsim.experiment.engines import EngineName
+    from funnelsim.budget import Cost
+    from funnelsim.orders import OrderLog
+    from funnelsim.planning import PlanResult
     from funnelsim.results import ExperimentResult
     from funnelsim.scenario.loader import load_scenario, parse_scenario
     from funnelsim.scenario.messages import ScenarioError
@@ -32,31 +38,64 @@ if TYPE_CHECKING:
     from funnelsim.sweeps import SweepResult
     from funnelsim.worlds import Worlds
 
-_SCENARIO_NAMES = ("Scenario", "ScenarioError", "load_scenario", "parse_scenario")
-
+_LAZY = {
+    "AnalysisResult": "funnelsim.analysis.api",
+    "BenchResult": "funnelsim.strategies",
+    "Cost": "funnelsim.budget",
+    "ExperimentResult": "funnelsim.results",
+    "OrderLog": "funnelsim.orders",
+    "PlanResult": "funnelsim.planning",
+    "Scenario": "funnelsim.scenario.schema",
+    "ScenarioError": "funnelsim.scenario.messages",
+    "SweepResult": "funnelsim.sweeps",
+    "TransactionReadout": "funnelsim.analysis.lifetime",
+    "load_scenario": "funnelsim.scenario.loader",
+    "parse_scenario": "funnelsim.scenario.loader",
+}
+"""Public names defined in modules that import NumPy or pydantic: loaded on first use."""
 
 __all__ = [
+    "AnalysisResult",
+    "BenchResult",
+    "Cost",
+    "Execution",
+    "ExperimentResult",
+    "FunnelsimError",
+    "OrderLog",
+    "PlanResult",
     "Scenario",
     "ScenarioError",
+    "SweepResult",
+    "TransactionReadout",
     "analyze",
     "analyze_orders",
     "bench",
+    "estimate_cost",
+    "explain",
     "load_scenario",
     "parse_scenario",
+    "plan",
     "run",
     "sample_worlds",
     "sensitivity",
     "sweep",
+    "write_event_log",
+    "write_order_log",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """The scenario schema's public names, imported on first use (NumPy, pydantic)."""
-    if name in _SCENARIO_NAMES:
-        from funnelsim import scenario
+    """The public names of :data:`_LAZY`, imported on first use."""
+    if name in _LAZY:
+        import importlib
 
-        return getattr(scenario, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'funnelsim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API (what ``dir(funnelsim)`` and tab completion show)."""
+    return sorted(__all__)
 
 
 def _scenario(scenario: Scenario | str | Path) -> Scenario:
@@ -69,25 +108,16 @@ def _scenario(scenario: Scenario | str | Path) -> Scenario:
 def run(
     scenario: Scenario | str | Path,
     replications: int | None = None,
-    *,
-    seed: int | None = None,
-    engine: EngineName = "auto",
-    workers: int = 1,
-    dask: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    execution: Execution = SERIAL,
 ) -> ExperimentResult:
     """Simulate every variant of a scenario over replications and compare them.
 
     Args:
         scenario: A :class:`Scenario` or the path of a scenario file.
         replications: Replications to run (default: the scenario's ``experiment.replications``).
-        seed: Overrides the scenario's seed; the same seed gives the same result.
-        engine: ``auto`` uses SimPy only where visitors share a resource (queues);
-            ``aggregate`` draws counts directly (no queues; fastest for huge runs).
-        workers: Local processes; results do not depend on it.
-        dask: ``"local"`` for a Dask LocalCluster or a scheduler address
-            (``tcp://HOST:8786``); results do not depend on it either.
-        progress: Called with the number of replications finished since the last call.
+        execution: Seed (overrides the scenario's), engine, local workers or Dask, and a
+            progress callback (replications finished); results depend on the seed and
+            the engine only. Default: the scenario's seed, in this process.
 
     Returns:
         An :class:`~funnelsim.results.ExperimentResult`: per variant the expected
@@ -95,39 +125,65 @@ def run(
         and what a simulated A/B test of the planned size would decide. It prints
         readably and converts with ``to_dict()`` (the ``results.json`` document) and
         ``to_frame()`` (a pandas DataFrame, one row per variant).
+
+    >>> result = funnelsim.run("scenarios/checkout.yaml", 20, Execution(seed=1))  # doctest: +SKIP
     """
     from funnelsim.experiment.runner import run_experiment
 
-    return run_experiment(_scenario(scenario), replications, seed, engine, workers, progress, dask)
+    return run_experiment(_scenario(scenario), replications, execution)
 
 
 def analyze(
     data: str | Path | Any,
     control: str | None = None,
     model: Literal["conjugate", "funnel", "revenue"] = "conjugate",
+    *,
+    variant_column: str = "variant",
+    converted_column: str = "converted",
+    visitors_column: str = "visitors",
+    conversions_column: str = "conversions",
+    revenue_column: str | None = None,
+    stage_columns: Sequence[str] = (),
     **options: Any,
 ) -> AnalysisResult:
-    """Bayesian readout of an experiment: a CSV path, or counts from
+    """Bayesian readout of an experiment: a CSV file, a DataFrame (pandas, polars, or any
+    other that narwhals reads) or counts from
     :func:`funnelsim.analysis.data.experiment_from_counts`.
 
     Args:
-        data: The experiment (see ``funnelsim analyze --help`` for the CSV shapes).
+        data: The experiment: aggregated rows (variant, visitors, conversions[, revenue],
+            stage counts) or one row per visitor (variant, converted[, revenue], stage
+            flags); see ``funnelsim analyze --help``.
         control: Control variant (default: the first).
         model: ``conjugate`` (exact Beta-Binomial), ``funnel`` (PyMC, which stage changed)
             or ``revenue`` (PyMC, revenue per visitor).
-        options: Passed to :func:`funnelsim.analysis.api.analyze` (``columns``,
-            ``sampler``, ``draws``, ``seed``, ...).
+        variant_column, converted_column, visitors_column, conversions_column: Column
+            names; data with a ``visitors_column`` are read as aggregated rows.
+        revenue_column: Order value (per visitor) or revenue sum (aggregated); default:
+            a column named ``revenue`` when there is one.
+        stage_columns: Funnel stage columns in order.
+        options: Passed to :func:`funnelsim.analysis.api.analyze` (``sampler``,
+            ``draws``, ``seed``, ``rule``, ...).
 
     Returns:
         An :class:`~funnelsim.analysis.api.AnalysisResult`: per variant the posterior,
-        P(best), P(beats control), expected loss and uplift, the decision, and the
-        sampler diagnostics with ``reliable``.
+        P(best), P(beats control) (none for the control), expected loss and uplift, the
+        decision, and the sampler diagnostics with ``reliable``.
 
-    >>> result = funnelsim.analyze("experiment.csv", control="a")  # doctest: +SKIP
+    >>> result = funnelsim.analyze("ab.csv", variant_column="test group")  # doctest: +SKIP
     """
     from funnelsim.analysis.api import analyze as analyze_experiment
+    from funnelsim.analysis.data import ColumnMap
 
-    return analyze_experiment(data, control, model, **options)
+    columns = ColumnMap(
+        variant_column,
+        converted_column,
+        visitors_column,
+        conversions_column,
+        revenue_column,
+        tuple(stage_columns),
+    )
+    return analyze_experiment(data, control, model, columns=columns, **options)
 
 
 def analyze_orders(
@@ -178,12 +234,7 @@ def sweep(
     params: dict[str, Sequence[Any] | str],
     variants: Sequence[str] | None = None,
     replications: int | None = None,
-    *,
-    seed: int | None = None,
-    engine: EngineName = "auto",
-    workers: int = 1,
-    dask: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    execution: Execution = SERIAL,
 ) -> SweepResult:
     """Run a scenario over a grid of parameter values (every combination).
 
@@ -192,8 +243,8 @@ def sweep(
         params: Dotted scenario path to its values: a sequence (``range(3, 21)``) or the
             command line's text form (``"3:20:1"`` inclusive, or ``"a,b,c"``).
         variants: Variants to run at every point (default: all).
-        replications, seed, engine, workers, progress: As for :func:`run`.
-        dask: As for :func:`bench`.
+        replications: Replications per point (default: the scenario's).
+        execution: As for :func:`run` (progress counts replications of every point).
 
     Returns:
         A :class:`~funnelsim.sweeps.SweepResult`: per point and variant the mean and
@@ -211,22 +262,18 @@ def sweep(
         else check_param(Param(path, tuple(values)), base)
         for path, values in params.items()
     ]
-    return run_sweep(base, grid, variants, replications, seed, engine, workers, dask, progress)
+    return run_sweep(base, grid, variants, replications, execution)
 
 
 def bench(
     scenario: Scenario | str | Path,
-    strategies: Sequence[str] = ("fixed", "peeking", "bayes_stop", "thompson", "test_and_roll"),
+    strategies: Sequence[Any] = ("fixed", "peeking", "bayes_stop", "thompson", "test_and_roll"),
     replications: int = 500,
     *,
     alpha: float = 0.05,
     min_share: float = 0.1,
     truth_replications: int = 20,
-    seed: int | None = None,
-    engine: EngineName = "auto",
-    workers: int = 1,
-    dask: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    execution: Execution = SERIAL,
 ) -> BenchResult:
     """Score decision strategies on simulated A/A and A/B tests of a scenario.
 
@@ -236,15 +283,14 @@ def bench(
 
     Args:
         scenario: A :class:`Scenario` or the path of a scenario file.
-        strategies: Built-in strategies: ``fixed`` (fixed horizon), ``peeking`` (a
-            significance test at every look), ``bayes_stop`` (expected-loss early stop
-            with the scenario's decision rule), ``thompson`` (Thompson-sampling bandit),
-            ``test_and_roll`` (a fixed test of the profit-maximising length, possibly none).
+        strategies: Built-in strategies by name: ``fixed`` (fixed horizon), ``peeking``
+            (a significance test at every look), ``bayes_stop`` (expected-loss early
+            stop with the scenario's decision rule), ``thompson`` (Thompson-sampling
+            bandit), ``test_and_roll`` (a fixed test of the profit-maximising length,
+            possibly none); or :class:`~funnelsim.strategies.Strategy` objects of your own.
         alpha: Significance level of the frequentist strategies.
         min_share: Smallest traffic share of an arm under Thompson sampling.
-        seed, engine, workers, progress: As for :func:`run`.
-        dask: ``"local"`` for a Dask LocalCluster or a scheduler address
-            (``tcp://HOST:8786``); None runs on local processes.
+        execution: As for :func:`run` (progress counts engine runs and simulated tests).
 
     Returns:
         A :class:`~funnelsim.strategies.BenchResult`: per strategy the false-positive
@@ -256,19 +302,67 @@ def bench(
 
     base = _scenario(scenario)
     prior = base.experiment.prior
-    check_built_in(strategies)
-    seed = base.seed if seed is None else seed
-    truth = engine_truth(base, truth_replications, seed, engine, workers, dask, progress)
+    names = [s for s in strategies if isinstance(s, str)]
+    check_built_in(names)
+    execution = replace(execution, seed=execution.seed_or(base.seed))
+    truth = engine_truth(base, truth_replications, execution)
     chosen = built_in_strategies(
-        list(strategies),
+        names,
         alpha,
         decision_rule(base),
         (prior.alpha, prior.beta),
         min_share,
-        roll_for_bench(strategies, truth, base.value.margin, seed),
+        roll_for_bench(names, truth, base.value.margin, execution.seed_or(base.seed)),
     )
-    return run_bench(
-        truth, chosen, replications, seed, workers, dask, progress, base.name, base.currency
+    chosen += [s for s in strategies if not isinstance(s, str)]
+    return run_bench(truth, chosen, replications, execution, base.name, base.currency)
+
+
+def plan(
+    scenario: Scenario | str | Path,
+    variant: str,
+    target_probability: float = 0.95,
+    simulations: int = 400,
+    *,
+    max_days: int | None = None,
+    alpha: float = 0.05,
+    truth_replications: int = 20,
+    execution: Execution = SERIAL,
+) -> PlanResult:
+    """How long an A/B test of ``variant`` against the control must run.
+
+    Simulates the test ``simulations`` times at increasing lengths, reads each with the
+    scenario's Bayesian decision rule, and finds the length from which the probability
+    of a correct decision stays at ``target_probability``; the frequentist
+    two-proportion sample size (significance ``alpha``) is given beside it.
+
+    Args:
+        scenario: A :class:`Scenario` or the path of a scenario file.
+        variant: The variant to test against the control.
+        target_probability: Wanted probability of a correct decision (and the z-test's power).
+        simulations: Simulated tests read at every length.
+        max_days: Longest test length read (default: twice the z-test's length).
+        alpha: Significance level of the z-test.
+        truth_replications: Engine replications estimating the true rates.
+        execution: As for :func:`run` (progress counts engine runs and simulated tests).
+
+    Returns:
+        A :class:`~funnelsim.planning.PlanResult`: the curve of P(correct decision)
+        against days and ``days_needed`` (None when ``max_days`` is too short).
+
+    >>> funnelsim.plan("scenarios/checkout.yaml", "guest_checkout").days_needed  # doctest: +SKIP
+    """
+    from funnelsim.planning import plan_test
+
+    return plan_test(
+        _scenario(scenario),
+        variant,
+        target_probability,
+        simulations,
+        max_days,
+        alpha=alpha,
+        truth_replications=truth_replications,
+        execution=execution,
     )
 
 
@@ -278,9 +372,7 @@ def sensitivity(
     metric: Metric = "conversion",
     *,
     samples: int = 4096,
-    seed: int | None = None,
-    workers: int = 1,
-    dask: str | None = None,
+    execution: Execution = SERIAL,
 ) -> SensitivityResult:
     """Which uncertain assumption a variant's uplift over control hangs on.
 
@@ -294,9 +386,8 @@ def sensitivity(
         variant: Default: the best variant when every assumption holds its central value.
         metric: ``conversion``, ``revenue_per_visitor`` or ``clv_per_visitor``.
         samples: Base samples N, a power of 2: N x (assumptions + 2) worlds are valued.
-        seed: Overrides the scenario's seed.
-        workers: Local processes; results do not depend on it.
-        dask: ``"local"`` or a scheduler address, as for :func:`run`.
+        execution: Seed (overrides the scenario's), local workers or Dask, and a
+            progress callback, as for :func:`run`; results depend on the seed only.
 
     Returns:
         A :class:`~funnelsim.sensitivities.SensitivityResult`: ``repr`` is a ranked
@@ -304,7 +395,7 @@ def sensitivity(
     """
     from funnelsim.sensitivities import sensitivity as analyse
 
-    return analyse(_scenario(scenario), variant, metric, samples, seed, workers, dask)
+    return analyse(_scenario(scenario), variant, metric, samples, execution)
 
 
 def sample_worlds(scenario: Scenario | str | Path, n: int, seed: int = 0) -> Worlds:
@@ -315,3 +406,48 @@ def sample_worlds(scenario: Scenario | str | Path, n: int, seed: int = 0) -> Wor
     from funnelsim.worlds import sample_worlds as draw
 
     return draw(_scenario(scenario), n, seed)
+
+
+def explain(scenario: Scenario | str | Path) -> list[str]:
+    """The funnel of every variant as a person would draw it: stages, friction, expected
+    rates before any randomness, load on shared resources and warnings (rich-markup
+    lines, as ``funnelsim explain`` prints them)."""
+    from funnelsim.scaffold import explain_lines
+
+    return explain_lines(_scenario(scenario))
+
+
+def estimate_cost(
+    scenario: Scenario | str | Path,
+    replications: int | None = None,
+    execution: Execution = SERIAL,
+) -> Cost:
+    """What a run of ``scenario`` would cost (replications, visitors, visitor-stage steps,
+    memory, seconds), estimated before it starts with the engine it would use."""
+    from funnelsim.experiment.cost import estimate_cost as estimate
+
+    base = _scenario(scenario)
+    return estimate(base, replications or base.experiment.replications, execution)
+
+
+def write_event_log(scenario: Scenario | str | Path, path: str | Path) -> Path:
+    """Write the first replication's per-visitor, per-stage events of every variant to
+    the CSV file ``path`` (variant, visitor, segment, channel, stage, entered_min,
+    left_min, waited_min, outcome, revenue: the order value on a purchase's row)."""
+    from funnelsim.experiment.logs import write_event_log as write
+
+    return write(_scenario(scenario), Path(path))
+
+
+def write_order_log(
+    scenario: Scenario | str | Path,
+    path: str | Path,
+    months: int = 12,
+    engine: EngineName = "auto",
+) -> OrderLog:
+    """Write the order log (customer, variant, date, amount) of the first replication's
+    simulated test (simulated by ``engine``), followed ``months`` months after it, to
+    the CSV file ``path``; read it back with :func:`analyze_orders`."""
+    from funnelsim.experiment.logs import write_order_log as write
+
+    return write(_scenario(scenario), Path(path), months, engine)

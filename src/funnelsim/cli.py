@@ -1,12 +1,15 @@
 """The ``funnelsim`` command line: parse options, call the library, present.
 
-Heavy libraries (SciPy, PyMC, ArviZ, Dask) are imported inside the commands
-that need them, so ``funnelsim --help`` stays instant.
+Every command is a call to the Python API (:mod:`funnelsim`) followed by its
+presentation. A library error (:class:`~funnelsim.errors.FunnelsimError`) is shown
+once, by the command group: one line, with the option that caused it, exit status 2.
+Heavy libraries (NumPy, SciPy, PyMC, Dask) load inside the commands, so
+``funnelsim --help`` stays instant.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import signal
 import sys
 import threading
@@ -17,14 +20,44 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import click
 
+from funnelsim.errors import FunnelsimError
+from funnelsim.execution import Execution
+from funnelsim.templates import NAMES as TEMPLATE_NAMES
+
 if TYPE_CHECKING:
-    from funnelsim.orders import OrderLog
     from funnelsim.results import ExperimentResult
     from funnelsim.scenario.schema import Scenario
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 PIPED_WIDTH = 100  # table width when output is not a terminal
+SOURCE = "funnelsim.source"  # context meta key: the input file of the running command
+
+COUNT = click.IntRange(min=1)
+POSITIVE = click.FloatRange(min=0, min_open=True)
+PROBABILITY = click.FloatRange(0, 1, min_open=True, max_open=True)
+DIRECTORY = click.Path(file_okay=False, path_type=Path)
+FILE = click.Path(dir_okay=False, path_type=Path)
+INPUT = click.Path(path_type=Path)
+STRATEGIES = ("fixed", "peeking", "sequential", "bayes_stop", "thompson", "test_and_roll")
+MODELS = ("conjugate", "funnel", "revenue")
+PARAM = "PATH=START:STOP:STEP|PATH=a,b,c"
+
+OPTIONS = {
+    "param": "--param",
+    "variant": "--variant",
+    "dask": "--dask",
+    "strategy": "--strategy",
+    "visitors": "--visitors",
+    "split": "--split",
+}
+"""Library arguments that name themselves first in an error, and the option setting each."""
+
+OVERRIDES = {
+    "force": "use --force to overwrite",
+    "allow_large": "use --allow-large to run it anyway",
+}
+"""Errors a command-line option overrides, and the hint naming it."""
 
 
 def fail(message: str) -> NoReturn:
@@ -33,59 +66,32 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-def _load(path: Path) -> Scenario:
-    from funnelsim.scenario.loader import load_scenario
-    from funnelsim.scenario.messages import ScenarioError
-
-    try:
-        return load_scenario(path)
-    except ScenarioError as error:
-        fail(str(error))
-
-
-@contextmanager
-def _progress(enabled: bool, total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar with time remaining on a terminal; a no-op when disabled or
-    when stderr is not a terminal (logs and pipes get no bar and no stray lines)."""
-    if not (enabled and sys.stderr.isatty()):
-        yield lambda _n: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else PIPED_WIDTH)
+def error_line(error: FunnelsimError, source: Path | None) -> str:
+    """A library error in the command line's words: the option in place of the library
+    argument, the option that overrides it, and the input file when it is about it."""
+    field, text = error.field or "", str(error)
+    if field in OPTIONS and text.startswith(field):
+        return OPTIONS[field] + text[len(field) :]
+    if field in OVERRIDES:
+        text = f"{text}; {OVERRIDES[field]}"
+    if source is None or error.located or text.startswith(f"{source}:"):
+        return text
+    return f"{source}: {text}"
 
 
 class _Commands(click.Group):
-    """The command group. Ctrl-C anywhere ends with one line and exit status 130 (not
-    click's "Aborted!" and status 1), also when it strikes while a library loads and
-    surfaces as some other error (an extension module failing to initialise). Running
-    out of memory (a request run with --allow-large) ends with one line and status 2."""
+    """The command group. A FunnelsimError ends with one line and exit status 2. Ctrl-C
+    anywhere ends with one line and exit status 130 (not click's "Aborted!" and status
+    1), also when it strikes while a library loads and surfaces as some other error (an
+    extension module failing to initialise). Running out of memory (a request run with
+    --allow-large) ends with one line and status 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         with _noting_interrupts() as interrupted:
             try:
                 return super().invoke(ctx)
+            except FunnelsimError as error:
+                fail(error_line(error, ctx.meta.get(SOURCE)))
             except MemoryError:
                 fail(
                     "out of memory: ask for fewer visitors, replications or workers "
@@ -119,7 +125,193 @@ def _noting_interrupts() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _load(path: Path, **overrides: Any) -> Scenario:
+    """The scenario of ``path``, with the command line's overrides (``days``,
+    ``visitors_per_day``, ``seed``, ``assumptions``; None leaves a field as the file has
+    it)."""
+    from funnelsim.scenario.loader import load_scenario
+    from funnelsim.scenario.messages import ScenarioError
+
+    click.get_current_context().meta[SOURCE] = path
+    scenario = load_scenario(path)
+    fields = {
+        "days": "traffic.days",
+        "visitors_per_day": "traffic.visitors_per_day",
+        "assumptions": "experiment.assumptions",
+    }
+    given = {fields.get(k, k): v for k, v in overrides.items() if v is not None}
+    try:
+        return scenario.with_overrides(given) if given else scenario
+    except ScenarioError as error:
+        message = f"{error.field}: {error.message} (with the command-line options)"
+        raise FunnelsimError(message, error.field) from None
+
+
+@contextmanager
+def _progress(enabled: bool, total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar with time remaining on a terminal; a no-op when disabled or
+    when stderr is not a terminal (logs and pipes get no bar and no stray lines)."""
+    if not (enabled and sys.stderr.isatty()):
+        yield lambda _n: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _hint_nutpie(sampler: str, quiet: bool) -> None:
+    """Say once, on stderr, how to get the fast sampler when ``auto`` falls back."""
+    from funnelsim.analysis.models import nutpie_hint
+
+    hint = nutpie_hint(sampler)  # type: ignore[arg-type]
+    if hint is not None:
+        _note(hint, quiet)
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else PIPED_WIDTH)
+
+
+def _note(text: str, quiet: bool) -> None:
+    if not quiet:
+        click.echo(f"note: {text}", err=True)
+
+
+class Output(NamedTuple):
+    """Where and how a command writes: the --out directory, --force, -q, --allow-large."""
+
+    out: Path | None
+    force: bool
+    quiet: bool
+    allow_large: bool
+
+    def prepare(self, names: tuple[str, ...]) -> None:
+        """Refuse to overwrite ``names`` in --out without --force, before any work."""
+        from funnelsim import files
+
+        if self.out is not None:
+            files.prepare_output(self.out, self.force, names)
+
+    def written(self, paths: list[Path]) -> None:
+        """Say which files were written (unless quiet)."""
+        if not self.quiet:
+            for path in paths:
+                click.echo(f"wrote {path}")
+
+
+def _execution_options_with(
+    engine: bool,
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--seed, (--engine,) --workers, --dask given to the command as one ``execution``."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def with_execution(
+            *args: Any, seed: Any, workers: Any, dask: Any, engine: Any = "auto", **kw: Any
+        ) -> None:
+            from funnelsim.parallel import check_dask_address
+
+            if dask is not None:
+                check_dask_address(dask)
+            command(*args, execution=Execution(seed, engine, workers, dask), **kw)
+
+        engines = click.Choice(["auto", "simpy", "vectorized", "aggregate"])
+        engine_option = click.option(
+            "--engine",
+            type=engines,
+            default="auto",
+            help="Simulation engine (auto: SimPy only where queues exist; aggregate: counts "
+            "drawn directly, for very large runs without queues).",
+        )
+        return _options(
+            with_execution,
+            click.option(
+                "--seed", type=click.IntRange(min=0), help="Override the scenario's seed."
+            ),
+            *((engine_option,) if engine else ()),
+            click.option("--workers", type=COUNT, help="Local processes [default: CPU count]."),
+            click.option(
+                "--dask",
+                metavar="local|ADDRESS",
+                help="Run on Dask: 'local' (a LocalCluster) or a scheduler address "
+                "(tcp://HOST:8786).",
+            ),
+        )
+
+    return decorate
+
+
+_execution_options = _execution_options_with(engine=True)
+_executor_options = _execution_options_with(engine=False)  # no simulation engine to choose
+
+
+def _output_options(written: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--out (which writes ``written``), --force, -q, --allow-large as one ``output``."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def with_output(
+            *args: Any, out: Any, force: Any, quiet: Any, allow_large: Any, **kw: Any
+        ) -> None:
+            command(*args, output=Output(out, force, quiet, allow_large), **kw)
+
+        return _options(
+            with_output,
+            click.option("--out", type=DIRECTORY, help=f"Write {written} here."),
+            click.option("--force", is_flag=True, help="Overwrite existing results."),
+            click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts)."),
+            click.option(
+                "--allow-large",
+                is_flag=True,
+                help="Run even when the estimated time or memory is beyond the limits.",
+            ),
+        )
+
+    return decorate
+
+
+def _traffic_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--days and --visitors-per-day: the scenario's traffic overridden."""
+    return _options(
+        command,
+        click.option("--days", type=COUNT, help="Override the test length in days."),
+        click.option("--visitors-per-day", type=POSITIVE, help="Override the traffic."),
+    )
+
+
+def _options(command: Callable[..., None], *options: Callable[..., Any]) -> Callable[..., None]:
+    """``command`` with ``options`` (shown in this order in its help)."""
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+# --------------------------------------------------------------------------- commands
+
+SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
+
+
+@click.group(cls=_Commands, context_settings=SETTINGS)
 @click.version_option(package_name="funnelsim")
 def main() -> None:
     """Simulate funnel changes before you spend traffic on them.
@@ -130,7 +322,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=INPUT)
 def validate(files: tuple[Path, ...]) -> None:
     """Check scenario files; print a one-line summary per file."""
     from funnelsim.experiment.engines import choose_engine, compile_variants
@@ -156,98 +348,22 @@ def validate(files: tuple[Path, ...]) -> None:
         sys.exit(EXIT_USAGE)
 
 
-def _with_cli_overrides(
-    file: Path,
-    days: int | None,
-    visitors_per_day: float | None,
-    seed: int | None,
-    assumptions: str | None = None,
-) -> Scenario:
-    """The scenario of ``file`` with the command line's overrides (exit 2 if they break it)."""
-    from funnelsim.scenario.messages import ScenarioError
-
-    scenario = _load(file)
-
-    overrides: dict[str, Any] = {}
-    if days is not None:
-        overrides["traffic.days"] = days
-    if visitors_per_day is not None:
-        overrides["traffic.visitors_per_day"] = visitors_per_day
-    if seed is not None:
-        overrides["seed"] = seed
-    if assumptions is not None:
-        overrides["experiment.assumptions"] = assumptions
-    try:
-        return scenario.with_overrides(overrides) if overrides else scenario
-    except ScenarioError as error:
-        fail(f"{file}: {error.field}: {error.message} (with the command-line options)")
-
-
 @main.command()
-@click.argument("scenario_file", type=click.Path(path_type=Path))
-@click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed.")
-@click.option("--replications", type=click.IntRange(min=1), help="Replications to run.")
-@click.option("--days", type=click.IntRange(min=1), help="Override the test length in days.")
-@click.option(
-    "--visitors-per-day", type=click.FloatRange(min=0, min_open=True), help="Override the traffic."
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["auto", "simpy", "vectorized", "aggregate"]),
-    default="auto",
-    show_default=True,
-    help="Simulation engine (auto: SimPy only where queues exist; aggregate: counts "
-    "drawn directly, for very large runs without queues).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Local processes (or Dask LocalCluster workers) for replications [default: CPU count].",
-)
-@click.option(
-    "--dask",
-    metavar="local|ADDRESS",
-    help="Run the replications on Dask: 'local' (a LocalCluster) or a scheduler "
-    "address (tcp://HOST:8786).",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write results.json and summary.csv here.",
-)
-@click.option("--force", is_flag=True, help="Overwrite existing results in --out.")
-@click.option(
-    "--events",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a per-visitor event log (first replication) as CSV.",
-)
-@click.option(
-    "--orders",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the order log (customer, variant, date, amount) of the first replication's "
-    "simulated test as CSV, for analyze --transactions.",
-)
+@click.argument("scenario_file", type=INPUT)
+@click.option("--replications", type=COUNT, help="Replications to run.")
+@_traffic_options
+@_execution_options
+@_output_options("results.json and summary.csv")
+@click.option("--events", type=FILE, help="Write a per-visitor event log (first replication).")
+@click.option("--orders", type=FILE, help="Write the order log of the first simulated test.")
 @click.option(
     "--orders-months",
-    type=click.IntRange(min=1, max=120),
+    type=click.IntRange(1, 120),
     default=12,
-    show_default=True,
     help="Months the --orders log follows the customers after the test.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
-@click.option(
-    "--report",
-    "report_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a self-contained HTML report (its figures also as PNG in --out).",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
-@click.option(
-    "--allow-large",
-    is_flag=True,
-    help="Run even when the estimated time or memory is beyond the limits.",
-)
+@click.option("--report", "report_file", type=FILE, help="Write a self-contained HTML report.")
 @click.option(
     "--assumptions",
     type=click.Choice(["uncertain", "fixed"]),
@@ -256,88 +372,62 @@ def _with_cli_overrides(
 )
 def run(
     scenario_file: Path,
-    seed: int | None,
     replications: int | None,
-    days: int | None,
-    visitors_per_day: float | None,
-    engine: str,
-    workers: int | None,
-    dask: str | None,
-    out: Path | None,
-    force: bool,
+    execution: Execution,
+    output: Output,
     events: Path | None,
     orders: Path | None,
     orders_months: int,
     as_json: bool,
     report_file: Path | None,
-    quiet: bool,
-    allow_large: bool,
     assumptions: str | None,
+    **traffic: Any,
 ) -> None:
-    """Simulate every variant of SCENARIO_FILE and compare them."""
-    from funnelsim import files, report, results
-    from funnelsim.experiment.runner import run_experiment
-    from funnelsim.parallel import ExecutorError, check_dask_address
-    from funnelsim.scenario.messages import ScenarioError
+    """Simulate every variant of SCENARIO_FILE and compare them.
 
-    scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, seed, assumptions)
-    try:
-        if dask is not None:
-            check_dask_address(dask)
-    except ExecutorError as error:
-        fail(str(error))
-    try:
-        if out is not None:
-            files.prepare_output(out, force, ("results.json", "summary.csv"))
-        for path in (events, orders):
-            if path is not None and path.exists() and not force:
-                fail(f"{path}: exists; use --force to overwrite")
-        if report_file is not None and report_file.exists() and not force:
-            fail(f"{report_file}: exists; use --force to overwrite")
-    except files.OutputExistsError as error:
-        fail(str(error))
+    --events writes one CSV row per visitor and stage of the first replication (with
+    the order value of purchases); --orders the order log (customer, variant, date,
+    amount) of its simulated test for analyze --transactions; --report an HTML report
+    (its figures also as PNG in --out).
+    """
+    import funnelsim
+    from funnelsim import files, html_report, report, results
+    from funnelsim.experiment.cost import check_cost
+
+    scenario = _load(scenario_file, seed=execution.seed, assumptions=assumptions, **traffic)
+    output.prepare(("results.json", "summary.csv"))
+    for path in (events, orders, report_file):
+        if path is not None:
+            files.refuse_existing(path, output.force)
     n = replications or scenario.experiment.replications
-    workers = workers or os.cpu_count() or 1
-    if not allow_large:  # the estimate prices the aggregate engine by its buyers
-        _check_cost(scenario_file, scenario, n, engine, workers)
-    placed: list[Path] = []
-    try:
-        with _progress(not (quiet or as_json), n, "replications") as advance:
-            result = run_experiment(
-                scenario,
-                n,
-                engine=engine,  # type: ignore[arg-type]
-                workers=workers,
-                progress=advance,
-                dask=dask,
-            )
-        with files.output_batch() as placed:
-            if events is not None:
-                _write_events(scenario, events)
-            log = None if orders is None else _write_orders(scenario, orders, orders_months, engine)
-            written = results.write_results(result, out) if out is not None else []
-            if report_file is not None:
-                written += _write_html_report(result, report_file, out, force)
-    except KeyboardInterrupt:
-        done = f"after writing {', '.join(map(str, placed))}" if placed else "no results written"
-        click.echo(f"interrupted: stopped cleanly, {done}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except ExecutorError as error:
-        fail(str(error))
-    except ScenarioError as error:  # located already (an engine refusing a field)
-        fail(str(error))
-    except ValueError as error:
-        fail(f"{scenario_file}: {error}")
+    if not output.allow_large:  # the estimate prices the aggregate engine by its buyers
+        check_cost(scenario, n, execution)
+    with _progress(not (output.quiet or as_json), n, "replications") as advance:
+        result = funnelsim.run(scenario, n, execution.reporting(advance))
+    with files.output_batch() as written:
+        if events is not None:
+            funnelsim.write_event_log(scenario, events)
+        if orders is not None:
+            log = funnelsim.write_order_log(scenario, orders, orders_months, execution.engine)
+        if output.out is not None:
+            results.write_results(result, output.out)
+        if report_file is not None:
+            document = html_report.experiment_report(result)
+            output.prepare(html_report.figure_names(document))
+            html_report.write_report(document, report_file, output.out)
     if as_json:
         click.echo(results.results_json(result))
-    elif not quiet:
+    elif not output.quiet:
         report.print_results(result, _console())
         if len(result.variants) > 1:
             click.echo(_value_of_information(result))
-        for path in written:
-            click.echo(f"wrote {path}")
-        if orders is not None and log is not None:
-            _echo_order_log(orders, log)
+        output.written([p for p in written if p not in (events, orders)])
+        if orders is not None:
+            visitors = ",".join(f"{name}={count}" for name, count in log.visitors.items())
+            click.echo(
+                f"wrote {orders}: {log.describe()}; read it with: funnelsim analyze {orders} "
+                f"--transactions --visitors {visitors}"
+            )
 
 
 def _value_of_information(result: ExperimentResult) -> str:
@@ -350,96 +440,11 @@ def _value_of_information(result: ExperimentResult) -> str:
     return profit_planning.value_of_information(scenario, world)
 
 
-def _check_cost(
-    file: Path,
-    scenario: Scenario,
-    replications: int,
-    engine: str,
-    workers: int,
-    points: list[dict[str, Any]] | None = None,
-) -> None:
-    """Refuse (exit 2) a request whose estimated time or memory is beyond the limits;
-    ``points`` are the grid points of a sweep."""
-    from funnelsim import budget
-    from funnelsim.engine.model import compile_funnel
-    from funnelsim.experiment.engines import choose_engine
-    from funnelsim.scenario.messages import ScenarioError
-
-    try:
-        chosen = choose_engine(
-            [compile_funnel(scenario.variant(v)) for v in scenario.variant_names], engine
-        )  # type: ignore[arg-type]
-        cost = (
-            budget.estimate(scenario, replications, chosen, workers)
-            if points is None
-            else budget.estimate_sweep(scenario, points, replications, chosen, workers)
-        )
-    except ScenarioError as error:
-        fail(str(error))
-    except ValueError as error:
-        fail(f"{file}: {error}")
-    problem = budget.refusal(cost)
-    if problem:
-        fail(
-            f"{file}: too large: {budget.describe(cost)} on {workers} worker(s); {problem}; "
-            "use --allow-large to run it anyway"
-        )
-
-
-def _write_html_report(
-    result: ExperimentResult, path: Path, out: Path | None, force: bool
-) -> list[Path]:
-    from funnelsim import files, html_report
-
-    document = html_report.experiment_report(result)
-    if out is not None:
-        try:
-            files.prepare_output(out, force, html_report.figure_names(document))
-        except files.OutputExistsError as error:
-            fail(str(error))
-    return html_report.write_report(document, path, out)
-
-
-def _write_events(scenario: Scenario, path: Path) -> None:
-    from funnelsim.engine import simpy_engine
-    from funnelsim.engine.draws import VisitorDraws, replication_seeds
-    from funnelsim.engine.model import compile_funnel
-    from funnelsim.files import atomic_writer
-
-    seed = replication_seeds(scenario.seed, 1)[0]
-    draws = VisitorDraws(seed, scenario.traffic.visitors_per_day, scenario.traffic.days)
-    with atomic_writer(path) as stream:
-        for i, name in enumerate(scenario.variant_names):
-            log = simpy_engine.EventLog(name)
-            simpy_engine.simulate(compile_funnel(scenario.variant(name)), draws, log)
-            log.write_csv(stream, header=i == 0)
-
-
-def _write_orders(scenario: Scenario, path: Path, months: int, engine: str) -> OrderLog:
-    from funnelsim.files import atomic_writer
-    from funnelsim.orders import simulate_order_log
-
-    log = simulate_order_log(scenario, months, engine)  # type: ignore[arg-type]
-    with atomic_writer(path) as stream:
-        log.write_csv(stream)
-    return log
-
-
-def _echo_order_log(path: Path, log: OrderLog) -> None:
-    """Where the order log went, and the command that reads it."""
-    visitors = ",".join(f"{name}={count}" for name, count in log.visitors.items())
-    click.echo(
-        f"wrote {path}: {len(log.customer):,} orders of {sum(log.customers.values()):,} "
-        f"customers over {log.last_day + 1} days; read it with: funnelsim analyze {path} "
-        f"--transactions --visitors {visitors}"
-    )
-
-
 SENSITIVITY_FILES = ("sensitivity.json", "sensitivity.png")
 
 
 @main.command()
-@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.argument("scenario_file", type=INPUT)
 @click.option(
     "--variant",
     help="Analyse this variant's uplift over control, or the control's own metric "
@@ -449,92 +454,56 @@ SENSITIVITY_FILES = ("sensitivity.json", "sensitivity.png")
     "--metric",
     type=click.Choice(["conversion", "revenue_per_visitor", "clv_per_visitor"]),
     default="conversion",
-    show_default=True,
 )
 @click.option(
     "--samples",
     type=click.IntRange(min=2),
     default=4096,
-    show_default=True,
     help="Base samples N (a power of 2); N x (assumptions + 2) worlds are valued.",
 )
-@click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Local processes (or Dask LocalCluster workers) [default: CPU count].",
-)
-@click.option("--dask", metavar="local|ADDRESS", help="Value the worlds on Dask.")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write sensitivity.json and sensitivity.png here.",
-)
-@click.option(
-    "--report",
-    "report_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a self-contained HTML report with the ranked table and the chart.",
-)
+@_executor_options
+@click.option("--out", type=DIRECTORY, help="Write sensitivity.json and sensitivity.png here.")
 @click.option("--force", is_flag=True, help="Overwrite existing files in --out and --report.")
 @click.option("--json", "as_json", is_flag=True, help="Print sensitivity.json to stdout.")
+@click.option("--report", "report_file", type=FILE, help="Write a self-contained HTML report.")
 def sensitivity(
     scenario_file: Path,
     variant: str | None,
     metric: str,
     samples: int,
-    seed: int | None,
-    workers: int | None,
-    dask: str | None,
+    execution: Execution,
     out: Path | None,
-    report_file: Path | None,
     force: bool,
     as_json: bool,
+    report_file: Path | None,
 ) -> None:
     """Which uncertain assumption of SCENARIO_FILE the decision hangs on (Sobol indices)."""
     import json
 
+    import funnelsim
     from funnelsim import files
-    from funnelsim.parallel import ExecutorError, check_dask_address
-    from funnelsim.sensitivities import sensitivity as analyse
 
-    scenario = _load(scenario_file)
-    if variant is not None and variant not in scenario.variants:
-        fail(f"--variant: no variant {variant!r}; variants: {', '.join(scenario.variant_names)}")
+    scenario = _load(scenario_file, seed=execution.seed)
     if samples & (samples - 1):
         fail(f"--samples: must be a power of 2, got {samples}")
-    try:
-        if dask is not None:
-            check_dask_address(dask)
-        if out is not None:
-            files.prepare_output(out, force, SENSITIVITY_FILES)
-        if report_file is not None and report_file.exists() and not force:
-            fail(f"{report_file}: exists; use --force to overwrite")
-    except (ExecutorError, files.OutputExistsError) as error:
-        fail(str(error))
-    try:
-        result = analyse(
-            scenario,
-            variant,
-            metric,  # type: ignore[arg-type]
-            samples,
-            seed,
-            workers or os.cpu_count() or 1,
-            dask,
-        )
-    except ExecutorError as error:
-        fail(str(error))
-    except ValueError as error:
-        fail(f"{scenario_file}: {error}")
+    output = Output(out, force, as_json, allow_large=False)
+    output.prepare(SENSITIVITY_FILES)
+    if report_file is not None:
+        files.refuse_existing(report_file, force)
+    result = funnelsim.sensitivity(
+        scenario,
+        variant,
+        metric,  # type: ignore[arg-type]
+        samples=samples,
+        execution=execution,
+    )
     document = json.dumps(result.to_dict(), indent=2, allow_nan=False)
     written = _write_sensitivity(result, scenario, document, out, report_file)
     if as_json:
         click.echo(document)
         return
     _print_sensitivity(result)
-    for path in written:
-        click.echo(f"wrote {path}")
+    output.written(written)
 
 
 def _write_sensitivity(
@@ -566,42 +535,15 @@ def _print_sensitivity(result: Any) -> None:
     print_table(sensitivity_table(result), _console())
 
 
-TEMPLATE_NAMES = (  # funnelsim.scaffold.TEMPLATES
-    "checkout",
-    "leads",
-    "rean",
-    "page_speed",
-    "purchase_path",
-    "local_business",
-    "sales_funnel",
-    "lead_funnel",
-)
-
-
 @main.command()
 @click.argument("name")
-@click.option(
-    "--template",
-    type=click.Choice(TEMPLATE_NAMES),
-    default="checkout",
-    show_default=True,
-    help="The bundled scenario to start from.",
-)
+@click.option("--template", type=click.Choice(TEMPLATE_NAMES), default="checkout")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(name: str, template: str, force: bool) -> None:
-    """Write a commented scenario NAME.yaml to start from."""
+    """Write a commented scenario NAME.yaml from a bundled one (funnelsim list)."""
     from funnelsim import scaffold
-    from funnelsim.files import atomic_writer
 
-    path = scaffold.init_path(name)
-    if path.exists() and not force:
-        fail(f"{path}: exists; use --force to overwrite")
-    text = scaffold.scenario_from_template(template, path.stem)
-    try:
-        with atomic_writer(path) as stream:
-            stream.write(text)
-    except OSError as error:
-        fail(f"{path}: cannot write: {error.strerror}")
+    path = scaffold.write_template(template, name, force)
     click.echo(f"wrote {path} from the {template} template; next: funnelsim explain {path}")
 
 
@@ -620,165 +562,52 @@ def list_scenarios() -> None:
 
 
 @main.command()
-@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.argument("scenario_file", type=INPUT)
 def explain(scenario_file: Path) -> None:
     """Draw SCENARIO_FILE's funnel: stages, friction, expected rates, load, warnings."""
-    from funnelsim import scaffold
+    import funnelsim
 
     console = _console()
-    for line in scaffold.explain_lines(_load(scenario_file)):
+    for line in funnelsim.explain(_load(scenario_file)):
         console.print(line, highlight=False, soft_wrap=True)
 
 
 @main.command()
-@click.option(
-    "--markdown", is_flag=True, help="The field reference in Markdown (docs/scenario-reference.md)."
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of stdout.",
-)
+@click.option("--markdown", is_flag=True, help="The field reference in Markdown.")
+@click.option("-o", "--output", type=FILE, help="Write to this file instead of stdout.")
 def schema(markdown: bool, output: Path | None) -> None:
     """Print the scenario schema: JSON Schema, or the Markdown field reference."""
-    import json
+    from funnelsim import files, schema_doc
 
-    from funnelsim import schema_doc
-    from funnelsim.files import atomic_writer
-
-    text = (
-        schema_doc.markdown() if markdown else json.dumps(schema_doc.json_schema(), indent=2) + "\n"
-    )
+    text = schema_doc.markdown() if markdown else schema_doc.json_text()
     if output is None:
         click.echo(text, nl=False)
         return
-    with atomic_writer(output) as stream:
-        stream.write(text)
+    files.write_text_atomic(output, text)
     click.echo(f"wrote {output}")
 
 
-# --------------------------------------------------------------------------- experiment science
-
-
-def _science_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Options shared by ``sweep``, ``plan`` and ``bench``: seed, engine, executor, output."""
-    options = [
-        click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed."),
-        click.option(
-            "--engine",
-            type=click.Choice(["auto", "simpy", "vectorized", "aggregate"]),
-            default="auto",
-            show_default=True,
-            help="Simulation engine.",
-        ),
-        click.option(
-            "--workers",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Local processes (or Dask LocalCluster workers) [default: CPU count].",
-        ),
-        click.option(
-            "--dask",
-            metavar="local|ADDRESS",
-            help="Run on Dask: 'local' (a LocalCluster) or a scheduler address (tcp://HOST:8786).",
-        ),
-        click.option(
-            "--out",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Write the CSV and PNG here.",
-        ),
-        click.option("--force", is_flag=True, help="Overwrite existing results in --out."),
-        click.option("-q", "--quiet", is_flag=True, help="No table or progress."),
-        click.option(
-            "--allow-large",
-            is_flag=True,
-            help="Run even when the estimated time or memory is beyond the limits.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _note_conversion_only(scenario: Scenario, command: str, quiet: bool) -> None:
-    """``plan`` and ``bench`` read tests on conversion whatever ``experiment.metric`` says."""
-    if scenario.experiment.metric != "conversion" and not quiet:
-        click.echo(
-            f"note: {command} judges tests on conversion; experiment.metric "
-            f"({scenario.experiment.metric}) applies to funnelsim run",
-            err=True,
-        )
-
-
-def _prepare_out(out: Path | None, force: bool, names: tuple[str, ...]) -> None:
-    from funnelsim import files
-
-    if out is not None:
-        try:
-            files.prepare_output(out, force, names)
-        except files.OutputExistsError as error:
-            fail(str(error))
-
-
-@contextmanager
-def _science_errors(scenario_file: Path, dask: str | None) -> Iterator[None]:
-    """Check the Dask address first; turn the errors a user can fix into one line and
-    exit status 2."""
-    from funnelsim.parallel import ExecutorError, check_dask_address
-    from funnelsim.strategies import StrategyError
-    from funnelsim.sweeps import SweepError
-
-    try:
-        if dask is not None:
-            check_dask_address(dask)
-        yield
-    except (SweepError, StrategyError, ExecutorError) as error:
-        fail(f"{scenario_file}: {error}")
-
-
-def _echo_written(paths: list[Path], quiet: bool) -> None:
-    if not quiet:
-        for path in paths:
-            click.echo(f"wrote {path}")
-
-
 @main.command()
-@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.argument("scenario_file", type=INPUT)
 @click.option(
     "--param",
     "params",
     multiple=True,
     required=True,
-    metavar="PATH=START:STOP:STEP|PATH=a,b,c",
-    help="A dotted scenario path and its values (both ends of a range included); "
-    "repeat for a grid.",
+    metavar=PARAM,
+    help="A dotted scenario path and its values (range ends included); repeat for a grid.",
 )
-@click.option(
-    "--variant",
-    "variants",
-    multiple=True,
-    help="Sweep only this variant (repeatable) [default: every variant].",
-)
-@click.option(
-    "--replications",
-    type=click.IntRange(min=1),
-    help="Replications per grid point [default: the scenario's].",
-)
-@_science_options
+@click.option("--variant", "variants", multiple=True, help="Sweep only this variant (repeatable).")
+@click.option("--replications", type=COUNT, help="Replications per grid point.")
+@_execution_options
+@_output_options("sweep.csv and sweep.png")
 def sweep(
     scenario_file: Path,
     params: tuple[str, ...],
     variants: tuple[str, ...],
     replications: int | None,
-    seed: int | None,
-    engine: str,
-    workers: int | None,
-    dask: str | None,
-    out: Path | None,
-    force: bool,
-    quiet: bool,
-    allow_large: bool,
+    execution: Execution,
+    output: Output,
 ) -> None:
     """Run SCENARIO_FILE over a grid of parameter values.
 
@@ -791,45 +620,43 @@ def sweep(
       funnelsim sweep scenarios/checkout.yaml --variant control \\
         --param stages.checkout.friction.form_fields=3:20:1
     """
-    from funnelsim import sweeps as sweeping
+    from funnelsim import sweeps
+    from funnelsim.experiment.cost import check_cost
 
     scenario = _load(scenario_file)
-    _prepare_out(out, force, ("sweep.csv", "sweep.png"))
-    with _science_errors(scenario_file, dask):
-        parsed = [sweeping.parse_param(text, scenario) for text in params]
-        base = sweeping.only_variants(scenario, variants) if variants else scenario
-        n = replications or scenario.experiment.replications
-        points = sweeping.grid(parsed)
-        if not allow_large:
-            _check_cost(scenario_file, base, n, engine, workers or os.cpu_count() or 1, points)
-        total = len(points) * n
-        with _progress(not quiet, total, "replications") as advance:
-            result = sweeping.run_sweep(
-                base,
-                parsed,
-                None,
-                n,
-                seed,
-                engine,  # type: ignore[arg-type]
-                workers or os.cpu_count() or 1,
-                dask,
-                advance,
-            )
-    if not quiet:
+    output.prepare(("sweep.csv", "sweep.png"))
+    parsed = [sweeps.parse_param(text, scenario) for text in params]
+    base = sweeps.only_variants(scenario, variants) if variants else scenario
+    n = replications or scenario.experiment.replications
+    points = sweeps.grid(parsed)
+    if not output.allow_large:
+        check_cost(base, n, execution, points)
+    with _progress(not output.quiet, len(points) * n, "replications") as advance:
+        result = sweeps.run_sweep(base, parsed, None, n, execution.reporting(advance))
+    if not output.quiet:
         from funnelsim.tables import print_table
 
-        print_table(sweeping.sweep_table(result), _console())
-    if out is not None:
-        _echo_written(sweeping.write_sweep(result, out), quiet)
+        print_table(sweeps.sweep_table(result), _console())
+    if output.out is not None:
+        output.written(sweeps.write_sweep(result, output.out))
+
+
+def _note_conversion_only(scenario: Scenario, command: str, quiet: bool) -> None:
+    """``plan`` and ``bench`` read tests on conversion (or a stage's reach), not on CLV."""
+    if scenario.experiment.metric == "clv_per_visitor":
+        _note(
+            f"{command} judges tests on conversion; experiment.metric "
+            f"({scenario.experiment.metric}) applies to funnelsim run",
+            quiet,
+        )
 
 
 @main.command()
-@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.argument("scenario_file", type=INPUT)
 @click.option(
     "--objective",
     type=click.Choice(["decision", "profit"]),
     default="decision",
-    show_default=True,
     help="decision: how long until the decision is right with the target probability; "
     "profit: the test length that maximises the expected profit of test and rollout.",
 )
@@ -840,15 +667,14 @@ def sweep(
 )
 @click.option(
     "--population",
-    type=click.IntRange(min=1),
+    type=COUNT,
     help="--objective profit: visitors in all, test included [default: traffic.days + "
     "experiment.rollout_days of the scenario's traffic].",
 )
 @click.option(
     "--target-probability",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=PROBABILITY,
     default=0.95,
-    show_default=True,
     help="Wanted probability of a correct decision (and the z-test's power).",
 )
 @click.option(
@@ -862,21 +688,15 @@ def sweep(
     type=click.IntRange(1, 3650),
     help="Longest test length read [default: twice the z-test's length].",
 )
-@click.option(
-    "--alpha",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
-    show_default=True,
-    help="Significance level of the z-test.",
-)
+@click.option("--alpha", type=PROBABILITY, default=0.05, help="Significance level of the z-test.")
 @click.option(
     "--truth-replications",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=20,
-    show_default=True,
     help="Engine replications estimating the true rates.",
 )
-@_science_options
+@_execution_options
+@_output_options("plan.csv and plan.png (and plan.json with --objective profit)")
 def plan(
     scenario_file: Path,
     objective: str,
@@ -887,14 +707,8 @@ def plan(
     max_days: int | None,
     alpha: float,
     truth_replications: int,
-    seed: int | None,
-    engine: str,
-    workers: int | None,
-    dask: str | None,
-    out: Path | None,
-    force: bool,
-    quiet: bool,
-    allow_large: bool,
+    execution: Execution,
+    output: Output,
 ) -> None:
     """How long an A/B test of VARIANT against the control must run.
 
@@ -909,54 +723,47 @@ def plan(
     length, the power-based one, shipping now and perfect information, EVPI and EVSI.
     With --out writes plan.json, plan.csv and plan.png.
     """
+    import funnelsim
     from funnelsim import planning
+    from funnelsim.experiment.cost import check_cost
 
     scenario = _load(scenario_file)
     if objective == "profit":
-        options = _ProfitOptions(
+        profit = _ProfitOptions(
             variant, population, simulations or 1000, max_days, alpha, target_probability
         )
-        runner = _Runner(truth_replications, seed, engine, workers, dask, allow_large)
-        _plan_profit(scenario_file, scenario, options, runner, out, force, quiet)
+        _plan_profit(scenario, profit, truth_replications, execution, output)
         return
     if variant is None:
         fail(f"{scenario_file}: --objective decision needs --variant (the variant to test)")
     if population is not None:
         fail("--population applies to --objective profit")
     simulations = simulations or 400
-    _note_conversion_only(scenario, "plan", quiet)
-    _prepare_out(out, force, ("plan.csv", "plan.png"))
-    if not allow_large:
-        _check_cost(
-            scenario_file, scenario, truth_replications, engine, workers or os.cpu_count() or 1
-        )
+    _note_conversion_only(scenario, "plan", output.quiet)
+    output.prepare(("plan.csv", "plan.png"))
+    if not output.allow_large:
+        check_cost(scenario, truth_replications, execution)
     total = truth_replications + simulations
-    with _science_errors(scenario_file, dask):
-        planning.pair_scenario(scenario, variant)
-        with _progress(not quiet, total, "simulations") as advance:
-            result = planning.plan_test(
-                scenario,
-                variant,
-                target_probability,
-                simulations,
-                max_days,
-                alpha=alpha,
-                truth_replications=truth_replications,
-                seed=seed,
-                engine=engine,  # type: ignore[arg-type]
-                workers=workers or os.cpu_count() or 1,
-                dask=dask,
-                progress=advance,
-            )
-    if not quiet:
+    with _progress(not output.quiet, total, "engine runs and simulated tests") as advance:
+        result = funnelsim.plan(
+            scenario,
+            variant,
+            target_probability,
+            simulations,
+            max_days=max_days,
+            alpha=alpha,
+            truth_replications=truth_replications,
+            execution=execution.reporting(advance),
+        )
+    if not output.quiet:
         from funnelsim.tables import print_table
 
         console = _console()
         print_table(planning.plan_table(result), console)
         for line in planning.plan_summary(result):
             console.print(line)
-    if out is not None:
-        _echo_written(planning.write_plan(result, out), quiet)
+    if output.out is not None:
+        output.written(planning.write_plan(result, output.out))
 
 
 class _ProfitOptions(NamedTuple):
@@ -968,73 +775,56 @@ class _ProfitOptions(NamedTuple):
     power: float
 
 
-class _Runner(NamedTuple):
-    truth_replications: int
-    seed: int | None
-    engine: str
-    workers: int | None
-    dask: str | None
-    allow_large: bool
-
-
 def _plan_profit(
-    scenario_file: Path,
     scenario: Scenario,
     options: _ProfitOptions,
-    runner: _Runner,
-    out: Path | None,
-    force: bool,
-    quiet: bool,
+    truth_replications: int,
+    execution: Execution,
+    output: Output,
 ) -> None:
     """``plan --objective profit``: the profit curve, its table, summary and files."""
     from funnelsim import profit_planning
+    from funnelsim.experiment.cost import check_cost
 
-    _prepare_out(out, force, ("plan.json", "plan.csv", "plan.png"))
-    if scenario.experiment.metric != "conversion" and not quiet:
-        click.echo(
-            f"note: profit is {scenario.experiment.metric}; the ship/keep rule scored beside "
+    output.prepare(("plan.json", "plan.csv", "plan.png"))
+    if scenario.experiment.metric != "conversion":
+        _note(
+            f"profit is {scenario.experiment.metric}; the ship/keep rule scored beside "
             "the Bayes rule reads conversion",
-            err=True,
+            output.quiet,
         )
-    workers = runner.workers or os.cpu_count() or 1
-    if not runner.allow_large:
-        _check_cost(scenario_file, scenario, runner.truth_replications, runner.engine, workers)
+    if not output.allow_large:
+        check_cost(scenario, truth_replications, execution)
     rule_tests = min(options.simulations, profit_planning.RULE_SIMULATIONS)
-    with _science_errors(scenario_file, runner.dask):
-        total = runner.truth_replications + rule_tests
-        with _progress(not quiet, total, "simulations") as advance:
-            result = profit_planning.plan_profit(
-                scenario,
-                options.population,
-                options.variant,
-                max_days=options.max_days,
-                simulations=options.simulations,
-                rule_simulations=rule_tests,
-                alpha=options.alpha,
-                power=options.power,
-                truth_replications=runner.truth_replications,
-                seed=runner.seed,
-                engine=runner.engine,  # type: ignore[arg-type]
-                workers=workers,
-                dask=runner.dask,
-                progress=advance,
-            )
-    if not quiet:
+    total = truth_replications + rule_tests
+    with _progress(not output.quiet, total, "engine runs and simulated tests") as advance:
+        result = profit_planning.plan_profit(
+            scenario,
+            options.population,
+            options.variant,
+            max_days=options.max_days,
+            simulations=options.simulations,
+            rule_simulations=rule_tests,
+            alpha=options.alpha,
+            power=options.power,
+            truth_replications=truth_replications,
+            execution=execution.reporting(advance),
+        )
+    if not output.quiet:
         console = _console()
         console.print(profit_planning.profit_plan_table(result))
         for line in profit_planning.profit_plan_summary(result):
             console.print(line)
-    if out is not None:
-        _echo_written(profit_planning.write_profit_plan(result, out), quiet)
+    if output.out is not None:
+        output.written(profit_planning.write_profit_plan(result, output.out))
 
 
 @main.command()
-@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.argument("scenario_file", type=INPUT)
 @click.option(
     "--strategies",
     "names",
-    default="fixed,peeking,sequential,bayes_stop,thompson,test_and_roll",
-    show_default=True,
+    default=",".join(STRATEGIES),
     help="Built-in strategies, comma-separated ('' for none); test_and_roll runs the "
     "profit-maximising test length over the bench's days.",
 )
@@ -1047,37 +837,26 @@ def _plan_profit(
 )
 @click.option(
     "--replications",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=500,
-    show_default=True,
     help="Simulated tests per strategy (each on the A/A and on the A/B truth).",
 )
-@click.option(
-    "--alpha",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
-    show_default=True,
-    help="Significance level of fixed and peeking.",
-)
+@click.option("--alpha", type=PROBABILITY, default=0.05, help="Significance of fixed, peeking.")
 @click.option(
     "--min-share",
     type=click.FloatRange(0, 1, max_open=True),
     default=0.1,
-    show_default=True,
     help="Smallest traffic share of an arm under thompson.",
 )
-@click.option("--days", type=click.IntRange(min=1), help="Override the test length in days.")
-@click.option(
-    "--visitors-per-day", type=click.FloatRange(min=0, min_open=True), help="Override the traffic."
-)
+@_traffic_options
 @click.option(
     "--truth-replications",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=20,
-    show_default=True,
     help="Engine replications estimating the true rates.",
 )
-@_science_options
+@_execution_options
+@_output_options("bench.json, bench.csv and bench.png")
 def bench(
     scenario_file: Path,
     names: str,
@@ -1085,17 +864,10 @@ def bench(
     replications: int,
     alpha: float,
     min_share: float,
-    days: int | None,
-    visitors_per_day: float | None,
     truth_replications: int,
-    seed: int | None,
-    engine: str,
-    workers: int | None,
-    dask: str | None,
-    out: Path | None,
-    force: bool,
-    quiet: bool,
-    allow_large: bool,
+    execution: Execution,
+    output: Output,
+    **traffic: Any,
 ) -> None:
     """Score decision strategies on simulated tests of SCENARIO_FILE.
 
@@ -1105,64 +877,37 @@ def bench(
     visitors to decision and regret, with 95% intervals; with --out writes bench.json,
     bench.csv and bench.png.
     """
-    from funnelsim import strategies as strats
-    from funnelsim import sweeps as sweeping
-    from funnelsim.experiment.readout import decision_rule
-    from funnelsim.profit_planning import roll_for_bench
+    import funnelsim
+    from funnelsim import strategies, sweeps
+    from funnelsim.experiment.cost import check_cost
 
-    scenario = _with_cli_overrides(scenario_file, days, visitors_per_day, None)
-    _note_conversion_only(scenario, "bench", quiet)
-    _prepare_out(out, force, ("bench.json", "bench.csv", "bench.png"))
-    if not allow_large:  # the engine's truth replications; the simulated tests are counts
-        _check_cost(
-            scenario_file, scenario, truth_replications, engine, workers or os.cpu_count() or 1
+    scenario = _load(scenario_file, **traffic)
+    _note_conversion_only(scenario, "bench", output.quiet)
+    output.prepare(("bench.json", "bench.csv", "bench.png"))
+    if not output.allow_large:  # the engine's truth replications; the simulated tests are counts
+        check_cost(scenario, truth_replications, execution)
+    sweeps.engine_for(scenario, execution.engine)
+    chosen: list[Any] = [n.strip() for n in names.split(",") if n.strip()]
+    chosen += [strategies.load_strategy(spec) for spec in custom]
+    if not chosen:
+        fail(f"{scenario_file}: no strategy to bench (--strategies or --strategy)")
+    total = truth_replications + 2 * len(chosen) * replications
+    with _progress(not output.quiet, total, "engine runs and simulated tests") as advance:
+        result = funnelsim.bench(
+            scenario,
+            chosen,
+            replications,
+            alpha=alpha,
+            min_share=min_share,
+            truth_replications=truth_replications,
+            execution=execution.reporting(advance),
         )
-    experiment = scenario.experiment
-    with _science_errors(scenario_file, dask):
-        sweeping.engine_for(scenario, engine)  # type: ignore[arg-type]
-        built_in = [n.strip() for n in names.split(",") if n.strip()]
-        strats.check_built_in(built_in)
-        custom_strategies = [strats.load_strategy(spec) for spec in custom]
-        if not built_in + custom_strategies:
-            raise strats.StrategyError("no strategy to bench (--strategies or --strategy)")
-        seed = scenario.seed if seed is None else seed
-        workers = workers or os.cpu_count() or 1
-        total = truth_replications + 2 * (len(built_in) + len(custom)) * replications
-        with _progress(not quiet, total, "simulations") as advance:
-            truth = strats.engine_truth(
-                scenario,
-                truth_replications,
-                seed,
-                engine,  # type: ignore[arg-type]
-                workers,
-                dask,
-                advance,
-            )
-            chosen = strats.built_in_strategies(
-                built_in,
-                alpha,
-                decision_rule(scenario),
-                (experiment.prior.alpha, experiment.prior.beta),
-                min_share,
-                roll_for_bench(built_in, truth, scenario.value.margin, seed),
-            )
-            result = strats.run_bench(
-                truth,
-                chosen + custom_strategies,
-                replications,
-                seed,
-                workers,
-                dask,
-                advance,
-                scenario.name,
-                scenario.currency,
-            )
-    if not quiet:
+    if not output.quiet:
         from funnelsim.tables import print_table
 
-        print_table(strats.bench_table(result), _console())
-    if out is not None:
-        _echo_written(strats.write_bench(result, out), quiet)
+        print_table(strategies.bench_table(result), _console())
+    if output.out is not None:
+        output.written(strategies.write_bench(result, output.out))
 
 
 def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -1180,7 +925,6 @@ def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--look-column",
             default="date",
-            show_default=True,
             metavar="C",
             help="With --sequential: the date (or look number) of each row.",
         ),
@@ -1212,9 +956,7 @@ def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("-v", "--verbose", is_flag=True, help="Details of each readout."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _options(command, *options)
 
 
 def _names(text: str | None) -> tuple[str, ...]:
@@ -1254,66 +996,42 @@ def _readout_request(options: dict[str, Any], columns: Any) -> Any:
 @click.option("--control", help="Control variant [default: the first in the file].")
 @click.option(
     "--model",
-    type=click.Choice(["conjugate", "funnel", "revenue"]),
+    type=click.Choice(MODELS),
     default="conjugate",
-    show_default=True,
-    help="conjugate: exact Beta-Binomial readout; funnel: PyMC stage-by-stage model "
-    "(which stage changed); revenue: PyMC revenue-per-visitor model.",
+    help="conjugate: exact Beta-Binomial readout; funnel: PyMC stage-by-stage model (which "
+    "stage changed); revenue: PyMC revenue-per-visitor model.",
 )
-@click.option("--variant-column", default="variant", show_default=True, metavar="C")
+@click.option("--variant-column", default="variant", metavar="C")
 @click.option(
     "--converted-column",
     default="converted",
-    show_default=True,
     metavar="C",
     help="Per-visitor rows: the conversion flag (e.g. retention_1).",
 )
 @click.option(
     "--visitors-column",
     default="visitors",
-    show_default=True,
     metavar="C",
     help="Aggregated rows: a file with this column is read as aggregated.",
 )
-@click.option("--conversions-column", default="conversions", show_default=True, metavar="C")
+@click.option("--conversions-column", default="conversions", metavar="C")
 @click.option(
     "--revenue-column",
     metavar="C",
-    help="Order value (per visitor) or revenue sum (aggregated) [default: 'revenue' if present].",
+    help="Order value (per visitor) or revenue sum (aggregated) [default: 'revenue'].",
 )
 @click.option(
     "--stage-columns",
     metavar="A,B,C",
     help="Funnel stage columns in order (flags or counts of visitors reaching them).",
 )
-@click.option(
-    "--sampler",
-    type=click.Choice(["auto", "nutpie", "pymc"]),
-    default="auto",
-    show_default=True,
-    help="NUTS sampler of the PyMC models (auto: nutpie if installed).",
-)
-@click.option(
-    "--draws",
-    type=click.IntRange(min=100),
-    default=1000,
-    show_default=True,
-    help="Posterior draws per chain (PyMC models).",
-)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write results.json (and posterior.nc for the PyMC models) here.",
-)
-@click.option("--force", is_flag=True, help="Overwrite existing results in --out.")
+@click.option("--sampler", type=click.Choice(["auto", "nutpie", "pymc"]), default="auto")
+@click.option("--draws", type=click.IntRange(min=100), default=1000, help="Draws per chain.")
+@click.option("--seed", type=click.IntRange(min=0), default=0)
+@click.option("--out", type=DIRECTORY, help="Write results.json (and posterior.nc) here.")
+@click.option("--force", is_flag=True, help="Overwrite existing results.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
-@click.option(
-    "--report",
-    "report_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a self-contained HTML report here (figures also as PNG in --out).",
-)
+@click.option("--report", "report_file", type=FILE, help="Write a self-contained HTML report.")
 @click.option(
     "--transactions",
     is_flag=True,
@@ -1324,51 +1042,24 @@ def _readout_request(options: dict[str, Any], columns: Any) -> Any:
     "--visitors",
     "visitor_spec",
     metavar="A=N,B=M|FILE",
-    help="With --transactions: visitors per variant, or an experiment CSV holding "
-    "them, to read CLV per visitor and P(beats control) on it.",
+    help="With --transactions: visitors per variant, or an experiment CSV holding them.",
 )
 @click.option(
     "--margin",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
+    type=click.FloatRange(0, 1, min_open=True),
     default=1.0,
-    show_default=True,
     help="With --transactions: margin as a share of order value (1: CLV counts revenue).",
 )
 @click.option(
     "--horizon-months",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=24,
-    show_default=True,
     help="With --transactions: months of customer life counted in CLV.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
 @_readout_options
 @click.pass_context
-def analyze(
-    ctx: click.Context,
-    data_file: str,
-    control: str | None,
-    model: str,
-    variant_column: str,
-    converted_column: str,
-    visitors_column: str,
-    conversions_column: str,
-    revenue_column: str | None,
-    stage_columns: str | None,
-    sampler: str,
-    draws: int,
-    seed: int,
-    out: Path | None,
-    force: bool,
-    as_json: bool,
-    report_file: Path | None,
-    transactions: bool,
-    visitor_spec: str | None,
-    margin: float,
-    horizon_months: int,
-    quiet: bool,
-    **readout_options: Any,
-) -> None:
+def analyze(ctx: click.Context, data_file: str, **options: Any) -> None:
     """Bayesian readout of a real experiment in DATA (CSV, Parquet or duckdb:///FILE).
 
     Aggregated rows (variant,visitors,conversions[,revenue], stage counts) or one row
@@ -1377,95 +1068,25 @@ def analyze(
     rows also give --sequential, --covariate, --guardrail, --ratio and --segment-column
     readouts, aggregated inside DuckDB (pip install 'funnelsim[warehouse]').
     """
-    from funnelsim import report
-    from funnelsim.analysis.api import analyze as analyze_experiment
-    from funnelsim.analysis.data import ColumnMap
-    from funnelsim.analysis.decision import parse_split
-    from funnelsim.analysis.operating import RiskRequest, risk_line
-    from funnelsim.analysis.readouts import extras_lines
+    from click.core import ParameterSource
 
+    from funnelsim import files
+
+    ctx.meta[SOURCE] = Path(data_file)
+    transactions = options.pop("transactions")
     _refuse_inapplicable(ctx, transactions)
-    if report_file is not None and report_file.exists() and not force:
-        fail(f"{report_file}: exists; use --force to overwrite")
-    stages = tuple(s.strip() for s in (stage_columns or "").split(",") if s.strip())
-    metric = readout_options["metric"]
-    if metric == "revenue_per_visitor" and ctx.get_parameter_source("model").name == "DEFAULT":
-        model = "revenue"
-    columns = ColumnMap(
-        variant_column,
-        metric if metric not in (None, "conversion", "revenue_per_visitor") else converted_column,
-        visitors_column,
-        conversions_column,
-        revenue_column,
-        stages,
-    )
-    request = _readout_request(readout_options, columns)
-    split_text = readout_options["split"]
+    output = Output(options.pop("out"), options.pop("force"), options.pop("quiet"), True)
+    if options["report_file"] is not None:
+        files.refuse_existing(options["report_file"], output.force)
+    output.prepare(("results.json", "posterior.nc"))
+    output = output._replace(quiet=output.quiet or options["as_json"])
     if transactions:
-        _analyze_transactions(
-            Path(data_file),
-            control,
-            columns,
-            visitor_spec,
-            (margin, horizon_months),
-            (sampler, draws, seed),
-            (out, report_file, force),
-            as_json,
-            quiet,
-        )
+        _analyze_transactions(Path(data_file), output, **options)
         return
-    _prepare_out(out, force, ("results.json", "posterior.nc"))
-    show = not (quiet or as_json) and sys.stderr.isatty() and model != "conjugate"
-    if model != "conjugate":
-        _hint_nutpie(sampler, quiet)
-    try:
-        split = None if split_text is None else parse_split(split_text)
-        target = readout_options["false_ship_target"]
-        risks = RiskRequest(target) if readout_options["risks"] or target is not None else None
-        result = analyze_experiment(
-            data_file,
-            control,
-            model,  # type: ignore[arg-type]
-            columns=columns,
-            sampler=sampler,  # type: ignore[arg-type]
-            draws=draws,
-            seed=seed,
-            progress=show,
-            split=split,
-            request=request,
-            risks=risks,
-        )
-    except ValueError as error:
-        fail(str(error))
-    if as_json:
-        click.echo(report.analysis.results_json(result))
-    elif not quiet:
-        report.print_analysis(result, _console())
-        if result.operating is not None:
-            click.echo(risk_line(result.operating))
-        if result.extras is not None:
-            for line in extras_lines(result.extras, readout_options["verbose"]):
-                click.echo(line)
-    if out is not None:
-        _echo_written(report.write_analysis(result, out), quiet or as_json)
-    if report_file is not None:
-        _echo_written(_analysis_report(result, report_file, out), quiet or as_json)
-
-
-def _hint_nutpie(sampler: str, quiet: bool) -> None:
-    """Say once, on stderr, how to get the fast sampler when ``auto`` falls back."""
-    from funnelsim.analysis.models import nutpie_hint
-
-    hint = nutpie_hint(sampler)  # type: ignore[arg-type]
-    if hint is not None and not quiet:
-        click.echo(f"note: {hint}", err=True)
-
-
-def _analysis_report(result: Any, path: Path, png_dir: Path | None) -> list[Path]:
-    """The HTML report of an analysis: the fitted model's readout, as in the terminal."""
-    from funnelsim import html_report
-
-    return html_report.write_report(html_report.analysis_report(result), path, png_dir)
+    default_model = ctx.get_parameter_source("model") is ParameterSource.DEFAULT
+    if options["metric"] == "revenue_per_visitor" and default_model:
+        options["model"] = "revenue"
+    _analyze_experiment(data_file, output, **options)
 
 
 TRANSACTIONS_ONLY = ("visitor_spec", "margin", "horizon_months")
@@ -1490,69 +1111,139 @@ def _refuse_inapplicable(ctx: click.Context, transactions: bool) -> None:
     from click.core import ParameterSource
 
     flags = {param.name: param.opts[-1] for param in ctx.command.params}
-    names = NOT_WITH_TRANSACTIONS if transactions else TRANSACTIONS_ONLY
-    for name in names:
+    for name in NOT_WITH_TRANSACTIONS if transactions else TRANSACTIONS_ONLY:
         if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
-            fail(
-                f"{flags[name]} does not apply to --transactions"
-                if transactions
-                else f"{flags[name]} applies only with --transactions"
-            )
+            where = "does not apply to" if transactions else "applies only with"
+            fail(f"{flags[name]} {where} --transactions")
+
+
+COLUMN_OPTIONS = (
+    "variant_column",
+    "converted_column",
+    "visitors_column",
+    "conversions_column",
+    "revenue_column",
+)
+
+
+def _analyze_experiment(
+    data_file: str,
+    output: Output,
+    *,
+    control: str | None,
+    model: str,
+    stage_columns: str | None,
+    sampler: str,
+    draws: int,
+    seed: int,
+    as_json: bool,
+    report_file: Path | None,
+    **options: Any,
+) -> None:
+    """``analyze``: the readout of an experiment with the chosen model, and the
+    per-visitor readouts asked for."""
+    import funnelsim
+    from funnelsim import html_report, report
+    from funnelsim.analysis.data import ColumnMap
+    from funnelsim.analysis.operating import RiskRequest, risk_line
+    from funnelsim.analysis.readouts import extras_lines
+
+    columns = {name: options[name] for name in COLUMN_OPTIONS}
+    if options["metric"] not in (None, "conversion", "revenue_per_visitor"):
+        columns["converted_column"] = options["metric"]  # a 0/1 column
+    stages = _names(stage_columns)
+    target = options["false_ship_target"]
+    if model != "conjugate":
+        _hint_nutpie(sampler, output.quiet)
+    try:
+        result = funnelsim.analyze(
+            data_file,
+            control,
+            model,  # type: ignore[arg-type]
+            **columns,
+            stage_columns=stages,
+            sampler=sampler,
+            draws=draws,
+            seed=seed,
+            progress=not output.quiet and sys.stderr.isatty() and model != "conjugate",
+            split=_split(options["split"]),
+            request=_readout_request(options, ColumnMap(*columns.values(), stages)),
+            risks=RiskRequest(target) if options["risks"] or target is not None else None,
+        )
+    except ValueError as error:  # the readouts' checks of what the data allow
+        if isinstance(error, FunnelsimError):
+            raise
+        raise FunnelsimError(str(error)) from None
+    for note in result.notes:
+        _note(note, output.quiet)
+    if as_json:
+        click.echo(report.analysis.results_json(result))
+    elif not output.quiet:
+        report.print_analysis(result, _console())
+        if result.operating is not None:
+            click.echo(risk_line(result.operating))
+        if result.extras is not None:
+            for line in extras_lines(result.extras, options["verbose"]):
+                click.echo(line)
+    if output.out is not None:
+        output.written(report.write_analysis(result, output.out))
+    if report_file is not None:
+        page = html_report.analysis_report(result)
+        output.written(html_report.write_report(page, report_file, output.out))
+
+
+def _split(text: str | None) -> tuple[float, ...] | None:
+    """--split's planned traffic shares (None: an even split)."""
+    from funnelsim.analysis.decision import parse_split
+
+    try:
+        return None if text is None else tuple(parse_split(text))
+    except ValueError as error:
+        raise FunnelsimError(str(error), "split") from None
 
 
 def _analyze_transactions(
     data_file: Path,
+    output: Output,
+    *,
     control: str | None,
-    columns: Any,
     visitor_spec: str | None,
-    economics: tuple[float, int],
-    sampling: tuple[str, int, int],
-    outputs: tuple[Path | None, Path | None, bool],
+    margin: float,
+    horizon_months: int,
+    sampler: str,
+    draws: int,
+    seed: int,
     as_json: bool,
-    quiet: bool,
+    report_file: Path | None,
+    **columns: Any,
 ) -> None:
     """``analyze --transactions``: BG/NBD per variant on an order log; CLV per visitor
-    when ``visitor_spec`` gives the visitors. ``economics``: margin and horizon in months;
-    ``sampling``: sampler, draws per chain and seed; ``outputs``: the --out directory,
-    the --report file and --force."""
-    import json
-
-    from funnelsim import files, report
-    from funnelsim.analysis.data import DataError
-    from funnelsim.analysis.lifetime import analyze_transactions, transactions_dict, visitor_counts
+    when ``visitor_spec`` gives the visitors."""
+    from funnelsim import html_report, report
+    from funnelsim.analysis import lifetime
+    from funnelsim.analysis.data import ColumnMap
     from funnelsim.analysis.models import SamplerSettings
 
-    (margin, horizon_months), (sampler, draws, seed) = economics, sampling
-    out, report_file, force = outputs
-    _prepare_out(out, force, ("results.json", "posterior.nc"))
-    show = not (quiet or as_json) and sys.stderr.isatty()
-    _hint_nutpie(sampler, quiet)
-    try:
-        visitors = None if visitor_spec is None else visitor_counts(visitor_spec, columns)
-        readout, idata = analyze_transactions(
-            data_file,
-            control,
-            variant=columns.variant,
-            margin=margin,
-            horizon_months=horizon_months,
-            visitors=visitors,
-            settings=SamplerSettings(sampler, draws=draws, seed=seed, progress=show),  # type: ignore[arg-type]
-        )
-    except (DataError, ValueError) as error:
-        fail(str(error))
-    document = transactions_dict(readout)
+    names = ("variant_column", "converted_column", "visitors_column", "conversions_column")
+    column_map = ColumnMap(*(columns[n] for n in names))
+    _hint_nutpie(sampler, output.quiet)
+    visitors = None if visitor_spec is None else lifetime.visitor_counts(visitor_spec, column_map)
+    show = not output.quiet and sys.stderr.isatty()
+    readout, idata = lifetime.analyze_transactions(
+        data_file,
+        control,
+        variant=column_map.variant,
+        margin=margin,
+        horizon_months=horizon_months,
+        visitors=visitors,
+        settings=SamplerSettings(sampler, draws=draws, seed=seed, progress=show),  # type: ignore[arg-type]
+    )
     if as_json:
-        click.echo(json.dumps(document, indent=2, allow_nan=False))
-    elif not quiet:
+        click.echo(lifetime.transactions_json(readout))
+    elif not output.quiet:
         report.print_transactions(readout, _console())
-    if out is not None:
-        with files.output_batch() as written:
-            with files.atomic_writer(out / "results.json") as stream:
-                json.dump(document, stream, indent=2, allow_nan=False)
-            files.write_bytes_atomic(out / "posterior.nc", files.netcdf_bytes(idata))
-        _echo_written(written, quiet or as_json)
+    if output.out is not None:
+        output.written(lifetime.write_transactions(readout, idata, output.out))
     if report_file is not None:
-        from funnelsim import html_report
-
         page = html_report.transactions_report(readout, idata, str(data_file))
-        _echo_written(html_report.write_report(page, report_file, out), quiet or as_json)
+        output.written(html_report.write_report(page, report_file, output.out))

@@ -31,7 +31,9 @@ DPI = 110  # of every PNG written
 
 
 class OutputExistsError(FunnelsimError):
-    """The output directory already holds results and ``--force`` was not given."""
+    """The output already exists and ``force`` was not given (field ``force``)."""
+
+    located = True
 
 
 _BATCH: ContextVar[list[tuple[str, Path]] | None] = ContextVar("output_batch", default=None)
@@ -50,6 +52,12 @@ def atomic_writer(path: Path) -> Iterator[IO[str]]:
     (at the end of the enclosing :func:`output_batch`, if there is one)."""
     with _atomic(path, binary=False) as stream:
         yield stream
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file as :func:`atomic_writer` does."""
+    with atomic_writer(path) as stream:
+        stream.write(text)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -127,12 +135,16 @@ def _interrupts_held() -> Iterator[None]:
 def prepare_output(out: Path, force: bool, names: tuple[str, ...]) -> None:
     """Refuse to overwrite existing results in ``out`` unless ``force``."""
     if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: exists and is not a directory")
+        raise OutputExistsError(f"{out}: exists and is not a directory", "out")
     existing = [n for n in names if (out / n).exists()]
     if existing and not force:
-        raise OutputExistsError(
-            f"{out}: already holds {', '.join(existing)}; use --force to overwrite"
-        )
+        raise OutputExistsError(f"{out}: already holds {', '.join(existing)}", "force")
+
+
+def refuse_existing(path: Path, force: bool) -> None:
+    """Refuse to overwrite the file ``path`` unless ``force``."""
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path}: exists", "force")
 
 
 def png_bytes(figure: Figure) -> bytes:

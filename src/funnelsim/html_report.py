@@ -394,7 +394,7 @@ def experiment_report(result: ExperimentResult) -> Report:
         "engine": result.engine,
         "seed": str(scenario.seed),
         "simulated test": f"{scenario.traffic.days} days, ~{visitors:,.0f} visitors",
-        "decided on": report.METRIC_LABEL[scenario.experiment.metric],
+        "decided on": report.metric_label(scenario.experiment.metric),
         "truly best (model)": result.true_best,
     }
     sections = (
@@ -430,7 +430,7 @@ def _service_sections(result: ExperimentResult) -> tuple[Section, ...]:
 
 def _subtitle(result: ExperimentResult) -> str:
     outcomes = result.test_outcomes
-    metric = report.METRIC_LABEL[result.scenario.experiment.metric]
+    metric = report.metric_label(result.scenario.experiment.metric)
     return (
         f"If every variant met the same visitors, {result.true_best} would be best on "
         f"{metric}. A {result.scenario.traffic.days}-day A/B test would ship it in "
@@ -440,11 +440,11 @@ def _subtitle(result: ExperimentResult) -> str:
     )
 
 
-def best_by_metric(result: ExperimentResult) -> dict[str, str]:
-    """The variant with the highest expected conversion and CLV per visitor."""
+def best_by_metric(result: ExperimentResult, metrics: tuple[str, ...]) -> dict[str, str]:
+    """The variant with the highest expected value of each metric."""
     return {
         metric: max(result.variants, key=lambda s: s.metrics[metric].mean).name
-        for metric in ("conversion", "clv_per_visitor")
+        for metric in metrics
     }
 
 
@@ -452,8 +452,8 @@ def _metric_paragraphs(result: ExperimentResult) -> str:
     """Which metric decides, the other beside it, a warning when they disagree."""
     metric = result.scenario.experiment.metric
     other = "clv_per_visitor" if metric == "conversion" else "conversion"
-    best = best_by_metric(result)
-    names = report.METRIC_LABEL
+    best = best_by_metric(result, (metric, other))
+    names = {m: report.metric_label(m) for m in (metric, other)}
     text_ = (
         f"<p>The test is judged on <b>{esc(names[metric])}</b> "
         f"(<code>experiment.metric</code>): {esc(best[metric])} is best on it. "
@@ -583,7 +583,7 @@ def _clv_uplift_intervals(result: ExperimentResult) -> dict[str, tuple[float, fl
 def loss_table(result: ExperimentResult) -> Table:
     """Expected loss, P(best) and how often simulated tests decided each way."""
     rule = result.scenario.experiment
-    metric = report.METRIC_LABEL[rule.metric]
+    metric = report.metric_label(rule.metric)
     threshold = rule.loss_threshold * result.variants[0].metrics[rule.metric].mean
     rows = tuple(
         Row(

@@ -60,6 +60,13 @@ class OrderLog(NamedTuple):
     customers: dict[str, int]
     last_day: int
 
+    def describe(self) -> str:
+        """The log in one phrase: orders, customers and days covered."""
+        return (
+            f"{len(self.customer):,} orders of {sum(self.customers.values()):,} customers "
+            f"over {self.last_day + 1} days"
+        )
+
     def write_csv(self, stream: IO[str]) -> None:
         """The log as CSV: ``customer,variant,date,amount`` (dates YYYY-MM-DD)."""
         writer = csv.writer(stream, lineterminator="\n")

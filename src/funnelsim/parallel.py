@@ -75,7 +75,8 @@ def check_dask_address(address: str) -> str:
     if address == "local" or "://" in address:
         return address
     raise ExecutorError(
-        f"--dask: expected 'local' or a scheduler address like tcp://HOST:8786, got {address!r}"
+        f"dask: expected 'local' or a scheduler address like tcp://HOST:8786, got {address!r}",
+        "dask",
     )
 
 
@@ -169,7 +170,7 @@ def _on_dask(
     try:
         from distributed import as_completed as dask_completed
     except ImportError:
-        raise ExecutorError(f"Dask is not installed; {DASK_INSTALL}") from None
+        raise ExecutorError(f"Dask is not installed; {DASK_INSTALL}", "dask") from None
     results: list[list[R]] = [[] for _ in chunks]
     with dask_client(dask, workers) as client:
         futures = client.map(function, chunks, pure=False)
@@ -195,7 +196,7 @@ def dask_client(dask: Any, workers: int = 1) -> Iterator[Any]:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ExecutorError(f"Dask is not installed; {DASK_INSTALL}") from None
+        raise ExecutorError(f"Dask is not installed; {DASK_INSTALL}", "dask") from None
     if not isinstance(dask, str):
         yield dask
         return
@@ -214,6 +215,8 @@ def dask_client(dask: Any, workers: int = 1) -> Iterator[Any]:
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError) as error:
-        raise ExecutorError(f"--dask: cannot reach the scheduler at {address}: {error}") from None
+        raise ExecutorError(
+            f"dask: cannot reach the scheduler at {address}: {error}", "dask"
+        ) from None
     with client:
         yield client

@@ -45,11 +45,13 @@ from funnelsim import formatting as fmt
 from funnelsim.analysis.conjugate import beta_posteriors
 from funnelsim.analysis.decision import DecisionRule, decide
 from funnelsim.analysis.operating import Rate, ship_rate
-from funnelsim.experiment.engines import EngineName
+from funnelsim.execution import SERIAL, Execution
 from funnelsim.experiment.readout import decision_rule
 from funnelsim.files import write_csv, write_png
 from funnelsim.intervals import Interval, wilson_interval
-from funnelsim.parallel import Progress, map_batches
+from funnelsim.numbers import finite_or_none
+from funnelsim.parallel import map_batches
+from funnelsim.result_mixin import Result
 from funnelsim.scenario.schema import Scenario
 from funnelsim.strategies import (
     Truth,
@@ -129,8 +131,8 @@ class PlanPoint(NamedTuple):
     prob_stop: float
 
 
-@dataclass(frozen=True)
-class PlanResult:
+@dataclass(frozen=True, repr=False)
+class PlanResult(Result):
     """A finished plan: the truth, the curve, and the lengths needed."""
 
     scenario: str
@@ -157,6 +159,34 @@ class PlanResult:
         shares = self.truth.shares
         need = max(self.frequentist.control / shares[0], self.frequentist.variant / shares[1])
         return float(need / self.truth.visitors_per_day)
+
+    def headline(self) -> str:
+        needed = "beyond the lengths read" if self.days_needed is None else self.days_needed
+        return (
+            f"{self.scenario!r}: {self.variant} vs {self.control}, uplift {self.uplift:+.1%}; "
+            f"days to P(correct) {self.target_probability:.0%}: {needed}; "
+            f"z-test {self.frequentist_days:,.1f} days"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data: settings, the answers and one row per test length."""
+        return {
+            "scenario": self.scenario,
+            "control": self.control,
+            "variant": self.variant,
+            "uplift": self.uplift,
+            "target_probability": self.target_probability,
+            "simulations": self.simulations,
+            "seed": self.seed,
+            "alpha": self.alpha,
+            "days_needed": self.days_needed,
+            "frequentist_days": finite_or_none(self.frequentist_days),
+            "curve": plan_rows(self),
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per test length: the columns of ``plan.csv``."""
+        return plan_rows(self)
 
 
 def simulate_paths(truth: Truth, days: int, seed: SeedSequence) -> tuple[IntArray, IntArray]:
@@ -245,18 +275,20 @@ def _read_all(
     rule: DecisionRule,
     prior: tuple[float, float],
     seeds: list[SeedSequence],
-    workers: int,
-    dask: Any,
-    progress: Progress | None,
+    execution: Execution,
 ) -> IntArray:
     task = partial(_paths_batch, truth=truth, lengths=tuple(lengths), rule=rule, prior=prior)
-    return np.array(map_batches(task, seeds, workers, dask, progress))
+    return np.array(
+        map_batches(task, seeds, execution.processes, execution.dask, execution.progress)
+    )
 
 
 def pair_scenario(scenario: Scenario, variant: str) -> Scenario:
     """``scenario`` with only its control and ``variant`` (SweepError if that is no test)."""
     if variant == scenario.control:
-        raise SweepError(f"--variant {variant} is the control; name a variant to test against it")
+        raise SweepError(
+            f"variant {variant} is the control; name a variant to test against it", "variant"
+        )
     return only_variants(scenario, [scenario.control, variant])
 
 
@@ -269,11 +301,7 @@ def plan_test(
     lengths: int = 30,
     alpha: float = 0.05,
     truth_replications: int = 20,
-    seed: int | None = None,
-    engine: EngineName = "auto",
-    workers: int = 1,
-    dask: Any = None,
-    progress: Progress | None = None,
+    execution: Execution = SERIAL,
 ) -> PlanResult:
     """How long a test of ``variant`` against the control needs (see the module docstring).
 
@@ -281,15 +309,16 @@ def plan_test(
     defaults to twice the frequentist test's length (at least the scenario's days).
     ``lengths`` lengths from 1 to ``max_days`` are read, then every day between the last
     one short of the target and the next (from which the curve stays at the target).
-    ``progress`` is called with the engine replications and simulated tests finished
-    (``truth_replications + simulations``).
+    ``execution`` gives seed, engine and executor; its ``progress`` is called with the
+    engine replications and simulated tests finished (``truth_replications +
+    simulations``).
     """
     if not 0 < target_probability < 1:
         raise SweepError(f"target probability must be between 0 and 1, got {target_probability}")
     pair = pair_scenario(scenario, variant)
     control = pair.control
-    seed = pair.seed if seed is None else seed
-    truth = engine_truth(pair, truth_replications, seed, engine, workers, dask, progress)
+    seed = execution.seed_or(pair.seed)
+    truth = engine_truth(pair, truth_replications, execution)
     ratio = float(truth.shares[1] / truth.shares[0])
     frequentist = two_proportion_sample_size(
         float(truth.conversion[0]), float(truth.conversion[1]), alpha, target_probability, ratio
@@ -314,12 +343,12 @@ def plan_test(
     prior = (pair.experiment.prior.alpha, pair.experiment.prior.beta)
     seeds = trial_seeds(seed, PLAN_KIND, simulations)
     grid = _length_grid(max_days, lengths)
-    codes = _read_all(truth, grid, rule, prior, seeds, workers, dask, progress)
+    codes = _read_all(truth, grid, rule, prior, seeds, execution)
     correct = _correct(codes, truth, rule.rope)
     reached = first_sustained(correct.mean(axis=0), target_probability)
     if reached and grid[reached] - grid[reached - 1] > 1:
         extra = list(range(grid[reached - 1] + 1, grid[reached]))
-        more = _read_all(truth, extra, rule, prior, seeds, workers, dask, None)
+        more = _read_all(truth, extra, rule, prior, seeds, execution.reporting(None))
         order = np.argsort(grid + extra)
         grid = sorted(grid + extra)
         codes = np.hstack([codes, more])[:, order]
@@ -365,11 +394,17 @@ def write_plan(plan: PlanResult, out: Path) -> list[Path]:
     return paths
 
 
+def _judged_verb(metric: str) -> str:
+    """``converts``, or ``reaches STAGE`` for a test judged on a stage's reach."""
+    return metric.replace("reached:", "reaches ") if metric.startswith("reached:") else "converts"
+
+
 def plan_summary(plan: PlanResult) -> list[str]:
     """Plain sentences: the truth, the simulated answer and the frequentist one."""
     truth = plan.truth
     lines = [
-        f"Truth (engine): {plan.control} converts {truth.conversion[0]:.3%}, {plan.variant} "
+        f"Truth (engine): {plan.control} {_judged_verb(truth.metric)} "
+        f"{truth.conversion[0]:.3%}, {plan.variant} "
         f"{truth.conversion[1]:.3%} (uplift {plan.uplift:+.1%}); "
         f"{truth.visitors_per_day:,.0f} visitors/day split "
         f"{truth.shares[0]:.0%}/{truth.shares[1]:.0%}.",

@@ -34,12 +34,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from funnelsim.experiment.engines import EngineName
+from funnelsim.execution import SERIAL, Execution
 from funnelsim.experiment.readout import decision_rule
 from funnelsim.files import atomic_writer, write_csv, write_png
 from funnelsim.intervals import Interval
 from funnelsim.numbers import finite_or_none
-from funnelsim.parallel import Progress
 from funnelsim.preposterior import (
     BernoulliResponses,
     ProfitCurve,
@@ -105,15 +104,11 @@ def profit_metric(scenario: Scenario) -> str:
 def scenario_world(
     scenario: Scenario,
     replications: int = 20,
-    seed: int | None = None,
-    engine: EngineName = "auto",
-    workers: int = 1,
-    dask: Any = None,
-    progress: Progress | None = None,
+    execution: Execution = SERIAL,
 ) -> ScenarioWorld:
     """Every variant's conversion and profit per visitor, the mean of ``replications``
     engine runs (as ``funnelsim run`` reports them)."""
-    result = run_sweep(scenario, [], None, replications, seed, engine, workers, dask, progress)
+    result = run_sweep(scenario, [], None, replications, execution)
     return world_of(scenario, result.variants, [p.metrics for p in result.points])
 
 
@@ -322,11 +317,7 @@ def plan_profit(
     alpha: float = 0.05,
     power: float = 0.95,
     truth_replications: int = 20,
-    seed: int | None = None,
-    engine: EngineName = "auto",
-    workers: int = 1,
-    dask: Any = None,
-    progress: Progress | None = None,
+    execution: Execution = SERIAL,
     worlds: WorldSampler | None = None,
 ) -> ProfitPlan:
     """The expected profit of tests of ``scenario`` of about ``lengths`` lengths up to
@@ -338,8 +329,9 @@ def plan_profit(
 
     ``variant`` plans the control against that variant only. ``worlds`` draws each
     variant's profit per visitor from what is uncertain; without it the world is the
-    engine's single estimate. ``progress`` counts engine replications and simulated
-    tests read by the ship / keep rule (``truth_replications + rule_simulations``).
+    engine's single estimate. ``execution`` gives seed, engine and executor; its
+    ``progress`` counts engine replications and simulated tests read by the ship / keep
+    rule (``truth_replications + rule_simulations``).
     """
     from funnelsim.planning import MAX_DAYS, pair_scenario
 
@@ -347,8 +339,8 @@ def plan_profit(
         scenario = pair_scenario(scenario, variant)
     if len(scenario.variant_names) < 2:
         raise SweepError("a profit plan needs a control and at least one variant")
-    seed = scenario.seed if seed is None else seed
-    world = scenario_world(scenario, truth_replications, seed, engine, workers, dask, progress)
+    seed = execution.seed_or(scenario.seed)
+    world = scenario_world(scenario, truth_replications, execution)
     population = population_of(scenario, population)
     shares = np.array(list(scenario.split_shares().values()))
     per_day = scenario.traffic.visitors_per_day
@@ -375,9 +367,9 @@ def plan_profit(
         seed,
         ShipOrKeep(decision_rule(scenario), prior),
         rule_simulations,
-        workers,
-        dask,
-        progress,
+        execution.processes,
+        execution.dask,
+        execution.progress,
     )
     measure = (
         "CLV per visitor"

@@ -69,6 +69,11 @@ PROBABILITY_COLUMNS = ("P(beats control)", "P(best)")
 # --------------------------------------------------------------------------- cells
 
 
+def metric_label(metric: str) -> str:
+    """What ``experiment.metric`` judges, in words (``reached:lead`` -> ``reach of lead``)."""
+    return METRIC_LABEL.get(metric, metric.replace("reached:", "reach of "))
+
+
 def uplift_cell(interval: Interval | tuple[float, float, float]) -> Cell:
     """A relative uplift with its interval below."""
     mean, low, high = interval
@@ -108,7 +113,7 @@ def variant_label(name: str, control: str) -> Cell:
 
 def loss_text(result: ExperimentResult, loss: float) -> str:
     """An expected loss in the unit of the metric the simulated test is judged on."""
-    if result.scenario.experiment.metric == "conversion":
+    if result.scenario.experiment.metric != "clv_per_visitor":  # a rate
         return fmt.points(loss)
     return fmt.small_money(loss, result.scenario.currency)
 
@@ -184,7 +189,7 @@ def test_table(result: ExperimentResult) -> Table:
         rows.append(Row(tuple(cells)))
     return Table(
         f"A/B test of {result.scenario.traffic.days} days (~{_test_visitors(result):,.0f} "
-        f"visitors, split {len(result.variants)} ways) judged on {METRIC_LABEL[metric]}: "
+        f"visitors, split {len(result.variants)} ways) judged on {metric_label(metric)}: "
         f"mean over {len(result.replications)} simulated tests",
         tuple(columns),
         tuple(rows),
@@ -383,7 +388,7 @@ def assumption_table(result: ExperimentResult, effects: AssumptionEffects) -> Ta
         caption=(
             f"Uplift vs {result.control} if the stated values hold, with its "
             f"{effects.level:.0%} interval over assumptions and Monte Carlo below; "
-            f"P on {METRIC_LABEL[metric]}, as shares of worlds."
+            f"P on {metric_label(metric)}, as shares of worlds."
         ),
         notes=tuple(Cell(line) for line in assumption_lines(effects, metric)),
     )
@@ -396,7 +401,7 @@ def _central(effect: Effect) -> tuple[float, float, float]:
 def assumption_lines(effects: AssumptionEffects, metric: str) -> list[str]:
     """Plain words per variant: its uplift in ``metric`` (the judged one) if the stated
     values hold, over what we do not know, and the assumption the spread hangs on most."""
-    label = "" if metric == "conversion" else f" ({METRIC_LABEL[metric]})"
+    label = "" if metric == "conversion" else f" ({metric_label(metric)})"
     lines = [
         f"{name}{label}: {by_metric[metric].describe(effects.level)}"
         for name, by_metric in effects.effects.items()

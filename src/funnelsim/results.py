@@ -24,7 +24,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,14 +33,15 @@ from funnelsim.files import atomic_writer
 from funnelsim.formatting import outcome_words
 from funnelsim.intervals import Interval
 from funnelsim.numbers import finite_or_none
+from funnelsim.result_mixin import Result
 
 if TYPE_CHECKING:
-    import pandas
-
     from funnelsim.experiment.economics import Economics
     from funnelsim.scenario.schema import Scenario
 
 FloatArray = NDArray[np.float64]
+
+
 ECONOMICS = ("clv_per_customer", "cac", "ltv_to_cac")
 METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor", *ECONOMICS)
 
@@ -196,8 +197,8 @@ class AssumptionEffects:
         }
 
 
-@dataclass(frozen=True)
-class ExperimentResult:
+@dataclass(frozen=True, repr=False)
+class ExperimentResult(Result):
     """Everything ``funnelsim run`` reports."""
 
     scenario: Scenario
@@ -209,16 +210,21 @@ class ExperimentResult:
     assumptions: AssumptionEffects | None = None  # effects over worlds of what we do not know
     test_outcomes_over_worlds: dict[str, float] | None = None  # each test in its own world
 
+    frame_index: ClassVar[str | None] = "variant"
+
     @property
     def control(self) -> str:
         return self.scenario.control
 
-    def __repr__(self) -> str:
-        """A few readable lines: the run, then each variant's headline figures."""
-        lines = [
-            f"ExperimentResult({self.scenario.name!r}: {len(self.replications)} "
-            f"replications, {self.engine} engine, truly best {self.true_best!r})"
-        ]
+    def headline(self) -> str:
+        return (
+            f"{self.scenario.name!r}: {len(self.replications)} replications, "
+            f"{self.engine} engine, truly best {self.true_best!r}"
+        )
+
+    def details(self) -> list[str]:
+        """Each variant's headline figures."""
+        lines = []
         width = max(len(s.name) for s in self.variants)
         for s in self.variants:
             uplift = f" ({s.uplift['conversion'].mean:+.1%})" if s.uplift else " (control)"
@@ -227,17 +233,15 @@ class ExperimentResult:
                 f"CLV/visitor {s.metrics['clv_per_visitor'].mean:,.2f} {self.scenario.currency}, "
                 f"test decision {s.decision} ({s.decision_rates[s.decision]:.0%})"
             )
-        return "\n".join(lines)
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.json`` document as a dictionary."""
         return results_dict(self)
 
-    def to_frame(self) -> pandas.DataFrame:
-        """One row per variant, indexed by name, with the columns of ``summary.csv``."""
-        import pandas as pd
-
-        return pd.DataFrame(summary_rows(self)).set_index("variant")
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per variant: the columns of ``summary.csv``."""
+        return summary_rows(self)
 
 
 def _interval(interval: Interval) -> dict[str, float | None]:
@@ -285,7 +289,7 @@ def _variant_dict(
     data["queues"] = summary.queues
     data["service"] = _finite_nested(summary.service)
     data["experiment"] = {
-        "prob_beats_control": summary.prob_beats_control,
+        "prob_beats_control": None if control else summary.prob_beats_control,
         "prob_best": summary.prob_best,
         "expected_loss": summary.expected_loss,
         "decision": summary.decision,
@@ -377,7 +381,7 @@ def summary_rows(result: ExperimentResult) -> list[dict[str, Any]]:
             row.update({f"uplift_{m}_{k}": v for k, v in uplift._asdict().items()})
         row.update(_assumption_columns(result, s))
         row.update(
-            prob_beats_control=s.prob_beats_control,
+            prob_beats_control=None if s.name == result.control else s.prob_beats_control,
             prob_best=s.prob_best,
             expected_loss=s.expected_loss,
             decision=s.decision,

@@ -39,22 +39,16 @@ from funnelsim import clv, friction
 from funnelsim.engine.draws import MINUTES_PER_DAY
 from funnelsim.engine.model import CompiledFunnel, compile_funnel
 from funnelsim.engine.schedules import rota
+from funnelsim.errors import FunnelsimError
+from funnelsim.files import refuse_existing, write_text_atomic
 from funnelsim.friction import Coefficients, DefaultRange, default_ranges
 from funnelsim.scenario.loader import parse_scenario
 from funnelsim.scenario.schema import Scenario, Stage
+from funnelsim.templates import NAMES
 
 FloatArray = NDArray[np.float64]
 
-TEMPLATES = (
-    "checkout",
-    "leads",
-    "rean",
-    "page_speed",
-    "purchase_path",
-    "local_business",
-    "sales_funnel",
-    "lead_funnel",
-)
+TEMPLATES = NAMES  # every bundled scenario
 HEAVY_LOAD = 0.85
 IMPLAUSIBLE_CONVERSION = 0.5
 SLOW_PAGE_S = 15.0
@@ -77,7 +71,7 @@ class TemplateInfo(NamedTuple):
 
 
 def template_text(name: str) -> str:
-    """The YAML text of a bundled template (one of :data:`TEMPLATES`)."""
+    """The YAML text of a bundled scenario (one of :data:`TEMPLATES`)."""
     if name not in TEMPLATES:
         raise KeyError(f"no template {name!r}; templates: {', '.join(TEMPLATES)}")
     return resources.files("funnelsim").joinpath("templates", f"{name}.yaml").read_text("utf-8")
@@ -107,6 +101,18 @@ def scenario_from_template(template: str, name: str) -> str:
     text = template_text(template)
     quoted = json.dumps(name)  # a JSON string is a valid YAML scalar, whatever it holds
     return re.sub(r"^name: .*$", lambda _m: f"name: {quoted}", text, count=1, flags=re.MULTILINE)
+
+
+def write_template(template: str, name: str, force: bool = False) -> Path:
+    """Write the scenario ``name`` from ``template`` where :func:`init_path` says; an
+    existing file only with ``force``. The path written."""
+    path = init_path(name)
+    refuse_existing(path, force)
+    try:
+        write_text_atomic(path, scenario_from_template(template, path.stem))
+    except OSError as error:
+        raise FunnelsimError(f"{path}: cannot write: {error.strerror}", "name") from None
+    return path
 
 
 def init_path(name: str) -> Path:
@@ -568,7 +574,8 @@ def explain_lines(scenario: Scenario) -> list[str]:
             for c in calibrated
         )
     lines.append("")
-    lines.append("variants:")
+    lines.append("variants (expected before queues and waiting):")
+    control = expected_funnel(scenario.variant(scenario.control))
     for name in scenario.variant_names:
         changes = ", ".join(
             f"{_markup(k)} = {_markup(str(v))}" for k, v in scenario.variants[name].items()
@@ -578,6 +585,8 @@ def explain_lines(scenario: Scenario) -> list[str]:
             + (changes or "the base scenario")
             + (" (control)" if name == scenario.control else "")
         )
+        mine = control if name == scenario.control else expected_funnel(scenario.variant(name))
+        lines.append(f"  {'':>10}   {_variant_expectation(mine, control)}")
     if expected.warnings:
         lines.append("")
         lines.extend(f"[yellow]warning:[/] {_markup(w)}" for w in expected.warnings)
@@ -604,6 +613,19 @@ def _base_rate_text(scenario: Scenario, stage: Stage, rate: float) -> str:
             " (before queueing)" if stage.resource else ""
         )
     return text
+
+
+def _variant_expectation(variant: ExpectedFunnel, control: ExpectedFunnel) -> str:
+    """A variant's expected conversion against the control's, and the stages it moves."""
+    text = f"conversion {variant.conversion:.2%}"
+    if variant is not control and control.conversion > 0:
+        text += f" ({variant.conversion / control.conversion - 1:+.1%} vs control)"
+    moved = [
+        f"{_markup(mine.name)} continue {theirs.continue_rate:.1%} -> {mine.continue_rate:.1%}"
+        for mine, theirs in zip(variant.stages, control.stages, strict=True)
+        if abs(mine.continue_rate - theirs.continue_rate) > 5e-4
+    ]
+    return "; ".join([text, *moved])
 
 
 def _by_segment(

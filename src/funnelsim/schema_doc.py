@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union
 
 import annotated_types
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -66,6 +66,11 @@ the coefficient.
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a scenario file (for editors and validators)."""
     return Scenario.model_json_schema()
+
+
+def json_text() -> str:
+    """The JSON Schema as indented text (``funnelsim schema``)."""
+    return json.dumps(json_schema(), indent=2) + "\n"
 
 
 def markdown() -> str:
@@ -166,6 +171,8 @@ def _type(annotation: Any, metadata: list[Any] | None = None) -> str:
         return _type(inner, [*metadata, *extra])
     if origin in (Union, types.UnionType):
         args = typing.get_args(annotation)
+        if _is_distribution_union(args) and _is_duration(metadata):
+            return "duration distribution (minutes, `4h`, or `dist: ...`)"
         if _is_distribution_union(args):
             return "distribution (a number, or `dist: ...`)"
         options = [a for a in args if a is not type(None)]
@@ -185,12 +192,21 @@ def _type(annotation: Any, metadata: list[Any] | None = None) -> str:
     )
     if any(isinstance(m, AfterValidator) and m.func.__name__ == "_probability" for m in metadata):
         return "number in [0, 1]"
+    if any(isinstance(m, AfterValidator) and m.func.__name__ == "_metric" for m in metadata):
+        return "`conversion`, `clv_per_visitor` or `reached:STAGE`"
     if annotation is typing.Any:
         return "value"
     patterns = [p for m in metadata for p in _patterns(m)]
     if annotation is str and patterns:
         return "dotted path" if any("\\." in p for p in patterns) else "name (letters, digits, _)"
     return base + _constraints(metadata, " characters" if annotation is str else "")
+
+
+def _is_duration(metadata: list[Any]) -> bool:
+    return any(
+        isinstance(m, BeforeValidator) and m.func.__name__ == "_durations_in_minutes"
+        for m in metadata
+    )
 
 
 def _is_distribution_union(args: tuple[Any, ...]) -> bool:
@@ -295,7 +311,10 @@ def _distributions() -> str:
     return (
         "## Distributions\n\nA field of type *distribution* takes a plain number (always "
         "that value) or a mapping with `dist` and its parameters, in the field's unit, "
-        "e.g. `{dist: lognormal, mean: 62, sd: 35}`.\n\n" + "\n".join(rows) + "\n"
+        "e.g. `{dist: lognormal, mean: 62, sd: 35}`. A *duration distribution* (the "
+        "`_min` fields) counts minutes, and each of its numbers may carry a unit instead: "
+        "`90s`, `30min`, `4h`, `2d`, `1w` (`response_delay_min: 4h`, "
+        "`{dist: exponential, mean: 2h}`).\n\n" + "\n".join(rows) + "\n"
     )
 
 

@@ -16,7 +16,7 @@ metric) stops being the one it is at the central values, if it ever does.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from funnelsim import parallel
+from funnelsim.errors import ArgumentError
+from funnelsim.execution import SERIAL, Execution
 from funnelsim.scenario import Scenario
 from funnelsim.sobol import SobolIndices, analyze, saltelli_points
 from funnelsim.uncertainty import Assumption, values_at
@@ -257,23 +259,21 @@ def sensitivity(
     variant: str | None = None,
     metric: Metric = "conversion",
     base_samples: int = DEFAULT_BASE_SAMPLES,
-    seed: int | None = None,
-    workers: int = 1,
-    dask: Any = None,
-    progress: Callable[[int], None] | None = None,
+    execution: Execution = SERIAL,
 ) -> SensitivityResult:
     """Sobol indices of ``variant``'s uplift in ``metric`` over control (of the control's
     ``metric`` when ``variant`` is the control) over the scenario's uncertain assumptions.
 
     ``variant`` defaults to the best variant at the central values. Funnels with queues
-    or referrals are refused (ValueError): their worlds have no exact value. The
+    or referrals are refused (ArgumentError): their worlds have no exact value. The
     ``base_samples x (assumptions + 2)`` worlds (a power of 2 base) are valued here
-    (``workers`` 1), on local processes or on Dask; the numbers do not depend on which.
+    in this process, on local processes or on Dask (``execution``; its seed overrides the
+    scenario's, its engine is unused); the numbers do not depend on which.
     """
     names = scenario.variant_names
     metric_index = WORLD_METRICS.index(metric)
     if any(f.couples_visitors for f in world_funnels(scenario, central_world(scenario))):
-        raise ValueError(
+        raise ArgumentError(
             "queues or referrals: each world would need its own simulation, too many for "
             "Sobol indices; `funnelsim run` gives the intervals over assumptions"
         )
@@ -281,21 +281,25 @@ def sensitivity(
     best = _best(central, metric_index)
     chosen = names[best] if variant is None else variant
     if chosen not in names:
-        raise ValueError(f"no variant {chosen!r}; variants: {', '.join(names)}")
+        raise ArgumentError(
+            f"variant: no variant {chosen!r}; variants: {', '.join(names)}", "variant"
+        )
     pair = _pair(scenario, chosen)
     assumptions = scenario_assumptions(pair)
     if not assumptions:
         fixed = scenario.experiment.assumptions == "fixed"
-        raise ValueError(
+        raise ArgumentError(
             "no uncertain assumption: "
             + ("experiment.assumptions is fixed" if fixed else "write one as {uncertain: ...}")
         )
-    seed = scenario.seed if seed is None else seed
+    seed = execution.seed_or(scenario.seed)
     points = saltelli_points(len(assumptions), base_samples, seed)
     work = functools.partial(
         _value_batch, pair, assumptions, len(pair.variant_names) - 1, metric_index
     )
-    outputs = parallel.map_batches(work, list(points), workers, dask, progress)
+    outputs = parallel.map_batches(
+        work, list(points), execution.processes, execution.dask, execution.progress
+    )
     indices = analyze([a.key for a in assumptions], np.array(outputs), seed)
     leading = [next(a for a in assumptions if a.key == key) for key in indices.ranked()]
     flips = tuple(

@@ -62,7 +62,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 from numpy.random import SeedSequence
@@ -82,11 +82,14 @@ from funnelsim.analysis.sequential import (
     mixing_variance,
 )
 from funnelsim.errors import FunnelsimError
-from funnelsim.experiment.engines import EngineName
+from funnelsim.execution import SERIAL, Execution
+from funnelsim.experiment.readout import judged_stage
+from funnelsim.experiment.runner import run_experiment
 from funnelsim.files import atomic_writer, write_csv, write_png
 from funnelsim.intervals import Interval, mean_interval, wilson_interval
 from funnelsim.numbers import finite_or_none
-from funnelsim.parallel import Progress, map_batches
+from funnelsim.parallel import map_batches
+from funnelsim.result_mixin import Result, flat_row
 from funnelsim.scenario.schema import Scenario
 from funnelsim.sweeps import run_sweep
 from funnelsim.tables import Cell, Column, Row, Table, label
@@ -169,7 +172,7 @@ class Strategy(ABC):
     ...         return Decision(best, best != look.control)
     >>> truth = Truth(("a", "b"), np.array([0.10, 0.12]), np.array([5.0, 6.0]),
     ...               np.array([0.5, 0.5]), visitors_per_day=1000, days=14)
-    >>> score = run_bench(truth, [Greedy()], replications=50, seed=1).scores[0]
+    >>> score = run_bench(truth, [Greedy()], 50, Execution(seed=1)).scores[0]
     >>> score.metrics["days_to_decision"].mean, score.metrics["prob_correct"].mean
     (7.0, 1.0)
     """
@@ -470,7 +473,8 @@ def check_built_in(names: Sequence[str]) -> None:
         if name not in BUILT_IN:
             raise StrategyError(
                 f"unknown strategy {name!r} (built in: {', '.join(BUILT_IN)}; "
-                "or --strategy module:Class)"
+                "or a Strategy subclass of your own)",
+                "strategies",
             )
 
 
@@ -478,23 +482,26 @@ def load_strategy(spec: str) -> Strategy:
     """Import ``module:Class`` (the current directory is searchable) and instantiate it."""
     module_name, colon, class_name = spec.partition(":")
     if not colon or not module_name or not class_name:
-        raise StrategyError(f"--strategy {spec!r}: expected module:Class")
+        raise StrategyError(f"strategy {spec!r}: expected module:Class", "strategy")
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # any import failure of user code is a user error
-        raise StrategyError(f"--strategy {spec}: cannot import {module_name}: {error}") from None
+        raise StrategyError(
+            f"strategy {spec}: cannot import {module_name}: {error}", "strategy"
+        ) from None
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         raise StrategyError(
-            f"--strategy {spec}: {class_name} is not a subclass of funnelsim.strategies.Strategy"
+            f"strategy {spec}: {class_name} is not a subclass of funnelsim.strategies.Strategy",
+            "strategy",
         )
     try:
         strategy = cls()
     except Exception as error:
         raise StrategyError(
-            f"--strategy {spec}: cannot create it without arguments: {error}"
+            f"strategy {spec}: cannot create it without arguments: {error}", "strategy"
         ) from None
     if strategy.name in BUILT_IN or strategy.name == Strategy.name:
         strategy.name = class_name
@@ -504,16 +511,22 @@ def load_strategy(spec: str) -> Strategy:
 # --------------------------------------------------------------------------- simulated tests
 
 
+TRUTH_METRICS = ("conversion", "revenue_per_visitor")
+
+
 class Truth(NamedTuple):
     """The ground truth a simulated test runs on.
 
     Attributes:
         names: Arm names, control first.
-        conversion: Per-visitor conversion probability of each arm.
+        conversion: Per-visitor probability of the judged event for each arm: buying,
+            or reaching the stage of ``metric``.
         revenue_per_visitor: Expected revenue per visitor of each arm.
         shares: The designed traffic split.
         visitors_per_day: Mean visitors per day (Poisson).
         days: Longest test, and the horizon of the regret.
+        metric: The scenario's ``experiment.metric`` when it is ``reached:STAGE``, else
+            ``conversion``.
     """
 
     names: tuple[str, ...]
@@ -522,6 +535,7 @@ class Truth(NamedTuple):
     shares: FloatArray
     visitors_per_day: float
     days: int
+    metric: str = "conversion"
 
 
 class TrialOutcome(NamedTuple):
@@ -538,25 +552,30 @@ class TrialOutcome(NamedTuple):
 def engine_truth(
     scenario: Scenario,
     replications: int = 20,
-    seed: int | None = None,
-    engine: EngineName = "auto",
-    workers: int = 1,
-    dask: Any = None,
-    progress: Progress | None = None,
+    execution: Execution = SERIAL,
 ) -> Truth:
     """Per-visitor rates of each variant estimated by the funnel engine (the mean over
     ``replications`` full-traffic runs, as ``funnelsim run`` would report them), with the
-    scenario's split and traffic."""
-    result = run_sweep(scenario, [], None, replications, seed, engine, workers, dask, progress)
+    scenario's split and traffic. A scenario judged on a stage's reach
+    (``experiment.metric: reached:STAGE``) has that reach as its ``conversion``."""
+    shares = np.array(list(scenario.split_shares().values()))
+    traffic = scenario.traffic
+    if judged_stage(scenario) is None:
+        swept = run_sweep(scenario, [], None, replications, execution)
+        means = {m: [p.metrics[m].mean for p in swept.points] for m in TRUTH_METRICS}
+        judged = "conversion"
+    else:
+        run = run_experiment(scenario, replications, execution)
+        judged = scenario.experiment.metric
+        means = {m: [s.metrics[m].mean for s in run.variants] for m in (*TRUTH_METRICS, judged)}
     return Truth(
-        names=result.variants,
-        conversion=np.array([p.metrics["conversion"].mean for p in result.points]),
-        revenue_per_visitor=np.array(
-            [p.metrics["revenue_per_visitor"].mean for p in result.points]
-        ),
-        shares=np.array(list(scenario.split_shares().values())),
-        visitors_per_day=scenario.traffic.visitors_per_day,
-        days=scenario.traffic.days,
+        names=tuple(scenario.variant_names),
+        conversion=np.array(means[judged]),
+        revenue_per_visitor=np.array(means["revenue_per_visitor"]),
+        shares=shares,
+        visitors_per_day=traffic.visitors_per_day,
+        days=traffic.days,
+        metric=judged,
     )
 
 
@@ -641,8 +660,8 @@ class StrategyScore:
     metrics: dict[str, Interval]
 
 
-@dataclass(frozen=True)
-class BenchResult:
+@dataclass(frozen=True, repr=False)
+class BenchResult(Result):
     """A finished bench: the truth it ran on and each strategy's scores."""
 
     scenario: str
@@ -653,30 +672,22 @@ class BenchResult:
     seed: int
     scores: tuple[StrategyScore, ...]
 
-    def __repr__(self) -> str:
+    frame_index: ClassVar[str | None] = "strategy"
+
+    def headline(self) -> str:
         names = ", ".join(s.name for s in self.scores)
         return (
-            f"BenchResult({self.scenario!r}: {names}; {self.replications} simulated tests "
-            f"each; truly best {self.true_best!r})"
+            f"{self.scenario!r}: {names}; {self.replications} simulated tests "
+            f"each; truly best {self.true_best!r}"
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``bench.json`` document."""
         return bench_dict(self)
 
-    def to_frame(self) -> Any:
-        """A pandas DataFrame, one row per strategy, ``<metric>_<mean|low|high>`` columns."""
-        import pandas as pd
-
-        rows = {
-            name: {
-                f"{metric}_{k}": v
-                for metric, interval in metrics.items()
-                for k, v in interval.items()
-            }
-            for name, metrics in bench_dict(self)["strategies"].items()
-        }
-        return pd.DataFrame.from_dict(rows, orient="index")
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per strategy: the columns of ``bench.csv``."""
+        return bench_rows(self)
 
 
 def score(
@@ -713,23 +724,21 @@ def run_bench(
     truth: Truth,
     strategies: Sequence[Strategy],
     replications: int,
-    seed: int,
-    workers: int = 1,
-    dask: Any = None,
-    progress: Progress | None = None,
+    execution: Execution = SERIAL,
     scenario: str = "",
     currency: str = "USD",
 ) -> BenchResult:
     """Play every strategy on ``replications`` A/A and A/B tests and score them.
 
-    ``workers`` and ``dask`` choose the executor (see
-    :func:`funnelsim.parallel.map_batches`); ``progress`` is called with the number of
-    tests finished (``2 x len(strategies) x replications`` in all). Identical results for
-    the same seed whatever the executor.
+    ``execution`` gives the seed (0 when it has none) and the executor (see
+    :func:`funnelsim.parallel.map_batches`); its ``progress`` is called with the number
+    of tests finished (``2 x len(strategies) x replications`` in all). Identical results
+    for the same seed whatever the executor.
     """
     names = [s.name for s in strategies]
     if len(set(names)) != len(names):
         raise StrategyError(f"strategy names must be unique, got {', '.join(names)}")
+    seed = execution.seed_or(0)
     seeds = [trial_seeds(seed, kind, replications) for kind in (0, 1)]
     items = [
         (s, kind, seeds[kind][r])
@@ -738,7 +747,7 @@ def run_bench(
         for r in range(replications)
     ]
     task = partial(_trials_batch, strategies=tuple(strategies), truths=(a_a_truth(truth), truth))
-    outcomes = map_batches(task, items, workers, dask, progress)
+    outcomes = map_batches(task, items, execution.processes, execution.dask, execution.progress)
     best = int(np.argmax(truth.conversion))
     scores = []
     for s, strategy in enumerate(strategies):
@@ -782,19 +791,21 @@ def bench_dict(result: BenchResult) -> dict[str, Any]:
     }
 
 
+def bench_rows(result: BenchResult) -> list[dict[str, Any]]:
+    """One row per strategy, ``<metric>_<mean|low|high>`` columns (``bench.csv``)."""
+    return [
+        flat_row({"strategy": name, **metrics})
+        for name, metrics in bench_dict(result)["strategies"].items()
+    ]
+
+
 def write_bench(result: BenchResult, out: Path) -> list[Path]:
     """Write ``bench.json``, ``bench.csv`` and ``bench.png`` under ``out``."""
     paths = [out / "bench.json", out / "bench.csv", out / "bench.png"]
     with atomic_writer(paths[0]) as stream:
         json.dump(bench_dict(result), stream, indent=2, allow_nan=False)
         stream.write("\n")
-    rows = []
-    for s in result.scores:
-        row: dict[str, Any] = {"strategy": s.name}
-        for m in BENCH_METRICS:
-            row.update({f"{m}_{k}": v for k, v in s.metrics[m]._asdict().items()})
-        rows.append(row)
-    write_csv(rows, paths[1])
+    write_csv(bench_rows(result), paths[1])
     write_png(bench_figure(result), paths[2])
     return paths
 

@@ -41,13 +41,14 @@ from numpy.typing import NDArray
 
 from funnelsim import formatting as fmt
 from funnelsim.engine.draws import replication_seeds
-from funnelsim.engine.model import compile_funnel
 from funnelsim.errors import FunnelsimError
-from funnelsim.experiment.engines import EngineName, choose_engine
+from funnelsim.execution import SERIAL, Execution
+from funnelsim.experiment.engines import EngineName, choose_engine, compile_variants
 from funnelsim.experiment.runner import replicate
 from funnelsim.files import write_csv, write_png
 from funnelsim.intervals import Interval, mean_interval
-from funnelsim.parallel import Progress, map_batches
+from funnelsim.parallel import map_batches
+from funnelsim.result_mixin import Result
 from funnelsim.scenario.messages import ScenarioError
 from funnelsim.scenario.schema import Scenario
 from funnelsim.scenario.variants import check_override_path
@@ -72,7 +73,7 @@ _RANGE = re.compile(rf"^({_NUMBER}):({_NUMBER})(?::({_NUMBER}))?$")
 
 
 class SweepError(FunnelsimError, ValueError):
-    """A sweep request a user can fix (one line, names the offending ``--param``)."""
+    """A sweep request a user can fix (one line; ``field`` names the argument at fault)."""
 
 
 class Param(NamedTuple):
@@ -137,32 +138,32 @@ def parse_param(text: str, scenario: Scenario) -> Param:
     """
     path, equals, spec = (part.strip() for part in text.partition("="))
     if not equals or not path or not spec:
-        raise SweepError(f"--param {text!r}: expected PATH=START:STOP:STEP or PATH=a,b,c")
+        raise SweepError(f"param {text!r}: expected PATH=START:STOP:STEP or PATH=a,b,c", "param")
     _check_path(scenario, path)
     try:
         match = _RANGE.match(spec)
         values = range_values(match[1], match[2], match[3] or "1") if match else _list_values(spec)
     except SweepError as error:
-        raise SweepError(f"--param {path}={spec}: {error}") from None
+        raise SweepError(f"param {path}={spec}: {error}", "param") from None
     return check_param(Param(path, values), scenario)
 
 
 def _check_path(scenario: Scenario, path: str) -> None:
     problem = check_override_path(scenario, path)
     if problem:
-        raise SweepError(f"--param {path}: {problem}")
+        raise SweepError(f"param {path}: {problem}", "param")
 
 
 def check_param(param: Param, scenario: Scenario) -> Param:
     """Check that ``param``'s path is settable and every value valid there."""
     _check_path(scenario, param.path)
     if not param.values:
-        raise SweepError(f"--param {param.path}: no values")
+        raise SweepError(f"param {param.path}: no values", "param")
     for value in param.values:
         try:
             scenario.with_overrides({param.path: value})
         except ScenarioError as error:
-            raise SweepError(f"--param {param.path}={value}: {error.message}") from None
+            raise SweepError(f"param {param.path}={value}: {error.message}", "param") from None
     return param
 
 
@@ -185,8 +186,9 @@ def only_variants(scenario: Scenario, names: Sequence[str]) -> Scenario:
     unknown = [n for n in names if n not in scenario.variants]
     if unknown:
         raise SweepError(
-            f"--variant {unknown[0]}: no such variant "
-            f"(variants: {', '.join(scenario.variant_names)})"
+            f"variant {unknown[0]}: no such variant "
+            f"(variants: {', '.join(scenario.variant_names)})",
+            "variant",
         )
     kept = list(dict.fromkeys(names))
     split = scenario.experiment.split
@@ -212,8 +214,8 @@ class SweepPoint(NamedTuple):
     metrics: dict[str, Interval]
 
 
-@dataclass(frozen=True)
-class SweepResult:
+@dataclass(frozen=True, repr=False)
+class SweepResult(Result):
     """A finished sweep: the grid, the settings it ran with, and one row per point x variant."""
 
     scenario: str
@@ -225,11 +227,11 @@ class SweepResult:
     engine: str
     points: tuple[SweepPoint, ...]
 
-    def __repr__(self) -> str:
+    def headline(self) -> str:
         grid = " x ".join(f"{p.path} ({len(p.values)} values)" for p in self.params)
         return (
-            f"SweepResult({self.scenario!r}: {grid}; variants {', '.join(self.variants)}; "
-            f"{self.replications} replications per point, {self.engine} engine)"
+            f"{self.scenario!r}: {grid}; variants {', '.join(self.variants)}; "
+            f"{self.replications} replications per point, {self.engine} engine"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -243,11 +245,9 @@ class SweepResult:
             "rows": sweep_rows(self),
         }
 
-    def to_frame(self) -> Any:
-        """A pandas DataFrame with the columns of ``sweep.csv``."""
-        import pandas as pd
-
-        return pd.DataFrame(sweep_rows(self))
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per grid point and variant: the columns of ``sweep.csv``."""
+        return sweep_rows(self)
 
 
 def point_metrics(scenario: Scenario, seed: SeedSequence, engine: EngineName) -> FloatArray:
@@ -277,11 +277,10 @@ def _point_scenario(scenario: Scenario, values: dict[str, Any]) -> Scenario:
 
 def engine_for(scenario: Scenario, engine: EngineName) -> str:
     """The engine that will simulate ``scenario``'s variants (SweepError if it cannot)."""
-    funnels = [compile_funnel(scenario.variant(v)) for v in scenario.variant_names]
     try:
-        return choose_engine(funnels, engine)
+        return choose_engine(compile_variants(scenario), engine)
     except ValueError as error:
-        raise SweepError(str(error)) from None
+        raise SweepError(str(error), "engine") from None
 
 
 def run_sweep(
@@ -289,23 +288,19 @@ def run_sweep(
     params: Sequence[Param],
     variants: Sequence[str] | None = None,
     replications: int | None = None,
-    seed: int | None = None,
-    engine: EngineName = "auto",
-    workers: int = 1,
-    dask: Any = None,
-    progress: Progress | None = None,
+    execution: Execution = SERIAL,
 ) -> SweepResult:
     """Run ``scenario`` at every point of the grid of ``params`` and summarise.
 
     ``variants`` (default: all, control first) are simulated at every point;
-    ``replications`` defaults to the scenario's. ``workers`` and ``dask`` choose the
-    executor (see :func:`funnelsim.parallel.map_batches`); ``progress`` is called with
-    the number of replications finished (``len(grid) x replications`` in all). The same
-    inputs give identical results whatever the executor.
+    ``replications`` defaults to the scenario's. ``execution`` chooses seed, engine and
+    executor; its ``progress`` is called with the number of replications finished
+    (``len(grid) x replications`` in all). The same inputs give identical results
+    whatever the executor.
     """
     paths = [p.path for p in params]
     if len(set(paths)) != len(paths):
-        raise SweepError(f"--param: a path is given twice ({', '.join(paths)})")
+        raise SweepError(f"param: a path is given twice ({', '.join(paths)})", "param")
     base = only_variants(scenario, variants) if variants else scenario
     n = replications or base.experiment.replications
     points = grid(params)
@@ -316,12 +311,14 @@ def run_sweep(
             f"is more than {MAX_RUNS} simulations; narrow the grid"
         )
     scenarios = tuple(_point_scenario(base, values) for values in points)
-    engines = sorted({engine_for(s, engine) for s in scenarios})
-    seed = base.seed if seed is None else seed
+    engines = sorted({engine_for(s, execution.engine) for s in scenarios})
+    seed = execution.seed_or(base.seed)
     seeds = replication_seeds(seed, n)
     items = [(p, s) for p in range(len(points)) for s in seeds]
-    task = partial(_metrics_batch, scenarios=scenarios, engine=engine)
-    metrics = np.array(map_batches(task, items, workers, dask, progress))
+    task = partial(_metrics_batch, scenarios=scenarios, engine=execution.engine)
+    metrics = np.array(
+        map_batches(task, items, execution.processes, execution.dask, execution.progress)
+    )
     metrics = metrics.reshape(len(points), n, len(names), len(METRICS))
     rows = [
         SweepPoint(

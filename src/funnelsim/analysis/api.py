@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +44,7 @@ from funnelsim.analysis.conjugate import (
 )
 from funnelsim.analysis.data import (
     DEFAULT_COLUMNS,
+    FRAME_SOURCE,
     ColumnMap,
     DataError,
     ExperimentData,
@@ -72,8 +74,10 @@ from funnelsim.analysis.readouts import (
     extra_readouts,
     extras_dict,
 )
+from funnelsim.errors import ArgumentError
 from funnelsim.formatting import decision_words, points
 from funnelsim.numbers import finite_or_none
+from funnelsim.result_mixin import Result
 
 if TYPE_CHECKING:
     import arviz as az
@@ -160,7 +164,8 @@ class VariantResult(NamedTuple):
     uplift_median: float | None = None
 
 
-class AnalysisResult(NamedTuple):
+@dataclass(frozen=True, repr=False)
+class AnalysisResult(Result):
     """Everything :func:`analyze` found.
 
     Attributes:
@@ -182,6 +187,7 @@ class AnalysisResult(NamedTuple):
             an even split).
         operating: The rule's simulated operating characteristics at this size
             (``risks``), else None.
+        notes: What of the data the model read or left aside (stage columns, revenue).
     """
 
     source: str
@@ -199,25 +205,27 @@ class AnalysisResult(NamedTuple):
     extras: ExtraReadouts | None = None
     planned_shares: tuple[float, ...] | None = None
     operating: OperatingCharacteristics | None = None
+    notes: tuple[str, ...] = ()
 
-    def __repr__(self) -> str:
+    frame_index: ClassVar[str | None] = "variant"
+
+    def headline(self) -> str:
         return (
-            f"AnalysisResult({self.source!r}, {self.model} model: "
+            f"{self.source!r}, {self.model} model: "
             f"{', '.join(v.name for v in self.variants)}; decision {self.decision.action}"
             f"{' ' + self.decision.variant if self.decision.variant else ''}; "
-            f"{'reliable' if self.reliable else 'UNRELIABLE'})"
+            f"{'reliable' if self.reliable else 'UNRELIABLE'}"
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.json`` document."""
         return results_dict(self)
 
-    def to_frame(self) -> Any:
-        """A pandas DataFrame, one row per variant, from the ``results.json`` variants."""
-        import pandas as pd
-
-        variants = results_dict(self)["variants"]
-        return pd.json_normalize(list(variants.values())).set_index(pd.Index(list(variants)))
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per variant: its ``results.json`` entry."""
+        return [
+            {"variant": name, **entry} for name, entry in results_dict(self)["variants"].items()
+        ]
 
 
 def analyze(
@@ -292,12 +300,12 @@ def analyze(
         else:
             fit = models.sample(models.revenue_model(experiment, control), settings)
             result = _revenue(experiment, control, rule, fit, shares)
-    result = result._replace(operating=operating)
+    result = replace(result, operating=operating)
     if request is None or not request.wanted() or isinstance(data, ExperimentData):
         return result
     extras = extra_readouts(data, control, request, settings)
     decision = result.decision if extras.metrics is None else guard(result.decision, extras.metrics)
-    return result._replace(extras=extras, decision=decision)
+    return replace(result, extras=extras, decision=decision)
 
 
 def _risks(
@@ -313,12 +321,16 @@ def _risks(
     return stated_risks(rule, risks, baseline, visitors, seed)
 
 
-def _is_warehouse(data: object) -> bool:
-    """Parquet, ``duckdb:///`` or a DataFrame: aggregated by its own engine."""
+def _is_warehouse(data: object, columns: ColumnMap) -> bool:
+    """Parquet, ``duckdb:///`` or a DataFrame of per-visitor rows without stage columns:
+    aggregated by its own engine. Aggregated frames (a visitors column) and stage
+    columns are read row by row, as a CSV file is."""
     if isinstance(data, str | PathLike):
         text = str(data)
         return text.startswith("duckdb:///") or text.lower().endswith(".parquet")
-    return not isinstance(data, ExperimentData)
+    from funnelsim.analysis.sources import column_names
+
+    return not columns.stages and columns.visitors not in column_names(data)
 
 
 def _experiment(data: object, columns: ColumnMap, request: ReadoutRequest | None) -> ExperimentData:
@@ -326,7 +338,7 @@ def _experiment(data: object, columns: ColumnMap, request: ReadoutRequest | None
         return data
     if request is not None and request.table and not str(data).startswith("duckdb:///"):
         raise DataError(f"{data}: a table name applies to duckdb:///FILE sources only")
-    if not _is_warehouse(data):
+    if not _is_warehouse(data, columns):
         return read_experiment(data, columns)  # type: ignore[arg-type]
     from funnelsim.analysis.sources import column_names, read_moments
 
@@ -340,7 +352,7 @@ def _experiment(data: object, columns: ColumnMap, request: ReadoutRequest | None
     orders = None
     if revenue:
         orders = OrderStats(conversions, moments.sums[:, 1], moments.cross[:, 1, 1])
-    source = str(data) if isinstance(data, str | PathLike) else type(data).__name__
+    source = str(data) if isinstance(data, str | PathLike) else FRAME_SOURCE
     return ExperimentData(
         moments.arms,
         moments.count,
@@ -366,20 +378,21 @@ def _check_split(split: Sequence[float], data: ExperimentData) -> tuple[float, .
 
 def _check_arguments(data: ExperimentData, control: str | None, model: str) -> str:
     if model not in MODELS:
-        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+        raise ArgumentError(f"model must be one of {', '.join(MODELS)}, got {model!r}", "model")
     if len(data.variants) < 2:
-        raise ValueError(
+        raise DataError(
             f"{data.source}: only one variant ({data.variants[0]!r}); "
             "an experiment needs at least two"
         )
     if model == "revenue" and data.orders is None:
-        raise ValueError(f"{data.source}: the revenue model needs a revenue column")
+        raise DataError(f"{data.source}: the revenue model needs a revenue column", "revenue")
     if control is None:
         return data.variants[0]
     if control not in data.variants:
-        raise ValueError(
+        raise DataError(
             f"{data.source}: control {control!r} is not one of the variants "
-            f"({', '.join(data.variants)})"
+            f"({', '.join(data.variants)})",
+            "control",
         )
     return control
 
@@ -432,7 +445,27 @@ def _conjugate(
         rule,
         reliable=True,
         planned_shares=shares,
+        notes=_conjugate_notes(data),
     )
+
+
+def _conjugate_notes(data: ExperimentData) -> tuple[str, ...]:
+    """What the exact readout of ``data`` uses beside conversion, and what it leaves."""
+    notes = []
+    if data.stages:
+        notes.append(
+            f"the conjugate model reads conversion only; the stage columns "
+            f"({', '.join(data.stages)}) are checked, not modelled: the funnel model "
+            "reads them stage by stage"
+        )
+    if data.orders is not None and data.orders.total_sq is None:
+        notes.append(
+            "revenue sums without per-visitor rows give the conjugate readout no revenue "
+            "per visitor: the revenue model reads them"
+        )
+    elif data.orders is not None:
+        notes.append("revenue per visitor is read from the per-visitor revenue column")
+    return tuple(notes)
 
 
 # --------------------------------------------------------------------------- draws
@@ -656,13 +689,14 @@ def _stage_dict(effect: StageEffect) -> dict[str, Any]:
     }
 
 
-def _variant_dict(variant: VariantResult) -> dict[str, Any]:
+def _variant_dict(variant: VariantResult, control: bool) -> dict[str, Any]:
+    """A variant's entry; the control's P(beats control) is null (no comparison)."""
     entry: dict[str, Any] = {
         "visitors": int(variant.visitors),
         "conversions": int(variant.conversions),
         "conversion": _interval_dict(variant.conversion),
         "prob_best": finite_or_none(variant.prob_best),
-        "prob_beats_control": finite_or_none(variant.prob_beats_control),
+        "prob_beats_control": None if control else finite_or_none(variant.prob_beats_control),
         "expected_loss": finite_or_none(variant.expected_loss),
         "uplift_vs_control": _interval_dict(variant.uplift),
     }
@@ -692,9 +726,10 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
     """The ``results.json`` document of an analysis.
 
     ``variants.<name>`` holds ``conversion`` ``{mean, low, high}`` (95%), ``prob_best``,
-    ``prob_beats_control``, ``expected_loss`` and ``uplift_vs_control`` ``{mean, low,
-    high}`` (95%, relative), all about ``metric``; plus ``revenue_per_visitor`` when known
-    and ``stages`` / ``changed_stage`` for the funnel model. ``decision``,
+    ``prob_beats_control`` (null for the control), ``expected_loss`` and
+    ``uplift_vs_control`` ``{mean, low, high}`` (95%, relative), all about ``metric``;
+    plus ``revenue_per_visitor`` when known and ``stages`` / ``changed_stage`` for the
+    funnel model. ``decision``,
     ``sample_ratio``, ``rule`` and ``diagnostics`` (with ``reliable``) follow. No NaN or
     infinity appears.
     """
@@ -705,7 +740,7 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
         "metric": result.metric,
         "conversion_column": result.conversion_name,
         "control": result.control,
-        "variants": {v.name: _variant_dict(v) for v in result.variants},
+        "variants": {v.name: _variant_dict(v, v.name == result.control) for v in result.variants},
         "decision": {
             **result.decision._asdict(),
             "words": decision_words(

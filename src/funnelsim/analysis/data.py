@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,8 @@ MAX_COUNT = 2.0**53  # the largest count a float holds exactly
 
 class DataError(FunnelsimError, ValueError):
     """A problem with an experiment file, as one ``FILE:LINE: column 'C': ...`` sentence."""
+
+    located = True
 
 
 class ColumnMap(NamedTuple):
@@ -151,7 +153,7 @@ def experiment_from_counts(
     """
     names = tuple(str(name) for name in variants)
     if not names or len(set(names)) != len(names) or not all(names):
-        raise ValueError(f"variant names must be unique and non-empty, got {list(names)}")
+        raise DataError(f"variant names must be unique and non-empty, got {list(names)}")
     n = _counts("visitors", visitors, (len(names),))
     x = _counts("conversions", conversions, (len(names),))
     reached = _counts(
@@ -161,7 +163,7 @@ def experiment_from_counts(
     )
     chain = np.column_stack([n, reached, x])
     if np.any(np.diff(chain, axis=1) > 0):
-        raise ValueError(
+        raise DataError(
             "counts must not increase along the funnel: "
             "visitors >= each stage's count >= the next >= conversions"
         )
@@ -169,7 +171,7 @@ def experiment_from_counts(
     if revenue is not None:
         total = _counts("revenue", revenue, (len(names),), integral=False)
         if np.any((x == 0) & (total > 0)):
-            raise ValueError("revenue must be zero for variants without conversions")
+            raise DataError("revenue must be zero for variants without conversions")
         orders = OrderStats(orders=x, total=total)
     return ExperimentData(
         names, n, x, tuple(stages), reached, orders, metric, "aggregated", "<counts>"
@@ -212,13 +214,13 @@ def _counts(
 ) -> FloatArray:
     array = np.asarray(values, dtype=np.float64)
     if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+        raise DataError(f"{name} must have shape {shape}, got {array.shape}", name)
     if not np.all(np.isfinite(array)) or np.any(array < 0):
-        raise ValueError(f"{name} must be finite and non-negative")
+        raise DataError(f"{name} must be finite and non-negative", name)
     if integral and np.any(array != np.round(array)):
-        raise ValueError(f"{name} must be whole numbers")
+        raise DataError(f"{name} must be whole numbers", name)
     if integral and np.any(array > MAX_COUNT):
-        raise ValueError(f"{name} must be at most 2**53 (exactly representable)")
+        raise DataError(f"{name} must be at most 2**53 (exactly representable)", name)
     return array
 
 
@@ -286,9 +288,10 @@ class _Row:
 
 
 def read_experiment(
-    path: str | PathLike[str], columns: ColumnMap = DEFAULT_COLUMNS
+    path: str | PathLike[str] | Any, columns: ColumnMap = DEFAULT_COLUMNS
 ) -> ExperimentData:
-    """Read an experiment CSV (aggregated or per-visitor rows) into per-variant aggregates.
+    """Read an experiment (aggregated or per-visitor rows) into per-variant aggregates:
+    a CSV file, or a DataFrame of any library narwhals reads (pandas, polars, ...).
 
     The header decides the shape: a ``columns.visitors`` column means aggregated rows
     (rows of the same variant are summed, e.g. one per day), otherwise each row is one
@@ -299,7 +302,8 @@ def read_experiment(
     empty for the others.
 
     Raises:
-        DataError: one line naming the file, line and column of the first problem.
+        DataError: one line naming the file (or ``<DataFrame>``), line and column of the
+            first problem.
 
     Example:
         >>> import pathlib, tempfile
@@ -309,11 +313,13 @@ def read_experiment(
         >>> data.variants, data.visitors, data.conversions
         (('A', 'B'), array([2., 1.]), array([1., 1.]))
     """
-    source = str(path)
-    lines = decoded_lines(Path(path), source)
-    reader = csv.reader(lines)
-    records = _records(reader, source)
-    header = next(records, None)
+    if isinstance(path, str | PathLike):
+        source = str(path)
+        reader = csv.reader(decoded_lines(Path(path), source))
+        records = ((reader.line_num, values) for values in _records(reader, source))
+    else:
+        source, records = FRAME_SOURCE, _frame_records(path)
+    header = next(records, (0, None))[1]
     if header is None:
         raise DataError(f"{source}: empty file (expected a header row)")
     index = _header_index(header)
@@ -327,10 +333,10 @@ def read_experiment(
     _require(needed + columns.stages + ((revenue,) if revenue else ()), index, source, layout)
     add = _add_aggregated if layout == "aggregated" else _add_visitor
     totals: dict[str, _Totals] = {}
-    for values in records:
+    for line, values in records:
         if not any(value.strip() for value in values):
             continue
-        row = _Row(source, reader.line_num, values, index)
+        row = _Row(source, line, values, index)
         name = row.text(columns.variant)
         if not name:
             raise row.fail(columns.variant, "empty variant name")
@@ -345,6 +351,34 @@ def read_experiment(
     _check_finite(totals, source)
     metric = columns.conversions if layout == "aggregated" else columns.converted
     return _assemble(totals, columns.stages, revenue, layout, metric, source)
+
+
+FRAME_SOURCE = "<DataFrame>"
+
+
+def _frame_records(frame: Any) -> Iterator[tuple[int, list[str]]]:
+    """A DataFrame's header and rows as the CSV reader gives them (text cells), numbered
+    as lines of the CSV file the frame would write (the header is line 1)."""
+    import narwhals as nw
+
+    try:
+        table = nw.from_native(frame, eager_only=True)
+    except TypeError:
+        raise DataError(
+            f"expected a CSV path or a DataFrame, got {type(frame).__name__}", "data"
+        ) from None
+    yield 1, [str(name) for name in table.columns]
+    for number, row in enumerate(table.iter_rows(), start=2):
+        yield number, [_cell_text(value) for value in row]
+
+
+def _cell_text(value: Any) -> str:
+    """A DataFrame cell as CSV text: missing values empty, booleans TRUE/FALSE."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value)
 
 
 def _records(reader: Iterator[list[str]], source: str) -> Iterator[list[str]]:

@@ -28,21 +28,25 @@ Order logs are read by :mod:`funnelsim.analysis.order_log`; the BG/NBD model is 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from funnelsim import files
 from funnelsim.analysis.data import (
     DEFAULT_COLUMNS,
     ColumnMap,
     read_experiment,
 )
 from funnelsim.numbers import finite_or_none
+from funnelsim.result_mixin import Result
 
 if TYPE_CHECKING:
     import arviz as az
@@ -291,7 +295,8 @@ class VisitorReadout(NamedTuple):
     clv: CLVReadout
 
 
-class TransactionReadout(NamedTuple):
+@dataclass(frozen=True, repr=False)
+class TransactionReadout(Result):
     """What an order log says per variant (arrays in ``variants`` order).
 
     Attributes:
@@ -328,27 +333,27 @@ class TransactionReadout(NamedTuple):
     level: float = 0.95
     per_visitor: VisitorReadout | None = None
 
-    def __repr__(self) -> str:
+    frame_index: ClassVar[str | None] = "variant"
+
+    def headline(self) -> str:
         customers = ", ".join(
             f"{name} {count:,}"
             for name, count in zip(self.variants, self.customers.tolist(), strict=True)
         )
         return (
-            f"TransactionReadout(customers: {customers}; per visitor "
+            f"customers: {customers}; per visitor "
             f"{'yes' if self.per_visitor is not None else 'no'}; "
-            f"{'reliable' if self.diagnostics.reliable else 'UNRELIABLE'})"
+            f"{'reliable' if self.diagnostics.reliable else 'UNRELIABLE'}"
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.json`` document of ``analyze --transactions``."""
         return transactions_dict(self)
 
-    def to_frame(self) -> Any:
-        """A pandas DataFrame, one row per variant, from the ``results.json`` variants."""
-        import pandas as pd
-
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per variant: its ``results.json`` entry."""
         variants = transactions_dict(self)["variants"]
-        return pd.json_normalize(list(variants.values())).set_index(pd.Index(list(variants)))
+        return [{"variant": name, **entry} for name, entry in variants.items()]
 
 
 def _posterior(idata: az.InferenceData, name: str) -> FloatArray:
@@ -517,19 +522,21 @@ def _visitors_in_order(
     unknown = sorted(set(visitors) - set(order))
     if unknown:
         raise TransactionError(
-            f"--visitors: variant {_short(unknown[0])!r} is not in the order log "
-            f"(variants: {', '.join(order)})"
+            f"visitors: variant {_short(unknown[0])!r} is not in the order log "
+            f"(variants: {', '.join(order)})",
+            "visitors",
         )
     missing = [name for name in order if name not in visitors]
     if missing:
-        raise TransactionError(f"--visitors: no visitor count for variant {missing[0]!r}")
+        raise TransactionError(f"visitors: no visitor count for variant {missing[0]!r}", "visitors")
     counts = np.array([visitors[name] for name in order], dtype=np.int64)
     short = np.flatnonzero(counts < customers)
     if short.size:
         i = short[0]
         raise TransactionError(
-            f"--visitors: variant {order[i]!r} has {counts[i]:,} visitors "
-            f"but {customers[i]:,} customers in the order log"
+            f"visitors: variant {order[i]!r} has {counts[i]:,} visitors "
+            f"but {customers[i]:,} customers in the order log",
+            "visitors",
         )
     return counts
 
@@ -558,11 +565,12 @@ def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str,
         number = count.replace(",", "").replace("_", "")
         if not (name and equals and number.isdigit()):
             raise TransactionError(
-                f"--visitors: expected NAME=COUNT[,NAME=COUNT...] or an "
-                f"experiment CSV file, got {_short(item.strip())!r}"
+                f"visitors: expected NAME=COUNT[,NAME=COUNT...] or an "
+                f"experiment CSV file, got {_short(item.strip())!r}",
+                "visitors",
             )
         if name in counts:
-            raise TransactionError(f"--visitors: variant {_short(name)!r} given twice")
+            raise TransactionError(f"visitors: variant {_short(name)!r} given twice", "visitors")
         counts[name] = int(number)
     return counts
 
@@ -607,6 +615,23 @@ def analyze_transactions(
         seed=settings.seed,
         visitors=visitors,
     ), fit.idata
+
+
+def transactions_json(readout: TransactionReadout) -> str:
+    """The ``results.json`` document of ``analyze --transactions`` as text."""
+    return json.dumps(transactions_dict(readout), indent=2, allow_nan=False)
+
+
+def write_transactions(
+    readout: TransactionReadout, idata: az.InferenceData, out: Path
+) -> list[Path]:
+    """Write ``results.json`` and the BG/NBD posterior ``posterior.nc`` to ``out``,
+    together (one :func:`~funnelsim.files.output_batch`); the paths written."""
+    with files.output_batch() as written:
+        with files.atomic_writer(out / "results.json") as stream:
+            stream.write(transactions_json(readout))
+        files.write_bytes_atomic(out / "posterior.nc", files.netcdf_bytes(idata))
+    return written
 
 
 def transactions_dict(readout: TransactionReadout) -> dict[str, Any]:

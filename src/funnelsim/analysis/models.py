@@ -74,6 +74,7 @@ from pytensor.tensor.variable import TensorVariable
 
 from funnelsim.analysis.data import ExperimentData, OrderStats
 from funnelsim.analysis.sampling_progress import SamplingProgress, sampling_progress
+from funnelsim.errors import ArgumentError
 from funnelsim.numbers import finite_or_none
 
 FloatArray = npt.NDArray[np.float64]
@@ -451,7 +452,7 @@ def resolve_sampler(name: SamplerName) -> str:
     if name == "auto":
         return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
     if name == "nutpie" and importlib.util.find_spec("nutpie") is None:
-        raise ValueError("sampler 'nutpie' is not installed (pip install nutpie)")
+        raise ArgumentError("sampler 'nutpie' is not installed (pip install nutpie)", "sampler")
     return name
 
 

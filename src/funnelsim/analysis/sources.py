@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from funnelsim.analysis.data import DataError
+from funnelsim.analysis.data import FRAME_SOURCE, DataError
 from funnelsim.analysis.moments import Moments
 
 FloatArray = npt.NDArray[np.float64]
@@ -171,7 +171,7 @@ def _frame(native: Any, by: Sequence[str], columns: Sequence[str]) -> Grouped:
     import narwhals as nw
 
     frame = nw.from_native(native)
-    _check_columns(list(frame.columns), [*by, *columns], "DataFrame")
+    _check_columns(list(frame.columns), [*by, *columns], FRAME_SOURCE)
     value = [nw.col(c).cast(nw.Float64).fill_null(0.0) for c in columns]
     # Products first, then plain sums: every engine (pandas included) groups them fast.
     terms = [v.alias(f"__s{i}") for i, v in enumerate(value)] + [
@@ -180,15 +180,36 @@ def _frame(native: Any, by: Sequence[str], columns: Sequence[str]) -> Grouped:
     names = [f"__s{i}" for i in range(len(columns))] + [
         f"__q{i}_{j}" for i, j in _pairs(len(columns))
     ]
-    aggregated = (
-        frame.select(*(nw.col(b) for b in by), *terms)
-        .group_by(*by)
-        .agg(nw.len().alias("__n"), *(nw.col(name).sum() for name in names))
-        .sort(*by)
-    )
-    if isinstance(aggregated, nw.LazyFrame):
-        aggregated = aggregated.collect()
+    try:
+        aggregated = (
+            frame.select(*(nw.col(b) for b in by), *terms)
+            .group_by(*by)
+            .agg(nw.len().alias("__n"), *(nw.col(name).sum() for name in names))
+            .sort(*by)
+        )
+        if isinstance(aggregated, nw.LazyFrame):
+            aggregated = aggregated.collect()
+    except Exception:  # a cell the frame's engine cannot read as a number
+        raise _first_bad_cell(frame, columns) from None
     return _from_rows(aggregated.rows(), by, columns)
+
+
+def _first_bad_cell(frame: Any, columns: Sequence[str]) -> DataError:
+    """The first cell of ``columns`` that is not a number, numbered as the line of the
+    CSV file the frame would write (the header is line 1)."""
+    import narwhals as nw
+
+    eager = frame.collect() if isinstance(frame, nw.LazyFrame) else frame
+    for column in columns:
+        for line, value in enumerate(eager[column].to_list(), start=2):
+            try:
+                float(value if value is not None else 0.0)
+            except (TypeError, ValueError):
+                return DataError(
+                    f"{FRAME_SOURCE}:{line}: column {column!r}: expected a number "
+                    f"(a 0/1 flag or an amount), got {value!r}"
+                )
+    return DataError(f"{FRAME_SOURCE}: columns {', '.join(columns)}: expected numbers")
 
 
 def grouped_moments(

@@ -57,6 +57,8 @@ STREAMS = (
     "order_log",
     # enquiries answered by automatic templates (engine/service.py)
     "auto_reply",
+    # the simulated test's visitors reaching the stage it is judged on (experiment.metric)
+    "test_reach",
 )
 _STREAM_IDS = {name: i for i, name in enumerate(STREAMS)}
 MINUTES_PER_DAY = 1440.0

@@ -60,12 +60,15 @@ EVENT_COLUMNS = (
     "left_min",
     "waited_min",
     "outcome",
+    "revenue",
 )
 
 
 @dataclass
 class EventLog:
-    """Optional per-visitor, per-stage event rows (for ``--events FILE.csv``)."""
+    """Optional per-visitor, per-stage event rows (the event log of
+    :func:`funnelsim.experiment.logs.write_event_log`); ``revenue`` is the order value on
+    the row of a purchase (the last stage continued) and 0 on every other row."""
 
     variant: str
     rows: list[tuple[Any, ...]] = field(default_factory=list)
@@ -361,6 +364,8 @@ class _Run:
     def _record(self, i: int, s: int, entered: float, waited: float, outcome: str) -> None:
         if self.log is not None:
             funnel = self.funnel
+            bought = outcome == "continued" and s == len(funnel.stages) - 1
+            revenue = round(self._order_value(i), 2) if bought else 0.0
             self.log.rows.append(
                 (
                     i,
@@ -371,8 +376,15 @@ class _Run:
                     round(self.env.now, 3),
                     round(waited, 3),
                     outcome,
+                    revenue,
                 )
             )
+
+    def _order_value(self, i: int) -> float:
+        """Visitor ``i``'s order value (a referred visitor's from the referral pool)."""
+        if i < self.n_main or self.pool is None:
+            return float(self.plan.order_value[i])
+        return float(self.pool.plan.order_value[i - self.n_main])
 
     def _instant_stages(self, i: int, s: int) -> int | None:
         """Visitor ``i`` through stages ``s, s + 1, ...`` that take no time (no dwell, no

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 from funnelsim.engine import aggregate, simpy_engine, vectorized
 from funnelsim.engine.draws import VisitorDraws
@@ -19,9 +18,9 @@ from funnelsim.engine.model import (
     compile_funnel,
     refuse_coupled_visitors,
 )
+from funnelsim.execution import EngineName as EngineName  # re-exported
 from funnelsim.scenario.schema import Scenario
 
-EngineName = Literal["auto", "simpy", "vectorized", "aggregate"]
 COMPILED_SCENARIOS = 8  # scenario objects whose compiled variants are kept
 
 _COMPILED: deque[tuple[Scenario, tuple[CompiledFunnel, ...]]] = deque(maxlen=COMPILED_SCENARIOS)

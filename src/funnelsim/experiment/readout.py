@@ -73,6 +73,34 @@ def split_readout(
     )
 
 
+def judged_stage(scenario: Scenario) -> int | None:
+    """The index of the stage whose reach the test is judged on (``reached:STAGE``)."""
+    metric = scenario.experiment.metric
+    if not metric.startswith("reached:"):
+        return None
+    return scenario.stage_names.index(metric.removeprefix("reached:"))
+
+
+def reached_in_test(
+    visitors: NDArray[np.int64],
+    reached: NDArray[np.int64],
+    test_visitors: NDArray[np.int64],
+    rng: np.random.Generator,
+) -> NDArray[np.int64]:
+    """Per arm, the test's visitors who reach the judged stage: of a variant's
+    ``visitors`` (``reached`` of whom reach it), the arm's ``test_visitors`` are a random
+    subset, so their count reaching it is hypergeometric (the split ignores outcomes)."""
+    return np.array(
+        [
+            rng.hypergeometric(k, n - k, t) if t > 0 else 0
+            for n, k, t in zip(
+                visitors.tolist(), reached.tolist(), test_visitors.tolist(), strict=True
+            )
+        ],
+        dtype=np.int64,
+    )
+
+
 def draws_readout(scenario: Scenario, samples: FloatArray, metric: str) -> SplitReadout:
     """P(best), P(beats control), expected loss and decision of the simulated test from
     joint posterior draws of ``metric`` shaped ``(variants, draws)``, control first."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from funnelsim.engine import aggregate, service
 from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel
 from funnelsim.engine.outcomes import REASONS, Outcome
+from funnelsim.execution import SERIAL, Execution
 from funnelsim.experiment.economics import lifetime_economics
 from funnelsim.experiment.engines import (
     EngineName,
@@ -38,7 +39,14 @@ from funnelsim.experiment.engines import (
     compile_variants,
     simulate_variants,
 )
-from funnelsim.experiment.readout import draws_readout, split_readout, tally_tests, truth
+from funnelsim.experiment.readout import (
+    draws_readout,
+    judged_stage,
+    reached_in_test,
+    split_readout,
+    tally_tests,
+    truth,
+)
 from funnelsim.intervals import mean_interval, relative_uplift
 from funnelsim.propagation import propagate
 from funnelsim.results import (
@@ -111,12 +119,16 @@ def replicate(
     economics, clv_draws = lifetime_economics(
         variants, outcomes, draws, test_visitors, test_conversions
     )
-    test = (
-        split_readout(scenario, test_visitors, test_conversions)
-        if scenario.experiment.metric == "conversion"
-        else draws_readout(scenario, clv_draws, "CLV per visitor")
-    )
     visitors = np.array([o.visitors for o in outcomes])
+    stage = judged_stage(scenario)
+    if stage is not None:
+        reached = np.array([o.reached[stage].sum() for o in outcomes])
+        counts = reached_in_test(visitors, reached, test_visitors, draws.generator("test_reach", 0))
+        test = split_readout(scenario, test_visitors, counts)
+    elif scenario.experiment.metric == "conversion":
+        test = split_readout(scenario, test_visitors, test_conversions)
+    else:
+        test = draws_readout(scenario, clv_draws, "CLV per visitor")
     return Replication(
         visitors=visitors,
         conversion=_per_visitor_rates([o.conversion for o in outcomes], visitors),
@@ -234,6 +246,13 @@ def _largest_stage_change(
     return (stages[best], float(change[best])) if size[best] > 1e-12 else None
 
 
+def reach_rates(reps: Sequence[Replication], stage: int) -> FloatArray:
+    """Per replication and variant, the share of visitors reaching ``stage``: the product
+    of the continue rates before it (a stage nobody reached passes nobody on)."""
+    rates = np.nan_to_num(np.array([r.stage_rates[:, :stage] for r in reps]), nan=0.0)
+    return np.asarray(rates.prod(axis=2))
+
+
 def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> ExperimentResult:
     """Means and intervals over replications, per variant and for the simulated test."""
     names, stages = scenario.variant_names, scenario.stage_names
@@ -241,6 +260,10 @@ def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> Exper
         m: np.array([getattr(r.economics if m in ECONOMICS else r, m) for r in reps])
         for m in METRICS
     }
+    stage = judged_stage(scenario)
+    judged_metrics = METRICS if stage is None else (*METRICS, scenario.experiment.metric)
+    if stage is not None:
+        series[scenario.experiment.metric] = reach_rates(reps, stage)
     stage_rates = defined_means(np.array([r.stage_rates for r in reps]))
     lost = np.array([r.lost for r in reps]).mean(axis=0)
     visitors = np.array([r.visitors for r in reps]).mean(axis=0)
@@ -252,7 +275,7 @@ def summarise(scenario: Scenario, engine: str, reps: list[Replication]) -> Exper
             VariantSummary(
                 name=name,
                 visitors=float(visitors[v]),
-                metrics={m: mean_interval(series[m][:, v]) for m in METRICS},
+                metrics={m: mean_interval(series[m][:, v]) for m in judged_metrics},
                 uplift=None
                 if is_control
                 else {
@@ -323,9 +346,6 @@ def _test_outcomes(
     return tally_tests([(r.decision, r.shipped) for r in reps], [true] * len(reps))
 
 
-Progress = Callable[[int], None]
-
-
 def _replicate_batch(
     scenario: Scenario, engine: EngineName, seeds: list[SeedSequence]
 ) -> list[Replication]:
@@ -334,37 +354,29 @@ def _replicate_batch(
 
 
 def run_experiment(
-    scenario: Scenario,
-    replications: int | None = None,
-    seed: int | None = None,
-    engine: EngineName = "auto",
-    workers: int = 1,
-    progress: Progress | None = None,
-    dask: Any = None,
+    scenario: Scenario, replications: int | None = None, execution: Execution = SERIAL
 ) -> ExperimentResult:
     """Run every variant of ``scenario`` over replications and summarise.
 
-    Replications run in this process (``workers`` 1), on ``workers`` local processes,
-    or on Dask: ``dask="local"`` (a LocalCluster of ``workers`` processes), a scheduler
-    address such as ``"tcp://10.0.0.5:8786"``, or a ``distributed.Client`` (see
-    :mod:`funnelsim.parallel`). The same scenario and seed give identical results
-    whatever the executor: replication r always uses the r-th child of
-    ``SeedSequence(seed)``.
+    Replications run in this process (``workers`` 1), on local processes or on Dask,
+    as ``execution`` says (see :mod:`funnelsim.parallel`). The same scenario and seed
+    give identical results whatever the executor: replication r always uses the r-th
+    child of ``SeedSequence(seed)``.
     """
     n = replications or scenario.experiment.replications
-    seeds = replication_seeds(scenario.seed if seed is None else seed, n)
-    chosen = choose_engine(compile_variants(scenario), engine)
+    seeds = replication_seeds(execution.seed_or(scenario.seed), n)
+    chosen = choose_engine(compile_variants(scenario), execution.engine)
     work = functools.partial(_replicate_batch, scenario, chosen)
     reps = parallel.map_batches(
         work,
         seeds,
-        workers=min(workers, n),  # a process per job at most
-        dask=dask,
-        progress=progress,
+        workers=min(execution.processes, n),  # a process per job at most
+        dask=execution.dask,
+        progress=execution.progress,
     )
     result = summarise(scenario, chosen, reps)
-    seed = scenario.seed if seed is None else seed
-    effects = _over_assumptions(result, seed, workers, dask)
+    seed = execution.seed_or(scenario.seed)
+    effects = _over_assumptions(result, seed, execution)
     if effects is None:
         return result
     worlds = sample_worlds(scenario, n, seed)
@@ -374,7 +386,7 @@ def run_experiment(
 
 
 def _over_assumptions(
-    result: ExperimentResult, seed: int, workers: int, dask: Any
+    result: ExperimentResult, seed: int, execution: Execution
 ) -> AssumptionEffects | None:
     """The run's effects over worlds of its uncertain assumptions (None without any)."""
     monte_carlo = {
@@ -382,7 +394,14 @@ def _over_assumptions(
         for s in result.variants
         if s.uplift is not None
     }
-    return propagate(result.scenario, monte_carlo, len(result.replications), seed, workers, dask)
+    return propagate(
+        result.scenario,
+        monte_carlo,
+        len(result.replications),
+        seed,
+        execution.processes,
+        execution.dask,
+    )
 
 
 def world_tests(

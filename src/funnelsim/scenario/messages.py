@@ -28,6 +28,8 @@ Path_ = tuple[str | int, ...]
 class ScenarioError(FunnelsimError):
     """A mistake in a scenario file, located by file, line and field."""
 
+    located = True
+
     def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
         location = f"{file}:{line}" if line is not None else file
         super().__init__(f"{location}: {field}: {message}" if field else f"{location}: {message}")
@@ -69,6 +71,21 @@ def _shown(value: Any) -> str:
 def _did_you_mean(name: str, candidates: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _field_hint(name: str, parent: type[BaseModel] | None) -> str:
+    """A close field name of ``parent``, else the section of ``parent`` that has a field
+    ``name`` (a top-level ``replications`` belongs under ``experiment``)."""
+    if parent is None:
+        return ""
+    close = _did_you_mean(name, parent.model_fields)
+    if close:
+        return close
+    for section, info in parent.model_fields.items():
+        model = _as_model(info.annotation)
+        if model is not None and name in model.model_fields:
+            return f" (did you mean {section + '.' + name!r}?)"
+    return ""
 
 
 def _data_path(loc: tuple[str | int, ...], data: Any, keep_last: bool) -> Path_:
@@ -136,8 +153,7 @@ def _message(
         return "required field is missing"
     if kind == "extra_forbidden":
         parent = _model_at(root, path[:-1])
-        hint = _did_you_mean(str(path[-1]), parent.model_fields) if parent else ""
-        return f"unknown field {_shown(path[-1])}{hint}"
+        return f"unknown field {_shown(path[-1])}{_field_hint(str(path[-1]), parent)}"
     if kind == "union_tag_invalid":
         tag = str(error["ctx"]["tag"])
         return f"unknown dist {_shown(tag)}{_did_you_mean(tag, kinds)} (one of {', '.join(kinds)})"

@@ -15,6 +15,7 @@ the ``Coefficients`` models). Loading is in :mod:`funnelsim.scenario.loader`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, Union
 
@@ -171,6 +172,44 @@ Distribution = Annotated[
     Field(discriminator="dist"),
     BeforeValidator(_number_is_constant),
 ]
+
+UNITS = {
+    1 / 60: ("s", "sec", "secs", "second", "seconds"),
+    1.0: ("min", "mins", "minute", "minutes"),
+    60.0: ("h", "hr", "hrs", "hour", "hours"),
+    1440.0: ("d", "day", "days"),
+    10080.0: ("w", "week", "weeks"),
+}
+MINUTES_PER_UNIT = {name: factor for factor, names in UNITS.items() for name in names}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]+)\s*")
+DURATION_HINT = "minutes (a number) or a duration with a unit: 90s, 30min, 4h, 2d, 1w"
+
+
+def minutes(value: Any) -> Any:
+    """A duration text in minutes (``"4h"`` -> 240.0); any other value as it is.
+
+    >>> minutes("4h"), minutes("30 min"), minutes("2d"), minutes(15)
+    (240.0, 30.0, 2880.0, 15)
+    """
+    if not isinstance(value, str):
+        return value
+    match = _DURATION.fullmatch(value.lower())
+    factor = MINUTES_PER_UNIT.get(match[2]) if match else None
+    if match is None or factor is None:
+        raise ValueError(f"expected {DURATION_HINT}, got {value!r}")
+    return float(match[1]) * factor
+
+
+def _durations_in_minutes(value: Any) -> Any:
+    """A duration field's value with every duration text in minutes: the shorthand
+    (``4h``) and the numbers of a distribution (``{dist: exponential, mean: 4h}``)."""
+    if isinstance(value, dict):
+        return {k: v if k == "dist" else minutes(v) for k, v in value.items()}
+    return _number_is_constant(minutes(value))
+
+
+Minutes = Annotated[Distribution, BeforeValidator(_durations_in_minutes)]
+"""A distribution of durations in minutes; a duration may carry a unit (``4h``)."""
 
 
 DISTRIBUTION_KINDS = ("constant", "exponential", "lognormal", "gamma", "uniform")
@@ -350,7 +389,7 @@ class Resource(StrictModel):
     one server on duty for an hour (service metrics: cost per lead and per customer)."""
 
     capacity: Annotated[int, Field(ge=1, le=100_000)]
-    service_min: Distribution
+    service_min: Minutes
     schedule: Schedule | None = None
     priority: Priority = Priority()
     cost_per_hour: NonNegativeFloat = 0.0
@@ -480,10 +519,10 @@ class Stage(StrictModel):
         "response_min: 240}`; the rate within the reference time is implied by the "
         "response curve and shown by `funnelsim explain`.",
     )
-    dwell_min: Distribution = Constant(value=0.0)
+    dwell_min: Minutes = Constant(value=0.0)
     resource: Name | None = None
-    patience_min: Distribution | None = None
-    response_delay_min: Distribution | None = None
+    patience_min: Minutes | None = None
+    response_delay_min: Minutes | None = None
     friction: Friction = Friction()
     captures_lead: bool = False
     nurture: LeadNurture | None = None
@@ -571,13 +610,21 @@ class Prior(StrictModel):
     beta: PositiveFloat = 1.0
 
 
+def _metric(value: str) -> str:
+    if value in ("conversion", "clv_per_visitor") or re.fullmatch(r"reached:\w+", value):
+        return value
+    raise ValueError(f"must be conversion, clv_per_visitor or reached:STAGE, got {value!r}")
+
+
 class Experiment(StrictModel):
     """How variants are compared: the traffic split of the simulated A/B test,
     replications of the whole scenario, and the Bayesian decision rule.
 
     ``metric`` is what the simulated test is judged on, and which variant counts as
-    truly best: ``conversion`` (exact Beta-Binomial readout) or ``clv_per_visitor``
-    (conversion x order value x repeat purchase x churn posteriors). ``loss_threshold``
+    truly best: ``conversion`` (exact Beta-Binomial readout), ``clv_per_visitor``
+    (conversion x order value x repeat purchase x churn posteriors) or
+    ``reached:STAGE``, the share of visitors reaching a stage (a lead form judged on its
+    leads: ``reached:demo_request``; exact Beta-Binomial readout). ``loss_threshold``
     and ``rope`` are relative to the control's value of that metric.
     ``rollout_days`` is how long the shipped variant then serves the traffic:
     ``funnelsim plan --objective profit`` prices a test over the test and that
@@ -588,7 +635,7 @@ class Experiment(StrictModel):
     quasi-random worlds and reports intervals over them at ``assumption_level``;
     ``fixed`` sets each one to its central value (a point-value run)."""
 
-    metric: Literal["conversion", "clv_per_visitor"] = "conversion"
+    metric: Annotated[str, AfterValidator(_metric)] = "conversion"
     split: Literal["equal"] | dict[Name, Probability] = "equal"
     replications: Annotated[int, Field(ge=1, le=100_000)] = 100
     control: Name | None = None
@@ -769,6 +816,13 @@ def _reference_problems(scenario: Scenario) -> Iterator[tuple[Path_, str]]:
                 f"unknown variant {experiment.control!r}"
                 f"{_did_you_mean(experiment.control, scenario.variants)}"
             ),
+        )
+    reached = experiment.metric.removeprefix("reached:")
+    if reached != experiment.metric and reached not in scenario.stage_names[1:]:
+        yield (
+            ("experiment", "metric"),
+            f"reached: names a stage after the first, one of {', '.join(scenario.stage_names[1:])}"
+            f"{_did_you_mean(reached, scenario.stage_names[1:])}",
         )
     if isinstance(experiment.split, dict):
         if set(experiment.split) != set(scenario.variants):
