@@ -16,7 +16,8 @@ suite checks those only with ``FUNNELSIM_DOCS_SLOW=1``). Commands run in a scrat
 directory holding ``scenarios/``, ``../shared`` and the tutorial's ``shop.yaml``: the
 checkout template with the tutorial's YAML block put in place of its variants, so the
 tutorial simulates exactly what it shows. Images the tutorial's commands write are then
-copied to ``docs/img`` (:data:`IMAGES`).
+copied to ``docs/img`` (:data:`IMAGES`). The line counts of the module map in
+``docs/architecture.md`` are counted again from the source.
 
     python docs/generate.py            # rewrite README.md, docs/tutorial.md, docs/img
     python docs/generate.py --check    # exit 1 naming every block that is out of date
@@ -46,6 +47,9 @@ BLOCK = re.compile(
     re.DOTALL,
 )
 TUTORIAL_YAML = re.compile(r"## 2\. State both hypotheses.*?```yaml\n(?P<yaml>.*?)```", re.DOTALL)
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+MODULE_ROW = re.compile(r"^\| `(?P<module>[\w/.]+)` \| (?P<lines>[\d,]+) \|", re.MULTILINE)
+"""A row of the module map: a module (or a package folder, ending in ``/``) and its lines."""
 ELAPSED = re.compile(r" in \d+(\.\d+)? s\b")
 """Wall time in a sampler's summary line: the one part of an output that varies."""
 
@@ -162,6 +166,22 @@ def regenerate(page: str, cwd: Path, keep: Callable[[Spec], bool]) -> tuple[str,
     return BLOCK.sub(replace, page), stale
 
 
+def source_lines(module: str) -> int:
+    """Lines of a module of ``src/funnelsim``, or of every module in a folder."""
+    path = ROOT / "src" / "funnelsim" / module
+    files = sorted(path.glob("*.py")) if module.endswith("/") else [path]
+    return sum(len(f.read_text(encoding="utf-8").splitlines()) for f in files)
+
+
+def recount_module_map(page: str) -> str:
+    """The architecture page with every module's line count counted again."""
+
+    def recount(match: re.Match[str]) -> str:
+        return f"| `{match['module']}` | {source_lines(match['module']):,} |"
+
+    return MODULE_ROW.sub(recount, page)
+
+
 def generate(check: bool, slow: bool) -> list[str]:
     """Regenerate (or with ``check`` only compare) every page and image; the stale ones."""
     stale: list[str] = []
@@ -178,6 +198,11 @@ def generate(check: bool, slow: bool) -> list[str]:
                 stale.append(str(image.relative_to(ROOT)))
                 if not check:
                     image.write_bytes(made)
+    page = ARCHITECTURE.read_text(encoding="utf-8")
+    if recount_module_map(page) != page:
+        stale.append(f"{ARCHITECTURE.relative_to(ROOT)}: module map line counts")
+        if not check:
+            ARCHITECTURE.write_text(recount_module_map(page), encoding="utf-8")
     return stale
 
 
