@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from funnelsim.execution import Execution
 from funnelsim.strategies import (
     FixedHorizon,
     Look,
@@ -27,7 +28,9 @@ TRUTH = Truth(
 
 
 def test_sequential_keeps_alpha_under_daily_looks_and_decides_early() -> None:
-    result = run_bench(TRUTH, [FixedHorizon(), Peeking(), SequentialTest()], REPLICATIONS, seed=16)
+    result = run_bench(
+        TRUTH, [FixedHorizon(), Peeking(), SequentialTest()], REPLICATIONS, Execution(seed=16)
+    )
     fixed, peeking, sequential = (s.metrics for s in result.scores)
     se = math.sqrt(0.05 * 0.95 / REPLICATIONS)
     assert sequential["false_positive_rate"].mean <= 0.05 + 4 * se
