@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import SHARED_DATA
+from conftest import SCENARIOS, SHARED_DATA
 from funnelsim.analysis import api, data
 from funnelsim.analysis.data import ColumnMap, read_experiment
 from funnelsim.analysis.decision import readout
@@ -338,3 +338,70 @@ def test_marketing_funnel_reads_and_locates_the_changed_stages() -> None:
     assert b["stages"]["step4"]["prob_increase"] < 0.001
     assert b["changed_stage"]["stage"] in ("step2", "step4")
     assert doc["decision"]["action"] == "ship" and doc["decision"]["variant"] == "a"
+
+
+EVENT_HEADER = "variant,visitor,stage,outcome,revenue"
+
+
+def _event_counts(path: Path) -> dict[str, dict[str, float]]:
+    """Per variant, counted straight from the rows: first-stage entries, purchases (the
+    last stage continued) and their order values."""
+    import csv
+
+    with path.open() as stream:
+        rows = list(csv.DictReader(stream))
+    order = list(dict.fromkeys(r["stage"] for r in rows))
+    first, last = order[0], order[-1]
+    counts: dict[str, dict[str, float]] = {}
+    for r in rows:
+        tally = counts.setdefault(r["variant"], {"visitors": 0, "purchases": 0, "revenue": 0})
+        tally["visitors"] += r["stage"] == first
+        bought = r["stage"] == last and r["outcome"] == "continued"
+        tally["purchases"] += bought
+        tally["revenue"] += float(r["revenue"]) if bought else 0.0
+    return counts
+
+
+def test_an_event_log_from_run_feeds_analyze(tmp_path: Path) -> None:
+    """`run --events` rows are read as the experiment they record: first-stage entries
+    are the visitors, the last stage continued the purchases with their order values."""
+    events = tmp_path / "events.csv"
+    code, out, err = _run(
+        "run", str(SCENARIOS / "checkout.yaml"), "--replications", "1", "--days", "1",
+        "--visitors-per-day", "2000", "--workers", "1", "-q", "--assumptions", "fixed",
+        "--events", str(events),
+    )  # fmt: skip
+    assert code == 0, err
+    experiment = read_experiment(events)
+    expected = _event_counts(events)
+    assert experiment.variants == tuple(expected)
+    assert experiment.visitors.tolist() == [c["visitors"] for c in expected.values()]
+    assert experiment.conversions.tolist() == [c["purchases"] for c in expected.values()]
+    assert experiment.orders is not None
+    np.testing.assert_allclose(experiment.orders.total, [c["revenue"] for c in expected.values()])
+    assert experiment.stages == ("product", "cart", "checkout")
+    code, out, err = _run("analyze", str(events), "--json")
+    assert code == 0, err
+    document = _strict_json(out)
+    assert document["conversion_column"] == "purchased"
+    assert "revenue_per_visitor" in document["variants"]["control"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (["a,1,landing,continued,5", "a,1,buy,continued,0"], "order values on stage 'landing'"),
+        (
+            ["a,1,landing,continued,0", "a,1,buy,continued,9", "a,2,landing,continued,0",
+             "a,2,buy,continued,0"],
+            "2 purchases but 1 order values",
+        ),
+        (["a,1,landing,lost:rate,4"], "revenue 4 for a visitor who did not convert"),
+    ],
+)  # fmt: skip
+def test_an_event_log_with_misplaced_order_values_is_refused(
+    tmp_path: Path, rows: list[str], expected: str
+) -> None:
+    path = _write(tmp_path, "\n".join([EVENT_HEADER, *rows]) + "\n", "events.csv")
+    code, _, err = _run("analyze", str(path))
+    assert code == 2 and expected in err and err.count("\n") == 1, err

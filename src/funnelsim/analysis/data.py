@@ -13,7 +13,10 @@ or there is one row per visitor, with flags for how far the visitor got::
     control,TRUE,TRUE,FALSE,
     guest_checkout,yes,yes,yes,62.40
 
-Both are reduced here, in one streaming pass, to the sufficient statistics the models
+A third shape is the event log ``funnelsim run --events`` writes: one row per visitor
+and stage entered (``variant,visitor,...,stage,...,outcome,revenue``); a purchase is
+the last stage ``continued``, with its order value. All three are reduced here, in one
+streaming pass, to the sufficient statistics the models
 need: visitors, conversions and visitors reaching each stage per variant, plus order
 value sums (and, from per-visitor rows, sums of squares and of logarithms, which let the
 revenue model learn the spread of order values). Nothing per visitor is kept in memory,
@@ -294,7 +297,9 @@ def read_experiment(
     a CSV file, or a DataFrame of any library narwhals reads (pandas, polars, ...).
 
     The header decides the shape: a ``columns.visitors`` column means aggregated rows
-    (rows of the same variant are summed, e.g. one per day), otherwise each row is one
+    (rows of the same variant are summed, e.g. one per day); ``visitor``, ``stage`` and
+    ``outcome`` columns mean an event log (:data:`EVENT_LOG_COLUMNS`; the stages are
+    read from the rows, in the order they first appear); otherwise each row is one
     visitor with a ``columns.converted`` flag. Flags accept TRUE/FALSE, yes/no and 1/0 in
     any case. In per-visitor rows the stage flags must be in funnel order (a visitor who
     reached a stage reached every earlier one, and converters reached the last), and
@@ -323,6 +328,8 @@ def read_experiment(
     if header is None:
         raise DataError(f"{source}: empty file (expected a header row)")
     index = _header_index(header)
+    if set(EVENT_LOG_COLUMNS) <= index.keys() and columns.visitors not in index:
+        return _read_event_log(records, index, columns, source)
     layout: Layout = "aggregated" if columns.visitors in index else "per_visitor"
     revenue = _revenue_column(columns, index)
     needed = (
@@ -354,6 +361,83 @@ def read_experiment(
 
 
 FRAME_SOURCE = "<DataFrame>"
+EVENT_LOG_COLUMNS = ("visitor", "stage", "outcome")
+"""The columns that mark an event log (``funnelsim run --events``)."""
+PURCHASE = "continued"
+"""The outcome of the last stage that is a purchase (any other outcome is a loss)."""
+
+
+@dataclass
+class _EventTally:
+    """Running counts of one variant's event rows: entries and purchases per stage."""
+
+    entered: dict[str, float] = field(default_factory=dict)
+    continued: dict[str, float] = field(default_factory=dict)
+    orders: _Totals = field(default_factory=_Totals)
+    order_stages: set[str] = field(default_factory=set)
+    order_rows: float = 0.0
+
+
+def _read_event_log(
+    records: Iterator[tuple[int, list[str]]],
+    index: dict[str, int],
+    columns: ColumnMap,
+    source: str,
+) -> ExperimentData:
+    """An event log folded into per-variant counts: the first stage's entries are the
+    visitors, later stages' entries their reach, the last stage continued the purchases."""
+    _require((columns.variant,), index, source, "per_visitor")
+    revenue = _revenue_column(columns, index)
+    tallies: dict[str, _EventTally] = {}
+    order: dict[str, None] = {}  # stages in order of first appearance
+    for line, values in records:
+        if not any(value.strip() for value in values):
+            continue
+        row = _Row(source, line, values, index)
+        name, stage = row.text(columns.variant), row.text("stage")
+        if not name or not stage:
+            raise row.fail(columns.variant if not name else "stage", "empty name")
+        tally = tallies.setdefault(name, _EventTally())
+        order.setdefault(stage, None)
+        tally.entered[stage] = tally.entered.get(stage, 0.0) + 1
+        bought = row.text("outcome") == PURCHASE
+        tally.continued[stage] = tally.continued.get(stage, 0.0) + bought
+        if revenue is not None and row.number(revenue, empty=0.0) > 0:
+            _add_order(tally.orders, row, revenue, bought)
+            tally.order_stages.add(stage)
+            tally.order_rows += 1
+    if not tallies:
+        raise DataError(f"{source}: no data rows after the header")
+    return _assemble_events(tallies, tuple(order), revenue, source)
+
+
+def _assemble_events(
+    tallies: dict[str, _EventTally], stages: tuple[str, ...], revenue: str | None, source: str
+) -> ExperimentData:
+    first, last = stages[0], stages[-1]
+    if not any(tally.order_rows for tally in tallies.values()):
+        revenue = None  # a log without order values (a funnel that sells nothing priced)
+    totals: dict[str, _Totals] = {}
+    for name, tally in tallies.items():
+        if tally.order_stages - {last}:
+            raise DataError(
+                f"{source}: variant {_SHORT.repr(name)}: order values on stage "
+                f"{sorted(tally.order_stages - {last})[0]!r}; a purchase is the last stage "
+                f"({last!r}) {PURCHASE}"
+            )
+        purchases = tally.continued.get(last, 0.0)
+        if revenue is not None and tally.order_rows != purchases:
+            raise DataError(
+                f"{source}: variant {_SHORT.repr(name)}: {purchases:.0f} purchases but "
+                f"{tally.order_rows:.0f} order values; every purchase needs a positive one"
+            )
+        group = tally.orders
+        group.visitors = tally.entered.get(first, 0.0)
+        group.conversions = purchases
+        group.stages = [tally.entered.get(stage, 0.0) for stage in stages[1:]]
+        totals[name] = group
+    _check_finite(totals, source)
+    return _assemble(totals, stages[1:], revenue, "per_visitor", "purchased", source)
 
 
 def _frame_records(frame: Any) -> Iterator[tuple[int, list[str]]]:

@@ -19,6 +19,7 @@ from funnelsim.cli.shared import (
     fail,
     hint_nutpie,
     make_console,
+    note,
     with_options,
 )
 from funnelsim.errors import FunnelsimError
@@ -290,8 +291,8 @@ def _analyze_experiment(
         if isinstance(error, FunnelsimError):
             raise
         raise FunnelsimError(str(error)) from None
-    for note in result.notes:
-        note(note, output.quiet)
+    for text in result.notes:
+        note(text, output.quiet)
     if as_json:
         click.echo(report.analysis.results_json(result))
     elif not output.quiet:
