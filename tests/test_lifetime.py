@@ -349,3 +349,36 @@ def test_clv_per_visitor_carries_the_spread_of_both_posteriors():
     # the product of two near-normal posteriors is near normal: the 95% interval spans
     # about 2 x 1.96 sd (its sampling error is a few per cent of sd at this many draws)
     assert width == pytest.approx(sd, rel=0.05)
+
+
+def test_a_stated_currency_is_shown_with_clv_in_tables_and_json():
+    """An order log carries no currency: with ``currency`` the CLV cells, the caption and
+    results.json name it; without, the caption says how to name it."""
+    from dataclasses import replace
+
+    from funnelsim.analysis.lifetime import transactions_dict
+    from funnelsim.report import transactions_table
+    from funnelsim.tables import to_html
+
+    rng = default_rng(2)
+    n = 50
+    summary = CustomerSummary(
+        customer=np.arange(2 * n).astype(str),
+        variant=np.repeat(["a", "b"], n),
+        frequency=rng.poisson(1.0, 2 * n).astype(float),
+        recency=np.full(2 * n, 10.0),
+        T=np.full(2 * n, 20.0),
+        spend=rng.gamma(4.0, 10.0, 2 * n),
+        unit_days=7.0,
+    )
+    fit = fake_posterior({"r": [0.24, 0.48], "alpha": [4.4, 4.4], "a": [0.8, 0.8], "b": [2.4, 2.4]})
+    plain = readout_transactions(summary, fit, control="a", horizon_months=12)
+    euros = replace(plain, currency="EUR")
+    clv = f"€{euros.clv_per_customer[0]:,.2f}"
+    assert clv in to_html(transactions_table(euros)) and "CLV in EUR" in to_html(
+        transactions_table(euros)
+    )
+    assert clv not in to_html(transactions_table(plain))
+    assert "name it with --currency" in to_html(transactions_table(plain))
+    assert transactions_dict(euros)["currency"] == "EUR"
+    assert transactions_dict(plain)["currency"] is None

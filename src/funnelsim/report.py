@@ -595,9 +595,22 @@ def write_analysis(result: analysis.AnalysisResult, out: Path) -> list[Path]:
 # --------------------------------------------------------------------------- order logs
 
 
+def _order_log_amount(readout: TransactionReadout) -> Any:
+    """How an order log's amounts are written: with its currency when stated."""
+    currency = readout.currency
+    return fmt.amount if currency is None else lambda value: fmt.money(value, currency)
+
+
+def _order_log_unit(readout: TransactionReadout) -> str:
+    if readout.currency is None:
+        return "CLV in the order log's currency (name it with --currency)"
+    return f"CLV in {readout.currency}"
+
+
 def transactions_table(readout: TransactionReadout) -> Table:
     """Per variant of an order log: repeat purchases, share active, CLV per customer."""
     control = readout.variants[0]
+    show_amount = _order_log_amount(readout)
     rows = tuple(
         Row(
             (
@@ -611,7 +624,10 @@ def transactions_table(readout: TransactionReadout) -> Table:
                 ),
                 Cell(fmt.percent(readout.still_active[i], digits=1)),
                 interval_cell(
-                    readout.clv_per_customer[i], readout.clv_low[i], readout.clv_high[i], fmt.amount
+                    readout.clv_per_customer[i],
+                    readout.clv_low[i],
+                    readout.clv_high[i],
+                    show_amount,
                 ),
                 probability(readout.prob_beats_control[i], control=i == 0),
                 Cell(fmt.percent(readout.prob_best[i], digits=1)),
@@ -631,7 +647,7 @@ def transactions_table(readout: TransactionReadout) -> Table:
         ),
         rows,
         caption=f"Posterior mean with its {fmt.level(readout.level)} credible interval below; "
-        "CLV in the order log's currency. Still active: share of the variant's customers "
+        f"{_order_log_unit(readout)}. Still active: share of the variant's customers "
         "who have not dropped out by the end of the log.",
     )
 
@@ -653,7 +669,7 @@ def visitor_clv_table(readout: TransactionReadout) -> Table:
                     per_visitor.conversion_high[i],
                     fmt.percent,
                 ),
-                interval_cell(clv.mean[i], clv.low[i], clv.high[i], fmt.amount),
+                interval_cell(clv.mean[i], clv.low[i], clv.high[i], _order_log_amount(readout)),
                 EMPTY
                 if i == 0
                 else uplift_cell((clv.uplift_mean[i], clv.uplift_low[i], clv.uplift_high[i])),
@@ -676,7 +692,7 @@ def visitor_clv_table(readout: TransactionReadout) -> Table:
         rows,
         caption=f"Posterior mean with its {fmt.level(readout.level)} credible interval below: "
         "each draw of CLV per customer times a draw of the conversion posterior, so the "
-        "interval carries both.",
+        f"interval carries both; {_order_log_unit(readout)}.",
     )
 
 

@@ -32,7 +32,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -315,6 +315,7 @@ class TransactionReadout(Result):
         diagnostics: Sampler diagnostics of the BG/NBD fit.
         level: Probability mass of the credible intervals.
         per_visitor: CLV per visitor, or None when visitor counts were not given.
+        currency: The order log's currency (``EUR``), or None when not stated.
     """
 
     variants: list[str]
@@ -332,6 +333,7 @@ class TransactionReadout(Result):
     diagnostics: Diagnostics
     level: float = 0.95
     per_visitor: VisitorReadout | None = None
+    currency: str | None = None
 
     frame_index: ClassVar[str | None] = "variant"
 
@@ -588,10 +590,12 @@ def analyze_transactions(
     discount_rate_annual: float = 0.10,
     visitors: Mapping[str, int] | None = None,
     settings: SamplerSettings | None = None,
+    currency: str | None = None,
 ) -> tuple[TransactionReadout, az.InferenceData]:
     """Read an order log, fit BG/NBD per variant, and read out CLV per customer (and per
     visitor, given ``visitors`` per variant). ``settings`` (sampler, draws, chains, seed)
     default to those of the other PyMC models; the seed also fixes the Monte Carlo draws.
+    ``currency`` names the unit of the amounts in the readout's tables and JSON.
 
     The library call behind ``funnelsim analyze --transactions``.
     """
@@ -605,7 +609,7 @@ def analyze_transactions(
     if visitors is not None:  # a mistake in the counts is reported before the long fit
         _visitors_in_order(visitors, order, customers_per_variant(summary, order))
     fit = fit_bgnbd(summary, settings)
-    return readout_transactions(
+    readout = readout_transactions(
         summary,
         fit,
         control,
@@ -614,7 +618,8 @@ def analyze_transactions(
         discount_rate_annual,
         seed=settings.seed,
         visitors=visitors,
-    ), fit.idata
+    )
+    return replace(readout, currency=currency), fit.idata
 
 
 def transactions_json(readout: TransactionReadout) -> str:
@@ -657,6 +662,7 @@ def transactions_dict(readout: TransactionReadout) -> dict[str, Any]:
     return {
         "model": "bgnbd",
         "control": readout.variants[0],
+        "currency": readout.currency,
         "level": readout.level,
         "variants": variants,
         "diagnostics": diagnostics_dict(readout.diagnostics),

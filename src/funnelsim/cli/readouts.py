@@ -171,6 +171,11 @@ def _readout_request(options: dict[str, Any], columns: Any) -> Any:
     default=24,
     help="With --transactions: months of customer life counted in CLV.",
 )
+@click.option(
+    "--currency",
+    metavar="CODE",
+    help="With --transactions: the order log's currency (EUR, USD, ...), shown with CLV.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
 @_readout_options
 @click.pass_context
@@ -178,10 +183,11 @@ def analyze(ctx: click.Context, data_file: str, **options: Any) -> None:
     """Bayesian readout of a real experiment in DATA (CSV, Parquet or duckdb:///FILE).
 
     Aggregated rows (variant,visitors,conversions[,revenue], stage counts) or one row
-    per visitor (variant,converted[,revenue], stage flags TRUE/FALSE, yes/no or 1/0);
-    with --transactions, one row per order (customer, variant, date, amount). Per-visitor
-    rows also give --sequential, --covariate, --guardrail, --ratio and --segment-column
-    readouts, aggregated inside DuckDB (pip install 'funnelsim[warehouse]').
+    per visitor (variant,converted[,revenue], stage flags TRUE/FALSE, yes/no or 1/0), or
+    the event log of run --events; with --transactions, one row per order (customer,
+    variant, date, amount). Per-visitor rows also give --sequential, --covariate,
+    --guardrail, --ratio and --segment-column readouts, aggregated inside DuckDB
+    (pip install 'funnelsim[warehouse]').
     """
     from click.core import ParameterSource
 
@@ -204,7 +210,7 @@ def analyze(ctx: click.Context, data_file: str, **options: Any) -> None:
     _analyze_experiment(data_file, output, **options)
 
 
-TRANSACTIONS_ONLY = ("visitor_spec", "margin", "horizon_months")
+TRANSACTIONS_ONLY = ("visitor_spec", "margin", "horizon_months", "currency")
 
 
 NOT_WITH_TRANSACTIONS = (
@@ -327,6 +333,7 @@ def _analyze_transactions(
     visitor_spec: str | None,
     margin: float,
     horizon_months: int,
+    currency: str | None,
     sampler: str,
     draws: int,
     seed: int,
@@ -354,6 +361,7 @@ def _analyze_transactions(
         horizon_months=horizon_months,
         visitors=visitors,
         settings=SamplerSettings(sampler, draws=draws, seed=seed, progress=show),  # type: ignore[arg-type]
+        currency=currency,
     )
     if as_json:
         click.echo(lifetime.transactions_json(readout))
