@@ -138,8 +138,31 @@ def _needed_width(table: Table, index: int) -> int:
     return max(cell_len(text) for text in [*words, *lines])
 
 
-def _rich_table(table: Table, columns: Sequence[int], title: str) -> RenderableType:
-    """A rich table of ``columns``, each at least as wide as its widest cell line."""
+def _header_width(table: Table, index: int) -> int:
+    """The width column ``index`` needs so that neither a cell nor its header wraps."""
+    from rich.cells import cell_len
+
+    return max(_needed_width(table, index), cell_len(table.columns[index].header))
+
+
+def _widths(table: Table, columns: Sequence[int], console_width: int) -> list[int]:
+    """Each column's width: wide enough for its cells, and for its header on one line
+    where the console has room (the columns that gain most from it first)."""
+    widths = [_needed_width(table, i) for i in columns]
+    spare = console_width - (sum(widths) + 3 * len(columns) + 1)
+    wanted = sorted(range(len(columns)), key=lambda k: _header_width(table, columns[k]) - widths[k])
+    for k in wanted:
+        extra = _header_width(table, columns[k]) - widths[k]
+        if 0 < extra <= spare:
+            widths[k] += extra
+            spare -= extra
+    return widths
+
+
+def _rich_table(
+    table: Table, columns: Sequence[int], title: str, widths: Sequence[int]
+) -> RenderableType:
+    """A rich table of ``columns`` at ``widths`` (each at least its widest cell line)."""
     from rich import box
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -150,12 +173,10 @@ def _rich_table(table: Table, columns: Sequence[int], title: str) -> RenderableT
         box=box.SIMPLE_HEAD,
         caption_justify="left",
     )
-    for i in columns:
+    for i, width in zip(columns, widths, strict=True):
         column = table.columns[i]
         shown.add_column(
-            Text(column.header),
-            justify="right" if column.numeric else "left",
-            width=_needed_width(table, i),
+            Text(column.header), justify="right" if column.numeric else "left", width=width
         )
     for row in table.rows:
         shown.add_row(
@@ -203,6 +224,7 @@ def to_rich(table: Table, console: Console) -> list[RenderableType]:
             table,
             group,
             table.title if len(groups) == 1 else f"{table.title} ({n} of {len(groups)})",
+            _widths(table, group, console.width),
         )
         for n, group in enumerate(groups, start=1)
     ]
