@@ -146,17 +146,12 @@ def _header_width(table: Table, index: int) -> int:
 
 
 def _widths(table: Table, columns: Sequence[int], console_width: int) -> list[int]:
-    """Each column's width: wide enough for its cells, and for its header on one line
-    where the console has room (the columns that gain most from it first)."""
-    widths = [_needed_width(table, i) for i in columns]
-    spare = console_width - (sum(widths) + 3 * len(columns) + 1)
-    wanted = sorted(range(len(columns)), key=lambda k: _header_width(table, columns[k]) - widths[k])
-    for k in wanted:
-        extra = _header_width(table, columns[k]) - widths[k]
-        if 0 < extra <= spare:
-            widths[k] += extra
-            spare -= extra
-    return widths
+    """Each column's width: wide enough for its cells, and for every header on one line
+    when the console has room for them all (else the headers wrap at spaces)."""
+    unwrapped = [_header_width(table, i) for i in columns]
+    if sum(unwrapped) + 3 * len(columns) + 1 <= console_width:
+        return unwrapped
+    return [_needed_width(table, i) for i in columns]
 
 
 def _rich_table(
