@@ -10,9 +10,9 @@ Usage: .venv/bin/python benchmarks/analysis.py [--draws N] [--only PART]
    - warm: the first fit in a second process once the cache is filled (a second
      ``funnelsim analyze``), and a second fit in the same process (a notebook);
    for each sampler (nutpie when installed, PyMC's NUTS). Importing PyMC is timed
-   apart. Target: a warm fit under 10 s. nutpie compiles its Numba wrapper of the model
-   in every fit (nutpie cannot cache it on disk); Numba's start-up is paid once per
-   process, so a second fit in the same process compiles faster.
+   apart. Target: a warm fit under 10 s. A warm fit loads PyTensor's Numba function
+   from the cache and hands it to nutpie as a Python callable
+   (``funnelsim.analysis.nutpie_model``), so nothing is compiled again.
 2. nutpie vs PyMC NUTS on the public marketing funnel test (skipped without
    ../shared/data), whose 100%-continue steps make the posterior hard to sample.
 3. The BG/NBD model of ``analyze --transactions`` (2 variants x 2,000 customers drawn

@@ -496,7 +496,8 @@ PROGRESS_POLL_S = 1.0
 def _sample_nutpie(
     model: pm.Model, settings: SamplerSettings, display: SamplingProgress
 ) -> az.InferenceData:
-    """nutpie: compile (Numba), then sample in the background, polling for progress."""
+    """nutpie: compile (Numba; see :mod:`funnelsim.analysis.nutpie_model`), then sample in
+    the background, polling for progress."""
     import nutpie
     from pymc.backends.arviz import (
         coords_and_dims_for_inferencedata,
@@ -504,8 +505,10 @@ def _sample_nutpie(
         find_observations,
     )
 
+    from funnelsim.analysis.nutpie_model import compile_model
+
     display.compiling()
-    compiled = nutpie.compile_pymc_model(model)
+    compiled = compile_model(model)
     total = settings.chains * (settings.tune + settings.draws)
     display.sampling(settings.chains, total)
     running = nutpie.sample(
