@@ -26,7 +26,9 @@ Usage: .venv/bin/python benchmarks/analysis.py [--draws N] [--only PART]
    --model funnel`` on the marketing funnel, end to end in a new process with an empty
    compile cache (cold) and again with it filled (warm); its gradient evaluations per
    draw against the model before (``benchmarks/baseline.py``); ``--model revenue`` and
-   ``--transactions`` warm.
+   ``--transactions`` warm. Each warm fit is timed beside the same command on the code of
+   ``baseline.WARM_FITS_BASELINE`` (its ``src`` from git, first on ``PYTHONPATH``), with
+   CPU time, since a busy machine stretches wall times.
 
 Each figure is printed with its ratio to the baseline measured in the same run, so a
 busy machine slows both sides alike. Wall times on a shared machine vary; compare the
@@ -328,17 +330,28 @@ MARKETING_ARGS = (
 )
 
 
-def _analyze_seconds(args: list[str], cache: Path) -> tuple[float, float]:
+def _analyze_seconds(
+    args: list[str], cache: Path, source: Path | None = None
+) -> tuple[float, float]:
     """Wall and CPU time (user + system) of ``funnelsim analyze ARGS -q`` in a new process
-    on compile cache ``cache``."""
+    on compile cache ``cache``; with ``source``, of the package in that folder."""
     env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}")
-    command = [str(Path(sys.executable).parent / "funnelsim"), "analyze", *args, "-q"]
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    command = [sys.executable, "-c", "from funnelsim.cli import main; main()", "analyze"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, env=env, capture_output=True, check=True)
+    subprocess.run([*command, *args, "-q"], env=env, capture_output=True, check=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def _warm_seconds(args: list[str], cache: Path, source: Path | None = None) -> tuple[float, float]:
+    """Wall and CPU time of a second ``funnelsim analyze ARGS`` on ``cache`` (the first
+    fills it, if nothing did before)."""
+    _analyze_seconds(args, cache, source)
+    return _analyze_seconds(args, cache, source)
 
 
 def _revenue_csv(path: Path) -> Path:
@@ -386,9 +399,12 @@ def issue_targets(draws: int) -> None:
         '--variant-column "test group" --stage-columns step1,step2,step3,step4,step5 --model funnel'
     )
     if MARKETING.is_file():
+        marketing = [str(MARKETING), *MARKETING_ARGS]
         with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
-            cold, cold_cpu = _analyze_seconds([str(MARKETING), *MARKETING_ARGS], Path(cache))
-            warm, warm_cpu = _analyze_seconds([str(MARKETING), *MARKETING_ARGS], Path(cache))
+            cold, cold_cpu = _analyze_seconds(marketing, Path(cache))
+            warm, warm_cpu = _analyze_seconds(marketing, Path(cache))
+            with baseline.source_tree(baseline.WARM_FITS_BASELINE) as source:
+                before, before_cpu = _warm_seconds(marketing, Path(cache), source)
         whole = "end to end in a new process: imports, compile, 4 chains x 1,000 draws, readout"
         targets.report(
             Target(
@@ -406,11 +422,12 @@ def issue_targets(draws: int) -> None:
             Target(
                 "analyze --model funnel, marketing funnel data: later fit, new process",
                 f"{warm:.1f} s (CPU {warm_cpu:.1f} s)",
-                "-",
-                f"{cold / warm:.1f}x faster than cold",
+                f"{before:.1f} s (CPU {before_cpu:.1f} s)",
+                f"{before_cpu / warm_cpu:.1f}x less CPU; {cold / warm:.1f}x faster than cold",
                 "< 10 s",
                 warm < 10,
-                f"warm: the compile cache filled by the first fit; {whole}",
+                f"warm: the compile cache filled by the first fit; {whole}; before: "
+                f"{baseline.WARM_FITS_BASELINE}, nutpie's Numba wrapper built in each process",
                 command,
             )
         )
@@ -431,26 +448,35 @@ def issue_targets(draws: int) -> None:
                 "python benchmarks/analysis.py --only issue",
             )
         )
-    with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as folder:
-        cache = Path(folder) / "cache"
+    warm_fits_against_before()
+
+
+def warm_fits_against_before() -> None:
+    """``analyze --model revenue`` and ``--transactions`` warm, today's code against
+    :data:`baseline.WARM_FITS_BASELINE`'s, each on its own compile cache."""
+    with (
+        tempfile.TemporaryDirectory(prefix="pytensor-bench-") as folder,
+        baseline.source_tree(baseline.WARM_FITS_BASELINE) as source,
+    ):
         revenue = [str(_revenue_csv(Path(folder) / "revenue.csv")), "--model", "revenue"]
         orders = [str(_order_log_csv(Path(folder) / "orders.csv")), "--transactions"]
         for name, args, what in (
             ("analyze --model revenue", revenue, "2 variants x 5,000 visitors, per-visitor rows"),
             ("analyze --transactions", orders, "2 variants x 2,000 customers, BG/NBD"),
         ):
-            _analyze_seconds(args, cache)  # fills the compile cache
-            warm, cpu = _analyze_seconds(args, cache)
+            warm, cpu = _warm_seconds(args, Path(folder) / "cache")
+            before, before_cpu = _warm_seconds(args, Path(folder) / "cache-before", source)
             targets.report(
                 Target(
                     f"{name}: later fit, new process",
                     f"{warm:.1f} s (CPU {cpu:.1f} s)",
-                    "-",
-                    "-",
+                    f"{before:.1f} s (CPU {before_cpu:.1f} s)",
+                    f"{before_cpu / cpu:.1f}x less CPU",
                     "< 10 s",
                     warm < 10,
-                    f"warm compile cache; {what}; end to end in a new process",
-                    "python benchmarks/analysis.py --only issue",
+                    f"warm compile cache; {what}; end to end in a new process; before: "
+                    f"{baseline.WARM_FITS_BASELINE}",
+                    "python benchmarks/analysis.py --only warm-fits",
                 )
             )
 
@@ -462,12 +488,15 @@ def main() -> None:
     parser.add_argument("--data", default="simulated", help=argparse.SUPPRESS)
     parser.add_argument(
         "--only",
-        choices=["exact", "funnel", "marketing", "orders", "issue"],
+        choices=["exact", "funnel", "marketing", "orders", "issue", "warm-fits"],
         help="Run one part only.",
     )
     args = parser.parse_args()
     if args.worker:
         _worker(args.worker, args.draws, args.data)
+        return
+    if args.only == "warm-fits":  # a part of "issue"
+        warm_fits_against_before()
         return
     parts = {
         "exact": lambda: exact_prob_best(),

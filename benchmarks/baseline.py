@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tarfile
+import tempfile
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import BytesIO
 from pathlib import Path
 
 BASELINE = "49e321a"
 """main just before the issue 18 work (the SimPy engine and funnel model it replaced)."""
+WARM_FITS_BASELINE = "1632359"
+"""main before warm fits stopped rebuilding nutpie's Numba wrapper in every process and
+the BG/NBD model evaluated its Gamma functions per customer history."""
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,3 +40,16 @@ def load(path: str) -> types.ModuleType:
     sys.modules[name] = module  # dataclasses look their module up there
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     return module
+
+
+@contextmanager
+def source_tree(commit: str) -> Iterator[Path]:
+    """The package's ``src`` folder as of ``commit``, in a temporary directory (put it first
+    on ``PYTHONPATH`` to run that code end to end)."""
+    archive = subprocess.run(
+        ["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    with tempfile.TemporaryDirectory(prefix="funnelsim-baseline-") as folder:
+        with tarfile.open(fileobj=BytesIO(archive)) as tar:
+            tar.extractall(folder, filter="data")
+        yield Path(folder) / "src"
