@@ -25,10 +25,10 @@ the BG/NBD model evaluated its Gamma functions per customer history."""
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(path: str) -> types.ModuleType:
-    """The module at ``path`` (relative to the repository) as of :data:`BASELINE`."""
+def load(path: str, commit: str = BASELINE) -> types.ModuleType:
+    """The module at ``path`` (relative to the repository) as of ``commit``."""
     source = subprocess.run(
-        ["git", "show", f"{BASELINE}:{path}"],
+        ["git", "show", f"{commit}:{path}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -36,7 +36,7 @@ def load(path: str) -> types.ModuleType:
     ).stdout
     name = "baseline_" + Path(path).stem
     module = types.ModuleType(name)
-    module.__file__ = f"{BASELINE}:{path}"
+    module.__file__ = f"{commit}:{path}"
     sys.modules[name] = module  # dataclasses look their module up there
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     return module

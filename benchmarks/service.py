@@ -8,9 +8,10 @@ processes, as ``funnelsim run`` does, and prints the wall time, the CPU time of 
 process and its children, and the machine's load average, which a shared machine
 inflates. Target: under 20 s on 2 cores.
 
-A second figure isolates the engine: one replication of every variant, timed with
-visitors walked to their first queue before the clock starts, and with every visitor a
-process on the clock (as with an event log). Both print a TARGET line
+A second figure isolates the engine: one replication of every variant, CPU time of
+this process, today's engine against the engine before the issue 17 speed work
+(:data:`BEFORE`, loaded from git by ``benchmarks/baseline.py``) on the same draws in
+this process, with a check that both give identical results. Both print a TARGET line
 (``benchmarks/targets.py``).
 """
 
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import resource
 import time
 
+import baseline
 import targets
 from targets import Target
 
@@ -31,6 +34,8 @@ from funnelsim.experiment import compile_variants, run_experiment
 from funnelsim.scenario import parse_scenario
 
 TARGET_S = 20.0
+BEFORE = "1632359"
+"""main before the issue 17 speed work on the SimPy engine."""
 
 
 def _cpu_s() -> float:
@@ -61,33 +66,32 @@ def full_run(replications: int, workers: int) -> None:
     )
 
 
-def engine_only(repeats: int = 3) -> None:
-    """One replication of every variant, with and without settling early losses."""
+def engine_only(repeats: int = 5) -> None:
+    """One replication of every variant, today's engine against :data:`BEFORE`."""
     scenario = parse_scenario(scaffold.template_text("lead_funnel"), "lead_funnel.yaml")
     funnels = compile_variants(scenario)
     traffic = scenario.traffic
-    draws = VisitorDraws(replication_seeds(1, 1)[0], traffic.visitors_per_day, traffic.days)
-
-    def best_of(log: bool) -> float:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for funnel in funnels:
-                simpy_engine.simulate(funnel, draws, simpy_engine.EventLog("x") if log else None)
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    walked, every = best_of(False), best_of(True)
+    old = baseline.load("src/funnelsim/engine/simpy_engine.py", BEFORE)
+    best = {"now": float("inf"), "before": float("inf")}
+    identical = True
+    for seed in replication_seeds(1, repeats):
+        draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
+        runs = {}
+        for name, module in (("before", old), ("now", simpy_engine)):
+            start = time.process_time()
+            runs[name] = [module.simulate(funnel, draws) for funnel in funnels]
+            best[name] = min(best[name], time.process_time() - start)
+        identical &= pickle.dumps(runs["now"]) == pickle.dumps(runs["before"])
     targets.report(
         Target(
             "lead funnel, one replication in the SimPy engine",
-            f"{walked * 1000:.0f} ms",
-            f"{every * 1000:.0f} ms",
-            f"x{every / walked:.1f}",
+            f"{best['now'] * 1000:.0f} ms",
+            f"{best['before'] * 1000:.0f} ms",
+            f"x{best['before'] / best['now']:.2f}",
             "-",
             None,
-            f"{len(funnels)} variants, {draws.n_visitors:,} visitors; before: every visitor "
-            "on the clock (as with an event log); best of 3, warm",
+            f"{len(funnels)} variants, {draws.n_visitors:,} visitors; CPU time, best of "
+            f"{repeats} replications, before: {BEFORE}; identical results: {identical}",
             "python benchmarks/service.py",
         )
     )
