@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from funnelsim.engine import simpy_engine
+from funnelsim.engine import service, simpy_engine
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import compile_funnel
 from funnelsim.engine.outcomes import REASON_INDEX
@@ -93,6 +93,24 @@ def test_wait_of_a_lead_arriving_uniformly_over_the_week_matches_closed_form():
     se_share = math.sqrt(share_open * (1 - share_open) / desk["leads"])
     assert abs(desk["answered_within"]["5min"] - share_open) < 4 * se_share
     assert desk["answered_out_of_hours"] == 0.0
+
+
+def test_wait_quantiles_pool_the_replications_and_match_the_closed_form():
+    """Same desk: P(W <= w) = (40 + sum(min(w, L))) / 168 over the closed gaps L (hours),
+    so the median is 8.8 h (all five gaps still open: 40 + 5w = 84) and the 90th
+    percentile 47.2 h (only the weekend: 40 + 64 + w = 151.2). The quantiles of the waits
+    pooled over replications estimate them with standard error sqrt(q(1-q)/n) / f(w_q)
+    (the normal limit of a sample quantile; f = 5/168 and 1/168 per hour there)."""
+    text = OFFICE_HOURS.format(extra="").replace("visitors_per_day: 500", "visitors_per_day: 25")
+    runs = [r.outcome.service for r in _runs(text, seed=5, replications=30)]
+    waits = service.summarise_runs(runs)["desk"]["wait_min"]
+    n = sum(run["desk"]["answered"] for run in runs)
+    for key, q, hours, density in (("p50", 0.5, 8.8, 5 / 168), ("p90", 0.9, 47.2, 1 / 168)):
+        se_min = math.sqrt(q * (1 - q) / n) / density * 60
+        assert abs(waits[key] - hours * 60) < 4 * se_min, (key, waits[key], se_min)
+    pooled = np.concatenate([run["desk"]["wait_sample"].waits for run in runs])
+    assert waits["p90"] == np.quantile(pooled, 0.9)
+    assert waits["mean"] == pytest.approx(pooled.mean())
 
 
 def test_holiday_delays_the_leads_of_that_day():
@@ -310,6 +328,10 @@ def test_results_json_carries_service_figures_per_variant_and_resource():
         control["cost_per_customer"] > control["cost_per_lead"] > control["service_cost_per_lead"]
     )
     assert control["leads"] == control["answered"] + control["lost_waiting"]
+    assert "wait_sample" not in control
+    samples = [r.service[0]["reps"]["wait_sample"] for r in result.replications]
+    pooled = np.concatenate([sample.waits for sample in samples])
+    assert control["wait_min"]["p90"] == np.quantile(pooled, 0.9)  # not a mean of p90s
 
 
 def test_service_table_and_utilisation_heatmap_render():

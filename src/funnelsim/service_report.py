@@ -1,9 +1,9 @@
 """The terminal table of a run's service figures (results.json's ``service`` block; the
 rep-utilisation heat map is :func:`funnelsim.plots.utilisation_heatmap`).
 
-The figures come from :mod:`funnelsim.engine.service` (one replication) averaged over
-replications by :func:`funnelsim.experiment.summarise`; they exist for the resources of
-SimPy runs only.
+The figures come from :mod:`funnelsim.engine.service` (one replication), summarised over
+replications by :func:`funnelsim.engine.service.summarise_runs` (waits pooled, the
+other figures averaged); they exist for the resources of SimPy runs only.
 """
 
 from __future__ import annotations
@@ -58,17 +58,18 @@ def _cost_row(name: str, resource: str, f: dict[str, Any]) -> Row:
 
 
 def service_tables(variants: Iterable[tuple[str, ServiceFigures]]) -> list[Table]:
-    """Per variant (name, figures) and resource, means over replications: waits and
+    """Per variant (name, figures) and resource: waits (pooled over replications) and
     answers within 5 minutes and 1 hour; then leads lost waiting or declined and the cost
-    per lead and per customer."""
+    per lead and per customer (means per replication)."""
     figures = [(name, resource, f) for name, service in variants for resource, f in service.items()]
     keys = (label("variant"), label("resource"))
     waits = Table(
-        "Service: waits and answers (mean per replication)",
+        "Service: waits and answers",
         (*keys, *(Column(h) for h in ("leads", "wait", "answered ≤ 5 min", "out of hours"))),
         tuple(_wait_row(*row) for row in figures),
-        caption="Below each mean wait its 90th percentile; below the share answered within "
-        "5 minutes the share within 1 hour.",
+        caption="Leads: mean per replication. Wait of the leads served, over all "
+        "replications: the mean, below it the 90th percentile. Below the share answered "
+        "within 5 minutes the share within 1 hour.",
     )
     costs = Table(
         "Service: losses and cost (mean per replication)",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import simpy
@@ -143,11 +143,35 @@ class ResourceLog:
             self.busy_by_hour[hour % HOURS_PER_WEEK] += minutes
 
 
+class WaitSample(NamedTuple):
+    """The queue waits (minutes) of the leads a rep served, and each one's band."""
+
+    waits: FloatArray
+    bands: IntArray
+    n_bands: int
+
+
 def _wait_figures(waits: FloatArray) -> dict[str, float]:
     if len(waits) == 0:
         return {"mean": float("nan"), **{q: float("nan") for q in WAIT_QUANTILES}}
     quantiles = np.quantile(waits, list(WAIT_QUANTILES.values())).tolist()
     return {"mean": float(waits.mean()), **dict(zip(WAIT_QUANTILES, quantiles, strict=True))}
+
+
+def wait_figures(sample: WaitSample) -> dict[str, Any]:
+    """Mean, median and 90th percentile of the waits, overall and per priority band.
+
+    >>> sample = WaitSample(np.array([0.0, 1.0, 2.0, 9.0]), np.array([0, 0, 1, 1]), 2)
+    >>> figures = wait_figures(sample)
+    >>> figures["mean"], figures["p50"], figures["by_band"]["1"]["mean"]
+    (3.0, 1.5, 5.5)
+    """
+    return {
+        **_wait_figures(sample.waits),
+        "by_band": {
+            str(b): _wait_figures(sample.waits[sample.bands == b]) for b in range(sample.n_bands)
+        },
+    }
 
 
 def _share(part: float, whole: float) -> float:
@@ -161,13 +185,13 @@ def service_metrics(
 
     ``lead_band`` holds, per visitor, the band they queued in (NOT_A_LEAD: never came to
     this resource; DECLINED: declined). ``wait_min`` is the time in the queue of the leads a
-    rep served; ``answered_within`` counts, among every lead that came, those answered
+    rep served (``wait_sample``: those waits, for :func:`summarise_runs`); ``answered_within`` counts, among every lead that came, those answered
     (queue wait plus the stage's response delay; at once by a template or a bot) within
     5 minutes and 1 hour.
     """
     came = lead_band != NOT_A_LEAD
     leads = int(came.sum())
-    waits, bands = np.asarray(log.waits), np.asarray(log.wait_bands, np.int64)
+    sample = WaitSample(np.asarray(log.waits), np.asarray(log.wait_bands, np.int64), log.n_bands)
     responses = np.asarray(log.responses)
     staffed = log.rota.server_minutes(horizon_hours)
     staff_cost = float(staffed.sum()) / MINUTES_PER_HOUR * log.cost_per_hour
@@ -180,10 +204,8 @@ def service_metrics(
         "lost_waiting": log.lost_waiting,
         "declined": log.declined,
         "unanswered": log.unanswered,
-        "wait_min": {
-            **_wait_figures(waits),
-            "by_band": {str(b): _wait_figures(waits[bands == b]) for b in range(log.n_bands)},
-        },
+        "wait_min": wait_figures(sample),
+        "wait_sample": sample,
         "answered_within": {
             label: _share(float((responses <= limit).sum()), leads)
             for label, limit in ANSWERED_WITHIN_MIN.items()
@@ -204,6 +226,24 @@ def service_metrics(
         "service_cost_per_lead": _share(staff_cost + log.automation_cost, leads),
         "service_cost_per_customer": _share(staff_cost + log.automation_cost, customers),
     }
+
+
+def summarise_runs(runs: Sequence[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per resource, the service figures over replications: the waits of every served
+    lead pooled over the replications (their mean and quantiles, overall and per band:
+    a mean of each replication's quantile would estimate another quantity), every other
+    figure the mean of its values (:func:`mean_over_runs`). No ``wait_sample`` is kept."""
+    summary = {}
+    for name in runs[0]:
+        samples = [run[name]["wait_sample"] for run in runs]
+        figures = [{k: v for k, v in run[name].items() if k != "wait_sample"} for run in runs]
+        pooled = WaitSample(
+            np.concatenate([s.waits for s in samples]),
+            np.concatenate([s.bands for s in samples]),
+            samples[0].n_bands,
+        )
+        summary[name] = {**mean_over_runs(figures), "wait_min": wait_figures(pooled)}
+    return summary
 
 
 def mean_over_runs(runs: Sequence[Any]) -> Any:

@@ -332,10 +332,10 @@ def _queue_summary(
 
 
 def _service_summary(reps: Sequence[Replication], v: int) -> dict[str, dict[str, Any]]:
-    """Per resource, each service figure's mean over replications (quantiles too: the
-    mean of each replication's quantile)."""
+    """Per resource, the service figures over replications (engine.service.summarise_runs:
+    waits pooled, the other figures averaged)."""
     runs = [r.service[v] for r in reps if r.service]
-    return service.mean_over_runs(runs) if runs and runs[0] else {}
+    return service.summarise_runs(runs) if runs and runs[0] else {}
 
 
 def _test_outcomes(
