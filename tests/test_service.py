@@ -603,3 +603,70 @@ def test_a_shift_is_overridden_by_its_position():
     assert scenario.resources["reps"].schedule.shifts[0].capacity == 1
     with pytest.raises(ScenarioError, match=r"unknown name '1' \(known: 0\)"):
         parse_scenario(TEAM).with_overrides({"resources.reps.schedule.shifts.1.capacity": 1})
+
+
+STAFFED = """\
+name: staffed desk
+seed: 9
+traffic:
+  visitors_per_day: 60
+  days: 28
+  channels:
+    ads: {share: 0.5, cost_per_visit: 0.5}
+    organic: {share: 0.5}
+resources:
+  desk:
+    capacity: 2
+    cost_per_hour: 30
+    service_min: 0.000001
+    schedule:
+      shifts: [{days: [mon, tue, wed, thu, fri], from_h: 9, to_h: 17, capacity: 2}]
+stages:
+  - name: enquiry
+    rate: 1.0
+    resource: desk
+value:
+  order_value: 10
+experiment:
+  replications: 2
+"""
+STAFF_COST = 2 * 8 * 20 * 30  # two reps, 8 hours, the 20 weekdays of 28 days, 30 an hour
+
+
+def test_cac_and_ltv_to_cac_count_the_staff_on_duty():
+    """Every visitor is a lead and buys (rate 1, nobody gives up): the acquisition cost is
+    0.5 per paid visit plus the reps' time, shared by the channels' leads, so per
+    replication CAC = (0.5 v_ads + STAFF_COST) / v; a channel's share of the staff cost is
+    STAFF_COST v_channel / v, and its CAC the mean of its cost over the mean of its
+    customers (its visitors)."""
+    from funnelsim.experiment import run_experiment
+    from funnelsim.html_report import channel_ltv_cac
+    from funnelsim.results import results_dict
+
+    result = run_experiment(parse_scenario(STAFFED))
+    ads = [r.economics.channel_visitors[0, 0] for r in result.replications]
+    visitors = [r.visitors[0] for r in result.replications]
+    hand = [(0.5 * a + STAFF_COST) / v for a, v in zip(ads, visitors, strict=True)]
+    for rep, cac in zip(result.replications, hand, strict=True):
+        assert rep.economics.channel_customers[0].sum() == rep.visitors[0]  # all bought
+        assert rep.economics.cac[0] == pytest.approx(cac)
+        assert rep.economics.ltv_to_cac[0] == pytest.approx(rep.economics.clv_per_customer[0] / cac)
+        assert rep.service[0]["desk"]["cost_per_customer"] == pytest.approx(cac)
+    data = results_dict(result)["variants"]["control"]
+    assert data["cac"]["mean"] == pytest.approx(np.mean(hand))
+    organic = [v - a for a, v in zip(ads, visitors, strict=True)]
+    staff = {
+        name: np.mean([STAFF_COST * c / v for c, v in zip(counts, visitors, strict=True)])
+        for name, counts in (("ads", ads), ("organic", organic))
+    }
+    channels = data["channels"]
+    assert channels["ads"]["cac"] == pytest.approx(
+        (0.5 * np.mean(ads) + staff["ads"]) / np.mean(ads)
+    )
+    assert channels["organic"]["cac"] == pytest.approx(staff["organic"] / np.mean(organic))
+    assert channels["organic"]["service_cost"] == pytest.approx(staff["organic"])
+    assert channels["ads"]["spend"] == pytest.approx(0.5 * np.mean(ads))
+    value = result.variants[0].channels["organic"].clv_per_customer
+    assert channel_ltv_cac(result)["organic"]["control"] == pytest.approx(
+        value / (staff["organic"] / np.mean(organic))
+    )

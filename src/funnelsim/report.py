@@ -11,9 +11,11 @@ same in both. ``print_*`` functions print a readout's tables in the terminal.
 ``uplift_vs_control.<metric>`` (relative, ``{mean, low, high}``) and
 ``experiment`` (``prob_beats_control``, ``prob_best``, ``expected_loss``,
 ``decision``, ``decision_words``). Lifetime economics: ``clv_per_customer``, ``cac``
-(acquisition spend per customer) and ``ltv_to_cac`` as ``{mean, low, high}``,
+(acquisition cost per customer: paid visits and nurture messages plus the service
+desks' staff and automation cost) and ``ltv_to_cac`` as ``{mean, low, high}``,
 ``payback_months``, ``referrals_per_customer`` (expected visitors a customer refers
-over the horizon), ``channels.<channel>`` (``visitors``, ``spend``, ``customers``,
+over the horizon), ``channels.<channel>`` (``visitors``, ``spend``, ``service_cost``
+(the channel's share of the desks' cost, by the leads it brought), ``customers``,
 ``cac``, ``clv_per_customer``, ``ltv_to_cac``, ``payback_months``), ``experiment.clv``
 (the simulated test's CLV-per-visitor readout: ``mean``, ``low``, ``high``,
 ``prob_beats_control``, ``prob_best``) and, for lead funnels, ``leads``. Values that
@@ -63,6 +65,10 @@ OUTCOME_TONE: dict[str, Tone] = {
 }
 METRIC_LABEL = {"conversion": "conversion", "clv_per_visitor": "CLV per visitor"}
 UPLIFT_NOTE = "below each value: uplift vs control [95% interval]"
+CAC_NOTE = (
+    "CAC: spend plus the service desks' staff and automation cost (shared by the leads "
+    "each channel brought), per customer won."
+)
 PROBABILITY_COLUMNS = ("P(beats control)", "P(best)")
 
 
@@ -258,8 +264,8 @@ def lifetime_table(result: ExperimentResult) -> Table:
             Column("payback"),
         ),
         rows,
-        caption=f"Mean over replications; {UPLIFT_NOTE} (Monte Carlo). Payback: months "
-        "until a customer's margin repays their acquisition cost.",
+        caption=f"Mean over replications; {UPLIFT_NOTE} (Monte Carlo). {CAC_NOTE} "
+        "Payback: months until a customer's margin repays their acquisition cost.",
     )
 
 
@@ -294,7 +300,7 @@ def channel_table(result: ExperimentResult) -> Table:
             Cell(fmt.count(c.customers)),
             Cell(fmt.money(c.cac, currency)),
         ),
-        "CAC: acquisition spend per customer won.",
+        f"Spend: paid visits and nurture messages. {CAC_NOTE}",
     )
 
 

@@ -75,13 +75,15 @@ class Replication:
 class ChannelEconomics(NamedTuple):
     """Acquisition economics of one channel for one variant (means over replications).
 
-    ``cac``, ``clv_per_customer``, ``clv_per_visitor`` and ``ltv_to_cac`` are ratios of
-    the means; ``ltv_to_cac`` is inf for a channel that costs nothing; ``payback_months``
+    ``cac`` is ``(spend + service_cost) / customers``; it, ``clv_per_customer``,
+    ``clv_per_visitor`` and ``ltv_to_cac`` are ratios of the means; ``ltv_to_cac`` is inf
+    for a channel that costs nothing; ``payback_months``
     is the median over replications (inf: not within the horizon).
     """
 
     visitors: float
-    spend: float
+    spend: float  # paid visits and nurture messages
+    service_cost: float  # the channel's share of the service desks' staff and automation cost
     customers: float
     cac: float
     clv_per_customer: float

@@ -40,7 +40,8 @@ class Economics:
     ltv_to_cac: FloatArray
     payback_months: FloatArray
     channel_visitors: FloatArray  # (variants, channels)
-    channel_spend: FloatArray  # (variants, channels)
+    channel_spend: FloatArray  # (variants, channels): paid visits and nurture messages
+    channel_service_cost: FloatArray  # (variants, channels): staff and automation, shared
     channel_customers: FloatArray  # (variants, channels)
     channel_clv: FloatArray  # (variants, channels): CLV of all the channel's customers
     channel_payback_months: FloatArray  # (variants, channels)
@@ -168,6 +169,26 @@ def _spend_by_channel(scenario: Scenario, outcome: Outcome) -> FloatArray:
     return np.asarray(spend, dtype=float)
 
 
+def _service_cost_by_channel(scenario: Scenario, outcome: Outcome) -> FloatArray:
+    """The service desks' cost (engine.service: staff on duty and automation) per channel,
+    each desk's shared in proportion to the leads each channel brought to its first stage
+    (to the channel's visitors when no lead came; evenly when nobody came)."""
+    cost = np.zeros(len(scenario.traffic.channels))
+    for name, figures in outcome.service.items():
+        first = next(s for s, stage in enumerate(scenario.stages) if stage.resource == name)
+        total = figures["staff_cost"] + figures["automation_cost"]
+        cost += total * _shares(outcome.reached[first].sum(axis=0), outcome.reached[0].sum(axis=0))
+    return cost
+
+
+def _shares(*weights: FloatArray) -> FloatArray:
+    """The first of ``weights`` with a positive sum, normalised; even shares if none."""
+    for w in weights:
+        if w.sum() > 0:
+            return np.asarray(w / w.sum(), dtype=float)
+    return np.full(len(weights[0]), 1.0 / len(weights[0]))
+
+
 def _lead_quality(scenario: Scenario, outcome: Outcome) -> tuple[float, float]:
     """Leads won, and the expected days from lead to customer (NaN, NaN without a stage
     that captures leads).
@@ -228,12 +249,14 @@ def lifetime_economics(
     rows: dict[str, list[object]] = {name: [] for name in Economics.__dataclass_fields__}
     for scenario, outcome, value in zip(variants, outcomes, values, strict=True):
         spend = _spend_by_channel(scenario, outcome)
+        service_cost = _service_cost_by_channel(scenario, outcome)
+        acquisition = spend + service_cost
         customers = value.customers.astype(float)
-        cac = clv.ratio(float(spend.sum()), float(customers.sum()))
+        cac = clv.ratio(float(acquisition.sum()), float(customers.sum()))
         per_customer = clv.ratio(float(value.clv.sum()), float(customers.sum()))
         with np.errstate(divide="ignore", invalid="ignore"):
             curves = value.cumulative_margin / customers[:, None]
-            channel_cac = spend / customers
+            channel_cac = acquisition / customers
         leads, days = _lead_quality(scenario, outcome)
         rows["clv_per_visitor"].append(_per_visitor(float(value.clv.sum()), outcome))
         rows["clv_per_customer"].append(per_customer)
@@ -244,6 +267,7 @@ def lifetime_economics(
         )
         rows["channel_visitors"].append(outcome.reached[0].sum(axis=0).astype(float))
         rows["channel_spend"].append(spend)
+        rows["channel_service_cost"].append(service_cost)
         rows["channel_customers"].append(customers)
         rows["channel_clv"].append(value.clv)
         rows["channel_payback_months"].append(

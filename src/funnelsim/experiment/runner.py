@@ -185,14 +185,16 @@ def _channel_summary(
     result = {}
     for c, name in enumerate(scenario.traffic.channels):
         spend = float(np.mean([e.channel_spend[v, c] for e in econ]))
+        service_cost = float(np.mean([e.channel_service_cost[v, c] for e in econ]))
         customers = float(np.mean([e.channel_customers[v, c] for e in econ]))
         visitors = float(np.mean([e.channel_visitors[v, c] for e in econ]))
         value = float(np.mean([e.channel_clv[v, c] for e in econ]))
         per_customer = clv.ratio(value, customers)
-        cac = clv.ratio(spend, customers)
+        cac = clv.ratio(spend + service_cost, customers)
         result[name] = ChannelEconomics(
             visitors=visitors,
             spend=spend,
+            service_cost=service_cost,
             customers=customers,
             cac=cac,
             clv_per_customer=per_customer,
