@@ -470,7 +470,9 @@ def _metric_paragraphs(result: ExperimentResult) -> str:
 
 
 def _headline_section(result: ExperimentResult) -> Section:
-    body = _metric_paragraphs(result)
+    asked = report.question_table(result)
+    body = "" if asked is None else to_html(asked, heading=True)
+    body += _metric_paragraphs(result)
     body += to_html(report.effect_table(result), heading=True)
     body += to_html(report.test_table(result), heading=True)
     return Section("Decision at a glance", body)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from funnelsim import formatting as fmt
-from funnelsim import service_report
+from funnelsim import question, service_report
 from funnelsim.analysis import api as analysis
 from funnelsim.clv import ratio as clv_ratio
 from funnelsim.files import atomic_writer, netcdf_bytes, output_batch, write_bytes_atomic
@@ -347,9 +347,48 @@ def lead_table(result: ExperimentResult) -> Table:
     )
 
 
+def question_table(result: ExperimentResult) -> Table | None:
+    """The scenario's question and its answer (the table's lead lines) above the figure
+    that answers it: per variant its mean, uplift over control and, with a goal, whether
+    it is met (None when the scenario asks no question)."""
+    found = question.answer(result.scenario, result.variants)
+    if found is None:
+        return None
+    shown = question.show(found.metric, result.scenario.currency)
+    goal = found.goal
+    columns_ = [label("variant"), Column(question.LABELS[found.metric]), Column("vs control")]
+    if goal is not None:
+        bound = "≤" if found.metric in question.LOWER_IS_BETTER else "≥"
+        columns_.append(text(f"goal {bound} {shown(goal)}"))
+    rows = []
+    for name, value in found.values.items():
+        cells = [
+            variant_label(name, found.control),
+            interval_cell(*value, shown),
+            uplift_cell(found.uplift[name]) if name in found.uplift else EMPTY,
+        ]
+        if found.meets_goal is not None:
+            met = found.meets_goal[name]
+            cells.append(Cell("met" if met else "not met", tone="good" if met else "bad"))
+        rows.append(Row(tuple(cells), highlight=name == found.best))
+    return Table(
+        f"Answer in figures: {question.LABELS[found.metric]} per variant",
+        tuple(columns_),
+        tuple(rows),
+        caption="Mean over replications with its 95% interval below (Monte Carlo); "
+        "uplift vs control [95% interval].",
+        lead=(
+            Cell(f"Question: {found.question}"),
+            Cell(found.words, tone="good" if found.best != found.control else "neutral"),
+        ),
+    )
+
+
 def run_tables(result: ExperimentResult) -> list[Table]:
-    """The tables of ``funnelsim run``, in reading order."""
-    tables = [effect_table(result)]
+    """The tables of ``funnelsim run``, in reading order: the scenario's question and its
+    answer first."""
+    asked = question_table(result)
+    tables = [effect_table(result)] if asked is None else [asked, effect_table(result)]
     if result.assumptions is not None:
         tables.append(assumption_table(result, result.assumptions))
     tables.append(lifetime_table(result))

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from funnelsim import question
 from funnelsim.files import atomic_writer
 from funnelsim.formatting import outcome_words
 from funnelsim.intervals import Interval
@@ -337,6 +338,7 @@ def _lifetime_dict(summary: VariantSummary) -> dict[str, Any]:
 def results_dict(result: ExperimentResult) -> dict[str, Any]:
     """The ``results.json`` document."""
     scenario = result.scenario
+    asked = question.answer(scenario, result.variants)
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -344,6 +346,7 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
         "replications": len(result.replications),
         "control": result.control,
         "currency": scenario.currency,
+        "question": None if asked is None else asked.to_dict(),
         "variants": {
             s.name: _variant_dict(s, s.name == result.control, result.assumptions)
             for s in result.variants

@@ -91,13 +91,15 @@ class Row:
 
 @dataclass(frozen=True)
 class Table:
-    """A titled table of formatted cells, with a caption and notes (one line each)."""
+    """A titled table of formatted cells, with a caption and notes (one line each) below
+    it and ``lead`` lines above it (a question's answer, read before the rows)."""
 
     title: str
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
     caption: str = ""
     notes: tuple[Cell, ...] = ()
+    lead: tuple[Cell, ...] = ()
 
     def __post_init__(self) -> None:
         for row in self.rows:
@@ -211,8 +213,8 @@ def column_groups(table: Table, console: Console) -> list[list[int]]:
 
 
 def to_rich(table: Table, console: Console) -> list[RenderableType]:
-    """The table for ``console``: one rich table, or several parts when it is too wide,
-    then its notes."""
+    """The table for ``console``: its lead lines, one rich table or several parts when
+    it is too wide, then its notes."""
     groups = column_groups(table, console)
     parts: list[RenderableType] = [
         _rich_table(
@@ -223,7 +225,7 @@ def to_rich(table: Table, console: Console) -> list[RenderableType]:
         )
         for n, group in enumerate(groups, start=1)
     ]
-    return parts + [_note(note) for note in table.notes]
+    return [_note(line) for line in table.lead] + parts + [_note(note) for note in table.notes]
 
 
 def _note(note: Cell) -> RenderableType:
@@ -270,6 +272,10 @@ def _align(column: Column) -> str:
     return ' class="num"' if column.numeric else ""
 
 
+def _html_note(note: Cell) -> str:
+    return f'<p class="{"warn" if note.tone == "bad" else "note"}">{esc(note.text)}</p>'
+
+
 def to_html(table: Table, heading: bool = False) -> str:
     """The table as an HTML fragment; every text is escaped. With ``heading`` the title is
     an ``<h3>`` above it."""
@@ -284,12 +290,10 @@ def to_html(table: Table, heading: bool = False) -> str:
         for row in table.rows
     )
     caption = f"<caption>{esc(table.caption)}</caption>" if table.caption else ""
-    notes = "".join(
-        f'<p class="{"warn" if note.tone == "bad" else "note"}">{esc(note.text)}</p>'
-        for note in table.notes
-    )
+    notes = "".join(_html_note(note) for note in table.notes)
+    lead = "".join(_html_note(line) for line in table.lead)
     title = f"<h3>{esc(table.title)}</h3>" if heading else ""
     return (
-        f'{title}<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead>'
+        f'{title}{lead}<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>{notes}"
     )

@@ -185,9 +185,10 @@ def service_metrics(
 
     ``lead_band`` holds, per visitor, the band they queued in (NOT_A_LEAD: never came to
     this resource; DECLINED: declined). ``wait_min`` is the time in the queue of the leads a
-    rep served (``wait_sample``: those waits, for :func:`summarise_runs`); ``answered_within`` counts, among every lead that came, those answered
-    (queue wait plus the stage's response delay; at once by a template or a bot) within
-    5 minutes and 1 hour.
+    rep served (``wait_sample``: those waits, for :func:`summarise_runs`);
+    ``answered_within`` counts, among every lead that came, those answered (queue wait
+    plus the stage's response delay; at once by a template or a bot) within 5 minutes
+    and 1 hour.
     """
     came = lead_band != NOT_A_LEAD
     leads = int(came.sum())

@@ -386,7 +386,8 @@ class Resource(StrictModel):
     """People or machines that stages share: ``capacity`` servers, each serving one
     visitor at a time for a service time drawn from ``service_min``. Without a
     ``schedule`` every server is there around the clock. ``cost_per_hour`` is the cost of
-    one server on duty for an hour (service metrics: cost per lead and per customer)."""
+    one server on duty for an hour: it is part of the acquisition cost (CAC, LTV:CAC) and
+    of the service figures' cost per lead and per customer."""
 
     capacity: Annotated[int, Field(ge=1, le=100_000)]
     service_min: Minutes
@@ -652,11 +653,32 @@ class Experiment(StrictModel):
 OverridePath = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]
 
 
+class Question(StrictModel):
+    """The question a scenario asks; ``funnelsim run`` answers it in its first lines.
+
+    ``metric`` is the figure that answers it: the variant with the best expected value
+    (the highest; for ``cac`` the lowest) is the answer. ``goal``, if given, is a value the
+    metric should reach (at least; for ``cac`` at most): each variant meets it or not on
+    its mean over replications (``ltv_to_cac: 10`` for "LTV:CAC above 10x")."""
+
+    text: Annotated[str, Field(min_length=1)]
+    metric: Literal[
+        "conversion",
+        "revenue_per_visitor",
+        "clv_per_visitor",
+        "clv_per_customer",
+        "cac",
+        "ltv_to_cac",
+    ] = "conversion"
+    goal: float | None = None
+
+
 class Scenario(StrictModel):
     """A funnel, its economics and the variants to compare."""
 
     name: str
     description: str = ""
+    question: Question | None = None
     seed: Annotated[int, Field(ge=0)] = 0
     currency: Annotated[str, Field(max_length=8)] = "USD"
     traffic: Traffic
