@@ -319,14 +319,16 @@ class _Run:
         """Without an event log: walk each visitor up to their first queue before the
         clock starts (nothing before a queue depends on other visitors) and start the
         clock's part there. Times are summed as the clock would (``now + delay``), and
-        timers set at time 0 fire at exactly those times; only the visitors not settled
-        by NumPy are walked."""
+        timers set at time 0 fire at exactly those times. Only the visitors NumPy did not
+        settle are walked, from the first stage that takes time (they passed the ones
+        before it, which take none)."""
         env, pool, n_s = self.env, self.pool, len(self.dwell)
-        walkers = np.flatnonzero(~self._settle_early_losses())
+        timed = settled.first_timed_stage(self.stage_resource, self.dwell)
+        walkers = np.flatnonzero(~self._settle_early_losses(timed))
         # arrival on the clock: previous time + gap, as _source's timeouts advance it
         clock = np.cumsum(np.diff(np.asarray(arrivals), prepend=0.0))
         for i, now in zip(walkers.tolist(), clock[walkers].tolist(), strict=True):
-            joined = self._walk_to_queue(i, now)
+            joined = self._walk_to_queue(i, now, timed)
             if joined is None:
                 continue
             s, at = joined
@@ -335,10 +337,9 @@ class _Run:
             elif pool is not None:
                 _Delayed(env, self._advocate(i, pool), env.timeout(at))
 
-    def _settle_early_losses(self) -> NDArray[np.bool_]:
-        """Per visitor, lost before the first stage that takes time: those losses are
-        settled here with NumPy (engine.settled), the others walk."""
-        timed = settled.first_timed_stage(self.stage_resource, self.dwell)
+    def _settle_early_losses(self, timed: int) -> NDArray[np.bool_]:
+        """Per visitor, lost before stage ``timed``, the first that takes time: those
+        losses are settled here with NumPy (engine.settled), the others walk."""
         delay = [np.asarray(d)[: self.n_main] if d is not None else None for d in self.delay]
         exit_stage, reason = settled.settled_losses(
             self.plan, delay, self.decays, self.response, timed
@@ -349,13 +350,14 @@ class _Run:
         self.reason[: self.n_main] = np.where(lost, reason, NO_LOSS).tolist()
         return np.asarray(lost)
 
-    def _walk_to_queue(self, i: int, now: float) -> tuple[int, float] | None:
-        """Visitor ``i``, arriving at ``now``, through dwells and decisions up to the first
-        stage with a queue: (that stage, when they join its queue), (``len(stages)``,
-        when done) if none comes, or None if lost on the way."""
+    def _walk_to_queue(self, i: int, now: float, start: int) -> tuple[int, float] | None:
+        """Visitor ``i``, at stage ``start`` at ``now``, through dwells and decisions up to
+        the first stage with a queue: (that stage, when they join its queue),
+        (``len(stages)``, when done) if none comes, or None if lost on the way."""
         dwell, resource = self.dwell, self.stage_resource
         friction_loss = self.friction_loss[i]
-        for s, column in enumerate(dwell):
+        for s in range(start, len(dwell)):
+            column = dwell[s]
             if column is not None and column[i] > 0.0:
                 now += column[i]
             if friction_loss[s] != NO_LOSS:
