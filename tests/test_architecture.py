@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "files",
         "result_mixin",
         "results",
+        "question",
         "parallel",
         "queueing",
         "compile_cache",
