@@ -8,11 +8,11 @@ processes, as ``funnelsim run`` does, and prints the wall time, the CPU time of 
 process and its children, and the machine's load average, which a shared machine
 inflates. Target: under 20 s on 2 cores.
 
-A second figure isolates the engine: one replication of every variant, CPU time of
-this process, today's engine against the engine before the issue 17 speed work
-(:data:`BEFORE`, loaded from git by ``benchmarks/baseline.py``) on the same draws in
-this process, with a check that both give identical results. Both print a TARGET line
-(``benchmarks/targets.py``).
+A second figure isolates the engine: one replication of every variant
+(``simulate_variants``, as a run calls it), CPU time of this process, today's engine
+against the engine before the issue 17 speed work (:data:`BEFORE`, loaded from git by
+``benchmarks/baseline.py``) on the same draws in this process, with a check that both
+give identical results. Both print a TARGET line (``benchmarks/targets.py``).
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def engine_only(repeats: int = 5) -> None:
     """One replication of every variant, today's engine against :data:`BEFORE`."""
     scenario = parse_scenario(scaffold.template_text("lead_funnel"), "lead_funnel.yaml")
     funnels = compile_variants(scenario)
+    shares = list(scenario.split_shares().values())
     traffic = scenario.traffic
     old = baseline.load("src/funnelsim/engine/simpy_engine.py", BEFORE)
     best = {"now": float("inf"), "before": float("inf")}
@@ -79,7 +80,7 @@ def engine_only(repeats: int = 5) -> None:
         runs = {}
         for name, module in (("before", old), ("now", simpy_engine)):
             start = time.process_time()
-            runs[name] = [module.simulate(funnel, draws) for funnel in funnels]
+            runs[name] = module.simulate_variants(funnels, draws, shares)
             best[name] = min(best[name], time.process_time() - start)
         identical &= pickle.dumps(runs["now"]) == pickle.dumps(runs["before"])
     targets.report(

@@ -295,8 +295,13 @@ def visitor_cells(funnel: CompiledFunnel, shared: SharedDraws) -> VisitorCells:
             segment, channel, ((segment * n_c + channel) * n_p + pay) * n_k + contact
         )
 
-    key = ("cells", *(a.tobytes() for a in (segment_cdf, channel_cdf, payment_cdf, contact_cdf)))
-    return shared.derived(key, draw)
+    return shared.derived(("cells", *_cells_key(funnel)), draw)
+
+
+def _cells_key(funnel: CompiledFunnel) -> tuple[bytes, ...]:
+    """What decides the visitors' cells: the segment, channel and preference CDFs."""
+    cdfs = (funnel.segment_cdf, funnel.channel_cdf, funnel.payment_cdf, funnel.contact_cdf)
+    return tuple(cdf.tobytes() for cdf in cdfs)
 
 
 def stage_values(
@@ -350,21 +355,27 @@ class VisitorPlan:
 
 
 def plan_visitors(funnel: CompiledFunnel, shared: SharedDraws) -> VisitorPlan:
-    """Look up each visitor's thresholds from their cell; decide friction losses."""
+    """Look up each visitor's thresholds from their cell; decide friction losses (once
+    for the variants of a replication whose cells, thresholds and rates agree)."""
     n_s = len(funnel.stages)
     cells = visitor_cells(funnel, shared)
-    thresholds = funnel.cell_thresholds[:, cells.cell]  # (S, n, reasons)
     u = shared.uniforms("continue", n_s)
-    crossed = (u.T[..., None] >= thresholds).sum(axis=2)
-    friction_loss = (
-        np.where(crossed > 0, len(FRICTION_REASONS) - crossed, NO_LOSS).astype(np.int8).T
-    )
+
+    def decide() -> tuple[NDArray[np.int8], FloatArray]:
+        thresholds = funnel.cell_thresholds[:, cells.cell]  # (S, n, reasons)
+        crossed = (u.T[..., None] >= thresholds).sum(axis=2)
+        loss = np.where(crossed > 0, len(FRICTION_REASONS) - crossed, NO_LOSS).astype(np.int8)
+        return loss.T, funnel.cell_continue[:, cells.cell].T
+
+    tables = (funnel.cell_thresholds, funnel.cell_continue)
+    key = ("plan", *_cells_key(funnel), *((t.shape, t.tobytes()) for t in tables))
+    friction_loss, p_continue = shared.derived(key, decide)
     return VisitorPlan(
         segment=cells.segment,
         channel=cells.channel,
         u_continue=u,
         friction_loss=friction_loss,
-        p_continue=funnel.cell_continue[:, cells.cell].T,
+        p_continue=p_continue,
         order_value=order_values(funnel, shared),
     )
 
