@@ -86,7 +86,8 @@ class EventLog:
 def _stage_columns(
     funnel: CompiledFunnel, shared: SharedDraws, stream: str, attribute: str
 ) -> list[list[float] | None]:
-    """Per stage, the visitors' draws of a stage distribution as a list (None if unused)."""
+    """Per stage, the visitors' draws of a stage distribution as a list (None if unused;
+    one list for the variants of a replication that draw the same)."""
     n_s = len(funnel.stages)
     columns: list[list[float] | None] = [None] * n_s
     for s, stage in enumerate(funnel.scenario.stages):
@@ -98,7 +99,8 @@ def _stage_columns(
         if dist is None:
             continue
         values = stage_values(shared, stream, dist, s, n_s)
-        columns[s] = values.tolist() if values is not None else None
+        if values is not None:
+            columns[s] = shared.derived(("list", stream, s, dist), values.tolist)
     return columns
 
 
