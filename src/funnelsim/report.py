@@ -65,6 +65,10 @@ OUTCOME_TONE: dict[str, Tone] = {
 }
 METRIC_LABEL = {"conversion": "conversion", "clv_per_visitor": "CLV per visitor"}
 UPLIFT_NOTE = "below each value: uplift vs control [95% interval]"
+RATIO_MEAN_NOTE = (
+    " LTV:CAC here is each replication's ratio, averaged (results.json ltv_to_cac); the "
+    "lifetime table divides the mean CLV per customer by the mean CAC."
+)
 CAC_NOTE = (
     "CAC: spend plus the service desks' staff and automation cost (shared by the leads "
     "each channel brought), per customer won."
@@ -376,7 +380,8 @@ def question_table(result: ExperimentResult) -> Table | None:
         tuple(columns_),
         tuple(rows),
         caption="Mean over replications with its 95% interval below (Monte Carlo); "
-        "uplift vs control [95% interval].",
+        "uplift vs control [95% interval]."
+        + (RATIO_MEAN_NOTE if found.metric == "ltv_to_cac" else ""),
         lead=(
             Cell(f"Question: {found.question}"),
             Cell(found.words, tone="good" if found.best != found.control else "neutral"),
