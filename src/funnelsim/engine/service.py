@@ -237,7 +237,8 @@ def summarise_runs(runs: Sequence[dict[str, dict[str, Any]]]) -> dict[str, dict[
     summary = {}
     for name in runs[0]:
         samples = [run[name]["wait_sample"] for run in runs]
-        figures = [{k: v for k, v in run[name].items() if k != "wait_sample"} for run in runs]
+        pooled_keys = ("wait_sample", "wait_min")
+        figures = [{k: v for k, v in run[name].items() if k not in pooled_keys} for run in runs]
         pooled = WaitSample(
             np.concatenate([s.waits for s in samples]),
             np.concatenate([s.bands for s in samples]),
