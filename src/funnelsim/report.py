@@ -69,10 +69,18 @@ RATIO_MEAN_NOTE = (
     " LTV:CAC here is each replication's ratio, averaged (results.json ltv_to_cac); the "
     "lifetime table divides the mean CLV per customer by the mean CAC."
 )
-CAC_NOTE = (
-    "CAC: spend plus the service desks' staff and automation cost (shared by the leads "
-    "each channel brought), per customer won."
-)
+
+
+def desk_cost_note(result: ExperimentResult) -> str:
+    """The sentence saying that CAC counts the service desks' cost ("" without desks)."""
+    if not any(s.service for s in result.variants):
+        return ""
+    return (
+        "CAC: spend plus the service desks' staff and automation cost (shared by the "
+        "leads each channel brought), per customer won. "
+    )
+
+
 PROBABILITY_COLUMNS = ("P(beats control)", "P(best)")
 
 
@@ -268,8 +276,9 @@ def lifetime_table(result: ExperimentResult) -> Table:
             Column("payback"),
         ),
         rows,
-        caption=f"Mean over replications; {UPLIFT_NOTE} (Monte Carlo). {CAC_NOTE} "
-        "Payback: months until a customer's margin repays their acquisition cost.",
+        caption=f"Mean over replications; {UPLIFT_NOTE} (Monte Carlo). "
+        f"{desk_cost_note(result)}Payback: months until a customer's margin repays their "
+        "acquisition cost.",
     )
 
 
@@ -304,7 +313,7 @@ def channel_table(result: ExperimentResult) -> Table:
             Cell(fmt.count(c.customers)),
             Cell(fmt.money(c.cac, currency)),
         ),
-        f"Spend: paid visits and nurture messages. {CAC_NOTE}",
+        desk_cost_note(result).strip() or "CAC: acquisition spend per customer won.",
     )
 
 
