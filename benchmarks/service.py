@@ -30,6 +30,7 @@ from targets import Target
 from funnelsim import scaffold
 from funnelsim.engine import simpy_engine
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
+from funnelsim.execution import Execution
 from funnelsim.experiment import compile_variants, run_experiment
 from funnelsim.scenario import parse_scenario
 
@@ -49,7 +50,7 @@ def full_run(replications: int, workers: int) -> None:
     scenario = parse_scenario(scaffold.template_text("lead_funnel"), "lead_funnel.yaml")
     load = os.getloadavg()[0]
     wall, cpu = time.perf_counter(), _cpu_s()
-    result = run_experiment(scenario, replications=replications, workers=workers)
+    result = run_experiment(scenario, replications, Execution(workers=workers))
     wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
     targets.report(
         Target(
