@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,21 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import MINIMAL
+from funnelsim.analysis.testroll import (
+    TwoArmPrior,
+    expected_profit,
+    no_test_profit,
+    symmetric_optimal_visitors,
+)
 from funnelsim.cli import main
 from funnelsim.execution import Execution
+from funnelsim.experiment import Interval, run_experiment
 from funnelsim.profit_planning import (
+    FIXED,
     NO_UNCERTAINTY,
     ProfitPlan,
     ScenarioWorld,
+    assumption_sampler,
     day_grid,
     plan_profit,
     population_of,
@@ -25,6 +35,7 @@ from funnelsim.profit_planning import (
     value_of_information,
     write_profit_plan,
 )
+from funnelsim.propagation import value_worlds
 from funnelsim.scenario import Scenario, parse_scenario
 from funnelsim.strategies import TestAndRoll, Truth, run_bench
 
@@ -187,14 +198,104 @@ def test_cli_plan_profit_errors_are_one_line(write_scenario, args: list[str], me
     assert message in result.output and "Traceback" not in result.output
 
 
+def voi_paragraph(output: str) -> str:
+    """The value-of-information line of ``run``'s output, its wrapped lines joined."""
+    start = output.index("Value of information")
+    return " ".join(output[start : output.index("profit).", start) + 8].split())
+
+
 def test_cli_run_prints_the_value_of_information(write_scenario) -> None:
     result = CliRunner().invoke(
         main, ["run", str(write_scenario(AB)), "--replications", "3", "--workers", "1"]
     )
     assert result.exit_code == 0, result.output
-    line = next(line for line in result.output.splitlines() if "Value of information" in line)
-    assert NO_UNCERTAINTY in line and "a 2-day test costs" in line
+    line = voi_paragraph(result.output)
+    assert NO_UNCERTAINTY in line and "a 2-day test costs" in line and FIXED not in line
     assert "shipping better now" in line and "best test length is 0 days" in line
+
+
+# Each arm's conversion: 0.5 x an uncertain checkout rate, independently per arm (the
+# variant overrides it with its own uncertain value): normal(0.2, 0.02) in effect. An
+# order is worth 1, so profit counts conversions. 100,000 visitors in all.
+UNCERTAIN = """\
+name: uncertain
+seed: 1
+traffic: {visitors_per_day: 1000, days: 10}
+stages:
+  - name: landing
+    rate: 0.5
+  - name: checkout
+    rate: {uncertain: normal, mean: 0.4, sd: 0.04}
+value:
+  order_value: {dist: constant, value: 1}
+variants:
+  control: {}
+  better: {stages.checkout.rate: {uncertain: normal, mean: 0.4, sd: 0.04}}
+experiment: {rollout_days: 90, worlds: 2048}
+"""
+CONVERSION, PRIOR_SD, POPULATION = 0.2, 0.02, 100_000
+
+
+def test_plan_draws_its_worlds_from_runs_worlds() -> None:
+    """One source of worlds: the plan's are the run's (same seed, same values), and every
+    simulated test plays in one of them."""
+    sc = scenario(UNCERTAIN.replace("worlds: 2048", "worlds: 64"))
+    run = run_experiment(sc, replications=2)
+    assert run.assumptions is not None and run.assumptions.values is not None
+    valued = value_worlds(sc, 2, sc.seed)
+    assert valued is not None
+    np.testing.assert_array_equal(valued.values, run.assumptions.values.values)
+    draws = assumption_sampler(sc, valued)(500, np.random.default_rng(0))
+    assert draws.conversion is not None
+    known = {tuple(row) for row in valued.metric("conversion")}
+    assert all(tuple(row) in known for row in draws.conversion)
+    assert draws.profit == pytest.approx(draws.conversion)  # order value 1, margin 1
+    plan = quick_plan(sc)
+    assert plan.uncertain_assumptions and plan.assumption_worlds == 64
+
+
+def within_3_se(value: float, interval: Interval) -> bool:
+    """Within 3 standard errors of the mean (a 95% interval is +-1.96 of them)."""
+    return abs(value - interval.mean) <= 3 * (interval.high - interval.low) / (2 * 1.96)
+
+
+def test_uncertain_effects_plan_a_test_that_matches_test_and_roll() -> None:
+    """Bernoulli responses with a normal prior on each arm's rate, through the scenario's
+    own worlds: the value of each test length's information (paired on the worlds, so
+    free of the level's noise) is Feit & Berman's closed form within 3 Monte Carlo
+    standard errors, and inside the 95% interval at the simulated optimum; the closed
+    form's own optimum earns no more than that interval's half-width above it; EVPI is
+    N sigma / sqrt(pi) within 3 standard errors; the summary claims no certainty."""
+    plan = quick_plan(
+        scenario(UNCERTAIN), simulations=4000, rule_simulations=10, lengths=16, max_days=40
+    )
+    prior = TwoArmPrior.symmetric(CONVERSION, PRIOR_SD, math.sqrt(CONVERSION * (1 - CONVERSION)))
+    now = no_test_profit(POPULATION, prior)
+
+    def closed_form_evsi(visitors: tuple[float, float]) -> float:
+        return expected_profit(visitors, POPULATION, prior).total - now
+
+    assert plan.curve.population == POPULATION and plan.optimal_days > 0
+    assert all(within_3_se(closed_form_evsi(p.visitors), p.evsi) for p in plan.curve.curve)
+    found = plan.curve.curve[plan.curve.optimal]
+    at_found = closed_form_evsi(found.visitors)
+    assert found.evsi.low <= at_found <= found.evsi.high and found.evsi.low > 0
+    best = symmetric_optimal_visitors(POPULATION, PRIOR_SD, prior.response_sd[0])
+    assert closed_form_evsi((best, best)) - at_found < found.evsi.high - found.evsi.mean
+    assert within_3_se(POPULATION * PRIOR_SD / math.sqrt(math.pi), plan.curve.evpi)
+    assert plan.curve.evpi.low > 0 and plan.note == ""
+
+
+def test_fixed_assumptions_plan_no_test_and_say_why(write_scenario) -> None:
+    path = write_scenario(UNCERTAIN.replace("worlds: 2048", "worlds: 64, assumptions: fixed"))
+    args = ["plan", str(path), "--objective", "profit", "--simulations", "100"]
+    args += ["--truth-replications", "2", "--workers", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Profit-maximising test: 0 days" in text
+    assert f"Note: {NO_UNCERTAINTY}{FIXED}." in text
+    assert "expected value of perfect information 0 USD" in text
 
 
 def test_uncertain_levels_with_a_sure_winner_say_so() -> None:

@@ -90,6 +90,8 @@ class WorldDraws(NamedTuple):
 WorldSampler = Callable[[int, np.random.Generator], "FloatArray | WorldDraws"]
 """Draws ``n`` worlds: an array (n, arms) of each arm's true mean profit per visitor, or
 :class:`WorldDraws` with their conversion probabilities as well."""
+ROUNDING = 1e-12
+"""Relative difference of expected profits below which two test lengths are equal."""
 MIN_RESPONSE_SD = 1e-9
 """Floor of a visitor's reading spread (a conversion rate of 0 or 1 has none)."""
 ArmRule = Callable[[IntArray, IntArray], int]
@@ -247,8 +249,11 @@ class ProfitCurve:
 
     @property
     def optimal(self) -> int:
-        """Index of the profit-maximising length (the shortest among equals)."""
-        return int(np.argmax([p.expected_profit.mean for p in self.curve]))
+        """Index of the profit-maximising length: the shortest among equals, equal meaning
+        within rounding (arms of equal profit make every length equally good)."""
+        profit = np.array([p.expected_profit.mean for p in self.curve])
+        best = profit.max()
+        return int(np.argmax(profit >= best - ROUNDING * max(abs(best), 1.0)))
 
     @property
     def uncertain(self) -> bool:

@@ -15,11 +15,15 @@ scenario's traffic over the planned test (``traffic.days``) and the
 (Bernoulli responses), at the funnel's conversion rate; a conversion is worth
 its variant's profit per converting visitor.
 
-Until the scenario's assumptions carry uncertainty, the world is one: the
-engine's estimate of every variant's rates. Then the best variant is known, no
-test can pay (the profit-maximising length is 0 days and the expected value of
-perfect information is 0), and the plan says so. A sampler of uncertain worlds
-plugs in as the ``worlds`` argument of :func:`plan_profit`.
+The worlds are the very worlds ``funnelsim run`` reports its intervals over
+(:func:`funnelsim.propagation.value_worlds`: the scenario's uncertain assumptions
+drawn from its seed, every variant valued in each); each simulated test plays in
+one of them, drawn at random. Without uncertain assumptions (or with
+``experiment.assumptions: fixed``) the world is one: the engine's estimate of
+every variant's rates. Then the best variant is known, no test can pay (the
+profit-maximising length is 0 days and the expected value of perfect information
+is 0), and the plan says so and why. Another sampler of worlds plugs in as the
+``worlds`` argument of :func:`plan_profit`.
 """
 
 from __future__ import annotations
@@ -47,28 +51,41 @@ from funnelsim.preposterior import (
     WorldSampler,
     profit_curve,
 )
+from funnelsim.propagation import value_worlds
 from funnelsim.scenario.schema import Scenario
 from funnelsim.sweeps import SweepError, run_sweep
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from funnelsim.results import ExperimentResult
     from funnelsim.strategies import Truth
+    from funnelsim.worlds import WorldValues
 
 FloatArray = NDArray[np.float64]
 NO_UNCERTAINTY = "no uncertainty in the assumptions: the test buys nothing"
+FIXED = " (they are fixed: experiment.assumptions or --assumptions fixed)"
 INTERVAL = "95% Monte Carlo t-interval over the simulated worlds and tests"
 RULE_SIMULATIONS = 300
 """Simulated tests the ship / keep rule reads by default (it is far slower than Bayes)."""
 
 
-def certainty_note(uncertain_assumptions: bool, curve: ProfitCurve, ship_now: str) -> str:
-    """Why no test can pay, or "" when one can (some world's best arm differs)."""
+def certainty_note(
+    uncertain_assumptions: bool, curve: ProfitCurve, ship_now: str, fixed: bool = False
+) -> str:
+    """Why no test can pay, or "" when one can (some world's best arm differs).
+    ``fixed``: the scenario has uncertain assumptions but they are fixed."""
     if curve.uncertain:
         return ""
     if not uncertain_assumptions:
-        return NO_UNCERTAINTY
+        return NO_UNCERTAINTY + (FIXED if fixed else "")
     return f"{ship_now} is best in every simulated world: the test buys nothing"
+
+
+def assumptions_fixed(scenario: Scenario) -> bool:
+    """Whether ``scenario`` has uncertain assumptions that ``experiment.assumptions``
+    fixes at their stated values."""
+    return scenario.experiment.assumptions == "fixed" and bool(scenario.assumptions)
 
 
 class ScenarioWorld(NamedTuple):
@@ -137,6 +154,21 @@ def fixed_world(world: ScenarioWorld) -> WorldSampler:
     return sample
 
 
+def assumption_sampler(scenario: Scenario, valued: WorldValues) -> WorldSampler:
+    """The sampler of ``valued``'s worlds (``run``'s worlds of ``scenario``): each draw
+    is one of them, uniformly at random, with every variant's conversion and profit per
+    visitor there (margin x revenue, or CLV, as :func:`profit_metric` says)."""
+    metric = profit_metric(scenario)
+    margin = 1.0 if metric == "clv_per_visitor" else scenario.value.margin
+    profit, conversion = margin * valued.metric(metric), valued.metric("conversion")
+
+    def sample(n: int, rng: np.random.Generator) -> WorldDraws:
+        rows = rng.integers(len(profit), size=n)
+        return WorldDraws(profit[rows], conversion[rows])
+
+    return sample
+
+
 def population_of(scenario: Scenario, population: int | None = None) -> int:
     """Visitors in all, test included: ``population``, or the scenario's traffic over
     ``traffic.days`` and ``experiment.rollout_days``."""
@@ -195,13 +227,24 @@ def value_of_information(
         if evsi >= 0
         else f"costs {_money(-evsi, scenario.currency)} against"
     )
-    note = certainty_note(worlds is not None, curve, ship_now)
+    note = certainty_note(worlds is not None, curve, ship_now, assumptions_fixed(scenario))
     lead = f"{note}; " if note else ""
     return (
         f"Value of information: {lead}a {planned}-day test {worth} shipping {ship_now} now "
         f"({population:,} visitors); the best test length is {days[curve.optimal]} days "
         "(funnelsim plan --objective profit)."
     )
+
+
+def run_value_of_information(result: ExperimentResult) -> str:
+    """:func:`value_of_information` of a finished run: its engine estimates, and its
+    worlds of the uncertain assumptions when it has them."""
+    scenario = result.scenario
+    names = [v.name for v in result.variants]
+    world = world_of(scenario, names, [v.metrics for v in result.variants])
+    valued = None if result.assumptions is None else result.assumptions.values
+    worlds = None if valued is None else assumption_sampler(scenario, valued)
+    return value_of_information(scenario, world, worlds)
 
 
 def roll_for_bench(
@@ -268,6 +311,8 @@ class ProfitPlan:
     profit_measure: str
     world: ScenarioWorld
     uncertain_assumptions: bool
+    assumption_worlds: int  # run's worlds the tests play in (0: one world, or a sampler)
+    fixed_assumptions: bool  # uncertain assumptions that experiment.assumptions fixes
     visitors_per_day: float
     days: tuple[int, ...]
     curve: ProfitCurve
@@ -301,6 +346,13 @@ class ProfitPlan:
         """Index of the power-based test's curve point, if it was read."""
         return self.at(self.power.days)
 
+    @property
+    def note(self) -> str:
+        """Why no test can pay, or "" when one can."""
+        return certainty_note(
+            self.uncertain_assumptions, self.curve, self.ship_now, self.fixed_assumptions
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The ``plan.json`` document."""
         return profit_plan_dict(self)
@@ -327,11 +379,12 @@ def plan_profit(
     tests and under the scenario's ship / stop / keep-testing rule on the first
     ``rule_simulations`` of them.
 
-    ``variant`` plans the control against that variant only. ``worlds`` draws each
-    variant's profit per visitor from what is uncertain; without it the world is the
-    engine's single estimate. ``execution`` gives seed, engine and executor; its
-    ``progress`` counts engine replications and simulated tests read by the ship / keep
-    rule (``truth_replications + rule_simulations``).
+    ``variant`` plans the control against that variant only. Each simulated test plays
+    in one of ``run``'s worlds of the scenario's uncertain assumptions (the same seed
+    gives the same worlds); without any the world is the engine's single estimate.
+    ``worlds`` replaces them by another sampler. ``execution`` gives seed, engine and
+    executor; its ``progress`` counts engine replications and simulated tests read by the
+    ship / keep rule (``truth_replications + rule_simulations``).
     """
     from funnelsim.planning import MAX_DAYS, pair_scenario
 
@@ -341,6 +394,12 @@ def plan_profit(
         raise SweepError("a profit plan needs a control and at least one variant")
     seed = execution.seed_or(scenario.seed)
     world = scenario_world(scenario, truth_replications, execution)
+    valued = None
+    if worlds is None:
+        valued = value_worlds(
+            scenario, truth_replications, seed, execution.processes, execution.dask
+        )
+        worlds = None if valued is None else assumption_sampler(scenario, valued)
     population = population_of(scenario, population)
     shares = np.array(list(scenario.split_shares().values()))
     per_day = scenario.traffic.visitors_per_day
@@ -382,6 +441,8 @@ def plan_profit(
         measure,
         world,
         worlds is not None,
+        0 if valued is None else len(valued.worlds),
+        assumptions_fixed(scenario),
         per_day,
         tuple(days),
         curve,
@@ -428,6 +489,7 @@ def profit_plan_dict(plan: ProfitPlan) -> dict[str, Any]:
         "simulations": curve.simulations,
         "seed": plan.seed,
         "uncertain_assumptions": plan.uncertain_assumptions,
+        "assumption_worlds": plan.assumption_worlds,
         "optimal": _option(plan, curve.optimal),
         "evpi": curve.evpi.mean,
         "evpi_conversions": None if curve.evpi_conversions is None else curve.evpi_conversions.mean,
@@ -530,11 +592,10 @@ def profit_plan_summary(plan: ProfitPlan) -> list[str]:
         f"Population: {curve.population:,} visitors, test included "
         f"({curve.population / plan.visitors_per_day:,.0f} days of traffic). Expected "
         f"profit of each option with its 95% Monte Carlo interval over "
-        f"{curve.simulations:,} simulated worlds and tests:",
+        f"{curve.simulations:,} simulated worlds and tests{_worlds_text(plan)}:",
     ]
-    note = certainty_note(plan.uncertain_assumptions, curve, plan.ship_now)
-    if note:
-        lines.append(f"Note: {note}.")
+    if plan.note:
+        lines.append(f"Note: {plan.note}.")
     lines += [
         option("Profit-maximising test", curve.optimal),
         f"Ship {plan.ship_now} now (no test): {_with_interval(curve.ship_now_profit, c)}; "
@@ -562,6 +623,16 @@ def profit_plan_summary(plan: ProfitPlan) -> list[str]:
         f"expected value of perfect information {_with_interval(curve.evpi, c)}{in_conversions}."
     )
     return lines
+
+
+def _worlds_text(plan: ProfitPlan) -> str:
+    """Where the simulated worlds come from, when they are run's worlds."""
+    if not plan.assumption_worlds:
+        return ""
+    return (
+        f" (each test in one of the {plan.assumption_worlds:,} worlds of the uncertain "
+        "assumptions that funnelsim run reports over)"
+    )
 
 
 def _visitors_text(plan: ProfitPlan, index: int) -> str:
@@ -668,9 +739,8 @@ def profit_plan_figure(plan: ProfitPlan) -> Figure:
             f"{plan.scenario}: profit over {curve.population:,} visitors "
             "(95% Monte Carlo intervals)"
         )
-        note = certainty_note(plan.uncertain_assumptions, curve, plan.ship_now)
-        if note:
-            title += f"\n{note}"
+        if plan.note:
+            title += f"\n{plan.note}"
         ax.set_title(title, loc="left", fontsize=9)
         ax.legend(fontsize=7.5, loc="best")
     return figure

@@ -37,6 +37,7 @@ from funnelsim.scenario import Scenario
 from funnelsim.worlds import (
     WORLD_METRICS,
     Worlds,
+    WorldValues,
     central_world,
     sample_worlds,
     scenario_assumptions,
@@ -109,27 +110,20 @@ def _effect(
     )
 
 
-def propagate(
-    scenario: Scenario,
-    monte_carlo: Mapping[str, Mapping[str, Sequence[float]]],
-    replications: int,
-    seed: int,
-    workers: int = 1,
-    dask: Any = None,
-) -> AssumptionEffects | None:
-    """Effects of every variant over worlds of ``scenario``'s uncertain assumptions;
-    None when it has none (or ``experiment.assumptions`` is ``fixed``).
+def value_worlds(
+    scenario: Scenario, replications: int, seed: int, workers: int = 1, dask: Any = None
+) -> WorldValues | None:
+    """Every variant of ``scenario`` valued in ``experiment.worlds`` worlds of its uncertain
+    assumptions drawn from ``seed``; None when it has none (or ``experiment.assumptions``
+    is ``fixed``). The one source of worlds for ``run``'s intervals and for profit
+    planning: the same scenario and seed give the same worlds and values.
 
-    ``monte_carlo[variant][metric]`` is the replications' (mean, low, high) uplift. Where
-    worlds must be simulated (queues, referrals) there are at most ``COUPLED_WORLDS`` and
-    no more than the run's ``replications`` (but ``MIN_WORLDS``), so they cost at most
-    about as much as the run; they run on ``workers`` or ``dask`` like the replications.
-    Exact worlds are valued in this process."""
-    assumptions = scenario_assumptions(scenario)
-    if not assumptions:
+    Where worlds must be simulated (queues, referrals) there are at most
+    ``COUPLED_WORLDS`` and no more than ``replications`` (but ``MIN_WORLDS``), so they
+    cost at most about as much as a run; they run on ``workers`` or ``dask`` like the
+    replications. Exact worlds are valued in this process."""
+    if not scenario_assumptions(scenario):
         return None
-    names = scenario.variant_names
-    central = world_metrics(scenario, central_world(scenario), seed)
     simulated = any(_coupled(scenario))
     n = scenario.experiment.worlds
     if simulated:  # each world costs a replication: at most as many as the run has
@@ -141,6 +135,27 @@ def propagate(
     values = np.array(
         parallel.map_batches(work, items, workers, dask) if simulated else work(items)
     )
+    return WorldValues(worlds, values, simulated)
+
+
+def propagate(
+    scenario: Scenario,
+    monte_carlo: Mapping[str, Mapping[str, Sequence[float]]],
+    replications: int,
+    seed: int,
+    workers: int = 1,
+    dask: Any = None,
+) -> AssumptionEffects | None:
+    """Effects of every variant over the worlds of :func:`value_worlds` (which says how
+    many); None when ``scenario`` has no uncertain assumption (or they are fixed).
+
+    ``monte_carlo[variant][metric]`` is the replications' (mean, low, high) uplift."""
+    valued = value_worlds(scenario, replications, seed, workers, dask)
+    if valued is None:
+        return None
+    names = scenario.variant_names
+    central = world_metrics(scenario, central_world(scenario), seed)
+    worlds, values, simulated = valued.worlds, valued.values, valued.simulated
     level = scenario.experiment.assumption_level
     winners = np.argmax(values, axis=1)  # (worlds, metrics)
     prob_best = {
@@ -160,7 +175,9 @@ def propagate(
                 prob_best[name][metric],
                 {} if simulated else _drivers(worlds, np.nan_to_num(uplifts), seed),
             )
-    return AssumptionEffects(level, n, tuple(worlds.keys), simulated, effects, prob_best)
+    return AssumptionEffects(
+        level, len(worlds), tuple(worlds.keys), simulated, effects, prob_best, valued
+    )
 
 
 def _coupled(scenario: Scenario) -> list[bool]:

@@ -39,6 +39,7 @@ from funnelsim.result_mixin import Result
 if TYPE_CHECKING:
     from funnelsim.experiment.economics import Economics
     from funnelsim.scenario.schema import Scenario
+    from funnelsim.worlds import WorldValues
 
 FloatArray = NDArray[np.float64]
 
@@ -183,6 +184,8 @@ class AssumptionEffects:
     simulated: bool  # world values simulated (queues, referrals) rather than exact
     effects: dict[str, dict[str, Effect]]  # variant (not control) -> metric -> effect
     prob_best: dict[str, dict[str, float]]  # variant (control too) -> metric -> P(best)
+    values: WorldValues | None = field(default=None, repr=False, compare=False)
+    """The worlds and every variant's value in each (what profit planning draws from)."""
 
     @property
     def counted(self) -> str:

@@ -82,6 +82,26 @@ class Worlds:
         return dict(zip(self.keys, self.values[index].tolist(), strict=True))
 
 
+@dataclass(frozen=True)
+class WorldValues:
+    """What every variant is worth in each of a set of worlds.
+
+    Attributes:
+        worlds: The worlds (each assumption's value in each).
+        values: (worlds, variants, WORLD_METRICS), control first.
+        simulated: Whether the values were simulated on one replication each (queues,
+            referrals) rather than computed exactly.
+    """
+
+    worlds: Worlds
+    values: FloatArray
+    simulated: bool
+
+    def metric(self, name: str) -> FloatArray:
+        """(worlds, variants): every variant's ``name`` (one of WORLD_METRICS) per world."""
+        return np.asarray(self.values[:, :, WORLD_METRICS.index(name)])
+
+
 def sample_worlds(scenario: Scenario, n: int, seed: int) -> Worlds:
     """``n`` quasi-random worlds (scrambled Sobol points through each assumption's
     inverse CDF) of ``scenario``'s uncertain assumptions, reproducible from ``seed``.

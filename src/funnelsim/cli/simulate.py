@@ -101,9 +101,10 @@ def run(
     if as_json:
         click.echo(results.results_json(result))
     elif not output.quiet:
-        report.print_results(result, make_console())
+        console = make_console()
+        report.print_results(result, console)
         if len(result.variants) > 1:
-            click.echo(_value_of_information(result))
+            _print_value_of_information(result, console)
         output.written([p for p in written if p not in (events, orders)])
         if orders is not None:
             visitors = ",".join(f"{name}={count}" for name, count in log.visitors.items())
@@ -113,14 +114,12 @@ def run(
             )
 
 
-def _value_of_information(result: ExperimentResult) -> str:
-    """``run``'s line on what the planned test is worth (profit planning's Bayes rule)."""
+def _print_value_of_information(result: ExperimentResult, console: Any) -> None:
+    """``run``'s line on what the planned test is worth, wrapped to the terminal."""
     from funnelsim import profit_planning
+    from funnelsim.tables import Cell, print_note
 
-    scenario = result.scenario
-    names = [v.name for v in result.variants]
-    world = profit_planning.world_of(scenario, names, [v.metrics for v in result.variants])
-    return profit_planning.value_of_information(scenario, world)
+    print_note(Cell(profit_planning.run_value_of_information(result)), console)
 
 
 SENSITIVITY_FILES = ("sensitivity.json", "sensitivity.png")
