@@ -252,6 +252,8 @@ def test_plan_draws_its_worlds_from_runs_worlds() -> None:
     assert draws.profit == pytest.approx(draws.conversion)  # order value 1, margin 1
     plan = quick_plan(sc)
     assert plan.uncertain_assumptions and plan.assumption_worlds == 64
+    paired = quick_plan(sc, variant="better")  # the pair keeps the assumptions
+    assert paired.uncertain_assumptions and paired.assumption_worlds == 64
 
 
 def within_3_se(value: float, interval: Interval) -> bool:

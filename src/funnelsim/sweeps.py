@@ -182,7 +182,7 @@ def grid(params: Sequence[Param]) -> list[dict[str, Any]]:
 
 def only_variants(scenario: Scenario, names: Sequence[str]) -> Scenario:
     """``scenario`` keeping only the named variants (the first named is the control; a
-    custom split is renormalised over them)."""
+    custom split is renormalised over them) and its uncertain assumptions."""
     unknown = [n for n in names if n not in scenario.variants]
     if unknown:
         raise SweepError(
@@ -200,7 +200,11 @@ def only_variants(scenario: Scenario, names: Sequence[str]) -> Scenario:
         if split == "equal"
         else {n: split[n] / sum(split[k] for k in kept) for n in kept},
     )
-    return Scenario.model_validate(data)
+    kept_scenario = Scenario.model_validate(data)
+    kept_scenario._assumptions = dict(scenario._assumptions)
+    kept_scenario._source = scenario._source
+    kept_scenario._resolved = {n: scenario.variant(n) for n in kept}
+    return kept_scenario
 
 
 # --------------------------------------------------------------------------- running
