@@ -209,6 +209,7 @@ def test_cli_run_prints_the_value_of_information(write_scenario) -> None:
         main, ["run", str(write_scenario(AB)), "--replications", "3", "--workers", "1"]
     )
     assert result.exit_code == 0, result.output
+    assert max(len(row) for row in result.output.splitlines()) <= 100  # wrapped when piped
     line = voi_paragraph(result.output)
     assert NO_UNCERTAINTY in line and "a 2-day test costs" in line and FIXED not in line
     assert "shipping better now" in line and "best test length is 0 days" in line

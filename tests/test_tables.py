@@ -18,7 +18,8 @@ from funnelsim.analysis.api import analyze
 from funnelsim.analysis.data import experiment_from_counts
 from funnelsim.experiment import ExperimentResult, run_experiment
 from funnelsim.scenario import load_scenario
-from funnelsim.tables import Cell, Column, Row, Table, label, print_table, to_html
+from funnelsim.profit_planning import run_value_of_information
+from funnelsim.tables import Cell, Column, Row, Table, label, print_note, print_table, to_html
 
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 SMALL = {"traffic.days": 2, "traffic.visitors_per_day": 1500}
@@ -97,6 +98,19 @@ def test_run_tables_fit_100_columns_without_splitting(name: str) -> None:
     text = buffer.getvalue()
     assert " of 2)" not in text  # no table had to be split in parts
     assert max(cell_len(line.rstrip()) for line in text.splitlines()) <= 100
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_value_of_information_line_wraps_to_the_width(checkout, width: int) -> None:
+    """run's value-of-information line (longer than any terminal's width) wraps at
+    spaces: no line is wider than the console, no number is cut."""
+    line = run_value_of_information(checkout)
+    buffer = io.StringIO()
+    print_note(Cell(line), Console(file=buffer, width=width, color_system=None))
+    text = buffer.getvalue()
+    assert len(line) > 120 and len(text.splitlines()) > 1
+    assert max(cell_len(row.rstrip()) for row in text.splitlines()) <= width
+    assert numbers(text) == numbers(line) and " ".join(text.split()) == line
 
 
 def _demo() -> Table:
