@@ -47,3 +47,17 @@ def test_rewriting_the_readme_keeps_what_surrounds_the_table() -> None:
     new = targets.rewrite_readme(text, [target])
     assert new.startswith(f"intro\n{targets.START}\n| target |")
     assert new.endswith(f"{targets.END}\noutro\n") and "old table" not in new
+
+
+def test_make_bench_runs_every_benchmark_that_reports_targets() -> None:
+    """A benchmark that prints TARGET lines reaches README's table only through `make
+    bench`: every such script is in its recipe."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nbench:", 1)[1].split("\n\n", 1)[0]
+    reporting = {
+        path.name
+        for path in (ROOT / "benchmarks").glob("*.py")
+        if path.name != "targets.py" and "targets.report(" in path.read_text(encoding="utf-8")
+    }
+    assert "profit_plan.py" in reporting
+    assert {name for name in reporting if f"benchmarks/{name}" not in recipe} == set()

@@ -17,8 +17,8 @@ from funnelsim import html_report, report
 from funnelsim.analysis.api import analyze
 from funnelsim.analysis.data import experiment_from_counts
 from funnelsim.experiment import ExperimentResult, run_experiment
-from funnelsim.scenario import load_scenario
 from funnelsim.profit_planning import run_value_of_information
+from funnelsim.scenario import load_scenario
 from funnelsim.tables import Cell, Column, Row, Table, label, print_note, print_table, to_html
 
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
