@@ -298,7 +298,7 @@ def test_fixed_assumptions_plan_no_test_and_say_why(write_scenario) -> None:
     text = " ".join(result.output.split())
     assert "Profit-maximising test: 0 days" in text
     assert f"Note: {NO_UNCERTAINTY}{FIXED}." in text
-    assert "expected value of perfect information 0 USD" in text
+    assert "expected value of perfect information $0 (0.0 conversions)" in text
 
 
 def test_uncertain_levels_with_a_sure_winner_say_so() -> None:

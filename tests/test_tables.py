@@ -17,7 +17,12 @@ from funnelsim import html_report, report
 from funnelsim.analysis.api import analyze
 from funnelsim.analysis.data import experiment_from_counts
 from funnelsim.experiment import ExperimentResult, run_experiment
-from funnelsim.profit_planning import run_value_of_information
+from funnelsim.profit_planning import (
+    ProfitPlan,
+    plan_profit,
+    profit_plan_table,
+    run_value_of_information,
+)
 from funnelsim.scenario import load_scenario
 from funnelsim.tables import Cell, Column, Row, Table, label, print_note, print_table, to_html
 
@@ -58,9 +63,19 @@ def lead() -> ExperimentResult:
     return run_experiment(scenario, replications=4)
 
 
-def _every_table(checkout: ExperimentResult, lead: ExperimentResult) -> list[Table]:
+@pytest.fixture(scope="module")
+def profit_plan() -> ProfitPlan:
+    """A small profit plan of checkout (its own uncertain assumptions)."""
+    scenario = load_scenario(SCENARIOS / "checkout.yaml").with_overrides(SMALL)
+    return plan_profit(scenario, simulations=100, rule_simulations=10, truth_replications=2)
+
+
+def _every_table(
+    checkout: ExperimentResult, lead: ExperimentResult, profit_plan: ProfitPlan
+) -> list[Table]:
     result = analyze(experiment_from_counts(["a", "b"], [10_000, 10_000], [1_000, 1_150]))
     return [
+        profit_plan_table(profit_plan),
         *report.run_tables(checkout),
         *report.run_tables(lead),
         html_report.loss_table(checkout),
@@ -71,16 +86,16 @@ def _every_table(checkout: ExperimentResult, lead: ExperimentResult) -> list[Tab
     ]
 
 
-def test_terminal_and_html_carry_the_same_numbers(checkout, lead) -> None:
-    for table in _every_table(checkout, lead):
+def test_terminal_and_html_carry_the_same_numbers(checkout, lead, profit_plan) -> None:
+    for table in _every_table(checkout, lead, profit_plan):
         shown, page = numbers(terminal(table, 400)), numbers(page_text(table))
         assert shown == page, table.title
         assert cell_numbers(table) <= shown, table.title
 
 
 @pytest.mark.parametrize("width", [80, 100, 120])
-def test_no_number_is_cut_at_any_width(checkout, lead, width: int) -> None:
-    for table in _every_table(checkout, lead):
+def test_no_number_is_cut_at_any_width(checkout, lead, profit_plan, width: int) -> None:
+    for table in _every_table(checkout, lead, profit_plan):
         text = terminal(table, width)
         assert "…" not in text, table.title
         assert max(cell_len(line.rstrip()) for line in text.splitlines()) <= width

@@ -50,11 +50,16 @@ def points(value: float) -> str:
 
 
 def money(value: float, currency: str, digits: int = 2) -> str:
-    """An amount with its currency: a symbol when the currency has one, else its code."""
+    """An amount with its currency: a symbol when the currency has one (the sign before
+    it: ``-€1,234``), else its code."""
     if not math.isfinite(value):
         return NOT_AVAILABLE
     symbol = CURRENCY_SYMBOLS.get(currency)
-    return f"{symbol}{value:,.{digits}f}" if symbol else f"{value:,.{digits}f} {currency}"
+    if not symbol:
+        return f"{value:,.{digits}f} {currency}"
+    shown = f"{abs(value):,.{digits}f}"
+    negative = value < 0 and shown.strip("0.,") != ""  # -0.001 shows as €0.00
+    return f"{'-' if negative else ''}{symbol}{shown}"
 
 
 def small_money(value: float, currency: str) -> str:

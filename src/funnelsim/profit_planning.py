@@ -32,12 +32,14 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from funnelsim import formatting as fmt
 from funnelsim.execution import SERIAL, Execution
 from funnelsim.experiment.readout import decision_rule
 from funnelsim.files import atomic_writer, write_csv, write_png
@@ -54,6 +56,7 @@ from funnelsim.preposterior import (
 from funnelsim.propagation import value_worlds
 from funnelsim.scenario.schema import Scenario
 from funnelsim.sweeps import SweepError, run_sweep
+from funnelsim.tables import EMPTY, Cell, Column, Row, Table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -552,21 +555,21 @@ def write_profit_plan(plan: ProfitPlan, out: Path) -> list[Path]:
     return paths
 
 
-def _money(value: float, currency: str, decimals: int = 0) -> str:
-    """An amount with its currency code, as the bench table shows money.
+def _money(value: float, currency: str, digits: int = 0) -> str:
+    """An amount in whole units of its currency, as every table shows money.
 
-    >>> _money(-1234.5, "EUR"), _money(0.8149, "EUR", 2)
-    ('-1,234 EUR', '0.81 EUR')
+    >>> _money(-1234.5, "EUR"), _money(0.8149, "EUR", 2), _money(12, "CHF")
+    ('-€1,234', '€0.81', '12 CHF')
     """
-    return f"{value:,.{decimals}f} {currency}"
+    return fmt.money(value, currency, digits)
 
 
 def _with_interval(value: Interval, currency: str) -> str:
     """``mean [low, high] CUR``; the mean alone when the interval rounds to a point."""
-    low, high = f"{value.low:,.0f}", f"{value.high:,.0f}"
+    low, high = _money(value.low, currency), _money(value.high, currency)
     if low == high:
         return _money(value.mean, currency)
-    return f"{value.mean:,.0f} [{low}, {high}] {currency}"
+    return f"{_money(value.mean, currency)} [{low}, {high}]"
 
 
 def profit_plan_summary(plan: ProfitPlan) -> list[str]:
@@ -642,40 +645,51 @@ def _visitors_text(plan: ProfitPlan, index: int) -> str:
     return ", ".join(f"{n} {v:,}" for n, v in visitors.items())
 
 
-def profit_plan_table(plan: ProfitPlan) -> Any:
-    """A rich table of the expected profit against the test's length."""
-    from rich import box
-    from rich.table import Table
-
+def profit_plan_table(plan: ProfitPlan) -> Table:
+    """The expected profit against the test's length, each with its 95% Monte Carlo
+    interval below; the profit-maximising length highlighted, the planned one marked;
+    the summary (:func:`profit_plan_summary`) as its notes."""
     c = plan.currency
-    table = Table(
-        title=f"{plan.scenario}: expected profit of test and rollout to "
-        f"{plan.curve.population:,} visitors, 95% Monte Carlo intervals over "
-        f"{plan.curve.simulations:,} simulated tests per length (ship/keep rule: the first "
-        f"{plan.curve.rule_simulations:,})",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in (
-        "days",
-        "visitors/arm",
-        "profit (Bayes rule)",
-        "EVSI",
-        "EVSI conv.",
-        "profit (ship/keep rule)",
-    ):
-        table.add_column(column, justify="right")
-    marks = {plan.planned_point: "cyan", plan.curve.optimal: "bold green"}
+    rows = []
     for j, (days, point) in enumerate(zip(plan.days, plan.curve.curve, strict=True)):
-        table.add_row(
-            str(days),
-            _visitors_text(plan, j).removesuffix(" per arm"),
-            _with_interval(point.expected_profit, c),
-            _money(point.evsi.mean, c),
-            "" if point.evsi_conversions is None else f"{point.evsi_conversions.mean:,.1f}",
-            "" if point.rule_profit is None else _with_interval(point.rule_profit, c),
-            style=marks.get(j),
+        conversions = point.evsi_conversions
+        rows.append(
+            Row(
+                (
+                    Cell(str(days), tone="pending" if j == plan.planned_point else ""),
+                    Cell(_visitors_text(plan, j).removesuffix(" per arm")),
+                    _money_cell(point.expected_profit, c),
+                    Cell(_money(point.evsi.mean, c)),
+                    Cell("" if conversions is None else fmt.decimal(conversions.mean)),
+                    EMPTY if point.rule_profit is None else _money_cell(point.rule_profit, c),
+                ),
+                highlight=j == plan.curve.optimal,
+            )
         )
-    return table
+    return Table(
+        f"{plan.scenario}: expected profit of test and rollout to "
+        f"{plan.curve.population:,} visitors",
+        (
+            Column("days", key=True),
+            Column("visitors/arm"),
+            Column("profit (Bayes rule)"),
+            Column("EVSI"),
+            Column("EVSI conv."),
+            Column("profit (ship/keep rule)"),
+        ),
+        tuple(rows),
+        caption=f"95% Monte Carlo intervals below, over {plan.curve.simulations:,} simulated "
+        f"tests per length (ship/keep rule: the first {plan.curve.rule_simulations:,}); the "
+        "profit-maximising length in bold, the planned length's days in colour.",
+        notes=tuple(Cell(line) for line in profit_plan_summary(plan)),
+    )
+
+
+def _money_cell(value: Interval, currency: str) -> Cell:
+    """An expected profit, its interval below (none when it rounds to a point)."""
+    bounds = fmt.bounds(value.low, value.high, partial(_money, currency=currency))
+    low, high = (_money(v, currency) for v in value[1:])
+    return Cell(_money(value.mean, currency), "" if low == high else bounds)
 
 
 def profit_plan_figure(plan: ProfitPlan) -> Figure:

@@ -227,6 +227,7 @@ def _plan_profit(
     """``plan --objective profit``: the profit curve, its table, summary and files."""
     from funnelsim import profit_planning
     from funnelsim.experiment.cost import check_cost
+    from funnelsim.tables import print_table
 
     output.prepare(("plan.json", "plan.csv", "plan.png"))
     if scenario.experiment.metric != "conversion":
@@ -253,10 +254,7 @@ def _plan_profit(
             execution=execution.reporting(advance),
         )
     if not output.quiet:
-        console = make_console()
-        console.print(profit_planning.profit_plan_table(result))
-        for line in profit_planning.profit_plan_summary(result):
-            console.print(line)
+        print_table(profit_planning.profit_plan_table(result), make_console())
     if output.out is not None:
         output.written(profit_planning.write_profit_plan(result, output.out))
 
