@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -88,9 +88,12 @@ class CompiledFunnel:
     def cell_thresholds(self) -> FloatArray:
         """(S, cells, friction reasons): the nested friction thresholds of each cell."""
         shape = (len(self.stages), *self.cell_shape)
-        factors = np.stack([np.broadcast_to(f, shape) for f in self.friction], axis=-1)
-        thresholds = np.cumprod(factors, axis=-1).reshape(shape[0], -1, len(FRICTION_REASONS))
-        return np.asarray(thresholds, dtype=np.float64)
+        thresholds = np.empty((*shape, len(FRICTION_REASONS)))
+        running: FloatArray | float = 1.0
+        for i, factor in enumerate(self.friction):  # the running product, broadcast
+            running = running * factor
+            thresholds[..., i] = running
+        return thresholds.reshape(shape[0], -1, len(FRICTION_REASONS))
 
     @cached_property
     def cell_continue(self) -> FloatArray:
@@ -110,17 +113,36 @@ class CompiledFunnel:
     @cached_property
     def cell_probabilities(self) -> FloatArray:
         """(cells,): the share of visitors in each cell."""
-        segment = np.diff(self.segment_cdf, prepend=0.0)
-        channel = np.diff(self.channel_cdf, prepend=0.0)
-        payment = np.diff(self.payment_cdf, axis=1, prepend=0.0)
-        contact = np.diff(self.contact_cdf, axis=1, prepend=0.0)
-        joint = (
-            segment[:, None, None, None]
-            * channel[None, :, None, None]
-            * payment[:, None, :, None]
-            * contact[:, None, None, :]
-        )
-        return np.asarray(joint.reshape(-1))
+        cdfs = (self.segment_cdf, self.channel_cdf, self.payment_cdf, self.contact_cdf)
+        return _cell_shares(*(_frozen(cdf) for cdf in cdfs))
+
+
+Frozen = tuple[float, ...] | tuple[tuple[float, ...], ...]
+
+
+def _frozen(array: FloatArray) -> Frozen:
+    """A small array as nested tuples: a key of the memoised tables below."""
+    return tuple(array.tolist()) if array.ndim == 1 else tuple(map(tuple, array.tolist()))
+
+
+@lru_cache(maxsize=256)
+def _cell_shares(
+    segment_cdf: Frozen, channel_cdf: Frozen, payment_cdf: Frozen, contact_cdf: Frozen
+) -> FloatArray:
+    """(cells,): the joint share of each cell from the four CDFs (memoised: funnels of
+    many worlds of one scenario share them; the array is read-only)."""
+    segment = np.diff(segment_cdf, prepend=0.0)
+    channel = np.diff(channel_cdf, prepend=0.0)
+    payment = np.diff(payment_cdf, axis=1, prepend=0.0)
+    contact = np.diff(contact_cdf, axis=1, prepend=0.0)
+    joint = (
+        segment[:, None, None, None]
+        * channel[None, :, None, None]
+        * payment[:, None, :, None]
+        * contact[:, None, None, :]
+    ).reshape(-1)
+    joint.setflags(write=False)
+    return joint
 
 
 class EngineRefusedError(ScenarioError, ValueError):
@@ -169,13 +191,24 @@ def option_names(scenario: Scenario, kind: str) -> list[str]:
     return list(dict.fromkeys(name for prefs in _preferences(scenario, kind) for name in prefs))
 
 
+@lru_cache(maxsize=256)
+def _preference_cdf(
+    per_segment: tuple[tuple[tuple[str, float], ...], ...],
+) -> tuple[tuple[str, ...], FloatArray]:
+    """The options any segment prefers, and each segment's preference CDF over them
+    (G, options), from each segment's (option, share) pairs (memoised; read-only)."""
+    options = tuple(dict.fromkeys(name for prefs in per_segment for name, _ in prefs))
+    cdf = np.array([_cdf([dict(prefs).get(o, 0.0) for o in options]) for prefs in per_segment])
+    cdf.setflags(write=False)
+    return options, cdf
+
+
 def _option_tables(scenario: Scenario, kind: str) -> tuple[FloatArray, FloatArray]:
     """Per stage, the continue factor for each preferred option (S, options), and the
     per-segment preference CDF over the union of options (G, options)."""
     coef = getattr(scenario.coefficients, kind)
-    per_segment = _preferences(scenario, kind)
-    options = option_names(scenario, kind)
-    cdf = np.array([_cdf([prefs.get(o, 0.0) for o in options]) for prefs in per_segment])
+    per_segment = tuple(tuple(prefs.items()) for prefs in _preferences(scenario, kind))
+    options, cdf = _preference_cdf(per_segment)
     factors = np.ones((len(scenario.stages), len(options)))
     for s, stage in enumerate(scenario.stages):
         offered = stage.friction.payment_methods if kind == "payment" else stage.contact_options
