@@ -32,12 +32,13 @@ from funnelsim.profit_planning import (
     plan_profit,
     population_of,
     profit_plan_summary,
+    scenario_world,
     value_of_information,
     write_profit_plan,
 )
 from funnelsim.propagation import value_worlds
 from funnelsim.scenario import Scenario, parse_scenario
-from funnelsim.strategies import TestAndRoll, Truth, run_bench
+from funnelsim.strategies import TestAndRoll, Truth, engine_truth, run_bench
 
 # the checkout stage's rate 0.4 -> 0.5 lifts conversion from 20% to 25%; an order is 50
 AB = MINIMAL + (
@@ -343,3 +344,14 @@ def test_run_line_leaves_scipy_stats_unloaded(write_scenario) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "Value of information" in out and out.split()[-1] == "False"
+
+
+def test_the_plan_and_the_bench_read_the_same_engine_estimates() -> None:
+    """One helper (sweeps.variant_means) estimates every variant's rates for the profit
+    plan's world and for the bench's truth: the same seed gives the same numbers."""
+    sc = scenario()
+    world = scenario_world(sc, 3)
+    truth = engine_truth(sc, 3)
+    assert world.names == truth.names
+    np.testing.assert_array_equal(world.conversion, truth.conversion)
+    np.testing.assert_array_equal(world.profit_per_visitor, 0.4 * truth.revenue_per_visitor)

@@ -55,7 +55,7 @@ from funnelsim.preposterior import (
 )
 from funnelsim.propagation import value_worlds
 from funnelsim.scenario.schema import Scenario
-from funnelsim.sweeps import SweepError, run_sweep
+from funnelsim.sweeps import SweepError, variant_means
 from funnelsim.tables import EMPTY, Cell, Column, Row, Table
 
 if TYPE_CHECKING:
@@ -128,21 +128,19 @@ def scenario_world(
 ) -> ScenarioWorld:
     """Every variant's conversion and profit per visitor, the mean of ``replications``
     engine runs (as ``funnelsim run`` reports them)."""
-    result = run_sweep(scenario, [], None, replications, execution)
-    return world_of(scenario, result.variants, [p.metrics for p in result.points])
+    metrics = list(dict.fromkeys(("conversion", profit_metric(scenario))))
+    return world_of(scenario, variant_means(scenario, metrics, replications, execution))
 
 
-def world_of(
-    scenario: Scenario, names: Sequence[str], metrics: Sequence[Mapping[str, Interval]]
-) -> ScenarioWorld:
-    """The world of per-variant engine metrics (``conversion``, ``revenue_per_visitor``,
-    ``clv_per_visitor``), in the order of ``names``."""
+def world_of(scenario: Scenario, means: Mapping[str, FloatArray]) -> ScenarioWorld:
+    """The world of each variant's (control first) mean ``conversion`` and
+    :func:`profit_metric` per visitor, as engine runs estimate them."""
     metric = profit_metric(scenario)
     margin = 1.0 if metric == "clv_per_visitor" else scenario.value.margin
     return ScenarioWorld(
-        tuple(names),
-        np.array([m["conversion"].mean for m in metrics]),
-        margin * np.array([m[metric].mean for m in metrics]),
+        tuple(scenario.variant_names),
+        np.asarray(means["conversion"], dtype=float),
+        margin * np.asarray(means[metric], dtype=float),
     )
 
 
@@ -243,8 +241,10 @@ def run_value_of_information(result: ExperimentResult) -> str:
     """:func:`value_of_information` of a finished run: its engine estimates, and its
     worlds of the uncertain assumptions when it has them."""
     scenario = result.scenario
-    names = [v.name for v in result.variants]
-    world = world_of(scenario, names, [v.metrics for v in result.variants])
+    metrics = ("conversion", profit_metric(scenario))
+    world = world_of(
+        scenario, {m: np.array([v.metrics[m].mean for v in result.variants]) for m in metrics}
+    )
     valued = None if result.assumptions is None else result.assumptions.values
     worlds = None if valued is None else assumption_sampler(scenario, valued)
     return value_of_information(scenario, world, worlds)

@@ -84,14 +84,13 @@ from funnelsim.analysis.sequential import (
 from funnelsim.errors import FunnelsimError
 from funnelsim.execution import SERIAL, Execution
 from funnelsim.experiment.readout import judged_stage
-from funnelsim.experiment.runner import run_experiment
 from funnelsim.files import atomic_writer, write_csv, write_png
 from funnelsim.intervals import Interval, mean_interval, wilson_interval
 from funnelsim.numbers import finite_or_none
 from funnelsim.parallel import map_batches
 from funnelsim.result_mixin import Result, flat_row
 from funnelsim.scenario.schema import Scenario
-from funnelsim.sweeps import run_sweep
+from funnelsim.sweeps import variant_means
 from funnelsim.tables import Cell, Column, Row, Table, label
 
 if TYPE_CHECKING:
@@ -558,21 +557,15 @@ def engine_truth(
     ``replications`` full-traffic runs, as ``funnelsim run`` would report them), with the
     scenario's split and traffic. A scenario judged on a stage's reach
     (``experiment.metric: reached:STAGE``) has that reach as its ``conversion``."""
-    shares = np.array(list(scenario.split_shares().values()))
     traffic = scenario.traffic
-    if judged_stage(scenario) is None:
-        swept = run_sweep(scenario, [], None, replications, execution)
-        means = {m: [p.metrics[m].mean for p in swept.points] for m in TRUTH_METRICS}
-        judged = "conversion"
-    else:
-        run = run_experiment(scenario, replications, execution)
-        judged = scenario.experiment.metric
-        means = {m: [s.metrics[m].mean for s in run.variants] for m in (*TRUTH_METRICS, judged)}
+    judged = "conversion" if judged_stage(scenario) is None else scenario.experiment.metric
+    metrics = list(dict.fromkeys((*TRUTH_METRICS, judged)))
+    means = variant_means(scenario, metrics, replications, execution)
     return Truth(
         names=tuple(scenario.variant_names),
-        conversion=np.array(means[judged]),
-        revenue_per_visitor=np.array(means["revenue_per_visitor"]),
-        shares=shares,
+        conversion=means[judged],
+        revenue_per_visitor=means["revenue_per_visitor"],
+        shares=np.array(list(scenario.split_shares().values())),
         visitors_per_day=traffic.visitors_per_day,
         days=traffic.days,
         metric=judged,

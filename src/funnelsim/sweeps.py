@@ -44,7 +44,7 @@ from funnelsim.engine.draws import replication_seeds
 from funnelsim.errors import FunnelsimError
 from funnelsim.execution import SERIAL, Execution
 from funnelsim.experiment.engines import EngineName, choose_engine, compile_variants
-from funnelsim.experiment.runner import replicate
+from funnelsim.experiment.runner import replicate, run_experiment
 from funnelsim.files import write_csv, write_png
 from funnelsim.intervals import Interval, mean_interval
 from funnelsim.parallel import map_batches
@@ -344,6 +344,23 @@ def run_sweep(
 
 
 # --------------------------------------------------------------------------- output
+
+
+def variant_means(
+    scenario: Scenario,
+    metrics: Sequence[str],
+    replications: int = 20,
+    execution: Execution = SERIAL,
+) -> dict[str, FloatArray]:
+    """Each variant's mean of each of ``metrics`` (control first) over ``replications``
+    full-traffic engine runs, as ``funnelsim run`` reports them: a sweep without
+    parameters when :data:`METRICS` cover them, else the run itself (a stage's reach,
+    ``reached:STAGE``, only the run summarises)."""
+    if set(metrics) <= set(METRICS):
+        swept = run_sweep(scenario, [], None, replications, execution)
+        return {m: np.array([p.metrics[m].mean for p in swept.points]) for m in metrics}
+    run = run_experiment(scenario, replications, execution)
+    return {m: np.array([s.metrics[m].mean for s in run.variants]) for m in metrics}
 
 
 def sweep_rows(result: SweepResult) -> list[dict[str, Any]]:
