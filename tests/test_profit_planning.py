@@ -291,9 +291,9 @@ def test_uncertain_effects_plan_a_test_that_matches_test_and_roll() -> None:
 
 
 def test_fixed_assumptions_plan_no_test_and_say_why(write_scenario) -> None:
-    path = write_scenario(UNCERTAIN.replace("worlds: 2048", "worlds: 64, assumptions: fixed"))
+    path = write_scenario(UNCERTAIN.replace("worlds: 2048", "worlds: 64"))
     args = ["plan", str(path), "--objective", "profit", "--simulations", "100"]
-    args += ["--truth-replications", "2", "--workers", "1"]
+    args += ["--truth-replications", "2", "--workers", "1", "--assumptions", "fixed"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())

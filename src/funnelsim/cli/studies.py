@@ -137,6 +137,13 @@ def _note_conversion_only(scenario: Scenario, command: str, quiet: bool) -> None
     default=20,
     help="Engine replications estimating the true rates.",
 )
+@click.option(
+    "--assumptions",
+    type=click.Choice(["uncertain", "fixed"]),
+    help="--objective profit: uncertain: each simulated test plays in one of run's worlds "
+    "of the {uncertain: ...} assumptions; fixed: one world, each at its central value "
+    "[default: the scenario's experiment.assumptions].",
+)
 @execution_options
 @output_options("plan.csv and plan.png (and plan.json with --objective profit)")
 def plan(
@@ -149,6 +156,7 @@ def plan(
     max_days: int | None,
     alpha: float,
     truth_replications: int,
+    assumptions: str | None,
     execution: Execution,
     output: Output,
 ) -> None:
@@ -169,7 +177,7 @@ def plan(
     from funnelsim import planning
     from funnelsim.experiment.cost import check_cost
 
-    scenario = load_with_overrides(scenario_file)
+    scenario = load_with_overrides(scenario_file, assumptions=assumptions)
     if objective == "profit":
         profit = _ProfitOptions(
             variant, population, simulations or 1000, max_days, alpha, target_probability
