@@ -32,6 +32,7 @@ from funnelsim.profit_planning import (
     plan_profit,
     population_of,
     profit_plan_summary,
+    roll_for_bench,
     scenario_world,
     value_of_information,
     write_profit_plan,
@@ -355,3 +356,16 @@ def test_the_plan_and_the_bench_read_the_same_engine_estimates() -> None:
     assert world.names == truth.names
     np.testing.assert_array_equal(world.conversion, truth.conversion)
     np.testing.assert_array_equal(world.profit_per_visitor, 0.4 * truth.revenue_per_visitor)
+
+
+def test_test_and_roll_plans_its_length_over_the_worlds() -> None:
+    """The bench's test_and_roll plans before it knows the truth: over the scenario's
+    worlds (the arms' rates unsure) it tests; with the assumptions fixed it does not."""
+    sc = scenario(UNCERTAIN.replace("worlds: 2048", "worlds: 64"))
+    truth = engine_truth(sc, 2)
+    tested = roll_for_bench(["test_and_roll"], truth, sc, seed=1)
+    fixed = sc.with_overrides({"experiment.assumptions": "fixed"})
+    untested = roll_for_bench(["test_and_roll"], truth, fixed, seed=1)
+    assert tested is not None and tested[0] > 0
+    assert untested is not None and untested[0] == 0
+    assert roll_for_bench(["fixed"], truth, sc, seed=1) is None

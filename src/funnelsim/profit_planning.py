@@ -155,11 +155,14 @@ def fixed_world(world: ScenarioWorld) -> WorldSampler:
     return sample
 
 
-def assumption_sampler(scenario: Scenario, valued: WorldValues) -> WorldSampler:
+def assumption_sampler(
+    scenario: Scenario, valued: WorldValues, metric: str | None = None
+) -> WorldSampler:
     """The sampler of ``valued``'s worlds (``run``'s worlds of ``scenario``): each draw
     is one of them, uniformly at random, with every variant's conversion and profit per
-    visitor there (margin x revenue, or CLV, as :func:`profit_metric` says)."""
-    metric = profit_metric(scenario)
+    visitor there (margin x revenue, or CLV, as ``metric`` or :func:`profit_metric`
+    says)."""
+    metric = metric or profit_metric(scenario)
     margin = 1.0 if metric == "clv_per_visitor" else scenario.value.margin
     profit, conversion = margin * valued.metric(metric), valued.metric("conversion")
 
@@ -251,18 +254,25 @@ def run_value_of_information(result: ExperimentResult) -> str:
 
 
 def roll_for_bench(
-    names: Sequence[str], truth: Truth, margin: float, seed: int
+    names: Sequence[str], truth: Truth, scenario: Scenario, seed: int, replications: int = 20
 ) -> tuple[int, int] | None:
     """``test_and_roll``'s test length (days) and the arm it ships without a test, when
     ``names`` include it (else None): the profit-maximising length over the bench's
-    horizon (``truth.days`` of traffic), profit per visitor being ``margin`` x revenue
-    per visitor."""
+    horizon (``truth.days`` of traffic), profit per visitor being margin x revenue per
+    visitor. The team plans before it knows the truth: each simulated test plays in one
+    of run's worlds of ``scenario``'s uncertain assumptions (``replications`` bounds
+    simulated worlds, see :func:`~funnelsim.propagation.value_worlds`); without any, or
+    when the bench judges a stage's reach, in the truth's world."""
     if "test_and_roll" not in names:
         return None
-    world = ScenarioWorld(truth.names, truth.conversion, margin * truth.revenue_per_visitor)
+    revenue = "revenue_per_visitor"
+    world = ScenarioWorld(
+        truth.names, truth.conversion, scenario.value.margin * truth.revenue_per_visitor
+    )
+    valued = value_worlds(scenario, replications, seed) if truth.metric == "conversion" else None
     days = day_grid(truth.days, 30, [])
     curve = profit_curve(
-        fixed_world(world),
+        fixed_world(world) if valued is None else assumption_sampler(scenario, valued, revenue),
         BernoulliResponses(),
         _day_visitors(days, truth.shares, truth.visitors_per_day),
         math.floor(truth.days * truth.visitors_per_day),
