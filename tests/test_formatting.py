@@ -50,6 +50,13 @@ def test_money_carries_its_currency() -> None:
     assert fmt.small_money(0.25, "USD") == "$0.25"
 
 
+def test_a_loss_has_its_sign_before_the_symbol() -> None:
+    assert fmt.money(-1234.5, "EUR", 0) == "-€1,234"
+    assert fmt.money(-0.001, "USD") == "$0.00"  # rounds to nothing: no sign
+    assert fmt.money(-0.2, "GBP", 0) == "£0"
+    assert fmt.money(-5.0, "SEK", 0) == "-5 SEK"
+
+
 def test_uplift_digits_follow_its_size() -> None:
     assert (fmt.uplift(2.78, 1.7, 3.86), fmt.uplift_bounds(2.78, 1.7, 3.86)) == (
         "+278%",
