@@ -312,7 +312,7 @@ def bench(
         decision_rule(base),
         (prior.alpha, prior.beta),
         min_share,
-        roll_for_bench(names, truth, base, execution.seed_or(base.seed), truth_replications),
+        roll_for_bench(names, truth, base, execution.seed_or(base.seed)),
     )
     chosen += [s for s in strategies if not isinstance(s, str)]
     return run_bench(truth, chosen, replications, execution, base.name, base.currency)

@@ -254,22 +254,23 @@ def run_value_of_information(result: ExperimentResult) -> str:
 
 
 def roll_for_bench(
-    names: Sequence[str], truth: Truth, scenario: Scenario, seed: int, replications: int = 20
+    names: Sequence[str], truth: Truth, scenario: Scenario, seed: int
 ) -> tuple[int, int] | None:
     """``test_and_roll``'s test length (days) and the arm it ships without a test, when
     ``names`` include it (else None): the profit-maximising length over the bench's
     horizon (``truth.days`` of traffic), profit per visitor being margin x revenue per
     visitor. The team plans before it knows the truth: each simulated test plays in one
-    of run's worlds of ``scenario``'s uncertain assumptions (``replications`` bounds
-    simulated worlds, see :func:`~funnelsim.propagation.value_worlds`); without any, or
-    when the bench judges a stage's reach, in the truth's world."""
+    of run's worlds of ``scenario``'s uncertain assumptions; without any, or when the
+    bench judges a stage's reach, in the truth's world."""
     if "test_and_roll" not in names:
         return None
     revenue = "revenue_per_visitor"
     world = ScenarioWorld(
         truth.names, truth.conversion, scenario.value.margin * truth.revenue_per_visitor
     )
-    valued = value_worlds(scenario, replications, seed) if truth.metric == "conversion" else None
+    valued = None
+    if truth.metric == "conversion":
+        valued = value_worlds(scenario, scenario.experiment.replications, seed)
     days = day_grid(truth.days, 30, [])
     curve = profit_curve(
         fixed_world(world) if valued is None else assumption_sampler(scenario, valued, revenue),
@@ -409,8 +410,12 @@ def plan_profit(
     world = scenario_world(scenario, truth_replications, execution)
     valued = None
     if worlds is None:
-        valued = value_worlds(
-            scenario, truth_replications, seed, execution.processes, execution.dask
+        valued = value_worlds(  # run's worlds: simulated ones as many as its replications
+            scenario,
+            scenario.experiment.replications,
+            seed,
+            execution.processes,
+            execution.dask,
         )
         worlds = None if valued is None else assumption_sampler(scenario, valued)
     population = population_of(scenario, population)
