@@ -580,7 +580,7 @@ def _money(value: float, currency: str, digits: int = 0) -> str:
 
 
 def _with_interval(value: Interval, currency: str) -> str:
-    """``mean [low, high] CUR``; the mean alone when the interval rounds to a point."""
+    """``mean [low, high]`` in money; the mean alone when the interval rounds to a point."""
     low, high = _money(value.low, currency), _money(value.high, currency)
     if low == high:
         return _money(value.mean, currency)
@@ -675,7 +675,7 @@ def profit_plan_table(plan: ProfitPlan) -> Table:
                     Cell(_visitors_text(plan, j).removesuffix(" per arm")),
                     _money_cell(point.expected_profit, c),
                     Cell(_money(point.evsi.mean, c)),
-                    Cell("" if conversions is None else fmt.decimal(conversions.mean)),
+                    EMPTY if conversions is None else Cell(fmt.decimal(conversions.mean)),
                     EMPTY if point.rule_profit is None else _money_cell(point.rule_profit, c),
                 ),
                 highlight=j == plan.curve.optimal,
