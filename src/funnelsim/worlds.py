@@ -10,7 +10,7 @@ What a variant is worth in a world is computed exactly where the funnel allows i
 without queues or referrals a visitor's fate depends only on their cell (segment,
 channel, preferred options), so conversion, revenue and CLV per visitor are sums
 over cells of the cell's share x the product of its stages' continue probabilities
-(the aggregate engine's :func:`~funnelsim.engine.aggregate.outcome_probabilities`)
+(the aggregate engine's :func:`~funnelsim.engine.aggregate.continue_probabilities`)
 x the expected order value and lifetime value (:func:`funnelsim.clv.expected_clv`).
 No replication noise enters a world's value. Funnels with queues or referrals have
 no such closed form; there a world's value is simulated on one replication of
@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from funnelsim import clv
 from funnelsim.engine import simpy_engine
-from funnelsim.engine.aggregate import outcome_probabilities
+from funnelsim.engine.aggregate import continue_probabilities
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel, compile_funnel
 from funnelsim.scaffold import uses_coefficient
@@ -211,7 +211,7 @@ def expected_metrics(funnel: CompiledFunnel, values: bool = True) -> tuple[float
     """Exact expected conversion, revenue and CLV per visitor of an uncoupled funnel
     (no queues, no referrals): sums over cells, see the module docstring. Without
     ``values`` only conversion is computed (revenue and CLV are NaN)."""
-    buy = outcome_probabilities(funnel)[..., -1].prod(axis=0)
+    buy = continue_probabilities(funnel).prod(axis=0)
     n_g, n_c = funnel.cell_shape[:2]
     buyers = (funnel.cell_probabilities * buy).reshape(n_g, n_c, -1).sum(axis=2)
     return _per_visitor(buyers, funnel, values)

@@ -70,6 +70,25 @@ OUTCOMES = (*FRICTION_REASONS, "rate", "response", "continue")
 _CONTINUE = len(OUTCOMES) - 1
 
 
+def _kept(funnel: CompiledFunnel) -> FloatArray:
+    """(stages, cells): the continue probability after any response delay."""
+    p = funnel.cell_continue
+    decaying = [s for s in range(len(p)) if funnel.stage(s).friction.response_decay]
+    if not decaying:
+        return p
+    kept = p.copy()
+    for s in decaying:
+        delay = funnel.stage(s).response_delay_min
+        kept[s] = friction.mean_response_continue(p[s], delay, funnel.response)
+    return kept
+
+
+def continue_probabilities(funnel: CompiledFunnel) -> FloatArray:
+    """(stages, cells): the chance a visitor of a cell who reaches a stage continues,
+    the last outcome of :func:`outcome_probabilities` (without the others)."""
+    return np.clip(_kept(funnel), 0.0, 1.0)
+
+
 def outcome_probabilities(funnel: CompiledFunnel) -> FloatArray:
     """(stages, cells, outcomes): the chance a visitor of a cell who reaches a stage
     leaves it for each reason of ``OUTCOMES`` or continues."""
@@ -80,15 +99,9 @@ def outcome_probabilities(funnel: CompiledFunnel) -> FloatArray:
     probs[..., :n_f] = upper[..., :-1] - upper[..., 1:]
     p = funnel.cell_continue
     probs[..., n_f] = thresholds[..., -1] - p
-    for s in range(n_s):
-        stage = funnel.stage(s)
-        kept = (
-            friction.mean_response_continue(p[s], stage.response_delay_min, funnel.response)
-            if stage.friction.response_decay
-            else p[s]
-        )
-        probs[s, :, n_f + 1] = p[s] - kept
-        probs[s, :, _CONTINUE] = kept
+    kept = _kept(funnel)
+    probs[..., n_f + 1] = p - kept
+    probs[..., _CONTINUE] = kept
     return np.clip(probs, 0.0, 1.0)
 
 

@@ -426,7 +426,7 @@ def world_tests(
         funnels = world_funnels(scenario, worlds.world(i))
         if any(f.couples_visitors for f in funnels):
             return None
-        chance = [aggregate.outcome_probabilities(f)[..., -1].prod(axis=0) for f in funnels]
+        chance = [aggregate.continue_probabilities(f).prod(axis=0) for f in funnels]
         draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
         visitors, buyers = aggregate.split_test(funnels, chance, shares, draws)
         test = split_readout(scenario, visitors, buyers)
