@@ -199,7 +199,7 @@ def test_conjugate_analysis_report_shows_the_exact_readout() -> None:
     page = html_report.render_html(document)
     words = fmt.decision_words(result.decision.action, result.decision.variant, "a")
     assert words == "ship b" and f">{words}<" in page
-    assert "nothing was sampled" in page
+    assert "nothing was sampled for the decision" in page
     assert [f.name for f in document.figures] == ["uplift_conversion"]
 
 

@@ -9,8 +9,10 @@ beyond the horizon).
 
 >>> percent(0.0347), percent(0.0347, digits=1, signed=True)
 ('3.47%', '+3.5%')
->>> points(0.00123), points(2.47e-10)
-('0.123 pp', '< 0.001 pp')
+>>> points(0.00123), points(2.47e-10), points(0.00123, signed=True)
+('0.123 pp', '< 0.001 pp', '+0.123 pp')
+>>> difference(0.0203149), p_value(0.035197)
+('+0.02031', '0.0352')
 >>> money(6715.123, "EUR"), money(3.5, "CHF")
 ('€6,715.12', '3.50 CHF')
 >>> count(450.3), payback(0.2, 24), payback(float("inf"), 24)
@@ -39,14 +41,31 @@ def percent(value: float, digits: int = 2, signed: bool = False) -> str:
     return f"{value * 100:{'+' if signed else ''}.{digits}f}%"
 
 
-def points(value: float) -> str:
-    """A difference of two rates in percentage points, three decimals: ``0.123 pp``."""
+def points(value: float, signed: bool = False) -> str:
+    """A difference of two rates in percentage points, three decimals: ``0.123 pp``
+    (``+0.123 pp`` when ``signed``)."""
     if not math.isfinite(value):
         return NOT_AVAILABLE
     shown = value * 100
     if 0 < abs(shown) < SMALLEST_POINTS:
-        return f"{'-' if shown < 0 else ''}< {SMALLEST_POINTS} pp"
-    return f"{shown:.3f} pp"
+        return f"{'-' if shown < 0 else '+' if signed else ''}< {SMALLEST_POINTS} pp"
+    return f"{shown:{'+' if signed else ''}.3f} pp"
+
+
+def difference(value: float) -> str:
+    """A difference in a metric's own unit (a rate, an amount), four significant digits
+    and its sign: ``+0.02031``, ``-1.25``."""
+    return f"{value:+.4g}" if math.isfinite(value) else NOT_AVAILABLE
+
+
+def number(value: float) -> str:
+    """A value in a metric's own unit, four significant digits: ``0.1903``, ``51.34``."""
+    return f"{value:.4g}" if math.isfinite(value) else NOT_AVAILABLE
+
+
+def p_value(value: float) -> str:
+    """A p- or q-value, three significant digits: ``0.0352``, ``1.2e-07``."""
+    return f"{value:.3g}" if math.isfinite(value) else NOT_AVAILABLE
 
 
 def money(value: float, currency: str, digits: int = 2) -> str:

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from funnelsim import formatting as fmt
 from funnelsim import plots, report
+from funnelsim.analysis import readout_tables
 from funnelsim.files import atomic_writer, png_bytes, write_bytes_atomic
 from funnelsim.tables import EMPTY, Cell, Column, Row, Table, columns, esc, label, text, to_html
 
@@ -41,7 +42,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from funnelsim.analysis.api import AnalysisResult
+    from funnelsim.analysis.cuped import Estimate
+    from funnelsim.analysis.guardrails import MetricsReadout
     from funnelsim.analysis.lifetime import TransactionReadout, VisitorReadout
+    from funnelsim.analysis.readouts import ExtraReadouts
+    from funnelsim.analysis.sequential import SequentialReadout
     from funnelsim.results import AssumptionEffects, ExperimentResult
     from funnelsim.scenario.schema import Scenario
     from funnelsim.sensitivities import SensitivityResult
@@ -738,8 +743,156 @@ def analysis_report(result: AnalysisResult) -> Report:
     if any(v.stages for v in result.variants):
         sections.append(Section("Stage by stage", to_html(report.stage_table(result))))
     sections.append(_analysis_uplift(result))
+    sections.append(Section("Sample ratio", to_html(report.sample_ratio_table(result))))
+    if result.extras is not None:
+        sections += _readout_sections(result.extras, result.conversion_name)
     sections.append(_mcmc_diagnostics(result.posterior))
     return Report(f"Experiment: {result.source}", decision.reason, facts, tuple(sections), MEASURED)
+
+
+def _readout_sections(found: ExtraReadouts, rate_column: str) -> list[Section]:
+    """A section per per-visitor readout that ran: its table (the terminal's, every row)
+    and a figure."""
+    sections = [_sequential_section(s, s.metric == rate_column) for s in found.sequential]
+    if found.cuped is not None:
+        sections.append(_cuped_section(found, rate_column))
+    if found.metrics is not None:
+        sections.append(_metrics_section(found.metrics))
+    if found.ratios:
+        sections.append(_ratio_section(found))
+    if found.segments is not None:
+        sections.append(_segment_section(found.segments))
+    return sections
+
+
+def _sequential_section(found: SequentialReadout, rate: bool) -> Section:
+    """The look-by-look table of one metric and its confidence sequences over the looks."""
+    looks = list(dict.fromkeys(row.look for row in found.looks))
+    series = {
+        variant: plots.SequenceSeries(
+            *(
+                np.array([getattr(r, key) for r in found.looks if r.variant == variant])
+                for key in ("difference", "low", "high")
+            )
+        )
+        for variant in dict.fromkeys(row.variant for row in found.looks)
+    }
+    figure = plots.confidence_sequence_figure(
+        found.metric,
+        looks,
+        series,
+        1 - found.alpha,
+        found.stop_look,
+        scale=100.0 if rate else 1.0,
+        unit="percentage points" if rate else "",
+    )
+    caption = (
+        f"Difference from {found.control} in {found.metric} at each look with its "
+        f"always-valid {fmt.level(1 - found.alpha)} confidence sequence (mixture SPRT); "
+        "dashed: the first look where the test may stop."
+    )
+    return Section(
+        f"Safe peeking: {found.metric}",
+        to_html(readout_tables.sequential_table(found, True, rate)),
+        (_figure(f"sequential_{found.metric}", caption, figure),),
+    )
+
+
+def _cuped_section(found: ExtraReadouts, rate_column: str) -> Section:
+    cuped = found.cuped
+    assert cuped is not None
+    table = readout_tables.cuped_table(cuped, found.bayesian_cuped, cuped.metric == rate_column)
+    series: dict[str, dict[str, tuple[float, float, float]]] = {
+        "unadjusted": {e.variant: _bounds(e.unadjusted_uplift) for e in cuped.effects},
+        "adjusted (CUPED)": {e.variant: _bounds(e.uplift) for e in cuped.effects},
+    }
+    if found.bayesian_cuped is not None:
+        series["adjusted, posterior"] = {e.variant: e.uplift for e in found.bayesian_cuped.effects}
+    figure = plots.interval_rows_figure(
+        f"Uplift in {cuped.metric} with and without the covariates",
+        f"relative uplift vs {cuped.control} ({fmt.level(cuped.level)} interval)",
+        series,
+    )
+    caption = (
+        f"Relative uplift in {cuped.metric} per variant, unadjusted and adjusted for "
+        f"{', '.join(cuped.covariates)}: the adjusted interval is narrower by the variance "
+        "the covariates explain."
+    )
+    return Section(
+        "Variance reduction (CUPED)", to_html(table), (_figure("cuped", caption, figure),)
+    )
+
+
+def _bounds(value: Estimate) -> tuple[float, float, float]:
+    return value.value, value.low, value.high
+
+
+def _metrics_section(found: MetricsReadout) -> Section:
+    series = {
+        "change": {f"{e.metric} ({e.role}): {e.variant}": _bounds(e.uplift) for e in found.effects}
+    }
+    figure = plots.interval_rows_figure(
+        "Relative change per metric",
+        f"change vs {found.control} ({fmt.level(found.level)} confidence interval)",
+        series,
+    )
+    caption = "Relative change of each metric per variant with its confidence interval."
+    return Section(
+        "Metrics and guardrails",
+        to_html(readout_tables.metrics_table(found)),
+        (_figure("metrics", caption, figure),),
+    )
+
+
+def _ratio_section(found: ExtraReadouts) -> Section:
+    body = ""
+    series: dict[str, dict[str, tuple[float, float, float]]] = {"delta method": {}, "posterior": {}}
+    for ratio, posterior in zip(found.ratios, found.ratio_posteriors, strict=True):
+        body += to_html(readout_tables.ratio_table(ratio, posterior), heading=True)
+        name = f"{ratio.numerator}/{ratio.denominator}"
+        for effect in ratio.effects:
+            series["delta method"][f"{name}: {effect.variant}"] = _bounds(effect.uplift)
+        for arm, uplift in zip(posterior.arms, posterior.uplifts, strict=True):
+            if arm != ratio.control:
+                series["posterior"][f"{name}: {arm}"] = uplift
+    figure = plots.interval_rows_figure(
+        "Relative uplift of each ratio", "uplift vs control (95% interval)", series
+    )
+    caption = "Relative uplift of each ratio metric: delta-method confidence interval and "
+    caption += "posterior credible interval."
+    return Section("Ratio metrics", body, (_figure("ratios", caption, figure),))
+
+
+def _segment_section(found: Any) -> Section:
+    def points(values: tuple[float, float, float]) -> tuple[float, float, float]:
+        return values[0] * 100, values[1] * 100, values[2] * 100
+
+    alone = {f"{e.segment}: {e.variant}": (e.raw_difference,) * 3 for e in found.effects}
+    pooled = {f"{e.segment}: {e.variant}": tuple(e.difference) for e in found.effects}
+    for variant, summary in found.across_segments.items():
+        alone[f"all: {variant}"] = (found.aggregate[variant],) * 3
+        pooled[f"all: {variant}"] = tuple(summary)
+    series = {
+        "alone": {k: points(v) for k, v in alone.items()},
+        "partial pooling": {k: points(v) for k, v in pooled.items()},
+    }
+    figure = plots.interval_rows_figure(
+        "Conversion difference per segment",
+        f"difference vs {found.control} in percentage points "
+        f"({fmt.level(found.level)} credible interval)",
+        series,
+        percent=False,
+    )
+    caption = (
+        "Each segment's conversion difference read alone (dot) and with partial pooling "
+        "(posterior mean and credible interval): pooling pulls small segments towards "
+        "the common effect."
+    )
+    return Section(
+        "Segments",
+        to_html(readout_tables.segment_table(found)),
+        (_figure("segments", caption, figure),),
+    )
 
 
 def _analysis_uplift(result: AnalysisResult) -> Section:
@@ -806,7 +959,7 @@ def _mcmc_diagnostics(idata: InferenceData | None, var_names: list[str] | None =
         return Section(
             "Diagnostics",
             '<p class="note">Exact conjugate posteriors: nothing was '
-            "sampled, so there is no convergence to check.</p>",
+            "sampled for the decision, so there is no convergence to check.</p>",
         )
     from funnelsim.analysis.models import varying_variables
 

@@ -359,6 +359,130 @@ def uplift_interval_figure(
     return figure
 
 
+class SequenceSeries(NamedTuple):
+    """One variant's always-valid readout over the looks: the difference from the control
+    and its confidence sequence (one value per look)."""
+
+    difference: FloatArray
+    low: FloatArray
+    high: FloatArray
+
+
+def _finite(values: FloatArray) -> FloatArray:
+    """``values`` with infinities as NaN, which matplotlib leaves as gaps."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def confidence_sequence_figure(
+    metric: str,
+    looks: Sequence[str],
+    series: Mapping[str, SequenceSeries],
+    level: float,
+    stop_look: str | None = None,
+    scale: float = 1.0,
+    unit: str = "",
+) -> Figure:
+    """Each variant's difference from the control look by look, inside its always-valid
+    confidence sequence: the test may stop at the first look whose band leaves zero.
+
+    Values are multiplied by ``scale`` (100 for rates, read in percentage points, the
+    ``unit``); bounds that are not finite yet (no variance at an early look) are gaps.
+    """
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 3.2)
+        ax = figure.subplots()
+        x = np.arange(len(looks))
+        ax.axhline(0.0, color="#555555", linewidth=0.8)
+        for i, (variant, found) in enumerate(series.items()):
+            color = variant_color(i + 1)
+            ax.fill_between(
+                x,
+                _finite(found.low) * scale,
+                _finite(found.high) * scale,
+                color=color,
+                alpha=0.18,
+                linewidth=0,
+            )
+            ax.plot(
+                x,
+                _finite(found.difference) * scale,
+                color=color,
+                marker="o",
+                markersize=3,
+                linewidth=1.2,
+                label=variant,
+            )
+        if stop_look is not None and stop_look in looks:
+            ax.axvline(
+                list(looks).index(stop_look),
+                color="#2ca02c",
+                linestyle="--",
+                linewidth=1.0,
+                label=f"may stop: {stop_look}",
+            )
+        ticks = x[:: max(1, math.ceil(len(looks) / 8))]
+        ax.set_xticks(ticks, [looks[t] for t in ticks], fontsize=7.5)
+        ax.set_xlabel("look")
+        ax.set_ylabel(f"difference in {metric}" + (f" ({unit})" if unit else ""))
+        ax.set_title(
+            f"Difference from the control in {metric}, always-valid {level:.0%} "
+            "confidence sequence",
+            loc="left",
+        )
+        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure
+
+
+def interval_rows_figure(
+    title: str,
+    xlabel: str,
+    series: Mapping[str, Mapping[str, tuple[float, float, float]]],
+    percent: bool = True,
+) -> Figure:
+    """Estimates with their intervals, one row per label and one marker per series
+    (``series[name][row] = (mean, low, high)``; e.g. the adjusted and the unadjusted
+    uplift of each variant). Rows with no finite mean are left out of the drawing;
+    ``percent`` reads the values as shares (0.05 is 5%)."""
+    rows = list(dict.fromkeys(row for found in series.values() for row in found))
+    scale = 100.0 if percent else 1.0
+    step = 0.7 / max(len(series), 1)
+    with rc_context(STYLE):
+        figure = new_figure(8.0, 0.45 * max(len(rows), 1) * max(len(series), 1) ** 0.5 + 1.5)
+        ax = figure.subplots()
+        ax.axvline(0.0, color="#555555", linewidth=0.8)
+        for s, (name, found) in enumerate(series.items()):
+            offset = (s - (len(series) - 1) / 2) * step
+            kept = [(r, v) for r, v in found.items() if math.isfinite(v[0])]
+            if not kept:
+                continue
+            mean, low, high = (np.array([v[i] for _, v in kept]) for i in range(3))
+            low, high = (
+                np.where(np.isfinite(low), low, mean),
+                np.where(np.isfinite(high), high, mean),
+            )
+            ax.errorbar(
+                mean * scale,
+                [rows.index(r) + offset for r, _ in kept],
+                xerr=error_extents(mean, low, high) * scale,
+                fmt="o",
+                color=variant_color(s + 1),
+                capsize=3,
+                linewidth=1.4,
+                label=name,
+            )
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        if percent:
+            ax.xaxis.set_major_formatter(PercentFormatter(decimals=1))
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, loc="left")
+        if len(series) > 1:
+            ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.margins(x=0.15)
+    return figure
+
+
 # --------------------------------------------------------------------------- economics
 
 

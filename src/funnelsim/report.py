@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from funnelsim import formatting as fmt
 from funnelsim import question, service_report
 from funnelsim.analysis import api as analysis
+from funnelsim.analysis.readout_tables import extras_tables, fit_note
 from funnelsim.clv import ratio as clv_ratio
 from funnelsim.files import atomic_writer, netcdf_bytes, output_batch, write_bytes_atomic
 from funnelsim.intervals import Interval
@@ -522,18 +523,6 @@ def sensitivity_table(result: SensitivityResult) -> Table:
 # --------------------------------------------------------------------------- analyze
 
 
-def fit_note(found: Any) -> Cell:
-    """One line on a NUTS fit's diagnostics, saying whether it can be trusted."""
-    verdict = "reliable" if found.reliable else f"UNRELIABLE: {'; '.join(found.problems)}"
-    return Cell(
-        f"{found.sampler} NUTS, {found.chains} chains x {found.draws:,} draws in "
-        f"{found.seconds:.1f} s: max r_hat {found.r_hat_max:.3f}, min ESS "
-        f"{found.ess_bulk_min:,.0f} bulk / {found.ess_tail_min:,.0f} tail, "
-        f"{found.divergences} divergences: {verdict}.",
-        tone="good" if found.reliable else "bad",
-    )
-
-
 def diagnostics_note(result: analysis.AnalysisResult) -> Cell:
     """One line on how far the analysis can be trusted."""
     if result.diagnostics is None:
@@ -625,18 +614,52 @@ def stage_table(result: analysis.AnalysisResult) -> Table:
     )
 
 
-def analysis_tables(result: analysis.AnalysisResult) -> list[Table]:
-    """The tables of ``funnelsim analyze``: the readout and, for the funnel model, the
-    stage table."""
+def sample_ratio_table(result: analysis.AnalysisResult) -> Table:
+    """The visitor split against the planned one, and the chi-square test's verdict."""
+    visitors = [v.visitors for v in result.variants]
+    total = sum(visitors)
+    planned = result.planned_shares or tuple(1 / len(visitors) for _ in visitors)
+    check = result.sample_ratio
+    return Table(
+        "Sample ratio check",
+        (label("variant"), Column("visitors"), Column("share"), Column("planned share")),
+        tuple(
+            Row(
+                (
+                    variant_label(v.name, result.control),
+                    Cell(fmt.count(v.visitors), f"expected {fmt.count(total * share)}"),
+                    Cell(fmt.percent(v.visitors / total if total else float("nan"))),
+                    Cell(fmt.percent(share)),
+                )
+            )
+            for v, share in zip(result.variants, planned, strict=True)
+        ),
+        caption="Pearson chi-square test of the observed split against the planned one "
+        "(Fabijan et al. 2019); a mismatch withholds the decision.",
+        notes=(Cell(check.message, tone="bad" if check.mismatch else ""),),
+    )
+
+
+def analysis_tables(result: analysis.AnalysisResult, every_row: bool = True) -> list[Table]:
+    """The tables of ``funnelsim analyze``: the readout, the stage table of the funnel
+    model, the sample ratio check (when it fails, or ``every_row``) and the per-visitor
+    readouts that ran (:func:`funnelsim.analysis.readout_tables.extras_tables`)."""
     tables = [analysis_table(result)]
     if any(v.stages for v in result.variants):
         tables.append(stage_table(result))
+    if every_row or result.sample_ratio.mismatch:
+        tables.append(sample_ratio_table(result))
+    if result.extras is not None:
+        tables += extras_tables(result.extras, every_row, result.conversion_name)
     return tables
 
 
-def print_analysis(result: analysis.AnalysisResult, console: Console) -> None:
-    """Print the readout of :func:`funnelsim.analysis.api.analyze`."""
-    for table in analysis_tables(result):
+def print_analysis(
+    result: analysis.AnalysisResult, console: Console, verbose: bool = False
+) -> None:
+    """Print the readout of :func:`funnelsim.analysis.api.analyze`: short, or every row
+    of every table with ``verbose``."""
+    for table in analysis_tables(result, every_row=verbose):
         print_table(table, console)
 
 

@@ -286,14 +286,17 @@ def analyze(
     operating = None if risks is None else _risks(experiment, control, rule, risks, seed)
     rule = rule if operating is None else operating.rule
     settings = None
-    if model == "conjugate":
-        result = _conjugate(experiment, control, rule, seed, shares)
-    else:
+    if model != "conjugate" or (request is not None and request.segment):
         from funnelsim.analysis import models
 
         settings = models.SamplerSettings(
             sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress
         )
+    if model == "conjugate":
+        result = _conjugate(experiment, control, rule, seed, shares)
+    else:
+        from funnelsim.analysis import models
+
         if model == "funnel":
             fit = models.sample(models.funnel_model(experiment, control), settings)
             result = _funnel(experiment, control, rule, fit, shares)
@@ -303,7 +306,7 @@ def analyze(
     result = replace(result, operating=operating)
     if request is None or not request.wanted() or isinstance(data, ExperimentData):
         return result
-    extras = extra_readouts(data, control, request, settings)
+    extras = extra_readouts(data, control, request, settings, bayesian=model != "conjugate")
     decision = result.decision if extras.metrics is None else guard(result.decision, extras.metrics)
     return replace(result, extras=extras, decision=decision)
 
@@ -762,7 +765,7 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
     if result.operating is not None:
         document["operating_characteristics"] = _operating_dict(result.operating)
     if result.extras is not None:
-        document.update(extras_dict(result.extras, [v.name for v in result.variants]))
+        document.update(extras_dict(result.extras))
         _adjusted_uplifts(document, result.extras)
     return document
 

@@ -73,6 +73,7 @@ class RatioReadout(NamedTuple):
         denominator: Per-visitor denominator column (orders).
         control: Control arm.
         level: Confidence level of the normal-approximation intervals.
+        arms: Arm names, in the order of ``ratios``.
         ratios: Each arm's ratio with its interval, in arm order.
         effects: One entry per non-control arm.
     """
@@ -81,6 +82,7 @@ class RatioReadout(NamedTuple):
     denominator: str
     control: str
     level: float
+    arms: tuple[str, ...]
     ratios: tuple[Estimate, ...]
     effects: tuple[RatioEffect, ...]
 
@@ -173,6 +175,7 @@ def ratio_readout(
         denominator,
         control,
         level,
+        tuple(selected.arms),
         tuple(_normal(r, v, z) for r, v in zip(ratio, variance, strict=True)),
         tuple(effects),
     )

@@ -4,8 +4,8 @@ ratio metrics and segments, each from aggregates the data's own engine computes.
 :func:`extra_readouts` takes the source (a per-visitor CSV or Parquet file, a
 ``duckdb:///`` database table or a DataFrame, see :mod:`funnelsim.analysis.sources`) and
 a :class:`ReadoutRequest`, and runs only what was asked for; :func:`extras_dict` is its
-part of ``results.json`` and :func:`extras_lines` its short terminal summary (details
-with ``verbose``). Each block states its method and level.
+part of ``results.json``; :mod:`funnelsim.analysis.readout_tables` shows them. Each
+block states its method and level.
 """
 
 from __future__ import annotations
@@ -151,14 +151,18 @@ def _segments(source: Any, request: ReadoutRequest, control: str, settings: Any)
 
 
 def extra_readouts(
-    source: Any, control: str, request: ReadoutRequest, settings: Any = None
+    source: Any,
+    control: str,
+    request: ReadoutRequest,
+    settings: Any = None,
+    bayesian: bool = False,
 ) -> ExtraReadouts:
     """Run the readouts ``request`` asks for on ``source`` (see the module docstring).
 
     ``settings`` are the sampler settings of the PyMC readouts
-    (:class:`funnelsim.analysis.models.SamplerSettings`): given (a PyMC model was asked
-    for), CUPED is also fitted the Bayesian way; the segment model uses them, or the
-    defaults when None.
+    (:class:`funnelsim.analysis.models.SamplerSettings`; None: the defaults): the
+    segment model uses them, and with ``bayesian`` (a PyMC model was asked for) CUPED
+    is also fitted the Bayesian way.
     """
     if (
         request.revenue is None
@@ -180,11 +184,10 @@ def extra_readouts(
     if moments is not None and specs:
         primary = MetricSpec(request.metric, "primary")
         metrics = metrics_readout(moments, [primary, *specs], control)
-    segment_settings = settings
-    if request.segment and settings is None:
+    if settings is None and (request.segment or bayesian):
         from funnelsim.analysis.models import DEFAULT_SETTINGS
 
-        segment_settings = DEFAULT_SETTINGS
+        settings = DEFAULT_SETTINGS
     pairs = request.ratios if moments is not None else ()
     return ExtraReadouts(
         sequential=_sequential(source, request, control) if request.look else (),
@@ -194,13 +197,13 @@ def extra_readouts(
         metrics=metrics,
         ratios=tuple(ratio_readout(moments, n, d, control) for n, d in pairs),
         ratio_posteriors=tuple(ratio_posterior(moments, n, d, control) for n, d in pairs),
-        segments=_segments(source, request, control, segment_settings) if request.segment else None,
-        bayesian_cuped=_bayesian_cuped(moments, request, control, settings),
+        segments=_segments(source, request, control, settings) if request.segment else None,
+        bayesian_cuped=_bayesian_cuped(moments, request, control, settings) if bayesian else None,
     )
 
 
 def _bayesian_cuped(moments: Any, request: ReadoutRequest, control: str, settings: Any) -> Any:
-    if moments is None or not request.covariates or settings is None:
+    if moments is None or not request.covariates:
         return None
     from funnelsim.analysis.bayes_cuped import bayesian_cuped
 
@@ -302,13 +305,13 @@ def _ratio_posterior_dict(found: RatioPosterior) -> dict[str, Any]:
     }
 
 
-def _ratio_dict(found: RatioReadout, arms: Sequence[str]) -> dict[str, Any]:
+def _ratio_dict(found: RatioReadout) -> dict[str, Any]:
     return {
         "method": RATIO_METHOD,
         "numerator": found.numerator,
         "denominator": found.denominator,
         "level": found.level,
-        "ratios": {arm: _estimate(r) for arm, r in zip(arms, found.ratios, strict=True)},
+        "ratios": {arm: _estimate(r) for arm, r in zip(found.arms, found.ratios, strict=True)},
         "variants": {
             e.variant: {
                 "difference": _estimate(e.difference),
@@ -336,7 +339,7 @@ def _segments_dict(found: Any) -> dict[str, Any]:
     }
 
 
-def extras_dict(found: ExtraReadouts, arms: Sequence[str]) -> dict[str, Any]:
+def extras_dict(found: ExtraReadouts) -> dict[str, Any]:
     """The ``results.json`` blocks of the readouts that ran, by name."""
     blocks: dict[str, Any] = {}
     if found.sequential:
@@ -349,101 +352,9 @@ def extras_dict(found: ExtraReadouts, arms: Sequence[str]) -> dict[str, Any]:
         blocks["metrics"] = _metrics_dict(found.metrics)
     if found.ratios:
         blocks["ratios"] = [
-            {**_ratio_dict(r, arms), "bayesian": _ratio_posterior_dict(p)}
+            {**_ratio_dict(r), "bayesian": _ratio_posterior_dict(p)}
             for r, p in zip(found.ratios, found.ratio_posteriors, strict=True)
         ]
     if found.segments is not None:
         blocks["segments"] = _segments_dict(found.segments)
     return blocks
-
-
-# --------------------------------------------------------------------------- terminal
-
-
-def _interval_text(value: Estimate) -> str:
-    return f"{value.value:+.2%} [{value.low:+.2%}, {value.high:+.2%}]"
-
-
-def _sequential_lines(found: SequentialReadout, verbose: bool) -> list[str]:
-    lines = [f"Sequential ({found.metric}, always-valid, alpha {found.alpha:g}): {found.message}"]
-    if verbose:
-        lines += [
-            f"  {row.look}  {row.variant}: {row.difference:+.4g} "
-            f"[{row.low:+.4g}, {row.high:+.4g}]  p = {row.p_value:.3g}"
-            for row in found.looks
-        ]
-    return lines
-
-
-def _cuped_lines(found: CupedReadout) -> list[str]:
-    return [
-        f"CUPED ({found.metric} adjusted for {', '.join(found.covariates)}, "
-        f"{found.level:.0%} CI): {e.variant} uplift {_interval_text(e.uplift)}, unadjusted "
-        f"{_interval_text(e.unadjusted_uplift)}; variance -{e.variance_reduction:.0%}"
-        for e in found.effects
-    ]
-
-
-def _metric_lines(found: MetricsReadout, verbose: bool) -> list[str]:
-    lines = []
-    for e in found.effects:
-        if e.role == "primary" and not verbose:
-            continue
-        verdict = f", P(harm) = {e.prob_harm:.2f}" if e.role == "guardrail" else ""
-        verdict += f": blocks shipping {e.variant}" if e.blocks else ""
-        lines.append(
-            f"{e.role.capitalize()} {e.metric}: {e.variant} {_interval_text(e.uplift)}, "
-            f"q = {e.q_value:.3g}{verdict}"
-        )
-    return lines
-
-
-def _ratio_lines(found: RatioReadout, posterior: RatioPosterior) -> list[str]:
-    lines = []
-    beats = dict(zip(posterior.arms, posterior.prob_beats_control, strict=True))
-    for e in found.effects:
-        mismatch = (
-            f" (denominator per visitor {e.denominator_change:+.1%}, p = "
-            f"{e.denominator_p_value:.2g}: different populations)"
-            if e.denominator_mismatch
-            else ""
-        )
-        lines.append(
-            f"Ratio {found.numerator}/{found.denominator}: {e.variant} "
-            f"{_interval_text(e.uplift)}, P(beats control) {beats[e.variant]:.2f}{mismatch}"
-        )
-    return lines
-
-
-def _segment_lines(found: Any, verbose: bool) -> list[str]:
-    lines = [
-        f"  segment {e.segment} {e.variant}: {e.difference.mean:+.2%} "
-        f"[{e.difference.low:+.2%}, {e.difference.high:+.2%}] "
-        f"(alone {e.raw_difference:+.2%}, shrunk {e.shrinkage:.0%})"
-        for e in (found.effects if verbose else ())
-    ]
-    segments = len({e.segment for e in found.effects})
-    verdict = "; ".join(found.warnings) or "no segment moves against the total."
-    return [f"Segments ({segments}, partial pooling): {verdict}", *lines]
-
-
-def extras_lines(found: ExtraReadouts, verbose: bool = False) -> list[str]:
-    """Short terminal summary of the readouts that ran (details when ``verbose``)."""
-    lines: list[str] = []
-    for readout in found.sequential:
-        lines += _sequential_lines(readout, verbose)
-    if found.cuped is not None:
-        lines += _cuped_lines(found.cuped)
-    if found.bayesian_cuped is not None:
-        lines += [
-            f"CUPED, Bayesian ({found.bayesian_cuped.level:.0%} credible): {e.variant} uplift "
-            f"{e.uplift[0]:+.2%} [{e.uplift[1]:+.2%}, {e.uplift[2]:+.2%}]"
-            for e in found.bayesian_cuped.effects
-        ]
-    if found.metrics is not None:
-        lines += _metric_lines(found.metrics, verbose)
-    for ratio, posterior in zip(found.ratios, found.ratio_posteriors, strict=True):
-        lines += _ratio_lines(ratio, posterior)
-    if found.segments is not None:
-        lines += _segment_lines(found.segments, verbose)
-    return lines

@@ -269,7 +269,6 @@ def _analyze_experiment(
     from funnelsim import html_report, report
     from funnelsim.analysis.data import ColumnMap
     from funnelsim.analysis.operating import RiskRequest, risk_line
-    from funnelsim.analysis.readouts import extras_lines
 
     columns = {name: options[name] for name in COLUMN_OPTIONS}
     if options["metric"] not in (None, "conversion", "revenue_per_visitor"):
@@ -302,12 +301,9 @@ def _analyze_experiment(
     if as_json:
         click.echo(report.analysis.results_json(result))
     elif not output.quiet:
-        report.print_analysis(result, make_console())
+        report.print_analysis(result, make_console(), options["verbose"])
         if result.operating is not None:
             click.echo(risk_line(result.operating))
-        if result.extras is not None:
-            for line in extras_lines(result.extras, options["verbose"]):
-                click.echo(line)
     if output.out is not None:
         output.written(report.write_analysis(result, output.out))
     if report_file is not None:
