@@ -194,6 +194,7 @@ def test_conjugate_analysis_report_shows_the_exact_readout() -> None:
     assert [s.title for s in document.sections] == [
         "Decision at a glance",
         "Uplift posteriors",
+        "Sample ratio",
         "Diagnostics",
     ]
     page = html_report.render_html(document)
