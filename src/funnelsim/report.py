@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from funnelsim import formatting as fmt
 from funnelsim import question, service_report
 from funnelsim.analysis import api as analysis
+from funnelsim.analysis.pooling_prior import doubt_message
 from funnelsim.analysis.readout_tables import extras_tables, fit_note
 from funnelsim.clv import ratio as clv_ratio
 from funnelsim.files import atomic_writer, netcdf_bytes, output_batch, write_bytes_atomic
@@ -605,12 +606,14 @@ def stage_table(result: analysis.AnalysisResult) -> Table:
                 Cell(fmt.percent(own.prob_increase, digits=1)),
             ]
         rows.append(Row(tuple(cells)))
+    doubt = doubt_message(result.stage_checks)
     return Table(
         "Stage by stage: share continuing, change vs control",
         tuple(columns),
         tuple(rows),
         caption=f"Posterior means; the change is relative, with its "
         f"{fmt.level(analysis.UPLIFT_LEVEL)} credible interval below.",
+        notes=(Cell(doubt, tone="bad"),) if doubt else (),
     )
 
 

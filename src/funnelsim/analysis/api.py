@@ -67,6 +67,12 @@ from funnelsim.analysis.decision import (
 )
 from funnelsim.analysis.guardrails import guard
 from funnelsim.analysis.operating import OperatingCharacteristics, RiskRequest, stated_risks
+from funnelsim.analysis.pooling_prior import (
+    DOUBT_PROBABILITY,
+    StageCheck,
+    check_stages,
+    doubt_message,
+)
 from funnelsim.analysis.readouts import (
     CUPED_METHOD,
     ExtraReadouts,
@@ -188,6 +194,8 @@ class AnalysisResult(Result):
         operating: The rule's simulated operating characteristics at this size
             (``risks``), else None.
         notes: What of the data the model read or left aside (stage columns, revenue).
+        stage_checks: Funnel model: each observed stage difference read against the
+            pooling prior (:func:`funnelsim.analysis.pooling_prior.check_stages`).
     """
 
     source: str
@@ -206,6 +214,7 @@ class AnalysisResult(Result):
     planned_shares: tuple[float, ...] | None = None
     operating: OperatingCharacteristics | None = None
     notes: tuple[str, ...] = ()
+    stage_checks: tuple[StageCheck, ...] = ()
 
     frame_index: ClassVar[str | None] = "variant"
 
@@ -591,9 +600,14 @@ def _funnel(
                 changed_stage=changed,
             )
         )
-    return _fitted_result(
+    result = _fitted_result(
         data, "funnel", "conversion", control, tuple(variants), summary.decision, rule, fit, shares
     )
+    from funnelsim.analysis.models import funnel_counts
+
+    counts = funnel_counts(data)
+    checks = check_stages(counts.stages, data.variants, counts.reached, counts.continued, control)
+    return replace(result, stage_checks=checks)
 
 
 def _fitted_result(
@@ -764,10 +778,23 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
     }
     if result.operating is not None:
         document["operating_characteristics"] = _operating_dict(result.operating)
+    if result.stage_checks:
+        document["pooling_prior_check"] = _pooling_check_dict(result.stage_checks)
     if result.extras is not None:
         document.update(extras_dict(result.extras))
         _adjusted_uplifts(document, result.extras)
     return document
+
+
+def _pooling_check_dict(checks: tuple[StageCheck, ...]) -> dict[str, Any]:
+    return {
+        "method": "prior predictive: P(|log odds ratio| >= observed) between two variants "
+        "under the pooling prior (Gauss-Hermite quadrature over its scale); observed "
+        "log odds ratios with 0.5 added to each count",
+        "doubt_probability": DOUBT_PROBABILITY,
+        "stages": [check._asdict() for check in checks],
+        "message": doubt_message(checks),
+    }
 
 
 def _operating_dict(found: OperatingCharacteristics) -> dict[str, Any]:

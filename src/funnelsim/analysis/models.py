@@ -16,17 +16,18 @@ visitor is worth: the chance of buying times what a buyer spends.
 
 so each stage's rates are shrunk towards each other as far as the data allow. The
 pooling scale ``tau`` has a median of 0.2 on the log-odds scale (most product changes
-move a stage's odds by well under 50%) and stays away from zero. Both ``m`` (in closed
-form) and ``tau`` (numerically, on a fine grid over its prior) are integrated out, so
-NUTS samples only the log-odds, one per variant and stage: no pooling scale, hence no
-funnel geometry between a scale and what it scales. The log-odds are sampled whitened:
-``logit[:, s] = mode[:, s] + L[s] z[:, s]``, where ``mode`` is the posterior mode of
-stage ``s`` and ``L[s] L[s]'`` the inverse curvature there (a Laplace approximation,
-found before sampling). The transform is linear, so the posterior is the same; it only
-turns stages of very different precision (a step every visitor passes beside one that
-loses a third) into draws of similar scale and little correlation. On the public
-marketing funnel (step 1 at 100%) NUTS needs about 9 gradient evaluations per draw
-instead of 176-246 with the pooling scale sampled (``benchmarks/analysis.py``).
+move a stage's odds by well under 50%) and stays away from zero; what it implies, and
+which observed differences it doubts, is :mod:`funnelsim.analysis.pooling_prior`. Both
+``m`` (in closed form) and ``tau`` (numerically, on a fine grid over its prior) are
+integrated out, so NUTS samples only the log-odds, one per variant and stage: no pooling
+scale, hence no funnel geometry between a scale and what it scales. The log-odds are
+sampled whitened: ``logit[:, s] = mode[:, s] + L[s] z[:, s]``, where ``mode`` is the
+posterior mode of stage ``s`` and ``L[s] L[s]'`` the inverse curvature there (a Laplace
+approximation, found before sampling). The transform is linear, so the posterior is the
+same; it only turns stages of very different precision (a step every visitor passes
+beside one that loses a third) into draws of similar scale and little correlation. On
+the public marketing funnel (step 1 at 100%) NUTS needs about 9 gradient evaluations per
+draw instead of 176-246 with the pooling scale sampled (``benchmarks/analysis.py``).
 Derived: ``conversion[v] = prod_s p[v, s]`` and ``stage_difference[v, s] = p[v, s] -
 p[control, s]``, the posterior of which stage a variant changed.
 
@@ -73,6 +74,7 @@ import xarray as xr
 from pytensor.tensor.variable import TensorVariable
 
 from funnelsim.analysis.data import ExperimentData, OrderStats
+from funnelsim.analysis.pooling_prior import POOLING_SD_LOG_SD, POOLING_SD_MEDIAN, STAGE_MEAN_SD
 from funnelsim.analysis.sampling_progress import SamplingProgress, sampling_progress
 from funnelsim.errors import ArgumentError
 from funnelsim.numbers import finite_or_none
@@ -81,12 +83,6 @@ FloatArray = npt.NDArray[np.float64]
 SamplerName = Literal["auto", "pymc", "nutpie"]
 OrderValueFamily = Literal["auto", "lognormal", "gamma"]
 
-STAGE_MEAN_SD = 1.5
-"""Prior sd of a stage's mean log-odds: rates between 5% and 95% are all plausible."""
-POOLING_SD_MEDIAN = 0.2
-"""Prior median of the between-variant sd of a stage's log-odds."""
-POOLING_SD_LOG_SD = 0.5
-"""Prior sd of the log of that scale: 95% of its mass between 0.075 and 0.53."""
 POOLING_GRID_STEP = 0.2
 """Step, in prior sds, of the grid over which the pooling scale is integrated out."""
 ORDER_VALUE_LOG_SD = 1.0
