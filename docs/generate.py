@@ -13,7 +13,8 @@ This script runs each marked command through the CLI (as a user would type it, a
 or its ``first`` and ``last`` lines with ``...`` between. A marker may hold several
 commands separated by ``&&``; ``slow`` marks commands that fit a PyMC model (the test
 suite checks those only with ``FUNNELSIM_DOCS_SLOW=1``). Commands run in a scratch
-directory holding ``scenarios/``, ``../shared`` and the tutorial's ``shop.yaml``: the
+directory holding ``scenarios/``, ``../shared``, the ``visitors.csv`` that
+``docs/visitors_example.py`` writes, and the tutorial's ``shop.yaml``: the
 checkout template with the tutorial's YAML block put in place of its variants, so the
 tutorial simulates exactly what it shows. Images the tutorial's commands write are then
 copied to ``docs/img`` (:data:`IMAGES`). The line counts of the module map in
@@ -28,6 +29,9 @@ copied to ``docs/img`` (:data:`IMAGES`). The line counts of the module map in
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import io
 import os
 import re
 import shlex
@@ -40,6 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = (ROOT / "README.md", ROOT / "docs" / "tutorial.md")
+VISITORS_EXAMPLE = ROOT / "docs" / "visitors_example.py"
 IMAGES = {ROOT / "docs" / "img" / "tutorial-uplift-clv.png": "results/uplift_clv_per_visitor.png"}
 """Documentation images, each copied from a file the tutorial's commands write."""
 BLOCK = re.compile(
@@ -101,7 +106,18 @@ def scratch() -> Iterator[Path]:
             tutorial_scenario(scenario_from_template("checkout", "shop"), tutorial),
             encoding="utf-8",
         )
+        write_visitors(work / "visitors.csv")
         yield work
+
+
+def write_visitors(path: Path) -> None:
+    """The tutorial's per-visitor example (``docs/visitors_example.py``) at ``path``."""
+    spec = importlib.util.spec_from_file_location("visitors_example", VISITORS_EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with contextlib.redirect_stdout(io.StringIO()):
+        module.main(str(path))
 
 
 def run_command(command: str, cwd: Path) -> str:
