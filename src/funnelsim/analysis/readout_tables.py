@@ -290,11 +290,16 @@ def segment_table(found: Any) -> Table:
                 Cell(e.segment),
                 Cell(e.variant),
                 _visitors(e.visitors, e.control_visitors),
-                Cell(fmt.points(e.raw_difference, signed=True)),
+                Cell(
+                    fmt.points(e.raw_difference, signed=True),
+                    f"shrunk {fmt.percent(e.shrinkage, digits=0)}",
+                ),
                 _points_interval(e.difference),
-                Cell(fmt.percent(e.shrinkage, digits=0)),
-                Cell(fmt.percent(e.prob_positive, digits=1)),
-                Cell("against the total", tone="bad") if e.disagrees else EMPTY,
+                Cell(
+                    fmt.percent(e.prob_positive, digits=1),
+                    "against the total" if e.disagrees else "",
+                    tone="bad" if e.disagrees else "",
+                ),
             )
         )
         for e in found.effects
@@ -307,8 +312,6 @@ def segment_table(found: Any) -> Table:
                 EMPTY,
                 Cell(fmt.points(found.aggregate[variant], signed=True)),
                 _points_interval(summary),
-                EMPTY,
-                EMPTY,
                 EMPTY,
             ),
             highlight=True,
@@ -326,16 +329,14 @@ def segment_table(found: Any) -> Table:
             Column("visitors"),
             Column("alone"),
             Column("partial pooling"),
-            Column("shrinkage"),
             Column("P(better)"),
-            text("sign"),
         ),
         tuple(rows),
         caption="Hierarchical Binomial model, partial pooling of the log-odds effects; "
-        f"posterior mean with its {fmt.level(found.level)} credible interval below; alone: "
-        "the segment's raw difference; shrinkage: share of its distance from the common "
-        "effect that pooling removes; all segments: raw difference of all visitors and "
-        "the visitor-weighted posterior.",
+        f"posterior mean, {fmt.level(found.level)} credible interval below; alone: the "
+        "segment's raw difference, and the share of its distance from the common effect "
+        "that pooling removes; all segments: all visitors' raw difference and the "
+        "visitor-weighted posterior.",
         notes=(*warnings, fit_note(found.diagnostics)),
     )
 
