@@ -11,12 +11,13 @@ sit on top.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -32,6 +33,12 @@ DPI = 110  # of every PNG written
 
 class OutputExistsError(FunnelsimError):
     """The output already exists and ``force`` was not given (field ``force``)."""
+
+    located = True
+
+
+class OutputLocationError(FunnelsimError):
+    """An output cannot be written where it was asked for (the path and the reason)."""
 
     located = True
 
@@ -68,22 +75,35 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 @contextmanager
 def _atomic(path: Path, binary: bool) -> Iterator[Any]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _cannot_write(path, error) from None
     try:
         with (
             os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
         ) as stream:
             yield stream
+            stream.flush()
+            os.fsync(stream.fileno())  # the data on disk before the name points at it
         os.chmod(tmp, 0o666 & ~_umask())
         pending = _BATCH.get()
         if pending is None:
             os.replace(tmp, path)
         else:
             pending.append((tmp, path))
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise _cannot_write(path, error) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(path: Path, error: OSError) -> OutputLocationError:
+    reason = error.strerror or os.strerror(error.errno or errno.EIO)
+    return OutputLocationError(f"{_cut(str(path))}: cannot write: {reason}")
 
 
 @contextmanager
@@ -110,9 +130,14 @@ def output_batch() -> Iterator[list[Path]]:
     finally:
         _BATCH.reset(token)
     with _interrupts_held():
-        for tmp, path in pending:
-            os.replace(tmp, path)
-            placed.append(path)
+        try:
+            for tmp, path in pending:
+                os.replace(tmp, path)
+                placed.append(path)
+        except OSError as error:
+            for tmp, _ in pending:
+                Path(tmp).unlink(missing_ok=True)
+            raise _cannot_write(path, error) from None
 
 
 @contextmanager
@@ -133,18 +158,91 @@ def _interrupts_held() -> Iterator[None]:
 
 
 def prepare_output(out: Path, force: bool, names: tuple[str, ...]) -> None:
-    """Refuse to overwrite existing results in ``out`` unless ``force``."""
+    """Refuse to overwrite existing results in ``out`` unless ``force``, and an ``out``
+    that cannot be written (checked before any work)."""
+    check_location(out)
     if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: exists and is not a directory", "out")
+        raise OutputExistsError(f"{_cut(str(out))}: exists and is not a directory", "out")
     existing = [n for n in names if (out / n).exists()]
     if existing and not force:
-        raise OutputExistsError(f"{out}: already holds {', '.join(existing)}", "force")
+        raise OutputExistsError(f"{_cut(str(out))}: already holds {', '.join(existing)}", "force")
 
 
 def refuse_existing(path: Path, force: bool) -> None:
-    """Refuse to overwrite the file ``path`` unless ``force``."""
+    """Refuse, before any work, a file ``path`` that cannot be written (see
+    :func:`check_location`), is a directory, or exists and ``force`` is not given."""
+    check_location(path)
+    if path.is_dir():
+        raise OutputLocationError(f"{_cut(str(path))}: is a directory, not a file")
     if path.exists() and not force:
-        raise OutputExistsError(f"{path}: exists", "force")
+        raise OutputExistsError(f"{_cut(str(path))}: exists", "force")
+
+
+MAX_SHOWN_PATH = 200
+"""Paths longer than this are cut in messages (an error line stays one readable line)."""
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN_PATH else f"{text[: MAX_SHOWN_PATH - 3]}..."
+
+
+def check_location(path: Path) -> None:
+    """Refuse (:class:`OutputLocationError`) a path that cannot be written, before any
+    work: a name longer than the file system allows, a parent that is a file, a special
+    file (``/dev/full``, a FIFO), a directory this user cannot write in."""
+    ancestor = path
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent  # lexists, unlike Path.exists, is False on a long name
+    shown = _cut(str(path))
+    limit = _name_max(ancestor if ancestor.is_dir() else ancestor.parent)
+    if any(len(os.fsencode(part)) > limit for part in path.parts):
+        raise OutputLocationError(f"{shown}: a name is longer than the file system allows")
+    if ancestor == path and path.exists():
+        if not path.is_dir() and not path.is_file():
+            raise OutputLocationError(f"{shown}: not a regular file or directory")
+        ancestor = path if path.is_dir() else path.parent
+    if not ancestor.is_dir():
+        raise OutputLocationError(f"{shown}: {_cut(str(ancestor))} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".funnelsim-probe.", dir=ancestor)
+    except OSError as error:
+        raise OutputLocationError(
+            f"{shown}: cannot write in {_cut(str(ancestor))}: {error.strerror}"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def check_outputs(
+    files: Mapping[str, Path | None],
+    force: bool,
+    out: Path | None = None,
+    out_names: tuple[str, ...] = (),
+) -> None:
+    """Check the output files named by options (``{"--events": path}``) before any work:
+    each writable and, without ``force``, absent; no two outputs (the files ``--out``
+    gets included) at one path."""
+    targets: dict[Path, str] = {}
+    if out is not None:
+        targets[out.resolve()] = "--out"
+        targets.update({(out / name).resolve(): "--out" for name in out_names})
+    for option, path in files.items():
+        if path is None:
+            continue
+        refuse_existing(path, force)
+        resolved = path.resolve()
+        if resolved in targets:
+            raise OutputLocationError(
+                f"{_cut(str(path))}: {targets[resolved]} and {option} would write the same file"
+            )
+        targets[resolved] = option
 
 
 def png_bytes(figure: Figure) -> bytes:

@@ -26,6 +26,7 @@ References:
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from importlib import resources
@@ -103,6 +104,10 @@ def scenario_from_template(template: str, name: str) -> str:
     return re.sub(r"^name: .*$", lambda _m: f"name: {quoted}", text, count=1, flags=re.MULTILINE)
 
 
+class InitNameError(FunnelsimError):
+    """``funnelsim init`` was given a NAME that names no file ('', '.', a directory)."""
+
+
 def write_template(template: str, name: str, force: bool = False) -> Path:
     """Write the scenario ``name`` from ``template`` where :func:`init_path` says; an
     existing file only with ``force``. The path written."""
@@ -118,6 +123,9 @@ def write_template(template: str, name: str, force: bool = False) -> Path:
 def init_path(name: str) -> Path:
     """Where ``funnelsim init NAME`` writes: NAME if it ends in .yaml or .yml, else NAME.yaml."""
     path = Path(name)
+    if not name.strip() or path.name in ("", ".", "..") or name.endswith(("/", os.sep)):
+        shown = repr(name[:60] + ("..." if len(name) > 60 else ""))
+        raise InitNameError(f"init: {shown} is not a file name; give a name such as my_funnel")
     return path if path.suffix in (".yaml", ".yml") else path.with_name(path.name + ".yaml")
 
 

@@ -1,0 +1,214 @@
+"""Hostile output locations and special input files, generated (issues 20 and 21).
+
+Every option that writes (``--out``, ``--report``, ``--events``, ``--orders``,
+``schema -o``, ``init NAME``) is pointed at places that cannot take a file: under a
+file, a name longer than the file system allows, a special file (``/dev/full``, a FIFO),
+a read-only file system, a directory where a file is expected, the same path as another
+output. Each is refused before any work with one line naming the path and exit 2; no
+temporary file is left and results written before are byte for byte as they were.
+Inputs that are not regular files (FIFOs, ``/dev/zero``) are refused, never read
+forever. The module prints how many inputs it tried and how they ended.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT
+from funnelsim.cli import main
+
+COUNTS: Counter[str] = Counter()
+RUNNER = CliRunner()
+HOSTILE = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=(Phase.explicit, Phase.generate),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+SCENARIO = """\
+name: outputs
+seed: 1
+traffic: {visitors_per_day: 100, days: 2}
+stages:
+  - {name: landing, rate: 0.5}
+  - {name: checkout, rate: 0.4}
+value:
+  order_value: {dist: constant, value: 50}
+variants:
+  control: {}
+  better: {stages.checkout.rate: 0.45}
+experiment: {replications: 2}
+"""
+DATA = ROOT.parent / "shared" / "data" / "cookie_cats.csv"
+READ_ONLY = Path("/sys/fs")  # a read-only file system, even for root
+LONG = "n" * 300
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        sys.stderr.write(
+            f"\nhostile outputs and special files tried: {COUNTS['inputs']}; exit 2: "
+            f"{COUNTS['exit 2']}, tracebacks: {COUNTS['tracebacks']}, hangs: 0, "
+            f"temporary files left: {COUNTS['temporary']}, "
+            f"lost or replaced results: {COUNTS['lost']}\n"
+        )
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work directory with a scenario, a file, a FIFO and earlier results."""
+    root = tmp_path_factory.mktemp("outputs")
+    (root / "scenario.yaml").write_text(SCENARIO, encoding="utf-8")
+    (root / "a_file").write_text("not a directory\n", encoding="utf-8")
+    os.mkfifo(root / "fifo")
+    (root / "a_directory").mkdir()
+    earlier = RUNNER.invoke(
+        main, ["run", str(root / "scenario.yaml"), "-q", "--out", str(root / "kept")]
+    )
+    assert earlier.exit_code == 0, earlier.output
+    return root
+
+
+def _location(kind: str, root: Path, name: str) -> str:
+    """A path of the given kind where an output cannot go."""
+    return {
+        "under_a_file": str(root / "a_file" / name),
+        "long_name": str(root / LONG / name),
+        "long_leaf": str(root / f"{LONG}.{name}"),
+        "dev_full": "/dev/full",
+        "fifo": str(root / "fifo"),
+        "read_only": str(READ_ONLY / name),
+        "missing_proc": f"/proc/self/{name}",
+    }[kind]
+
+
+FILE_KINDS = ["under_a_file", "long_name", "long_leaf", "dev_full", "fifo", "read_only"]
+DIRECTORY_KINDS = ["under_a_file", "long_name", "long_leaf", "read_only", "missing_proc"]
+
+
+def _commands(root: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Command -> (its arguments, the output options it has)."""
+    scenario = str(root / "scenario.yaml")
+    science = ["-q", "--workers", "1"]
+    return {
+        "run": (
+            ["run", scenario, "-q", "--replications", "1"],
+            ["--out", "--report", "--events", "--orders"],
+        ),
+        "sweep": (
+            ["sweep", scenario, "--param", "seed=1,2", "--replications", "1", *science],
+            ["--out"],
+        ),
+        "plan": (["plan", scenario, "--variant", "better", *science], ["--out"]),
+        "bench": (["bench", scenario, *science], ["--out"]),
+        "analyze": (["analyze", str(DATA), "-q"], ["--out", "--report"]),
+        "schema": (["schema"], ["-o"]),
+        "init": (["init"], ["NAME"]),
+    }
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (root / "kept").iterdir()}
+
+
+def _invoke(args: list[str], root: Path, before: dict[str, bytes]) -> tuple[int, str]:
+    COUNTS["inputs"] += 1
+    result = RUNNER.invoke(main, args)
+    text = result.output + result.stderr
+    if "Traceback" in text or not isinstance(result.exception, (SystemExit, type(None))):
+        COUNTS["tracebacks"] += 1
+    assert "Traceback" not in text, text
+    assert isinstance(result.exception, (SystemExit, type(None))), repr(result.exception)
+    COUNTS[f"exit {result.exit_code}"] += 1
+    temporary = [p for p in root.rglob("*.tmp")] + list(root.rglob(".funnelsim-probe.*"))
+    COUNTS["temporary"] += len(temporary)
+    assert not temporary, temporary
+    if _snapshot(root) != before:
+        COUNTS["lost"] += 1
+        pytest.fail(f"{args}: earlier results changed")
+    return result.exit_code, result.stderr
+
+
+@settings(HOSTILE, max_examples=70)
+@given(
+    command=st.sampled_from(["run", "sweep", "plan", "bench", "analyze", "schema", "init"]),
+    data=st.data(),
+)
+def test_outputs_where_no_file_can_go(command: str, data: st.DataObject, place: Path) -> None:
+    """Each output option pointed where it cannot write: one line naming the path (cut
+    when long), exit 2, before any work."""
+    args, options = _commands(place)[command]
+    option = data.draw(st.sampled_from(options))
+    directory = option == "--out"
+    kinds = DIRECTORY_KINDS if directory else FILE_KINDS
+    if option == "NAME":  # init writes NAME.yaml: a special file is never its target
+        kinds = [k for k in kinds if k not in ("dev_full", "fifo")]
+    kind = data.draw(st.sampled_from(kinds))
+    location = _location(kind, place, "results" if directory else "out.html")
+    extra = [location] if option == "NAME" else [option, location]
+    given_args = [*args, *extra, "--force"]
+    code, stderr = _invoke(given_args, place, _snapshot(place))
+    assert code == 2, (given_args, stderr)
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    shown = location if len(location) <= 200 else location[:197]
+    assert shown[:100] in lines[0], lines[0]
+    assert len(lines[0]) < 400, lines[0]
+
+
+@settings(HOSTILE, max_examples=20)
+@given(
+    pair=st.sampled_from(
+        [
+            ("--events", "same.csv", "--orders", "same.csv"),
+            ("--out", "res", "--events", "res/results.json"),
+            ("--out", "res", "--orders", "res/summary.csv"),
+            ("--out", "res", "--report", "res/summary.csv"),
+            ("--report", "page.html", "--events", "page.html"),
+            ("--out", "res", "--report", "res/../res/results.json"),
+        ]
+    )
+)
+def test_two_outputs_at_one_path(pair: tuple[str, str, str, str], place: Path) -> None:
+    """Two options naming one file are refused before any work, naming both options."""
+    first, first_path, second, second_path = pair
+    args = [
+        "run",
+        str(place / "scenario.yaml"),
+        "-q",
+        first,
+        str(place / first_path),
+        second,
+        str(place / second_path),
+    ]
+    code, stderr = _invoke(args, place, _snapshot(place))
+    assert code == 2 and first in stderr and second in stderr, stderr
+    assert not (place / "same.csv").exists() and not (place / "res").exists()
+
+
+def test_schema_output_needs_force(place: Path) -> None:
+    target = place / "schema.json"
+    target.write_text("mine\n", encoding="utf-8")
+    code, stderr = _invoke(["schema", "-o", str(target)], place, _snapshot(place))
+    assert code == 2 and "--force" in stderr and target.read_text() == "mine\n"
+    code, _ = _invoke(["schema", "-o", str(target), "--force"], place, _snapshot(place))
+    assert code == 0 and target.read_text().startswith("{")
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "dir/", " ", LONG])
+def test_init_names_that_name_no_file(name: str, place: Path) -> None:
+    code, stderr = _invoke(["init", name], place, _snapshot(place))
+    assert code == 2 and len(stderr.splitlines()) == 1, stderr
