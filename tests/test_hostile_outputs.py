@@ -13,6 +13,7 @@ forever. The module prints how many inputs it tried and how they ended.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -61,7 +62,7 @@ def report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
     with capture.global_and_fixture_disabled():
         sys.stderr.write(
             f"\nhostile outputs and special files tried: {COUNTS['inputs']}; exit 2: "
-            f"{COUNTS['exit 2']}, tracebacks: {COUNTS['tracebacks']}, hangs: 0, "
+            f"{COUNTS['exit 2']}, tracebacks: {COUNTS['tracebacks']}, hangs: {COUNTS['hangs']}, "
             f"temporary files left: {COUNTS['temporary']}, "
             f"lost or replaced results: {COUNTS['lost']}\n"
         )
@@ -212,3 +213,84 @@ def test_schema_output_needs_force(place: Path) -> None:
 def test_init_names_that_name_no_file(name: str, place: Path) -> None:
     code, stderr = _invoke(["init", name], place, _snapshot(place))
     assert code == 2 and len(stderr.splitlines()) == 1, stderr
+
+
+# --------------------------------------------------------------------------- special inputs
+
+
+class HangError(Exception):
+    """A command still running when its alarm went off."""
+
+
+def _alarm(_signum: int, _frame: object) -> None:
+    raise HangError
+
+
+def _invoke_bounded(args: list[str], seconds: int = 30) -> tuple[int, str]:
+    """Invoke with an alarm: a read that blocks or never ends counts as a hang and fails."""
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(seconds)
+    try:
+        COUNTS["inputs"] += 1
+        result = RUNNER.invoke(main, args, catch_exceptions=False)
+    except HangError:
+        COUNTS["hangs"] += 1
+        pytest.fail(f"{args}: still running after {seconds} s")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    text = result.output + result.stderr
+    COUNTS["tracebacks"] += "Traceback" in text
+    COUNTS[f"exit {result.exit_code}"] += 1
+    return result.exit_code, result.stderr
+
+
+def _special_input(kind: str, root: Path) -> Path:
+    """An input that is no regular file, or a regular one that never ends a line."""
+    if kind == "fifo":
+        return root / "fifo"
+    if kind == "link_to_fifo":
+        link = root / "link_to_fifo"
+        if not link.is_symlink():
+            link.symlink_to(root / "fifo")
+        return link
+    if kind == "directory":
+        return root / "a_directory"
+    if kind == "endless_line":  # sparse: one line of NUL bytes, longer than any limit
+        endless = root / "endless"
+        with endless.open("wb") as stream:
+            stream.truncate(3_000_000)
+        return endless
+    return Path({"dev_zero": "/dev/zero", "dev_urandom": "/dev/urandom", "tty": "/dev/tty"}[kind])
+
+
+SPECIAL = ["fifo", "link_to_fifo", "directory", "endless_line", "dev_zero", "dev_urandom", "tty"]
+
+
+@settings(HOSTILE, max_examples=60)
+@given(
+    command=st.sampled_from(
+        [
+            ["validate"],
+            ["explain"],
+            ["run", "-q"],
+            ["sweep", "--param", "seed=1,2", "-q"],
+            ["plan", "--variant", "better", "-q"],
+            ["bench", "-q"],
+            ["analyze", "-q"],
+            ["analyze", "-q", "--transactions", "--visitors", "A=10,B=10"],
+        ]
+    ),
+    kind=st.sampled_from(SPECIAL),
+)
+def test_special_input_files(command: list[str], kind: str, place: Path) -> None:
+    """Every command refuses an input that is not a regular file, and reads a regular
+    one only up to its limit: one line naming the file, exit 2, no hang."""
+    path = _special_input(kind, place)
+    args = [command[0], str(path), *command[1:]]
+    code, stderr = _invoke_bounded(args)
+    assert code == 2, (args, stderr)
+    lines = [line for line in stderr.splitlines() if line]
+    if lines[0].startswith("Usage:"):  # click's own refusal of a directory
+        lines = lines[-1:]
+    assert len(lines) == 1 and str(path) in lines[0] and len(lines[0]) < 400, stderr

@@ -15,6 +15,7 @@ import errno
 import io
 import os
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -243,6 +244,22 @@ def check_outputs(
                 f"{_cut(str(path))}: {targets[resolved]} and {option} would write the same file"
             )
         targets[resolved] = option
+
+
+def input_problem(path: Path, what: str = "file") -> str | None:
+    """Why ``path`` cannot be read as an input file, or None: missing, a directory, or
+    not a regular file (a FIFO or a device would block or never end)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:
+        return f"cannot read: {error.strerror}"
+    if stat.S_ISDIR(mode):
+        return f"is a directory, not a {what}"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe or a device); save the input to a file"
+    return None
 
 
 def png_bytes(figure: Figure) -> bytes:

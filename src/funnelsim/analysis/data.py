@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from funnelsim.errors import FunnelsimError
+from funnelsim.files import input_problem
 
 FloatArray = npt.NDArray[np.float64]
 Layout = Literal["aggregated", "per_visitor"]
@@ -491,8 +492,15 @@ def _check_finite(totals: dict[str, _Totals], source: str) -> None:
                 )
 
 
+MAX_LINE_BYTES = 1_000_000
+"""A longer line is refused (an endless stream without newlines is never held whole)."""
+
+
 def decoded_lines(path: Path, source: str) -> Iterator[str]:
     """Lines of a UTF-8 file (a BOM is dropped), decoded one by one for exact error lines."""
+    problem = input_problem(path)
+    if problem is not None:
+        raise DataError(f"{source}: {problem}")
     try:
         stream = path.open("rb")
     except OSError as error:
@@ -500,7 +508,10 @@ def decoded_lines(path: Path, source: str) -> Iterator[str]:
 
     def lines() -> Iterator[str]:
         with stream:
-            for number, raw in enumerate(stream, start=1):
+            bounded = iter(lambda: stream.readline(MAX_LINE_BYTES + 1), b"")
+            for number, raw in enumerate(bounded, start=1):
+                if len(raw) > MAX_LINE_BYTES:
+                    raise DataError(f"{source}:{number}: line longer than {MAX_LINE_BYTES:,} bytes")
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as error:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from funnelsim.files import input_problem
 from funnelsim.scenario.assumptions import (
     assumption_at,
     default_assumptions,
@@ -136,12 +137,12 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, _LineMap]:
 
 def _read_text(path: Path) -> str:
     file = str(path)
+    problem = input_problem(path, "scenario file")
+    if problem is not None:
+        raise ScenarioError(file, None, "", problem)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ScenarioError(file, None, "", "no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError(file, None, "", "is a directory, not a scenario file") from None
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)  # an endless stream stops here
     except OSError as error:
         raise ScenarioError(file, None, "", f"cannot read: {error.strerror}") from None
     if len(raw) > MAX_FILE_BYTES:
