@@ -32,6 +32,15 @@ MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 64
 
 
+_CORE = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {
+    yaml.ScalarNode: {f"{_CORE}{t}" for t in ("null", "bool", "int", "float", "str", "timestamp")},
+    yaml.SequenceNode: {f"{_CORE}seq"},
+    yaml.MappingNode: {f"{_CORE}map"},
+}
+"""The tags a scenario may carry, per kind of node: plain YAML data, nothing else."""
+
+
 class _Composer:
     """Turns a composed YAML node tree into plain data, recording lines, refusing
     duplicate keys and alias bombs (the node budget counts every visit)."""
@@ -41,6 +50,7 @@ class _Composer:
         self.map = _LineMap()
         self.budget = MAX_YAML_NODES
         self.scalars = yaml.constructor.SafeConstructor()
+        self.open: set[int] = set()  # nodes being built: an alias back to one is a cycle
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.budget -= 1
@@ -52,11 +62,32 @@ class _Composer:
                 f"document too large or too deeply aliased (over {MAX_YAML_NODES} nodes)",
             )
         self.map.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        self._check_tag(node, path)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self.open:
+            raise ScenarioError(
+                self.file, node.start_mark.line + 1, _dotted(path), "an alias refers to itself"
+            )
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def _check_tag(self, node: yaml.Node, path: Path_) -> None:
+        """Refuse tags beyond plain data (``!!python/...``, ``!!binary``, ``!custom``) on
+        scalars, lists and mappings alike, with the line."""
+        if node.tag not in _PLAIN_TAGS[type(node)]:
+            tag = node.tag.replace(_CORE, "!!")
+            raise ScenarioError(
+                self.file,
+                node.start_mark.line + 1,
+                _dotted(path),
+                f"the tag {_shown(tag)} is not supported (plain YAML data only)",
+            )
 
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
         """A scalar's value; a tag that cannot read it (``!!int 0x_``) is the user's error."""
@@ -65,7 +96,7 @@ class _Composer:
             return self.scalars.construct_object(node)
         except yaml.constructor.ConstructorError as error:
             raise ScenarioError(self.file, line, _dotted(path), str(error.problem)) from None
-        except (ValueError, TypeError, OverflowError):
+        except (ValueError, TypeError, OverflowError, KeyError):  # !!bool 2: KeyError
             raise ScenarioError(
                 self.file, line, _dotted(path), f"cannot read {_shown(node.value)} as {node.tag}"
             ) from None

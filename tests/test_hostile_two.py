@@ -1,4 +1,5 @@
-"""Hostile output locations and special input files, generated (issues 20 and 21).
+"""Hostile input, round two: output locations, special input files, YAML tags and alias
+cycles, generated (issues 20 and 21).
 
 Every option that writes (``--out``, ``--report``, ``--events``, ``--orders``,
 ``schema -o``, ``init NAME``) is pointed at places that cannot take a file: under a
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -61,7 +63,7 @@ def report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         sys.stderr.write(
-            f"\nhostile outputs and special files tried: {COUNTS['inputs']}; exit 2: "
+            f"\nhostile inputs, round two, tried: {COUNTS['inputs']}; exit 2: "
             f"{COUNTS['exit 2']}, tracebacks: {COUNTS['tracebacks']}, hangs: {COUNTS['hangs']}, "
             f"temporary files left: {COUNTS['temporary']}, "
             f"lost or replaced results: {COUNTS['lost']}\n"
@@ -294,3 +296,92 @@ def test_special_input_files(command: list[str], kind: str, place: Path) -> None
     if lines[0].startswith("Usage:"):  # click's own refusal of a directory
         lines = lines[-1:]
     assert len(lines) == 1 and str(path) in lines[0] and len(lines[0]) < 400, stderr
+
+
+# --------------------------------------------------------------------------- YAML tags, cycles
+
+PLAIN_TAGS = ["!!str", "!!int", "!!float", "!!bool", "!!null", "!!map", "!!seq"]
+REFUSED_TAGS = [
+    "!!binary",
+    "!!set",
+    "!!omap",
+    "!!pairs",
+    "!!python/tuple",
+    "!!python/dict",
+    "!!python/object:os.system",
+    "!!python/object/apply:os.system",
+    "!custom",
+    "!<tag:example.com,2000:thing>",
+]
+
+
+def _value_positions(text: str) -> list[tuple[str, int, str]]:
+    """(dotted path, index just after the key's colon, kind of value) for every mapping
+    value of a document."""
+    found: list[tuple[str, int, str]] = []
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                child = f"{path}.{key_node.value}" if path else str(key_node.value)
+                colon = text.index(":", key_node.end_mark.index) + 1
+                found.append((child, colon, type(value_node).__name__))
+                walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{path}[{i}]")
+
+    walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    return found
+
+
+TAGGED_BASE = SCENARIO + (
+    "segments:\n  mobile: {share: 0.5, page_load_s: 3.0}\n  desktop: {share: 0.5}\n"
+)
+POSITIONS = _value_positions(TAGGED_BASE)
+
+
+@settings(HOSTILE, max_examples=120)
+@given(
+    position=st.sampled_from(POSITIONS),
+    tag=st.sampled_from(REFUSED_TAGS + PLAIN_TAGS),
+    command=st.sampled_from(["validate", "explain", "run"]),
+)
+def test_tags_on_every_value(
+    position: tuple[str, int, str], tag: str, command: str, place: Path
+) -> None:
+    """A tag on any value (scalar, list or mapping): a tag beyond plain data is refused
+    with its line, a plain one is read as any value is; never a traceback."""
+    _field, colon, _kind = position
+    text = f"{TAGGED_BASE[:colon]} {tag}{TAGGED_BASE[colon:]}"
+    path = place / "tagged.yaml"
+    path.write_text(text, encoding="utf-8")
+    args = [command, str(path), *(["-q", "--replications", "1"] if command == "run" else [])]
+    code, stderr = _invoke_bounded(args)
+    assert code in (0, 2), stderr
+    if tag in REFUSED_TAGS:
+        line = TAGGED_BASE[:colon].count("\n") + 1
+        assert code == 2 and f"{path}:{line}: " in stderr and "tag" in stderr, (text, stderr)
+
+
+@st.composite
+def alias_cycles(draw: st.DrawFn) -> str:
+    """A collection that holds an alias to itself, at some depth, under some field."""
+    depth = draw(st.integers(0, 4))
+    inner = "*loop"
+    for _ in range(depth):
+        inner = draw(st.sampled_from([f"[1, {inner}]", f"{{k: {inner}}}"]))
+    top = draw(st.sampled_from([f"&loop [{inner}]", f"&loop {{k: {inner}}}"]))
+    field = draw(st.sampled_from(["description", "traffic", "stages", "variants", "extra"]))
+    return TAGGED_BASE.replace(f"{field}:", f"x_{field}:", 1) + f"{field}: {top}\n"
+
+
+@settings(HOSTILE, max_examples=40)
+@given(text=alias_cycles(), command=st.sampled_from(["validate", "explain", "run"]))
+def test_alias_cycles(text: str, command: str, place: Path) -> None:
+    path = place / "cycle.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, stderr = _invoke_bounded([command, str(path)])
+    last = text.count("\n")
+    assert code == 2 and f"{path}:{last}: " in stderr, (text, stderr)
+    assert "refers to itself" in stderr and len(stderr.splitlines()) == 1, stderr
