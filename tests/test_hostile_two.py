@@ -13,13 +13,17 @@ forever. The module prints how many inputs it tried and how they ended.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -28,6 +32,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT
 from funnelsim.cli import main
+from funnelsim.cli_types import FiniteFloatRange
 
 COUNTS: Counter[str] = Counter()
 RUNNER = CliRunner()
@@ -385,3 +390,177 @@ def test_alias_cycles(text: str, command: str, place: Path) -> None:
     last = text.count("\n")
     assert code == 2 and f"{path}:{last}: " in stderr, (text, stderr)
     assert "refers to itself" in stderr and len(stderr.splitlines()) == 1, stderr
+
+
+# --------------------------------------------------------------------------- extreme numbers
+
+NON_FINITE = ["nan", "inf", "-inf", "NaN", "+inf", "1e999"]
+
+
+def _float_options() -> list[tuple[str, str]]:
+    """(command, option) for every float-valued option of every command."""
+    found = []
+    for name, command in sorted(main.commands.items()):
+        for param in command.params:
+            if isinstance(param, click.Option) and isinstance(param.type, click.FloatRange):
+                found.append((name, param.opts[-1]))
+    return found
+
+
+FLOAT_OPTIONS = _float_options()
+
+
+def test_every_float_option_is_finite() -> None:
+    """click's FloatRange lets NaN through; every float option uses the finite kind."""
+    assert FLOAT_OPTIONS
+    for command, option in FLOAT_OPTIONS:
+        param = next(p for p in main.commands[command].params if option in p.opts)
+        assert isinstance(param.type, FiniteFloatRange), (command, option)
+
+
+@settings(HOSTILE, max_examples=60)
+@given(option=st.sampled_from(FLOAT_OPTIONS), value=st.sampled_from(NON_FINITE))
+def test_float_options_refuse_nan_and_infinity(
+    option: tuple[str, str], value: str, place: Path
+) -> None:
+    command, flag = option
+    source = str(DATA) if command == "analyze" else str(place / "scenario.yaml")
+    extra = ["--variant", "better"] if command == "plan" else []
+    code, stderr = _invoke_bounded([command, source, *extra, "-q", flag, value])
+    assert code == 2 and flag in stderr and ("finite" in stderr or "range" in stderr), stderr
+
+
+def _numbers(data: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Paths of every number in a document."""
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else ()
+    )
+    for key, value in items:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield (*path, key)
+        else:
+            yield from _numbers(value, (*path, key))
+
+
+EXTREMES = [1e308, -1e308, 1e300, 1e-300, -1e-300, 0, 0.0, 1e15, 2**63, 1e-9, 1 - 1e-16]
+SEEDS = {
+    p.stem: yaml.safe_load(p.read_text(encoding="utf-8"))
+    for p in sorted((ROOT / "scenarios").glob("*.yaml"))
+}
+NUMBER_PATHS = [(seed, path) for seed, data in SEEDS.items() for path in _numbers(data)]
+
+
+def _strict_json(name: str) -> float:
+    raise AssertionError(f"results.json holds {name}")
+
+
+@settings(HOSTILE, max_examples=150)
+@given(where=st.sampled_from(NUMBER_PATHS), value=st.sampled_from(EXTREMES))
+def test_extreme_numbers_in_every_field(
+    where: tuple[str, tuple[Any, ...]], value: float, place: Path
+) -> None:
+    """Any number of any bundled scenario set to an extreme: what ``validate`` accepts,
+    ``run`` runs (or prices and refuses), and its JSON holds finite numbers only."""
+    seed, path = where
+    data = copy.deepcopy(SEEDS[seed])
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    scenario = place / "extreme.yaml"
+    scenario.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    checked, message = _invoke_bounded(["validate", str(scenario)])
+    assert checked in (0, 2), message
+    out = place / "extreme-out"
+    args = ["run", str(scenario), "-q", "--json", "--replications", "1", "--workers", "1"]
+    code, stderr = _invoke_bounded([*args, "--out", str(out), "--force"], seconds=120)
+    if checked == 2:
+        assert code == 2, stderr
+        return
+    assert code == 0 or (code == 2 and "too large" in stderr), (seed, path, value, stderr)
+    if code == 0:
+        json.loads((out / "results.json").read_text(encoding="utf-8"), parse_constant=_strict_json)
+
+
+# --------------------------------------------------------------------------- distributions
+
+DISTRIBUTION_KEYS = {
+    "order_value",
+    "service_min",
+    "patience_min",
+    "response_delay_min",
+    "dwell_min",
+}
+DEGENERATE = st.one_of(
+    st.sampled_from([0, 0.0, 1e-300, 1e9, 1e-9]),
+    st.builds(lambda v: {"dist": "constant", "value": v}, st.sampled_from([0.0, 1e-300, 1e9])),
+    st.builds(lambda m: {"dist": "exponential", "mean": m}, st.sampled_from([1e-300, 1e-9, 1e9])),
+    st.builds(
+        lambda kind, mean, ratio: {"dist": kind, "mean": mean, "sd": mean * ratio},
+        st.sampled_from(["lognormal", "gamma"]),
+        st.sampled_from([1e-300, 1e-9, 1.0, 1e9]),
+        st.sampled_from([1e-6, 1e-3, 1.0, 999.0, 1e3, 1e6]),
+    ),
+    st.builds(
+        lambda low, width: {"dist": "uniform", "low": low, "high": low + width},
+        st.sampled_from([0.0, 1e-300, 1e9 - 1]),
+        st.sampled_from([1e-300, 1e-9, 1.0]),
+    ),
+)
+
+
+def _distribution_paths(data: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else ()
+    )
+    for key, value in items:
+        if key in DISTRIBUTION_KEYS:
+            yield (*path, key)
+        else:
+            yield from _distribution_paths(value, (*path, key))
+
+
+DISTRIBUTION_PATHS = [
+    (seed, path) for seed, data in SEEDS.items() for path in _distribution_paths(data)
+]
+
+
+@settings(HOSTILE, max_examples=80)
+@given(
+    where=st.sampled_from(DISTRIBUTION_PATHS),
+    dist=DEGENERATE,
+    engine=st.sampled_from(["auto", "simpy"]),
+)
+def test_degenerate_distributions(
+    where: tuple[str, tuple[Any, ...]], dist: Any, engine: str, place: Path
+) -> None:
+    """Every distribution-valued field of every bundled scenario given degenerate
+    parameters: refused with the field, or run by the engine to finite results."""
+    seed, path = where
+    data = copy.deepcopy(SEEDS[seed])
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = dist
+    data["traffic"]["visitors_per_day"] = min(data["traffic"]["visitors_per_day"], 40)
+    data["traffic"]["days"] = min(data["traffic"]["days"], 3)
+    scenario = place / "degenerate.yaml"
+    scenario.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    checked, message = _invoke_bounded(["validate", str(scenario)])
+    out = place / "degenerate-out"
+    args = ["run", str(scenario), "-q", "--replications", "1", "--workers", "1"]
+    code, stderr = _invoke_bounded([*args, "--engine", engine, "--out", str(out), "--force"])
+    if checked == 2:
+        assert code == 2 and len(message.splitlines()) == 1, message
+        return
+    assert code == 0 or "simpy" in stderr, (seed, path, dist, stderr)  # no queue: no SimPy
+    if code == 0:
+        json.loads((out / "results.json").read_text(encoding="utf-8"), parse_constant=_strict_json)

@@ -183,6 +183,8 @@ def describe(cost: Cost) -> str:
 
 def format_bytes(size: float) -> str:
     """``1.5e9`` -> ``'1.5 GB'`` (decimal units up to PB)."""
+    if not math.isfinite(size):
+        return "more bytes than a float counts"
     units = ("B", "kB", "MB", "GB", "TB", "PB")
     power = min(int(math.log10(size)) // 3, len(units) - 1) if size >= 1 else 0
     return f"{size / 1000**power:.3g} {units[power]}"

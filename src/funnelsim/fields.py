@@ -32,10 +32,20 @@ def shares_sum_to_one(shares: Mapping[str, float], what: str) -> None:
 Probability = Annotated[float, AfterValidator(_probability)]
 
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+MAX_AMOUNT = 1e9
+"""The largest number a scenario field takes (minutes, money, messages, multipliers;
+traffic has its own bound): beyond it a value is a typo, and the engine's arithmetic
+(a lognormal's tail reaches ~1e13 times its mean) stays finite."""
+
+Amount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+NonNegativeAmount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 
 
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveFloat = Amount
+"""Every positive number of a scenario (beside the traffic) is at most MAX_AMOUNT."""
+
+
+NonNegativeFloat = NonNegativeAmount
 
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]

@@ -521,8 +521,8 @@ class _Run:
         env, log = self.env, self.logs[r]
         self.arrivals[r] += 1
         start = env.now
-        service_min = self.service[s]
-        assert service_min is not None
+        service = self.service[s]  # None: a service time of 0 (stage_draws drops it)
+        minutes = 0.0 if service is None else service[i]
         with self._request(r, band) as request:
             patience = self.patience[s]
             if patience is not None and not request.triggered:  # not served at once
@@ -534,7 +534,7 @@ class _Run:
             waited = env.now - start
             delay = self.delay[s]
             log.answered(waited, band, env.now, waited + (delay[i] if delay is not None else 0.0))
-            left = yield from self._serve(r, service_min[i])
+            left = yield from self._serve(r, minutes)
         while left > 0.0:
             with self._request(r, band) as request:
                 yield request
@@ -543,7 +543,7 @@ class _Run:
         self.wait_sum[r] += waited
         self.wait_sq[r] += waited * waited
         self.wait_max[r] = max(self.wait_max[r], waited)
-        self.busy[r] += service_min[i]
+        self.busy[r] += minutes
         return waited
 
     def _serve(self, r: int, minutes: float) -> Generator[simpy.Event, Any, float]:

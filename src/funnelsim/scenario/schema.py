@@ -32,6 +32,8 @@ from pydantic import (
 )
 
 from funnelsim.fields import (
+    Amount,
+    NonNegativeAmount,
     Name,
     NonNegativeFloat,
     PositiveFloat,
@@ -56,6 +58,10 @@ from funnelsim.uncertainty import Assumption
 FloatArray = NDArray[np.float64]
 
 
+MAX_SPREAD = 1e3
+"""The largest sd / mean of a distribution; its smallest is 1 / MAX_SPREAD**2."""
+
+
 # --------------------------------------------------------------------------- distributions
 
 
@@ -63,7 +69,7 @@ class Constant(StrictModel):
     """Always the same value."""
 
     dist: Literal["constant"] = "constant"
-    value: NonNegativeFloat
+    value: NonNegativeAmount
 
     @property
     def mean_value(self) -> float:
@@ -78,7 +84,7 @@ class Exponential(StrictModel):
     """Memoryless waiting or service time with the given mean."""
 
     dist: Literal["exponential"]
-    mean: PositiveFloat
+    mean: Amount
 
     @property
     def mean_value(self) -> float:
@@ -92,8 +98,19 @@ class Exponential(StrictModel):
 class _ByMeanAndSd(StrictModel):
     """A positive distribution given by its mean and standard deviation."""
 
-    mean: PositiveFloat
-    sd: PositiveFloat
+    mean: Amount
+    sd: Amount
+
+    @field_validator("sd")
+    @classmethod
+    def _spread(cls, sd: float, info: Any) -> float:
+        mean = info.data.get("mean")
+        if mean is not None and not MAX_SPREAD**-2 <= sd / mean <= MAX_SPREAD:
+            raise ValueError(
+                f"must be between {MAX_SPREAD**-2:g} and {MAX_SPREAD:g} times the mean "
+                f"({mean:g}), got {sd:g}"
+            )
+        return sd
 
     @property
     def mean_value(self) -> float:
@@ -141,8 +158,8 @@ class Uniform(StrictModel):
     """Any value between low and high, equally likely."""
 
     dist: Literal["uniform"]
-    low: NonNegativeFloat
-    high: PositiveFloat
+    low: NonNegativeAmount
+    high: Amount
 
     @field_validator("high")
     @classmethod
@@ -265,11 +282,16 @@ class TrafficProfile(StrictModel):
     )
 
 
+MAX_VISITORS_PER_DAY = 1e15
+"""The engines draw a day's visitors as one Poisson count; beyond this a request is a typo
+(the budget refuses far less unless --allow-large)."""
+
+
 class Traffic(StrictModel):
     """Visitors arriving as a Poisson process over the test's days: at a constant rate,
     or following ``profile`` (``profile: {}`` takes the illustrative default shape)."""
 
-    visitors_per_day: PositiveFloat
+    visitors_per_day: Annotated[float, Field(gt=0, le=MAX_VISITORS_PER_DAY)]
     days: Annotated[int, Field(ge=1)]
     profile: TrafficProfile | None = None
     channels: dict[Name, Channel] = Field(
