@@ -13,7 +13,7 @@ import click
 class FiniteFloatRange(click.FloatRange):
     """A :class:`click.FloatRange` whose values are finite numbers."""
 
-    name = "finite float range"
+    name = "float range"  # as click shows FloatRange in --help
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)

@@ -143,18 +143,24 @@ def output_batch() -> Iterator[list[Path]]:
 
 @contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C back during the block and raise it afterwards. Python runs signal
-    handlers in the main thread only, so elsewhere there is nothing to hold back."""
+    """Hold Ctrl-C and SIGTERM back during the block, then run the handler the signal
+    would have run, or raise KeyboardInterrupt. Python runs signal handlers in the main
+    thread only, so elsewhere there is nothing to hold back."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {n: signal.signal(n, lambda signum, _frame: held.append(signum)) for n in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
     if held:
+        for number, handler in previous.items():  # the handler a signal would have run
+            if held[-1] == number and callable(handler):
+                handler(number, None)
         raise KeyboardInterrupt
 
 

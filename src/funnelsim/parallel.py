@@ -138,20 +138,23 @@ def _on_pool(
 
 
 def _leave_interrupts_to_parent() -> None:
+    """Workers ignore Ctrl-C and end quietly on SIGTERM (the pool's terminate sends it),
+    whatever handlers the parent had when it forked them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 @contextmanager
 def local_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
     """A pool of worker processes that Ctrl-C stops at once and quietly.
 
-    Ctrl-C in a terminal signals every process of the command. The workers ignore it
-    (Ctrl-C is blocked while they start, so none can be caught half set up); the parent
-    gets ``KeyboardInterrupt`` and, leaving the block, terminates the workers: no queued
-    work runs on, and no worker prints a traceback.
+    Ctrl-C in a terminal signals every process of the command. The workers ignore it and
+    end quietly on SIGTERM (both are blocked while they start, so none can be caught half
+    set up); the parent gets ``KeyboardInterrupt`` and, leaving the block, terminates the
+    workers: no queued work runs on, and no worker prints a traceback.
     """
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         pool = multiprocessing.Pool(workers, initializer=_leave_interrupts_to_parent)
     finally:
