@@ -564,3 +564,58 @@ def test_degenerate_distributions(
     assert code == 0 or "simpy" in stderr, (seed, path, dist, stderr)  # no queue: no SimPy
     if code == 0:
         json.loads((out / "results.json").read_text(encoding="utf-8"), parse_constant=_strict_json)
+
+
+# --------------------------------------------------------------------------- reproductions
+
+
+def test_a_variant_cannot_override_the_shared_traffic(place: Path) -> None:
+    for path in ("traffic.visitors_per_day: 1000", "traffic.days: 9"):
+        scenario = place / "override.yaml"
+        scenario.write_text(SCENARIO.replace("better: {", f"better: {{{path}, "), "utf-8")
+        code, stderr = _invoke_bounded(["validate", str(scenario)])
+        field = path.partition(":")[0]
+        assert code == 2 and f"variants.better.{field}: every variant sees" in stderr, stderr
+
+
+@pytest.mark.parametrize("spec", ["control=²", "A=1" + "0" * 400, "A=\u0661\u0662"])
+def test_visitor_counts_name_the_option(spec: str) -> None:
+    from funnelsim.analysis.lifetime import visitor_counts
+    from funnelsim.analysis.order_log import TransactionError
+
+    with pytest.raises(TransactionError, match=r"^--visitors: "):
+        visitor_counts(spec)
+
+
+def test_count_sums_beyond_exact_floats_are_refused(place: Path) -> None:
+    rows = ["variant,visitors,conversions"] + [f"{v},{2**53},10" for v in "AB" for _ in range(3)]
+    data = place / "sums.csv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code, stderr = _invoke_bounded(["analyze", str(data), "-q"])
+    assert code == 2 and "add up to more than 2**53" in stderr, stderr
+
+
+def test_a_sweep_grid_is_priced_before_it_is_built(place: Path) -> None:
+    ranges = [f"stages.{name}.rate=0.001:0.999:0.001" for name in ("landing", "checkout")]
+    args = ["sweep", str(place / "scenario.yaml"), "-q"]
+    code, stderr = _invoke_bounded([*args, "--param", ranges[0], "--param", ranges[1]])
+    assert code == 2 and "grid points is more than" in stderr, stderr
+
+
+def test_long_sweep_values_are_cut(place: Path) -> None:
+    value = "[" * 5000
+    args = ["sweep", str(place / "scenario.yaml"), "-q", "--param", f"seed={value}"]
+    code, stderr = _invoke_bounded(args)
+    assert code == 2 and len(stderr) < 400, stderr
+
+
+def test_a_service_time_of_zero_runs_on_simpy(place: Path) -> None:
+    text = SCENARIO.replace(
+        "stages:\n  - {name: landing, rate: 0.5}",
+        "resources:\n  desk: {capacity: 1, service_min: 0}\n"
+        "stages:\n  - {name: landing, rate: 0.5, resource: desk}",
+    )
+    scenario = place / "zero-service.yaml"
+    scenario.write_text(text, encoding="utf-8")
+    code, stderr = _invoke_bounded(["run", str(scenario), "-q", "--replications", "1"])
+    assert code == 0, stderr

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -49,6 +50,7 @@ from funnelsim.files import write_csv, write_png
 from funnelsim.intervals import Interval, mean_interval
 from funnelsim.parallel import map_batches
 from funnelsim.result_mixin import Result
+from funnelsim.scenario.loader import parse_value
 from funnelsim.scenario.messages import ScenarioError
 from funnelsim.scenario.schema import Scenario
 from funnelsim.scenario.variants import check_override_path
@@ -120,12 +122,21 @@ def range_values(start: str, stop: str, step: str) -> tuple[int | float, ...]:
     return tuple(round(low + i * width, places) for i in range(count))
 
 
+_SHORT = reprlib.Repr()  # shows a value of any size (an alias bomb too) in a short line
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring = 2, 4, 4, 60
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters: an error line stays short whatever was typed."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _list_values(text: str) -> tuple[Any, ...]:
     items = [item.strip() for item in text.split(",")]
     if any(not item for item in items):
         raise SweepError("empty value in the list")
     try:
-        return tuple(yaml.safe_load(item) for item in items)
+        return tuple(parse_value(item) for item in items)
     except yaml.YAMLError as error:
         raise SweepError(f"cannot read a value: {str(error).splitlines()[0]}") from None
 
@@ -138,20 +149,22 @@ def parse_param(text: str, scenario: Scenario) -> Param:
     """
     path, equals, spec = (part.strip() for part in text.partition("="))
     if not equals or not path or not spec:
-        raise SweepError(f"param {text!r}: expected PATH=START:STOP:STEP or PATH=a,b,c", "param")
+        raise SweepError(
+            f"param {_cut(text)!r}: expected PATH=START:STOP:STEP or PATH=a,b,c", "param"
+        )
     _check_path(scenario, path)
     try:
         match = _RANGE.match(spec)
         values = range_values(match[1], match[2], match[3] or "1") if match else _list_values(spec)
     except SweepError as error:
-        raise SweepError(f"param {path}={spec}: {error}", "param") from None
+        raise SweepError(f"param {_cut(path)}={_cut(spec)}: {error}", "param") from None
     return check_param(Param(path, values), scenario)
 
 
 def _check_path(scenario: Scenario, path: str) -> None:
     problem = check_override_path(scenario, path)
     if problem:
-        raise SweepError(f"param {path}: {problem}", "param")
+        raise SweepError(f"param {_cut(path)}: {problem}", "param")
 
 
 def check_param(param: Param, scenario: Scenario) -> Param:
@@ -163,7 +176,10 @@ def check_param(param: Param, scenario: Scenario) -> Param:
         try:
             scenario.with_overrides({param.path: value})
         except ScenarioError as error:
-            raise SweepError(f"param {param.path}={value}: {error.message}", "param") from None
+            raise SweepError(
+                f"param {_cut(param.path)}={_SHORT.repr(value)}: {_cut(error.message, 200)}",
+                "param",
+            ) from None
     return param
 
 
@@ -173,6 +189,9 @@ def grid(params: Sequence[Param]) -> list[dict[str, Any]]:
     >>> grid([Param("a", (1, 2)), Param("b", ("x", "y"))])
     [{'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 2, 'b': 'x'}, {'a': 2, 'b': 'y'}]
     """
+    points = math.prod(len(p.values) for p in params)
+    if points > MAX_RUNS:  # priced before it is built
+        raise SweepError(f"{points:,} grid points is more than {MAX_RUNS:,}; narrow the grid")
     paths = [p.path for p in params]
     return [
         dict(zip(paths, combo, strict=True))

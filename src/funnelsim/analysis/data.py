@@ -481,8 +481,16 @@ def _records(reader: Iterator[list[str]], source: str) -> Iterator[list[str]]:
 
 
 def _check_finite(totals: dict[str, _Totals], source: str) -> None:
-    """Refuse sums that overflowed a float (counts or order values absurdly large)."""
+    """Refuse sums that overflowed a float (counts or order values absurdly large), and
+    counts whose sum a float no longer holds exactly."""
     for name, group in totals.items():
+        for attribute in ("visitors", "conversions", "stages"):
+            value = getattr(group, attribute)
+            if max(value if isinstance(value, list) else [value], default=0.0) > MAX_COUNT:
+                raise DataError(
+                    f"{source}: variant {_SHORT.repr(name)}: the {attribute} add up to more "
+                    "than 2**53, beyond exact counting; check the units of the numbers"
+                )
         for attribute, value in vars(group).items():
             if not all(map(math.isfinite, value if isinstance(value, list) else [value])):
                 total = attribute.replace("log_", "log ").replace("_sq", " squared")

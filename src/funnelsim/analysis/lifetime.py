@@ -551,6 +551,10 @@ def _is_file(spec: str) -> bool:
         return False
 
 
+MAX_VISITORS = 10**15
+"""More visitors than this in one variant is a typo (and beyond a float's exact integers)."""
+
+
 def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str, int]:
     """Visitors per variant from ``NAME=COUNT,NAME=COUNT`` or from an experiment CSV (any
     file :func:`funnelsim.analysis.data.read_experiment` reads).
@@ -565,7 +569,7 @@ def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str,
     for item in re.split(r",(?=[^,=]+=)", spec):
         name, equals, count = (part.strip() for part in item.partition("="))
         number = count.replace(",", "").replace("_", "")
-        if not (name and equals and number.isdigit()):
+        if not (name and equals and number.isascii() and number.isdigit()):  # not '²'
             raise TransactionError(
                 f"visitors: expected NAME=COUNT[,NAME=COUNT...] or an "
                 f"experiment CSV file, got {_short(item.strip())!r}",
@@ -573,6 +577,10 @@ def visitor_counts(spec: str, columns: ColumnMap = DEFAULT_COLUMNS) -> dict[str,
             )
         if name in counts:
             raise TransactionError(f"visitors: variant {_short(name)!r} given twice", "visitors")
+        if len(number) > len(str(MAX_VISITORS)) or int(number) > MAX_VISITORS:
+            raise TransactionError(
+                f"visitors: {_short(name)!r} has more than {MAX_VISITORS:.0e} visitors", "visitors"
+            )
         counts[name] = int(number)
     return counts
 

@@ -144,6 +144,12 @@ class _NestingLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
+def parse_value(text: str) -> Any:
+    """One YAML value typed on the command line (``--param path=VALUE``), nested at most
+    MAX_YAML_DEPTH deep. Raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_NestingLoader)
+
+
 def _parse_yaml(text: str, file: str) -> tuple[Any, _LineMap]:
     try:
         node = yaml.compose(text, Loader=_NestingLoader)

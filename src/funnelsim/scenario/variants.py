@@ -104,6 +104,11 @@ def _set_path(data: dict[str, Any], base: BaseModel, dotted: str, value: Any) ->
     return tuple(path)
 
 
+SHARED_BY_VARIANTS = ("traffic.visitors_per_day", "traffic.days")
+"""Paths every variant shares: the variants of one test see the same visitors (common
+random numbers), so an override of these would be silently ignored."""
+
+
 def _resolve_variant(
     base: ScenarioT,
     name: str,
@@ -126,6 +131,8 @@ def _resolve_variant(
         override_line = lines.get(("variants", name, dotted), variant_line)
         field = f"variants.{name}.{dotted}"
         problem = check_override_path(base, dotted)  # type: ignore[arg-type]
+        if dotted in SHARED_BY_VARIANTS:
+            problem = "every variant sees the same traffic; sweep it (funnelsim sweep) instead"
         if problem:
             raise ScenarioError(file, override_line, field, problem)
         if is_uncertain(value):
