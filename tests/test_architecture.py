@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "uncertainty",
         "sobol",
         "templates",
+        "text",
     ),
     # the friction models: coefficients, calibration, formulas (part of the schema)
     ("friction",),

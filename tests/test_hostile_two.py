@@ -619,3 +619,36 @@ def test_a_service_time_of_zero_runs_on_simpy(place: Path) -> None:
     scenario.write_text(text, encoding="utf-8")
     code, stderr = _invoke_bounded(["run", str(scenario), "-q", "--replications", "1"])
     assert code == 0, stderr
+
+
+# --------------------------------------------------------------------------- terminal escapes
+
+ESCAPES = ["\x1b[2J", "\x1b]0;title\x07", "\x9b2J", "\u202e", "\x00", "\x07"]
+
+
+@settings(HOSTILE, max_examples=40)
+@given(
+    escape=st.sampled_from(ESCAPES),
+    where=st.sampled_from(["name", "description", "variant", "order variant", "customer"]),
+)
+def test_control_characters_never_reach_the_terminal(escape: str, where: str, place: Path) -> None:
+    """A name from a file carrying an escape sequence or a bidi override is refused with
+    the file and line (and the character shown escaped); nothing printed carries it."""
+    if where in ("name", "description"):
+        path = place / "escape.yaml"
+        text = SCENARIO.replace("name: outputs", f"name: x\n{where}: {json.dumps(f'a{escape}b')}")
+        text = text.replace("name: x\nname:", "name:")
+        command = ["explain", str(path)]
+    elif where == "variant":
+        path, command = place / "escape.csv", ["analyze", str(place / "escape.csv")]
+        text = f'variant,visitors,conversions\n"A{escape}",100,10\nB,100,12\n'
+    else:
+        path = place / "escape-orders.csv"
+        command = ["analyze", str(path), "--transactions"]
+        cell = f'"c{escape}"' if where == "customer" else "c1"
+        variant = f'"A{escape}"' if where == "order variant" else "A"
+        text = f"customer,variant,date,amount\n{cell},{variant},2025-01-01,10\n"
+    path.write_text(text, encoding="utf-8")
+    code, stderr = _invoke_bounded(command)
+    assert code == 2 and "control character" in stderr and str(path) in stderr, (text, stderr)
+    assert escape not in stderr

@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from funnelsim.errors import FunnelsimError
 from funnelsim.files import input_problem
+from funnelsim.text import control_character
 
 FloatArray = npt.NDArray[np.float64]
 Layout = Literal["aggregated", "per_visitor"]
@@ -348,6 +349,8 @@ def read_experiment(
         name = row.text(columns.variant)
         if not name:
             raise row.fail(columns.variant, "empty variant name")
+        if (found := control_character(name)) is not None:
+            raise row.fail(columns.variant, f"the control character {found} in a variant name")
         add(
             totals.setdefault(name, _Totals(stages=[0.0] * len(columns.stages))),
             row,

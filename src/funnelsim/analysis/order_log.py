@@ -23,6 +23,7 @@ from funnelsim.analysis.data import (
     DataError,
     decoded_lines,
 )
+from funnelsim.text import control_character
 
 if TYPE_CHECKING:
     pass
@@ -151,6 +152,10 @@ def _row(
     for key, text in values.items():
         if not text:
             raise TransactionError(f"{path}:{line}: column {columns[key]!r}: empty value")
+        if (found := control_character(text)) is not None:
+            raise TransactionError(
+                f"{path}:{line}: column {_short(columns[key])!r}: the control character {found}"
+            )
     try:
         day = parse_day(values["date"])
     except ValueError as error:

@@ -53,6 +53,7 @@ from funnelsim.scenario.messages import (
     _message,
 )
 from funnelsim.scenario.variants import _resolve_variant, _set_path, check_override_path
+from funnelsim.text import control_character
 from funnelsim.uncertainty import Assumption
 
 FloatArray = NDArray[np.float64]
@@ -719,6 +720,14 @@ class Scenario(StrictModel):
     _resolved: dict[str, Scenario] = PrivateAttr(default_factory=dict)
     _source: tuple[str, dict[Path_, int]] = PrivateAttr(default=("<scenario>", {}))
     _assumptions: dict[str, Assumption] = PrivateAttr(default_factory=dict)
+
+    @field_validator("name", "description")
+    @classmethod
+    def _no_control_characters(cls, text: str, info: Any) -> str:
+        found = control_character(text, allowed="\n\t" if info.field_name == "description" else "")
+        if found is not None:
+            raise ValueError(f"contains the control character {found}; write plain text")
+        return text
 
     @field_validator("segments")
     @classmethod
