@@ -21,7 +21,7 @@ def test_scenario_reference_is_up_to_date() -> None:
     committed = (DOCS / "scenario-reference.md").read_text(encoding="utf-8")
     assert committed == schema_doc.markdown(), (
         "docs/scenario-reference.md is stale: run "
-        "`funnelsim schema --markdown -o docs/scenario-reference.md`"
+        "`funnelsim schema --markdown -o docs/scenario-reference.md --force`"
     )
 
 
