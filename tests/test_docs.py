@@ -48,7 +48,7 @@ def test_reference_lists_every_field_with_units_and_sources() -> None:
     text = schema_doc.markdown()
     for name in _fields(Scenario, set()):
         assert f"`{name}`" in text, name  # distribution parameters are in their own table
-    assert "| `page_load_s` | number, ≥ 0 | `1.0` | seconds |" in text
+    assert "| `page_load_s` | number, ≥ 0, ≤ 1e+09 | `1.0` | seconds |" in text
     assert "| `hazard_per_field` | number in [0, 1] | `0.0401` |" in text
     assert "Baymard Institute (2024)" in text and "Google / SOASTA" in text
     for name, calibrated in friction.default_ranges().items():
