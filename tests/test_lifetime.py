@@ -113,7 +113,7 @@ def test_bad_transaction_files_give_one_line_errors(tmp_path, text, message):
 
 
 def test_missing_file_and_customer_in_two_variants(tmp_path):
-    with pytest.raises(DataError, match="No such file"):
+    with pytest.raises(DataError, match=r"(?i)no such file"):
         read_transactions(tmp_path / "nope.csv")
     path = write(tmp_path, "customer,variant,date,amount\n7,a,2024-01-01,5\n7,b,2024-01-03,5\n")
     with pytest.raises(
@@ -127,7 +127,7 @@ def test_missing_file_and_customer_in_two_variants(tmp_path):
         TransactionError, match=r"customer '7' appears under two variants \('a' and 'b'\)"
     ):
         summarise_customers(log)  # built by hand, not read: the summary still refuses it
-    with pytest.raises(DataError, match="Is a directory"):
+    with pytest.raises(DataError, match=r"(?i)is a directory"):
         read_transactions(tmp_path)
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbfcustomer,variant,date,amount\n1,a,2024-01-01,5\n")
