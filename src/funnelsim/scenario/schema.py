@@ -33,8 +33,8 @@ from pydantic import (
 
 from funnelsim.fields import (
     Amount,
-    NonNegativeAmount,
     Name,
+    NonNegativeAmount,
     NonNegativeFloat,
     PositiveFloat,
     Probability,
