@@ -588,8 +588,9 @@ def test_visitor_counts_name_the_option(spec: str) -> None:
     from funnelsim.analysis.lifetime import visitor_counts
     from funnelsim.analysis.order_log import TransactionError
 
-    with pytest.raises(TransactionError, match=r"^--visitors: "):
+    with pytest.raises(TransactionError, match=r"^visitors: ") as raised:
         visitor_counts(spec)
+    assert raised.value.field == "visitors"  # the command line shows --visitors there
 
 
 def test_count_sums_beyond_exact_floats_are_refused(place: Path) -> None:
