@@ -13,6 +13,7 @@ of the week.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -97,6 +98,7 @@ class Staffed(Protocol):
     """A SimPy resource whose number of servers on duty can change (engine.service)."""
 
     queue: Sequence[Any]
+    users: Sequence[Any]
 
     def set_capacity(self, capacity: int) -> None: ...
 
@@ -107,8 +109,12 @@ def run_rotas(
     """Open and close every scheduled resource hour by hour.
 
     Stops once the capacities never change again, or once nothing else is scheduled and
-    nobody waits (visitors still to come always have an event in SimPy's queue).
+    nobody waits (visitors still to come always have an event in SimPy's queue). While
+    no opening could let a waiting lead in (nobody waits, or every server the rota ever
+    has is busy), the changes before the next event do nothing and are skipped: a
+    service of years is one event, not a rota turning for years.
     """
+    peaks = [int(week.weekly.max()) for week in rotas]
     hour = 0
     while True:
         for resource, week in zip(resources, rotas, strict=True):
@@ -116,8 +122,13 @@ def run_rotas(
         changes = [c for c in (week.next_change(hour) for week in rotas) if c is not None]
         if not changes:
             return
-        yield env.timeout(max(min(changes) * MINUTES_PER_HOUR - env.now, 0.0))
-        hour = min(changes)
+        later = min(changes)
+        busy = zip(resources, peaks, strict=True)
+        idle = all(not r.queue or len(r.users) >= peak for r, peak in busy)
+        if idle and math.isfinite(env.peek()):
+            later = max(later, int(env.peek() // MINUTES_PER_HOUR))
+        yield env.timeout(max(later * MINUTES_PER_HOUR - env.now, 0.0))
+        hour = later
         if env.peek() == float("inf") and not any(r.queue for r in resources):
             return
 
