@@ -22,7 +22,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+
+from funnelsim.errors import FunnelsimError
 from funnelsim.scenario.schema import Scenario
+
+MINUTES_PER_DAY = 1440.0
 
 STEPS_PER_SECOND = {"vectorized": 3e6, "simpy": 1e5}
 """Visitor-stage steps per second and core of the per-visitor engines, readout included.
@@ -45,6 +50,18 @@ BYTES_PER_REPLICATION = 4096.0
 BYTES_PER_PROCESS = 100e6
 """A worker process with the libraries loaded (114 MB peak RSS after one replication of
 a small scenario; forked workers share part of it)."""
+SIMPY_EVENTS_PER_QUEUED_VISITOR = 3.0
+"""SimPy events of a visitor at a queue beside its stage steps: the join, the request,
+the end of service (and the patience timer)."""
+QUEUE_ENTRY_SECONDS = {"sorted": 1.3e-7, "fifo_patience": 1.8e-8}
+"""What each visitor already waiting adds to an arrival at a SimPy queue, in seconds: a
+priority or scheduled queue is re-sorted on every request (a key call per entry; 3.1 s,
+13 s and 50 s for 500, 1,000 and 2,000 visitors/day at a one-desk priority queue,
+measured), a first-come queue scans itself when an impatient visitor leaves (list
+removal); a first-come queue nobody leaves costs nothing per entry. This is why the
+cost of an overloaded queue grows with the square of the traffic."""
+BYTES_PER_WAITING_VISITOR = 2000.0
+"""A visitor waiting in a SimPy queue: its process, request and timers."""
 MAX_REPLICATIONS = 100_000
 """More replications than this (x sweep points) are refused unless allowed: the Monte
 Carlo error of a mean is already below 0.3% of a standard deviation at this count."""
@@ -64,6 +81,9 @@ class Cost(NamedTuple):
             x runs).
         memory_bytes: Peak memory of the replications running at the same time.
         seconds: Rough wall time on the given workers.
+        events: SimPy events in total (0 for the other engines): the steps, each
+            queued visitor's events and the rota's openings and closings.
+        queue: The longest mean queue length expected at a SimPy resource.
     """
 
     replications: float
@@ -71,14 +91,67 @@ class Cost(NamedTuple):
     steps: float
     memory_bytes: float
     seconds: float
+    events: float = 0.0
+    queue: float = 0.0
 
 
 def physical_memory_bytes() -> float:
-    """Physical memory of this machine (infinite where the OS does not say)."""
+    """The memory this process may use: the machine's physical memory, or less where an
+    address-space limit (``ulimit -v``) or a container's memory limit (cgroup v2
+    ``memory.max``) says so; infinite where nothing says."""
+    limits = [_sysconf_memory(), _cgroup_memory()]
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(float(soft))
+    except (ImportError, ValueError, OSError):
+        pass
+    return min(limits)
+
+
+def _sysconf_memory() -> float:
     try:
         return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return math.inf
+
+
+def _cgroup_memory() -> float:
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as stream:
+            text = stream.read(64).strip()
+    except OSError:
+        return math.inf
+    return float(text) if text.isdigit() else math.inf
+
+
+class TooLargeError(FunnelsimError):
+    """A request whose estimated time or memory is beyond the limits (``field``: the
+    setting that runs it anyway, ``allow_large``)."""
+
+
+class Work(NamedTuple):
+    """The estimated price of a request that is not a run of replications: what is
+    asked (in words), its peak memory and its time."""
+
+    what: str
+    memory_bytes: float
+    seconds: float
+
+
+def check_work(work: Work) -> Work:
+    """``work`` if it is within the limits of :func:`refusal`, else TooLargeError with
+    the estimate."""
+    problem = refusal(Cost(0.0, 0.0, 0.0, work.memory_bytes, work.seconds))
+    if problem:
+        raise TooLargeError(
+            f"too large: {work.what}, ~{format_bytes(work.memory_bytes)}, "
+            f"~{format_seconds(work.seconds)}; {problem}",
+            "allow_large",
+        )
+    return work
 
 
 def estimate(
@@ -106,12 +179,21 @@ def estimate(
     total_replications = float(replications) * runs
     steps = visitors * stages * len(variants) * total_replications
     parallel = max(1.0, min(float(workers), total_replications))
+    events, queue = 0.0, 0.0
     if engine == "aggregate":
         per_replication_s = buyers * len(variants) / BUYERS_PER_SECOND
         per_replication_bytes = buyers * len(variants) * BYTES_PER_BUYER_VARIANT
     else:
         per_replication_s = visitors * stages * len(variants) / STEPS_PER_SECOND[engine]
         per_replication_bytes = visitors * len(variants) * BYTES_PER_VISITOR_VARIANT[engine]
+    if engine == "simpy":
+        loads = [load for v in variants for load in queue_loads(v)]
+        queue = max((load.waiting for load in loads), default=0.0)
+        extra_events = sum(load.events for load in loads)
+        events = (visitors * stages * len(variants) + extra_events) * total_replications
+        per_replication_s += extra_events / STEPS_PER_SECOND["simpy"]
+        per_replication_s += sum(load.scan_seconds for load in loads)
+        per_replication_bytes += 2 * sum(load.waiting for load in loads) * BYTES_PER_WAITING_VISITOR
     fixed, per_variant = READOUT_SECONDS
     seconds = total_replications * (per_replication_s + fixed + per_variant * len(variants))
     processes = parallel if parallel > 1 else 0.0  # workers beside this process
@@ -121,7 +203,91 @@ def estimate(
         + total_replications * BYTES_PER_REPLICATION
     )
     cores = min(parallel, float(os.cpu_count() or 1))  # workers beyond the cores queue up
-    return Cost(total_replications, visitors, steps, memory, seconds / cores)
+    return Cost(total_replications, visitors, steps, memory, seconds / cores, events, queue)
+
+
+class QueueLoad(NamedTuple):
+    """What one stage's queue costs a SimPy replication of one variant.
+
+    Attributes:
+        arrivals: Visitors expected at the queue.
+        waiting: Mean queue length over the test (from the offered load).
+        events: SimPy events beside the stage steps (queued visitors, rota changes).
+        scan_seconds: Time spent scanning the queue (grows with arrivals x waiting).
+    """
+
+    arrivals: float
+    waiting: float
+    events: float
+    scan_seconds: float
+
+
+def queue_loads(scenario: Scenario) -> list[QueueLoad]:
+    """The load of every stage's queue, from the offered load of the visitors expected
+    there (the product of the base rates before it) on the resource's mean capacity.
+
+    Mean waiting: an overloaded queue grows at arrivals minus services per minute, so
+    it holds half its final length on average; a stable one holds about
+    rho^sqrt(2(c+1)) / (1 - rho) (Sakasegawa's M/M/c approximation); closed hours add
+    the arrivals of half a closure; impatient visitors cap it at arrivals x patience
+    (Little's law).
+
+    >>> from funnelsim.scenario import parse_scenario
+    >>> text = ("name: x\\ntraffic: {visitors_per_day: 1440, days: 10}\\n"
+    ...         "resources: {desk: {capacity: 1, service_min: 2}}\\n"
+    ...         "stages: [{name: a, rate: 0.5, resource: desk}]\\n"
+    ...         "value: {order_value: 10}\\n")
+    >>> load = queue_loads(parse_scenario(text))[0]
+    >>> load.arrivals, round(load.waiting)  # one a minute, served in two: +0.5/min
+    (14400.0, 3600)
+    """
+    from funnelsim.engine.schedules import HOURS_PER_WEEK, rota
+
+    horizon = scenario.traffic.days * MINUTES_PER_DAY
+    visitors = scenario.traffic.visitors_per_day * scenario.traffic.days
+    reach, loads = 1.0, []
+    for stage in scenario.stages:
+        spec = scenario.resources.get(stage.resource or "")
+        if spec is not None:
+            week = rota(spec.schedule, spec.capacity)
+            arrivals = visitors * reach
+            rate = arrivals / horizon
+            service = max(spec.service_min.mean_value, 1e-9)
+            capacity = max(float(week.weekly.mean()), 1e-9)
+            patience = None if stage.patience_min is None else stage.patience_min.mean_value
+            closed = float((week.weekly == 0).sum()) / HOURS_PER_WEEK
+            changes = float((week.weekly != week.weekly[np.r_[1:HOURS_PER_WEEK, 0]]).sum())
+            waiting = _mean_waiting(rate, service, capacity, horizon, patience, closed)
+            sorted_queue = spec.schedule is not None or spec.priority.by != "fifo"
+            kind = "sorted" if sorted_queue else "fifo_patience" if patience else None
+            scan = arrivals * waiting * QUEUE_ENTRY_SECONDS[kind] if kind else 0.0
+            rota_events = changes * horizon / (HOURS_PER_WEEK * 60) + 2 * arrivals * closed
+            events = arrivals * SIMPY_EVENTS_PER_QUEUED_VISITOR + rota_events
+            loads.append(QueueLoad(arrivals, waiting, events, scan))
+        reach *= scenario.base_rate(stage)
+    return loads
+
+
+def _mean_waiting(
+    rate: float,
+    service: float,
+    capacity: float,
+    horizon: float,
+    patience: float | None,
+    closed: float,
+) -> float:
+    """Mean queue length (see :func:`queue_loads`); ``rate`` per minute, ``closed`` the
+    share of the week nobody is on duty."""
+    rho = rate * service / capacity
+    growth = max(rate - capacity / service, 0.0)
+    if rho < 1.0:
+        waiting = min(rho ** math.sqrt(2.0 * (capacity + 1.0)) / (1.0 - rho), rate * horizon)
+    else:
+        waiting = growth * horizon / 2.0
+    waiting += rate * closed * MINUTES_PER_DAY / 2.0  # a night's arrivals, on average half
+    if patience is not None:
+        waiting = min(waiting, rate * patience)
+    return min(waiting, rate * horizon)
 
 
 def estimate_sweep(
@@ -142,6 +308,77 @@ def estimate_sweep(
 
     heaviest = scenario.with_overrides(max(points, key=visitors)) if points else scenario
     return estimate(heaviest, replications, engine, workers, runs=max(len(points), 1))
+
+
+BENCH_SECONDS_PER_TEST_DAY = 2e-4
+"""One simulated test of one strategy for one day of ``bench`` (35 ms per replication
+of six strategies, each on the A/A and the A/B truth, over ``checkout.yaml``'s 14 days,
+measured)."""
+PLAN_SECONDS_PER_TEST = 0.02
+"""One simulated test of ``plan``, read at every length (18 ms on ``checkout.yaml``,
+measured)."""
+BYTES_PER_TEST = 2000.0
+"""What a finished simulated test keeps until the scores (its outcome object)."""
+BYTES_PER_EVENT_ROW = 250.0
+"""An event-log row held in memory (a tuple of nine values) until it is written."""
+BYTES_PER_ORDER = 64.0
+"""An order of a simulated order log (customer, variant, day and amount arrays)."""
+ROWS_PER_SECOND = 3e5
+"""CSV rows written per second."""
+
+
+def bench_work(scenario: Scenario, strategies: int, replications: int, days: int) -> Work:
+    """The price of ``bench``: each strategy plays ``replications`` A/A and A/B tests of
+    ``days`` days (the engine's truth replications are priced by :func:`estimate`)."""
+    tests = 2.0 * strategies * replications
+    return Work(
+        f"{tests:,.0f} simulated tests of {days} days ({strategies} strategies)",
+        tests * BYTES_PER_TEST,
+        tests * days * BENCH_SECONDS_PER_TEST_DAY,
+    )
+
+
+def plan_work(simulations: int) -> Work:
+    """The price of ``plan``'s ``simulations`` simulated tests."""
+    return Work(
+        f"{simulations:,} simulated tests",
+        simulations * BYTES_PER_TEST,
+        simulations * PLAN_SECONDS_PER_TEST,
+    )
+
+
+def event_log_work(scenario: Scenario) -> Work:
+    """The price of an event log (``run --events``): up to a row per visitor, stage and
+    variant, every visitor walked on the SimPy clock, one variant's rows held at a time."""
+    visitors = scenario.traffic.visitors_per_day * scenario.traffic.days
+    rows = visitors * len(scenario.stages)
+    variants = len(scenario.variants)
+    return Work(
+        f"an event log of up to {rows * variants:.3g} rows",
+        rows * BYTES_PER_EVENT_ROW + visitors * BYTES_PER_VISITOR_VARIANT["simpy"],
+        variants * (rows / STEPS_PER_SECOND["simpy"] + rows / ROWS_PER_SECOND),
+    )
+
+
+def order_log_work(scenario: Scenario, months: int) -> Work:
+    """The price of an order log (``run --orders``): every buyer's first order and the
+    repeat orders of ``months`` months at the highest ``repeat_per_month`` the scenario
+    has (base, channel or segment retention)."""
+    variants = [scenario.variant(name) for name in scenario.variants]
+    visitors = scenario.traffic.visitors_per_day * scenario.traffic.days
+    conversion = max(math.prod(v.base_rate(stage) for stage in v.stages) for v in variants)
+    retentions = [
+        scenario.value.retention,
+        *(c.retention for c in scenario.traffic.channels.values()),
+        *(g.retention for g in scenario.segments.values()),
+    ]
+    repeat = max((r.repeat_per_month for r in retentions if r is not None), default=0.0)
+    orders = visitors * conversion * len(variants) * (1.0 + repeat * months)
+    return Work(
+        f"an order log of about {orders:.3g} orders",
+        orders * BYTES_PER_ORDER,
+        orders / ROWS_PER_SECOND,
+    )
 
 
 def refusal(
@@ -174,9 +411,14 @@ def describe(cost: Cost) -> str:
     >>> describe(Cost(1, 2e12, 8e12, 1.9e14, 2.7e6))
     '1 replication(s) of 2e+12 visitors, 8e+12 visitor-stage steps, ~190 TB, ~31.2 days'
     """
+    queues = (
+        f", {cost.events:.3g} SimPy events (about {cost.queue:,.0f} waiting in a queue)"
+        if cost.events
+        else ""
+    )
     return (
         f"{cost.replications:,.0f} replication(s) of {cost.visitors:.3g} visitors, "
-        f"{cost.steps:.3g} visitor-stage steps, ~{format_bytes(cost.memory_bytes)}, "
+        f"{cost.steps:.3g} visitor-stage steps{queues}, ~{format_bytes(cost.memory_bytes)}, "
         f"~{format_seconds(cost.seconds)}"
     )
 

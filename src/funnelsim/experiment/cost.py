@@ -11,15 +11,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from funnelsim import budget
-from funnelsim.errors import FunnelsimError
+from funnelsim.budget import TooLargeError
 from funnelsim.execution import SERIAL, Execution
 from funnelsim.experiment.engines import choose_engine, compile_variants
 from funnelsim.scenario.schema import Scenario
-
-
-class TooLargeError(FunnelsimError):
-    """A request whose estimated time or memory is beyond the limits (``field``: the
-    setting that runs it anyway, ``allow_large``)."""
 
 
 def estimate_cost(
