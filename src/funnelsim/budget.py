@@ -381,6 +381,33 @@ def order_log_work(scenario: Scenario, months: int) -> Work:
     )
 
 
+CONJUGATE_DRAWS = 200_000
+"""Joint posterior draws of the conjugate readout (``analysis.conjugate``'s default)."""
+BYTES_PER_DRAW_VALUE = 24.0
+"""A posterior draw of one quantity kept with its copies (draws, uplifts, comparisons)."""
+SECONDS_PER_DRAW_VALUE = {"conjugate": 1e-7, "pymc": 2e-5}
+"""Time per drawn value: a Beta draw and its comparisons; an MCMC draw of one variable
+(gradient evaluations included). Rough, measured on the bundled data."""
+
+
+def analysis_work(
+    variants: int, stages: int, model: str, draws: int, tune: int, chains: int
+) -> Work:
+    """The price of ``analyze``: the conjugate readout's joint draws of every variant's
+    rates, or a PyMC model's chains x draws (tuning included) of a few variables per
+    variant and stage."""
+    if model == "conjugate":
+        values = float(CONJUGATE_DRAWS) * variants * (stages + 1)
+        seconds = values * SECONDS_PER_DRAW_VALUE["conjugate"]
+        what = f"{variants:,} variants x {CONJUGATE_DRAWS:,} posterior draws"
+    else:
+        variables = variants * (stages + 2)
+        values = float(chains) * draws * variables
+        seconds = float(chains) * (draws + tune) * variables * SECONDS_PER_DRAW_VALUE["pymc"]
+        what = f"{chains} chains x {draws:,} draws of {variables:,} variables"
+    return Work(what, values * BYTES_PER_DRAW_VALUE, seconds)
+
+
 def refusal(
     cost: Cost, max_seconds: float = MAX_SECONDS, max_memory_bytes: float | None = None
 ) -> str | None:

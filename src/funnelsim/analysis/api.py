@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from funnelsim import budget
 from funnelsim.analysis.conjugate import (
     RevenueStats,
     expected_loss_draws,
@@ -253,6 +254,7 @@ def analyze(
     split: Sequence[float] | None = None,
     request: ReadoutRequest | None = None,
     risks: RiskRequest | None = None,
+    allow_large: bool = False,
 ) -> AnalysisResult:
     """Bayesian readout and decision for an experiment.
 
@@ -279,6 +281,8 @@ def analyze(
             ratios, segments); a blocking guardrail turns a ship into keep testing.
         risks: State the decision rule's operating characteristics at this size, by
             simulation (and calibrate its loss threshold to ``risks.target`` first).
+        allow_large: Run even when the estimated memory or time of the draws is beyond
+            the limits of :func:`funnelsim.budget.refusal` (else TooLargeError).
 
     Raises:
         funnelsim.analysis.data.DataError: a problem in the CSV file.
@@ -291,6 +295,9 @@ def analyze(
     """
     experiment = _experiment(data, columns, request)
     control = _check_arguments(experiment, control, model)
+    if not allow_large:
+        variants, stages = len(experiment.variants), len(experiment.stages)
+        budget.check_work(budget.analysis_work(variants, stages, model, draws, tune, chains))
     shares = None if split is None else _check_split(split, experiment)
     operating = None if risks is None else _risks(experiment, control, rule, risks, seed)
     rule = rule if operating is None else operating.rule
