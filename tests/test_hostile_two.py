@@ -18,12 +18,15 @@ import json
 import os
 import signal
 import sys
+import types
+import typing
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
+import pydantic
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -33,6 +36,7 @@ from hypothesis import strategies as st
 from conftest import ROOT
 from funnelsim.cli import main
 from funnelsim.cli_types import FiniteFloatRange
+from funnelsim.scenario import schema
 
 COUNTS: Counter[str] = Counter()
 RUNNER = CliRunner()
@@ -343,7 +347,8 @@ def _value_positions(text: str) -> list[tuple[str, int, str]]:
 TAGGED_BASE = SCENARIO + (
     "segments:\n  mobile: {share: 0.5, page_load_s: 3.0}\n  desktop: {share: 0.5}\n"
 )
-POSITIONS = _value_positions(TAGGED_BASE)
+TAG_BASES = [TAGGED_BASE, (ROOT / "tests/data/every_field.yaml").read_text(encoding="utf-8")]
+POSITIONS = [(base, *position) for base in TAG_BASES for position in _value_positions(base)]
 
 
 @settings(HOSTILE, max_examples=120)
@@ -353,19 +358,20 @@ POSITIONS = _value_positions(TAGGED_BASE)
     command=st.sampled_from(["validate", "explain", "run"]),
 )
 def test_tags_on_every_value(
-    position: tuple[str, int, str], tag: str, command: str, place: Path
+    position: tuple[str, str, int, str], tag: str, command: str, place: Path
 ) -> None:
-    """A tag on any value (scalar, list or mapping): a tag beyond plain data is refused
-    with its line, a plain one is read as any value is; never a traceback."""
-    _field, colon, _kind = position
-    text = f"{TAGGED_BASE[:colon]} {tag}{TAGGED_BASE[colon:]}"
+    """A tag on any value (scalar, list or mapping) of a small scenario or of the seed
+    with every field: a tag beyond plain data is refused with its line, a plain one is
+    read as any value is; never a traceback."""
+    base, _field, colon, _kind = position
+    text = f"{base[:colon]} {tag}{base[colon:]}"
     path = place / "tagged.yaml"
     path.write_text(text, encoding="utf-8")
     args = [command, str(path), *(["-q", "--replications", "1"] if command == "run" else [])]
     code, stderr = _invoke_bounded(args)
     assert code in (0, 2), stderr
     if tag in REFUSED_TAGS:
-        line = TAGGED_BASE[:colon].count("\n") + 1
+        line = base[:colon].count("\n") + 1
         assert code == 2 and f"{path}:{line}: " in stderr and "tag" in stderr, (text, stderr)
 
 
@@ -447,25 +453,113 @@ def _numbers(data: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]
 
 
 EXTREMES = [1e308, -1e308, 1e300, 1e-300, -1e-300, 0, 0.0, 1e15, 2**63, 1e-9, 1 - 1e-16]
-SEEDS = {
-    p.stem: yaml.safe_load(p.read_text(encoding="utf-8"))
-    for p in sorted((ROOT / "scenarios").glob("*.yaml"))
-}
+SEED_FILES = [*sorted((ROOT / "scenarios").glob("*.yaml")), ROOT / "tests/data/every_field.yaml"]
+SEEDS = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in SEED_FILES}
 NUMBER_PATHS = [(seed, path) for seed, data in SEEDS.items() for path in _numbers(data)]
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types an annotation allows (Annotated, unions and forward references opened)."""
+    if isinstance(annotation, typing.ForwardRef):
+        annotation = eval(annotation.__forward_arg__, vars(schema))
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for a in typing.get_args(annotation) for m in _members(a)]
+    return [annotation]
+
+
+def _is_distribution(members: list[Any]) -> bool:
+    return any(isinstance(m, type) and "dist" in getattr(m, "model_fields", {}) for m in members)
+
+
+def _schema_fields(model: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Every numeric field and every distribution-valued field of the scenario schema:
+    (path with ``*`` for a name and ``[]`` for a list item, ``number`` or
+    ``distribution``)."""
+    for name, field in model.model_fields.items():
+        if name != "variants":
+            yield from _fields_of(field.annotation, f"{prefix}{name}")
+
+
+def _fields_of(annotation: Any, path: str) -> Iterator[tuple[str, str]]:
+    members = _members(annotation)
+    if _is_distribution(members):
+        yield path, "distribution"
+        return
+    for member in members:
+        origin = typing.get_origin(member)
+        if member in (int, float):
+            yield path, "number"
+        elif isinstance(member, type) and issubclass(member, pydantic.BaseModel):
+            yield from _schema_fields(member, f"{path}.")
+        elif origin is dict:
+            yield from _fields_of(typing.get_args(member)[1], f"{path}.*")
+        elif origin is list:
+            yield from _fields_of(typing.get_args(member)[0], f"{path}[]")
+
+
+def _schema_field_of(path: tuple[Any, ...]) -> str:
+    """The schema field (as :func:`_schema_fields` names it) a number of a document sits
+    in: the distribution, or the field an uncertain spec replaces."""
+    annotation: Any = schema.Scenario
+    parts: list[str] = []
+    for key in path:
+        members = _members(annotation)
+        if _is_distribution(members):
+            break
+        model = next((m for m in members if key in getattr(m, "model_fields", {})), None)
+        container = next((m for m in members if typing.get_origin(m) in (dict, list)), None)
+        if model is not None:
+            parts.append(f".{key}" if parts else str(key))
+            annotation = model.model_fields[key].annotation
+        elif container is not None:
+            is_dict = typing.get_origin(container) is dict
+            parts.append(".*" if is_dict else "[]")
+            annotation = typing.get_args(container)[1 if is_dict else 0]
+        else:
+            break  # inside an uncertain spec: the field it stands for
+    return "".join(parts)
+
+
+SCHEMA_FIELDS = dict(_schema_fields(schema.Scenario))
+
+
+def test_generators_reach_every_field() -> None:
+    """The seeds hold a number at every numeric field of the schema and a distribution at
+    every distribution-valued one: a field added to the schema fails here until a seed
+    (tests/data/every_field.yaml) gives the generators a value to change."""
+    reached = {_schema_field_of(path) for _, path in NUMBER_PATHS}
+    assert set(SCHEMA_FIELDS) - reached == set()
+
+
+def test_the_schema_takes_the_engines_beta_shapes() -> None:
+    """The prior's and sbg's smallest shape is the readout's (validate ok means run can)."""
+    from funnelsim.analysis import conjugate
+
+    assert schema.MIN_BETA_SHAPE == conjugate._MIN_SHAPE
 
 
 def _strict_json(name: str) -> float:
     raise AssertionError(f"results.json holds {name}")
 
 
-@settings(HOSTILE, max_examples=150)
-@given(where=st.sampled_from(NUMBER_PATHS), value=st.sampled_from(EXTREMES))
+PATHS_BY_FIELD: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+for _seed, _path in NUMBER_PATHS:
+    PATHS_BY_FIELD.setdefault(_schema_field_of(_path), []).append((_seed, _path))
+
+
+@pytest.mark.parametrize("field", sorted(PATHS_BY_FIELD))
+@settings(HOSTILE, max_examples=2)
+@given(choice=st.data(), value=st.sampled_from(EXTREMES))
 def test_extreme_numbers_in_every_field(
-    where: tuple[str, tuple[Any, ...]], value: float, place: Path
+    field: str, choice: st.DataObject, value: float, place: Path
 ) -> None:
-    """Any number of any bundled scenario set to an extreme: what ``validate`` accepts,
-    ``run`` runs (or prices and refuses), and its JSON holds finite numbers only."""
-    seed, path = where
+    """A number of each schema field (in some seed) set to an extreme: what ``validate``
+    accepts, ``run`` runs (or prices and refuses), and its JSON holds finite numbers
+    only."""
+    seed, path = choice.draw(st.sampled_from(PATHS_BY_FIELD[field]))
     data = copy.deepcopy(SEEDS[seed])
     parent = data
     for key in path[:-1]:
@@ -489,11 +583,7 @@ def test_extreme_numbers_in_every_field(
 # --------------------------------------------------------------------------- distributions
 
 DISTRIBUTION_KEYS = {
-    "order_value",
-    "service_min",
-    "patience_min",
-    "response_delay_min",
-    "dwell_min",
+    path.split(".")[-1] for path, kind in SCHEMA_FIELDS.items() if kind == "distribution"
 }
 DEGENERATE = st.one_of(
     st.sampled_from([0, 0.0, 1e-300, 1e9, 1e-9]),
@@ -533,18 +623,20 @@ DISTRIBUTION_PATHS = [
 ]
 
 
-@settings(HOSTILE, max_examples=80)
-@given(
-    where=st.sampled_from(DISTRIBUTION_PATHS),
-    dist=DEGENERATE,
-    engine=st.sampled_from(["auto", "simpy"]),
-)
+DISTRIBUTIONS_BY_FIELD: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+for _seed, _path in DISTRIBUTION_PATHS:
+    DISTRIBUTIONS_BY_FIELD.setdefault(_schema_field_of(_path), []).append((_seed, _path))
+
+
+@pytest.mark.parametrize("field", sorted(DISTRIBUTIONS_BY_FIELD))
+@settings(HOSTILE, max_examples=8)
+@given(choice=st.data(), dist=DEGENERATE, engine=st.sampled_from(["auto", "simpy"]))
 def test_degenerate_distributions(
-    where: tuple[str, tuple[Any, ...]], dist: Any, engine: str, place: Path
+    field: str, choice: st.DataObject, dist: Any, engine: str, place: Path
 ) -> None:
-    """Every distribution-valued field of every bundled scenario given degenerate
+    """Each distribution-valued field of the schema (in some seed) given degenerate
     parameters: refused with the field, or run by the engine to finite results."""
-    seed, path = where
+    seed, path = choice.draw(st.sampled_from(DISTRIBUTIONS_BY_FIELD[field]))
     data = copy.deepcopy(SEEDS[seed])
     parent = data
     for key in path[:-1]:

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from funnelsim.fields import (
+    MAX_AMOUNT,
     Amount,
     Name,
     NonNegativeAmount,
@@ -559,14 +560,25 @@ class Stage(StrictModel):
         return list(self.contact) if self.contact is not None else self.friction.contact_options
 
 
+MIN_BETA_SHAPE = 0.05
+"""The smallest alpha or beta of a Beta distribution the engine takes (the readout's
+prior, ``analysis.conjugate``; below it a Beta's mass crowds into 0 and 1)."""
+MAX_SBG_SHAPE = 500.0
+"""The largest sbg alpha or beta: beyond alpha + beta ~ 1,000 the Gauss-Jacobi weights of
+the churn quadrature overflow (``clv``)."""
+
+BetaShape = Annotated[float, Field(ge=MIN_BETA_SHAPE, le=MAX_AMOUNT, allow_inf_nan=False)]
+SbgShape = Annotated[float, Field(ge=MIN_BETA_SHAPE, le=MAX_SBG_SHAPE, allow_inf_nan=False)]
+
+
 class ShiftedBetaGeometric(StrictModel):
     """Customers differ in churn: each one's monthly churn is drawn from Beta(alpha, beta)
     (Fader & Hardie 2007, "How to project customer retention", Journal of Interactive
     Marketing 21(1)). Mean churn alpha / (alpha + beta); the survivors of each month are
     ever more loyal, so aggregate retention rises with tenure."""
 
-    alpha: PositiveFloat
-    beta: PositiveFloat
+    alpha: SbgShape
+    beta: SbgShape
 
 
 class Retention(StrictModel):
@@ -630,8 +642,8 @@ class Value(StrictModel):
 class Prior(StrictModel):
     """Beta prior of every conversion rate in the Bayesian readout."""
 
-    alpha: PositiveFloat = 1.0
-    beta: PositiveFloat = 1.0
+    alpha: BetaShape = 1.0
+    beta: BetaShape = 1.0
 
 
 def _metric(value: str) -> str:
