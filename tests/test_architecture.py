@@ -55,7 +55,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # presentation: terminal tables and the HTML report
     ("report", "service_report", "html_report"),
     # entry points: the command line and the package's Python API
-    ("cli", "cli_types", ""),
+    ("cli", ""),
 )
 """Layers, lowest first; a name is a module or a package under ``funnelsim`` ("" is the
 package ``funnelsim`` itself, its ``__init__``)."""

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT
 from funnelsim.cli import main
-from funnelsim.cli_types import FiniteFloatRange
+from funnelsim.cli.shared import FiniteFloatRange
 from funnelsim.scenario import schema
 
 COUNTS: Counter[str] = Counter()

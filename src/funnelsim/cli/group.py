@@ -1,5 +1,6 @@
 """The command group's error handling: a library error in the command line's words
-(one line, exit status 2), Ctrl-C as exit status 130, running out of memory as one line."""
+(one line, exit status 2), Ctrl-C and SIGTERM as exit status 130 and 143, running out of
+memory as one line."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import click
 
-from funnelsim.cli.shared import EXIT_INTERRUPTED, SOURCE, fail
+from funnelsim.cli.shared import SOURCE, fail
 from funnelsim.errors import FunnelsimError
 
 OPTIONS = {
@@ -50,7 +51,8 @@ def error_line(error: FunnelsimError, source: Path | None) -> str:
 class Commands(click.Group):
     """The command group. A FunnelsimError ends with one line and exit status 2. Ctrl-C
     anywhere ends with one line and exit status 130 (not click's "Aborted!" and status
-    1), also when it strikes while a library loads and surfaces as some other error (an
+    1), SIGTERM (a service manager's or kill's request to stop) the same way with 143,
+    also when it strikes while a library loads and surfaces as some other error (an
     extension module failing to initialise). Running out of memory (a request run with
     --allow-large) ends with one line and status 2."""
 
@@ -71,23 +73,41 @@ class Commands(click.Group):
             except KeyboardInterrupt:
                 pass
         click.echo("interrupted: stopped; no file was left half-written", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(_interrupted_status())
+
+
+INTERRUPTING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Ctrl-C and a service manager's (or kill's) request to stop: both end a command the
+same way, with exit status 128 + the signal's number (130, 143)."""
+_NOTED: list[int] = []
+
+
+def _interrupted_status() -> int:
+    return 128 + (_NOTED[-1] if _NOTED else signal.SIGINT)
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a signal arrived that a library swallowed (PyMC stops
+    sampling on Ctrl-C and returns the draws so far): such a result is not written."""
+    if _NOTED:
+        raise KeyboardInterrupt
 
 
 @contextmanager
 def _noting_interrupts() -> Iterator[list[int]]:
-    """Ctrl-C raises KeyboardInterrupt as usual and is also noted in the yielded list."""
-    noted: list[int] = []
+    """SIGINT and SIGTERM raise KeyboardInterrupt and are noted in the yielded list."""
+    _NOTED.clear()
     if threading.current_thread() is not threading.main_thread():
-        yield noted
+        yield _NOTED
         return
 
     def note(signum: int, _frame: object) -> None:
-        noted.append(signum)
+        _NOTED.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, note)
+    previous = {number: signal.signal(number, note) for number in INTERRUPTING_SIGNALS}
     try:
-        yield noted
+        yield _NOTED
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)

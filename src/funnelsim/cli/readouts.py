@@ -9,12 +9,14 @@ from typing import Any
 
 import click
 
+from funnelsim.cli.group import raise_if_interrupted
 from funnelsim.cli.shared import (
     COUNT,
     DIRECTORY,
     FILE,
     MODELS,
     SOURCE,
+    FiniteFloatRange,
     Output,
     fail,
     hint_nutpie,
@@ -45,7 +47,7 @@ def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--planned-visitors",
-            type=click.FloatRange(min=1),
+            type=FiniteFloatRange(min=1),
             help="With --sequential: control-plus-variant visitors planned [default: all].",
         ),
         click.option("--covariate", metavar="A,B", help="Pre-experiment columns (CUPED)."),
@@ -66,7 +68,7 @@ def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--false-ship-target",
-            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
             help="Calibrate the loss threshold to this A/A false-ship rate (implies --risks).",
         ),
         click.option("-v", "--verbose", is_flag=True, help="Details of each readout."),
@@ -161,7 +163,7 @@ def _readout_request(options: dict[str, Any], columns: Any) -> Any:
 )
 @click.option(
     "--margin",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteFloatRange(0, 1, min_open=True),
     default=1.0,
     help="With --transactions: margin as a share of order value (1: CLV counts revenue).",
 )
@@ -177,6 +179,11 @@ def _readout_request(options: dict[str, Any], columns: Any) -> Any:
     help="With --transactions: the order log's currency (EUR, USD, ...), shown with CLV.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No table or progress (for scripts).")
+@click.option(
+    "--allow-large",
+    is_flag=True,
+    help="Draw even when the estimated memory or time is beyond the limits.",
+)
 @_readout_options
 @click.pass_context
 def analyze(ctx: click.Context, data_file: str, **options: Any) -> None:
@@ -191,15 +198,13 @@ def analyze(ctx: click.Context, data_file: str, **options: Any) -> None:
     """
     from click.core import ParameterSource
 
-    from funnelsim import files
-
     ctx.meta[SOURCE] = Path(data_file)
     transactions = options.pop("transactions")
     _refuse_inapplicable(ctx, transactions)
-    output = Output(options.pop("out"), options.pop("force"), options.pop("quiet"), True)
-    if options["report_file"] is not None:
-        files.refuse_existing(options["report_file"], output.force)
-    output.prepare(("results.json", "posterior.nc"))
+    output = Output(
+        options.pop("out"), options.pop("force"), options.pop("quiet"), options.pop("allow_large")
+    )
+    output.prepare(("results.json", "posterior.nc"), {"--report": options["report_file"]})
     output = output._replace(quiet=output.quiet or options["as_json"])
     if transactions:
         _analyze_transactions(Path(data_file), output, **options)
@@ -291,11 +296,13 @@ def _analyze_experiment(
             split=_split(options["split"]),
             request=_readout_request(options, ColumnMap(*columns.values(), stages)),
             risks=RiskRequest(target) if options["risks"] or target is not None else None,
+            allow_large=output.allow_large,
         )
     except ValueError as error:  # the readouts' checks of what the data allow
         if isinstance(error, FunnelsimError):
             raise
         raise FunnelsimError(str(error)) from None
+    raise_if_interrupted()
     for text in result.notes:
         note(text, output.quiet)
     if as_json:
@@ -359,6 +366,7 @@ def _analyze_transactions(
         settings=SamplerSettings(sampler, draws=draws, seed=seed, progress=show),  # type: ignore[arg-type]
         currency=currency,
     )
+    raise_if_interrupted()
     if as_json:
         click.echo(lifetime.transactions_json(readout))
     elif not output.quiet:

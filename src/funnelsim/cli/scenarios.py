@@ -78,10 +78,13 @@ def explain(scenario_file: Path) -> None:
 @click.command()
 @click.option("--markdown", is_flag=True, help="The field reference in Markdown.")
 @click.option("-o", "--output", type=FILE, help="Write to this file instead of stdout.")
-def schema(markdown: bool, output: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
+def schema(markdown: bool, output: Path | None, force: bool) -> None:
     """Print the scenario schema: JSON Schema, or the Markdown field reference."""
     from funnelsim import files, schema_doc
 
+    if output is not None:
+        files.refuse_existing(output, force)
     text = schema_doc.markdown() if markdown else schema_doc.json_text()
     if output is None:
         click.echo(text, nl=False)

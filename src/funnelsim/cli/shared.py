@@ -5,8 +5,9 @@ progress bar."""
 from __future__ import annotations
 
 import functools
+import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -23,22 +24,32 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2
 
 
-EXIT_INTERRUPTED = 130
-
-
 PIPED_WIDTH = 100  # table width when output is not a terminal
 
 
 SOURCE = "funnelsim.source"  # context meta key: the input file of the running command
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A :class:`click.FloatRange` whose values are finite numbers (click's lets NaN
+    through every bound, and infinity through an open one)."""
+
+    name = "float range"  # as click shows FloatRange in --help
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 COUNT = click.IntRange(min=1)
 
 
-POSITIVE = click.FloatRange(min=0, min_open=True)
+POSITIVE = FiniteFloatRange(min=0, min_open=True)
 
 
-PROBABILITY = click.FloatRange(0, 1, min_open=True, max_open=True)
+PROBABILITY = FiniteFloatRange(0, 1, min_open=True, max_open=True)
 
 
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
@@ -142,12 +153,17 @@ class Output(NamedTuple):
     quiet: bool
     allow_large: bool
 
-    def prepare(self, names: tuple[str, ...]) -> None:
-        """Refuse to overwrite ``names`` in --out without --force, before any work."""
+    def prepare(
+        self, names: tuple[str, ...], named: Mapping[str, Path | None] | None = None
+    ) -> None:
+        """Before any work: refuse to overwrite ``names`` in --out without --force, and
+        files ``named`` by their options that cannot be written or share one path."""
         from funnelsim import files
 
         if self.out is not None:
             files.prepare_output(self.out, self.force, names)
+        if named:
+            files.check_outputs(named, self.force, self.out, names)
 
     def written(self, paths: list[Path]) -> None:
         """Say which files were written (unless quiet)."""

@@ -72,19 +72,21 @@ def run(
     (its figures also as PNG in --out).
     """
     import funnelsim
-    from funnelsim import files, html_report, report, results
+    from funnelsim import budget, files, html_report, report, results
     from funnelsim.experiment.cost import check_cost
 
     scenario = load_with_overrides(
         scenario_file, seed=execution.seed, assumptions=assumptions, **traffic
     )
-    output.prepare(("results.json", "summary.csv"))
-    for path in (events, orders, report_file):
-        if path is not None:
-            files.refuse_existing(path, output.force)
+    named = {"--events": events, "--orders": orders, "--report": report_file}
+    output.prepare(("results.json", "summary.csv"), named)
     n = replications or scenario.experiment.replications
     if not output.allow_large:  # the estimate prices the aggregate engine by its buyers
         check_cost(scenario, n, execution)
+        if events is not None:
+            budget.check_work(budget.event_log_work(scenario))
+        if orders is not None:
+            budget.check_work(budget.order_log_work(scenario, orders_months))
     with progress_bar(not (output.quiet or as_json), n, "replications") as advance:
         result = funnelsim.run(scenario, n, execution.reporting(advance))
     with files.output_batch() as written:
@@ -163,15 +165,12 @@ def sensitivity(
     import json
 
     import funnelsim
-    from funnelsim import files
 
     scenario = load_with_overrides(scenario_file, seed=execution.seed)
     if samples & (samples - 1):
         fail(f"--samples: must be a power of 2, got {samples}")
     output = Output(out, force, as_json, allow_large=False)
-    output.prepare(SENSITIVITY_FILES)
-    if report_file is not None:
-        files.refuse_existing(report_file, force)
+    output.prepare(SENSITIVITY_FILES, {"--report": report_file})
     result = funnelsim.sensitivity(
         scenario,
         variant,

@@ -13,6 +13,7 @@ from funnelsim.cli.shared import (
     PARAM,
     PROBABILITY,
     STRATEGIES,
+    FiniteFloatRange,
     Output,
     execution_options,
     fail,
@@ -174,7 +175,7 @@ def plan(
     With --out writes plan.json, plan.csv and plan.png.
     """
     import funnelsim
-    from funnelsim import planning
+    from funnelsim import budget, planning
     from funnelsim.experiment.cost import check_cost
 
     scenario = load_with_overrides(scenario_file, assumptions=assumptions)
@@ -193,6 +194,7 @@ def plan(
     output.prepare(("plan.csv", "plan.png"))
     if not output.allow_large:
         check_cost(scenario, truth_replications, execution)
+        budget.check_work(budget.plan_work(simulations))
     total = truth_replications + simulations
     with progress_bar(not output.quiet, total, "engine runs and simulated tests") as advance:
         result = funnelsim.plan(
@@ -233,7 +235,7 @@ def _plan_profit(
     output: Output,
 ) -> None:
     """``plan --objective profit``: the profit curve, its table, summary and files."""
-    from funnelsim import profit_planning
+    from funnelsim import budget, profit_planning
     from funnelsim.experiment.cost import check_cost
     from funnelsim.tables import print_table
 
@@ -246,6 +248,7 @@ def _plan_profit(
         )
     if not output.allow_large:
         check_cost(scenario, truth_replications, execution)
+        budget.check_work(budget.plan_work(options.simulations))
     rule_tests = min(options.simulations, profit_planning.RULE_SIMULATIONS)
     total = truth_replications + rule_tests
     with progress_bar(not output.quiet, total, "engine runs and simulated tests") as advance:
@@ -292,7 +295,7 @@ def _plan_profit(
 @click.option("--alpha", type=PROBABILITY, default=0.05, help="Significance of fixed, peeking.")
 @click.option(
     "--min-share",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=FiniteFloatRange(0, 1, max_open=True),
     default=0.1,
     help="Smallest traffic share of an arm under thompson.",
 )
@@ -326,19 +329,21 @@ def bench(
     bench.csv and bench.png.
     """
     import funnelsim
-    from funnelsim import strategies, sweeps
+    from funnelsim import budget, strategies, sweeps
     from funnelsim.experiment.cost import check_cost
 
     scenario = load_with_overrides(scenario_file, **traffic)
     _note_conversion_only(scenario, "bench", output.quiet)
     output.prepare(("bench.json", "bench.csv", "bench.png"))
-    if not output.allow_large:  # the engine's truth replications; the simulated tests are counts
-        check_cost(scenario, truth_replications, execution)
     sweeps.engine_for(scenario, execution.engine)
     chosen: list[Any] = [n.strip() for n in names.split(",") if n.strip()]
     chosen += [strategies.load_strategy(spec) for spec in custom]
     if not chosen:
         fail(f"{scenario_file}: no strategy to bench (--strategies or --strategy)")
+    if not output.allow_large:  # the engine's truth replications, then the simulated tests
+        check_cost(scenario, truth_replications, execution)
+        days = scenario.traffic.days
+        budget.check_work(budget.bench_work(scenario, len(chosen), replications, days))
     total = truth_replications + 2 * len(chosen) * replications
     with progress_bar(not output.quiet, total, "engine runs and simulated tests") as advance:
         result = funnelsim.bench(
