@@ -45,5 +45,5 @@ lint: $(VENV)/.installed-test
 # Regenerate every output and image the README and the tutorial show (docs/generate.py),
 # and the scenario reference.
 docs: $(VENV)/.installed-test
-	$(BIN)/funnelsim schema --markdown -o docs/scenario-reference.md
+	$(BIN)/funnelsim schema --markdown -o docs/scenario-reference.md --force
 	$(BIN)/python docs/generate.py
