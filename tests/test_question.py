@@ -90,3 +90,22 @@ def test_question_mistakes_are_located():
     with pytest.raises(ScenarioError, match="metric") as error:
         parse_scenario(ASKED.replace("metric: conversion", "metric: profit"), "asked.yaml")
     assert error.value.line == 5
+
+
+def test_the_answer_carries_the_interval_over_the_assumptions(write_scenario):
+    """With an uncertain assumption the answer adds the best variant's uplift over what
+    we do not know, as the assumptions table gives it; fixed assumptions add nothing."""
+    uncertain = ASKED.replace(
+        "    rate: 0.4\n", "    rate: {uncertain: uniform, low: 0.35, high: 0.45}\n"
+    ).replace("assumptions: fixed", "assumptions: uncertain")
+    result = run_experiment(parse_scenario(uncertain))
+    effect = result.assumptions.effects["shorter"]["conversion"]
+    data = json.loads(
+        CliRunner().invoke(main, ["run", str(write_scenario(uncertain)), "--json", "-q"]).output
+    )
+    expected = f"); {effect.low:+.0%} to {effect.high:+.0%} over what we do not know (90%); goal"
+    assert expected in data["question"]["answer"]
+    fixed = json.loads(
+        CliRunner().invoke(main, ["run", str(write_scenario(ASKED)), "--json", "-q"]).output
+    )
+    assert "over what we do not know" not in fixed["question"]["answer"]

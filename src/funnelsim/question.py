@@ -2,7 +2,8 @@
 
 A heating installer asks "phone only, or phone, e-mail and a chat bot?"; the run's
 first lines say which variant answers it best on the figure the question names, by how
-much against control (with its Monte Carlo interval), and, when the question sets a
+much against control (with its Monte Carlo interval, and its interval over the
+scenario's uncertain assumptions when the run has one), and, when the question sets a
 goal ("LTV:CAC above 10x"), which variants reach it. :func:`answer` computes that from
 a run's variant summaries; the terminal and HTML reports show it
 as a table (:func:`funnelsim.report.question_table`) and ``results.json`` carries it
@@ -21,6 +22,7 @@ from funnelsim.numbers import finite_or_none
 
 if TYPE_CHECKING:
     from funnelsim.intervals import Interval
+    from funnelsim.results import AssumptionEffects
     from funnelsim.scenario.schema import Scenario
 
 LABELS = {
@@ -89,9 +91,12 @@ def _meets(metric: str, value: float, goal: float) -> bool:
     return value <= goal if metric in LOWER_IS_BETTER else value >= goal
 
 
-def answer(scenario: Scenario, variants: Sequence[Summary]) -> Answer | None:
+def answer(
+    scenario: Scenario, variants: Sequence[Summary], effects: AssumptionEffects | None = None
+) -> Answer | None:
     """The answer of a run's ``variants`` to the scenario's question (None when it asks
-    none)."""
+    none); with the run's ``effects`` over its uncertain assumptions, the best variant's
+    uplift is also given over what we do not know."""
     question = scenario.question
     if question is None:
         return None
@@ -108,6 +113,8 @@ def answer(scenario: Scenario, variants: Sequence[Summary]) -> Answer | None:
     )
     shown = show(metric, scenario.currency)
     words = _words(LABELS[metric], shown, values, uplift, best, control)
+    if best != control:
+        words += _assumption_words(effects, best, metric)
     if meets is not None and question.goal is not None:
         words += "; " + _goal_words(metric, shown(question.goal), meets)
     words = f"Answer: {words}."
@@ -130,6 +137,15 @@ def _words(
         f"{shown(values[control].mean)} for {control} ({fmt.uplift(*change)} "
         f"{fmt.uplift_bounds(*change)}, 95% Monte Carlo interval)"
     )
+
+
+def _assumption_words(effects: AssumptionEffects | None, best: str, metric: str) -> str:
+    """``; +8% to +25% over what we do not know (90%)``, when the run has that interval."""
+    effect = None if effects is None else effects.effects.get(best, {}).get(metric)
+    if effect is None or effects is None:
+        return ""
+    level = f"{effects.level:.0%}"
+    return f"; {effect.low:+.0%} to {effect.high:+.0%} over what we do not know ({level})"
 
 
 def _goal_words(metric: str, goal: str, meets: dict[str, bool]) -> str:

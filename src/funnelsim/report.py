@@ -366,7 +366,7 @@ def question_table(result: ExperimentResult) -> Table | None:
     """The scenario's question and its answer (the table's lead lines) above the figure
     that answers it: per variant its mean, uplift over control and, with a goal, whether
     it is met (None when the scenario asks no question)."""
-    found = question.answer(result.scenario, result.variants)
+    found = question.answer(result.scenario, result.variants, result.assumptions)
     if found is None:
         return None
     shown = question.show(found.metric, result.scenario.currency)

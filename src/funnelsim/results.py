@@ -341,7 +341,7 @@ def _lifetime_dict(summary: VariantSummary) -> dict[str, Any]:
 def results_dict(result: ExperimentResult) -> dict[str, Any]:
     """The ``results.json`` document."""
     scenario = result.scenario
-    asked = question.answer(scenario, result.variants)
+    asked = question.answer(scenario, result.variants, result.assumptions)
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
