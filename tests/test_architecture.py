@@ -51,7 +51,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # figures (drawn by the studies and the HTML report)
     ("plots",),
     # studies built on many experiments
-    ("sweeps", "strategies", "planning", "preposterior", "profit_planning", "sensitivities"),
+    (
+        "sweeps",
+        "strategies",
+        "planning",
+        "preposterior",
+        "profit_planning",
+        "sensitivities",
+        "calibration",
+    ),
     # presentation: terminal tables and the HTML report
     ("report", "service_report", "html_report"),
     # entry points: the command line and the package's Python API

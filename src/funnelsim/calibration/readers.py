@@ -1,0 +1,418 @@
+"""Reading a team's own funnel data into stage counts per breakdown cell.
+
+Two shapes are read, each by one function:
+
+- :func:`read_funnel_counts`: aggregated counts as analytics tools export them (GA4
+  funnel exploration, Matomo, Mixpanel, Amplitude): one row per period (optional
+  ``date``), optional breakdown columns (``segment``, ``channel`` and any named in
+  ``by``), one column per stage with the visitors who reached it and a last column with
+  those who converted::
+
+      date,segment,landing,product,checkout,purchase
+      2026-11-01,mobile,1200,310,95,61
+
+- :func:`read_event_log`: one row per event, ``visitor_id,timestamp,event`` (plus the
+  breakdown columns), with events mapped to stages (``{"view": "landing", ...,
+  "order": "converted"}``); it gives the same counts plus the minutes between reaching
+  consecutive stages.
+
+Both return a :class:`StageCounts`; a mistake in the file is one
+``FILE:LINE: column 'NAME': problem`` sentence (:class:`~funnelsim.analysis.data.DataError`).
+Rows of the same breakdown cell are summed (one row per day, say).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import reprlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from funnelsim.analysis.data import MAX_COUNT, DataError, decoded_lines
+
+FloatArray = npt.NDArray[np.float64]
+
+CONVERTED = "converted"
+"""The stage-map target that marks a conversion in an event log."""
+DATE_COLUMN = "date"
+BREAKDOWN_COLUMNS = ("segment", "channel")
+"""Breakdown columns read whenever the header has them."""
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Minutes between first reaching one stage and first reaching the next, per visitor
+    who reached both (from an event log).
+
+    Attributes:
+        transitions: ``(from_stage, to_stage)`` pairs, in funnel order.
+        visitors: Visitors timed for each transition.
+        mean_min: Mean minutes per transition (NaN when nobody was timed).
+        median_min: Median minutes per transition (NaN when nobody was timed).
+    """
+
+    transitions: tuple[tuple[str, str], ...]
+    visitors: FloatArray
+    mean_min: FloatArray
+    median_min: FloatArray
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    """Visitors reaching each stage, per breakdown cell.
+
+    Attributes:
+        stages: Stage names in funnel order (the scenario's stages).
+        reached: Visitors reaching each stage and, in the last column, converting;
+            shape ``(cells, len(stages) + 1)``; never increasing along a row.
+        breakdown: Names of the breakdown columns (may be empty).
+        cells: The breakdown values of each row of ``reached``, in order of first
+            appearance (one empty tuple without breakdown).
+        source: Where the counts came from, for messages.
+        times: Minutes between stages (event logs only), else None.
+    """
+
+    stages: tuple[str, ...]
+    reached: FloatArray
+    breakdown: tuple[str, ...]
+    cells: tuple[tuple[str, ...], ...]
+    source: str
+    times: StageTimes | None = None
+
+    def transitions(self) -> tuple[FloatArray, FloatArray]:
+        """Trials and successes of every stage's continue step: visitors reaching stage
+        ``k`` and those reaching the next stage (or converting, after the last), each of
+        shape ``(cells, stages)``."""
+        return self.reached[:, :-1], self.reached[:, 1:]
+
+
+def _fail(source: str, line: int, column: str, message: str) -> DataError:
+    return DataError(f"{source}:{line}: column {_SHORT.repr(column)}: {message}")
+
+
+def _records(path: Path, source: str) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank CSV rows of a UTF-8 file with their line numbers, header first."""
+    reader = csv.reader(decoded_lines(path, source))
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DataError(f"{source}:{reader.line_num}: cannot read the row: {error}") from None
+        if any(value.strip() for value in values):
+            yield reader.line_num, [value.strip() for value in values]
+
+
+def _header(records: Iterator[tuple[int, list[str]]], source: str) -> dict[str, int]:
+    first = next(records, None)
+    if first is None:
+        raise DataError(f"{source}: empty file (expected a header row)")
+    index: dict[str, int] = {}
+    for position, name in enumerate(first[1]):
+        if name in index:
+            raise _fail(source, first[0], name, "appears twice in the header")
+        index[name] = position
+    return index
+
+
+def _require(names: Sequence[str], index: Mapping[str, int], source: str) -> None:
+    for name in names:
+        if name not in index:
+            available = ", ".join(repr(column) for column in list(index)[:12])
+            raise _fail(source, 1, name, f"missing from the header; the header has {available}")
+
+
+def _value(values: list[str], index: Mapping[str, int], column: str, where: tuple[str, int]) -> str:
+    position = index[column]
+    if position >= len(values):
+        raise _fail(*where, column, f"missing value (row has {len(values)} fields)")
+    return values[position]
+
+
+def _count(
+    values: list[str], index: Mapping[str, int], column: str, where: tuple[str, int]
+) -> float:
+    text = _value(values, index, column, where)
+    try:
+        number = float(text)
+    except ValueError:
+        raise _fail(*where, column, f"expected a count, got {_SHORT.repr(text)}") from None
+    if not math.isfinite(number) or number < 0 or number != round(number) or number > MAX_COUNT:
+        raise _fail(
+            *where, column, f"expected a whole number from 0 to 2**53, got {_SHORT.repr(text)}"
+        )
+    return number
+
+
+def _breakdown(by: Sequence[str], index: Mapping[str, int]) -> tuple[str, ...]:
+    automatic = tuple(name for name in BREAKDOWN_COLUMNS if name in index and name not in by)
+    return automatic + tuple(by)
+
+
+def _cell(
+    values: list[str], index: Mapping[str, int], breakdown: Sequence[str], where: tuple[str, int]
+) -> tuple[str, ...]:
+    cell = tuple(_value(values, index, column, where) for column in breakdown)
+    for column, text in zip(breakdown, cell, strict=True):
+        if not text:
+            raise _fail(*where, column, "empty breakdown value")
+    return cell
+
+
+def _assemble(
+    stages: tuple[str, ...],
+    totals: dict[tuple[str, ...], list[float]],
+    breakdown: tuple[str, ...],
+    source: str,
+    times: StageTimes | None = None,
+) -> StageCounts:
+    if not totals:
+        raise DataError(f"{source}: no data rows after the header")
+    reached = np.array(list(totals.values()), dtype=np.float64).reshape(
+        len(totals), len(stages) + 1
+    )
+    if not np.all(np.isfinite(reached)):
+        raise DataError(f"{source}: the counts add up to more than a float holds")
+    return StageCounts(stages, reached, breakdown, tuple(totals), source, times)
+
+
+def read_funnel_counts(
+    path: str | PathLike[str],
+    stage_columns: Sequence[str] | None = None,
+    by: Sequence[str] = (),
+) -> StageCounts:
+    """Read an analytics tool's funnel export: visitors reaching each stage per period.
+
+    Args:
+        path: CSV file, one row per period (and breakdown cell).
+        stage_columns: The stage columns in funnel order, the converted column last;
+            None takes every column that is not ``date`` or a breakdown column, in
+            header order.
+        by: Breakdown columns besides ``segment`` and ``channel`` (read when present).
+
+    Returns:
+        The counts summed per breakdown cell; the stages are named after their columns.
+
+    Raises:
+        DataError: one line naming the file, line and column of the first problem (a
+            count that is not a whole number, more visitors at a stage than at the one
+            before, a missing column).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "funnel.csv"
+        >>> _ = path.write_text("date,landing,cart,purchase\\n1,100,20,5\\n2,50,10,3\\n")
+        >>> counts = read_funnel_counts(path)
+        >>> counts.stages, counts.reached.tolist()
+        (('landing', 'cart'), [[150.0, 30.0, 8.0]])
+    """
+    source = str(path)
+    records = _records(Path(path), source)
+    index = _header(records, source)
+    breakdown = _breakdown(by, index)
+    columns = (
+        tuple(stage_columns)
+        if stage_columns
+        else tuple(name for name in index if name != DATE_COLUMN and name not in breakdown and name)
+    )
+    _require(breakdown + columns, index, source)
+    if len(columns) < 2:
+        raise DataError(
+            f"{source}:1: need at least two stage columns (a stage and the converted "
+            f"column), found {len(columns)}; name them with stage_columns / --stage-columns"
+        )
+    totals: dict[tuple[str, ...], list[float]] = {}
+    for line, values in records:
+        where = (source, line)
+        row = [_count(values, index, column, where) for column in columns]
+        for before, after, count_before, count_after in zip(
+            columns, columns[1:], row, row[1:], strict=False
+        ):
+            if count_after > count_before:
+                raise _fail(
+                    *where,
+                    after,
+                    f"{count_after:g} reached it but only {count_before:g} reached {before!r}",
+                )
+        total = totals.setdefault(_cell(values, index, breakdown, where), [0.0] * len(columns))
+        for position, count in enumerate(row):
+            total[position] += count
+    return _assemble(columns[:-1], totals, breakdown, source)
+
+
+def parse_stage_map(text: str) -> dict[str, str]:
+    """``event=stage,...`` (the ``--stage-map`` option) as an event-to-stage dict.
+
+    Raises:
+        DataError: a pair without ``=``, an empty name or an event mapped twice.
+    """
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        event, equals, stage = (part.strip() for part in pair.partition("="))
+        if not equals or not event or not stage:
+            raise DataError(f"--stage-map: expected event=stage, got {_SHORT.repr(pair.strip())}")
+        if event in mapping:
+            raise DataError(f"--stage-map: event {event!r} is mapped twice")
+        mapping[event] = stage
+    return mapping
+
+
+def _timestamp(text: str, where: tuple[str, int]) -> float:
+    """Seconds since the epoch, from an ISO 8601 time or a number of seconds."""
+    try:
+        return (
+            float(text)
+            if text.replace(".", "", 1).isdigit()
+            else datetime.fromisoformat(text).timestamp()
+        )
+    except ValueError:
+        raise _fail(
+            *where,
+            "timestamp",
+            f"expected an ISO 8601 time or epoch seconds, got {_SHORT.repr(text)}",
+        ) from None
+
+
+@dataclass
+class _Visitor:
+    cell: tuple[str, ...]
+    first_seen: list[float]  # per stage (and converted), NaN until reached
+    line: int
+
+
+def _stage_order(stage_map: Mapping[str, str], source: str) -> tuple[str, ...]:
+    order = tuple(dict.fromkeys(stage_map.values()))
+    if CONVERTED not in order:
+        raise DataError(
+            f"{source}: the stage map names no event for {CONVERTED!r} (e.g. purchase={CONVERTED})"
+        )
+    stages = tuple(stage for stage in order if stage != CONVERTED)
+    if not stages:
+        raise DataError(f"{source}: the stage map names no stage besides {CONVERTED!r}")
+    return (*stages, CONVERTED)
+
+
+def read_event_log(
+    path: str | PathLike[str],
+    stage_map: Mapping[str, str],
+    by: Sequence[str] = (),
+) -> StageCounts:
+    """Read a per-visitor event log into stage counts and times between stages.
+
+    Args:
+        path: CSV with ``visitor_id,timestamp,event`` and optional breakdown columns;
+            timestamps are ISO 8601 (with or without zone, read consistently) or epoch
+            seconds; rows may come in any order.
+        stage_map: Event name to stage name; the stages are taken in the order first
+            named, and one event must map to ``"converted"``. Other events are ignored.
+        by: Breakdown columns besides ``segment`` and ``channel`` (read when present);
+            a visitor's breakdown values must not change between rows.
+
+    Returns:
+        Counts per cell: a visitor reaching a stage counts as having reached every
+        earlier one (analytics funnels count the same way); ``times`` holds the minutes
+        from first reaching one stage to first reaching the next, for visitors with
+        both events in that order.
+
+    Raises:
+        DataError: one line naming the file, line and column of the first problem.
+    """
+    source = str(path)
+    order = _stage_order(stage_map, source)
+    position = {stage: order.index(stage) for stage in order}
+    records = _records(Path(path), source)
+    index = _header(records, source)
+    breakdown = _breakdown(by, index)
+    _require(("visitor_id", "timestamp", "event", *breakdown), index, source)
+    visitors: dict[str, _Visitor] = {}
+    for line, values in records:
+        where = (source, line)
+        visitor_id = _value(values, index, "visitor_id", where)
+        if not visitor_id:
+            raise _fail(*where, "visitor_id", "empty visitor id")
+        cell = _cell(values, index, breakdown, where)
+        visitor = visitors.setdefault(visitor_id, _Visitor(cell, [math.nan] * len(order), line))
+        if visitor.cell != cell:
+            column = next(
+                c for c, old, new in zip(breakdown, visitor.cell, cell, strict=True) if old != new
+            )
+            raise _fail(
+                *where, column, f"visitor {visitor_id!r} was {visitor.cell} on line {visitor.line}"
+            )
+        stage = stage_map.get(_value(values, index, "event", where))
+        if stage is None:
+            continue
+        moment = _timestamp(_value(values, index, "timestamp", where), where)
+        seen = visitor.first_seen[position[stage]]
+        visitor.first_seen[position[stage]] = moment if math.isnan(seen) else min(seen, moment)
+    reached_any = [v for v in visitors.values() if not all(map(math.isnan, v.first_seen))]
+    if not reached_any:
+        raise DataError(f"{source}: no event of the stage map ({', '.join(stage_map)}) in the file")
+    totals: dict[tuple[str, ...], list[float]] = {}
+    for visitor in reached_any:
+        furthest = max(k for k, moment in enumerate(visitor.first_seen) if not math.isnan(moment))
+        total = totals.setdefault(visitor.cell, [0.0] * len(order))
+        for k in range(furthest + 1):
+            total[k] += 1
+    return _assemble(order[:-1], totals, breakdown, source, _stage_times(order, reached_any))
+
+
+def _stage_times(order: tuple[str, ...], visitors: Sequence[_Visitor]) -> StageTimes:
+    moments = np.array([visitor.first_seen for visitor in visitors], dtype=np.float64)
+    gaps = (moments[:, 1:] - moments[:, :-1]) / 60.0
+    timed = np.isfinite(gaps) & (gaps >= 0)
+    counts = timed.sum(axis=0).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        masked = np.where(timed, gaps, np.nan)
+        mean = np.array(
+            [np.nanmean(c) if n else math.nan for c, n in zip(masked.T, counts, strict=True)]
+        )
+        median = np.array(
+            [np.nanmedian(c) if n else math.nan for c, n in zip(masked.T, counts, strict=True)]
+        )
+    return StageTimes(tuple(itertools.pairwise(order)), counts, mean, median)
+
+
+def read_visitor_flags(
+    path: str | PathLike[str],
+    stage_columns: Sequence[str],
+    arm: tuple[str, str],
+    converted: str = "converted",
+) -> StageCounts:
+    """Read one arm of per-visitor rows with a flag per stage (``analyze``'s format).
+
+    Args:
+        path: CSV, one row per visitor.
+        stage_columns: Flag columns of the stages, in funnel order.
+        arm: ``(column, value)``: the rows kept, e.g. ``("test group", "a")`` for a
+            past experiment's control arm.
+        converted: The conversion flag column.
+
+    Raises:
+        DataError: as :func:`~funnelsim.analysis.data.read_experiment`, or the arm absent.
+    """
+    from funnelsim.analysis.data import ColumnMap, read_experiment
+
+    column, value = arm
+    data = read_experiment(
+        path, ColumnMap(variant=column, converted=converted, stages=tuple(stage_columns))
+    )
+    if value not in data.variants:
+        raise DataError(
+            f"{path}: column {column!r} has no value {value!r} (it has {', '.join(data.variants)})"
+        )
+    row = data.variants.index(value)
+    reached = [*data.stage_counts[row].tolist(), float(data.conversions[row])]
+    return _assemble(tuple(stage_columns), {(): reached}, (), str(path))
