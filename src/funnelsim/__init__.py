@@ -22,11 +22,12 @@ from funnelsim.errors import FunnelsimError
 from funnelsim.execution import SERIAL, EngineName, Execution
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from funnelsim.analysis.api import AnalysisResult
     from funnelsim.analysis.lifetime import TransactionReadout
     from funnelsim.budget import Cost
+    from funnelsim.calibration.fit import Calibration
     from funnelsim.orders import OrderLog
     from funnelsim.planning import PlanResult
     from funnelsim.results import ExperimentResult
@@ -70,6 +71,7 @@ __all__ = [
     "analyze",
     "analyze_orders",
     "bench",
+    "calibrate",
     "estimate_cost",
     "explain",
     "load_scenario",
@@ -451,3 +453,49 @@ def write_order_log(
     from funnelsim.experiment.logs import write_order_log as write
 
     return write(_scenario(scenario), Path(path), months, engine)
+
+
+def calibrate(
+    scenario: str | Path,
+    data: str | Path,
+    *,
+    stage_columns: Sequence[str] | None = None,
+    by: Sequence[str] = (),
+    stage_map: Mapping[str, str] | None = None,
+    arm: tuple[str, str] | None = None,
+    draws: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    sampler: str = "auto",
+) -> Calibration:
+    """Narrow a scenario file's uncertain stage rates with a team's own data.
+
+    Args:
+        scenario: Path of a scenario file whose stage rates to calibrate are written
+            ``{uncertain: ...}`` (those specs are the priors).
+        data: An analytics funnel export (one column per stage, the converted column
+            last), an event log (with ``stage_map``) or per-visitor flags (with ``arm``).
+        stage_columns: Stage columns in funnel order (converted last), matched to the
+            scenario's stages by position; default: by name.
+        by: Breakdown columns besides ``segment`` and ``channel``.
+        stage_map: Event to stage (one event to ``"converted"``) for an event log.
+        arm: ``(column, value)`` selecting one arm of per-visitor flags.
+        draws, chains, seed, sampler: NUTS settings (warm-up as long as ``draws``).
+
+    Returns:
+        A :class:`~funnelsim.calibration.fit.Calibration`: ``repr`` compares prior and
+        posterior, ``to_dict()`` is ``calibration.json``, ``to_frame()`` a DataFrame,
+        ``calibrated_yaml`` the scenario with the posterior specs, ``idata`` the draws.
+    """
+    from funnelsim.analysis.models import SamplerSettings
+    from funnelsim.calibration.api import calibrate_file, read_counts
+
+    counts = read_counts(data, stage_columns, by, stage_map, arm)
+    settings = SamplerSettings(
+        sampler=sampler,  # type: ignore[arg-type]
+        draws=draws,
+        tune=draws,
+        chains=chains,
+        seed=seed,
+    )
+    return calibrate_file(scenario, counts, settings, by_position=stage_columns is not None)

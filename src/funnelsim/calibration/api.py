@@ -1,0 +1,75 @@
+"""Calibrating a scenario file to a data file, and writing the results atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from funnelsim.calibration.readers import (
+    StageCounts,
+    read_event_log,
+    read_funnel_counts,
+    read_visitor_flags,
+)
+
+if TYPE_CHECKING:
+    from funnelsim.analysis.models import SamplerSettings
+    from funnelsim.calibration.fit import Calibration
+
+OUTPUT_NAMES = ("calibration.json", "posterior.nc", "calibrated.yaml")
+
+
+def read_counts(
+    path: str | PathLike[str],
+    stage_columns: Sequence[str] | None = None,
+    by: Sequence[str] = (),
+    stage_map: Mapping[str, str] | None = None,
+    arm: tuple[str, str] | None = None,
+) -> StageCounts:
+    """The counts of a data file: an event log with ``stage_map``, one arm of per-visitor
+    flags with ``arm`` (``stage_columns`` then names the flag columns), otherwise an
+    analytics funnel export."""
+    if stage_map is not None:
+        return read_event_log(path, stage_map, by)
+    if arm is not None:
+        if not stage_columns:
+            from funnelsim.analysis.data import DataError
+
+            raise DataError(f"{path}: per-visitor flags need their stage columns (--stage-columns)")
+        return read_visitor_flags(path, stage_columns, arm)
+    return read_funnel_counts(path, stage_columns, by)
+
+
+def calibrate_file(
+    scenario_path: str | PathLike[str],
+    counts: StageCounts,
+    settings: SamplerSettings,
+    by_position: bool,
+) -> Calibration:
+    """Load the scenario (its text kept for the calibrated copy) and calibrate it."""
+    from funnelsim.calibration.fit import calibrate_counts
+    from funnelsim.scenario.loader import load_scenario
+
+    scenario = load_scenario(scenario_path)  # a file it could read and validate
+    text = Path(scenario_path).read_text(encoding="utf-8")
+    return calibrate_counts(scenario, text, counts, settings, by_position)
+
+
+def write_calibration(calibration: Calibration, out: Path, force: bool) -> list[Path]:
+    """``calibration.json``, ``posterior.nc`` and ``calibrated.yaml`` in ``out``, each
+    written atomically, all or none replacing earlier results (``force``)."""
+    from funnelsim.files import netcdf_bytes, output_batch, prepare_output, write_bytes_atomic
+
+    prepare_output(out, force, OUTPUT_NAMES)
+    out.mkdir(parents=True, exist_ok=True)
+    contents = {
+        "calibration.json": calibration.json().encode("utf-8"),
+        "posterior.nc": netcdf_bytes(calibration.idata),
+        "calibrated.yaml": calibration.calibrated_yaml.encode("utf-8"),
+    }
+    with output_batch() as placed:
+        for name, data in contents.items():
+            write_bytes_atomic(out / name, data)
+    return placed

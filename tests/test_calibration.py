@@ -1,0 +1,225 @@
+"""Calibration: the model's continue probabilities are the engines', a synthetic funnel
+is recovered, real data are reproduced, and run on a calibrated scenario is narrower."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import funnelsim
+from funnelsim.calibration.fit import LEVEL, calibrated_text, fitted_spec
+from funnelsim.calibration.model import (
+    CalibrationError,
+    continue_probabilities,
+    expected_continue,
+    funnel_terms,
+)
+from funnelsim.cli import main
+from funnelsim.engine.model import compile_funnel
+from funnelsim.scenario import load_scenario, parse_scenario
+
+TEMPLATES = Path(funnelsim.__file__).parent / "templates"
+AB_FUNNEL = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "marketing_ab_funnel.csv"
+)
+FAST = {"draws": 300, "chains": 2, "seed": 3}
+
+SYNTHETIC = """name: synthetic
+seed: 1
+traffic: {visitors_per_day: 3000, days: 1}
+segments:
+  mobile:  {share: 0.6, page_load_s: 4.0}
+  desktop: {share: 0.4, page_load_s: 1.5}
+stages:
+  - name: landing
+    rate: {uncertain: beta, mean: 0.5, sd: 0.15}   # the landing page's own rate
+    friction: {page_load: true}
+  - name: cart
+    rate:
+      uncertain: uniform
+      low: 0.1
+      high: 0.6
+  - name: checkout
+    rate: 0.7
+value: {order_value: 50}
+variants:
+  control: {}
+  faster: {segments.mobile.page_load_s: 1.5}
+experiment: {assumption_level: 0.9}
+"""
+TRUTH = {"stages.landing.rate": 0.42, "stages.cart.rate": 0.31}
+
+
+def test_continue_probabilities_equal_the_engines() -> None:
+    """Random base rates through the NumPy engine's compiled funnel (averaged over the
+    payment preferences) and through the shared expression, in NumPy and PyTensor."""
+    import pytensor.tensor as pt
+
+    scenario = load_scenario(TEMPLATES / "checkout.yaml")
+    terms = funnel_terms(scenario)
+    control = scenario.variant("control")
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        rates = rng.uniform(0.01, 1.0, len(terms.stages))
+        stages = [
+            st.model_copy(update={"rate": float(r)})
+            for st, r in zip(control.stages, rates, strict=True)
+        ]
+        funnel = compile_funnel(control.model_copy(update={"stages": stages}))
+        n_g, n_c, n_p, n_k = funnel.cell_shape
+        cells = funnel.cell_continue.reshape(len(stages), n_g, n_c, n_p, n_k)
+        payment = np.diff(funnel.payment_cdf, axis=1, prepend=0.0)
+        contact = np.diff(funnel.contact_cdf, axis=1, prepend=0.0)
+        engine = np.einsum("sgcpk,gp,gk->sgc", cells, payment, contact)
+        numpy_side = continue_probabilities(rates, terms.intent, terms.bounce, terms.factor)
+        tensor = pt.as_tensor_variable(rates)
+        pytensor_side = continue_probabilities(
+            tensor, terms.intent, terms.bounce, terms.factor, pt
+        ).eval()
+        np.testing.assert_allclose(numpy_side, engine, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(pytensor_side, engine, rtol=1e-12, atol=1e-15)
+
+
+def test_expected_continue_weights_cells_by_who_survived() -> None:
+    # two cells, equal shares; stage 1 keeps 0.8 and 0.2, stage 2 keeps 0.5 and 1.0
+    p = np.array([[[0.8, 0.2]], [[0.5, 1.0]]])
+    q = expected_continue(p, np.array([[0.5, 0.5], [1.0, 0.0]]))
+    # of those reaching stage 2 (0.4 + 0.1), 0.4 * 0.5 + 0.1 * 1.0 continue
+    np.testing.assert_allclose(q, [[0.5, 0.3 / 0.5], [0.8, 0.5]])
+
+
+def test_queue_stage_is_refused_by_name() -> None:
+    scenario = load_scenario(TEMPLATES / "leads.yaml")
+    queued = next(st for st in scenario.stages if st.resource is not None)
+    with pytest.raises(CalibrationError, match=f"stage '{queued.name}' waits for resource"):
+        funnel_terms(scenario)
+
+
+def test_calibrated_text_replaces_flow_and_block_specs_and_keeps_comments() -> None:
+    fitted = {k: fitted_spec(v, 0.01) for k, v in TRUTH.items()}
+    text = calibrated_text(SYNTHETIC, fitted)
+    assert "# the landing page's own rate" in text
+    scenario = parse_scenario(text)
+    specs = {a.key: a.spec for a in scenario.assumptions}
+    assert specs["stages.landing.rate"].mean == pytest.approx(0.42)
+    assert specs["stages.cart.rate"].sd == pytest.approx(0.01)
+    assert yaml.safe_load(text)["stages"][2] == {"name": "checkout", "rate": 0.7}
+
+
+def test_fitted_spec_exists_for_a_posterior_piled_at_one() -> None:
+    spec = fitted_spec(0.9999, 0.02)
+    parse_scenario(SYNTHETIC.replace("{uncertain: beta, mean: 0.5, sd: 0.15}", json.dumps(spec)))
+
+
+def _synthetic_counts(path: Path) -> Path:
+    """Counts per segment drawn from the model at the true rates (the engine's
+    per-cell probabilities, Binomial stage by stage)."""
+    scenario = parse_scenario(SYNTHETIC)
+    terms = funnel_terms(scenario)
+    rates = terms.rates.copy()
+    rates[0], rates[1] = TRUTH["stages.landing.rate"], TRUTH["stages.cart.rate"]
+    p = continue_probabilities(rates, terms.intent, terms.bounce, terms.factor)
+    rng = np.random.default_rng(11)
+    rows = ["segment,landing,cart,checkout,purchase"]
+    for g, segment in enumerate(terms.segments):
+        reached = [4000]
+        for s in range(len(terms.stages)):
+            reached.append(int(rng.binomial(reached[-1], p[s, g, 0])))
+        rows.append(",".join([segment, *map(str, reached)]))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """``funnelsim calibrate`` on the synthetic counts: (scenario, data, out)."""
+    folder = tmp_path_factory.mktemp("calibrate")
+    scenario = folder / "synthetic.yaml"
+    scenario.write_text(SYNTHETIC, encoding="utf-8")
+    data = _synthetic_counts(folder / "counts.csv")
+    out = folder / "out"
+    args = ["calibrate", str(scenario), "--data", str(data), "--out", str(out)]
+    args += ["--stage-columns", "landing,cart,checkout,purchase", "--draws", "300", "--seed", "3"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "stages.landing.rate" in result.output
+    return scenario, data, out
+
+
+def test_synthetic_rates_are_recovered(synthetic_run: tuple[Path, Path, Path]) -> None:
+    _, _, out = synthetic_run
+    report = json.loads((out / "calibration.json").read_text())
+    assert report["interval_level"] == LEVEL
+    assert report["diagnostics"]["divergences"] == 0
+    for key, truth in TRUTH.items():
+        update = report["assumptions"][key]
+        low, high = update["posterior_interval"]
+        assert low <= truth <= high, (key, low, high)
+        assert update["posterior_sd"] < update["prior_sd"] / 5
+    assert not any(row["outside"] for row in report["posterior_predictive"])
+    assert (out / "posterior.nc").stat().st_size > 0
+
+
+def test_calibrate_refuses_to_overwrite_and_explains_bad_data(
+    synthetic_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scenario, data, out = synthetic_run
+    before = (out / "calibration.json").read_bytes()
+    again = CliRunner().invoke(
+        main, ["calibrate", str(scenario), "--data", str(data), "--out", str(out)]
+    )
+    assert again.exit_code == 2
+    assert "use --force" in again.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("landing,cart,checkout,converted\n10,20,1,1\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["calibrate", str(scenario), "--data", str(bad), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "bad.csv:2: column 'cart': 20 reached it" in result.output
+    assert (out / "calibration.json").read_bytes() == before
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_on_the_calibrated_scenario_is_narrower(synthetic_run: tuple[Path, Path, Path]) -> None:
+    scenario, _, out = synthetic_run
+    widths = {}
+    for name, path in (("prior", scenario), ("posterior", out / "calibrated.yaml")):
+        effect = funnelsim.run(path, replications=4).assumptions.effects["faster"]["conversion"]  # type: ignore[union-attr]
+        widths[name] = effect.spread
+    assert widths["posterior"] < widths["prior"] / 2
+
+
+FIVE_STAGES = (
+    """name: marketing control arm
+traffic: {visitors_per_day: 3000, days: 1}
+stages:
+"""
+    + "".join(
+        f"  - name: step{k}\n    rate: {{uncertain: beta, mean: 0.5, sd: 0.2}}\n"
+        for k in range(1, 6)
+    )
+    + "value: {order_value: 50}\n"
+)
+
+
+@pytest.mark.skipif(not AB_FUNNEL.exists(), reason="shared data set absent")
+def test_marketing_control_arm_is_reproduced(tmp_path: Path) -> None:
+    scenario = tmp_path / "five.yaml"
+    scenario.write_text(FIVE_STAGES, encoding="utf-8")
+    steps = [f"step{k}" for k in range(1, 6)]
+    result = funnelsim.calibrate(
+        scenario, AB_FUNNEL, stage_columns=steps, arm=("test group", "a"), **FAST
+    )
+    check = result.predictive
+    assert check.observed.tolist() == [[2874, 2874, 1835, 1778, 656, 656]]
+    assert not check.outside.any(), (check.low, check.high)
+    frame = result.to_frame()
+    assert list(frame.index) == [f"stages.step{k}.rate" for k in range(1, 6)]
+    assert (frame["narrowed"] > 0.5).all()
+    assert "step3" in repr(result)
