@@ -144,7 +144,16 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     data = _synthetic_counts(folder / "counts.csv")
     out = folder / "out"
     args = ["calibrate", str(scenario), "--data", str(data), "--out", str(out)]
-    args += ["--stage-columns", "landing,cart,checkout,purchase", "--draws", "300", "--seed", "3"]
+    args += [
+        "--stage-columns",
+        "landing,cart,checkout,purchase",
+        "--draws",
+        "300",
+        "--chains",
+        "2",
+        "--seed",
+        "3",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "stages.landing.rate" in result.output
@@ -161,7 +170,10 @@ def test_synthetic_rates_are_recovered(synthetic_run: tuple[Path, Path, Path]) -
         low, high = update["posterior_interval"]
         assert low <= truth <= high, (key, low, high)
         assert update["posterior_sd"] < update["prior_sd"] / 5
-    assert not any(row["outside"] for row in report["posterior_predictive"])
+    # 6 replicated counts (the top one is given) at 90%: with a calibrated check, 3 or
+    # more outside has probability below 2% (Binomial(6, 0.1), the counts taken apart)
+    outside = [row for row in report["posterior_predictive"] if row["outside"]]
+    assert len(outside) <= 2, outside
     assert (out / "posterior.nc").stat().st_size > 0
 
 
