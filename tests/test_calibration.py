@@ -18,6 +18,7 @@ from funnelsim.calibration.model import (
     continue_probabilities,
     expected_continue,
     funnel_terms,
+    mean_cell_continue,
 )
 from funnelsim.cli import main
 from funnelsim.engine.model import compile_funnel
@@ -70,12 +71,7 @@ def test_continue_probabilities_equal_the_engines() -> None:
             st.model_copy(update={"rate": float(r)})
             for st, r in zip(control.stages, rates, strict=True)
         ]
-        funnel = compile_funnel(control.model_copy(update={"stages": stages}))
-        n_g, n_c, n_p, n_k = funnel.cell_shape
-        cells = funnel.cell_continue.reshape(len(stages), n_g, n_c, n_p, n_k)
-        payment = np.diff(funnel.payment_cdf, axis=1, prepend=0.0)
-        contact = np.diff(funnel.contact_cdf, axis=1, prepend=0.0)
-        engine = np.einsum("sgcpk,gp,gk->sgc", cells, payment, contact)
+        engine = mean_cell_continue(compile_funnel(control.model_copy(update={"stages": stages})))
         numpy_side = continue_probabilities(rates, terms.intent, terms.bounce, terms.factor)
         tensor = pt.as_tensor_variable(rates)
         pytensor_side = continue_probabilities(

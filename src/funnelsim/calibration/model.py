@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from funnelsim import friction
 from funnelsim.calibration.readers import StageCounts
-from funnelsim.engine.model import compile_funnel
+from funnelsim.engine.model import CompiledFunnel, compile_funnel
 from funnelsim.errors import FunnelsimError
 from funnelsim.uncertainty import Assumption, UncertainQuantity
 
@@ -112,23 +112,42 @@ def refuse_uncalibratable(scenario: Scenario) -> None:
             )
 
 
+def mean_cell_continue(funnel: CompiledFunnel) -> FloatArray:
+    """(S, G, C): the engine's continue probabilities averaged over each segment's
+    preferred payment and contact options."""
+    n_g, n_c, n_p, n_k = funnel.cell_shape
+    cells = funnel.cell_continue.reshape(len(funnel.stages), n_g, n_c, n_p, n_k)
+    payment = np.diff(funnel.payment_cdf, axis=1, prepend=0.0)
+    contact = np.diff(funnel.contact_cdf, axis=1, prepend=0.0)
+    return np.asarray(np.einsum("sgcpk,gp,gk->sgc", cells, payment, contact))
+
+
 def funnel_terms(scenario: Scenario) -> FunnelTerms:
-    """The control's continue-probability constants and its uncertain stage rates."""
+    """The control's continue-probability constants and its uncertain stage rates.
+
+    The friction that does not depend on the rate (form fields, login wall, options) is
+    read off the engine's compiled funnel: its continue probability divided by the
+    rate-dependent part at the central rates."""
     control = scenario.variant(scenario.variant_names[0])
     refuse_uncalibratable(control)
     funnel = compile_funnel(control)
-    coef = control.coefficients
     load_s = np.array([g.page_load_s for g in control.segments.values()])
-    multiplier = np.asarray(friction.bounce_multiplier(load_s, coef.page_load), dtype=float)
+    multiplier = np.asarray(
+        friction.bounce_multiplier(load_s, control.coefficients.page_load), dtype=float
+    )
     bounce = np.array(
         [multiplier if st.friction.page_load else np.ones_like(multiplier) for st in control.stages]
     )
-    payment_pmf = np.diff(funnel.payment_cdf, axis=1, prepend=0.0)
-    contact_pmf = np.diff(funnel.contact_cdf, axis=1, prepend=0.0)
-    options = (funnel.payment * payment_pmf).sum(axis=2) * (funnel.contact * contact_pmf).sum(
-        axis=2
+    intent = np.array(
+        [
+            [g.intent * c.intent for c in control.traffic.channels.values()]
+            for g in control.segments.values()
+        ]
     )
-    factor = funnel.fixed_friction[..., 1] * funnel.fixed_friction[..., 2] * options[:, :, None]
+    rates = np.array([st.rate for st in control.stages], dtype=float)
+    rate_part = continue_probabilities(rates, intent, bounce, np.ones(1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(rate_part > 0, mean_cell_continue(funnel) / rate_part, 1.0)
     segment_shares = np.diff(funnel.segment_cdf, prepend=0.0)
     channel_shares = np.diff(funnel.channel_cdf, prepend=0.0)
     index = {f"stages.{name}.rate": s for s, name in enumerate(funnel.stages)}
@@ -139,13 +158,8 @@ def funnel_terms(scenario: Scenario) -> FunnelTerms:
         stages=funnel.stages,
         segments=funnel.segments,
         channels=funnel.channels,
-        rates=np.array([st.rate for st in control.stages], dtype=float),
-        intent=np.array(
-            [
-                [g.intent * c.intent for c in control.traffic.channels.values()]
-                for g in control.segments.values()
-            ]
-        ),
+        rates=rates,
+        intent=intent,
         bounce=bounce,
         factor=factor,
         shares=segment_shares[:, None] * channel_shares[None, :],
