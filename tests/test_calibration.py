@@ -220,7 +220,7 @@ stages:
 def test_marketing_control_arm_is_reproduced(tmp_path: Path) -> None:
     scenario = tmp_path / "five.yaml"
     scenario.write_text(FIVE_STAGES, encoding="utf-8")
-    steps = [f"step{k}" for k in range(1, 6)]
+    steps = [*(f"step{k}" for k in range(1, 6)), "converted"]
     result = funnelsim.calibrate(
         scenario, AB_FUNNEL, stage_columns=steps, arm=("test group", "a"), **FAST
     )

@@ -29,16 +29,20 @@ def read_counts(
     arm: tuple[str, str] | None = None,
 ) -> StageCounts:
     """The counts of a data file: an event log with ``stage_map``, one arm of per-visitor
-    flags with ``arm`` (``stage_columns`` then names the flag columns), otherwise an
+    flags with ``arm`` (``stage_columns`` then names the flag columns, the conversion
+    flag last), otherwise an
     analytics funnel export."""
     if stage_map is not None:
         return read_event_log(path, stage_map, by)
     if arm is not None:
-        if not stage_columns:
+        if not stage_columns or len(stage_columns) < 2:
             from funnelsim.analysis.data import DataError
 
-            raise DataError(f"{path}: per-visitor flags need their stage columns (--stage-columns)")
-        return read_visitor_flags(path, stage_columns, arm)
+            raise DataError(
+                f"{path}: per-visitor flags need their stage columns and the converted "
+                "column last (--stage-columns)"
+            )
+        return read_visitor_flags(path, stage_columns[:-1], arm, converted=stage_columns[-1])
     return read_funnel_counts(path, stage_columns, by)
 
 
