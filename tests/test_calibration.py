@@ -231,3 +231,14 @@ def test_marketing_control_arm_is_reproduced(tmp_path: Path) -> None:
     assert list(frame.index) == [f"stages.step{k}.rate" for k in range(1, 6)]
     assert (frame["narrowed"] > 0.5).all()
     assert "step3" in repr(result)
+
+
+def test_cli_refuses_a_queue_stage_in_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "counts.csv"
+    data.write_text("a,b\n10,5\n", encoding="utf-8")
+    args = ["calibrate", str(TEMPLATES / "leads.yaml"), "--data", str(data)]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "waits for resource" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
