@@ -8,8 +8,9 @@ rates.
 
 A visitor of cell (segment ``g``, channel ``c``) continues from stage ``s`` with the
 probability the engines use (:func:`continue_probabilities`, written once for NumPy
-and PyTensor): the base rate with its odds scaled by the cell's intent, raised to the
-page-load bounce multiplier of the segment on stages with ``page_load`` friction, times
+and PyTensor): the base rate with its odds scaled by the cell's intent, its bounce
+multiplied by the segment's page-load multiplier (capped at everybody) on stages with
+``page_load`` friction, times
 the stage's fixed friction factors (form fields, login wall) and the expected
 payment/contact factor over the segment's preferences. An observed breakdown cell (a
 row of :class:`~funnelsim.calibration.readers.StageCounts`) mixes the scenario cells it
@@ -81,10 +82,12 @@ def continue_probabilities(
     rates: Any, intent: Any, bounce: Any, factor: Any, xp: ModuleType = np
 ) -> Any:
     """(S, G, C) continue probabilities from (S,) base rates; ``xp`` is NumPy or
-    ``pytensor.tensor`` (the same expression in both)."""
+    ``pytensor.tensor`` (the same expression in both). The bounce ``1 - rate`` (after
+    intent) is multiplied by the page-load multiplier and capped at 1, as
+    :func:`funnelsim.friction.page_load_factor` does; ``bounce`` is 1 without it."""
     rate = xp.reshape(rates, (-1, 1, 1))
     scaled = rate * intent / (1.0 - rate + rate * intent)
-    return scaled ** bounce[:, :, None] * factor
+    return (1.0 - xp.minimum(bounce[:, :, None] * (1.0 - scaled), 1.0)) * factor
 
 
 def expected_continue(probabilities: Any, weights: Any, xp: ModuleType = np) -> Any:
