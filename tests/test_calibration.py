@@ -4,6 +4,7 @@ is recovered, real data are reproduced, and run on a calibrated scenario is narr
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +13,20 @@ import yaml
 from click.testing import CliRunner
 
 import funnelsim
-from funnelsim.calibration.fit import LEVEL, calibrated_text, fitted_spec
+from funnelsim.calibration.fit import LEVEL, PROBABILITY, calibrated_text, fitted_spec
 from funnelsim.calibration.model import (
+    COEFFICIENTS,
     CalibrationError,
     continue_probabilities,
+    control_of,
     expected_continue,
     funnel_terms,
     mean_cell_continue,
 )
 from funnelsim.cli import main
 from funnelsim.engine.model import compile_funnel
-from funnelsim.scenario import load_scenario, parse_scenario
+from funnelsim.scenario import Scenario, load_scenario, parse_scenario
+from funnelsim.uncertainty import Bounds
 
 TEMPLATES = Path(funnelsim.__file__).parent / "templates"
 AB_FUNNEL = (
@@ -53,30 +57,46 @@ variants:
   faster: {segments.mobile.page_load_s: 1.5}
 experiment: {assumption_level: 0.9}
 """
-TRUTH = {"stages.landing.rate": 0.42, "stages.cart.rate": 0.31}
+TRUTH = {
+    "stages.landing.rate": 0.55,
+    "stages.cart.rate": 0.31,
+    "coefficients.page_load.max_extra": 1.6,
+}
 
 
-def test_continue_probabilities_equal_the_engines() -> None:
-    """Random base rates through the NumPy engine's compiled funnel (averaged over the
-    payment preferences) and through the shared expression, in NumPy and PyTensor."""
+def _with_values(control: Scenario, values: np.ndarray) -> Scenario:
+    """``control`` with its stage rates and the calibrated coefficients set to ``values``."""
+    n = len(control.stages)
+    stages = [
+        st.model_copy(update={"rate": float(r)})
+        for st, r in zip(control.stages, values[:n], strict=True)
+    ]
+    coef = control.coefficients
+    for path, value in zip(COEFFICIENTS, values[n:], strict=True):
+        _, group, name = path.split(".")
+        updated = getattr(coef, group).model_copy(update={name: float(value)})
+        coef = coef.model_copy(update={group: updated})
+    return control.model_copy(update={"stages": stages, "coefficients": coef})
+
+
+@pytest.mark.parametrize("template", ["checkout.yaml", "page_speed.yaml"])
+def test_continue_probabilities_equal_the_engines(template: str) -> None:
+    """Random base rates and friction coefficients through the NumPy engine's compiled
+    funnel (averaged over the payment and contact preferences) and through the shared
+    expression, in NumPy and PyTensor."""
     import pytensor.tensor as pt
 
-    scenario = load_scenario(TEMPLATES / "checkout.yaml")
-    terms = funnel_terms(scenario)
-    control = scenario.variant("control")
+    control = control_of(load_scenario(TEMPLATES / template))
+    terms = funnel_terms(control)
+    assert any(terms.uses(slot) for slot in range(len(terms.stages), len(terms.values)))
     rng = np.random.default_rng(7)
     for _ in range(5):
-        rates = rng.uniform(0.01, 1.0, len(terms.stages))
-        stages = [
-            st.model_copy(update={"rate": float(r)})
-            for st, r in zip(control.stages, rates, strict=True)
-        ]
-        engine = mean_cell_continue(compile_funnel(control.model_copy(update={"stages": stages})))
-        numpy_side = continue_probabilities(rates, terms.intent, terms.bounce, terms.factor)
-        tensor = pt.as_tensor_variable(rates)
-        pytensor_side = continue_probabilities(
-            tensor, terms.intent, terms.bounce, terms.factor, pt
-        ).eval()
+        values = rng.uniform(0.01, 1.0, len(terms.values))
+        values[len(terms.stages)] *= 3.0  # page_load.max_extra: up to 3
+        engine = mean_cell_continue(compile_funnel(_with_values(control, values)))
+        numpy_side = continue_probabilities(values, terms)
+        tensor = pt.as_tensor_variable(values)
+        pytensor_side = continue_probabilities(tensor, terms, pt).eval()
         np.testing.assert_allclose(numpy_side, engine, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(pytensor_side, engine, rtol=1e-12, atol=1e-15)
 
@@ -90,21 +110,32 @@ def test_expected_continue_weights_cells_by_who_survived() -> None:
 
 
 def test_queue_stage_is_refused_by_name() -> None:
-    scenario = load_scenario(TEMPLATES / "leads.yaml")
+    scenario = control_of(load_scenario(TEMPLATES / "leads.yaml"))
     queued = next(st for st in scenario.stages if st.resource is not None)
     with pytest.raises(CalibrationError, match=f"stage '{queued.name}' waits for resource"):
         funnel_terms(scenario)
 
 
 def test_calibrated_text_replaces_flow_and_block_specs_and_keeps_comments() -> None:
-    fitted = {k: fitted_spec(v, 0.01) for k, v in TRUTH.items()}
+    positive = Bounds(0.0, math.inf)
+    bounds = {"coefficients.page_load.max_extra": positive}
+    fitted = {k: fitted_spec(v, 0.01, bounds.get(k, PROBABILITY)) for k, v in TRUTH.items()}
     text = calibrated_text(SYNTHETIC, fitted)
     assert "# the landing page's own rate" in text
     scenario = parse_scenario(text)
     specs = {a.key: a.spec for a in scenario.assumptions}
-    assert specs["stages.landing.rate"].mean == pytest.approx(0.42)
+    assert specs["stages.landing.rate"].mean == pytest.approx(0.55)
     assert specs["stages.cart.rate"].sd == pytest.approx(0.01)
     assert yaml.safe_load(text)["stages"][2] == {"name": "checkout", "rate": 0.7}
+    # the default coefficient's documented range is replaced by its fitted lognormal
+    max_extra = next(a for a in scenario.assumptions if a.key == "coefficients.page_load.max_extra")
+    assert not max_extra.default
+    assert (max_extra.spec.uncertain, max_extra.spec.mean) == ("lognormal", 1.6)
+    # a file with a coefficients section of its own gets the fitted one merged in
+    own = SYNTHETIC + "coefficients: {form_fields: {free_fields: 6}}\n"
+    merged = parse_scenario(calibrated_text(own, fitted))
+    assert merged.coefficients.form_fields.free_fields == 6
+    assert merged.coefficients.page_load.max_extra == pytest.approx(1.6)
 
 
 def test_fitted_spec_exists_for_a_posterior_piled_at_one() -> None:
@@ -113,13 +144,13 @@ def test_fitted_spec_exists_for_a_posterior_piled_at_one() -> None:
 
 
 def _synthetic_counts(path: Path) -> Path:
-    """Counts per segment drawn from the model at the true rates (the engine's
+    """Counts per segment drawn from the model at the true values (the engine's
     per-cell probabilities, Binomial stage by stage)."""
-    scenario = parse_scenario(SYNTHETIC)
-    terms = funnel_terms(scenario)
-    rates = terms.rates.copy()
-    rates[0], rates[1] = TRUTH["stages.landing.rate"], TRUTH["stages.cart.rate"]
-    p = continue_probabilities(rates, terms.intent, terms.bounce, terms.factor)
+    terms = funnel_terms(control_of(parse_scenario(SYNTHETIC)))
+    values = terms.values.copy()
+    for field, truth in TRUTH.items():
+        values[terms.slots[field]] = truth
+    p = continue_probabilities(values, terms)
     rng = np.random.default_rng(11)
     rows = ["segment,landing,cart,checkout,purchase"]
     for g, segment in enumerate(terms.segments):

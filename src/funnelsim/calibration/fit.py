@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from funnelsim.calibration.model import calibration_model, funnel_terms, match_stages
+from funnelsim.calibration.model import (
+    FunnelTerms,
+    Observed,
+    calibration_model,
+    control_of,
+    fitted_assumptions,
+    funnel_terms,
+    match_stages,
+)
 from funnelsim.calibration.readers import StageCounts
+from funnelsim.uncertainty import Bounds
 
 if TYPE_CHECKING:
     import arviz as az
@@ -31,6 +41,7 @@ if TYPE_CHECKING:
 
 FloatArray = npt.NDArray[np.float64]
 LEVEL = 0.9
+PROBABILITY = Bounds(0.0, 1.0)
 """Level of every interval in a calibration: prior, posterior and predictive."""
 PREDICTIVE_SEED = 20261130
 
@@ -96,7 +107,8 @@ class Calibration:
     diagnostics: Diagnostics
     idata: az.InferenceData = field(repr=False)
     calibrated_yaml: str = field(repr=False)
-    not_calibrated: tuple[str, ...] = ()
+    not_calibrated: dict[str, str] = field(default_factory=dict)
+    experiment_checks: dict[str, PredictiveCheck] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         lines = [f"Calibration of {self.scenario!r} to {self.source} ({LEVEL:.0%} intervals)"]
@@ -107,8 +119,18 @@ class Calibration:
                 f"[{u.posterior_interval[0]:.4g}, {u.posterior_interval[1]:.4g}], "
                 f"narrowed {u.narrowed:.0%}"
             )
-        outside = int(self.predictive.outside.sum())
-        lines.append(f"  posterior predictive: {outside} observed count(s) outside their interval")
+        for label, check in {"data": self.predictive, **self.experiment_checks}.items():
+            outside = int(check.outside.sum())
+            lines.append(
+                f"  posterior predictive ({label}): {outside} observed count(s) outside "
+                "their interval"
+            )
+        reasons: dict[str, list[str]] = {}
+        for key, why in self.not_calibrated.items():
+            reasons.setdefault(why, []).append(key)
+        lines.extend(
+            f"  kept at their prior ({why}): {', '.join(keys)}" for why, keys in reasons.items()
+        )
         lines.append(f"  fit {'reliable' if self.diagnostics.reliable else 'UNRELIABLE'}")
         lines.extend(f"    {p}" for p in self.diagnostics.problems)
         return "\n".join(lines)
@@ -117,7 +139,6 @@ class Calibration:
         """Everything in ``calibration.json``: plain numbers, lists and strings."""
         from funnelsim.analysis.models import diagnostics_dict
 
-        check = self.predictive
         return {
             "scenario": self.scenario,
             "data": self.source,
@@ -136,19 +157,11 @@ class Calibration:
                 }
                 for u in self.updates
             },
-            "not_calibrated": list(self.not_calibrated),
-            "posterior_predictive": [
-                {
-                    "cell": cell,
-                    "column": column,
-                    "observed": check.observed[i, j],
-                    "low": check.low[i, j],
-                    "high": check.high[i, j],
-                    "outside": bool(check.outside[i, j]),
-                }
-                for i, cell in enumerate(check.cells)
-                for j, column in enumerate(check.columns)
-            ],
+            "not_calibrated": self.not_calibrated,
+            "posterior_predictive": _check_rows(self.predictive),
+            "experiments_posterior_predictive": {
+                label: _check_rows(check) for label, check in self.experiment_checks.items()
+            },
             "diagnostics": diagnostics_dict(self.diagnostics),
         }
 
@@ -177,47 +190,108 @@ class Calibration:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
 
+def _check_rows(check: PredictiveCheck) -> list[dict[str, Any]]:
+    return [
+        {
+            "cell": cell,
+            "column": column,
+            "observed": check.observed[i, j],
+            "low": check.low[i, j],
+            "high": check.high[i, j],
+            "outside": bool(check.outside[i, j]),
+        }
+        for i, cell in enumerate(check.cells)
+        for j, column in enumerate(check.columns)
+    ]
+
+
 def calibrate_counts(
     scenario: Scenario,
     scenario_text: str,
     counts: StageCounts,
     settings: SamplerSettings,
     by_position: bool = False,
+    experiments: Sequence[Observed] = (),
 ) -> Calibration:
-    """Fit the scenario's uncertain stage rates to ``counts``; see :class:`Calibration`.
+    """Fit the uncertain assumptions that ``counts`` (and past ``experiments``' arms)
+    inform; see :class:`Calibration`.
 
     Raises:
         CalibrationError: a queue (or other stage without a closed form), stages or
-            breakdown values that do not match, or no uncertain stage rate to calibrate.
+            breakdown values that do not match, or no uncertain assumption to calibrate.
     """
     from funnelsim.analysis.models import sample
     from funnelsim.calibration.model import CalibrationError
 
-    terms = funnel_terms(scenario)
+    terms = funnel_terms(control_of(scenario))
     match_stages(terms, counts, by_position)
-    if not terms.calibrated:
+    observed = [Observed("data", terms, counts), *experiments]
+    fitted = fitted_assumptions(observed)
+    if not fitted:
         raise CalibrationError(
-            f"{scenario.name}: no stage rate is uncertain; write the rates to calibrate as "
-            "{uncertain: ...} (for example rate: {uncertain: beta, mean: 0.5, sd: 0.2})"
+            f"{scenario.name}: no uncertain assumption enters the continue probabilities; "
+            "write the rates to calibrate as {uncertain: ...} (for example rate: "
+            "{uncertain: beta, mean: 0.5, sd: 0.2})"
         )
-    fit = sample(calibration_model(terms, counts), settings)
+    fit = sample(calibration_model(observed), settings)
     posterior = fit.idata.posterior
     updates = tuple(
-        _update(assumption, np.asarray(posterior[assumption.key]).reshape(-1))
-        for assumption, _ in terms.calibrated
+        _update(assumption, np.asarray(posterior[key]).reshape(-1))
+        for key, assumption in fitted.items()
     )
-    calibrated_keys = {u.key for u in updates}
-    control = scenario.variant(scenario.variant_names[0])
+    checks = tuple(
+        _predictive(data.counts, np.asarray(posterior[_continue_name(data.label)]))
+        for data in observed
+    )
     return Calibration(
         scenario=scenario.name,
         source=counts.source,
         updates=updates,
-        predictive=_predictive(counts, np.asarray(posterior["continue"])),
+        predictive=checks[0],
         diagnostics=fit.diagnostics,
         idata=fit.idata,
         calibrated_yaml=calibrated_text(scenario_text, {u.key: u.fitted for u in updates}),
-        not_calibrated=tuple(a.key for a in control.assumptions if a.key not in calibrated_keys),
+        not_calibrated={
+            a.key: not_fitted_reason(a, terms)
+            for a in every_assumption(scenario)
+            if a.key not in fitted
+        },
+        experiment_checks=dict(zip((d.label for d in experiments), checks[1:], strict=True)),
     )
+
+
+def _continue_name(label: str) -> str:
+    return "continue" if label == "data" else f"continue[{label}]"
+
+
+def every_assumption(scenario: Scenario) -> list[Assumption]:
+    """The control's assumptions, then every variant's own, once each."""
+    found: dict[str, Assumption] = {}
+    for name in scenario.variant_names:
+        for assumption in scenario.variant(name).assumptions:
+            found.setdefault(assumption.key, assumption)
+    return list(found.values())
+
+
+HELD_FIELDS = ("intent", "page_load_s", "share")
+"""Fields of the continue probabilities that calibrate holds at their central value."""
+
+
+def not_fitted_reason(assumption: Assumption, terms: FunnelTerms) -> str:
+    """Why the data leave ``assumption`` at its prior, in one phrase."""
+    if assumption.key != assumption.field:
+        return (
+            "a variant's own assumption: the control's counts do not inform it (a past "
+            "experiment of it would, with --experiments)"
+        )
+    if assumption.field in terms.slots:
+        return "no stage of the scenario uses it"
+    if assumption.field.rsplit(".", 1)[-1] in HELD_FIELDS:
+        return (
+            "enters the continue probabilities but is not fitted: held at its central "
+            "value while fitting"
+        )
+    return "the stage counts do not depend on it"
 
 
 def _interval(draws: FloatArray) -> tuple[float, float]:
@@ -240,20 +314,21 @@ def _update(assumption: Assumption, draws: FloatArray) -> AssumptionUpdate:
         posterior_sd=sd,
         posterior_interval=_interval(draws),
         narrowed=1.0 - sd / prior_sd,
-        fitted=fitted_spec(mean, sd),
+        fitted=fitted_spec(mean, sd, assumption.bounds),
     )
 
 
-def fitted_spec(mean: float, sd: float) -> dict[str, Any]:
-    """A Beta with the posterior's mean and sd, as an uncertain spec (a probability's
-    variance is below mean (1 - mean), so the Beta always exists; it is capped just
-    below that bound for a posterior piled at 0 or 1)."""
-    largest = math.sqrt(mean * (1 - mean))
-    return {
-        "uncertain": "beta",
-        "mean": float(f"{mean:.6g}"),
-        "sd": float(f"{min(sd, 0.999 * largest):.4g}"),
-    }
+def fitted_spec(mean: float, sd: float, bounds: Bounds = PROBABILITY) -> dict[str, Any]:
+    """An uncertain spec with the posterior's mean and sd, of the kind the field's
+    ``bounds`` allow: a Beta for a probability (a probability's variance is below
+    mean (1 - mean), so the Beta exists; its sd is capped just below that bound for a
+    posterior piled at 0 or 1), a lognormal for a positive quantity, else a normal."""
+    if bounds.low >= 0.0 and bounds.high <= 1.0:
+        largest = math.sqrt(mean * (1 - mean))
+        kind, sd = "beta", min(sd, 0.999 * largest)
+    else:
+        kind = "lognormal" if bounds.low >= 0.0 else "normal"
+    return {"uncertain": kind, "mean": float(f"{mean:.6g}"), "sd": float(f"{sd:.4g}")}
 
 
 def _predictive(counts: StageCounts, continues: FloatArray) -> PredictiveCheck:
@@ -309,19 +384,50 @@ def _spec_nodes(text: str) -> dict[str, Any]:
     return found
 
 
+def _inline(spec: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in spec.items()) + "}"
+
+
 def calibrated_text(text: str, fitted: dict[str, dict[str, Any]]) -> str:
     """The scenario text with each fitted assumption's ``{uncertain: ...}`` replaced by
-    its fitted spec, written inline; comments and everything else kept as they were."""
+    its fitted spec, written inline; comments and everything else kept as they were.
+    A default coefficient (no spec in the file) is added to ``coefficients``."""
     nodes = _spec_nodes(text)
     spans = sorted(
         (
             (nodes[key].start_mark.index, nodes[key].end_mark.index, spec)
             for key, spec in fitted.items()
+            if key in nodes
         ),
         reverse=True,
     )
     for start, end, spec in spans:
-        inline = "{" + ", ".join(f"{k}: {v}" for k, v in spec.items()) + "}"
         end = start + len(text[start:end].rstrip())  # a block mapping ends at the next key
-        text = text[:start] + inline + text[end:]
-    return text
+        text = text[:start] + _inline(spec) + text[end:]
+    return _with_coefficients(text, {k: v for k, v in fitted.items() if k not in nodes})
+
+
+def _with_coefficients(text: str, fitted: dict[str, dict[str, Any]]) -> str:
+    """``text`` with the fitted default coefficients (``coefficients.<group>.<name>``):
+    a ``coefficients`` section appended, or, when the file has one, merged into it (the
+    file then rewritten without its comments)."""
+    import yaml
+
+    if not fitted:
+        return text
+    data = yaml.safe_load(text)
+    if "coefficients" not in data:
+        lines = ["", "# calibrated by funnelsim calibrate (documented ranges updated by data)"]
+        lines.append("coefficients:")
+        groups: dict[str, list[str]] = {}
+        for key, spec in fitted.items():
+            _, group, name = key.split(".")
+            groups.setdefault(group, []).append(f"    {name}: {_inline(spec)}")
+        for group, fields in groups.items():
+            lines += [f"  {group}:", *fields]
+        return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+    for key, spec in fitted.items():
+        _, group, name = key.split(".")
+        data["coefficients"].setdefault(group, {})[name] = spec
+    header = "# written by funnelsim calibrate (its fitted coefficients merged in)\n"
+    return header + yaml.safe_dump(data, sort_keys=False)

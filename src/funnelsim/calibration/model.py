@@ -1,17 +1,18 @@
-"""The calibration model: a scenario's uncertain stage rates updated by observed counts.
+"""The calibration model: a scenario's uncertain assumptions updated by observed counts.
 
-Parameters are the control's uncertain assumptions ``stages.<name>.rate`` (their
-``uncertain:`` specs are the priors). Every other assumption (friction coefficients,
-order values) stays at its central value while fitting and keeps its spec afterwards:
-counts of one funnel, without past experiments, do not identify them apart from the
-rates.
+Parameters are the uncertain assumptions that enter the continue probabilities: the
+stage rates ``stages.<name>.rate`` and the friction :data:`COEFFICIENTS` some stage
+uses (their ``uncertain:`` specs, or the documented ranges of defaults, are the
+priors), shared by every data set (the team's funnel, past experiments' arms). Every
+other assumption keeps its spec (:func:`funnelsim.calibration.fit.not_fitted_reason`
+says why); those inside the continue probabilities (intents, shares, load times) are
+held at their central values while fitting.
 
 A visitor of cell (segment ``g``, channel ``c``) continues from stage ``s`` with the
 probability the engines use (:func:`continue_probabilities`, written once for NumPy
 and PyTensor): the base rate with its odds scaled by the cell's intent, its bounce
 multiplied by the segment's page-load multiplier (capped at everybody) on stages with
-``page_load`` friction, times
-the stage's fixed friction factors (form fields, login wall) and the expected
+``page_load`` friction, times the form-field and login-wall factors and the expected
 payment/contact factor over the segment's preferences. An observed breakdown cell (a
 row of :class:`~funnelsim.calibration.readers.StageCounts`) mixes the scenario cells it
 covers, weighted by their shares and by who survived the earlier stages; of the
@@ -36,7 +37,7 @@ import numpy.typing as npt
 
 from funnelsim import friction
 from funnelsim.calibration.readers import StageCounts
-from funnelsim.engine.model import CompiledFunnel, compile_funnel
+from funnelsim.engine.model import CompiledFunnel, compile_funnel, option_names
 from funnelsim.errors import FunnelsimError
 from funnelsim.uncertainty import Assumption, UncertainQuantity
 
@@ -53,41 +54,102 @@ class CalibrationError(FunnelsimError):
     """A scenario or data set that cannot be calibrated, in one line."""
 
 
+COEFFICIENTS = (
+    "coefficients.page_load.max_extra",
+    "coefficients.form_fields.hazard_per_field",
+    "coefficients.login_wall.required",
+    "coefficients.login_wall.optional",
+    "coefficients.payment.abandon_if_missing",
+    "coefficients.contact.abandon_if_missing",
+)
+"""The friction coefficients in the continue probabilities, in the order of their slots."""
+
+
 @dataclass(frozen=True)
 class FunnelTerms:
-    """The constants of a funnel's continue probabilities, and what is calibrated.
+    """A funnel's continue probabilities as a function of its values (the stage rates,
+    then the :data:`COEFFICIENTS`), and what is fixed.
 
     Attributes:
-        stages: Stage names.
-        rates: Each stage's base rate at its central value.
+        stages, segments, channels: Their names.
+        values: (S + K,) the stage rates then the coefficients, as the scenario sets them.
         intent: (G, C) odds ratio of each segment x channel cell.
-        bounce: (S, G) page-load bounce multiplier (1 where a stage has no page_load).
-        factor: (S, G, C) fixed friction times the expected payment/contact factor.
+        slowness: (S, G) the Hill part of the page-load bounce multiplier at the
+            segment's load time (multiplier = 1 + max_extra x slowness), 0 on stages
+            without ``page_load``.
+        extra_fields: (S,) form fields beyond the free ones.
+        login_required, login_optional: (S,) 1 where the stage has that login wall.
+        payment_missing, contact_missing: (S, G) share of the segment whose preferred
+            option the stage does not offer.
         shares: (G, C) share of visitors in each cell.
-        calibrated: The rate assumptions fitted, with the index of their stage.
+        assumptions: The scenario's uncertain assumptions (a variant's: its own too).
     """
 
     stages: tuple[str, ...]
     segments: tuple[str, ...]
     channels: tuple[str, ...]
-    rates: FloatArray
+    values: FloatArray
     intent: FloatArray
-    bounce: FloatArray
-    factor: FloatArray
+    slowness: FloatArray
+    extra_fields: FloatArray
+    login_required: FloatArray
+    login_optional: FloatArray
+    payment_missing: FloatArray
+    contact_missing: FloatArray
     shares: FloatArray
-    calibrated: tuple[tuple[Assumption, int], ...]
+    assumptions: tuple[Assumption, ...]
+
+    @property
+    def slots(self) -> dict[str, int]:
+        """The field each value sets (``stages.cart.rate``, a coefficient's path)."""
+        rates = (f"stages.{name}.rate" for name in self.stages)
+        return {field: slot for slot, field in enumerate((*rates, *COEFFICIENTS))}
+
+    def uses(self, slot: int) -> bool:
+        """True when the value at ``slot`` changes some continue probability."""
+        if slot < len(self.stages):
+            return True
+        used = (
+            self.slowness,
+            self.extra_fields,
+            self.login_required,
+            self.login_optional,
+            self.payment_missing,
+            self.contact_missing,
+        )[slot - len(self.stages)]
+        return bool(np.any(used > 0))
+
+    def fitted(self) -> tuple[tuple[int, Assumption], ...]:
+        """The slots the data inform, with the assumption that sets each: a stage rate,
+        or a coefficient some stage uses (a variant's own assumption where it has one)."""
+        slots = self.slots
+        return tuple(
+            (slots[a.field], a)
+            for a in self.assumptions
+            if a.field in slots and self.uses(slots[a.field])
+        )
 
 
-def continue_probabilities(
-    rates: Any, intent: Any, bounce: Any, factor: Any, xp: ModuleType = np
-) -> Any:
-    """(S, G, C) continue probabilities from (S,) base rates; ``xp`` is NumPy or
-    ``pytensor.tensor`` (the same expression in both). The bounce ``1 - rate`` (after
-    intent) is multiplied by the page-load multiplier and capped at 1, as
-    :func:`funnelsim.friction.page_load_factor` does; ``bounce`` is 1 without it."""
-    rate = xp.reshape(rates, (-1, 1, 1))
-    scaled = rate * intent / (1.0 - rate + rate * intent)
-    return (1.0 - xp.minimum(bounce[:, :, None] * (1.0 - scaled), 1.0)) * factor
+def continue_probabilities(values: Any, terms: FunnelTerms, xp: ModuleType = np) -> Any:
+    """(S, G, C) continue probabilities from the (S + K,) values (rates, then the
+    :data:`COEFFICIENTS`); ``xp`` is NumPy or ``pytensor.tensor`` (the same expression
+    in both). Each friction as :mod:`funnelsim.friction` computes it: the bounce
+    ``1 - rate`` (after intent) times the page-load multiplier, capped at 1; the form's
+    ``(1 - hazard)^extra fields``; one minus the login wall's hazard; one minus the
+    abandonment times the share missing their payment method and contact option."""
+    n = len(terms.stages)
+    rate = xp.reshape(values[:n], (-1, 1, 1))
+    max_extra, hazard, required, optional, payment, contact = (
+        values[n + k] for k in range(len(COEFFICIENTS))
+    )
+    scaled = rate * terms.intent / (1.0 - rate + rate * terms.intent)
+    bounce = 1.0 + max_extra * terms.slowness
+    kept = 1.0 - xp.minimum(bounce[:, :, None] * (1.0 - scaled), 1.0)
+    stage_factor = (1.0 - hazard) ** terms.extra_fields * (
+        1.0 - required * terms.login_required - optional * terms.login_optional
+    )
+    options = (1.0 - payment * terms.payment_missing) * (1.0 - contact * terms.contact_missing)
+    return kept * xp.reshape(stage_factor, (-1, 1, 1)) * options[:, :, None]
 
 
 def expected_continue(probabilities: Any, weights: Any, xp: ModuleType = np) -> Any:
@@ -125,48 +187,72 @@ def mean_cell_continue(funnel: CompiledFunnel) -> FloatArray:
     return np.asarray(np.einsum("sgcpk,gp,gk->sgc", cells, payment, contact))
 
 
-def funnel_terms(scenario: Scenario) -> FunnelTerms:
-    """The control's continue-probability constants and its uncertain stage rates.
+def _missing(funnel: CompiledFunnel, kind: str) -> FloatArray:
+    """(S, G): share of each segment whose preferred ``kind`` option a stage lacks."""
+    preference = np.diff(getattr(funnel, f"{kind}_cdf"), axis=1, prepend=0.0)
+    options = option_names(funnel.scenario, kind)
+    missing = np.zeros((len(funnel.stages), len(preference)))
+    for s, stage in enumerate(funnel.scenario.stages):
+        offered = stage.friction.payment_methods if kind == "payment" else stage.contact_options
+        if offered is not None:
+            lacking = np.array([option not in offered for option in options])
+            missing[s] = preference @ lacking
+    return missing
 
-    The friction that does not depend on the rate (form fields, login wall, options) is
-    read off the engine's compiled funnel: its continue probability divided by the
-    rate-dependent part at the central rates."""
-    control = scenario.variant(scenario.variant_names[0])
-    refuse_uncalibratable(control)
-    funnel = compile_funnel(control)
-    load_s = np.array([g.page_load_s for g in control.segments.values()])
-    multiplier = np.asarray(
-        friction.bounce_multiplier(load_s, control.coefficients.page_load), dtype=float
-    )
-    bounce = np.array(
-        [multiplier if st.friction.page_load else np.ones_like(multiplier) for st in control.stages]
-    )
-    intent = np.array(
-        [
-            [g.intent * c.intent for c in control.traffic.channels.values()]
-            for g in control.segments.values()
-        ]
-    )
-    rates = np.array([st.rate for st in control.stages], dtype=float)
-    rate_part = continue_probabilities(rates, intent, bounce, np.ones(1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(rate_part > 0, mean_cell_continue(funnel) / rate_part, 1.0)
+
+def control_of(scenario: Scenario) -> Scenario:
+    """The scenario as its control variant sees it."""
+    return scenario.variant(scenario.variant_names[0])
+
+
+def funnel_terms(scenario: Scenario) -> FunnelTerms:
+    """The continue-probability terms of a resolved scenario (one variant, such as
+    :func:`control_of`'s) and its uncertain assumptions."""
+    refuse_uncalibratable(scenario)
+    funnel = compile_funnel(scenario)
+    coef = scenario.coefficients
+    load_s = np.array([g.page_load_s for g in scenario.segments.values()])
+    hill = friction.bounce_multiplier(load_s, coef.page_load.model_copy(update={"max_extra": 1.0}))
+    stages = scenario.stages
+    free = [
+        coef.form_fields.free_fields if st.friction.free_fields is None else st.friction.free_fields
+        for st in stages
+    ]
     segment_shares = np.diff(funnel.segment_cdf, prepend=0.0)
     channel_shares = np.diff(funnel.channel_cdf, prepend=0.0)
-    index = {f"stages.{name}.rate": s for s, name in enumerate(funnel.stages)}
-    calibrated = tuple(
-        (a, index[a.field]) for a in control.assumptions if a.field in index and a.key == a.field
-    )
+    values = [scenario.base_rate(st) for st in stages] + [
+        float(getattr(getattr(coef, path.split(".")[1]), path.split(".")[2]))
+        for path in COEFFICIENTS
+    ]
     return FunnelTerms(
         stages=funnel.stages,
         segments=funnel.segments,
         channels=funnel.channels,
-        rates=rates,
-        intent=intent,
-        bounce=bounce,
-        factor=factor,
+        values=np.array(values, dtype=float),
+        intent=np.array(
+            [
+                [g.intent * c.intent for c in scenario.traffic.channels.values()]
+                for g in scenario.segments.values()
+            ]
+        ),
+        slowness=np.array([(hill - 1.0) * st.friction.page_load for st in stages]),
+        extra_fields=np.array(
+            [
+                max(0, (st.friction.form_fields or 0) - f) if st.friction.form_fields else 0
+                for st, f in zip(stages, free, strict=True)
+            ],
+            dtype=float,
+        ),
+        login_required=np.array(
+            [st.friction.login_wall == "required" for st in stages], dtype=float
+        ),
+        login_optional=np.array(
+            [st.friction.login_wall == "optional" for st in stages], dtype=float
+        ),
+        payment_missing=_missing(funnel, "payment"),
+        contact_missing=_missing(funnel, "contact"),
         shares=segment_shares[:, None] * channel_shares[None, :],
-        calibrated=calibrated,
+        assumptions=tuple(scenario.assumptions),
     )
 
 
@@ -238,34 +324,66 @@ def prior(name: str, spec: UncertainQuantity, low: float, high: float) -> pm.Dis
     return pm.Triangular(name, lower=spec.low, c=spec.mode, upper=spec.high)  # type: ignore[attr-defined]
 
 
-def calibration_model(terms: FunnelTerms, counts: StageCounts) -> pm.Model:
-    """Priors from the uncertain rates, Binomial transitions per observed cell."""
+@dataclass(frozen=True)
+class Observed:
+    """One data set of a calibration: counts of a funnel described by ``terms``.
+
+    Attributes:
+        label: Its name in the model (``data``, or the experiment arm's).
+        terms: The funnel the visitors went through (the control, or a past arm's).
+        counts: What they did.
+    """
+
+    label: str
+    terms: FunnelTerms
+    counts: StageCounts
+
+
+def fitted_assumptions(observed: Sequence[Observed]) -> dict[str, Assumption]:
+    """Every assumption some data set informs, by key, in order of first use."""
+    found: dict[str, Assumption] = {}
+    for data in observed:
+        for _, assumption in data.terms.fitted():
+            found.setdefault(assumption.key, assumption)
+    return found
+
+
+def calibration_model(observed: Sequence[Observed]) -> pm.Model:
+    """Priors from the uncertain assumptions the data inform (shared by every data set),
+    Binomial transitions per observed cell of each data set (``continue`` and
+    ``transitions`` for the first, suffixed ``[label]`` for the others)."""
     import pymc as pm
     import pytensor.tensor as pt
 
-    weights = cell_weights(terms, counts)
-    trials, successes = counts.transitions()
-    coords = {"cell": [" / ".join(c) or "all" for c in counts.cells], "stage": list(terms.stages)}
+    coords: dict[str, list[str]] = {"stage": list(observed[0].terms.stages)}
+    for data in observed:
+        coords[_cell_dim(data.label)] = [" / ".join(c) or "all" for c in data.counts.cells]
     with pm.Model(coords=coords) as model:
-        rates: Sequence[Any] = list(terms.rates)
-        for assumption, s in terms.calibrated:
-            spec = assumption.spec
-            rates[s] = prior(assumption.key, spec, assumption.bounds.low, assumption.bounds.high)  # type: ignore[index]
-        probabilities = continue_probabilities(
-            pt.stack([pt.as_tensor_variable(r) for r in rates]),
-            terms.intent,
-            terms.bounce,
-            terms.factor,
-            pt,
-        )
-        expected = pm.Deterministic(
-            "continue", expected_continue(probabilities, weights, pt), dims=("cell", "stage")
-        )
-        pm.Binomial(
-            "transitions",
-            n=trials,
-            p=pt.clip(expected, 0.0, 1.0),
-            observed=successes,
-            dims=("cell", "stage"),
-        )
+        parameters = {
+            key: prior(key, a.spec, a.bounds.low, a.bounds.high)
+            for key, a in fitted_assumptions(observed).items()
+        }
+        for data in observed:
+            values: list[Any] = [pt.as_tensor_variable(v) for v in data.terms.values]
+            for slot, assumption in data.terms.fitted():
+                values[slot] = parameters[assumption.key]
+            probabilities = continue_probabilities(pt.stack(values), data.terms, pt)
+            weights = cell_weights(data.terms, data.counts)
+            trials, successes = data.counts.transitions()
+            suffix = "" if data.label == "data" else f"[{data.label}]"
+            dims = (_cell_dim(data.label), "stage")
+            expected = pm.Deterministic(
+                f"continue{suffix}", expected_continue(probabilities, weights, pt), dims=dims
+            )
+            pm.Binomial(
+                f"transitions{suffix}",
+                n=trials,
+                p=pt.clip(expected, 0.0, 1.0),
+                observed=successes,
+                dims=dims,
+            )
     return model
+
+
+def _cell_dim(label: str) -> str:
+    return "cell" if label == "data" else f"cell[{label}]"
