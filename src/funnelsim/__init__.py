@@ -463,12 +463,13 @@ def calibrate(
     by: Sequence[str] = (),
     stage_map: Mapping[str, str] | None = None,
     arm: tuple[str, str] | None = None,
+    experiments: Sequence[str | Path] = (),
     draws: int = 1000,
     chains: int = 4,
     seed: int = 0,
     sampler: str = "auto",
 ) -> Calibration:
-    """Narrow a scenario file's uncertain stage rates with a team's own data.
+    """Narrow a scenario file's uncertain assumptions with a team's own data.
 
     Args:
         scenario: Path of a scenario file whose stage rates to calibrate are written
@@ -480,6 +481,8 @@ def calibrate(
         by: Breakdown columns besides ``segment`` and ``channel``.
         stage_map: Event to stage (one event to ``"converted"``) for an event log.
         arm: ``(column, value)`` selecting one arm of per-visitor flags.
+        experiments: YAML files of past experiments, each arm tied to the variant or
+            overrides it ran (:mod:`funnelsim.calibration.experiments`).
         draws, chains, seed, sampler: NUTS settings (warm-up as long as ``draws``).
 
     Returns:
@@ -498,4 +501,6 @@ def calibrate(
         chains=chains,
         seed=seed,
     )
-    return calibrate_file(scenario, counts, settings, by_position=stage_columns is not None)
+    return calibrate_file(
+        scenario, counts, settings, stage_columns is not None, experiments=experiments
+    )

@@ -51,14 +51,18 @@ def calibrate_file(
     counts: StageCounts,
     settings: SamplerSettings,
     by_position: bool,
+    experiments: Sequence[str | PathLike[str]] = (),
 ) -> Calibration:
-    """Load the scenario (its text kept for the calibrated copy) and calibrate it."""
+    """Load the scenario (its text kept for the calibrated copy) and calibrate it to
+    ``counts`` and the arms of the past ``experiments`` (their YAML files)."""
+    from funnelsim.calibration.experiments import read_past_experiment
     from funnelsim.calibration.fit import calibrate_counts
     from funnelsim.scenario.loader import load_scenario
 
     scenario = load_scenario(scenario_path)  # a file it could read and validate
     text = Path(scenario_path).read_text(encoding="utf-8")
-    return calibrate_counts(scenario, text, counts, settings, by_position)
+    arms = [arm for path in experiments for arm in read_past_experiment(path, scenario)]
+    return calibrate_counts(scenario, text, counts, settings, by_position, arms)
 
 
 def write_calibration(calibration: Calibration, out: Path, force: bool) -> list[Path]:
