@@ -35,7 +35,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	set -o pipefail; ($(BIN)/python benchmarks/engines.py && $(BIN)/python benchmarks/analysis.py \
 		&& $(BIN)/python benchmarks/assumptions.py && $(BIN)/python benchmarks/profit_plan.py \
-		&& $(BIN)/python benchmarks/service.py) | tee benchmarks/last-run.txt
+		&& $(BIN)/python benchmarks/service.py && $(BIN)/python benchmarks/calibration.py) | tee benchmarks/last-run.txt
 	$(BIN)/python benchmarks/targets.py benchmarks/last-run.txt README.md
 
 lint: $(VENV)/.installed-test

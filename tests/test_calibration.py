@@ -171,6 +171,7 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     data = _synthetic_counts(folder / "counts.csv")
     out = folder / "out"
     args = ["calibrate", str(scenario), "--data", str(data), "--out", str(out)]
+    args += ["--report", str(out / "report.html")]
     args += [
         "--stage-columns",
         "landing,cart,checkout,purchase",
@@ -202,6 +203,22 @@ def test_synthetic_rates_are_recovered(synthetic_run: tuple[Path, Path, Path]) -
     outside = [row for row in report["posterior_predictive"] if row["outside"]]
     assert len(outside) <= 2, outside
     assert (out / "posterior.nc").stat().st_size > 0
+
+
+def test_report_shows_the_calibration_tables(synthetic_run: tuple[Path, Path, Path]) -> None:
+    from funnelsim.formatting import assumption_value
+
+    _, _, out = synthetic_run
+    html = (out / "report.html").read_text()
+    report = json.loads((out / "calibration.json").read_text())
+    for key, update in report["assumptions"].items():
+        low, high = update["posterior_interval"]
+        shown = f"{assumption_value(update['posterior_mean'])}<br><small>"
+        assert f"<td>{key}</td>" in html
+        assert shown + f"[{assumption_value(low)}, {assumption_value(high)}]</small>" in html
+    assert "Posterior predictive check: data" in html
+    assert "coefficients.form_fields.hazard_per_field" in html  # kept at its prior
+    assert "Divergent transitions" in html
 
 
 def test_calibrate_refuses_to_overwrite_and_explains_bad_data(

@@ -106,6 +106,12 @@ def decimal_3(value: float) -> str:
     return decimal(value, digits=3)
 
 
+def assumption_value(value: float) -> str:
+    """A scenario quantity of any scale (a rate, a coefficient), four significant
+    digits: ``0.4123``, ``1.281``."""
+    return f"{value:.4g}" if math.isfinite(value) else NOT_AVAILABLE
+
+
 def ratio(value: float) -> str:
     """LTV:CAC: one decimal; infinite when nothing was spent."""
     if math.isinf(value):

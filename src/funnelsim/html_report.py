@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from funnelsim.analysis.lifetime import TransactionReadout, VisitorReadout
     from funnelsim.analysis.readouts import ExtraReadouts
     from funnelsim.analysis.sequential import SequentialReadout
+    from funnelsim.calibration.fit import Calibration, PredictiveCheck
     from funnelsim.results import AssumptionEffects, ExperimentResult
     from funnelsim.scenario.schema import Scenario
     from funnelsim.sensitivities import SensitivityResult
@@ -57,6 +58,7 @@ SIMULATED = (
     "not measurements."
 )
 MEASURED = "Posteriors computed from the experiment's data with the stated prior and rule."
+CALIBRATED = "Posteriors computed from the team's data with the scenario's specs as priors."
 VALUE_METRICS = ("conversion", "revenue_per_visitor", "clv_per_visitor")
 OUTCOMES = ("ship", "reject", "stop", "keep_testing")  # what a simulated test did with a variant
 
@@ -892,6 +894,110 @@ def _segment_section(found: Any) -> Section:
         "Segments",
         to_html(readout_tables.segment_table(found)),
         (_figure("segments", caption, figure),),
+    )
+
+
+def calibration_report(result: Calibration) -> Report:
+    """The report of ``funnelsim calibrate``: prior against posterior per assumption, the
+    assumptions kept at their prior and why, the posterior predictive check of every
+    data set, and the sampler's diagnostics."""
+    checks = {"data": result.predictive, **result.experiment_checks}
+    outside = sum(int(check.outside.sum()) for check in checks.values())
+    facts = {
+        "data": result.source,
+        "calibrated": fmt.count(len(result.updates)),
+        "kept at their prior": fmt.count(len(result.not_calibrated)),
+        "counts outside their interval": fmt.count(outside),
+        "fit": "reliable" if result.diagnostics.reliable else "UNRELIABLE",
+    }
+    sections = [Section("Prior and posterior", to_html(calibration_table(result), heading=True))]
+    if result.not_calibrated:
+        sections.append(Section("Kept at their prior", to_html(not_calibrated_table(result))))
+    sections.append(
+        Section(
+            "Posterior predictive check",
+            "".join(
+                to_html(predictive_table(name, check), heading=True)
+                for name, check in checks.items()
+            ),
+        )
+    )
+    sections.append(_mcmc_diagnostics(result.idata, [u.key for u in result.updates]))
+    subtitle = f"Scenario {result.scenario!r} calibrated to {result.source}"
+    return Report(f"Calibration: {result.scenario}", subtitle, facts, tuple(sections), CALIBRATED)
+
+
+def calibration_table(result: Calibration) -> Table:
+    """Per calibrated assumption: its prior, prior and posterior mean with their
+    intervals, and how much the data narrowed it."""
+    from funnelsim.calibration.fit import LEVEL
+
+    show = fmt.assumption_value
+    return Table(
+        "Calibrated assumptions",
+        (
+            label("assumption"),
+            text("prior"),
+            Column("prior mean"),
+            Column("posterior mean"),
+            Column("narrowed"),
+        ),
+        tuple(
+            Row(
+                (
+                    Cell(u.key),
+                    Cell(u.prior),
+                    Cell(show(u.prior_mean), fmt.bounds(*u.prior_interval, show)),
+                    Cell(show(u.posterior_mean), fmt.bounds(*u.posterior_interval, show)),
+                    Cell(fmt.percent(u.narrowed, digits=0)),
+                )
+            )
+            for u in result.updates
+        ),
+        caption=f"Central {fmt.level(LEVEL)} prior and posterior intervals below each mean; "
+        "narrowed = 1 - posterior sd / prior sd.",
+    )
+
+
+def not_calibrated_table(result: Calibration) -> Table:
+    """The uncertain assumptions the data leave at their prior, and why."""
+    return Table(
+        "Assumptions kept at their prior",
+        (label("assumption"), text("why")),
+        tuple(Row((Cell(key), Cell(why))) for key, why in result.not_calibrated.items()),
+    )
+
+
+def predictive_table(name: str, check: PredictiveCheck) -> Table:
+    """Observed against replicated counts per cell and column of one data set."""
+    from funnelsim.calibration.fit import LEVEL
+
+    return Table(
+        f"Posterior predictive check: {name}",
+        (
+            label("cell"),
+            label("count of"),
+            Column("observed"),
+            Column("replicated"),
+            text("verdict"),
+        ),
+        tuple(
+            Row(
+                (
+                    Cell(cell),
+                    Cell(column),
+                    Cell(fmt.count(check.observed[i, j])),
+                    Cell(fmt.bounds(check.low[i, j], check.high[i, j], fmt.count)),
+                    Cell("outside", tone="bad")
+                    if check.outside[i, j]
+                    else Cell("inside", tone="good"),
+                )
+            )
+            for i, cell in enumerate(check.cells)
+            for j, column in enumerate(check.columns)
+        ),
+        caption=f"Central {fmt.level(LEVEL)} posterior predictive interval of each count, "
+        "replicated stage by stage from the top count.",
     )
 
 

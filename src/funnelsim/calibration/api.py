@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from funnelsim.calibration.readers import (
     StageCounts,
@@ -17,8 +17,10 @@ from funnelsim.calibration.readers import (
 if TYPE_CHECKING:
     from funnelsim.analysis.models import SamplerSettings
     from funnelsim.calibration.fit import Calibration
+    from funnelsim.calibration.sbc import SBCResult
 
 OUTPUT_NAMES = ("calibration.json", "posterior.nc", "calibrated.yaml")
+SBC_NAME = "sbc.json"
 
 
 def read_counts(
@@ -63,6 +65,41 @@ def calibrate_file(
     text = Path(scenario_path).read_text(encoding="utf-8")
     arms = [arm for path in experiments for arm in read_past_experiment(path, scenario)]
     return calibrate_counts(scenario, text, counts, settings, by_position, arms)
+
+
+def sbc_file(
+    scenario_path: str | PathLike[str],
+    counts: StageCounts,
+    fits: int,
+    settings: SamplerSettings,
+    by_position: bool,
+    experiments: Sequence[str | PathLike[str]] = (),
+    execution: tuple[int, Any] = (1, None),
+) -> SBCResult:
+    """Simulation-based calibration of the scenario's calibration on data shaped as
+    ``counts`` (and the experiments' arms): ``fits`` fits, seeds from ``settings.seed``,
+    on ``execution`` = (workers, dask) with the same numbers on any executor."""
+    from funnelsim.calibration.experiments import read_past_experiment
+    from funnelsim.calibration.model import observed_data
+    from funnelsim.calibration.sbc import simulation_based_calibration
+    from funnelsim.scenario.loader import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    arms = [arm for path in experiments for arm in read_past_experiment(path, scenario)]
+    observed = observed_data(scenario, counts, by_position, arms)
+    workers, dask = execution
+    return simulation_based_calibration(observed, fits, settings, settings.seed, workers, dask)
+
+
+def write_sbc(result: SBCResult, out: Path, force: bool) -> list[Path]:
+    """``sbc.json`` in ``out``, written atomically (``force`` replaces an earlier one)."""
+    from funnelsim.files import output_batch, prepare_output, write_bytes_atomic
+
+    prepare_output(out, force, (SBC_NAME,))
+    out.mkdir(parents=True, exist_ok=True)
+    with output_batch() as placed:
+        write_bytes_atomic(out / SBC_NAME, result.json().encode("utf-8"))
+    return placed
 
 
 def write_calibration(calibration: Calibration, out: Path, force: bool) -> list[Path]:

@@ -23,10 +23,8 @@ from funnelsim.calibration.model import (
     FunnelTerms,
     Observed,
     calibration_model,
-    control_of,
     fitted_assumptions,
-    funnel_terms,
-    match_stages,
+    observed_data,
 )
 from funnelsim.calibration.readers import StageCounts
 from funnelsim.uncertainty import Bounds
@@ -221,18 +219,10 @@ def calibrate_counts(
             breakdown values that do not match, or no uncertain assumption to calibrate.
     """
     from funnelsim.analysis.models import sample
-    from funnelsim.calibration.model import CalibrationError
 
-    terms = funnel_terms(control_of(scenario))
-    match_stages(terms, counts, by_position)
-    observed = [Observed("data", terms, counts), *experiments]
+    observed = observed_data(scenario, counts, by_position, experiments)
+    terms = observed[0].terms
     fitted = fitted_assumptions(observed)
-    if not fitted:
-        raise CalibrationError(
-            f"{scenario.name}: no uncertain assumption enters the continue probabilities; "
-            "write the rates to calibrate as {uncertain: ...} (for example rate: "
-            "{uncertain: beta, mean: 0.5, sd: 0.2})"
-        )
     fit = sample(calibration_model(observed), settings)
     posterior = fit.idata.posterior
     updates = tuple(

@@ -348,10 +348,32 @@ def fitted_assumptions(observed: Sequence[Observed]) -> dict[str, Assumption]:
     return found
 
 
+def observed_data(
+    scenario: Scenario, counts: StageCounts, by_position: bool, experiments: Sequence[Observed]
+) -> list[Observed]:
+    """The team's counts of the control (``data``) then the past experiments' arms.
+
+    Raises:
+        CalibrationError: stages that do not match, or no uncertain assumption to fit.
+    """
+    terms = funnel_terms(control_of(scenario))
+    match_stages(terms, counts, by_position)
+    observed = [Observed("data", terms, counts), *experiments]
+    if not fitted_assumptions(observed):
+        raise CalibrationError(
+            f"{scenario.name}: no uncertain assumption enters the continue probabilities; "
+            "write the rates to calibrate as {uncertain: ...} (for example rate: "
+            "{uncertain: beta, mean: 0.5, sd: 0.2})"
+        )
+    return observed
+
+
 def calibration_model(observed: Sequence[Observed]) -> pm.Model:
     """Priors from the uncertain assumptions the data inform (shared by every data set),
     Binomial transitions per observed cell of each data set (``continue`` and
-    ``transitions`` for the first, suffixed ``[label]`` for the others)."""
+    ``transitions`` for the first, suffixed ``[label]`` for the others; the counts are
+    data containers ``reached`` and ``continued``, so one compiled model serves other
+    counts of the same shape)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -377,9 +399,9 @@ def calibration_model(observed: Sequence[Observed]) -> pm.Model:
             )
             pm.Binomial(
                 f"transitions{suffix}",
-                n=trials,
+                n=pm.Data(f"reached{suffix}", trials, dims=dims),
                 p=pt.clip(expected, 0.0, 1.0),
-                observed=successes,
+                observed=pm.Data(f"continued{suffix}", successes, dims=dims),
                 dims=dims,
             )
     return model
