@@ -251,6 +251,26 @@ def test_run_on_the_calibrated_scenario_is_narrower(synthetic_run: tuple[Path, P
     assert widths["posterior"] < widths["prior"] / 2
 
 
+def test_calibrated_baseline_conversion_matches_the_observed(
+    synthetic_run: tuple[Path, Path, Path],
+) -> None:
+    """The calibrated scenario's control converts, at its central (posterior mean)
+    values, as the data did: each segment's observed conversion weighted by the
+    scenario's shares, within 3 standard errors of that observed mix."""
+    from funnelsim.worlds import central_world, world_metrics
+
+    _, data, out = synthetic_run
+    calibrated = load_scenario(out / "calibrated.yaml")
+    baseline = world_metrics(calibrated, central_world(calibrated))[0, 0]
+    rows = [line.split(",") for line in data.read_text().splitlines()[1:]]
+    shares = {name: segment.share for name, segment in calibrated.segments.items()}
+    observed = sum(shares[r[0]] * int(r[-1]) / int(r[1]) for r in rows)
+    variance = sum(
+        shares[r[0]] ** 2 * (p := int(r[-1]) / int(r[1])) * (1 - p) / int(r[1]) for r in rows
+    )
+    assert abs(baseline - observed) < 3 * math.sqrt(variance), (baseline, observed)
+
+
 FIVE_STAGES = (
     """name: marketing control arm
 traffic: {visitors_per_day: 3000, days: 1}
