@@ -17,6 +17,7 @@ from funnelsim.calibration.api import read_counts
 from funnelsim.calibration.model import control_of, observed_data
 from funnelsim.calibration.sbc import BINS, RANK_DRAWS, SBCResult, simulation_based_calibration
 from funnelsim.cli import main
+from funnelsim.execution import Execution
 from funnelsim.scenario import load_scenario
 
 SCENARIO = """name: sbc
@@ -102,8 +103,7 @@ def test_every_executor_gives_the_same_fits(
     observed = observed_data(scenario, read_counts(shape), False, ())
     assert observed[0].terms.stages == tuple(control_of(scenario).stage_names)
     settings = SamplerSettings(draws=100, tune=100, chains=2, seed=SEED)
-    again = simulation_based_calibration(
-        observed, 3, settings, SEED, workers=2 if dask else 1, dask=dask
-    )
+    execution = Execution(workers=2, dask=dask) if dask else Execution(workers=1)
+    again = simulation_based_calibration(observed, 3, settings, execution)
     first = np.array([summary["ranks"][:3] for summary in report["assumptions"].values()]).T
     assert again.ranks.tolist() == first.tolist()

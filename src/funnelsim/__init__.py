@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from funnelsim.analysis.lifetime import TransactionReadout
     from funnelsim.budget import Cost
     from funnelsim.calibration.fit import Calibration
+    from funnelsim.calibration.sbc import SBCResult
     from funnelsim.orders import OrderLog
     from funnelsim.planning import PlanResult
     from funnelsim.results import ExperimentResult
@@ -72,6 +73,7 @@ __all__ = [
     "analyze_orders",
     "bench",
     "calibrate",
+    "calibration_sbc",
     "estimate_cost",
     "explain",
     "load_scenario",
@@ -504,3 +506,39 @@ def calibrate(
     return calibrate_file(
         scenario, counts, settings, stage_columns is not None, experiments=experiments
     )
+
+
+def calibration_sbc(
+    scenario: str | Path,
+    data: str | Path,
+    fits: int = 100,
+    *,
+    stage_columns: Sequence[str] | None = None,
+    by: Sequence[str] = (),
+    stage_map: Mapping[str, str] | None = None,
+    arm: tuple[str, str] | None = None,
+    experiments: Sequence[str | Path] = (),
+    draws: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    sampler: str = "auto",
+    execution: Execution = SERIAL,
+) -> SBCResult:
+    """Simulation-based calibration of :func:`calibrate` on data shaped as ``data``.
+
+    ``fits`` fits, each of counts simulated from true values drawn from the priors;
+    the arguments as for :func:`calibrate`, the fits on ``execution``'s executor (local
+    processes or Dask) with the same numbers on any.
+
+    Returns:
+        A :class:`~funnelsim.calibration.sbc.SBCResult`: the truths' ranks among the
+        posterior draws, their uniformity test and the intervals' coverage; ``repr``
+        summarises, ``to_dict()`` is ``sbc.json``.
+    """
+    from funnelsim.analysis.models import SamplerSettings
+    from funnelsim.calibration.api import read_counts, sbc_file
+
+    counts = read_counts(data, stage_columns, by, stage_map, arm)
+    settings = SamplerSettings(sampler=sampler, draws=draws, tune=draws, chains=chains, seed=seed)  # type: ignore[arg-type]
+    by_position = stage_columns is not None
+    return sbc_file(scenario, counts, fits, settings, by_position, experiments, execution)

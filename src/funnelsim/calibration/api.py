@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from funnelsim.calibration.readers import (
     StageCounts,
@@ -13,6 +13,7 @@ from funnelsim.calibration.readers import (
     read_funnel_counts,
     read_visitor_flags,
 )
+from funnelsim.execution import SERIAL, Execution
 
 if TYPE_CHECKING:
     from funnelsim.analysis.models import SamplerSettings
@@ -74,11 +75,11 @@ def sbc_file(
     settings: SamplerSettings,
     by_position: bool,
     experiments: Sequence[str | PathLike[str]] = (),
-    execution: tuple[int, Any] = (1, None),
+    execution: Execution = SERIAL,
 ) -> SBCResult:
     """Simulation-based calibration of the scenario's calibration on data shaped as
     ``counts`` (and the experiments' arms): ``fits`` fits, seeds from ``settings.seed``,
-    on ``execution`` = (workers, dask) with the same numbers on any executor."""
+    on ``execution``'s executor, with the same numbers on any."""
     from funnelsim.calibration.experiments import read_past_experiment
     from funnelsim.calibration.model import observed_data
     from funnelsim.calibration.sbc import simulation_based_calibration
@@ -87,8 +88,7 @@ def sbc_file(
     scenario = load_scenario(scenario_path)
     arms = [arm for path in experiments for arm in read_past_experiment(path, scenario)]
     observed = observed_data(scenario, counts, by_position, arms)
-    workers, dask = execution
-    return simulation_based_calibration(observed, fits, settings, settings.seed, workers, dask)
+    return simulation_based_calibration(observed, fits, settings, execution)
 
 
 def write_sbc(result: SBCResult, out: Path, force: bool) -> list[Path]:

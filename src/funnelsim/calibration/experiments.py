@@ -27,6 +27,7 @@ import numpy as np
 
 from funnelsim.calibration.model import (
     CalibrationError,
+    DataCalibrationError,
     Observed,
     control_of,
     funnel_terms,
@@ -49,15 +50,15 @@ def _load(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         node = yaml.compose(text)
         raw = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise CalibrationError(f"{path}: cannot read the experiment file: {error}") from None
+        raise DataCalibrationError(f"{path}: cannot read the experiment file: {error}") from None
     if not isinstance(raw, dict) or not isinstance(node, yaml.MappingNode):
-        raise CalibrationError(f"{path}: expected a mapping with {', '.join(FIELDS)}")
+        raise DataCalibrationError(f"{path}: expected a mapping with {', '.join(FIELDS)}")
     lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
     return raw, lines
 
 
 def _fail(path: Path, lines: dict[str, int], field: str, message: str) -> CalibrationError:
-    return CalibrationError(f"{path}:{lines.get(field.split('.')[0], 1)}: {field}: {message}")
+    return DataCalibrationError(f"{path}:{lines.get(field.split('.')[0], 1)}: {field}: {message}")
 
 
 def _arm_scenario(
@@ -83,7 +84,9 @@ def arm_counts(counts: StageCounts, column: str, arm: str) -> StageCounts:
     rows = [i for i, cell in enumerate(counts.cells) if cell[position] == arm]
     if not rows:
         values = ", ".join(sorted({cell[position] for cell in counts.cells}))
-        raise CalibrationError(f"{counts.source}: column {column!r} has no arm {arm!r} ({values})")
+        raise DataCalibrationError(
+            f"{counts.source}: column {column!r} has no arm {arm!r} ({values})"
+        )
     keep = [i for i in range(len(counts.breakdown)) if i != position]
     return StageCounts(
         stages=counts.stages,
@@ -111,7 +114,7 @@ def read_past_experiment(path: str | PathLike[str], scenario: Scenario) -> list[
         raise _fail(path, lines, str(unknown[0]), f"unknown field (one of {', '.join(FIELDS)})")
     for required in ("data", "arm_column", "arms"):
         if required not in raw:
-            raise CalibrationError(f"{path}: missing field {required!r}")
+            raise DataCalibrationError(f"{path}: missing field {required!r}")
     arms = raw["arms"]
     if not isinstance(arms, dict) or len(arms) < 1:
         raise _fail(path, lines, "arms", "expected a mapping of arm name to variant or overrides")

@@ -54,6 +54,12 @@ class CalibrationError(FunnelsimError):
     """A scenario or data set that cannot be calibrated, in one line."""
 
 
+class DataCalibrationError(CalibrationError):
+    """A :class:`CalibrationError` whose message starts with the data file it is about."""
+
+    located = True
+
+
 COEFFICIENTS = (
     "coefficients.page_load.max_extra",
     "coefficients.form_fields.hazard_per_field",
@@ -268,7 +274,7 @@ def cell_weights(terms: FunnelTerms, counts: StageCounts) -> FloatArray:
                 continue
             if value not in names[column]:
                 known = ", ".join(names[column])
-                raise CalibrationError(
+                raise DataCalibrationError(
                     f"{counts.source}: {column} {value!r} is not in the scenario ({known})"
                 )
             position = names[column].index(value)
@@ -278,7 +284,9 @@ def cell_weights(terms: FunnelTerms, counts: StageCounts) -> FloatArray:
             mask &= keep
         weights[row] = np.where(mask, terms.shares, 0.0).reshape(-1)
         if weights[row].sum() <= 0:
-            raise CalibrationError(f"{counts.source}: cell {cell} has no visitors in the scenario")
+            raise DataCalibrationError(
+                f"{counts.source}: cell {cell} has no visitors in the scenario"
+            )
     return weights
 
 
@@ -286,13 +294,13 @@ def match_stages(terms: FunnelTerms, counts: StageCounts, by_position: bool) -> 
     """Check that the data's stages are the scenario's (by name, or by position when
     the columns were named explicitly)."""
     if len(counts.stages) != len(terms.stages):
-        raise CalibrationError(
+        raise DataCalibrationError(
             f"{counts.source}: {len(counts.stages)} stage columns before the converted one "
             f"({', '.join(counts.stages)}), but the scenario has {len(terms.stages)} stages "
             f"({', '.join(terms.stages)})"
         )
     if not by_position and counts.stages != terms.stages:
-        raise CalibrationError(
+        raise DataCalibrationError(
             f"{counts.source}: stage columns {', '.join(counts.stages)} are not the scenario's "
             f"stages {', '.join(terms.stages)}; name the columns in funnel order with "
             "--stage-columns (the converted column last)"

@@ -36,6 +36,7 @@ from funnelsim.calibration.model import (
     expected_continue,
     fitted_assumptions,
 )
+from funnelsim.execution import SERIAL, Execution
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -252,21 +253,22 @@ def simulation_based_calibration(
     observed: Sequence[Observed],
     fits: int,
     settings: SamplerSettings,
-    seed: int = 0,
-    workers: int = 1,
-    dask: Any = None,
+    execution: Execution = SERIAL,
 ) -> SBCResult:
-    """``fits`` fits of data simulated from the priors, shaped as ``observed``'s;
-    run here (``workers`` 1), on local processes or on Dask, with the same numbers."""
+    """``fits`` fits of data simulated from the priors, shaped as ``observed``'s, their
+    seeds spawned from ``settings.seed``; run here, on local processes or on Dask
+    (``execution``), with the same numbers."""
     from funnelsim import parallel
 
-    seeds = np.random.SeedSequence(seed).spawn(fits)
+    seeds = np.random.SeedSequence(settings.seed).spawn(fits)
+    workers = execution.processes
     chunks = parallel.batches(seeds, workers, per_worker=1)  # one compile per chunk
     work = functools.partial(_fit_chunks, tuple(observed), settings)
-    rows = [row for chunk in parallel.map_batches(work, chunks, workers, dask) for row in chunk]
+    batches = parallel.map_batches(work, chunks, workers, execution.dask)
+    rows = [row for chunk in batches for row in chunk]
     return SBCResult(
         keys=tuple(fitted_assumptions(observed)),
-        seed=seed,
+        seed=settings.seed,
         ranks=np.array([r for r, _, _ in rows], dtype=np.int64),
         covered=np.array([c for _, c, _ in rows], dtype=bool),
         divergences=np.array([d for _, _, d in rows], dtype=np.int64),

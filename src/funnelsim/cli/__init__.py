@@ -2,7 +2,7 @@
 
 Every command is a call to the Python API (:mod:`funnelsim`) followed by its
 presentation; the commands live by theme in this package (``scenarios``, ``simulate``,
-``studies``, ``readouts``) over what they share (``shared``). A library error
+``studies``, ``readouts``, ``calibrate``) over what they share (``shared``). A library error
 (:class:`~funnelsim.errors.FunnelsimError`) is shown once, by the command group
 (``group``): one line, with the option that caused it, exit status 2. Heavy libraries
 (NumPy, SciPy, PyMC, Dask) load inside the commands, so ``funnelsim --help`` stays
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import click
 
+from funnelsim.cli.calibrate import calibrate
 from funnelsim.cli.group import Commands, error_line
 from funnelsim.cli.readouts import analyze
 from funnelsim.cli.scenarios import explain, init, list_scenarios, schema, validate
@@ -37,5 +38,5 @@ def main() -> None:
 
 for command in (validate, init, list_scenarios, explain, schema, run, sensitivity):
     main.add_command(command)
-for command in (sweep, plan, bench, analyze):
+for command in (sweep, plan, bench, analyze, calibrate):
     main.add_command(command)
