@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 import funnelsim
-from funnelsim.calibration.fit import LEVEL, PROBABILITY, calibrated_text, fitted_spec
+from funnelsim.calibration.fit import LEVEL, calibrated_text, fitted_spec
 from funnelsim.calibration.model import (
     COEFFICIENTS,
     CalibrationError,
@@ -26,7 +26,6 @@ from funnelsim.calibration.model import (
 from funnelsim.cli import main
 from funnelsim.engine.model import compile_funnel
 from funnelsim.scenario import Scenario, load_scenario, parse_scenario
-from funnelsim.uncertainty import Bounds
 
 TEMPLATES = Path(funnelsim.__file__).parent / "templates"
 AB_FUNNEL = (
@@ -117,9 +116,8 @@ def test_queue_stage_is_refused_by_name() -> None:
 
 
 def test_calibrated_text_replaces_flow_and_block_specs_and_keeps_comments() -> None:
-    positive = Bounds(0.0, math.inf)
-    bounds = {"coefficients.page_load.max_extra": positive}
-    fitted = {k: fitted_spec(v, 0.01, bounds.get(k, PROBABILITY)) for k, v in TRUTH.items()}
+    bounds = {a.key: a.bounds for a in parse_scenario(SYNTHETIC).assumptions}
+    fitted = {k: fitted_spec(v, 0.01, bounds[k]) for k, v in TRUTH.items()}
     text = calibrated_text(SYNTHETIC, fitted)
     assert "# the landing page's own rate" in text
     scenario = parse_scenario(text)
@@ -127,10 +125,11 @@ def test_calibrated_text_replaces_flow_and_block_specs_and_keeps_comments() -> N
     assert specs["stages.landing.rate"].mean == pytest.approx(0.55)
     assert specs["stages.cart.rate"].sd == pytest.approx(0.01)
     assert yaml.safe_load(text)["stages"][2] == {"name": "checkout", "rate": 0.7}
-    # the default coefficient's documented range is replaced by its fitted lognormal
+    # the default coefficient's documented range is replaced by its fitted spec (a
+    # normal, truncated to the field's bounded range)
     max_extra = next(a for a in scenario.assumptions if a.key == "coefficients.page_load.max_extra")
     assert not max_extra.default
-    assert (max_extra.spec.uncertain, max_extra.spec.mean) == ("lognormal", 1.6)
+    assert (max_extra.spec.uncertain, max_extra.spec.mean) == ("normal", 1.6)
     # a file with a coefficients section of its own gets the fitted one merged in
     own = SYNTHETIC + "coefficients: {form_fields: {free_fields: 6}}\n"
     merged = parse_scenario(calibrated_text(own, fitted))

@@ -312,12 +312,13 @@ def fitted_spec(mean: float, sd: float, bounds: Bounds = PROBABILITY) -> dict[st
     """An uncertain spec with the posterior's mean and sd, of the kind the field's
     ``bounds`` allow: a Beta for a probability (a probability's variance is below
     mean (1 - mean), so the Beta exists; its sd is capped just below that bound for a
-    posterior piled at 0 or 1), a lognormal for a positive quantity, else a normal."""
+    posterior piled at 0 or 1), a lognormal for a positive unbounded quantity, else a
+    normal (truncated to the field's range when it is drawn)."""
     if bounds.low >= 0.0 and bounds.high <= 1.0:
         largest = math.sqrt(mean * (1 - mean))
         kind, sd = "beta", min(sd, 0.999 * largest)
     else:
-        kind = "lognormal" if bounds.low >= 0.0 else "normal"
+        kind = "lognormal" if bounds.low >= 0.0 and math.isinf(bounds.high) else "normal"
     return {"uncertain": kind, "mean": float(f"{mean:.6g}"), "sd": float(f"{sd:.4g}")}
 
 
