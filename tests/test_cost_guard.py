@@ -126,6 +126,10 @@ def _requests(tmp: Path) -> dict[str, tuple[list[str], str]]:
     checkout = str(CHECKOUT)
     grid = [f"stages.{s}.rate=0.0001:0.9999:0.0001" for s in ("landing", "cart", "checkout")]
     bomb = "[" + ",".join(["&a [1,1,1,1,1,1,1,1,1]"] + ["[*a,*a,*a,*a,*a,*a,*a,*a,*a]"] * 9)
+    orders = tmp / "orders.csv"
+    arms = (("1", "A"), ("2", "B"))
+    days = [f"{c},{v},2024-01-{d:02d},{10 + d}" for c, v in arms for d in (1, 9)]
+    orders.write_text("customer,variant,date,amount\n" + "\n".join(days) + "\n", "utf-8")
     return {
         "cells, validate": (["validate", str(big)], "cells"),
         "cells, explain": (["explain", str(big)], "cells"),
@@ -152,6 +156,14 @@ def _requests(tmp: Path) -> dict[str, tuple[list[str], str]]:
         ),
         "orders": (["run", repeat, "-q", "--orders", str(tmp / "o.csv")], "an order log"),
         "simpy queue": (["run", str(queue), "-q"], "SimPy events"),
+        "sensitivity samples": (
+            ["sensitivity", checkout, "--samples", str(2**30)],
+            "too large: 6,442,450,944 worlds",
+        ),
+        "transactions draws": (
+            ["analyze", str(orders), "--transactions", "--draws", "100000000", "-q"],
+            "too large: 4 chains x 100,000,000 draws of 8 BG/NBD parameters",
+        ),
         "endless input": (["validate", "/dev/zero"], "/dev/zero"),
         "alias bomb": (["sweep", checkout, "--param", f"seed={bomb}]"], "--param"),
     }

@@ -377,6 +377,7 @@ def sensitivity(
     *,
     samples: int = 4096,
     execution: Execution = SERIAL,
+    allow_large: bool = False,
 ) -> SensitivityResult:
     """Which uncertain assumption a variant's uplift over control hangs on.
 
@@ -392,6 +393,8 @@ def sensitivity(
         samples: Base samples N, a power of 2: N x (assumptions + 2) worlds are valued.
         execution: Seed (overrides the scenario's), local workers or Dask, and a
             progress callback, as for :func:`run`; results depend on the seed only.
+        allow_large: Run even when the estimated time or memory of the worlds is beyond
+            the limits (otherwise refused with the estimate, before any work).
 
     Returns:
         A :class:`~funnelsim.sensitivities.SensitivityResult`: ``repr`` is a ranked
@@ -399,7 +402,7 @@ def sensitivity(
     """
     from funnelsim.sensitivities import sensitivity as analyse
 
-    return analyse(_scenario(scenario), variant, metric, samples, execution)
+    return analyse(_scenario(scenario), variant, metric, samples, execution, allow_large)
 
 
 def sample_worlds(scenario: Scenario | str | Path, n: int, seed: int = 0) -> Worlds:

@@ -408,6 +408,38 @@ def analysis_work(
     return Work(what, values * BYTES_PER_DRAW_VALUE, seconds)
 
 
+SECONDS_PER_WORLD = 1e-3
+"""CPU time to value one world of a variant pair exactly (about 0.5 ms measured on the
+checkout scenario's pair, doubled for larger funnels)."""
+BYTES_PER_WORLD_VALUE = 32.0
+"""A world's drawn value or metric, with the copies the Sobol estimator and its
+bootstrap keep."""
+BGNBD_PARAMETERS = 4
+"""The BG/NBD model's parameters per variant (r, alpha, a, b)."""
+
+
+def sensitivity_work(base_samples: int, assumptions: int) -> Work:
+    """The price of ``sensitivity``: ``base_samples x (assumptions + 2)`` worlds, each
+    valued exactly (its drawn assumptions and metrics kept for the Sobol estimator)."""
+    worlds = float(base_samples) * (assumptions + 2)
+    return Work(
+        f"{worlds:,.0f} worlds ({base_samples:,} base samples x {assumptions + 2})",
+        worlds * (assumptions + 4) * BYTES_PER_WORLD_VALUE,
+        worlds * SECONDS_PER_WORLD,
+    )
+
+
+def transactions_work(variants: int, draws: int, tune: int, chains: int) -> Work:
+    """The price of ``analyze --transactions``: the BG/NBD fit's chains x draws (tuning
+    included) of its parameters per variant."""
+    variables = variants * BGNBD_PARAMETERS
+    return Work(
+        f"{chains} chains x {draws:,} draws of {variables:,} BG/NBD parameters",
+        float(chains) * draws * variables * BYTES_PER_DRAW_VALUE,
+        float(chains) * (draws + tune) * variables * SECONDS_PER_DRAW_VALUE["pymc"],
+    )
+
+
 def refusal(
     cost: Cost, max_seconds: float = MAX_SECONDS, max_memory_bytes: float | None = None
 ) -> str | None:

@@ -22,7 +22,6 @@ from funnelsim.numbers import finite_or_none
 
 if TYPE_CHECKING:
     from funnelsim.intervals import Interval
-    from funnelsim.results import AssumptionEffects
     from funnelsim.scenario.schema import Scenario
 
 LABELS = {
@@ -42,6 +41,20 @@ class Summary(Protocol):
     name: str
     metrics: dict[str, Interval]
     uplift: dict[str, Interval] | None
+
+
+class Spread(Protocol):
+    """A variant's uplift over what we do not know (results.Effect)."""
+
+    low: float
+    high: float
+
+
+class Effects(Protocol):
+    """What the answer reads of a run's effects over its worlds (results.AssumptionEffects)."""
+
+    level: float
+    effects: dict[str, dict[str, Spread]]
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,7 @@ def _meets(metric: str, value: float, goal: float) -> bool:
 
 
 def answer(
-    scenario: Scenario, variants: Sequence[Summary], effects: AssumptionEffects | None = None
+    scenario: Scenario, variants: Sequence[Summary], effects: Effects | None = None
 ) -> Answer | None:
     """The answer of a run's ``variants`` to the scenario's question (None when it asks
     none); with the run's ``effects`` over its uncertain assumptions, the best variant's
@@ -139,7 +152,7 @@ def _words(
     )
 
 
-def _assumption_words(effects: AssumptionEffects | None, best: str, metric: str) -> str:
+def _assumption_words(effects: Effects | None, best: str, metric: str) -> str:
     """``; +8% to +25% over what we do not know (90%)``, when the run has that interval."""
     effect = None if effects is None else effects.effects.get(best, {}).get(metric)
     if effect is None or effects is None:

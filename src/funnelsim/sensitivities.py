@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from funnelsim import parallel
+from funnelsim import budget, parallel
 from funnelsim.errors import ArgumentError
 from funnelsim.execution import SERIAL, Execution
 from funnelsim.scenario import Scenario
@@ -260,6 +260,7 @@ def sensitivity(
     metric: Metric = "conversion",
     base_samples: int = DEFAULT_BASE_SAMPLES,
     execution: Execution = SERIAL,
+    allow_large: bool = False,
 ) -> SensitivityResult:
     """Sobol indices of ``variant``'s uplift in ``metric`` over control (of the control's
     ``metric`` when ``variant`` is the control) over the scenario's uncertain assumptions.
@@ -268,7 +269,9 @@ def sensitivity(
     or referrals are refused (ArgumentError): their worlds have no exact value. The
     ``base_samples x (assumptions + 2)`` worlds (a power of 2 base) are valued here
     in this process, on local processes or on Dask (``execution``; its seed overrides the
-    scenario's, its engine is unused); the numbers do not depend on which.
+    scenario's, its engine is unused); the numbers do not depend on which. Without
+    ``allow_large`` a request beyond the limits is refused with its estimate
+    (:class:`~funnelsim.budget.TooLargeError`) before any world is valued.
     """
     names = scenario.variant_names
     metric_index = WORLD_METRICS.index(metric)
@@ -292,6 +295,8 @@ def sensitivity(
             "no uncertain assumption: "
             + ("experiment.assumptions is fixed" if fixed else "write one as {uncertain: ...}")
         )
+    if not allow_large:
+        budget.check_work(budget.sensitivity_work(base_samples, len(assumptions)))
     seed = execution.seed_or(scenario.seed)
     points = saltelli_points(len(assumptions), base_samples, seed)
     work = functools.partial(

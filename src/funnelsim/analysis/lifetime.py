@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from funnelsim import files
+from funnelsim import budget, files
 from funnelsim.analysis.data import (
     DEFAULT_COLUMNS,
     ColumnMap,
@@ -599,11 +599,13 @@ def analyze_transactions(
     visitors: Mapping[str, int] | None = None,
     settings: SamplerSettings | None = None,
     currency: str | None = None,
+    allow_large: bool = False,
 ) -> tuple[TransactionReadout, az.InferenceData]:
     """Read an order log, fit BG/NBD per variant, and read out CLV per customer (and per
     visitor, given ``visitors`` per variant). ``settings`` (sampler, draws, chains, seed)
     default to those of the other PyMC models; the seed also fixes the Monte Carlo draws.
-    ``currency`` names the unit of the amounts in the readout's tables and JSON.
+    ``currency`` names the unit of the amounts in the readout's tables and JSON. Without
+    ``allow_large`` a fit beyond the limits is refused with its estimate before it starts.
 
     The library call behind ``funnelsim analyze --transactions``.
     """
@@ -616,6 +618,9 @@ def analyze_transactions(
     order = control_first(summary.variants, control)
     if visitors is not None:  # a mistake in the counts is reported before the long fit
         _visitors_in_order(visitors, order, customers_per_variant(summary, order))
+    if not allow_large:
+        work = budget.transactions_work(len(order), settings.draws, settings.tune, settings.chains)
+        budget.check_work(work)
     fit = fit_bgnbd(summary, settings)
     readout = readout_transactions(
         summary,

@@ -365,6 +365,7 @@ def _analyze_transactions(
         visitors=visitors,
         settings=SamplerSettings(sampler, draws=draws, seed=seed, progress=show),  # type: ignore[arg-type]
         currency=currency,
+        allow_large=output.allow_large,
     )
     raise_if_interrupted()
     if as_json:

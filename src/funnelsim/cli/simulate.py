@@ -150,6 +150,11 @@ SENSITIVITY_FILES = ("sensitivity.json", "sensitivity.png")
 @click.option("--force", is_flag=True, help="Overwrite existing files in --out and --report.")
 @click.option("--json", "as_json", is_flag=True, help="Print sensitivity.json to stdout.")
 @click.option("--report", "report_file", type=FILE, help="Write a self-contained HTML report.")
+@click.option(
+    "--allow-large",
+    is_flag=True,
+    help="Run even when the estimated time or memory is beyond the limits.",
+)
 def sensitivity(
     scenario_file: Path,
     variant: str | None,
@@ -160,6 +165,7 @@ def sensitivity(
     force: bool,
     as_json: bool,
     report_file: Path | None,
+    allow_large: bool,
 ) -> None:
     """Which uncertain assumption of SCENARIO_FILE the decision hangs on (Sobol indices)."""
     import json
@@ -169,7 +175,7 @@ def sensitivity(
     scenario = load_with_overrides(scenario_file, seed=execution.seed)
     if samples & (samples - 1):
         fail(f"--samples: must be a power of 2, got {samples}")
-    output = Output(out, force, as_json, allow_large=False)
+    output = Output(out, force, as_json, allow_large)
     output.prepare(SENSITIVITY_FILES, {"--report": report_file})
     result = funnelsim.sensitivity(
         scenario,
@@ -177,6 +183,7 @@ def sensitivity(
         metric,  # type: ignore[arg-type]
         samples=samples,
         execution=execution,
+        allow_large=allow_large,
     )
     document = json.dumps(result.to_dict(), indent=2, allow_nan=False)
     written = _write_sensitivity(result, scenario, document, out, report_file)
