@@ -56,28 +56,32 @@ def _value_batch(scenario: Scenario, seed: int, worlds: list[dict[str, float]]) 
     return [world_metrics(scenario, world, seed) for world in worlds]
 
 
-def _drivers(worlds: Worlds, outputs: FloatArray, seed: int) -> dict[str, float]:
+def _drivers(worlds: Worlds, outputs: FloatArray) -> dict[str, float]:
     """First-order variance shares (RBD-FAST) of ``outputs`` over the worlds, largest
     first; empty when the outputs do not vary."""
     from SALib.analyze import rbd_fast
 
     if len(worlds.keys) == 0 or np.ptp(outputs) <= 1e-12 * max(np.abs(outputs).max(), 1e-300):
         return {}
-    problem = {
-        "num_vars": len(worlds.keys),
-        "names": worlds.keys,
-        "bounds": [[0.0, 1.0]] * len(worlds.keys),
-    }
     harmonics = max(1, min(RBD_HARMONICS, len(worlds) // 8))  # M << worlds for few worlds
-    with np.errstate(divide="ignore", invalid="ignore"):  # bootstrap resamples of no spread
-        result = rbd_fast.analyze(problem, worlds.values, outputs, M=harmonics, seed=seed)
-    shares = {
-        key: float(share)
-        for key, share in zip(worlds.keys, result["S1"], strict=True)
-        if np.isfinite(share)
-    }
+    shares = {}
+    for key, inputs in zip(worlds.keys, worlds.values.T, strict=True):
+        share = _first_order_share(rbd_fast, inputs, outputs, harmonics)
+        if np.isfinite(share):
+            shares[key] = share
     ranked = sorted(shares.items(), key=lambda item: -item[1])[:SHOWN_DRIVERS]
     return {key: share for key, share in ranked if share >= MIN_DRIVER_SHARE}
+
+
+def _first_order_share(
+    rbd_fast: Any, inputs: FloatArray, outputs: FloatArray, harmonics: int
+) -> float:
+    """The bias-corrected RBD-FAST first-order share of one input, as SALib's
+    ``rbd_fast.analyze`` computes it, without the bootstrap confidence half-width it adds
+    (100 resamples per input; only the share is shown)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = rbd_fast.compute_first_order(rbd_fast.permute_outputs(inputs, outputs), harmonics)
+    return float(rbd_fast.unskew_S1(share, harmonics, outputs.size))
 
 
 def _uplifts(values: FloatArray, variant: int, metric: int) -> FloatArray:
@@ -173,7 +177,7 @@ def propagate(
                 tuple(monte_carlo[name][metric]),  # type: ignore[arg-type]
                 level,
                 prob_best[name][metric],
-                {} if simulated else _drivers(worlds, np.nan_to_num(uplifts), seed),
+                {} if simulated else _drivers(worlds, np.nan_to_num(uplifts)),
             )
     return AssumptionEffects(
         level, len(worlds), tuple(worlds.keys), simulated, effects, prob_best, valued

@@ -17,12 +17,11 @@ from funnelsim.analysis.conjugate import (
     RevenueStats,
     beta_posteriors,
     credible_interval,
+    exact_readout,
     expected_loss,
     expected_loss_draws,
     posterior_mean,
-    prob_beats,
     prob_beats_draws,
-    prob_best,
     prob_best_draws,
     prob_in_rope,
     revenue_per_visitor_draws,
@@ -487,9 +486,7 @@ def readout(
     _check_rule(rule)
     mean = posterior_mean(post)
     low, high = credible_interval(post, RATE_LEVEL)
-    best = prob_best(post)
-    beats = prob_beats(post, ref)
-    loss = expected_loss(post)
+    best, beats, loss = exact_readout(post, ref)
     uplift = uplift_interval(post, ref, UPLIFT_LEVEL)
     in_rope = prob_in_rope(post, ref, rule.rope)
     n, x = np.asarray(visitors, dtype=np.float64), np.asarray(conversions, dtype=np.float64)

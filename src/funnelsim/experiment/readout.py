@@ -58,19 +58,14 @@ def split_readout(
     post = conjugate.beta_posteriors(
         visitors, conversions, experiment.prior.alpha, experiment.prior.beta
     )
-    loss = conjugate.expected_loss(post)
+    exact = conjugate.exact_readout(post, ref)
+    loss = exact.expected_loss
     if not_enough_data(names, visitors, conversions, ref) is not None:
         action, shipped = "keep_testing", None  # as readout: no decision on no data
     else:
         decision = decide(post, ref, decision_rule(scenario), names, loss)
         action, shipped = decision.action, decision.variant
-    return SplitReadout(
-        conjugate.prob_best(post),
-        conjugate.prob_beats(post, ref),
-        loss,
-        action,
-        shipped,
-    )
+    return SplitReadout(exact.prob_best, exact.prob_beats, loss, action, shipped)
 
 
 def judged_stage(scenario: Scenario) -> int | None:
