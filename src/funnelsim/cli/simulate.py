@@ -72,7 +72,7 @@ def run(
     (its figures also as PNG in --out).
     """
     import funnelsim
-    from funnelsim import budget, files, html_report, report, results
+    from funnelsim import budget, files, report, results
     from funnelsim.experiment.cost import check_cost
 
     scenario = load_with_overrides(
@@ -97,6 +97,8 @@ def run(
         if output.out is not None:
             results.write_results(result, output.out)
         if report_file is not None:
+            from funnelsim import html_report  # matplotlib: only for --report
+
             document = html_report.experiment_report(result)
             output.prepare(html_report.figure_names(document))
             html_report.write_report(document, report_file, output.out)
