@@ -471,3 +471,20 @@ def test_the_words_name_a_source_only_for_a_spread_beyond_the_monte_carlo_error(
     assert narrow.describe(0.9).endswith(
         "; the assumptions move it less than the Monte Carlo error"
     )
+
+
+@pytest.mark.parametrize("worlds", [64, 101, 256])
+def test_driver_shares_are_salibs_rbd_fast(worlds: int) -> None:
+    """run's RBD-FAST shares (NumPy's FFT) equal SALib's S1 on the same points, for an
+    even and an odd number of worlds, and are NaN where the output does not vary."""
+    from SALib.analyze import rbd_fast
+
+    from funnelsim.propagation import first_order_share
+
+    x = np.random.default_rng(worlds).random((worlds, 3))
+    y = np.exp(x[:, 0]) + 0.5 * x[:, 1] ** 2 + 0.1 * x[:, 0] * x[:, 2]
+    problem = {"num_vars": 3, "names": ["a", "b", "c"], "bounds": [[0.0, 1.0]] * 3}
+    salib = rbd_fast.analyze(problem, x, y, M=6, num_resamples=2, seed=1)["S1"]
+    ours = [first_order_share(x[:, j], y, 6) for j in range(3)]
+    np.testing.assert_allclose(ours, salib, rtol=0, atol=1e-12)
+    assert np.isnan(first_order_share(x[:, 0], np.ones(worlds), 6))
