@@ -14,7 +14,8 @@ Targets:
   3. SimPy engine >= 0.5x a plain hand-written SimPy model of lead_response.yaml;
   4. SimPy engine faster than Ciw on an M/M/c+M queue, both matching Erlang-A;
   5. `funnelsim --help` under 0.3 s; `funnelsim run scenarios/checkout.yaml` under 2 s
-     end to end (no scipy.stats imported), under 4 s with `--report`;
+     end to end, under 4 s with `--report`, each beside the same command on main before
+     (``baseline.RUN_BASELINE``), with where their results.json differ;
   6. a 10-million-visitor run peaks under 1 GB of resident memory;
   7. Dask: speed-up of 2 workers over 1 on a LocalCluster (reported, no target);
   8. SimPy engine on lead_response.yaml >= 2x the engine before issue 18 (loaded from
