@@ -22,7 +22,7 @@ BASELINE = "49e321a"
 WARM_FITS_BASELINE = "1632359"
 """main before warm fits stopped rebuilding nutpie's Numba wrapper in every process and
 the BG/NBD model evaluated its Gamma functions per customer history."""
-RUN_BASELINE = "99cd8d2"
+RUN_BASELINE = "d194690"
 """main before ``funnelsim run`` shared one quadrature between its exact readouts, dropped
 SALib's unshown bootstrap and stopped importing matplotlib without ``--report``."""
 ROOT = Path(__file__).resolve().parents[1]
