@@ -30,6 +30,25 @@ value:
 """
 
 
+def two_arm_scenario(name: str, seed: int, visitors_per_day: int, replications: int) -> str:
+    """Landing (0.5) then checkout (0.4), a control and a variant with a better checkout
+    (0.45): the small funnel the interrupt and output-location tests run."""
+    return f"""\
+name: {name}
+seed: {seed}
+traffic: {{visitors_per_day: {visitors_per_day}, days: 2}}
+stages:
+  - {{name: landing, rate: 0.5}}
+  - {{name: checkout, rate: 0.4}}
+value:
+  order_value: {{dist: constant, value: 50}}
+variants:
+  control: {{}}
+  better: {{stages.checkout.rate: 0.45}}
+experiment: {{replications: {replications}}}
+"""
+
+
 @pytest.fixture
 def write_scenario(tmp_path: Path):
     """Write YAML text (dedented) to a file and return its path."""

@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, two_arm_scenario
 from funnelsim.cli import main
 from funnelsim.cli.shared import FiniteFloatRange
 from funnelsim.scenario import schema
@@ -47,20 +47,7 @@ HOSTILE = settings(
     phases=(Phase.explicit, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-SCENARIO = """\
-name: outputs
-seed: 1
-traffic: {visitors_per_day: 100, days: 2}
-stages:
-  - {name: landing, rate: 0.5}
-  - {name: checkout, rate: 0.4}
-value:
-  order_value: {dist: constant, value: 50}
-variants:
-  control: {}
-  better: {stages.checkout.rate: 0.45}
-experiment: {replications: 2}
-"""
+SCENARIO = two_arm_scenario("outputs", 1, 100, 2)
 DATA = ROOT.parent / "shared" / "data" / "cookie_cats.csv"
 READ_ONLY = Path("/sys/fs")  # a read-only file system, even for root
 LONG = "n" * 300

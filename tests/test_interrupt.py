@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import two_arm_scenario
 from funnelsim import files
 from funnelsim.cli import main
 
@@ -33,20 +34,7 @@ STARTUP_TIMEOUT_S = 120  # generous: the machine is shared; only a hang reaches 
 # Ctrl-C stopped rather than finishing its queued work first.
 STOP_TIMEOUT_S = 60
 ANSI_CONTROL = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07)")
-SCENARIO = """\
-name: interrupt me
-seed: 3
-traffic: {visitors_per_day: 20000, days: 2}
-stages:
-  - {name: landing, rate: 0.5}
-  - {name: checkout, rate: 0.4}
-value:
-  order_value: {dist: constant, value: 50}
-variants:
-  control: {}
-  better: {stages.checkout.rate: 0.45}
-experiment: {replications: 20000}
-"""
+SCENARIO = two_arm_scenario("interrupt me", 3, 20000, 20000)
 
 
 @pytest.fixture

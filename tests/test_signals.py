@@ -19,23 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import two_arm_scenario
+
 FUNNELSIM = str(Path(sys.executable).parent / "funnelsim")
 START_TIMEOUT_S = 180  # generous: the machine is shared; only a hang reaches it
 STOP_TIMEOUT_S = 60
-SCENARIO = """\
-name: signal me
-seed: 3
-traffic: {visitors_per_day: 20000, days: 2}
-stages:
-  - {name: landing, rate: 0.5}
-  - {name: checkout, rate: 0.4}
-value:
-  order_value: {dist: constant, value: 50}
-variants:
-  control: {}
-  better: {stages.checkout.rate: 0.45}
-experiment: {replications: 20000}
-"""
+SCENARIO = two_arm_scenario("signal me", 3, 20000, 20000)
 DATA = "variant,visitors,cart,checkout,conversions\nA,20000,6000,2000,900\nB,20000,6300,2150,990\n"
 WORK = ["--workers", "2", "--allow-large", "-q"]
 COMMANDS = {
