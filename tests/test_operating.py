@@ -1,10 +1,14 @@
 """Operating characteristics of the decision rule, and its calibration to a target A/A
 false-ship rate."""
 
+import html
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy.stats import binom, norm
 
 from funnelsim.analysis.api import analyze, experiment_from_counts, results_dict
@@ -15,8 +19,10 @@ from funnelsim.analysis.operating import (
     operating_characteristics,
     risk_line,
     ship_rate,
+    stated_risks,
     wilson,
 )
+from funnelsim.cli.readouts import analyze as analyze_command
 
 BASELINE, VISITORS = 0.05, 4000
 
@@ -94,3 +100,40 @@ def test_analyze_states_the_risks_of_its_calibrated_rule() -> None:
     assert risk_line(found).startswith(
         f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}) at 3,000 visitors"
     )
+
+
+def _flat(text: str) -> str:
+    """Text with its line wrapping undone (the terminal wraps long notes)."""
+    return " ".join(text.split())
+
+
+def test_analyze_states_the_default_rules_risks_in_terminal_json_and_report(
+    tmp_path: Path,
+) -> None:
+    """Without any option, the readout states P(ship) under A/A, for a worse and for a
+    better variant, and the terminal, results.json and the HTML report carry the same
+    simulation (the rule's own risks at the data's size and control rate, seed 0)."""
+    data = tmp_path / "ab.csv"
+    data.write_text("variant,visitors,conversions\na,10000,1000\nb,10000,1060\n")
+    out, page = tmp_path / "out", tmp_path / "report.html"
+    result = CliRunner().invoke(
+        analyze_command, [str(data), "--out", str(out), "--report", str(page)]
+    )
+    assert result.exit_code == 0, result.output
+    expected = stated_risks(DecisionRule(), RiskRequest(), 0.1, 10_000, seed=0)
+    line = risk_line(expected)
+    assert line in _flat(result.stdout)
+    assert line in _flat(html.unescape(page.read_text()))
+    document = json.loads((out / "results.json").read_text())["operating_characteristics"]
+    assert document["false_ship"] == expected.false_ship._asdict()
+    assert document["ship_worse"] == expected.ship_worse._asdict()
+    assert document["ship_best"] == expected.ship_best._asdict()
+    assert expected.false_ship.low > 0.05  # what the line warns about at this size
+
+
+def test_no_risks_skips_the_simulation(tmp_path: Path) -> None:
+    data = tmp_path / "ab.csv"
+    data.write_text("variant,visitors,conversions\na,10000,1000\nb,10000,1060\n")
+    result = CliRunner().invoke(analyze_command, [str(data), "--no-risks", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "operating_characteristics" not in json.loads(result.stdout)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from funnelsim import formatting as fmt
 from funnelsim import question, service_report
 from funnelsim.analysis import api as analysis
+from funnelsim.analysis.operating import risk_line
 from funnelsim.analysis.pooling_prior import doubt_message
 from funnelsim.analysis.readout_tables import extras_tables, fit_note
 from funnelsim.clv import ratio as clv_ratio
@@ -584,8 +585,13 @@ def analysis_table(result: analysis.AnalysisResult) -> Table:
         caption=f"Posterior mean with its {fmt.level(analysis.RATE_LEVEL)} credible "
         f"interval below; uplift relative to the control "
         f"({fmt.level(analysis.UPLIFT_LEVEL)} interval).",
-        notes=(decision_note(result), diagnostics_note(result)),
+        notes=(decision_note(result), diagnostics_note(result), *_risk_notes(result)),
     )
+
+
+def _risk_notes(result: analysis.AnalysisResult) -> tuple[Cell, ...]:
+    """The rule's simulated risks at this size, when they were measured."""
+    return () if result.operating is None else (Cell(risk_line(result.operating)),)
 
 
 def stage_table(result: analysis.AnalysisResult) -> Table:

@@ -61,10 +61,10 @@ def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--segment-column", metavar="C", help="Per-segment effects (PyMC)."),
         click.option("--table", metavar="T", help="Table of a duckdb:///FILE source."),
         click.option(
-            "--risks",
-            is_flag=True,
+            "--risks/--no-risks",
+            default=None,
             help="State the rule's P(ship) under A/A, for a worse and a better variant at "
-            "this size (simulated).",
+            "this size (simulated) [default: on, except for a revenue decision].",
         ),
         click.option(
             "--false-ship-target",
@@ -273,7 +273,7 @@ def _analyze_experiment(
     import funnelsim
     from funnelsim import html_report, report
     from funnelsim.analysis.data import ColumnMap
-    from funnelsim.analysis.operating import RiskRequest, risk_line
+    from funnelsim.analysis.operating import RiskRequest
 
     columns = {name: options[name] for name in COLUMN_OPTIONS}
     if options["metric"] not in (None, "conversion", "revenue_per_visitor"):
@@ -295,7 +295,7 @@ def _analyze_experiment(
             progress=not output.quiet and sys.stderr.isatty() and model != "conjugate",
             split=_split(options["split"]),
             request=_readout_request(options, ColumnMap(*columns.values(), stages)),
-            risks=RiskRequest(target) if options["risks"] or target is not None else None,
+            risks=RiskRequest(target) if _wants_risks(options["risks"], target, model) else None,
             allow_large=output.allow_large,
         )
     except ValueError as error:  # the readouts' checks of what the data allow
@@ -309,13 +309,20 @@ def _analyze_experiment(
         click.echo(report.analysis.results_json(result))
     elif not output.quiet:
         report.print_analysis(result, make_console(), options["verbose"])
-        if result.operating is not None:
-            click.echo(risk_line(result.operating))
     if output.out is not None:
         output.written(report.write_analysis(result, output.out))
     if report_file is not None:
         page = html_report.analysis_report(result)
         output.written(html_report.write_report(page, report_file, output.out))
+
+
+def _wants_risks(asked: bool | None, target: float | None, model: str) -> bool:
+    """Whether to simulate the rule's risks: asked for (``--risks``, a target), or by
+    default unless ``--no-risks`` or the decision is on revenue (the simulation is of
+    conversions)."""
+    if target is not None:
+        return True
+    return model != "revenue" if asked is None else asked
 
 
 def _split(text: str | None) -> tuple[float, ...] | None:
