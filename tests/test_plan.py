@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import MINIMAL
-from funnelsim.analysis.operating import ship_rate
+from funnelsim.analysis.operating import operating_characteristics, operating_dict, risk_rates
 from funnelsim.cli import main
 from funnelsim.execution import Execution
 from funnelsim.experiment.readout import decision_rule
@@ -181,23 +181,32 @@ def test_docstring_examples_run() -> None:
     assert doctest.testmod(planning).failed == 0
 
 
-def test_plan_states_the_rules_false_ship_rate_at_the_length_it_needs(
-    better_plan: PlanResult,
-) -> None:
-    """The risk beside the z-test's alpha: the same rule, prior and size, A/A tests."""
+def test_plan_states_the_rules_risks_at_the_length_it_needs(better_plan: PlanResult) -> None:
+    """The same three numbers as ``analyze``: the same rule, prior and size, A/A tests,
+    a variant worse by twice the ROPE, and one better by the true uplift."""
     needed = better_plan.days_needed
-    assert needed is not None and better_plan.false_ship is not None
+    assert needed is not None and better_plan.risks is not None
     scenario = parse_scenario(AB)
     prior = (scenario.experiment.prior.alpha, scenario.experiment.prior.beta)
-    again = ship_rate(
+    again = operating_characteristics(
         decision_rule(scenario),
-        float(better_plan.truth.conversion[0]),
-        0.0,
-        round(needed * 200 / 2),
-        150,
-        3,
+        baseline=float(better_plan.truth.conversion[0]),
+        visitors_per_arm=round(needed * 200 / 2),
+        effect=better_plan.uplift,
+        replications=150,
+        seed=3,
         prior=prior,
     )
-    assert better_plan.false_ship == again
+    assert better_plan.risks == again
+    # The fixed-size simulation agrees with the plan's day-by-day one at that length
+    # (Poisson traffic, the same truth) within Monte Carlo error of both.
+    point = next(p for p in better_plan.curve if p.days == needed)
+    best = again.ship_best.value
+    assert point.prob_ship_variant == pytest.approx(
+        best, abs=4 * math.sqrt(2 * best * (1 - best) / 150)
+    )
+    assert again.ship_best.value > again.false_ship.value > again.ship_worse.value
+    assert better_plan.to_dict()["operating_characteristics"] == operating_dict(again)
     line = plan_summary(better_plan)[-1]
-    assert line.startswith(f"Risk at {needed} days: the Bayesian rule ships a variant identical")
+    assert line.startswith(f"Risks of the Bayesian rule at {needed} days")
+    assert risk_rates(again) in line

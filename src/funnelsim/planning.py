@@ -21,8 +21,9 @@ the shortest length from which it stays at or above the target.
 
 Beside it stands the textbook answer: the visitors a two-sided two-proportion
 z-test needs for power equal to the target at the given alpha; and, so that the two
-carry comparable risks, the Bayesian rule's own false-ship rate at the length it needs:
-how often it ships a variant identical to the control there (simulated A/A tests, see
+carry comparable risks, the Bayesian rule's operating characteristics at the length it
+needs: how often it ships a variant identical to the control there, one worse than the
+control by twice the ROPE, and one better by the true uplift (simulated experiments, see
 :mod:`funnelsim.analysis.operating`), against the z-test's alpha.
 """
 
@@ -44,7 +45,13 @@ from scipy import stats
 from funnelsim import formatting as fmt
 from funnelsim.analysis.conjugate import beta_posteriors
 from funnelsim.analysis.decision import DecisionRule, decide
-from funnelsim.analysis.operating import Rate, ship_rate
+from funnelsim.analysis.operating import (
+    OperatingCharacteristics,
+    RiskRequest,
+    operating_characteristics,
+    operating_dict,
+    risk_rates,
+)
 from funnelsim.execution import SERIAL, Execution
 from funnelsim.experiment.readout import decision_rule
 from funnelsim.files import write_csv, write_png
@@ -146,7 +153,7 @@ class PlanResult(Result):
     days_needed: int | None
     alpha: float
     frequentist: SampleSize
-    false_ship: Rate | None = None
+    risks: OperatingCharacteristics | None = None
 
     @property
     def uplift(self) -> float:
@@ -182,6 +189,7 @@ class PlanResult(Result):
             "days_needed": self.days_needed,
             "frequentist_days": finite_or_none(self.frequentist_days),
             "curve": plan_rows(self),
+            "operating_characteristics": None if self.risks is None else operating_dict(self.risks),
         }
 
     def rows(self) -> list[dict[str, Any]]:
@@ -356,13 +364,29 @@ def plan_test(
         reached = first_sustained(correct.mean(axis=0), target_probability)
     curve = tuple(_point(d, codes[:, j], correct[:, j], truth) for j, d in enumerate(grid))
     needed = None if reached is None else grid[reached]
-    false_ship = None
-    if needed is not None and 0 < truth.conversion[0] < 1:
-        per_arm = round(needed * truth.visitors_per_day / 2)
-        false_ship = ship_rate(
-            rule, float(truth.conversion[0]), 0.0, per_arm, simulations, seed, prior=prior
-        )
-    return dataclasses.replace(plan, curve=curve, days_needed=needed, false_ship=false_ship)
+    risks = None if needed is None else _risks_at(plan, needed, rule, prior)
+    return dataclasses.replace(plan, curve=curve, days_needed=needed, risks=risks)
+
+
+def _risks_at(
+    plan: PlanResult, days: int, rule: DecisionRule, prior: tuple[float, float]
+) -> OperatingCharacteristics | None:
+    """The rule's operating characteristics after ``days`` of the plan's traffic, the
+    better variant better by the true uplift (5% for equal arms); None when the rates
+    leave (0, 1)."""
+    baseline = float(plan.truth.conversion[0])
+    effect = abs(plan.uplift) or RiskRequest().effect
+    if not (baseline > 0 and baseline * (1 + effect) < 1):
+        return None
+    return operating_characteristics(
+        rule,
+        baseline=baseline,
+        visitors_per_arm=round(days * plan.truth.visitors_per_day / 2),
+        effect=effect,
+        replications=plan.simulations,
+        seed=plan.seed,
+        prior=prior,
+    )
 
 
 # --------------------------------------------------------------------------- output
@@ -431,13 +455,12 @@ def plan_summary(plan: PlanResult) -> list[str]:
         )
     else:
         lines.append("Frequentist z-test: no difference to detect (equal rates).")
-    if plan.false_ship is not None:
-        rate = plan.false_ship
+    if plan.risks is not None:
         lines.append(
-            f"Risk at {plan.days_needed} days: the Bayesian rule ships a variant identical "
-            f"to the control in {rate.value:.1%} [{rate.low:.1%}, {rate.high:.1%}] of "
-            f"simulated A/A tests (the z-test: {plan.alpha:.0%}); calibrate it with "
-            "`funnelsim analyze --false-ship-target`."
+            f"Risks of the Bayesian rule at {plan.days_needed} days "
+            f"({plan.risks.visitors_per_arm:,} visitors per arm), simulated: "
+            f"{risk_rates(plan.risks)} (the z-test's alpha: {plan.alpha:.0%}); calibrate "
+            "it with `funnelsim analyze --false-ship-target`."
         )
     return lines
 

@@ -67,7 +67,12 @@ from funnelsim.analysis.decision import (
     withhold_on_mismatch,
 )
 from funnelsim.analysis.guardrails import guard
-from funnelsim.analysis.operating import OperatingCharacteristics, RiskRequest, stated_risks
+from funnelsim.analysis.operating import (
+    OperatingCharacteristics,
+    RiskRequest,
+    operating_dict,
+    stated_risks,
+)
 from funnelsim.analysis.pooling_prior import (
     DOUBT_PROBABILITY,
     StageCheck,
@@ -784,7 +789,7 @@ def results_dict(result: AnalysisResult) -> dict[str, Any]:
         "diagnostics": _diagnostics_dict(result),
     }
     if result.operating is not None:
-        document["operating_characteristics"] = _operating_dict(result.operating)
+        document["operating_characteristics"] = operating_dict(result.operating)
     if result.stage_checks:
         document["pooling_prior_check"] = _pooling_check_dict(result.stage_checks)
     if result.extras is not None:
@@ -801,21 +806,6 @@ def _pooling_check_dict(checks: tuple[StageCheck, ...]) -> dict[str, Any]:
         "doubt_probability": DOUBT_PROBABILITY,
         "stages": [check._asdict() for check in checks],
         "message": doubt_message(checks),
-    }
-
-
-def _operating_dict(found: OperatingCharacteristics) -> dict[str, Any]:
-    return {
-        "method": f"simulation: {found.replications} two-arm experiments per scenario at "
-        f"the observed size, the rule applied once; {found.level:.0%} Wilson intervals",
-        "visitors_per_arm": found.visitors_per_arm,
-        "baseline": found.baseline,
-        "worse_by": found.worse_by,
-        "effect": found.effect,
-        "loss_threshold": found.rule.loss_threshold,
-        "false_ship": found.false_ship._asdict(),
-        "ship_worse": found.ship_worse._asdict(),
-        "ship_best": found.ship_best._asdict(),
     }
 
 

@@ -28,7 +28,7 @@ References:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -149,9 +149,11 @@ def operating_characteristics(
     replications: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    prior: tuple[float, float] = (1.0, 1.0),
 ) -> OperatingCharacteristics:
     """``P(ship)`` under A/A, for a variant worse by more than the ROPE, and for one
-    better by ``effect``, at ``visitors_per_arm`` (see the module docstring).
+    better by ``effect``, at ``visitors_per_arm`` (see the module docstring), on Beta
+    posteriors with the Beta ``prior``.
 
     ``worse_by`` defaults to twice the rule's ROPE. The three scenarios use independent
     seeds derived from ``seed``.
@@ -174,9 +176,9 @@ def operating_characteristics(
         effect,
         replications,
         level,
-        ship_rate(rule, baseline, 0.0, *common, int(seeds[0]), level),
-        ship_rate(rule, baseline, -worse, *common, int(seeds[1]), level),
-        ship_rate(rule, baseline, effect, *common, int(seeds[2]), level),
+        ship_rate(rule, baseline, 0.0, *common, int(seeds[0]), level, prior),
+        ship_rate(rule, baseline, -worse, *common, int(seeds[1]), level, prior),
+        ship_rate(rule, baseline, effect, *common, int(seeds[2]), level, prior),
     )
 
 
@@ -248,16 +250,38 @@ def stated_risks(
     )
 
 
-def risk_line(found: OperatingCharacteristics) -> str:
-    """One terminal line stating the rule's risks at this size."""
+def risk_rates(found: OperatingCharacteristics) -> str:
+    """The three simulated ship rates with their intervals, in words."""
 
     def rate(value: Rate) -> str:
         return f"{value.value:.1%} [{value.low:.1%}, {value.high:.1%}]"
 
     return (
-        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}) at "
-        f"{found.visitors_per_arm:,} visitors per arm, simulated: P(ship | A/A) "
-        f"{rate(found.false_ship)}, P(ship a variant {found.worse_by:.0%} worse) "
-        f"{rate(found.ship_worse)}, P(ship a +{found.effect:.0%} variant) "
-        f"{rate(found.ship_best)}."
+        f"P(ship | A/A) {rate(found.false_ship)}, P(ship a variant {found.worse_by:.0%} "
+        f"worse) {rate(found.ship_worse)}, P(ship a +{found.effect:.0%} variant) "
+        f"{rate(found.ship_best)}"
     )
+
+
+def risk_line(found: OperatingCharacteristics) -> str:
+    """One terminal line stating the rule's risks at this size."""
+    return (
+        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}) at "
+        f"{found.visitors_per_arm:,} visitors per arm, simulated: {risk_rates(found)}."
+    )
+
+
+def operating_dict(found: OperatingCharacteristics) -> dict[str, Any]:
+    """The operating characteristics as plain data (``results.json``, ``plan.json``)."""
+    return {
+        "method": f"simulation: {found.replications} two-arm experiments per scenario at "
+        f"visitors_per_arm, the rule applied once; {found.level:.0%} Wilson intervals",
+        "visitors_per_arm": found.visitors_per_arm,
+        "baseline": found.baseline,
+        "worse_by": found.worse_by,
+        "effect": found.effect,
+        "loss_threshold": found.rule.loss_threshold,
+        "false_ship": found.false_ship._asdict(),
+        "ship_worse": found.ship_worse._asdict(),
+        "ship_best": found.ship_best._asdict(),
+    }
