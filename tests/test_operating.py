@@ -98,7 +98,8 @@ def test_analyze_states_the_risks_of_its_calibrated_rule() -> None:
     assert document["false_ship"] == found.false_ship._asdict()
     assert document["loss_threshold"] == found.rule.loss_threshold
     assert risk_line(found).startswith(
-        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}) at 3,000 visitors"
+        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}, calibrated to 5% "
+        "under A/A) at 3,000 visitors"
     )
 
 
@@ -120,7 +121,8 @@ def test_analyze_states_the_default_rules_risks_in_terminal_json_and_report(
         analyze_command, [str(data), "--out", str(out), "--report", str(page)]
     )
     assert result.exit_code == 0, result.output
-    expected = stated_risks(DecisionRule(), RiskRequest(), 0.1, 10_000, seed=0)
+    rule, expected = stated_risks(DecisionRule(), RiskRequest(0.05), 0.1, 10_000, seed=0)
+    assert expected is not None and expected.rule == rule
     line = risk_line(expected)
     assert line in _flat(result.stdout)
     assert line in _flat(html.unescape(page.read_text()))
@@ -128,7 +130,7 @@ def test_analyze_states_the_default_rules_risks_in_terminal_json_and_report(
     assert document["false_ship"] == expected.false_ship._asdict()
     assert document["ship_worse"] == expected.ship_worse._asdict()
     assert document["ship_best"] == expected.ship_best._asdict()
-    assert expected.false_ship.low > 0.05  # what the line warns about at this size
+    assert document["calibrated_to"] == 0.05
 
 
 def test_no_risks_skips_the_simulation(tmp_path: Path) -> None:
@@ -137,3 +139,49 @@ def test_no_risks_skips_the_simulation(tmp_path: Path) -> None:
     result = CliRunner().invoke(analyze_command, [str(data), "--no-risks", "--json"])
     assert result.exit_code == 0, result.output
     assert "operating_characteristics" not in json.loads(result.stdout)
+
+
+AB_10K = "variant,visitors,conversions\na,10000,1000\nb,10000,1060\n"
+
+
+def _rule_of(tmp_path: Path, *options: str) -> dict[str, float]:
+    data = tmp_path / "ab.csv"
+    data.write_text(AB_10K)
+    result = CliRunner().invoke(analyze_command, [str(data), "--json", *options])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["rule"]
+
+
+def test_the_default_rule_ships_an_aa_test_at_most_5_percent_of_the_time(
+    tmp_path: Path,
+) -> None:
+    """The default threshold is calibrated at the data's size: a fresh simulation of
+    2,000 A/A tests (independent of the 1,000 it was calibrated on) ships at most 5%
+    within the Monte Carlo error of both."""
+    rule = DecisionRule(**_rule_of(tmp_path))
+    assert rule.loss_threshold < DecisionRule().loss_threshold
+    fresh = ship_rate(rule, 0.1, 0.0, 10_000, replications=2000, seed=7)
+    se = math.sqrt(0.05 * 0.95 * (1 / 1000 + 1 / 2000))
+    assert fresh.value <= 0.05 + 3 * se
+    uncalibrated = ship_rate(DecisionRule(), 0.1, 0.0, 10_000, replications=2000, seed=7)
+    assert uncalibrated.low > 0.05 + 3 * se  # what the calibration changes
+
+
+def test_false_ship_target_none_keeps_the_expected_loss_rule(tmp_path: Path) -> None:
+    assert _rule_of(tmp_path, "--false-ship-target", "none") == DecisionRule()._asdict()
+    assert (
+        _rule_of(tmp_path, "--false-ship-target", "0.01")["loss_threshold"]
+        < (_rule_of(tmp_path)["loss_threshold"])
+    )
+
+
+@pytest.mark.parametrize("text", ["0", "1.5", "often"])
+def test_a_bad_false_ship_target_is_one_line(tmp_path: Path, text: str) -> None:
+    data = tmp_path / "ab.csv"
+    data.write_text(AB_10K)
+    result = CliRunner().invoke(analyze_command, [str(data), "--false-ship-target", text])
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"error: --false-ship-target {text!r}: give a rate between 0 and 1, or none\n"
+    )

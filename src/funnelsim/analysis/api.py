@@ -284,8 +284,9 @@ def analyze(
             even split); a clear mismatch withholds the decision.
         request: Extra readouts on per-visitor rows (sequential, CUPED, guardrails,
             ratios, segments); a blocking guardrail turns a ship into keep testing.
-        risks: State the decision rule's operating characteristics at this size, by
-            simulation (and calibrate its loss threshold to ``risks.target`` first).
+        risks: Calibrate the rule's loss threshold to ``risks.target`` (when set) and
+            state its operating characteristics at this size (when ``risks.measure``),
+            by simulation.
         allow_large: Run even when the estimated memory or time of the draws is beyond
             the limits of :func:`funnelsim.budget.refusal` (else TooLargeError).
 
@@ -304,8 +305,9 @@ def analyze(
         variants, stages = len(experiment.variants), len(experiment.stages)
         budget.check_work(budget.analysis_work(variants, stages, model, draws, tune, chains))
     shares = None if split is None else _check_split(split, experiment)
-    operating = None if risks is None else _risks(experiment, control, rule, risks, seed)
-    rule = rule if operating is None else operating.rule
+    operating = None
+    if risks is not None:
+        rule, operating = _risks(experiment, control, rule, risks, seed)
     settings = None
     if model != "conjugate" or (request is not None and request.segment):
         from funnelsim.analysis import models
@@ -334,13 +336,14 @@ def analyze(
 
 def _risks(
     data: ExperimentData, control: str, rule: DecisionRule, risks: RiskRequest, seed: int
-) -> OperatingCharacteristics | None:
-    """Operating characteristics at the mean visitors per arm and the control's observed
-    rate; None when that rate is 0 or 1 (nothing to simulate around)."""
+) -> tuple[DecisionRule, OperatingCharacteristics | None]:
+    """The (calibrated) rule and its operating characteristics at the mean visitors per
+    arm and the control's observed rate; the rule as given when that rate is 0 or 1
+    (nothing to simulate around)."""
     ref = data.variants.index(control)
     baseline = float(data.conversions[ref] / max(data.visitors[ref], 1))
     if not 0 < baseline < 1:
-        return None
+        return rule, None
     visitors = round(float(data.visitors.mean()))
     return stated_risks(rule, risks, baseline, visitors, seed)
 

@@ -56,11 +56,14 @@ class RiskRequest(NamedTuple):
         effect: Relative improvement of the "best" variant in ``P(ship best)``.
         replications: Simulated experiments per scenario (Wilson intervals show the
             Monte Carlo error; the calibration uses twice as many A/A runs).
+        measure: Measure the (calibrated) rule's operating characteristics; False only
+            calibrates.
     """
 
     target: float | None = None
     effect: float = 0.05
     replications: int = 500
+    measure: bool = True
 
 
 class OperatingCharacteristics(NamedTuple):
@@ -77,6 +80,8 @@ class OperatingCharacteristics(NamedTuple):
         false_ship: ``P(ship the variant | A/A)``.
         ship_worse: ``P(ship the variant | it is worse by worse_by)``.
         ship_best: ``P(ship the variant | it is better by effect)``.
+        target: The A/A false-ship rate the rule's threshold was calibrated to (None:
+            the rule as given).
     """
 
     rule: DecisionRule
@@ -89,6 +94,7 @@ class OperatingCharacteristics(NamedTuple):
     false_ship: Rate
     ship_worse: Rate
     ship_best: Rate
+    target: float | None = None
 
 
 def wilson(successes: int, trials: int, level: float = 0.95) -> Rate:
@@ -228,9 +234,10 @@ def stated_risks(
     baseline: float,
     visitors_per_arm: int,
     seed: int = 0,
-) -> OperatingCharacteristics:
-    """The rule (calibrated first when ``request.target`` is set) and its operating
-    characteristics at the experiment's own size and control rate."""
+) -> tuple[DecisionRule, OperatingCharacteristics | None]:
+    """The rule (calibrated first when ``request.target`` is set) and, when
+    ``request.measure``, its operating characteristics at the experiment's own size and
+    control rate."""
     if request.target is not None:
         rule = calibrate_loss_threshold(
             rule,
@@ -240,7 +247,9 @@ def stated_risks(
             replications=2 * request.replications,
             seed=seed,
         )
-    return operating_characteristics(
+    if not request.measure:
+        return rule, None
+    found = operating_characteristics(
         rule,
         baseline=baseline,
         visitors_per_arm=visitors_per_arm,
@@ -248,6 +257,7 @@ def stated_risks(
         replications=request.replications,
         seed=seed + 1,
     )
+    return rule, found._replace(target=request.target)
 
 
 def risk_rates(found: OperatingCharacteristics) -> str:
@@ -265,8 +275,9 @@ def risk_rates(found: OperatingCharacteristics) -> str:
 
 def risk_line(found: OperatingCharacteristics) -> str:
     """One terminal line stating the rule's risks at this size."""
+    calibrated = "" if found.target is None else f", calibrated to {found.target:.0%} under A/A"
     return (
-        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}) at "
+        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}{calibrated}) at "
         f"{found.visitors_per_arm:,} visitors per arm, simulated: {risk_rates(found)}."
     )
 
@@ -281,6 +292,7 @@ def operating_dict(found: OperatingCharacteristics) -> dict[str, Any]:
         "worse_by": found.worse_by,
         "effect": found.effect,
         "loss_threshold": found.rule.loss_threshold,
+        "calibrated_to": found.target,
         "false_ship": found.false_ship._asdict(),
         "ship_worse": found.ship_worse._asdict(),
         "ship_best": found.ship_best._asdict(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -68,8 +69,10 @@ def _readout_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--false-ship-target",
-            type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
-            help="Calibrate the loss threshold to this A/A false-ship rate (implies --risks).",
+            metavar="RATE|none",
+            help="Calibrate the loss threshold so that P(ship | A/A) <= RATE at this size; "
+            "none: the uncalibrated expected-loss rule [default: 0.05; none for a revenue "
+            "decision].",
         ),
         click.option("-v", "--verbose", is_flag=True, help="Details of each readout."),
     ]
@@ -279,7 +282,8 @@ def _analyze_experiment(
     if options["metric"] not in (None, "conversion", "revenue_per_visitor"):
         columns["converted_column"] = options["metric"]  # a 0/1 column
     stages = _names(stage_columns)
-    target = options["false_ship_target"]
+    target = _false_ship_target(options["false_ship_target"], model)
+    measure = model != "revenue" if options["risks"] is None else options["risks"]
     if model != "conjugate":
         hint_nutpie(sampler, output.quiet)
     try:
@@ -295,7 +299,7 @@ def _analyze_experiment(
             progress=not output.quiet and sys.stderr.isatty() and model != "conjugate",
             split=_split(options["split"]),
             request=_readout_request(options, ColumnMap(*columns.values(), stages)),
-            risks=RiskRequest(target) if _wants_risks(options["risks"], target, model) else None,
+            risks=RiskRequest(target, measure=measure),
             allow_large=output.allow_large,
         )
     except ValueError as error:  # the readouts' checks of what the data allow
@@ -316,13 +320,23 @@ def _analyze_experiment(
         output.written(html_report.write_report(page, report_file, output.out))
 
 
-def _wants_risks(asked: bool | None, target: float | None, model: str) -> bool:
-    """Whether to simulate the rule's risks: asked for (``--risks``, a target), or by
-    default unless ``--no-risks`` or the decision is on revenue (the simulation is of
-    conversions)."""
-    if target is not None:
-        return True
-    return model != "revenue" if asked is None else asked
+_DEFAULT_TARGET = 0.05
+
+
+def _false_ship_target(text: str | None, model: str) -> float | None:
+    """--false-ship-target: a rate in (0, 1), or None for ``none`` and, by default, for a
+    revenue decision (the calibration simulates conversions)."""
+    if text is None:
+        return None if model == "revenue" else _DEFAULT_TARGET
+    if text.strip().lower() == "none":
+        return None
+    try:
+        target = float(text)
+    except ValueError:
+        target = math.nan
+    if not 0 < target < 1:
+        fail(f"--false-ship-target {text!r}: give a rate between 0 and 1, or none")
+    return target
 
 
 def _split(text: str | None) -> tuple[float, ...] | None:
