@@ -459,8 +459,9 @@ def plan_summary(plan: PlanResult) -> list[str]:
         lines.append(
             f"Risks of the Bayesian rule at {plan.days_needed} days "
             f"({plan.risks.visitors_per_arm:,} visitors per arm), simulated: "
-            f"{risk_rates(plan.risks)} (the z-test's alpha: {plan.alpha:.0%}); calibrate "
-            "it with `funnelsim analyze --false-ship-target`."
+            f"{risk_rates(plan.risks)} (the z-test's alpha: {plan.alpha:.0%}). This plan "
+            "reads the uncalibrated rule; `funnelsim analyze` calibrates its threshold to "
+            "P(ship | A/A) <= 5% by default."
         )
     return lines
 
