@@ -26,6 +26,8 @@ START_TIMEOUT_S = 180  # generous: the machine is shared; only a hang reaches it
 STOP_TIMEOUT_S = 60
 SCENARIO = two_arm_scenario("signal me", 3, 20000, 20000)
 DATA = "variant,visitors,cart,checkout,conversions\nA,20000,6000,2000,900\nB,20000,6300,2150,990\n"
+UNCERTAIN = SCENARIO.replace("rate: 0.5}", "rate: {uncertain: uniform, low: 0.4, high: 0.6}}")
+FUNNEL = "landing,checkout,converted\n20000,10000,4000\n"
 WORK = ["--workers", "2", "--allow-large", "-q"]
 COMMANDS = {
     "run": (["run", "{scenario}", *WORK], ("results.json", "summary.csv")),
@@ -57,6 +59,14 @@ COMMANDS = {
         ],
         ("results.json", "posterior.nc"),
     ),
+    "sensitivity": (
+        ["sensitivity", "{uncertain}", "--samples", "4194304", "--workers", "2", "--allow-large"],
+        ("sensitivity.json", "sensitivity.png"),
+    ),
+    "calibrate": (
+        ["calibrate", "{uncertain}", "--data", "{funnel}", "--sampler", "pymc"],
+        ("calibration.json", "posterior.nc", "calibrated.yaml"),
+    ),
 }
 
 
@@ -77,6 +87,10 @@ def test_a_signal_stops_the_command_and_keeps_earlier_results(
     scenario.write_text(SCENARIO, encoding="utf-8")
     data = tmp_path / "counts.csv"
     data.write_text(DATA, encoding="utf-8")
+    uncertain = tmp_path / "uncertain.yaml"
+    uncertain.write_text(UNCERTAIN, encoding="utf-8")
+    funnel = tmp_path / "funnel.csv"
+    funnel.write_text(FUNNEL, encoding="utf-8")
     out = tmp_path / "out"
     out.mkdir()
     args, names = COMMANDS[command]
@@ -86,7 +100,10 @@ def test_a_signal_stops_the_command_and_keeps_earlier_results(
     proc = subprocess.Popen(
         [
             FUNNELSIM,
-            *(a.format(scenario=scenario, data=data) for a in args),
+            *(
+                a.format(scenario=scenario, data=data, uncertain=uncertain, funnel=funnel)
+                for a in args
+            ),
             "--out",
             str(out),
             "--force",
