@@ -98,8 +98,8 @@ def test_analyze_states_the_risks_of_its_calibrated_rule() -> None:
     assert document["false_ship"] == found.false_ship._asdict()
     assert document["loss_threshold"] == found.rule.loss_threshold
     assert risk_line(found).startswith(
-        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.3g}, calibrated to 5% "
-        "under A/A) at 3,000 visitors"
+        f"Risks of this rule (loss threshold {found.rule.loss_threshold:.2%} of the control's "
+        "rate, calibrated to 5% under A/A) at 3,000 visitors"
     )
 
 
