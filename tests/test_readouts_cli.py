@@ -24,6 +24,11 @@ def _run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def _analyze_visitors(path: Path, *args: str) -> tuple[int, str, str]:
+    """``funnelsim analyze PATH --control control ARGS``."""
+    return _run("analyze", str(path), "--control", "control", *args)
+
+
 def _results(out: Path) -> dict:
     return json.loads((out / "results.json").read_text(encoding="utf-8"))
 
@@ -64,11 +69,8 @@ def visitors_csv(tmp_path_factory) -> Path:
 
 
 def test_sequential_prints_the_stop_and_writes_every_look(visitors_csv, tmp_path) -> None:
-    code, out, err = _run(
-        "analyze",
-        str(visitors_csv),
-        "--control",
-        "control",
+    code, out, err = _analyze_visitors(
+        visitors_csv,
         "--sequential",
         "--out",
         str(tmp_path / "r"),
@@ -91,11 +93,8 @@ def test_sequential_prints_the_stop_and_writes_every_look(visitors_csv, tmp_path
 
 
 def test_cuped_puts_the_adjusted_uplift_in_the_usual_keys(visitors_csv, tmp_path) -> None:
-    code, out, err = _run(
-        "analyze",
-        str(visitors_csv),
-        "--control",
-        "control",
+    code, out, err = _analyze_visitors(
+        visitors_csv,
         "--metric",
         "revenue_per_visitor",
         "--model",
@@ -119,11 +118,8 @@ def test_cuped_puts_the_adjusted_uplift_in_the_usual_keys(visitors_csv, tmp_path
 
 
 def test_ratio_metric_reports_the_denominator_mismatch(visitors_csv, tmp_path) -> None:
-    code, out, err = _run(
-        "analyze",
-        str(visitors_csv),
-        "--control",
-        "control",
+    code, out, err = _analyze_visitors(
+        visitors_csv,
         "--ratio",
         "revenue/orders,orders/converted",
         "--out",
@@ -211,11 +207,8 @@ def test_missing_column_is_one_line_and_exit_two(visitors_csv) -> None:
 
 
 def test_segments_flag_the_segment_moving_against_the_total(visitors_csv, tmp_path) -> None:
-    code, out, err = _run(
-        "analyze",
-        str(visitors_csv),
-        "--control",
-        "control",
+    code, out, err = _analyze_visitors(
+        visitors_csv,
         "--segment-column",
         "device",
         "--draws",
@@ -274,11 +267,8 @@ def test_cookie_cats_guardrails_in_one_call(tmp_path) -> None:
 
 
 def test_bayesian_cuped_runs_with_the_revenue_model_and_agrees(visitors_csv, tmp_path) -> None:
-    code, out, err = _run(
-        "analyze",
-        str(visitors_csv),
-        "--control",
-        "control",
+    code, out, err = _analyze_visitors(
+        visitors_csv,
         "--metric",
         "revenue_per_visitor",
         "--covariate",

@@ -254,17 +254,19 @@ def _cuped_dict(found: CupedReadout) -> dict[str, Any]:
     }
 
 
+def _interval(values: tuple[float, float, float]) -> dict[str, float | None]:
+    """A (mean, low, high) triple as JSON, NaN as null."""
+    return dict(zip(("mean", "low", "high"), map(finite_or_none, values), strict=True))
+
+
 def _bayesian_cuped_dict(found: Any) -> dict[str, Any]:
     from funnelsim.analysis.models import diagnostics_dict
-
-    def interval(values: tuple[float, float, float]) -> dict[str, float | None]:
-        return dict(zip(("mean", "low", "high"), map(finite_or_none, values), strict=True))
 
     return {
         "method": "PyMC linear model y ~ arm + covariates on the same aggregates; "
         f"{found.level:.0%} credible intervals",
         "variants": {
-            e.variant: {"difference": interval(e.difference), "uplift": interval(e.uplift)}
+            e.variant: {"difference": _interval(e.difference), "uplift": _interval(e.uplift)}
             for e in found.effects
         },
         "diagnostics": diagnostics_dict(found.diagnostics),
@@ -291,15 +293,12 @@ def _metrics_dict(found: MetricsReadout) -> dict[str, Any]:
 
 
 def _ratio_posterior_dict(found: RatioPosterior) -> dict[str, Any]:
-    def interval(values: tuple[float, float, float]) -> dict[str, float | None]:
-        return dict(zip(("mean", "low", "high"), map(finite_or_none, values), strict=True))
-
     return {
         "method": "large-sample posterior of each arm's means under a flat prior, "
         f"{found.draws} Monte Carlo draws; {found.level:.0%} credible intervals",
-        "ratios": {a: interval(r) for a, r in zip(found.arms, found.ratios, strict=True)},
+        "ratios": {a: _interval(r) for a, r in zip(found.arms, found.ratios, strict=True)},
         "uplift_vs_control": {
-            a: interval(u) for a, u in zip(found.arms, found.uplifts, strict=True)
+            a: _interval(u) for a, u in zip(found.arms, found.uplifts, strict=True)
         },
         "prob_beats_control": dict(zip(found.arms, found.prob_beats_control, strict=True)),
     }
