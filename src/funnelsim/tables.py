@@ -294,6 +294,6 @@ def to_html(table: Table, heading: bool = False) -> str:
     lead = "".join(_html_note(line) for line in table.lead)
     title = f"<h3>{esc(table.title)}</h3>" if heading else ""
     return (
-        f'{title}{lead}<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead>'
+        f'{lead}{title}<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>{notes}"
     )
