@@ -33,8 +33,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from funnelsim.analysis.conjugate import beta_posteriors, expected_loss, posterior_mean
-from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule, decide
+from funnelsim.analysis.decision import DEFAULT_RULE, DecisionRule
+from funnelsim.analysis.two_arm import SHIP_VARIANT, two_arm_decisions, variant_loss_ratios
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -139,11 +139,9 @@ def ship_rate(
     Beta posteriors with the Beta ``prior``.
     """
     conversions = _simulated_conversions(baseline, relative, visitors_per_arm, replications, seed)
-    visitors = [visitors_per_arm, visitors_per_arm]
-    shipped = sum(
-        decide(beta_posteriors(visitors, row, *prior), 0, rule).index == 1 for row in conversions
-    )
-    return wilson(int(shipped), replications, level)
+    visitors = np.full_like(conversions, visitors_per_arm)
+    shipped = two_arm_decisions(visitors, conversions, rule, prior) == SHIP_VARIANT
+    return wilson(int(shipped.sum()), replications, level)
 
 
 def operating_characteristics(
@@ -214,19 +212,10 @@ def calibrate_loss_threshold(
     if not 0 < target < 1:
         raise ValueError(f"target must be in (0, 1), got {target}")
     conversions = _simulated_conversions(baseline, 0.0, visitors_per_arm, replications, seed)
-    visitors = [visitors_per_arm, visitors_per_arm]
-    never_ship = rule._replace(loss_threshold=np.finfo(float).tiny)
-    ratios = []
-    for row in conversions:
-        post = beta_posteriors(visitors, row)
-        loss = expected_loss(post)
-        stops = decide(post, 0, never_ship, loss=loss).action == "stop"
-        if not stops and loss[1] < loss[0]:
-            ratios.append(loss[1] / posterior_mean(post)[0])
+    ratios = variant_loss_ratios(np.full_like(conversions, visitors_per_arm), conversions, rule)
     allowed = math.floor(target * replications)
-    if len(ratios) <= allowed:
-        return rule
-    return rule._replace(loss_threshold=float(np.sort(ratios)[allowed]))
+    ratio = np.sort(ratios)[allowed]
+    return rule if np.isinf(ratio) else rule._replace(loss_threshold=float(ratio))
 
 
 def stated_risks(
