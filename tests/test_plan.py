@@ -11,7 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import MINIMAL
-from funnelsim.analysis.operating import operating_characteristics, operating_dict, risk_rates
+from funnelsim.analysis.operating import (
+    calibrate_loss_threshold,
+    operating_characteristics,
+    operating_dict,
+    risk_rates,
+    ship_rate,
+)
 from funnelsim.cli import main
 from funnelsim.execution import Execution
 from funnelsim.experiment.readout import decision_rule
@@ -94,11 +100,75 @@ def test_plan_curve_rises_to_the_target(better_plan: PlanResult) -> None:
         assert point.visitors == point.days * 200
 
 
-def test_frequentist_answer_stands_beside_it(better_plan: PlanResult) -> None:
+def test_frequentist_answer_stands_beside_it_at_the_same_risk(better_plan: PlanResult) -> None:
+    """By default the z-test is one-sided at the false-ship target: it ships an identical
+    variant as often as the calibrated rule may."""
     truth = better_plan.truth
-    expected = two_proportion_sample_size(*truth.conversion, 0.05, 0.9)
+    expected = two_proportion_sample_size(*truth.conversion, 0.05, 0.9, one_sided=True)
     assert better_plan.frequentist == expected
     assert better_plan.frequentist_days == pytest.approx(2 * expected.control / 200)
+    assert better_plan.to_dict()["z_test"] == "one-sided"
+
+
+def test_one_sided_size_ships_an_identical_variant_at_alpha() -> None:
+    """4,000 A/A z-tests at the one-sided size for 10% vs 12%: the variant is
+    significantly better in alpha = 5% of them (4 binomial SE), and the size reaches
+    its power against the 12% variant."""
+    size = two_proportion_sample_size(0.10, 0.12, 0.05, 0.8, one_sided=True)
+    assert size.control < two_proportion_sample_size(0.10, 0.12, 0.05, 0.8).control
+    n = np.full(2, math.ceil(size.control))
+    rng = np.random.default_rng(5)
+    for rates, expected in (([0.10, 0.10], 0.05), ([0.10, 0.12], 0.8)):
+        conversions = rng.binomial(n, rates, size=(4000, 2))
+        z = np.array([z_statistics(n, x, 0)[1] for x in conversions])
+        share = np.mean(z > 1.644854)
+        assert abs(share - expected) < 4 * math.sqrt(expected * (1 - expected) / 4000) + 0.01
+
+
+def test_each_length_reads_the_rule_calibrated_there(better_plan: PlanResult) -> None:
+    """Every length's threshold is the one analyze calibrates at its visitors per arm;
+    fresh A/A tests at the length the plan needs ship the variant at most 5% of the time
+    (within 4 binomial SE of 2,000 runs)."""
+    rule = decision_rule(parse_scenario(AB))
+    thresholds = [p.loss_threshold for p in better_plan.curve]
+    assert len(set(thresholds)) > 1 and all(t != rule.loss_threshold for t in thresholds)
+    point = next(p for p in better_plan.curve if p.days == better_plan.days_needed)
+    again = calibrate_loss_threshold(
+        rule,
+        baseline=float(better_plan.truth.conversion[0]),
+        visitors_per_arm=round(point.days * 200 / 2),
+        replications=8 * 150,
+        seed=3,
+    )
+    assert point.loss_threshold == again.loss_threshold
+    fresh = ship_rate(
+        again,
+        float(better_plan.truth.conversion[0]),
+        0.0,
+        100 * point.days,
+        replications=2000,
+        seed=99,
+    )
+    assert fresh.value < 0.05 + 4 * math.sqrt(0.05 * 0.95 / 2000)
+
+
+def test_uncalibrated_plan_reads_the_scenarios_rule() -> None:
+    scenario = parse_scenario(AB).with_overrides({"traffic.visitors_per_day": 200})
+    plan = plan_test(
+        scenario,
+        "better",
+        0.9,
+        simulations=40,
+        max_days=8,
+        lengths=8,
+        truth_replications=2,
+        execution=Execution(seed=3),
+        false_ship_target=None,
+    )
+    rule = decision_rule(scenario)
+    assert {p.loss_threshold for p in plan.curve} == {rule.loss_threshold}
+    assert plan.frequentist == two_proportion_sample_size(*plan.truth.conversion, 0.05, 0.9)
+    assert "uncalibrated" in " ".join(plan_summary(plan))
 
 
 def test_plan_is_reproducible_on_any_executor() -> None:
@@ -152,7 +222,8 @@ def test_cli_plan_prints_both_answers_and_writes_files(write_scenario, tmp_path:
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "Bayesian rule:" in result.output and "Frequentist z-test" in result.output
+    assert "Bayesian rule (loss threshold calibrated" in result.output
+    assert "Frequentist z-test (one-sided" in result.output
     rows = list(csv.DictReader((tmp_path / "plan.csv").open()))
     assert [int(r["days"]) for r in rows] == [1, 2, 3, 4]
     assert (tmp_path / "plan.png").read_bytes()[:4] == b"\x89PNG"
@@ -163,6 +234,7 @@ def test_cli_plan_prints_both_answers_and_writes_files(write_scenario, tmp_path:
     ("args", "message"),
     [
         (["--variant", "control"], "is the control"),
+        (["--variant", "better", "--false-ship-target", "2"], "rate between 0 and 1, or none"),
         (["--variant", "worse"], "--variant worse: no such variant"),
         (["--variant", "better", "--dask", "somewhere"], "--dask: expected 'local'"),
     ],
@@ -188,15 +260,23 @@ def test_plan_states_the_rules_risks_at_the_length_it_needs(better_plan: PlanRes
     assert needed is not None and better_plan.risks is not None
     scenario = parse_scenario(AB)
     prior = (scenario.experiment.prior.alpha, scenario.experiment.prior.beta)
-    again = operating_characteristics(
+    baseline = float(better_plan.truth.conversion[0])
+    calibrated = calibrate_loss_threshold(
         decision_rule(scenario),
-        baseline=float(better_plan.truth.conversion[0]),
+        baseline=baseline,
+        visitors_per_arm=round(needed * 200 / 2),
+        replications=8 * 150,
+        seed=3,
+    )
+    again = operating_characteristics(
+        calibrated,
+        baseline=baseline,
         visitors_per_arm=round(needed * 200 / 2),
         effect=better_plan.uplift,
         replications=150,
         seed=3,
         prior=prior,
-    )
+    )._replace(target=0.05)
     assert better_plan.risks == again
     # The fixed-size simulation agrees with the plan's day-by-day one at that length
     # (Poisson traffic, the same truth) within Monte Carlo error of both.

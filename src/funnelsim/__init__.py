@@ -332,6 +332,7 @@ def plan(
     alpha: float = 0.05,
     truth_replications: int = 20,
     execution: Execution = SERIAL,
+    false_ship_target: float | None = 0.05,
 ) -> PlanResult:
     """How long an A/B test of ``variant`` against the control must run.
 
@@ -346,9 +347,13 @@ def plan(
         target_probability: Wanted probability of a correct decision (and the z-test's power).
         simulations: Simulated tests read at every length.
         max_days: Longest test length read (default: twice the z-test's length).
-        alpha: Significance level of the z-test.
+        alpha: Significance level of the two-sided z-test (used when
+            ``false_ship_target`` is None).
         truth_replications: Engine replications estimating the true rates.
         execution: As for :func:`run` (progress counts engine runs and simulated tests).
+        false_ship_target: Calibrate the rule's loss threshold at each length to this
+            A/A false-ship rate (as :func:`analyze`) and compare it with the one-sided
+            z-test of the same risk; None reads the scenario's rule as given.
 
     Returns:
         A :class:`~funnelsim.planning.PlanResult`: the curve of P(correct decision)
@@ -367,6 +372,7 @@ def plan(
         alpha=alpha,
         truth_replications=truth_replications,
         execution=execution,
+        false_ship_target=false_ship_target,
     )
 
 

@@ -43,14 +43,21 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from funnelsim import formatting as fmt
-from funnelsim.analysis.conjugate import beta_posteriors
-from funnelsim.analysis.decision import DecisionRule, decide
+from funnelsim.analysis.decision import DecisionRule
 from funnelsim.analysis.operating import (
     OperatingCharacteristics,
     RiskRequest,
+    calibrate_loss_threshold,
     operating_characteristics,
     operating_dict,
     risk_rates,
+)
+from funnelsim.analysis.two_arm import (
+    KEEP_TESTING,
+    SHIP_CONTROL,
+    SHIP_VARIANT,
+    STOP,
+    two_arm_decisions,
 )
 from funnelsim.execution import SERIAL, Execution
 from funnelsim.experiment.readout import decision_rule
@@ -72,7 +79,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 IntArray = NDArray[np.int64]
-KEEP_TESTING, SHIP_CONTROL, SHIP_VARIANT, STOP = range(4)
 OUTCOMES = ("keep_testing", "ship_control", "ship_variant", "stop")
 PLAN_KIND = 2
 """Seed branch of the plan's simulated tests (0 and 1 are the bench's A/A and A/B)."""
@@ -87,17 +93,26 @@ class SampleSize(NamedTuple):
 
 
 def two_proportion_sample_size(
-    p_control: float, p_variant: float, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0
+    p_control: float,
+    p_variant: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    ratio: float = 1.0,
+    *,
+    one_sided: bool = False,
 ) -> SampleSize:
-    """Visitors per arm for a two-sided pooled z-test of two proportions to reach
-    ``power`` at ``alpha``; ``ratio`` is variant visitors / control visitors. Infinite
-    when the rates are equal.
+    """Visitors per arm for a two-sided (or ``one_sided``) pooled z-test of two
+    proportions to reach ``power`` at ``alpha``; ``ratio`` is variant visitors / control
+    visitors. Infinite when the rates are equal.
 
     ``n_c = (z_{1-a/2} sqrt(pbar qbar (1 + 1/r)) + z_{power} sqrt(p_c q_c + p_v q_v / r))^2
     / (p_v - p_c)^2``, ``pbar = (p_c + r p_v) / (1 + r)``, without continuity correction.
 
     >>> [round(n) for n in two_proportion_sample_size(0.10, 0.12)]
     [3841, 3841]
+
+    One-sided, ``z_{1-a}`` replaces ``z_{1-a/2}``: the test that ships the variant under
+    A/A with probability ``alpha``.
 
     References:
         Fleiss, Levin & Paik (2003), Statistical Methods for Rates and Proportions,
@@ -107,7 +122,8 @@ def two_proportion_sample_size(
     if delta == 0:
         return SampleSize(math.inf, math.inf)
     pooled = (p_control + ratio * p_variant) / (1 + ratio)
-    z_alpha, z_power = float(stats.norm.isf(alpha / 2)), float(stats.norm.ppf(power))
+    z_alpha = float(stats.norm.isf(alpha if one_sided else alpha / 2))
+    z_power = float(stats.norm.ppf(power))
     root = z_alpha * math.sqrt(pooled * (1 - pooled) * (1 + 1 / ratio)) + z_power * math.sqrt(
         p_control * (1 - p_control) + p_variant * (1 - p_variant) / ratio
     )
@@ -127,6 +143,8 @@ class PlanPoint(NamedTuple):
         prob_ship_variant: Share that ship the variant.
         prob_ship_control: Share that keep the control (shipping it).
         prob_stop: Share that stop for lack of a practical difference.
+        loss_threshold: The rule's loss threshold at this length (relative to the
+            control's rate; calibrated to the plan's false-ship target when it has one).
     """
 
     days: int
@@ -136,6 +154,7 @@ class PlanPoint(NamedTuple):
     prob_ship_variant: float
     prob_ship_control: float
     prob_stop: float
+    loss_threshold: float
 
 
 @dataclass(frozen=True, repr=False)
@@ -154,6 +173,7 @@ class PlanResult(Result):
     alpha: float
     frequentist: SampleSize
     risks: OperatingCharacteristics | None = None
+    false_ship_target: float | None = None
 
     @property
     def uplift(self) -> float:
@@ -186,6 +206,8 @@ class PlanResult(Result):
             "simulations": self.simulations,
             "seed": self.seed,
             "alpha": self.alpha,
+            "false_ship_target": self.false_ship_target,
+            "z_test": "one-sided" if self.false_ship_target is not None else "two-sided",
             "days_needed": self.days_needed,
             "frequentist_days": finite_or_none(self.frequentist_days),
             "curve": plan_rows(self),
@@ -205,40 +227,35 @@ def simulate_paths(truth: Truth, days: int, seed: SeedSequence) -> tuple[IntArra
     return np.cumsum(visitors, axis=0), np.cumsum(conversions, axis=0)
 
 
-def read_path(
+def read_paths(
     truth: Truth,
     lengths: Sequence[int],
-    rule: DecisionRule,
+    rules: Sequence[DecisionRule],
     prior: tuple[float, float],
-    seed: SeedSequence,
+    seeds: Sequence[SeedSequence],
 ) -> IntArray:
-    """One simulated test read after each length, as indices into :data:`OUTCOMES`."""
-    visitors, conversions = simulate_paths(truth, max(lengths), seed)
-    codes = np.empty(len(lengths), np.int64)
-    for j, length in enumerate(lengths):
-        post = beta_posteriors(visitors[length - 1], conversions[length - 1], *prior)
-        verdict = decide(post, 0, rule)
-        codes[j] = (
-            STOP
-            if verdict.action == "stop"
-            else KEEP_TESTING
-            if verdict.index is None
-            else SHIP_CONTROL
-            if verdict.index == 0
-            else SHIP_VARIANT
-        )
-    return codes
+    """Simulated tests (one per seed) read after each length with that length's rule, as
+    indices into :data:`OUTCOMES`: shape ``(tests, lengths)``."""
+    paths = [simulate_paths(truth, max(lengths), seed) for seed in seeds]
+    at = np.asarray(lengths) - 1
+    visitors = np.stack([path[0][at] for path in paths])  # (tests, lengths, arms)
+    conversions = np.stack([path[1][at] for path in paths])
+    codes = [
+        two_arm_decisions(visitors[:, j], conversions[:, j], rule, prior)
+        for j, rule in enumerate(rules)
+    ]
+    return np.stack(codes, axis=1)
 
 
 def _paths_batch(
     seeds: list[SeedSequence],
     truth: Truth,
     lengths: tuple[int, ...],
-    rule: DecisionRule,
+    rules: tuple[DecisionRule, ...],
     prior: tuple[float, float],
 ) -> list[IntArray]:
     """The pure task of a plan: a batch of simulated tests, each read at every length."""
-    return [read_path(truth, lengths, rule, prior, seed) for seed in seeds]
+    return list(read_paths(truth, lengths, rules, prior, seeds))
 
 
 def _correct(codes: IntArray, truth: Truth, rope: float) -> NDArray[np.bool_]:
@@ -248,7 +265,9 @@ def _correct(codes: IntArray, truth: Truth, rope: float) -> NDArray[np.bool_]:
     return np.asarray(codes == (SHIP_VARIANT if uplift > 0 else SHIP_CONTROL), dtype=np.bool_)
 
 
-def _point(days: int, codes: IntArray, correct: NDArray[np.bool_], truth: Truth) -> PlanPoint:
+def _point(
+    days: int, codes: IntArray, correct: NDArray[np.bool_], truth: Truth, rule: DecisionRule
+) -> PlanPoint:
     share = [float(np.mean(codes == k)) for k in range(len(OUTCOMES))]
     return PlanPoint(
         days,
@@ -258,6 +277,7 @@ def _point(days: int, codes: IntArray, correct: NDArray[np.bool_], truth: Truth)
         share[SHIP_VARIANT],
         share[SHIP_CONTROL],
         share[STOP],
+        rule.loss_threshold,
     )
 
 
@@ -280,15 +300,50 @@ def first_sustained(probabilities: NDArray[np.float64], target: float) -> int | 
 def _read_all(
     truth: Truth,
     lengths: list[int],
-    rule: DecisionRule,
+    rules: list[DecisionRule],
     prior: tuple[float, float],
     seeds: list[SeedSequence],
     execution: Execution,
 ) -> IntArray:
-    task = partial(_paths_batch, truth=truth, lengths=tuple(lengths), rule=rule, prior=prior)
+    task = partial(
+        _paths_batch, truth=truth, lengths=tuple(lengths), rules=tuple(rules), prior=prior
+    )
     return np.array(
         map_batches(task, seeds, execution.processes, execution.dask, execution.progress)
     )
+
+
+def _visitors_per_arm(truth: Truth, days: int) -> int:
+    """Mean visitors per arm after ``days`` (what ``analyze`` calibrates at)."""
+    return round(days * truth.visitors_per_day / truth.shares.size)
+
+
+def rules_by_length(
+    rule: DecisionRule,
+    truth: Truth,
+    lengths: Sequence[int],
+    target: float | None,
+    simulations: int,
+    seed: int,
+) -> list[DecisionRule]:
+    """The rule ``analyze`` would apply after each length: its loss threshold calibrated
+    to ``P(ship | A/A) <= target`` at that length's visitors per arm and the control's
+    true rate, on ``8 * simulations`` A/A experiments (as ``analyze --risks``); the
+    rule as given when ``target`` is None or the rate leaves (0, 1)."""
+    baseline = float(truth.conversion[0])
+    if target is None or not 0 < baseline < 1:
+        return [rule] * len(lengths)
+    return [
+        calibrate_loss_threshold(
+            rule,
+            baseline=baseline,
+            visitors_per_arm=max(_visitors_per_arm(truth, days), 1),
+            target=target,
+            replications=8 * simulations,
+            seed=seed,
+        )
+        for days in lengths
+    ]
 
 
 def pair_scenario(scenario: Scenario, variant: str) -> Scenario:
@@ -310,8 +365,15 @@ def plan_test(
     alpha: float = 0.05,
     truth_replications: int = 20,
     execution: Execution = SERIAL,
+    false_ship_target: float | None = 0.05,
 ) -> PlanResult:
     """How long a test of ``variant`` against the control needs (see the module docstring).
+
+    With a ``false_ship_target`` (the default 5%), the rule read at each length has its
+    loss threshold calibrated to that A/A false-ship rate there (as ``analyze`` does by
+    default) and the z-test beside it is one-sided at ``alpha = false_ship_target``, so
+    both ship an identical variant equally often; with None, the rule as the scenario
+    gives it and a two-sided z-test at ``alpha``.
 
     The test reads the scenario's traffic split between the two arms. ``max_days``
     defaults to twice the frequentist test's length (at least the scenario's days).
@@ -328,8 +390,15 @@ def plan_test(
     seed = execution.seed_or(pair.seed)
     truth = engine_truth(pair, truth_replications, execution)
     ratio = float(truth.shares[1] / truth.shares[0])
+    if false_ship_target is not None:
+        alpha = false_ship_target
     frequentist = two_proportion_sample_size(
-        float(truth.conversion[0]), float(truth.conversion[1]), alpha, target_probability, ratio
+        float(truth.conversion[0]),
+        float(truth.conversion[1]),
+        alpha,
+        target_probability,
+        ratio,
+        one_sided=false_ship_target is not None,
     )
     plan = PlanResult(
         pair.name,
@@ -343,6 +412,7 @@ def plan_test(
         None,
         alpha,
         frequentist,
+        false_ship_target=false_ship_target,
     )
     if max_days is None:
         guess = 2 * plan.frequentist_days if math.isfinite(plan.frequentist_days) else 0
@@ -350,21 +420,32 @@ def plan_test(
     rule = decision_rule(pair)
     prior = (pair.experiment.prior.alpha, pair.experiment.prior.beta)
     seeds = trial_seeds(seed, PLAN_KIND, simulations)
+
+    def rules_for(lengths: list[int]) -> list[DecisionRule]:
+        return rules_by_length(rule, truth, lengths, false_ship_target, simulations, seed)
+
     grid = _length_grid(max_days, lengths)
-    codes = _read_all(truth, grid, rule, prior, seeds, execution)
+    rules = rules_for(grid)
+    codes = _read_all(truth, grid, rules, prior, seeds, execution)
     correct = _correct(codes, truth, rule.rope)
     reached = first_sustained(correct.mean(axis=0), target_probability)
     if reached and grid[reached] - grid[reached - 1] > 1:
         extra = list(range(grid[reached - 1] + 1, grid[reached]))
-        more = _read_all(truth, extra, rule, prior, seeds, execution.reporting(None))
+        extra_rules = rules_for(extra)
+        more = _read_all(truth, extra, extra_rules, prior, seeds, execution.reporting(None))
         order = np.argsort(grid + extra)
         grid = sorted(grid + extra)
+        rules = [(rules + extra_rules)[k] for k in order]
         codes = np.hstack([codes, more])[:, order]
         correct = _correct(codes, truth, rule.rope)
         reached = first_sustained(correct.mean(axis=0), target_probability)
-    curve = tuple(_point(d, codes[:, j], correct[:, j], truth) for j, d in enumerate(grid))
-    needed = None if reached is None else grid[reached]
-    risks = None if needed is None else _risks_at(plan, needed, rule, prior)
+    curve = tuple(
+        _point(d, codes[:, j], correct[:, j], truth, rules[j]) for j, d in enumerate(grid)
+    )
+    if reached is None:
+        return dataclasses.replace(plan, curve=curve)
+    needed = grid[reached]
+    risks = _risks_at(plan, needed, rules[reached], prior)
     return dataclasses.replace(plan, curve=curve, days_needed=needed, risks=risks)
 
 
@@ -378,15 +459,16 @@ def _risks_at(
     effect = abs(plan.uplift) or RiskRequest().effect
     if not (baseline > 0 and baseline * (1 + effect) < 1):
         return None
-    return operating_characteristics(
+    found = operating_characteristics(
         rule,
         baseline=baseline,
-        visitors_per_arm=round(days * plan.truth.visitors_per_day / 2),
+        visitors_per_arm=_visitors_per_arm(plan.truth, days),
         effect=effect,
         replications=plan.simulations,
         seed=plan.seed,
         prior=prior,
     )
+    return found._replace(target=plan.false_ship_target)
 
 
 # --------------------------------------------------------------------------- output
@@ -405,6 +487,7 @@ def plan_rows(plan: PlanResult) -> list[dict[str, Any]]:
             "prob_ship_variant": p.prob_ship_variant,
             "prob_ship_control": p.prob_ship_control,
             "prob_stop": p.prob_stop,
+            "loss_threshold": p.loss_threshold,
         }
         for p in plan.curve
     ]
@@ -436,34 +519,60 @@ def plan_summary(plan: PlanResult) -> list[str]:
     if plan.days_needed is None:
         last = plan.curve[-1]
         lines.append(
-            f"P(correct decision) stays below {plan.target_probability:.0%} up to "
+            f"{_rule_name(plan)}: P(correct decision) stays below "
+            f"{plan.target_probability:.0%} up to "
             f"{last.days} days ({last.prob_correct.mean:.0%} there); raise --max-days."
         )
     else:
         lines.append(
-            f"Bayesian rule: {plan.days_needed} days "
+            f"{_rule_name(plan)}: {plan.days_needed} days "
             f"(~{plan.days_needed * truth.visitors_per_day:,.0f} visitors) reach a "
             f"correct decision with probability >= {plan.target_probability:.0%}."
         )
-    freq = plan.frequentist
-    if math.isfinite(freq.control):
-        lines.append(
-            f"Frequentist z-test (alpha {plan.alpha:g}, power "
-            f"{plan.target_probability:.0%}): {math.ceil(freq.control):,} + "
-            f"{math.ceil(freq.variant):,} visitors, "
-            f"{plan.frequentist_days:,.1f} days."
-        )
-    else:
-        lines.append("Frequentist z-test: no difference to detect (equal rates).")
+    lines.append(_z_test_line(plan))
     if plan.risks is not None:
-        lines.append(
-            f"Risks of the Bayesian rule at {plan.days_needed} days "
-            f"({plan.risks.visitors_per_arm:,} visitors per arm), simulated: "
-            f"{risk_rates(plan.risks)} (the z-test's alpha: {plan.alpha:.0%}). This plan "
-            "reads the uncalibrated rule; `funnelsim analyze` calibrates its threshold to "
-            "P(ship | A/A) <= 5% by default."
-        )
+        lines.append(_risk_sentence(plan, plan.risks))
     return lines
+
+
+def _rule_name(plan: PlanResult) -> str:
+    if plan.false_ship_target is None:
+        return "Bayesian rule (uncalibrated)"
+    return (
+        f"Bayesian rule (loss threshold calibrated at each length to P(ship | A/A) <= "
+        f"{plan.false_ship_target:.0%}, as `funnelsim analyze` does)"
+    )
+
+
+def _z_test_line(plan: PlanResult) -> str:
+    freq = plan.frequentist
+    if not math.isfinite(freq.control):
+        return "Frequentist z-test: no difference to detect (equal rates)."
+    kind = (
+        f"two-sided, alpha {plan.alpha:g}"
+        if plan.false_ship_target is None
+        else f"one-sided, alpha {plan.alpha:g}: the same P(ship | A/A)"
+    )
+    return (
+        f"Frequentist z-test ({kind}, power {plan.target_probability:.0%}): "
+        f"{math.ceil(freq.control):,} + {math.ceil(freq.variant):,} visitors, "
+        f"{plan.frequentist_days:,.1f} days."
+    )
+
+
+def _risk_sentence(plan: PlanResult, risks: OperatingCharacteristics) -> str:
+    said = (
+        f"Risks of the Bayesian rule at {plan.days_needed} days ({risks.visitors_per_arm:,} "
+        f"visitors per arm, loss threshold {risks.rule.loss_threshold:.2%} of the control's "
+        f"rate), simulated: {risk_rates(risks)}"
+    )
+    if plan.false_ship_target is None:
+        return (
+            f"{said} (the z-test's alpha: {plan.alpha:.0%}). This plan reads the "
+            "uncalibrated rule; `funnelsim analyze` calibrates its threshold to "
+            "P(ship | A/A) <= 5% by default (plan: --false-ship-target 0.05)."
+        )
+    return f"{said}: both rules carry the same false-ship risk, so their lengths compare."
 
 
 def plan_table(plan: PlanResult) -> Table:

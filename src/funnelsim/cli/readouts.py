@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from funnelsim.cli.shared import (
     hint_nutpie,
     make_console,
     note,
+    rate_or_none,
     with_options,
 )
 from funnelsim.errors import FunnelsimError
@@ -328,15 +328,7 @@ def _false_ship_target(text: str | None, model: str) -> float | None:
     revenue decision (the calibration simulates conversions)."""
     if text is None:
         return None if model == "revenue" else _DEFAULT_TARGET
-    if text.strip().lower() == "none":
-        return None
-    try:
-        target = float(text)
-    except ValueError:
-        target = math.nan
-    if not 0 < target < 1:
-        fail(f"--false-ship-target {text!r}: give a rate between 0 and 1, or none")
-    return target
+    return rate_or_none(text, "--false-ship-target")
 
 
 def _split(text: str | None) -> tuple[float, ...] | None:

@@ -76,6 +76,19 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
+def rate_or_none(text: str, option: str) -> float | None:
+    """The value of ``option``: a rate strictly between 0 and 1, or None for ``none``."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not 0 < rate < 1:
+        fail(f"{option} {text!r}: give a rate between 0 and 1, or none")
+    return rate
+
+
 def load_with_overrides(path: Path, **overrides: Any) -> Scenario:
     """The scenario of ``path``, with the command line's overrides (``days``,
     ``visitors_per_day``, ``seed``, ``assumptions``; None leaves a field as the file has

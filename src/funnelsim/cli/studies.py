@@ -22,6 +22,7 @@ from funnelsim.cli.shared import (
     note,
     output_options,
     progress_bar,
+    rate_or_none,
     traffic_options,
 )
 from funnelsim.execution import Execution
@@ -131,7 +132,22 @@ def _note_conversion_only(scenario: Scenario, command: str, quiet: bool) -> None
     type=click.IntRange(1, 3650),
     help="Longest test length read [default: twice the z-test's length].",
 )
-@click.option("--alpha", type=PROBABILITY, default=0.05, help="Significance level of the z-test.")
+@click.option(
+    "--alpha",
+    type=PROBABILITY,
+    default=0.05,
+    help="Significance level of the two-sided z-test, with --false-ship-target none "
+    "(--objective profit: of its power-based length).",
+)
+@click.option(
+    "--false-ship-target",
+    metavar="RATE|none",
+    default="0.05",
+    show_default=True,
+    help="Calibrate the rule's loss threshold at each length to P(ship | A/A) <= RATE, as "
+    "analyze does, and compare it with the one-sided z-test of the same risk; none: the "
+    "uncalibrated rule beside the two-sided z-test at --alpha.",
+)
 @click.option(
     "--truth-replications",
     type=COUNT,
@@ -156,6 +172,7 @@ def plan(
     simulations: int | None,
     max_days: int | None,
     alpha: float,
+    false_ship_target: str,
     truth_replications: int,
     assumptions: str | None,
     execution: Execution,
@@ -190,6 +207,7 @@ def plan(
     if population is not None:
         fail("--population applies to --objective profit")
     simulations = simulations or 400
+    target = rate_or_none(false_ship_target, "--false-ship-target")
     _note_conversion_only(scenario, "plan", output.quiet)
     output.prepare(("plan.csv", "plan.png"))
     if not output.allow_large:
@@ -206,6 +224,7 @@ def plan(
             alpha=alpha,
             truth_replications=truth_replications,
             execution=execution.reporting(advance),
+            false_ship_target=target,
         )
     if not output.quiet:
         from funnelsim.tables import print_table
