@@ -133,6 +133,23 @@ def test_analyze_states_the_default_rules_risks_in_terminal_json_and_report(
     assert document["calibrated_to"] == 0.05
 
 
+def test_the_library_states_the_same_risks_as_the_command_by_default(tmp_path: Path) -> None:
+    """``funnelsim.analyze`` without ``risks`` calibrates and states the risks as the
+    command does; ``risks=None`` reads the rule as given."""
+    import funnelsim
+
+    data = tmp_path / "ab.csv"
+    data.write_text(AB_10K)
+    command = CliRunner().invoke(analyze_command, [str(data), "--json"])
+    assert command.exit_code == 0, command.output
+    expected = json.loads(command.stdout)["operating_characteristics"]
+    result = funnelsim.analyze(data)
+    assert results_dict(result)["operating_characteristics"] == expected
+    assert expected["calibrated_to"] == 0.05
+    plain = funnelsim.analyze(data, risks=None)
+    assert plain.operating is None and plain.rule == DecisionRule()
+
+
 def test_no_risks_skips_the_simulation(tmp_path: Path) -> None:
     data = tmp_path / "ab.csv"
     data.write_text("variant,visitors,conversions\na,10000,1000\nb,10000,1060\n")

@@ -68,6 +68,7 @@ from funnelsim.analysis.decision import (
 )
 from funnelsim.analysis.guardrails import guard
 from funnelsim.analysis.operating import (
+    DEFAULT_RISKS,
     OperatingCharacteristics,
     RiskRequest,
     operating_dict,
@@ -258,7 +259,7 @@ def analyze(
     progress: bool = False,
     split: Sequence[float] | None = None,
     request: ReadoutRequest | None = None,
-    risks: RiskRequest | None = None,
+    risks: RiskRequest | Literal["auto"] | None = "auto",
     allow_large: bool = False,
 ) -> AnalysisResult:
     """Bayesian readout and decision for an experiment.
@@ -286,7 +287,9 @@ def analyze(
             ratios, segments); a blocking guardrail turns a ship into keep testing.
         risks: Calibrate the rule's loss threshold to ``risks.target`` (when set) and
             state its operating characteristics at this size (when ``risks.measure``),
-            by simulation.
+            by simulation. ``"auto"``, as the command line: :data:`DEFAULT_RISKS`
+            (calibrated to P(ship | A/A) <= 5%, risks stated) for a conversion decision,
+            None (the rule as given) for the revenue model, whose decision is on revenue.
         allow_large: Run even when the estimated memory or time of the draws is beyond
             the limits of :func:`funnelsim.budget.refusal` (else TooLargeError).
 
@@ -306,6 +309,8 @@ def analyze(
         budget.check_work(budget.analysis_work(variants, stages, model, draws, tune, chains))
     shares = None if split is None else _check_split(split, experiment)
     operating = None
+    if risks == "auto":
+        risks = None if model == "revenue" else DEFAULT_RISKS
     if risks is not None:
         rule, operating = _risks(experiment, control, rule, risks, seed)
     settings = None

@@ -67,6 +67,11 @@ class RiskRequest(NamedTuple):
     measure: bool = True
 
 
+DEFAULT_RISKS = RiskRequest(target=0.05)
+"""What ``analyze`` states by default for a conversion decision: the loss threshold
+calibrated to P(ship | A/A) <= 5% at the experiment's size, and the rule's risks there."""
+
+
 class OperatingCharacteristics(NamedTuple):
     """The rule's risks at one planned size (two arms, one look at that size).
 

@@ -320,14 +320,13 @@ def _analyze_experiment(
         output.written(html_report.write_report(page, report_file, output.out))
 
 
-_DEFAULT_TARGET = 0.05
-
-
 def _false_ship_target(text: str | None, model: str) -> float | None:
     """--false-ship-target: a rate in (0, 1), or None for ``none`` and, by default, for a
     revenue decision (the calibration simulates conversions)."""
     if text is None:
-        return None if model == "revenue" else _DEFAULT_TARGET
+        from funnelsim.analysis.operating import DEFAULT_RISKS
+
+        return None if model == "revenue" else DEFAULT_RISKS.target
     return rate_or_none(text, "--false-ship-target")
 
 
