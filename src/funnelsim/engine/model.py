@@ -328,10 +328,10 @@ def visitor_cells(funnel: CompiledFunnel, shared: SharedDraws) -> VisitorCells:
             segment, channel, ((segment * n_c + channel) * n_p + pay) * n_k + contact
         )
 
-    return shared.derived(("cells", *_cells_key(funnel)), draw)
+    return shared.derived(("cells", *cells_key(funnel)), draw)
 
 
-def _cells_key(funnel: CompiledFunnel) -> tuple[bytes, ...]:
+def cells_key(funnel: CompiledFunnel) -> tuple[bytes, ...]:
     """What decides the visitors' cells: the segment, channel and preference CDFs."""
     cdfs = (funnel.segment_cdf, funnel.channel_cdf, funnel.payment_cdf, funnel.contact_cdf)
     return tuple(cdf.tobytes() for cdf in cdfs)
@@ -401,7 +401,7 @@ def plan_visitors(funnel: CompiledFunnel, shared: SharedDraws) -> VisitorPlan:
         return loss.T, funnel.cell_continue[:, cells.cell].T
 
     tables = (funnel.cell_thresholds, funnel.cell_continue)
-    key = ("plan", *_cells_key(funnel), *((t.shape, t.tobytes()) for t in tables))
+    key = ("plan", *cells_key(funnel), *((t.shape, t.tobytes()) for t in tables))
     friction_loss, p_continue = shared.derived(key, decide)
     return VisitorPlan(
         segment=cells.segment,

@@ -15,7 +15,9 @@ next, so what variants share (draws, segments, order values) is computed once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +28,7 @@ from funnelsim.engine.model import (
     CompiledFunnel,
     SplitTally,
     VariantRuns,
+    cells_key,
     assign_arms,
     order_values_for,
     outcome_from_cells,
@@ -34,59 +37,102 @@ from funnelsim.engine.model import (
     visitor_cells,
 )
 from funnelsim.engine.outcomes import REASON_INDEX, REASONS, Outcome, Simulation
-from funnelsim.friction import FRICTION_REASONS
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 RATE, RESPONSE = REASON_INDEX["rate"], REASON_INDEX["response"]
 
 
-def _loss_reasons(funnel: CompiledFunnel, s: int, cell: IntArray, u: FloatArray) -> IntArray:
-    """Why visitors with ``u >= friction x rate`` leave stage ``s``: the first nested
-    friction threshold their uniform crossed, else the base rate."""
-    thresholds = funnel.cell_thresholds[s]
-    reason = np.full(u.size, RATE, np.int64)
-    frictional = u >= thresholds[cell, -1]
-    crossed = (u[frictional, None] >= thresholds[cell[frictional]]).sum(axis=1)
-    reason[frictional] = len(FRICTION_REASONS) - crossed
-    return reason
+def _stage_key(funnel: CompiledFunnel, s: int) -> Hashable:
+    """What decides stage ``s`` for the visitors reaching it: its thresholds and rates by
+    cell and, where answers go cold, the response delay and its coefficients."""
+    stage = funnel.stage(s)
+    decay = (stage.response_delay_min, funnel.response) if stage.friction.response_decay else None
+    return funnel.cell_thresholds[s].tobytes(), funnel.cell_continue[s].tobytes(), decay
+
+
+class _Survivors(NamedTuple):
+    """Who of a block is still in the funnel after a stage, and whom that stage lost."""
+
+    index: IntArray  # positions in the block
+    cell: IntArray  # their cells
+    reached: IntArray  # (cells,): how many reached the next stage
+    lost: IntArray  # (reasons, cells): lost at this stage, by reason
 
 
 def _walk(funnel: CompiledFunnel, shared: SharedDraws) -> tuple[IntArray, IntArray, IntArray]:
     """Visitors reaching each stage (S + 1, cells), lost there by reason (S, R, cells),
-    and the indices of the buyers, for one block."""
-    n_s, n_r = len(funnel.stages), len(REASONS)
+    and the indices of the buyers, for one block.
+
+    Each stage's result is kept under the key of every stage up to it (see
+    :func:`_stage_key`): variants that differ only at a later stage walk the
+    earlier ones once per block, since common random numbers make their visitors
+    and thresholds the same there.
+    """
+    n_s, n_cells = len(funnel.stages), funnel.cell_continue.shape[1]
+    key: tuple[Hashable, ...] = ("walk", *cells_key(funnel))
     cells = visitor_cells(funnel, shared).cell
-    n_cells = funnel.cell_continue.shape[1]
-    u = shared.derived(
-        ("continue by stage",), lambda: np.ascontiguousarray(shared.uniforms("continue", n_s).T)
+    everybody = _Survivors(
+        np.arange(shared.n_visitors),
+        cells,
+        shared.derived(key, lambda: np.bincount(cells, minlength=n_cells)),
+        np.zeros((len(REASONS), n_cells), np.int64),
     )
-    reached = np.empty((n_s + 1, n_cells), np.int64)
-    lost = np.zeros((n_s, n_r, n_cells), np.int64)
-    alive: IntArray | None = None  # None: everybody
-    cell = cells
-    for s, stage in enumerate(funnel.scenario.stages):
-        us = u[s] if alive is None else u[s][alive]
-        reached[s] = np.bincount(cell, minlength=n_cells)
-        p = funnel.cell_continue[s][cell]
-        leaves = us >= p
-        reason = _loss_reasons(funnel, s, cell[leaves], us[leaves])
-        lost[s] = np.bincount(reason * n_cells + cell[leaves], minlength=n_r * n_cells).reshape(
-            n_r, n_cells
-        )
-        if stage.friction.response_decay:
-            delay = stage_values(shared, "delay", stage.response_delay_min, s, n_s)
-            response_min = (
-                np.zeros(us.size) if delay is None else (delay if alive is None else delay[alive])
-            )
-            late = ~leaves & (us >= friction.response_continue(p, response_min, funnel.response))
-            lost[s, RESPONSE] = np.bincount(cell[late], minlength=n_cells)
-            leaves |= late
-        stays = ~leaves
-        alive = np.flatnonzero(stays) if alive is None else alive[stays]
-        cell = cell[stays]
-    reached[n_s] = np.bincount(cell, minlength=n_cells)
-    return reached, lost, np.arange(shared.n_visitors) if alive is None else alive
+    walked = [everybody]
+    for s in range(n_s):
+        key = (*key, _stage_key(funnel, s))
+        walked.append(shared.derived(key, partial(_stage, funnel, shared, s, walked[-1])))
+    reached = np.stack([w.reached for w in walked])
+    lost = np.stack([w.lost for w in walked[1:]])
+    return reached, lost, walked[-1].index
+
+
+def _stage(funnel: CompiledFunnel, shared: SharedDraws, s: int, before: _Survivors) -> _Survivors:
+    """Play stage ``s`` for the visitors ``before`` who reached it."""
+    n_s = len(funnel.stages)
+    index, cell = before.index, before.cell
+    u = shared.uniforms("continue", n_s)[:, s]
+    us = u if index.size == u.size else u.take(index)
+    p = funnel.cell_continue[s].take(cell)
+    stays = us < p
+    lost = np.zeros_like(before.lost)
+    _friction_losses(funnel.cell_thresholds[s], us, cell, lost)
+    stage = funnel.stage(s)
+    if stage.friction.response_decay:
+        delay = stage_values(shared, "delay", stage.response_delay_min, s, n_s)
+        response_min = np.zeros(us.size) if delay is None else delay.take(index)
+        late = stays & (us >= friction.response_continue(p, response_min, funnel.response))
+        lost[RESPONSE] = np.bincount(cell.take(np.flatnonzero(late)), minlength=lost.shape[1])
+        stays &= ~late
+    kept = np.flatnonzero(stays)
+    survivors = cell.take(kept)
+    reached = np.bincount(survivors, minlength=lost.shape[1])
+    lost[RATE] = before.reached - reached - lost.sum(axis=0)
+    return _Survivors(index.take(kept), survivors, reached, lost)
+
+
+def _friction_losses(thresholds: FloatArray, u: FloatArray, cell: IntArray, lost: IntArray) -> None:
+    """Count into ``lost`` (reasons, cells) the visitors whose uniform crossed a friction
+    threshold (cells, frictions), each under the first (largest) threshold it crossed.
+
+    Only the frictions that lower some cell's threshold can stop anybody, so only
+    they are compared."""
+    previous = np.concatenate([np.ones((len(thresholds), 1)), thresholds[:, :-1]], axis=1)
+    active = np.flatnonzero((thresholds != previous).any(axis=0))
+    if active.size == 0:
+        return
+    frictional = np.flatnonzero(u >= thresholds[:, -1].take(cell))
+    stopped = cell.take(frictional)
+    n_cells = lost.shape[1]
+    if active.size == 1:
+        lost[active[0]] = np.bincount(stopped, minlength=n_cells)
+        return
+    uf = u.take(frictional)
+    crossed = np.zeros(frictional.size, np.int64)
+    for f in active[:-1]:
+        crossed += uf >= thresholds[:, f].take(stopped)
+    counts = np.bincount(crossed * n_cells + stopped, minlength=active.size * n_cells)
+    lost[active[::-1]] = counts.reshape(active.size, n_cells)
 
 
 def _simulate_block(
