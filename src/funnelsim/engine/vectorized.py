@@ -10,7 +10,17 @@ run has, and the numbers are the same draws the SimPy engine uses: on such
 scenarios the two engines agree visitor by visitor.
 
 :func:`simulate_variants` plays every variant on a block before moving to the
-next, so what variants share (draws, segments, order values) is computed once.
+next, so what variants share is computed once per block: the draws, the visitors'
+cells and every stage up to the first one where the variants differ (a variant
+that changes the checkout walks the landing, product and cart pages of the
+control's visitors, which common random numbers make its own).
+
+The cost per visitor is set by the stages everybody reaches. They use no
+Python per visitor, no boolean-mask indexing (``np.flatnonzero`` then ``take``
+compacts several times faster than a random mask), no copy of the uniforms, and
+count by ``np.bincount`` over cells; uniforms a variant cannot use are not
+drawn. ``benchmarks/engines.py --only bound`` compares the engine with the rate
+at which NumPy draws the uniforms it needs.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from funnelsim.engine.model import (
     SplitTally,
     VariantRuns,
     cells_key,
-    assign_arms,
+    count_below,
     order_values_for,
     outcome_from_cells,
     refuse_coupled_visitors,
@@ -43,12 +53,62 @@ FloatArray = NDArray[np.float64]
 RATE, RESPONSE = REASON_INDEX["rate"], REASON_INDEX["response"]
 
 
-def _stage_key(funnel: CompiledFunnel, s: int) -> Hashable:
-    """What decides stage ``s`` for the visitors reaching it: its thresholds and rates by
-    cell and, where answers go cold, the response delay and its coefficients."""
-    stage = funnel.stage(s)
-    decay = (stage.response_delay_min, funnel.response) if stage.friction.response_decay else None
-    return funnel.cell_thresholds[s].tobytes(), funnel.cell_continue[s].tobytes(), decay
+class _StagePlan(NamedTuple):
+    """One stage of one funnel, prepared once per simulation."""
+
+    key: Hashable  # what decides the stage for the visitors reaching it
+    thresholds: FloatArray  # (cells, frictions): the nested friction thresholds
+    active: IntArray  # the frictions that lower some cell's threshold
+
+
+def _stage_plans(funnel: CompiledFunnel) -> list[_StagePlan]:
+    """Each stage's key (its thresholds and rates by cell and, where answers go cold, the
+    response delay and its coefficients) and its active frictions: a friction whose
+    factor is 1 for every cell stops nobody, so it is not compared."""
+    plans = []
+    for s, stage in enumerate(funnel.scenario.stages):
+        thresholds = funnel.cell_thresholds[s]
+        previous = np.concatenate([np.ones((len(thresholds), 1)), thresholds[:, :-1]], axis=1)
+        decay = (
+            (stage.response_delay_min, funnel.response) if stage.friction.response_decay else None
+        )
+        key = (thresholds.tobytes(), funnel.cell_continue[s].tobytes(), decay)
+        active = np.flatnonzero((thresholds != previous).any(axis=0))
+        plans.append(_StagePlan(key, thresholds, active))
+    return plans
+
+
+class _Preferences(NamedTuple):
+    """Whether any variant's thresholds depend on the preferred payment method, contact
+    option: if none does, a preference cannot change anybody's path."""
+
+    payment: bool
+    contact: bool
+
+
+def _preferences_that_matter(funnels: Sequence[CompiledFunnel]) -> _Preferences:
+    """Which preferences some stage of some variant treats differently by option."""
+
+    def varies(factor: FloatArray, axis: int) -> bool:
+        return bool((factor != factor.take([0], axis=axis)).any())
+
+    return _Preferences(
+        any(varies(f.friction.payment, 3) for f in funnels),
+        any(varies(f.friction.contact, 4) for f in funnels),
+    )
+
+
+class _Plan(NamedTuple):
+    """What a simulation prepares once per funnel, and reuses for every block."""
+
+    funnel: CompiledFunnel
+    stages: list[_StagePlan]
+    preferences: _Preferences
+
+
+def _plans(funnels: Sequence[CompiledFunnel]) -> list[_Plan]:
+    preferences = _preferences_that_matter(funnels)
+    return [_Plan(f, _stage_plans(f), preferences) for f in funnels]
 
 
 class _Survivors(NamedTuple):
@@ -60,43 +120,82 @@ class _Survivors(NamedTuple):
     lost: IntArray  # (reasons, cells): lost at this stage, by reason
 
 
-def _walk(funnel: CompiledFunnel, shared: SharedDraws) -> tuple[IntArray, IntArray, IntArray]:
+def _walk(plan: _Plan, shared: SharedDraws) -> tuple[IntArray, IntArray, _Survivors]:
     """Visitors reaching each stage (S + 1, cells), lost there by reason (S, R, cells),
-    and the indices of the buyers, for one block.
+    and the buyers (their positions in the block and cells), for one block.
 
-    Each stage's result is kept under the key of every stage up to it (see
-    :func:`_stage_key`): variants that differ only at a later stage walk the
-    earlier ones once per block, since common random numbers make their visitors
-    and thresholds the same there.
+    Each stage's result is kept under the key of every stage up to it: variants that
+    differ only at a later stage walk the earlier ones once per block, since common
+    random numbers make their visitors and thresholds the same there.
     """
-    n_s, n_cells = len(funnel.stages), funnel.cell_continue.shape[1]
-    key: tuple[Hashable, ...] = ("walk", *cells_key(funnel))
-    cells = visitor_cells(funnel, shared).cell
-    everybody = _Survivors(
-        np.arange(shared.n_visitors),
-        cells,
-        shared.derived(key, lambda: np.bincount(cells, minlength=n_cells)),
-        np.zeros((len(REASONS), n_cells), np.int64),
+    n_cells = plan.funnel.cell_continue.shape[1]
+    cells_decided_by, cells = _cell_index(plan.funnel, shared, plan.preferences)
+    key: tuple[Hashable, ...] = ("walk", *cells_decided_by)
+    everybody = shared.derived(
+        key,
+        lambda: _Survivors(
+            np.arange(shared.n_visitors),
+            cells,
+            np.bincount(cells, minlength=n_cells),
+            np.zeros((len(REASONS), n_cells), np.int64),
+        ),
     )
     walked = [everybody]
-    for s in range(n_s):
-        key = (*key, _stage_key(funnel, s))
-        walked.append(shared.derived(key, partial(_stage, funnel, shared, s, walked[-1])))
+    for s, stage in enumerate(plan.stages):
+        key = (*key, stage.key)
+        walked.append(shared.derived(key, partial(_stage, plan, shared, s, walked[-1])))
     reached = np.stack([w.reached for w in walked])
     lost = np.stack([w.lost for w in walked[1:]])
-    return reached, lost, walked[-1].index
+    return reached, lost, walked[-1]
 
 
-def _stage(funnel: CompiledFunnel, shared: SharedDraws, s: int, before: _Survivors) -> _Survivors:
+def _cell_index(
+    funnel: CompiledFunnel, shared: SharedDraws, preferences: _Preferences
+) -> tuple[tuple[Hashable, ...], IntArray]:
+    """Each visitor's cell (see :func:`~funnelsim.engine.model.visitor_cells`), and the
+    key of what decides it.
+
+    A preference that does not matter (see :class:`_Preferences`) is not drawn: every
+    visitor is counted under its first option, and the outcome, which sums over
+    preferences, is the same. Nor is a segment or channel split with one member.
+    """
+    key = ("cells", *cells_key(funnel), *preferences)
+    if (funnel.payment_cdf != funnel.payment_cdf[0]).any() or (
+        funnel.contact_cdf != funnel.contact_cdf[0]
+    ).any():  # preferences by segment
+        return key, visitor_cells(funnel, shared).cell
+    _, n_c, n_p, n_k = funnel.cell_shape
+    splits = [
+        ("segment", funnel.segment_cdf, n_c * n_p * n_k),
+        ("channel", funnel.channel_cdf, n_p * n_k),
+        ("payment", funnel.payment_cdf[0] if preferences.payment else [], n_k),
+        ("contact", funnel.contact_cdf[0] if preferences.contact else [], 1),
+    ]
+    small = np.min_scalar_type(funnel.cell_continue.shape[1] - 1)  # one byte for 256 cells
+
+    def index() -> IntArray:
+        cell = np.zeros(shared.n_visitors, small)
+        for stream, cdf, stride in splits:
+            u = shared.uniforms(stream) if len(cdf) > 1 else None
+            for edge in cdf[:-1]:  # the last edge is 1.0: no uniform reaches it
+                cell += (u >= edge) * small.type(stride)
+        return cell.astype(np.int64)
+
+    return key, shared.derived(key, index)
+
+
+def _stage(plan: _Plan, shared: SharedDraws, s: int, before: _Survivors) -> _Survivors:
     """Play stage ``s`` for the visitors ``before`` who reached it."""
+    funnel = plan.funnel
     n_s = len(funnel.stages)
     index, cell = before.index, before.cell
-    u = shared.uniforms("continue", n_s)[:, s]
-    us = u if index.size == u.size else u.take(index)
+    u = shared.uniforms("continue", n_s)[:, s]  # a strided view: no copy
+    everybody = index.size == u.size
+    us = u if everybody else u.take(index)
     p = funnel.cell_continue[s].take(cell)
     stays = us < p
     lost = np.zeros_like(before.lost)
-    _friction_losses(funnel.cell_thresholds[s], us, cell, lost)
+    _friction_losses(plan.stages[s], us, cell, lost)
     stage = funnel.stage(s)
     if stage.friction.response_decay:
         delay = stage_values(shared, "delay", stage.response_delay_min, s, n_s)
@@ -108,17 +207,13 @@ def _stage(funnel: CompiledFunnel, shared: SharedDraws, s: int, before: _Survivo
     survivors = cell.take(kept)
     reached = np.bincount(survivors, minlength=lost.shape[1])
     lost[RATE] = before.reached - reached - lost.sum(axis=0)
-    return _Survivors(index.take(kept), survivors, reached, lost)
+    return _Survivors(kept if everybody else index.take(kept), survivors, reached, lost)
 
 
-def _friction_losses(thresholds: FloatArray, u: FloatArray, cell: IntArray, lost: IntArray) -> None:
-    """Count into ``lost`` (reasons, cells) the visitors whose uniform crossed a friction
-    threshold (cells, frictions), each under the first (largest) threshold it crossed.
-
-    Only the frictions that lower some cell's threshold can stop anybody, so only
-    they are compared."""
-    previous = np.concatenate([np.ones((len(thresholds), 1)), thresholds[:, :-1]], axis=1)
-    active = np.flatnonzero((thresholds != previous).any(axis=0))
+def _friction_losses(stage: _StagePlan, u: FloatArray, cell: IntArray, lost: IntArray) -> None:
+    """Count into ``lost`` (reasons, cells) the visitors whose uniform crossed an active
+    friction threshold, each under the first (largest) threshold it crossed."""
+    active, thresholds = stage.active, stage.thresholds
     if active.size == 0:
         return
     frictional = np.flatnonzero(u >= thresholds[:, -1].take(cell))
@@ -128,27 +223,26 @@ def _friction_losses(thresholds: FloatArray, u: FloatArray, cell: IntArray, lost
         lost[active[0]] = np.bincount(stopped, minlength=n_cells)
         return
     uf = u.take(frictional)
-    crossed = np.zeros(frictional.size, np.int64)
+    crossed = np.zeros(frictional.size, np.int64)  # of the active frictions but the last
     for f in active[:-1]:
         crossed += uf >= thresholds[:, f].take(stopped)
     counts = np.bincount(crossed * n_cells + stopped, minlength=active.size * n_cells)
     lost[active[::-1]] = counts.reshape(active.size, n_cells)
 
 
-def _simulate_block(
-    funnel: CompiledFunnel, shared: SharedDraws
-) -> tuple[Outcome, IntArray, FloatArray]:
+def _simulate_block(plan: _Plan, shared: SharedDraws) -> tuple[Outcome, IntArray, FloatArray]:
     """Tally one variant on one block; also the buyers (indices) and their order values."""
-    reached, lost, buyers = _walk(funnel, shared)
-    cells = visitor_cells(funnel, shared)
-    paid = order_values_for(
-        funnel, shared.uniforms("order")[buyers], cells.segment[buyers], cells.channel[buyers]
-    )
-    n_sc = len(funnel.segments) * len(funnel.channels)
-    segment_channel = cells.segment[buyers] * len(funnel.channels) + cells.channel[buyers]
+    funnel = plan.funnel
+    reached, lost, buyers = _walk(plan, shared)
+    _, n_c, n_p, n_k = funnel.cell_shape
+    segment = buyers.cell // (n_c * n_p * n_k)
+    channel = buyers.cell // (n_p * n_k) % n_c
+    paid = order_values_for(funnel, shared.uniforms("order").take(buyers.index), segment, channel)
+    n_sc = len(funnel.segments) * n_c
+    segment_channel = segment * n_c + channel
     revenue = np.bincount(segment_channel, weights=paid, minlength=n_sc).astype(np.float64)
     revenue_sq = np.bincount(segment_channel, weights=paid**2, minlength=n_sc).astype(np.float64)
-    return outcome_from_cells(funnel, reached, lost, revenue, revenue_sq), buyers, paid
+    return outcome_from_cells(funnel, reached, lost, revenue, revenue_sq), buyers.index, paid
 
 
 def simulate(funnel: CompiledFunnel, draws: VisitorDraws) -> Simulation:
@@ -157,8 +251,9 @@ def simulate(funnel: CompiledFunnel, draws: VisitorDraws) -> Simulation:
     outcome: Outcome | None = None
     converted = np.zeros(draws.n_visitors, bool)
     revenue = np.zeros(draws.n_visitors)
+    [plan] = _plans([funnel])
     for start, stop in draws.blocks() or [(0, 0)]:
-        block, buyers, paid = _simulate_block(funnel, SharedDraws(draws, start, stop))
+        block, buyers, paid = _simulate_block(plan, SharedDraws(draws, start, stop))
         outcome = block if outcome is None else outcome + block
         converted[start + buyers] = True
         revenue[start + buyers] = paid
@@ -171,18 +266,23 @@ def simulate_variants(
 ) -> VariantRuns:
     """Every variant on one replication's visitors, plus the A/B test split by ``shares``.
 
-    Keeps no per-visitor array beyond the current block.
+    Keeps no per-visitor array beyond the current block; the test arm (see
+    :func:`~funnelsim.engine.model.assign_arms`) is looked up for the buyers only.
     """
     refuse_coupled_visitors(funnels, "vectorized")
     outcomes: list[Outcome | None] = [None] * len(funnels)
     tally = SplitTally(len(funnels))
+    edges = np.cumsum(shares)[:-1]
+    plans = _plans(funnels)
     for start, stop in draws.blocks() or [(0, 0)]:
         shared = SharedDraws(draws, start, stop)
-        arm = assign_arms(shared, shares)
-        tally.add_visitors(arm)
-        for v, funnel in enumerate(funnels):
-            block, buyers, _ = _simulate_block(funnel, shared)
+        assign = shared.uniforms("assign")
+        tally.add_arm_sizes(
+            np.diff([0, *(np.count_nonzero(assign < e) for e in edges), assign.size])
+        )
+        for v, plan in enumerate(plans):
+            block, buyers, _ = _simulate_block(plan, shared)
             previous = outcomes[v]
             outcomes[v] = block if previous is None else previous + block
-            tally.add_buyers(arm, v, buyers)
+            tally.add_buyer_arms(count_below(edges, assign.take(buyers)), v)
     return tally.runs([o for o in outcomes if o is not None], "vectorized")
