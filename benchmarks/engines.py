@@ -717,15 +717,11 @@ def _cpu() -> float:
     return time.process_time()
 
 
-def _best_rate(work: float, function: Callable[[], Any], runs: int) -> tuple[float, float]:
-    """(work per wall second, work per CPU second), each the best of ``runs`` calls."""
-    wall = cpu = math.inf
-    for _ in range(runs):
-        start, start_cpu = time.perf_counter(), _cpu()
-        function()
-        wall = min(wall, time.perf_counter() - start)
-        cpu = min(cpu, _cpu() - start_cpu)
-    return work / wall, work / cpu
+def _rates(work: float, function: Callable[[], Any]) -> tuple[tuple[float, float], Any]:
+    """((work per wall second, work per CPU second), what ``function`` returned)."""
+    start, start_cpu = time.perf_counter(), _cpu()
+    result = function()
+    return (work / (time.perf_counter() - start), work / (_cpu() - start_cpu)), result
 
 
 def vectorized_bound(visitors: float, repeat: int) -> None:
@@ -747,43 +743,58 @@ def vectorized_bound(visitors: float, repeat: int) -> None:
     vectorized.simulate_variants(funnels, counted, shares)
     n = counted.n_visitors
     per_visitor = counted.drawn / n
+    old = baseline.load("src/funnelsim/engine/vectorized.py")
     buffer = np.empty(1 << 20)
     rng = np.random.Generator(np.random.PCG64(9))
     chunks = max(1, round(n * per_visitor / buffer.size))
-    engine = bound = (0.0, 0.0)
+    best = {"engine": (0.0, 0.0), "before": (0.0, 0.0), "uniforms": (0.0, 0.0)}
+    identical = True
     for seed in replication_seeds(9, repeat):
         draws = VisitorDraws(seed, visitors / days, days)
-        now = _best_rate(
-            draws.n_visitors,
-            lambda d=draws: vectorized.simulate_variants(funnels, d, shares),
-            runs=3,
-        )
-        engine = (max(engine[0], now[0]), max(engine[1], now[1]))
-        uniforms = _best_rate(
-            chunks * buffer.size,
-            lambda: [rng.random(out=buffer) for _ in range(chunks)],
-            runs=3,
-        )
-        bound = (max(bound[0], uniforms[0] / per_visitor), max(bound[1], uniforms[1] / per_visitor))
-    share = engine[1] / bound[1]
+        runs = {}
+        for _ in range(3):  # alternating, so a busy moment slows all three alike
+            for name, module in (("engine", vectorized), ("before", old)):
+                rates, runs[name] = _rates(
+                    draws.n_visitors,
+                    lambda m=module, d=draws: m.simulate_variants(funnels, d, shares),
+                )
+                best[name] = (max(best[name][0], rates[0]), max(best[name][1], rates[1]))
+            rates, _ = _rates(
+                chunks * buffer.size, lambda: [rng.random(out=buffer) for _ in range(chunks)]
+            )
+            best["uniforms"] = (
+                max(best["uniforms"][0], rates[0]),
+                max(best["uniforms"][1], rates[1]),
+            )
+        identical &= pickle.dumps(runs["engine"]) == pickle.dumps(runs["before"])
+    (engine_wall, engine_cpu), (before_wall, before_cpu) = best["engine"], best["before"]
+    bound_wall, bound_cpu = (rate / per_visitor for rate in best["uniforms"])
+    share = engine_cpu / bound_cpu
     load = os.getloadavg()[0]
     print(
-        f"   engine {engine[1]:,.0f} visitors/s per CPU second ({engine[0]:,.0f} per wall "
-        f"second); bound {bound[1]:,.0f} visitors/s per CPU second ({bound[0]:,.0f} wall) = "
-        f"NumPy PCG64 {bound[1] * per_visitor:,.0f} uniforms/s / {per_visitor:g} uniforms "
-        f"per visitor; {share:.0%} of the bound by CPU time, {engine[0] / bound[0]:.0%} by "
-        f"wall time; load average {load:.1f} on {os.cpu_count()} cores"
+        f"   engine {engine_cpu:,.0f} visitors/s per CPU second ({engine_wall:,.0f} per wall "
+        f"second); before ({baseline.BASELINE}) {before_cpu:,.0f} ({before_wall:,.0f} wall); "
+        f"identical results: {identical}\n"
+        f"   bound {bound_cpu:,.0f} visitors/s per CPU second ({bound_wall:,.0f} wall) = "
+        f"NumPy PCG64 {bound_cpu * per_visitor:,.0f} uniforms/s / {per_visitor:g} uniforms "
+        f"per visitor\n"
+        f"   {share:.0%} of the bound by CPU time, {engine_wall / bound_wall:.0%} by wall time "
+        f"(before: {before_cpu / bound_cpu:.0%}, {before_wall / bound_wall:.0%}); load average "
+        f"{load:.1f} on {os.cpu_count()} cores"
     )
     report(
         "vectorized engine / NumPy uniform bound (checkout.yaml, 4 variants)",
         f"{share:.0%}",
         ">= 25%",
         share >= 0.25,
-        f"{engine[1]:,.0f} visitors/s (each through all 4 variants, {n:,} visitors) against "
-        f"{bound[1]:,.0f}/s = NumPy PCG64 uniforms/s / {per_visitor:g} uniforms per visitor "
-        f"(counted in the engine); per CPU second (user+sys), best of runs, warm; "
-        f"by wall time {engine[0] / bound[0]:.0%}; load {load:.1f}",
+        f"{engine_cpu:,.0f} visitors/s (each through all 4 variants, {n:,} visitors) against "
+        f"{bound_cpu:,.0f}/s = NumPy PCG64 uniforms/s / {per_visitor:g} uniforms per visitor "
+        f"(counted in the engine); per CPU second (user+sys), best of runs, warm; by wall "
+        f"time {engine_wall / bound_wall:.0%}; identical results to before: {identical}; "
+        f"load {load:.1f}",
         f"{CMD}bound",
+        before=f"{before_cpu / bound_cpu:.0%}",
+        ratio=f"{engine_cpu / before_cpu:.1f}x less CPU",
     )
 
 

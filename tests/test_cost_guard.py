@@ -83,6 +83,30 @@ def test_the_estimate_counts_simpy_events_and_queues() -> None:
     assert "SimPy events" in budget.describe(cost) and budget.refusal(cost) is not None
 
 
+def test_the_estimate_prices_the_steps_the_vectorized_engine_walks() -> None:
+    """The estimate's steps (visitors x stages x variants) bound the visitor-stage steps the
+    vectorized engine walks on checkout.yaml (each visitor walks the stages until they
+    leave) and are of the same order of magnitude. ``benchmarks/steps.py`` measures the
+    steps per second of ``STEPS_PER_SECOND``; no test times them."""
+    from funnelsim.engine import vectorized
+    from funnelsim.engine.draws import VisitorDraws, replication_seeds
+    from funnelsim.experiment import compile_variants
+    from funnelsim.scenario import load_scenario
+
+    scenario = load_scenario(CHECKOUT)
+    traffic = scenario.traffic
+    draws = VisitorDraws(replication_seeds(3, 1)[0], traffic.visitors_per_day, traffic.days)
+    runs = vectorized.simulate_variants(compile_variants(scenario), draws, [0.25] * 4)
+    walked = sum(int(o.reached[:-1].sum()) for o in runs.outcomes)
+    cost = budget.estimate(scenario, 1, "vectorized")
+    assert walked < cost.steps < 10 * walked, (walked, cost.steps)
+    assert cost.seconds == pytest.approx(
+        cost.steps / budget.STEPS_PER_SECOND["vectorized"]
+        + budget.READOUT_SECONDS[0]
+        + 4 * budget.READOUT_SECONDS[1]
+    )
+
+
 # --------------------------------------------------------------------------- capped runs
 
 

@@ -12,6 +12,7 @@ from conftest import MINIMAL, SCENARIOS
 from funnelsim.engine import simpy_engine, vectorized
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import compile_funnel
+from funnelsim.engine.outcomes import REASON_INDEX
 from funnelsim.queueing import erlang_a_abandonment
 from funnelsim.scenario import load_scenario, parse_scenario
 
@@ -46,6 +47,73 @@ def test_engines_agree_visitor_by_visitor_without_queues():
         np.testing.assert_array_equal(a.converted, b.converted)
         np.testing.assert_array_equal(a.outcome.lost, b.outcome.lost)
         np.testing.assert_allclose(a.revenue, b.revenue)
+
+
+def test_variants_played_together_match_each_played_alone_and_simpy():
+    """simulate_variants shares the stages where variants agree, the draws and the buyers'
+    order values: each variant's tally equals its own run, and SimPy's, visitor by visitor
+    (the test's arms too)."""
+    scenario = load_scenario(SCENARIOS / "checkout.yaml").with_overrides(
+        {"traffic.visitors_per_day": 500}
+    )
+    funnels = [compile_funnel(scenario.variant(name)) for name in scenario.variant_names]
+    draws = VisitorDraws(replication_seeds(8, 1)[0], 500, scenario.traffic.days)
+    shares = [0.25] * 4
+    together = vectorized.simulate_variants(funnels, draws, shares)
+    simpy_runs = simpy_engine.simulate_variants(funnels, draws, shares)
+    for funnel, mine, theirs in zip(funnels, together.outcomes, simpy_runs.outcomes, strict=True):
+        alone = vectorized.simulate(funnel, draws).outcome
+        for outcome in (alone, theirs):
+            np.testing.assert_array_equal(mine.reached, outcome.reached)
+            np.testing.assert_array_equal(mine.lost, outcome.lost)
+            np.testing.assert_allclose(mine.revenue, outcome.revenue)
+    np.testing.assert_array_equal(together.test_visitors, simpy_runs.test_visitors)
+    np.testing.assert_array_equal(together.test_conversions, simpy_runs.test_conversions)
+    assert together.test_conversions.sum() > 0
+
+
+CONTACT = """\
+name: contact options
+seed: 2
+traffic:
+  visitors_per_day: 3000
+  days: 1
+  channels: {search: {share: 0.7}, social: {share: 0.3, intent: 0.8}}
+segments:
+  mobile: {share: 0.5, page_load_s: 3.0}
+  desktop: {share: 0.5, page_load_s: 1.2}
+stages:
+  - {name: landing, rate: 0.9, friction: {page_load: true}}
+  - name: enquiry
+    rate: 0.8
+    response_delay_min: {dist: exponential, mean: 20}
+    friction: {response_decay: true, contact_options: [email], form_fields: 16}
+  - {name: order, rate: 0.7, friction: {login_wall: required, payment_methods: [card]}}
+value:
+  order_value: {dist: lognormal, mean: 40, sd: 20}
+"""
+
+
+def test_engines_agree_visitor_by_visitor_where_contact_options_matter():
+    """Shared preferences (one cell table for all segments) with contact options offered, a
+    response delay and several frictions at one stage: the vectorized engine draws the
+    contact option and agrees with SimPy visitor by visitor."""
+    scenario = parse_scenario(CONTACT)
+    a = _simulate(scenario, "vectorized", seed=4)
+    b = _simulate(scenario, "simpy", seed=4)
+    np.testing.assert_array_equal(a.converted, b.converted)
+    np.testing.assert_array_equal(a.outcome.lost, b.outcome.lost)
+    np.testing.assert_allclose(a.revenue, b.revenue)
+    lost = a.outcome.lost_by_reason()
+    for stage, reason in [
+        (0, "page_load"),
+        (1, "form_fields"),
+        (1, "contact"),
+        (1, "response"),
+        (2, "login_wall"),
+        (2, "payment"),
+    ]:
+        assert lost[stage, REASON_INDEX[reason]] > 0, (stage, reason)
 
 
 ERLANG_A = """\

@@ -29,10 +29,14 @@ from funnelsim.scenario.schema import Scenario
 
 MINUTES_PER_DAY = 1440.0
 
-STEPS_PER_SECOND = {"vectorized": 3e6, "simpy": 1e5}
-"""Visitor-stage steps per second and core of the per-visitor engines, readout included.
-Measured with ``replicate`` on ``checkout.yaml`` at 20,000 visitors/day (vectorized:
-3.2e6) and ``lead_response.yaml`` at 1,000 visitors/day (SimPy: 9.1e4)."""
+STEPS_PER_SECOND = {"vectorized": 3e7, "simpy": 1e5}
+"""Visitor-stage steps per CPU second of the per-visitor engines, lifetime economics
+included (the readout and the rest of a replication are :data:`READOUT_SECONDS`).
+``benchmarks/steps.py`` measures the vectorized engine's from ``replicate`` at two sizes
+of every scenario it can run and prints the constant to use: the slowest scenario's
+rate (3.1e7 to 3.7e7 for ``purchase_path.yaml``, whose gamma order values cost most,
+1.8e8 to 2e8 for ``checkout.yaml``, at a load average of 11 to 15 on 2 cores). SimPy:
+9.1e4 with ``replicate`` on ``lead_response.yaml`` at 1,000 visitors/day."""
 BUYERS_PER_SECOND = 3e6
 """Buyer-variants per second and core of the aggregate engine, whose cost grows with the
 buyers (their order values and lifetimes), not the visitors: 1.4e7 buyer-variants took

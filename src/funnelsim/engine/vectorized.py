@@ -120,9 +120,12 @@ class _Survivors(NamedTuple):
     lost: IntArray  # (reasons, cells): lost at this stage, by reason
 
 
-def _walk(plan: _Plan, shared: SharedDraws) -> tuple[IntArray, IntArray, _Survivors]:
+def _walk(
+    plan: _Plan, shared: SharedDraws
+) -> tuple[IntArray, IntArray, _Survivors, tuple[Hashable, ...]]:
     """Visitors reaching each stage (S + 1, cells), lost there by reason (S, R, cells),
-    and the buyers (their positions in the block and cells), for one block.
+    the buyers (their positions in the block and cells), and the key of what decided
+    them, for one block.
 
     Each stage's result is kept under the key of every stage up to it: variants that
     differ only at a later stage walk the earlier ones once per block, since common
@@ -146,7 +149,7 @@ def _walk(plan: _Plan, shared: SharedDraws) -> tuple[IntArray, IntArray, _Surviv
         walked.append(shared.derived(key, partial(_stage, plan, shared, s, walked[-1])))
     reached = np.stack([w.reached for w in walked])
     lost = np.stack([w.lost for w in walked[1:]])
-    return reached, lost, walked[-1]
+    return reached, lost, walked[-1], key
 
 
 def _cell_index(
@@ -231,13 +234,19 @@ def _friction_losses(stage: _StagePlan, u: FloatArray, cell: IntArray, lost: Int
 
 
 def _simulate_block(plan: _Plan, shared: SharedDraws) -> tuple[Outcome, IntArray, FloatArray]:
-    """Tally one variant on one block; also the buyers (indices) and their order values."""
+    """Tally one variant on one block; also the buyers (indices) and their order values
+    (computed once for variants with the same buyers and order-value distributions)."""
     funnel = plan.funnel
-    reached, lost, buyers = _walk(plan, shared)
+    reached, lost, buyers, walk_key = _walk(plan, shared)
     _, n_c, n_p, n_k = funnel.cell_shape
     segment = buyers.cell // (n_c * n_p * n_k)
     channel = buyers.cell // (n_p * n_k) % n_c
-    paid = order_values_for(funnel, shared.uniforms("order").take(buyers.index), segment, channel)
+    paid = shared.derived(
+        ("paid", *walk_key, funnel.order_value_dists),
+        lambda: order_values_for(
+            funnel, shared.uniforms("order").take(buyers.index), segment, channel
+        ),
+    )
     n_sc = len(funnel.segments) * n_c
     segment_channel = segment * n_c + channel
     revenue = np.bincount(segment_channel, weights=paid, minlength=n_sc).astype(np.float64)
