@@ -133,7 +133,8 @@ def _walk(
     """
     n_cells = plan.funnel.cell_continue.shape[1]
     cells_decided_by, cells = _cell_index(plan.funnel, shared, plan.preferences)
-    key: tuple[Hashable, ...] = ("walk", *cells_decided_by)
+    # the stages' uniforms are drawn as one row per visitor: their number decides them too
+    key: tuple[Hashable, ...] = ("walk", len(plan.stages), *cells_decided_by)
     everybody = shared.derived(
         key,
         lambda: _Survivors(
@@ -162,7 +163,7 @@ def _cell_index(
     visitor is counted under its first option, and the outcome, which sums over
     preferences, is the same. Nor is a segment or channel split with one member.
     """
-    key = ("cells", *cells_key(funnel), *preferences)
+    key = ("cells", funnel.cell_shape, *cells_key(funnel), *preferences)
     if (funnel.payment_cdf != funnel.payment_cdf[0]).any() or (
         funnel.contact_cdf != funnel.contact_cdf[0]
     ).any():  # preferences by segment
