@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from numpy.random import SeedSequence, default_rng
+from scipy import stats
 from scipy.special import betaln
 
 from conftest import MINIMAL, SCENARIOS
@@ -116,6 +117,48 @@ def test_shifted_beta_geometric_survival_and_clv():
     lives = simulate(m, 200_000, seed=11)
     assert_mean_close(1.0 + lives.value, clv.expected_clv(m), within=0.01)
     assert_mean_close(lives.churn, alpha / (alpha + beta))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"churn_per_month": 0.08, "horizon_months": 24},
+        {"sbg": (0.7, 3.8), "churn_multiplier": 0.6, "horizon_months": 36},
+    ],
+)
+def test_survivor_chain_matches_customer_by_customer_lifetimes(changes):
+    """A cohort's survivors drawn as a chain of binomials: each month's count has the
+    exact Binomial(n, S(k)) law of independent customers, and the cohort's discounted
+    active months (its repeat value) the variance of n customers' sum drawn one by one."""
+    m = model(**changes, repeat_per_month=1.0, monthly_discount=0.008)
+    n, cohorts, months = 20, 4000, m.horizon_months
+    retention = np.tile(clv.monthly_retention(m, months), (cohorts, 1))
+    counts = clv.survivor_counts(np.full(cohorts, n), retention, default_rng(SeedSequence(5)))
+    alive = clv.survival(m)
+    for k in (1, months // 3, months):
+        x = counts[:, k].astype(float)
+        assert_mean_close(x, n * alive[k])
+        exact_var = n * alive[k] * (1.0 - alive[k])
+        se_var = math.sqrt(((x - x.mean()) ** 4).mean() - x.var() ** 2) / math.sqrt(cohorts)
+        assert abs(x.var(ddof=1) - exact_var) < Z * se_var, (k, x.var(ddof=1), exact_var)
+    by_chain = counts[:, 1:] @ clv.discounted_months(m, months)
+    by_customer = simulate(m, n * cohorts, seed=6).value.reshape(cohorts, n).sum(axis=1)
+    se = math.sqrt(by_chain.var() / cohorts + by_customer.var() / cohorts)
+    assert abs(by_chain.mean() - by_customer.mean()) < Z * se
+    ratio = by_chain.var(ddof=1) / by_customer.var(ddof=1)
+    # SE of a log sample variance: sqrt((kurtosis - 1) / n) (delta method)
+    se_log = math.sqrt(sum(stats.kurtosis(x, fisher=False) - 1.0 for x in (by_chain, by_customer)))
+    assert abs(math.log(ratio)) < Z * se_log / math.sqrt(cohorts), ratio
+
+
+def test_monthly_retention_ends_with_the_horizon_and_the_customers():
+    m = model(churn_per_month=1.0, horizon_months=3)
+    assert clv.monthly_retention(m, 5).tolist() == [0.0] * 5
+    kept = clv.monthly_retention(model(churn_per_month=0.1, horizon_months=3), 5)
+    np.testing.assert_allclose(kept, [0.9, 0.9, 0.9, 0.0, 0.0])
+    np.testing.assert_allclose(
+        clv.discounted_months(model(horizon_months=2), 3), [1 / 1.01, 1 / 1.01**2, 0.0]
+    )
 
 
 def test_registered_and_nurture_terms_change_the_model():

@@ -341,6 +341,50 @@ def simulate_lifetimes(model: LifetimeModel, uniforms: FloatArray) -> Lifetimes:
     )
 
 
+def monthly_retention(model: LifetimeModel, months: int) -> FloatArray:
+    """P(a customer active in month k - 1 is still active in month k), k = 1..``months``:
+    S(k) / S(k - 1) of :func:`survival` (0 once nobody is left, and beyond the horizon).
+
+    Customers are independent, so among ``n`` customers active in month k - 1 the number
+    still active in month k is Binomial(n, this), whatever the churn law (constant or
+    shifted-beta-geometric): the cohort's survivors are a chain of binomials.
+
+    >>> m = LifetimeModel(1.0, 10.0, 1.0, "fixed", 0.25, None, 1.0, 2, 0.0, 0.0, 0.0)
+    >>> monthly_retention(m, 3).tolist()
+    [0.75, 0.75, 0.0]
+    """
+    alive = survival(model)
+    kept = np.zeros(months)
+    ratios = np.divide(alive[1:], alive[:-1], out=np.zeros(len(alive) - 1), where=alive[:-1] > 0)
+    kept[: min(months, len(ratios))] = ratios[:months]
+    return np.clip(kept, 0.0, 1.0)
+
+
+def survivor_counts(
+    customers: IntArray, retention: FloatArray, rng: np.random.Generator
+) -> IntArray:
+    """(cohorts, months + 1): how many of each cohort's ``customers`` are active k months
+    after their first order (column 0 is the cohort), drawn as a chain of binomials with
+    ``retention`` (cohorts, months) from :func:`monthly_retention`: as many draws as
+    months, however many customers. In distribution this is exactly the count of
+    :func:`simulate_lifetimes`' customers with ``active_months >= k``.
+    """
+    counts = np.zeros((len(customers), retention.shape[1] + 1), np.int64)
+    counts[:, 0] = customers
+    for k in range(retention.shape[1]):
+        counts[:, k + 1] = rng.binomial(counts[:, k], retention[:, k])
+    return counts
+
+
+def discounted_months(model: LifetimeModel, months: int) -> FloatArray:
+    """(1 + d)^-k for k = 1..``months``, 0 beyond the horizon: summed over the months a
+    customer is active, the weight of the monthly margin in :func:`simulate_lifetimes`."""
+    weights = np.zeros(months)
+    factors = _discount_factors(model)[1:]
+    weights[: min(months, len(factors))] = factors[:months]
+    return weights
+
+
 class CustomerValue(NamedTuple):
     """What one variant's customers of one replication are worth, by channel.
 

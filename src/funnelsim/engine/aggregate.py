@@ -161,7 +161,7 @@ def _sum_of_squares_share(shape: float, count: int) -> tuple[float, float]:
     return mean, max(variance, 0.0)
 
 
-def _value_sums(dist: Distribution, count: int, rng: Generator) -> tuple[float, float]:
+def value_sums(dist: Distribution, count: int, rng: Generator) -> tuple[float, float]:
     """Sum and sum of squares of ``count`` order values.
 
     Closed forms: constants multiply; a gamma (or exponential) sum above
@@ -198,7 +198,7 @@ def _nested_sums(
     sums, squares = np.zeros(len(buyers)), np.zeros(len(buyers))
     done, total, total_sq = 0, 0.0, 0.0
     for count in np.unique(buyers):
-        more, more_sq = _value_sums(dist, int(count) - done, rng)
+        more, more_sq = value_sums(dist, int(count) - done, rng)
         done, total, total_sq = int(count), total + more, total_sq + more_sq
         sums[buyers == count], squares[buyers == count] = total, total_sq
     return sums, squares

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +18,7 @@ from funnelsim import clv
 from funnelsim.analysis import lifetime
 from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws
 from funnelsim.engine.outcomes import Outcome
+from funnelsim.experiment.cohorts import VariantValue, cohort_values
 from funnelsim.scenario.schema import Scenario
 
 FloatArray = NDArray[np.float64]
@@ -143,16 +143,6 @@ def _test_arm(
     )
 
 
-class _VariantValue(NamedTuple):
-    """What the economics keep of a variant's customers once the test arm has read
-    their lives (the per-customer arrays are dropped, variant by variant)."""
-
-    customers: NDArray[np.int64]
-    clv: FloatArray
-    cumulative_margin: FloatArray
-    referrals: float
-
-
 def _per_visitor(total: float, outcome: Outcome) -> float:
     return total / outcome.visitors if outcome.visitors else 0.0
 
@@ -216,28 +206,50 @@ def _lead_quality(scenario: Scenario, outcome: Outcome) -> tuple[float, float]:
     return float(outcome.reached[lead_stage + 1].sum()), days + minutes / MINUTES_PER_DAY
 
 
+def _customer_values(
+    variants: Sequence[Scenario],
+    outcomes: Sequence[Outcome],
+    tests: Sequence[tuple[int, int]],
+    draws: VisitorDraws,
+    rng: np.random.Generator,
+) -> tuple[list[lifetime.ArmCustomers], list[VariantValue]]:
+    """Per variant, the simulated test's arm and the value of its customers, every
+    customer's life drawn on uniforms the variants share slot by slot."""
+    uniforms = _lifetime_uniforms(outcomes, draws)
+    arms, values = [], []
+    for scenario, outcome, arm in zip(variants, outcomes, tests, strict=True):
+        value = clv.customer_value(
+            scenario, outcome.reached[-1], outcome.revenue, [u[:, :3] for u in uniforms]
+        )
+        arms.append(_test_arm(outcome, scenario, value, uniforms, arm, rng))
+        referrals = float(value.lifetimes.referrals.sum())
+        values.append(VariantValue(value.customers, value.clv, value.cumulative_margin, referrals))
+        del value  # one variant's customers in memory at a time
+    return arms, values
+
+
 def lifetime_economics(
     variants: Sequence[Scenario],
     outcomes: Sequence[Outcome],
     draws: VisitorDraws,
     test_visitors: NDArray[np.int64],
     test_conversions: NDArray[np.int64],
+    by_cohort: bool = False,
 ) -> tuple[Economics, FloatArray]:
     """Customers' simulated lifetimes, acquisition economics per variant and channel, and
     the simulated test's Bayesian readout of CLV per visitor, for one replication; with
-    the posterior draws of that readout, ``(variants, draws)``, control first."""
-    uniforms = _lifetime_uniforms(outcomes, draws)
+    the posterior draws of that readout, ``(variants, draws)``, control first.
+
+    ``by_cohort`` draws the customers' lives as counts per cell and month
+    (:mod:`funnelsim.experiment.cohorts`, the aggregate engine's way) instead of one
+    customer at a time; both agree in distribution.
+    """
     rng = draws.generator("readout", 1)
-    arms, values = [], []
-    for v, (scenario, outcome) in enumerate(zip(variants, outcomes, strict=True)):
-        value = clv.customer_value(
-            scenario, outcome.reached[-1], outcome.revenue, [u[:, :3] for u in uniforms]
-        )
-        arm = (int(test_visitors[v]), int(test_conversions[v]))
-        arms.append(_test_arm(outcome, scenario, value, uniforms, arm, rng))
-        referrals = float(value.lifetimes.referrals.sum())
-        values.append(_VariantValue(value.customers, value.clv, value.cumulative_margin, referrals))
-        del value  # one variant's customers in memory at a time
+    tests = [(int(n), int(k)) for n, k in zip(test_visitors, test_conversions, strict=True)]
+    if by_cohort:
+        arms, values = cohort_values(variants, outcomes, tests, draws.generator("lifetime", 0), rng)
+    else:
+        arms, values = _customer_values(variants, outcomes, tests, draws, rng)
     prior = variants[0].experiment.prior
     test_clv_draws = lifetime.clv_draws(
         arms,

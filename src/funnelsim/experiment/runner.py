@@ -120,7 +120,7 @@ def replicate(
         runs.test_conversions,
     )
     economics, clv_draws = lifetime_economics(
-        variants, outcomes, draws, test_visitors, test_conversions
+        variants, outcomes, draws, test_visitors, test_conversions, runs.engine == "aggregate"
     )
     visitors = np.array([o.visitors for o in outcomes])
     stage = judged_stage(scenario)
