@@ -9,6 +9,7 @@ two-sample Kolmogorov-Smirnov test of conversion does not reject at the 0.1% lev
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -16,12 +17,14 @@ import pytest
 from numpy.random import SeedSequence
 from scipy import stats
 
+from funnelsim import clv
 from funnelsim.analysis.decision import DecisionRule, readout
 from funnelsim.engine import aggregate, simpy_engine, vectorized
 from funnelsim.engine.draws import VisitorDraws
 from funnelsim.engine.model import VariantRuns, compile_funnel
 from funnelsim.execution import Execution
 from funnelsim.experiment import compile_variants, run_experiment, split_readout
+from funnelsim.experiment.runner import replicate
 from funnelsim.scenario import parse_scenario
 
 # Every per-visitor feature the engines share, but no queue: two segments (one with its
@@ -199,3 +202,141 @@ def test_replication_readout_equals_the_full_readout(scenario, visitors, convers
     )
     np.testing.assert_allclose(lean.expected_loss, [v.expected_loss for v in full.variants])
     assert (lean.decision, lean.shipped) == (full.decision.action, full.decision.variant)
+
+
+# --------------------------------------------------------------------------- lifetimes
+
+# Lifetime economics of every kind the cohort path handles: constant and sbg churn,
+# fixed and Poisson repeat orders, registered customers (an optional login wall) with
+# their own multipliers, nurture, gamma order values (closed-form sums) and log-normal
+# ones (drawn); two variants sharing some cells' lifetime models and not others.
+LIFETIMES = """\
+name: lifetimes
+seed: 4
+traffic:
+  visitors_per_day: 2000
+  days: 2
+  channels:
+    search: {share: 0.6}
+    social:
+      share: 0.4
+      retention: {repeat_per_month: 0.3, churn: sbg, sbg: {alpha: 0.8, beta: 4.0}}
+segments:
+  mobile: {share: 0.6, order_value: {dist: gamma, mean: 50, sd: 20}}
+  desktop: {share: 0.4}
+stages:
+  - name: landing
+    rate: 0.5
+  - name: checkout
+    rate: 0.6
+    friction: {login_wall: optional}
+value:
+  order_value: {dist: lognormal, mean: 60, sd: 30}
+  margin: 0.4
+  retention: {repeat_per_month: 0.2, churn_per_month: 0.1, repeat_orders: fixed}
+  horizon_months: 12
+  nurture: {messages_per_month: 2, repeat_lift_per_message: 0.1, cost_per_message: 0.05}
+coefficients:
+  login_wall:
+    optional_registers: 0.4
+    registered_repeat_multiplier: 1.5
+    registered_churn_multiplier: 0.6
+variants:
+  control: {}
+  required: {stages.checkout.friction.login_wall: required}
+experiment: {metric: clv_per_visitor}
+"""
+LIFETIME_REPLICATIONS = 80
+
+
+def _economics(engine: str, scenario, seed: int) -> dict[str, np.ndarray]:
+    """Per lifetime metric, a (replications, columns) array of replicate's economics."""
+    reps = [replicate(scenario, s, engine) for s in SeedSequence(seed).spawn(LIFETIME_REPLICATIONS)]
+    econ = [r.economics for r in reps]
+    return {
+        "clv_per_visitor": np.array([e.clv_per_visitor for e in econ]),
+        "clv_per_customer": np.array([e.clv_per_customer for e in econ]),
+        "channel_clv_per_customer": np.array(
+            [(e.channel_clv / e.channel_customers).ravel() for e in econ]
+        ),
+        "test_clv_mean": np.array([e.test_clv.mean for e in econ]),
+        "test_clv_low": np.array([e.test_clv.low for e in econ]),
+        "test_clv_width": np.array([e.test_clv.high - e.test_clv.low for e in econ]),
+        "test_beats_control": np.array([e.test_clv.prob_beats_control[1:] for e in econ]),
+    }
+
+
+def _assert_same_spread(x: np.ndarray, y: np.ndarray, name: str) -> None:
+    """Replication variances agree: |log(var_x / var_y)| within 4 SE, the SE of a log
+    sample variance being sqrt((kurtosis - 1) / n) (delta method)."""
+    for column in range(x.shape[1]):
+        a, b = x[:, column], y[:, column]
+        se = math.sqrt(sum((stats.kurtosis(v, fisher=False) - 1.0) / len(v) for v in (a, b)))
+        ratio = a.var(ddof=1) / b.var(ddof=1)
+        assert abs(math.log(ratio)) < 4 * se, (name, column, ratio, se)
+
+
+def test_vectorized_and_aggregate_lifetime_economics_agree_in_distribution():
+    """Every metric of one variant has the same mean and spread on both engines. The
+    engines pair variants differently (the vectorised engine's variants and test arms
+    share customers' lifetime uniforms slot by slot, the aggregate engine's share cohorts
+    only where the variants' customers live alike), so a comparison of two arms (P(beats
+    control)) must agree in mean only."""
+    scenario = parse_scenario(LIFETIMES)
+    a, b = _economics("vectorized", scenario, 707), _economics("aggregate", scenario, 808)
+    for name in a:
+        x, y = a[name], b[name]
+        se = np.sqrt(x.var(axis=0, ddof=1) / len(x) + y.var(axis=0, ddof=1) / len(y))
+        diff = np.abs(x.mean(axis=0) - y.mean(axis=0))
+        assert (diff <= 4 * se).all(), (name, x.mean(axis=0), y.mean(axis=0), se)
+        if name != "test_beats_control":
+            _assert_same_spread(x, y, name)
+    for v in range(2):
+        p = stats.ks_2samp(a["clv_per_visitor"][:, v], b["clv_per_visitor"][:, v]).pvalue
+        assert p > 0.001, (v, p)
+
+
+def _expected_clv_per_customer(scenario, cell_buyers: np.ndarray) -> float:
+    """The closed-form CLV (clv.expected_clv) of a customer, averaged over the cells'
+    buyers and the registered share, the first order at its distribution's mean."""
+    share = clv.registration_share(scenario)
+    total = 0.0
+    for (g, segment), (c, channel) in itertools.product(
+        enumerate(scenario.segments), enumerate(scenario.traffic.channels)
+    ):
+        _, order_value = clv.customer_terms(scenario, segment, channel)
+        value = [
+            clv.expected_clv(
+                clv.lifetime_model(scenario, segment, channel, flag), order_value.mean_value
+            )
+            for flag in (False, True)
+        ]
+        total += cell_buyers[g, c] * ((1.0 - share) * value[0] + share * value[1])
+    return total / cell_buyers.sum()
+
+
+def test_aggregate_clv_matches_the_closed_form():
+    # A million visitors a replication: hundreds of thousands of customers, whose mean CLV
+    # must sit within 4 SE of the closed form at the cells' expected buyers.
+    scenario = parse_scenario(LIFETIMES).with_overrides({"traffic.visitors_per_day": 500_000})
+    reps = [replicate(scenario, s, "aggregate") for s in SeedSequence(909).spawn(40)]
+    for v, funnel in enumerate(compile_variants(scenario)):
+        chance = aggregate.continue_probabilities(funnel).prod(axis=0) * funnel.cell_probabilities
+        n_g, n_c = len(scenario.segments), len(scenario.traffic.channels)
+        buyers = chance.reshape(n_g, n_c, -1).sum(axis=2)
+        exact = _expected_clv_per_customer(funnel.scenario, buyers)
+        values = np.array([r.economics.clv_per_customer[v] for r in reps])
+        se = values.std(ddof=1) / math.sqrt(len(values))
+        assert abs(values.mean() - exact) < 4 * se, (v, values.mean(), exact, se)
+        assert 4 * se < 0.002 * exact, "the test is too weak to tell the model apart"
+
+
+def test_aggregate_lifetime_economics_repeat_with_the_seed():
+    scenario = parse_scenario(LIFETIMES).with_overrides({"traffic.visitors_per_day": 5e6})
+    seed = SeedSequence(11)
+    first, again = replicate(scenario, seed, "aggregate"), replicate(scenario, seed, "aggregate")
+    for name in ("clv_per_visitor", "channel_clv", "channel_payback_months"):
+        np.testing.assert_array_equal(
+            getattr(first.economics, name), getattr(again.economics, name)
+        )
+    np.testing.assert_array_equal(first.economics.test_clv.mean, again.economics.test_clv.mean)
