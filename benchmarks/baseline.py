@@ -25,6 +25,9 @@ the BG/NBD model evaluated its Gamma functions per customer history."""
 RUN_BASELINE = "d194690"
 """main before ``funnelsim run`` shared one quadrature between its exact readouts, dropped
 SALib's unshown bootstrap and stopped importing matplotlib without ``--report``."""
+AGGREGATE_BASELINE = "0a578db"
+"""main before the aggregate engine drew its customers' lifetimes by cohort (counts per
+cell and month) instead of one by one."""
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -807,35 +807,51 @@ from funnelsim.scenario import load_scenario
 scenario = load_scenario(sys.argv[1])
 days = scenario.traffic.days
 scenario = scenario.with_overrides({"traffic.visitors_per_day": float(sys.argv[2]) / days})
-start = time.perf_counter()
+cpu = lambda u: u.ru_utime + u.ru_stime
+start, start_cpu = time.perf_counter(), cpu(resource.getrusage(resource.RUSAGE_SELF))
 run_experiment(scenario, 1, Execution(engine="aggregate"))
 seconds = time.perf_counter() - start
-print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+used = resource.getrusage(resource.RUSAGE_SELF)
+print(seconds, cpu(used) - start_cpu, used.ru_maxrss)
 """
 
 
-def aggregate_economics(visitors: float) -> None:
-    """The aggregate engine with everything a run computes (lifetime economics, readout),
-    one replication in a new process: its time and its peak memory."""
-    print(f"10. aggregate engine with lifetime economics, {visitors:,.0f} visitors")
+def _aggregate_child(visitors: float, source: Path | None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one aggregate replication in a new
+    process; with ``source``, of the package in that folder."""
     done = subprocess.run(
         [sys.executable, "-c", AGGREGATE_MEMORY, str(SCENARIOS / "checkout.yaml"), str(visitors)],
         capture_output=True,
         text=True,
         check=True,
+        env=None if source is None else dict(os.environ, PYTHONPATH=str(source)),
     )
-    seconds, kilobytes = (float(v) for v in done.stdout.split()[-2:])
-    megabytes = kilobytes / 1024  # ru_maxrss is in kilobytes on Linux
+    seconds, cpu, kilobytes = (float(v) for v in done.stdout.split()[-3:])
+    return seconds, cpu, kilobytes / 1024  # ru_maxrss is in kilobytes on Linux
+
+
+def aggregate_economics(visitors: float) -> None:
+    """The aggregate engine with everything a run computes (lifetime economics, readout),
+    one replication in a new process: its time and its peak memory, beside the code of
+    :data:`baseline.AGGREGATE_BASELINE` (customers' lives drawn one by one)."""
+    print(f"10. aggregate engine with lifetime economics, {visitors:,.0f} visitors")
+    with baseline.source_tree(baseline.AGGREGATE_BASELINE) as source:
+        before = _aggregate_child(visitors, source)
+    seconds, cpu, megabytes = _aggregate_child(visitors, None)
+    load = os.getloadavg()[0]
     big = visitors >= 1e8
     report(
         f"aggregate engine, {visitors / 1e6:.0f}M visitors x 4 variants, with lifetime economics",
-        f"{seconds:.2f} s, peak {megabytes:,.0f} MB",
+        f"{seconds:.2f} s (CPU {cpu:.2f} s), peak {megabytes:,.0f} MB",
         "< 2 s and < 500 MB",
         (seconds < 2.0 and megabytes < 500) if big else None,
         "run_experiment(Execution(engine='aggregate')), 1 replication of checkout.yaml: counts, "
-        "order values, customers' lifetimes, economics and readout; peak RSS of the "
-        "whole process (imports included); first run in a new process",
+        "order values, customers' lifetimes by cohort, economics, readout and the worlds of "
+        "the assumptions; peak RSS of the whole process (imports included); first run in a "
+        f"new process; load average {load:.1f}; before: {baseline.AGGREGATE_BASELINE}",
         f"{CMD}aggregate-economics",
+        before=f"{before[0]:.2f} s (CPU {before[1]:.2f} s), peak {before[2]:,.0f} MB",
+        ratio=f"{before[1] / cpu:.1f}x less CPU, {before[2] / megabytes:.1f}x less memory",
     )
 
 

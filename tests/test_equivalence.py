@@ -25,7 +25,7 @@ from funnelsim.engine.model import VariantRuns, compile_funnel
 from funnelsim.execution import Execution
 from funnelsim.experiment import compile_variants, run_experiment, split_readout
 from funnelsim.experiment.runner import replicate
-from funnelsim.scenario import parse_scenario
+from funnelsim.scenario import ScenarioError, parse_scenario
 
 # Every per-visitor feature the engines share, but no queue: two segments (one with its
 # own payment preferences), two channels, page load, contact options, a response delay
@@ -340,3 +340,16 @@ def test_aggregate_lifetime_economics_repeat_with_the_seed():
             getattr(first.economics, name), getattr(again.economics, name)
         )
     np.testing.assert_array_equal(first.economics.test_clv.mean, again.economics.test_clv.mean)
+
+
+def test_aggregate_refuses_more_customers_than_its_test_can_follow():
+    # Every visitor buys (gamma order values: their sums are one draw a cell): over a
+    # billion customers a variant, refused at the traffic field's line.
+    text = (
+        LIFETIMES.replace("rate: 0.5", "rate: 1.0")
+        .replace("rate: 0.6", "rate: 1.0")
+        .replace("dist: lognormal", "dist: gamma")
+    )
+    huge = parse_scenario(text).with_overrides({"traffic.visitors_per_day": 6e8})
+    with pytest.raises(ScenarioError, match=r"traffic.visitors_per_day.*more than the 999,999,999"):
+        replicate(huge, SeedSequence(1), "aggregate")

@@ -25,8 +25,11 @@ channel x preferred payment method x preferred contact option, see
 4. the simulated A/B test: each cell's visitors split over the variants
    (multinomial), and an arm's buyers Binomial(arm visitors, P(buy | cell)).
 
-Cost grows with stages x cells and with buyers, not with visitors: a hundred
-million visitors take about as long as ten thousand. Variants share the cell
+The buyers' lifetimes after the first order are drawn by cohort too, as survivors per
+cell and month (:mod:`funnelsim.experiment.cohorts`). Cost grows with stages x cells
+(and months), and with buyers only where their order values have no closed-form sum
+(log-normal, uniform, empirical: drawn in chunks, memory stays flat), not with
+visitors: a hundred million visitors take about as long as ten thousand. Variants share the cell
 counts, the stream of each stage and the buyers' order values (variants with
 more buyers in a cell add values to the same ones), so their differences stay
 less noisy than independent runs, though not coupled visitor by visitor as in

@@ -48,6 +48,9 @@ from funnelsim.scenario.schema import Scenario
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 KINDS = 2  # guests, then customers registered at checkout
+MAX_CUSTOMERS = 10**9 - 1
+"""Customers of one variant the simulated test's arm is drawn from at most: NumPy's
+multivariate hypergeometric draws lose precision beyond (``sum(colors) < 10**9``)."""
 
 
 class VariantValue(NamedTuple):
@@ -207,6 +210,13 @@ def cohort_values(
     cohort (the aggregate engine's lifetime economics; see the module docstring)."""
     kinds = [cell_kinds(scenario) for scenario in variants]
     buyers = np.array([o.reached[-1].reshape(-1) for o in outcomes], np.int64)
+    if buyers.sum(axis=1).max(initial=0) > MAX_CUSTOMERS:
+        raise variants[0].error_at(
+            ("traffic", "visitors_per_day"),
+            f"a variant won {buyers.sum(axis=1).max():,} customers, more than the "
+            f"{MAX_CUSTOMERS:,} the aggregate engine's simulated test can follow; "
+            "lower traffic.visitors_per_day or days",
+        )
     months = max(scenario.value.horizon_months for scenario in variants)
     counts = survivors(kinds, buyers, months, lifetime_rng)
     tests, values = [], []
