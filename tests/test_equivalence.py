@@ -254,6 +254,7 @@ def _economics(engine: str, scenario, seed: int) -> dict[str, np.ndarray]:
     reps = [replicate(scenario, s, engine) for s in SeedSequence(seed).spawn(LIFETIME_REPLICATIONS)]
     econ = [r.economics for r in reps]
     return {
+        "revenue_per_visitor": np.array([r.revenue_per_visitor for r in reps]),
         "clv_per_visitor": np.array([e.clv_per_visitor for e in econ]),
         "clv_per_customer": np.array([e.clv_per_customer for e in econ]),
         "channel_clv_per_customer": np.array(
