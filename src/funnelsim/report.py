@@ -518,7 +518,10 @@ def sensitivity_table(result: SensitivityResult) -> Table:
             f"{result.indices.level:.0%} intervals below, from {result.base_samples} base "
             "samples."
         ),
-        notes=tuple(Cell(f"What flips the decision: {flip.describe()}") for flip in result.flips),
+        notes=(
+            *(Cell(f"What flips the decision: {flip.describe()}") for flip in result.flips),
+            *((Cell(result.note),) if result.note else ()),
+        ),
     )
 
 

@@ -8,6 +8,12 @@ explains with all its interactions; both come with bootstrap intervals
 (:mod:`funnelsim.sobol`, through SALib). Every world is valued exactly where the
 funnel allows (:mod:`funnelsim.worlds`), so the indices carry no replication noise.
 
+Sobol indices apportion variance between *independent* inputs. A calibrated
+scenario's assumptions are drawn jointly from its posterior by ``run``
+(:class:`~funnelsim.uncertainty.JointDraws`); here each is varied over its marginal
+spec alone, independently of the others, and the result says so with the strongest
+correlation the joint draws have (:func:`independence_note`).
+
 "What flips the decision" moves each leading assumption across its range, the
 others at their central values, and reports where the best variant (by the same
 metric) stops being the one it is at the central values, if it ever does.
@@ -91,6 +97,7 @@ class SensitivityResult:
     flips: tuple[Flip, ...]
     base_samples: int
     central: float  # the quantity at the central values
+    note: str = ""  # why the indices treat jointly drawn assumptions as independent
 
     @property
     def quantity(self) -> str:
@@ -111,6 +118,7 @@ class SensitivityResult:
                 f"first {first.mean:.3f} [{first.low:.3f}, {first.high:.3f}]"
             )
         lines += [f"  flip: {flip.describe()}" for flip in self.flips]
+        lines += [f"  note: {self.note}"] if self.note else []
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +136,7 @@ class SensitivityResult:
             "flips": [flip.to_dict() for flip in self.flips],
             "interval": {"kind": "bootstrap", "level": self.indices.level},
             "base_samples": self.base_samples,
+            "note": self.note,
         }
 
     def to_frame(self) -> pandas.DataFrame:
@@ -322,4 +331,29 @@ def sensitivity(
         flips=flips,
         base_samples=base_samples,
         central=_quantity(central, names.index(chosen), metric_index),
+        note=independence_note(assumptions),
+    )
+
+
+def independence_note(assumptions: Sequence[Assumption]) -> str:
+    """Why the indices treat the assumptions with joint draws (a posterior) as
+    independent, with the strongest correlation of those draws; "" when none has any."""
+    joints = {id(a.joint): a.joint for a in assumptions if a.joint is not None}
+    if not joints:
+        return ""
+    notes = []
+    for joint in joints.values():
+        keys = [a.key for a in assumptions if a.joint is joint]
+        note = f"{len(keys)} assumption(s) jointly drawn from {joint.source}"
+        if len(keys) > 1:
+            columns = np.column_stack([joint.column(k) for k in keys])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                correlation = np.nan_to_num(np.corrcoef(columns, rowvar=False))
+            np.fill_diagonal(correlation, 0.0)
+            i, j = np.unravel_index(np.argmax(np.abs(correlation)), correlation.shape)
+            note += f" (strongest correlation {correlation[i, j]:+.2f}: {keys[i]}, {keys[j]})"
+        notes.append(note)
+    return (
+        "Sobol indices need independent inputs: each assumption varied over its marginal "
+        f"spec alone, the joint draws' correlations left out; {'; '.join(notes)}."
     )

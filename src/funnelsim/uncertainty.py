@@ -29,6 +29,10 @@ Worlds are drawn quasi-randomly: a scrambled, seeded Sobol sequence
 (:class:`scipy.stats.qmc.Sobol`) gives points of the unit cube, one coordinate per
 uncertain quantity, and each coordinate becomes a value through the quantity's
 inverse CDF (scipy.stats), so a few dozen worlds already cover every range evenly.
+
+Assumptions with *joint draws* (a calibrated scenario's posterior, :class:`JointDraws`)
+are not drawn one by one: world ``w`` takes one whole row of the draws, the same row
+for every assumption of those draws, so their correlations are kept.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import abc
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Union
 
 import numpy as np
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 
 FloatArray = NDArray[np.float64]
 UNCERTAIN_KINDS = ("uniform", "normal", "beta", "lognormal", "triangular")
+ROW_STREAM = 1  # joint draws' rows: seeded by (seed, ROW_STREAM), not by the Sobol seed
 EDGE = 1e-12  # unit-cube coordinates are kept inside (EDGE, 1 - EDGE): finite quantiles
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -255,6 +261,34 @@ def parse_uncertain(data: Any) -> UncertainQuantity:
 # --------------------------------------------------------------------------- worlds
 
 
+@dataclass(frozen=True, eq=False)
+class JointDraws:
+    """Joint draws of several assumptions (a posterior's draws, chains one after another).
+
+    Attributes:
+        source: Where they were read from (a file), for messages.
+        keys: The assumption each column holds, by key.
+        values: (draws, keys): row ``i`` is one joint draw.
+    """
+
+    source: str
+    keys: tuple[str, ...]
+    values: FloatArray
+
+    def rows(self, n: int, seed: int) -> NDArray[np.int64]:
+        """The rows ``n`` worlds take, reproducible from ``seed``: random permutations of
+        every row one after another, so no row repeats before each was taken once (a
+        stream of ``seed`` apart from the quasi-random points')."""
+        rng = np.random.default_rng([seed, ROW_STREAM])
+        count = len(self.values)
+        laps = [rng.permutation(count) for _ in range(-(-n // count))]
+        return np.concatenate(laps)[:n] if laps else np.zeros(0, dtype=np.int64)
+
+    def column(self, key: str) -> FloatArray:
+        """Every draw of assumption ``key``."""
+        return np.asarray(self.values[:, self.keys.index(key)])
+
+
 class Assumption(NamedTuple):
     """One uncertain quantity of a scenario.
 
@@ -263,7 +297,9 @@ class Assumption(NamedTuple):
     a variant's own uncertain override, drawn independently of the base's);
     ``path`` is the field it sets; ``bounds`` the field's valid range; ``default`` is
     True for a calibrated default's documented range (the file leaves the coefficient
-    to its default), False for a quantity the file writes as uncertain.
+    to its default), False for a quantity the file writes as uncertain; ``joint`` holds
+    its joint draws with other assumptions when the scenario points to a posterior
+    (``spec`` then describes its marginal: the central value, sensitivity analysis).
     """
 
     key: str
@@ -271,6 +307,7 @@ class Assumption(NamedTuple):
     bounds: Bounds = UNBOUNDED
     path: str = ""
     default: bool = False
+    joint: JointDraws | None = None
 
     @property
     def field(self) -> str:
@@ -306,5 +343,17 @@ def values_at(assumptions: Sequence[Assumption], points: FloatArray) -> FloatArr
 
 
 def draw_values(assumptions: Sequence[Assumption], n: int, seed: int) -> FloatArray:
-    """(worlds, assumptions): ``n`` quasi-random worlds' values of every assumption."""
-    return values_at(assumptions, unit_points(n, len(assumptions), seed))
+    """(worlds, assumptions): ``n`` worlds' values of every assumption, reproducible from
+    ``seed``: quasi-random for independent ones, and for those with joint draws the
+    row that world takes of their draws (one row for all of the same draws)."""
+    free = [j for j, a in enumerate(assumptions) if a.joint is None]
+    values = np.empty((n, len(assumptions)))
+    chosen = [assumptions[j] for j in free]
+    values[:, free] = values_at(chosen, unit_points(n, len(chosen), seed))
+    rows: dict[int, NDArray[np.int64]] = {}
+    for j, assumption in enumerate(assumptions):
+        joint = assumption.joint
+        if joint is not None:
+            taken = rows.setdefault(id(joint), joint.rows(n, seed))
+            values[:, j] = joint.column(assumption.key)[taken]
+    return values

@@ -3,9 +3,11 @@
 :func:`calibrate_counts` samples the posterior of the scenario's uncertain stage rates
 given observed counts (:mod:`funnelsim.calibration.model`), compares prior and
 posterior, replicates the observed stage counts from the posterior (the posterior
-predictive check) and writes the scenario back with each calibrated assumption replaced
-by a Beta fitted to its posterior draws (mean and sd), so that ``run`` draws its worlds
-from what the data say.
+predictive check) and writes the scenario back pointing to the posterior's joint draws
+(``posterior: posterior.nc``), so that ``run``, ``sweep`` and ``plan`` draw their worlds
+from what the data say, correlations included; each calibrated assumption's spec is
+replaced by one fitted to its marginal draws (mean and sd), its central value and what
+``sensitivity`` varies.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ LEVEL = 0.9
 PROBABILITY = Bounds(0.0, 1.0)
 """Level of every interval in a calibration: prior, posterior and predictive."""
 PREDICTIVE_SEED = 20261130
+POSTERIOR_FILE = "posterior.nc"
+"""The posterior's file name, beside the calibrated scenario that points to it."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +244,9 @@ def calibrate_counts(
         predictive=checks[0],
         diagnostics=fit.diagnostics,
         idata=fit.idata,
-        calibrated_yaml=calibrated_text(scenario_text, {u.key: u.fitted for u in updates}),
+        calibrated_yaml=with_posterior(
+            calibrated_text(scenario_text, {u.key: u.fitted for u in updates}), POSTERIOR_FILE
+        ),
         not_calibrated={
             a.key: not_fitted_reason(a, terms)
             for a in every_assumption(scenario)
@@ -422,3 +428,22 @@ def _with_coefficients(text: str, fitted: dict[str, dict[str, Any]]) -> str:
         data["coefficients"].setdefault(group, {})[name] = spec
     header = "# written by funnelsim calibrate (its fitted coefficients merged in)\n"
     return header + yaml.safe_dump(data, sort_keys=False)
+
+
+def with_posterior(text: str, posterior: str) -> str:
+    """The scenario text pointing to the ``posterior`` file of joint draws: a ``posterior``
+    key appended with a comment, or the value of the one it has replaced."""
+    import yaml
+
+    root = yaml.compose(text)
+    for key, value in root.value if isinstance(root, yaml.MappingNode) else ():
+        if getattr(key, "value", None) == "posterior":
+            start, end = value.start_mark.index, value.end_mark.index
+            return text[:start] + posterior + text[end:]
+    lines = [
+        "",
+        "# calibrated by funnelsim calibrate: each world takes one joint draw of the posterior",
+        "# (correlations kept); the {uncertain: ...} specs above are its marginals",
+        f"posterior: {posterior}",
+    ]
+    return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"

@@ -16,11 +16,14 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from funnelsim.files import input_problem
 from funnelsim.friction import default_ranges
 from funnelsim.scenario.messages import (
     Path_,
@@ -36,6 +39,7 @@ from funnelsim.uncertainty import (
     UNCERTAIN_KINDS,
     Assumption,
     Bounds,
+    JointDraws,
     UncertainQuantity,
     is_uncertain,
     parse_uncertain,
@@ -240,3 +244,62 @@ def default_assumptions(root: type[BaseModel], data: Any) -> list[Assumption]:
         spec = parse_uncertain(default.spec)
         found.append(Assumption(path, spec, field_bounds(constraints), path, default=True))
     return found
+
+
+DRAW_DIMS = {"chain", "draw"}
+"""The dimensions of a posterior variable with one value per draw (an assumption's)."""
+
+
+def read_joint_draws(
+    path: Path, where: tuple[str, int | None], assumptions: Mapping[str, Assumption]
+) -> JointDraws:
+    """The joint draws in the posterior group of the NetCDF file at ``path`` (an ArviZ
+    InferenceData, as ``funnelsim calibrate`` writes it): one column per variable with
+    one value per draw (dimensions chain and draw), chains one after another. Each such
+    variable must name one of ``assumptions`` and lie within its field's range;
+    variables with more dimensions (derived quantities) are left out. A problem is a
+    :class:`ScenarioError` at ``where`` (file and line), field ``posterior``."""
+    file, line = where
+
+    def refuse(message: str) -> ScenarioError:
+        return ScenarioError(file, line, "posterior", message)
+
+    problem = input_problem(path, "NetCDF file")
+    if problem is not None:
+        raise refuse(f"{problem}: {path}")
+    posterior = _posterior_group(path, refuse)
+    keys = [str(k) for k, v in posterior.data_vars.items() if set(v.dims) == DRAW_DIMS]
+    if not keys or posterior.sizes.get("draw", 0) == 0:
+        raise refuse(f"{path}: no draws of any assumption (variables by chain and draw)")
+    for key in keys:
+        if key not in assumptions:
+            known = ", ".join(assumptions) or "none"
+            raise refuse(f"{path}: variable {key!r} names no assumption of the scenario ({known})")
+    columns = []
+    for key in keys:
+        column = posterior[key].transpose("chain", "draw").to_numpy().reshape(-1)
+        bounds = assumptions[key].bounds
+        if column.dtype.kind not in "fiu":
+            raise refuse(f"{path}: variable {key!r} does not hold numbers")
+        column = column.astype(float)
+        extremes = (float(column.min()), float(column.max()))
+        if not np.isfinite(column).all() or not all(v in bounds for v in extremes):
+            raise refuse(
+                f"{path}: variable {key!r} has draws outside its valid range ({bounds.describe()})"
+            )
+        columns.append(column)
+    return JointDraws(str(path), tuple(keys), np.column_stack(columns))
+
+
+def _posterior_group(path: Path, refuse: typing.Callable[[str], ScenarioError]) -> Any:
+    """The loaded posterior group of a NetCDF file (xarray Dataset)."""
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, group="posterior") as group:
+            return group.load()
+    except (OSError, ValueError, KeyError, TypeError):
+        raise refuse(
+            f"{path}: not a NetCDF file with a posterior group (as funnelsim calibrate "
+            "writes posterior.nc)"
+        ) from None

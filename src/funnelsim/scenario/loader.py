@@ -17,6 +17,7 @@ from funnelsim.scenario.assumptions import (
     assumption_at,
     default_assumptions,
     name_path,
+    read_joint_draws,
     take_uncertain,
 )
 from funnelsim.scenario.messages import Path_, ScenarioError, _dotted, _LineMap, _shown
@@ -210,7 +211,23 @@ def parse_scenario(text: str, file: str = "<string>") -> Scenario:
     scenario._assumptions = {a.key: a for a in assumptions}
     for name in scenario.variants:
         scenario._resolved[name] = _resolve_variant(scenario, name, file, line_map.lines, _validate)
+    if scenario.posterior is not None:
+        _attach_posterior(scenario, scenario.posterior, (file, line_map.line_of(("posterior",))))
     return scenario
+
+
+def _attach_posterior(scenario: Scenario, posterior: str, where: tuple[str, int | None]) -> None:
+    """Give every assumption that the ``posterior`` file draws (its path relative to the
+    folder of the scenario's file, ``where[0]``) those joint draws, in the base and every
+    variant; a problem with the file is a :class:`ScenarioError` at ``where``."""
+    resolved = [scenario, *scenario._resolved.values()]
+    known = {key: a for s in resolved for key, a in s._assumptions.items()}
+    joint = read_joint_draws(Path(where[0]).parent / posterior, where, known)
+    for each in resolved:
+        each._assumptions = {
+            key: a._replace(joint=joint) if key in joint.keys else a
+            for key, a in each._assumptions.items()
+        }
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -728,6 +728,15 @@ class Scenario(StrictModel):
         default_factory=lambda: {"control": {}}, min_length=1, max_length=50
     )
     experiment: Experiment = Experiment()
+    posterior: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a NetCDF file of joint draws of the assumptions (the `posterior.nc` "
+        "`funnelsim calibrate` writes; path relative to this file): each world takes one "
+        "draw of every assumption it names, so their correlations are kept; each "
+        "assumption's `{uncertain: ...}` spec stays its marginal (central value, "
+        "`sensitivity`)",
+    )
 
     _resolved: dict[str, Scenario] = PrivateAttr(default_factory=dict)
     _source: tuple[str, dict[Path_, int]] = PrivateAttr(default=("<scenario>", {}))

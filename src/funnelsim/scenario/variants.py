@@ -40,6 +40,8 @@ ScenarioT = TypeVar("ScenarioT", bound=WithVariants)
 
 def check_override_path(base: BaseModel, dotted: str) -> str | None:
     """Why ``dotted`` is not a settable path of ``base``, or None when it is."""
+    if dotted == "posterior":
+        return "the posterior's draws are read with the scenario file; write another file"
     annotation: Any = type(base)
     value: Any = base
     for part in dotted.split("."):
