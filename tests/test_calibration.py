@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 import funnelsim
-from funnelsim.calibration.fit import LEVEL, calibrated_text, fitted_spec
+from funnelsim.calibration.fit import LEVEL, calibrated_text, fitted_spec, with_posterior
 from funnelsim.calibration.model import (
     COEFFICIENTS,
     CalibrationError,
@@ -243,31 +243,69 @@ def test_calibrate_refuses_to_overwrite_and_explains_bad_data(
 
 def test_run_on_the_calibrated_scenario_is_narrower(synthetic_run: tuple[Path, Path, Path]) -> None:
     scenario, _, out = synthetic_run
-    widths = {}
+    calibrated = load_scenario(out / "calibrated.yaml")
+    fitted = set(json.loads((out / "calibration.json").read_text())["assumptions"])
+    joint = {a.key: a.joint for a in calibrated.assumptions if a.joint is not None}
+    assert set(joint) == fitted  # every calibrated assumption from posterior.nc's draws
+    assert next(iter(joint.values())).source == str(out / "posterior.nc")
+    widths, worlds = {}, {}
     for name, path in (("prior", scenario), ("posterior", out / "calibrated.yaml")):
-        effect = funnelsim.run(path, replications=4).assumptions.effects["faster"]["conversion"]  # type: ignore[union-attr]
-        widths[name] = effect.spread
+        effects = funnelsim.run(path, replications=4).assumptions
+        assert effects is not None and effects.values is not None
+        widths[name] = effects.effects["faster"]["conversion"].spread
+        worlds[name] = effects.values.worlds
     assert widths["posterior"] < widths["prior"] / 2
+    # the landing rate and the page-load coefficient are strongly correlated in the
+    # posterior (only their product is seen); run's worlds keep that correlation, within
+    # 3 standard errors of a sample correlation of n worlds, (1 - r^2) / sqrt(n)
+    pair = ["stages.landing.rate", "coefficients.page_load.max_extra"]
+    draws = np.column_stack([joint[key].column(key) for key in pair])  # type: ignore[union-attr]
+    r_draws = np.corrcoef(draws, rowvar=False)[0, 1]
+    taken = worlds["posterior"].values[:, [worlds["posterior"].keys.index(k) for k in pair]]
+    r_worlds = np.corrcoef(taken, rowvar=False)[0, 1]
+    assert abs(r_draws) > 0.5
+    assert abs(r_worlds - r_draws) < 3 * (1 - r_draws**2) / math.sqrt(len(taken))
+
+
+def _observed_mix(data: Path, shares: dict[str, float]) -> tuple[float, float]:
+    """Each segment's observed conversion weighted by the scenario's shares, and the
+    standard error of that mix."""
+    rows = [line.split(",") for line in data.read_text().splitlines()[1:]]
+    observed = sum(shares[r[0]] * int(r[-1]) / int(r[1]) for r in rows)
+    variance = sum(
+        shares[r[0]] ** 2 * (p := int(r[-1]) / int(r[1])) * (1 - p) / int(r[1]) for r in rows
+    )
+    return observed, math.sqrt(variance)
 
 
 def test_calibrated_baseline_conversion_matches_the_observed(
     synthetic_run: tuple[Path, Path, Path],
 ) -> None:
-    """The calibrated scenario's control converts, at its central (posterior mean)
-    values, as the data did: each segment's observed conversion weighted by the
-    scenario's shares, within 3 standard errors of that observed mix."""
+    """The calibrated scenario's control converts as the data did: at its central
+    (posterior mean) values within 3 standard errors of the observed mix, and the
+    observed mix lies inside run's interval over the posterior's joint draws."""
     from funnelsim.worlds import central_world, world_metrics
 
     _, data, out = synthetic_run
     calibrated = load_scenario(out / "calibrated.yaml")
-    baseline = world_metrics(calibrated, central_world(calibrated))[0, 0]
-    rows = [line.split(",") for line in data.read_text().splitlines()[1:]]
     shares = {name: segment.share for name, segment in calibrated.segments.items()}
-    observed = sum(shares[r[0]] * int(r[-1]) / int(r[1]) for r in rows)
-    variance = sum(
-        shares[r[0]] ** 2 * (p := int(r[-1]) / int(r[1])) * (1 - p) / int(r[1]) for r in rows
-    )
-    assert abs(baseline - observed) < 3 * math.sqrt(variance), (baseline, observed)
+    observed, standard_error = _observed_mix(data, shares)
+    baseline = world_metrics(calibrated, central_world(calibrated))[0, 0]
+    assert abs(baseline - observed) < 3 * standard_error, (baseline, observed)
+    result = funnelsim.run(calibrated, replications=2)
+    assert result.assumptions is not None and result.assumptions.values is not None
+    control = result.assumptions.values.metric("conversion")[:, 0]
+    level = calibrated.experiment.assumption_level
+    low, high = np.quantile(control, [(1 - level) / 2, (1 + level) / 2])
+    assert low <= observed <= high, (low, observed, high)
+
+
+def test_the_calibrated_file_points_to_its_posterior() -> None:
+    appended = with_posterior("name: x  # kept\n", "posterior.nc")
+    assert appended.startswith("name: x  # kept\n")
+    assert appended.endswith("\nposterior: posterior.nc\n")
+    replaced = with_posterior("posterior: old.nc  # earlier\nname: x\n", "posterior.nc")
+    assert replaced == "posterior: posterior.nc  # earlier\nname: x\n"
 
 
 FIVE_STAGES = (

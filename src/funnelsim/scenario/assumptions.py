@@ -248,6 +248,8 @@ def default_assumptions(root: type[BaseModel], data: Any) -> list[Assumption]:
 
 DRAW_DIMS = {"chain", "draw"}
 """The dimensions of a posterior variable with one value per draw (an assumption's)."""
+TRANSFORMED = "__"
+"""How PyMC's names of unconstrained values end (``stages.cart.rate_logodds__``)."""
 
 
 def read_joint_draws(
@@ -257,7 +259,8 @@ def read_joint_draws(
     InferenceData, as ``funnelsim calibrate`` writes it): one column per variable with
     one value per draw (dimensions chain and draw), chains one after another. Each such
     variable must name one of ``assumptions`` and lie within its field's range;
-    variables with more dimensions (derived quantities) are left out. A problem is a
+    variables with more dimensions (derived quantities) and PyMC's unconstrained values
+    (names ending ``__``) are left out. A problem is a
     :class:`ScenarioError` at ``where`` (file and line), field ``posterior``."""
     file, line = where
 
@@ -268,7 +271,11 @@ def read_joint_draws(
     if problem is not None:
         raise refuse(f"{problem}: {path}")
     posterior = _posterior_group(path, refuse)
-    keys = [str(k) for k, v in posterior.data_vars.items() if set(v.dims) == DRAW_DIMS]
+    keys = [
+        str(k)
+        for k, v in posterior.data_vars.items()
+        if set(v.dims) == DRAW_DIMS and not str(k).endswith(TRANSFORMED)
+    ]
     if not keys or posterior.sizes.get("draw", 0) == 0:
         raise refuse(f"{path}: no draws of any assumption (variables by chain and draw)")
     for key in keys:
