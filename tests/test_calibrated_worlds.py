@@ -115,6 +115,11 @@ def test_run_worlds_keep_the_posteriors_correlation(joint_scenario: Path) -> Non
     marginal.write_text(JOINT.replace("posterior: posterior.nc\n", ""), encoding="utf-8")
     independent = _pairs(sample_worlds(load_scenario(marginal), n, 4))
     assert abs(np.corrcoef(independent, rowvar=False)[0, 1]) < 3 / math.sqrt(n)
+    # and the run says where its worlds come from
+    assert result.to_dict()["assumptions"]["joint_draws"] == {joint.source: [LANDING, CART]}
+    printed = CliRunner().invoke(main, ["run", str(joint_scenario), "--replications", "2"])
+    words = " ".join(printed.output.split())
+    assert f"({LANDING}, {CART}: each world takes one joint draw of {joint.source}" in words
 
 
 def test_worlds_are_the_same_for_the_same_seed_and_change_with_it(joint_scenario: Path) -> None:

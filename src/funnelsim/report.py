@@ -468,6 +468,11 @@ def assumption_lines(effects: AssumptionEffects, metric: str) -> list[str]:
         f"{name}{label}: {by_metric[metric].describe(effects.level)}"
         for name, by_metric in effects.effects.items()
     ]
+    lines += [
+        f"({', '.join(keys)}: each world takes one joint draw of {source}, so their "
+        "correlations are kept)"
+        for source, keys in effects.joint_draws.items()
+    ]
     if effects.simulated:
         lines.append(
             "(queues or referrals: each world is one simulated replication, so the spread "

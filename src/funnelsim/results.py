@@ -193,6 +193,16 @@ class AssumptionEffects:
         n = len(self.assumptions)
         return f"{n} uncertain assumption{'' if n == 1 else 's'}"
 
+    @property
+    def joint_draws(self) -> dict[str, list[str]]:
+        """The assumptions each world takes from one joint draw (a calibrated scenario's
+        posterior), by the file of the draws; empty when every one is drawn alone."""
+        found: dict[str, list[str]] = {}
+        for a in self.values.worlds.assumptions if self.values is not None else ():
+            if a.joint is not None:
+                found.setdefault(a.joint.source, []).append(a.key)
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "interval": "assumptions and Monte Carlo",
@@ -200,6 +210,7 @@ class AssumptionEffects:
             "worlds": self.worlds,
             "world_values": "simulated, one replication each" if self.simulated else "exact",
             "assumptions": list(self.assumptions),
+            "joint_draws": self.joint_draws,
         }
 
 
