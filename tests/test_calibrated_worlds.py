@@ -185,7 +185,7 @@ def test_plan_and_sweep_take_the_joint_worlds(joint_scenario: Path) -> None:
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ("missing", "posterior: no such file: "),
+        ("missing", "posterior.nc: no such file"),
         ("garbage", "not a NetCDF file with a posterior group"),
         ("unknown", "variable 'stages.basket.rate' names no assumption of the scenario"),
         ("outside", "variable 'stages.cart.rate' has draws outside its valid range"),

@@ -354,6 +354,7 @@ def draw_values(assumptions: Sequence[Assumption], n: int, seed: int) -> FloatAr
     for j, assumption in enumerate(assumptions):
         joint = assumption.joint
         if joint is not None:
-            taken = rows.setdefault(id(joint), joint.rows(n, seed))
-            values[:, j] = joint.column(assumption.key)[taken]
+            if id(joint) not in rows:
+                rows[id(joint)] = joint.rows(n, seed)
+            values[:, j] = joint.column(assumption.key)[rows[id(joint)]]
     return values

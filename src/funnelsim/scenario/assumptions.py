@@ -265,11 +265,11 @@ def read_joint_draws(
     file, line = where
 
     def refuse(message: str) -> ScenarioError:
-        return ScenarioError(file, line, "posterior", message)
+        return ScenarioError(file, line, "posterior", f"{path}: {message}")
 
     problem = input_problem(path, "NetCDF file")
     if problem is not None:
-        raise refuse(f"{problem}: {path}")
+        raise refuse(problem)
     posterior = _posterior_group(path, refuse)
     keys = [
         str(k)
@@ -277,25 +277,28 @@ def read_joint_draws(
         if set(v.dims) == DRAW_DIMS and not str(k).endswith(TRANSFORMED)
     ]
     if not keys or posterior.sizes.get("draw", 0) == 0:
-        raise refuse(f"{path}: no draws of any assumption (variables by chain and draw)")
+        raise refuse("no draws of any assumption (variables by chain and draw)")
     for key in keys:
         if key not in assumptions:
             known = ", ".join(assumptions) or "none"
-            raise refuse(f"{path}: variable {key!r} names no assumption of the scenario ({known})")
-    columns = []
-    for key in keys:
-        column = posterior[key].transpose("chain", "draw").to_numpy().reshape(-1)
-        bounds = assumptions[key].bounds
-        if column.dtype.kind not in "fiu":
-            raise refuse(f"{path}: variable {key!r} does not hold numbers")
-        column = column.astype(float)
-        extremes = (float(column.min()), float(column.max()))
-        if not np.isfinite(column).all() or not all(v in bounds for v in extremes):
-            raise refuse(
-                f"{path}: variable {key!r} has draws outside its valid range ({bounds.describe()})"
-            )
-        columns.append(column)
+            raise refuse(f"variable {key!r} names no assumption of the scenario ({known})")
+    columns = [_draw_column(posterior[key], key, assumptions[key].bounds, refuse) for key in keys]
     return JointDraws(str(path), tuple(keys), np.column_stack(columns))
+
+
+def _draw_column(
+    variable: Any, key: str, bounds: Bounds, refuse: typing.Callable[[str], ScenarioError]
+) -> np.ndarray:
+    """Every draw of one posterior variable (chains one after another), refused unless
+    they are finite numbers within ``bounds``."""
+    column = variable.transpose("chain", "draw").to_numpy().reshape(-1)
+    if column.dtype.kind not in "fiu":
+        raise refuse(f"variable {key!r} does not hold numbers")
+    column = column.astype(float)
+    extremes = (float(column.min()), float(column.max()))
+    if not np.isfinite(column).all() or not all(v in bounds for v in extremes):
+        raise refuse(f"variable {key!r} has draws outside its valid range ({bounds.describe()})")
+    return column
 
 
 def _posterior_group(path: Path, refuse: typing.Callable[[str], ScenarioError]) -> Any:
@@ -307,6 +310,5 @@ def _posterior_group(path: Path, refuse: typing.Callable[[str], ScenarioError]) 
             return group.load()
     except (OSError, ValueError, KeyError, TypeError):
         raise refuse(
-            f"{path}: not a NetCDF file with a posterior group (as funnelsim calibrate "
-            "writes posterior.nc)"
+            "not a NetCDF file with a posterior group (as funnelsim calibrate writes posterior.nc)"
         ) from None
