@@ -132,8 +132,9 @@ def test_worlds_are_the_same_for_the_same_seed_and_change_with_it(joint_scenario
     assert len({tuple(p) for p in many[:2000].tolist()}) == 2000
 
 
-def test_pooled_run_equals_serial_on_simulated_worlds(tmp_path: Path) -> None:
-    """A queue's worlds are simulated, on the pool when there is one: same numbers."""
+def test_pooled_and_dask_runs_equal_serial_on_simulated_worlds(tmp_path: Path) -> None:
+    """A queue's worlds are simulated, on the pool or Dask when there is one: the same
+    worlds and numbers."""
     service = "resources.reps.service_min.mean"
     z1, z2 = _correlated(np.random.default_rng(3), (2, 50))
     _write_posterior(
@@ -151,6 +152,15 @@ def test_pooled_run_equals_serial_on_simulated_worlds(tmp_path: Path) -> None:
         serial.assumptions.values.worlds.values, pooled.assumptions.values.worlds.values
     )
     assert serial.to_dict() == pooled.to_dict()
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        on_dask = funnelsim.run(scenario, execution=Execution(workers=2, dask=client))
+    assert on_dask.to_dict() == serial.to_dict()
 
 
 def test_sensitivity_says_it_treats_joint_draws_as_independent(joint_scenario: Path) -> None:
