@@ -101,6 +101,34 @@ def test_conversion_posterior_agrees_with_the_exact_probability(result) -> None:
         assert abs(share - exact[i]) < 4 * se + 1e-9
 
 
+def test_density_matches_the_exact_kernel_estimate_inside_the_range() -> None:
+    draws = np.random.default_rng(7).normal(2.0, 0.5, size=20_000)
+    grid, height = plots.density(draws)
+    assert np.sum(height) * (grid[1] - grid[0]) == pytest.approx(1.0, abs=1e-9)
+    quartiles = np.percentile(draws, [25, 75])
+    spread = min(draws.std(), (quartiles[1] - quartiles[0]) / 1.34)
+    bandwidth = 0.9 * spread * draws.size**-0.2  # Silverman's rule of thumb
+    inside = np.abs(grid - 2.0) < 1.0  # two sd: far from the reflected ends
+    z = (grid[inside, None] - draws[None, :]) / bandwidth
+    exact = np.exp(-0.5 * z**2).sum(axis=1) / (draws.size * bandwidth * math.sqrt(2 * math.pi))
+    # binning moves each draw by at most half a bin of 1/512 of the range: relative error
+    # of order (bin / bandwidth)^2, under 1%
+    assert height[inside] == pytest.approx(exact, rel=0.01)
+
+
+def test_uplift_figure_draws_one_density_per_variant_and_labels_it() -> None:
+    rng = np.random.default_rng(3)
+    draws = {"b": rng.normal(0.05, 0.02, 4000), "c": np.full(10, 0.01)}  # c: no spread
+    figure = plots.uplift_figure("conversion", draws, 0.01, {"b": "ship"})
+    ax = figure.axes[0]
+    (curve,) = [line for line in ax.lines if len(line.get_xdata()) > 2]
+    grid, height = plots.density(draws["b"] * 100)  # drawn in percent
+    assert np.array_equal(curve.get_xdata(), grid) and np.array_equal(curve.get_ydata(), height)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "b: P(uplift>0) 99%, ship" in labels  # P(N(5, 2) > 0) = 99.4%
+    assert ax.get_ylim()[0] == 0.0
+
+
 def test_funnel_bars_and_loss_shares_follow_the_counts() -> None:
     funnel = plots.FunnelData(
         "v",
