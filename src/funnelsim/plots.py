@@ -12,7 +12,7 @@ them, per channel. This module draws those pictures.
 Every function returns a :class:`matplotlib.figure.Figure` drawn on the Agg
 canvas (no window, no display needed, nothing global touched), and
 :func:`funnelsim.files.png_bytes` turns it into a PNG. Densities of posterior draws are
-binned Gaussian kernel estimates (:func:`density`), MCMC traces ``arviz.plot_trace``.
+binned Gaussian kernel estimates (:func:`density`), MCMC traces with ``arviz.plot_trace``.
 """
 
 from __future__ import annotations
