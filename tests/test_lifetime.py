@@ -29,7 +29,9 @@ from funnelsim.analysis.bgnbd import (
     bgnbd_model,
     expected_repeat_purchases,
     fit_bgnbd,
+    frequency_loglike,
     probability_alive,
+    summed_frequency_loglike,
 )
 from funnelsim.analysis.conjugate import beta_posteriors, prob_beats
 from funnelsim.analysis.data import DataError
@@ -193,6 +195,31 @@ def test_loglike_matches_the_closed_form_likelihood():
     alive, dropped = closed_form_likelihood(*PUBLISHED.values(), x, t_x, age)
     ours = bgnbd_loglike(*PUBLISHED.values(), x, t_x, age)
     np.testing.assert_allclose(ours, np.log(alive + dropped), rtol=1e-10)
+
+
+def test_summed_frequency_loglike_is_the_sum_of_the_gamma_function_form():
+    """Gamma(r + x) / Gamma(r) = r (r + 1) ... (r + x - 1) for whole x: the sum over
+    customers from the counts of customers beyond each purchase count is exact."""
+    x = default_rng(5).poisson(3.0, 500).astype(float)
+    x[:3] = (0.0, 40.0, 41.0)  # none, and long histories (the product has 41 terms)
+    beyond = (x[:, None] > np.arange(41)[None, :]).sum(axis=0)
+    summed = summed_frequency_loglike(*PUBLISHED.values(), x.size, beyond)
+    expected = frequency_loglike(*PUBLISHED.values(), x).sum()
+    assert summed == pytest.approx(expected, rel=1e-12)
+
+
+def test_fractional_frequencies_are_refused():
+    summary = CustomerSummary(
+        customer=np.array(["c1"]),
+        variant=np.array(["a"]),
+        frequency=np.array([1.5]),
+        recency=np.array([3.0]),
+        T=np.array([10.0]),
+        spend=np.ones(1),
+        unit_days=7.0,
+    )
+    with pytest.raises(ValueError, match="whole numbers"):
+        bgnbd_model(summary)
 
 
 def test_model_density_is_the_half_normal_prior_times_the_likelihood():
