@@ -27,8 +27,9 @@ Usage: .venv/bin/python benchmarks/analysis.py [--draws N] [--only PART]
    compile cache (cold) and again with it filled (warm); its gradient evaluations per
    draw against the model before (``benchmarks/baseline.py``); ``--model revenue`` and
    ``--transactions`` warm. Each warm fit is timed beside the same command on the code of
-   ``baseline.WARM_FITS_BASELINE`` (its ``src`` from git, first on ``PYTHONPATH``), with
-   CPU time, since a busy machine stretches wall times.
+   ``baseline.CALLBACK_BASELINE`` (its ``src`` from git, first on ``PYTHONPATH``), with
+   CPU time and the load average, since a busy machine stretches wall times (a fit's
+   chains run in parallel, so on an idle machine its wall time is below its CPU time).
 
 Each figure is printed with its ratio to the baseline measured in the same run, so a
 busy machine slows both sides alike. Wall times on a shared machine vary; compare the
@@ -347,6 +348,11 @@ def _analyze_seconds(
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
+def _load() -> str:
+    """The 1-minute load average, to read wall times by (2 cores here)."""
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
 def _warm_seconds(args: list[str], cache: Path, source: Path | None = None) -> tuple[float, float]:
     """Wall and CPU time of a second ``funnelsim analyze ARGS`` on ``cache`` (the first
     fills it, if nothing did before)."""
@@ -403,13 +409,14 @@ def issue_targets(draws: int) -> None:
         with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as cache:
             cold, cold_cpu = _analyze_seconds(marketing, Path(cache))
             warm, warm_cpu = _analyze_seconds(marketing, Path(cache))
-            with baseline.source_tree(baseline.WARM_FITS_BASELINE) as source:
+            load = _load()
+            with baseline.source_tree(baseline.CALLBACK_BASELINE) as source:
                 before, before_cpu = _warm_seconds(marketing, Path(cache), source)
         whole = "end to end in a new process: imports, compile, 4 chains x 1,000 draws, readout"
         targets.report(
             Target(
                 "analyze --model funnel, marketing funnel data: first fit, fresh install",
-                f"{cold:.1f} s (CPU {cold_cpu:.1f} s)",
+                f"{cold:.1f} s (CPU {cold_cpu:.1f} s, {_load()})",
                 "-",
                 "-",
                 "< 60 s",
@@ -421,13 +428,13 @@ def issue_targets(draws: int) -> None:
         targets.report(
             Target(
                 "analyze --model funnel, marketing funnel data: later fit, new process",
-                f"{warm:.1f} s (CPU {warm_cpu:.1f} s)",
-                f"{before:.1f} s (CPU {before_cpu:.1f} s)",
+                f"{warm:.1f} s (CPU {warm_cpu:.1f} s, {load})",
+                f"{before:.1f} s (CPU {before_cpu:.1f} s, {_load()})",
                 f"{before_cpu / warm_cpu:.1f}x less CPU; {cold / warm:.1f}x faster than cold",
                 "< 10 s",
                 warm < 10,
                 f"warm: the compile cache filled by the first fit; {whole}; before: "
-                f"{baseline.WARM_FITS_BASELINE}, nutpie's Numba wrapper built in each process",
+                f"{baseline.CALLBACK_BASELINE}, nutpie calling the model through Python",
                 command,
             )
         )
@@ -453,10 +460,10 @@ def issue_targets(draws: int) -> None:
 
 def warm_fits_against_before() -> None:
     """``analyze --model revenue`` and ``--transactions`` warm, today's code against
-    :data:`baseline.WARM_FITS_BASELINE`'s, each on its own compile cache."""
+    :data:`baseline.CALLBACK_BASELINE`'s, each on its own compile cache."""
     with (
         tempfile.TemporaryDirectory(prefix="pytensor-bench-") as folder,
-        baseline.source_tree(baseline.WARM_FITS_BASELINE) as source,
+        baseline.source_tree(baseline.CALLBACK_BASELINE) as source,
     ):
         revenue = [str(_revenue_csv(Path(folder) / "revenue.csv")), "--model", "revenue"]
         orders = [str(_order_log_csv(Path(folder) / "orders.csv")), "--transactions"]
@@ -465,17 +472,18 @@ def warm_fits_against_before() -> None:
             ("analyze --transactions", orders, "2 variants x 2,000 customers, BG/NBD"),
         ):
             warm, cpu = _warm_seconds(args, Path(folder) / "cache")
+            load = _load()
             before, before_cpu = _warm_seconds(args, Path(folder) / "cache-before", source)
             targets.report(
                 Target(
                     f"{name}: later fit, new process",
-                    f"{warm:.1f} s (CPU {cpu:.1f} s)",
-                    f"{before:.1f} s (CPU {before_cpu:.1f} s)",
+                    f"{warm:.1f} s (CPU {cpu:.1f} s, {load})",
+                    f"{before:.1f} s (CPU {before_cpu:.1f} s, {_load()})",
                     f"{before_cpu / cpu:.1f}x less CPU",
                     "< 10 s",
                     warm < 10,
                     f"warm compile cache; {what}; end to end in a new process; before: "
-                    f"{baseline.WARM_FITS_BASELINE}",
+                    f"{baseline.CALLBACK_BASELINE}, nutpie calling the model through Python",
                     "python benchmarks/analysis.py --only warm-fits",
                 )
             )

@@ -19,9 +19,10 @@ from pathlib import Path
 
 BASELINE = "49e321a"
 """main just before the issue 18 work (the SimPy engine and funnel model it replaced)."""
-WARM_FITS_BASELINE = "1632359"
-"""main before warm fits stopped rebuilding nutpie's Numba wrapper in every process and
-the BG/NBD model evaluated its Gamma functions per customer history."""
+CALLBACK_BASELINE = "3440e74"
+"""main before nutpie's chains called cached C callbacks (parallel, without the GIL)
+instead of Python ones, and before the BG/NBD gradient lost its digamma function (which
+PyTensor's Numba cache cannot hold, so every ``--transactions`` process compiled it)."""
 RUN_BASELINE = "d194690"
 """main before ``funnelsim run`` shared one quadrature between its exact readouts, dropped
 SALib's unshown bootstrap and stopped importing matplotlib without ``--report``."""
