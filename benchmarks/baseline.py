@@ -19,7 +19,7 @@ from pathlib import Path
 
 BASELINE = "49e321a"
 """main just before the issue 18 work (the SimPy engine and funnel model it replaced)."""
-CALLBACK_BASELINE = "3440e74"
+CALLBACK_BASELINE = "0a578db"
 """main before nutpie's chains called cached C callbacks (parallel, without the GIL)
 instead of Python ones, and before the BG/NBD gradient lost its digamma function (which
 PyTensor's Numba cache cannot hold, so every ``--transactions`` process compiled it)."""
