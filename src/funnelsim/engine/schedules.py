@@ -13,6 +13,8 @@ of the week.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -48,12 +50,30 @@ class Rota:
 
     def next_change(self, hour: int) -> int | None:
         """The first clock hour after ``hour`` whose capacity differs (None: never)."""
-        now = self.capacity_at(hour)
-        last = max(self.holiday_hours, default=0) + 2 * HOURS_PER_WEEK
-        for later in range(hour + 1, max(last, hour + HOURS_PER_WEEK) + 1):
-            if self.capacity_at(later) != now:
-                return later
-        return None
+        changes, settled, weekly_gap = self._changes
+        k = bisect.bisect_right(changes, hour)
+        if k < len(changes):
+            return changes[k]
+        later = max(hour, settled)
+        gap = int(weekly_gap[later % HOURS_PER_WEEK])
+        return later + gap if gap else None
+
+    @functools.cached_property
+    def _changes(self) -> tuple[list[int], int, IntArray]:
+        """The hours the capacity changes up to ``settled`` (past every holiday, from
+        where the week repeats), and per hour of the week the hours to the weekly
+        pattern's next change (0: it never changes)."""
+        settled = max(self.holiday_hours, default=0) + 2 * HOURS_PER_WEEK
+        capacity = [self.capacity_at(hour) for hour in range(settled + 1)]
+        changes = [h for h in range(1, settled + 1) if capacity[h] != capacity[h - 1]]
+        weekly = self.weekly
+        changed = np.flatnonzero(weekly != np.roll(weekly, 1))  # hours of the week
+        gap = np.zeros(HOURS_PER_WEEK, np.int64)
+        if changed.size:
+            hours = np.arange(HOURS_PER_WEEK)
+            ahead = (changed[None, :] - hours[:, None] - 1) % HOURS_PER_WEEK + 1
+            gap = ahead.min(axis=1)
+        return changes, settled, gap
 
     def server_minutes(self, horizon_hours: int) -> FloatArray:
         """(168,): server-minutes on duty per hour of the week over the first hours."""
