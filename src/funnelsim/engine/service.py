@@ -84,11 +84,19 @@ def _request_key(request: Any) -> Any:
 class FifoResource(_ReleasedAtOnce, simpy.Resource):
     """A first-come first-served resource with a fixed number of servers."""
 
+    def ask(self, band: int) -> simpy.Event:
+        """A request for a server (first come, first served: ``band`` plays no part)."""
+        return self.request()
+
 
 class ScheduledResource(_ReleasedAtOnce, _Staffing, simpy.PriorityResource):
     """A priority resource whose servers come and go with a rota."""
 
     PutQueue = InsortedQueue
+
+    def ask(self, band: int) -> simpy.Event:
+        """A request for a server, before those of later bands."""
+        return self.request(priority=band)
 
 
 class ScheduledPreemptiveResource(_ReleasedAtOnce, _Staffing, simpy.PreemptiveResource):
@@ -96,8 +104,15 @@ class ScheduledPreemptiveResource(_ReleasedAtOnce, _Staffing, simpy.PreemptiveRe
 
     PutQueue = InsortedQueue
 
+    def ask(self, band: int) -> simpy.Event:
+        """A request for a server that interrupts the service of a later band."""
+        return self.request(priority=band, preempt=True)
 
-def make_resource(env: simpy.Environment, spec: Resource) -> simpy.Resource:
+
+ServiceDesk = FifoResource | ScheduledResource | ScheduledPreemptiveResource
+
+
+def make_resource(env: simpy.Environment, spec: Resource) -> ServiceDesk:
     """The SimPy resource for ``spec``: plain first-come first-served when it has neither
     schedule nor priority, else one that takes a band as priority and follows a rota."""
     if spec.priority.preemptive:

@@ -504,14 +504,6 @@ class _Run:
         waited = yield from self._queue(i, s, r, band)
         return REASON_INDEX["queue"] if waited is None else (waited, None)
 
-    def _request(self, r: int, band: int) -> simpy.Event:
-        resource = self.resources[r]
-        if isinstance(resource, simpy.PreemptiveResource):
-            return resource.request(priority=band, preempt=True)
-        if isinstance(resource, simpy.PriorityResource):
-            return resource.request(priority=band)
-        return resource.request()
-
     def _queue(
         self, i: int, s: int, r: int, band: int
     ) -> Generator[simpy.Event, Any, float | None]:
@@ -523,20 +515,21 @@ class _Run:
         start = env.now
         service = self.service[s]  # None: a service time of 0 (stage_draws drops it)
         minutes = 0.0 if service is None else service[i]
-        with self._request(r, band) as request:
-            patience = self.patience[s]
-            if patience is not None and not request.triggered:  # not served at once
-                env.timeout(patience[i]).callbacks.append(partial(_give_up, request))
-            if (yield request) is GAVE_UP:
-                self.abandoned[r] += 1
-                log.lost_waiting += 1
-                return None
+        with self.resources[r].ask(band) as request:
+            if not request.triggered:  # not served at once: wait (the patience allows)
+                patience = self.patience[s]
+                if patience is not None:
+                    env.timeout(patience[i]).callbacks.append(partial(_give_up, request))
+                if (yield request) is GAVE_UP:
+                    self.abandoned[r] += 1
+                    log.lost_waiting += 1
+                    return None
             waited = env.now - start
             delay = self.delay[s]
             log.answered(waited, band, env.now, waited + (delay[i] if delay is not None else 0.0))
             left = yield from self._serve(r, minutes)
         while left > 0.0:
-            with self._request(r, band) as request:
+            with self.resources[r].ask(band) as request:
                 yield request
                 left = yield from self._serve(r, left)
         self.served[r] += 1
