@@ -438,7 +438,7 @@ class _Run:
             return False
         if self.decays[s]:
             response_min = waited + (delay[i] if delay is not None else 0.0)
-            if u >= float(friction.response_continue(p, response_min, self.response[s])):
+            if u >= friction.response_continue_one(p, response_min, self.response[s]):
                 self._lose(i, s, REASON_INDEX["response"], entered, waited)
                 return False
         if self.log is not None:
