@@ -47,6 +47,25 @@ class _ReleasedAtOnce:
         self._trigger_put(None)  # type: ignore[attr-defined]
 
 
+class GrantedAtOnce:
+    """A server taken by a request that finds one free: the ``with`` block of a SimPy
+    request without its event (which would be processed a step later at the same time
+    and resume nobody: the lead is served at once)."""
+
+    triggered = True
+
+    def __init__(self, resource: Any) -> None:
+        self.resource = resource
+        resource.users.append(self)
+
+    def __enter__(self) -> GrantedAtOnce:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not GeneratorExit:  # as SimPy: not when a run ends mid-service
+            self.resource.release(self)
+
+
 class _Staffing:
     """Mixin: the number of servers on duty changes with the rota; a lead already being
     served when a shift ends is finished first (nobody is sent home mid-call)."""
@@ -84,9 +103,9 @@ def _request_key(request: Any) -> Any:
 class FifoResource(_ReleasedAtOnce, simpy.Resource):
     """A first-come first-served resource with a fixed number of servers."""
 
-    def ask(self, band: int) -> simpy.Event:
+    def ask(self, band: int) -> simpy.Event | GrantedAtOnce:
         """A request for a server (first come, first served: ``band`` plays no part)."""
-        return self.request()
+        return GrantedAtOnce(self) if free_now(self) else self.request()
 
 
 class ScheduledResource(_ReleasedAtOnce, _Staffing, simpy.PriorityResource):
@@ -94,9 +113,9 @@ class ScheduledResource(_ReleasedAtOnce, _Staffing, simpy.PriorityResource):
 
     PutQueue = InsortedQueue
 
-    def ask(self, band: int) -> simpy.Event:
+    def ask(self, band: int) -> simpy.Event | GrantedAtOnce:
         """A request for a server, before those of later bands."""
-        return self.request(priority=band)
+        return GrantedAtOnce(self) if free_now(self) else self.request(priority=band)
 
 
 class ScheduledPreemptiveResource(_ReleasedAtOnce, _Staffing, simpy.PreemptiveResource):
