@@ -562,6 +562,11 @@ class _Run:
         self.logs[r].busy(started, minutes - left)
         return left
 
+    def end_parked_visits(self) -> None:
+        """After the run: drop the visitor processes parked on ``parking``; each holds the
+        run in a reference cycle that the garbage collector would have to walk."""
+        self.parking.callbacks.clear()  # type: ignore[union-attr]
+
     def result(self) -> Simulation:
         """The tally of everybody who came (referred visitors included); ``converted`` and
         ``revenue`` cover the scheduled visitors only (the A/B split assigns them)."""
@@ -621,6 +626,7 @@ def simulate(
     with _cyclic_gc_paused():
         run = _Run(funnel, SharedDraws(draws) if shared is None else shared, log)
         run.env.run()
+        run.end_parked_visits()
         return run.result()
 
 
