@@ -77,10 +77,11 @@ class Rota:
 
     def server_minutes(self, horizon_hours: int) -> FloatArray:
         """(168,): server-minutes on duty per hour of the week over the first hours."""
-        minutes = np.zeros(HOURS_PER_WEEK)
-        for hour in range(horizon_hours):
-            minutes[hour % HOURS_PER_WEEK] += self.capacity_at(hour) * MINUTES_PER_HOUR
-        return minutes
+        hours = np.arange(horizon_hours)
+        servers = self.weekly[hours % HOURS_PER_WEEK]
+        servers[np.isin(hours, list(self.holiday_hours))] = 0
+        counts = np.bincount(hours % HOURS_PER_WEEK, servers, minlength=HOURS_PER_WEEK)
+        return np.asarray(counts * MINUTES_PER_HOUR)
 
 
 def rota(schedule: Schedule | None, capacity: int) -> Rota:
