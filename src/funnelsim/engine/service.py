@@ -13,6 +13,7 @@ before the run, and records per resource the waits, answers and staff time that
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -64,6 +65,52 @@ class GrantedAtOnce:
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         if exc_type is not GeneratorExit:  # as SimPy: not when a run ends mid-service
             self.resource.release(self)
+
+
+GAVE_UP = object()
+"""The value of a request withdrawn when the lead's patience ran out."""
+
+
+class Patience:
+    """The patience of the leads waiting at one resource, kept on one timer.
+
+    A timer per waiting lead would fire for every one of them, most long after the lead
+    was served. Here the deadlines wait in a heap and a timer is set only for the
+    earliest one of a lead still waiting (again when a lead with an earlier deadline
+    comes): a lead still waiting at its deadline gives up then (its request withdrawn
+    and triggered with :data:`GAVE_UP`), as with a timer of its own.
+    """
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.deadlines: list[tuple[float, int, Any]] = []  # (deadline, order, request)
+        self.timers: list[float] = []  # when the timers set fire
+        self.order = 0
+
+    def wait(self, request: Any, patience: float) -> None:
+        """``request``'s lead waits ``patience`` minutes at most from now."""
+        deadline = self.env.now + patience
+        heapq.heappush(self.deadlines, (deadline, self.order, request))
+        self.order += 1
+        if not self.timers or deadline < self.timers[0]:
+            self._set_timer(deadline)
+
+    def _set_timer(self, deadline: float) -> None:
+        heapq.heappush(self.timers, deadline)
+        self.env.timeout(deadline - self.env.now).callbacks.append(self._expire)
+
+    def _expire(self, _timer: simpy.Event) -> None:
+        """A timer fires: the leads whose deadline has come give up; the timer for the
+        next lead still waiting is set unless an earlier one is."""
+        heapq.heappop(self.timers)
+        now, deadlines = self.env.now, self.deadlines
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][2].triggered):
+            request = heapq.heappop(deadlines)[2]
+            if not request.triggered:
+                request.cancel()
+                request.succeed(GAVE_UP)
+        if deadlines and (not self.timers or deadlines[0][0] < self.timers[0]):
+            self._set_timer(deadlines[0][0])  # a timer set at d - now fires at d
 
 
 class _Staffing:

@@ -29,7 +29,6 @@ import gc
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import IO, Any
 
 import numpy as np
@@ -52,6 +51,7 @@ from funnelsim.engine.model import (
 )
 from funnelsim.engine.outcomes import REASON_INDEX, REASONS, Outcome, QueueStats, Simulation
 from funnelsim.engine.referral import ReferralPool, referral_pool
+from funnelsim.engine.service import GAVE_UP
 from funnelsim.scenario.schema import ContactPath, Resource
 
 EVENT_COLUMNS = (
@@ -104,20 +104,6 @@ def _stage_columns(
     return columns
 
 
-GAVE_UP = object()
-
-
-def _give_up(request: simpy.Event, _deadline: simpy.Event) -> None:
-    """At the end of a visitor's patience: leave the queue unless already served.
-
-    A timer callback rather than ``request | timeout``: the same behaviour without a
-    condition event per queued visitor (a large share of a queue's cost in SimPy).
-    """
-    if not request.triggered:
-        request.cancel()  # type: ignore[attr-defined]
-        request.succeed(GAVE_UP)
-
-
 class _Delayed(simpy.Process):
     """A process whose generator starts when ``start`` fires.
 
@@ -162,6 +148,7 @@ class _Run:
         scenario = funnel.scenario
         specs = [scenario.resources[name] for name in funnel.resources]
         self.resources = [service.make_resource(self.env, spec) for spec in specs]
+        self.patience_of = [service.Patience(self.env) for _ in specs]
         self.stage_resource = funnel.stage_resource
         self.decays = [st.friction.response_decay for st in scenario.stages]
         self.dwell = _stage_columns(funnel, shared, "dwell", "dwell_min")
@@ -531,7 +518,7 @@ class _Run:
             if not request.triggered:  # not served at once: wait (the patience allows)
                 patience = self.patience[s]
                 if patience is not None:
-                    env.timeout(patience[i]).callbacks.append(partial(_give_up, request))
+                    self.patience_of[r].wait(request, patience[i])
                 if (yield request) is GAVE_UP:
                     self.abandoned[r] += 1
                     log.lost_waiting += 1
