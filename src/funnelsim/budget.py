@@ -57,15 +57,17 @@ BYTES_PER_PROCESS = 100e6
 """A worker process with the libraries loaded (114 MB peak RSS after one replication of
 a small scenario; forked workers share part of it)."""
 SIMPY_EVENTS_PER_QUEUED_VISITOR = 3.0
-"""SimPy events of a visitor at a queue beside its stage steps: the join, the request,
-the end of service (and the patience timer)."""
-QUEUE_ENTRY_SECONDS = {"sorted": 1.3e-7, "fifo_patience": 1.8e-8}
+"""SimPy events of a visitor at a queue beside its stage steps: the join, the request
+granted after a wait, the end of service (patience: one timer per queue, see
+:class:`funnelsim.engine.service.Patience`)."""
+QUEUE_ENTRY_SECONDS = {"sorted": 2e-10, "patience": 1.8e-8}
 """What each visitor already waiting adds to an arrival at a SimPy queue, in seconds: a
-priority or scheduled queue is re-sorted on every request (a key call per entry; 3.1 s,
-13 s and 50 s for 500, 1,000 and 2,000 visitors/day at a one-desk priority queue,
-measured), a first-come queue scans itself when an impatient visitor leaves (list
-removal); a first-come queue nobody leaves costs nothing per entry. This is why the
-cost of an overloaded queue grows with the square of the traffic."""
+visitor who leaves a queue out of impatience is found by a scan of it (list removal); a
+priority or scheduled queue inserts each request in order (a bisection and a shift of
+the entries behind it: 0.31 s and 1.5 s for 1,000 and 4,000 visitors/day at a one-desk
+priority queue, measured, where re-sorting it on every request took 13 s at 1,000); a
+first-come queue nobody leaves costs nothing per entry. This is why the cost of an
+overloaded queue with impatient visitors grows with the square of the traffic."""
 BYTES_PER_WAITING_VISITOR = 2000.0
 """A visitor waiting in a SimPy queue: its process, request and timers."""
 MAX_REPLICATIONS = 100_000
@@ -265,7 +267,7 @@ def queue_loads(scenario: Scenario) -> list[QueueLoad]:
             changes = float((week.weekly != week.weekly[np.r_[1:HOURS_PER_WEEK, 0]]).sum())
             waiting = _mean_waiting(rate, service, capacity, horizon, patience, closed)
             sorted_queue = spec.schedule is not None or spec.priority.by != "fifo"
-            kind = "sorted" if sorted_queue else "fifo_patience" if patience else None
+            kind = "patience" if patience else "sorted" if sorted_queue else None
             scan = arrivals * waiting * QUEUE_ENTRY_SECONDS[kind] if kind else 0.0
             rota_events = changes * horizon / (HOURS_PER_WEEK * 60) + 2 * arrivals * closed
             events = arrivals * SIMPY_EVENTS_PER_QUEUED_VISITOR + rota_events
