@@ -80,7 +80,9 @@ def test_the_estimate_counts_simpy_events_and_queues() -> None:
     scenario = parse_scenario(_one_desk(60_000, priority=True))
     cost = budget.estimate(scenario, 1, "simpy")
     assert cost.events > cost.steps and cost.queue > 100_000
-    assert "SimPy events" in budget.describe(cost) and budget.refusal(cost) is not None
+    assert "SimPy events" in budget.describe(cost)
+    assert cost.seconds > 60.0  # a queue of 400,000 inserted into in priority order
+    assert budget.refusal(cost, max_seconds=60.0) == "time over the 1 min limit"
 
 
 def test_the_estimate_prices_the_steps_the_vectorized_engine_walks() -> None:
