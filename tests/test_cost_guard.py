@@ -147,7 +147,7 @@ def _requests(tmp: Path) -> dict[str, tuple[list[str], str]]:
     pair = tmp / "pair.csv"
     pair.write_text("variant,visitors,conversions\nA,1000,100\nB,1000,120\n", "utf-8")
     queue = tmp / "queue.yaml"
-    queue.write_text(_one_desk(30_000, priority=True), encoding="utf-8")
+    queue.write_text(_one_desk(100_000, priority=True), encoding="utf-8")
     repeat = _scenario_with(tmp, "repeat", {"value.retention.repeat_per_month": 1e6})
     checkout = str(CHECKOUT)
     grid = [f"stages.{s}.rate=0.0001:0.9999:0.0001" for s in ("landing", "cart", "checkout")]
