@@ -87,16 +87,3 @@ def test_planning_on_a_stages_reach_answers_in_days() -> None:
     assert abs(reach_plan.truth.conversion[0] - 0.15) < 0.01
     assert reach_plan.days_needed is not None and reach_plan.days_needed <= 20
     assert reach_plan.frequentist_days < sale_plan.frequentist_days / 10
-
-
-def test_small_runs_stay_in_this_process_unless_workers_are_asked_for() -> None:
-    from funnelsim.experiment.runner import _local_workers
-
-    scenario = load_scenario(SCENARIOS / "checkout.yaml")
-    every_cpu, two = Execution(workers=None), Execution(workers=2)
-    tiny = scenario.with_overrides({"traffic.visitors_per_day": 10, "traffic.days": 1})
-    assert _local_workers(tiny, 2, "vectorized", every_cpu) == 1
-    assert _local_workers(tiny, 2, "vectorized", two) == 2
-    assert _local_workers(scenario, 1, "vectorized", two) == 1  # a process per replication
-    if every_cpu.processes > 1:  # 200 replications of 28,000 visitors: worth a pool
-        assert _local_workers(scenario, 200, "vectorized", every_cpu) == every_cpu.processes

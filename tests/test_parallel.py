@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +14,7 @@ from funnelsim import parallel
 from funnelsim.cli import main
 from funnelsim.execution import Execution
 from funnelsim.experiment import run_experiment
-from funnelsim.parallel import ExecutorError, batches, map_batches
+from funnelsim.parallel import ExecutorError, batches, map_batches, map_measured
 from funnelsim.results import results_dict
 from funnelsim.scenario import load_scenario, parse_scenario
 
@@ -48,6 +50,27 @@ def test_pool_returns_results_in_order():
 
 def test_pool_and_serial_runs_are_identical(small, serial):
     assert results_dict(run_experiment(small, 8, Execution(workers=2))) == serial
+    assert results_dict(run_experiment(small, 8, Execution(workers=None))) == serial
+
+
+def _process_of(batch: list[float]) -> list[int]:
+    """This process's id for each item, after sleeping each item's seconds."""
+    for seconds in batch:
+        time.sleep(seconds)
+    return [os.getpid()] * len(batch)
+
+
+def test_measured_runs_start_workers_only_when_the_work_pays_for_them():
+    progress: list[int] = []
+    cheap = map_measured(_process_of, [0.0] * 64, workers=2, progress=progress.append)
+    assert set(cheap) == {os.getpid()} and sum(progress) == 64
+    # 64 items in 16 batches of 4, 20 ms each: 1.2 s here after the first batch (its first
+    # item alone, then three timed), against about 0.03 s to fork two workers
+    costly = map_measured(_process_of, [0.02] * 64, workers=2)
+    assert costly[:4] == [os.getpid()] * 4
+    assert os.getpid() not in costly[4:]
+    assert map_measured(_squares, [], workers=2) == []
+    assert map_measured(_squares, [3], workers=2) == [9]
 
 
 def test_local_dask_cluster_gives_the_local_results(small, serial):

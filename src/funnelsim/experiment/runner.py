@@ -26,7 +26,7 @@ import numpy as np
 from numpy.random import SeedSequence
 from numpy.typing import NDArray
 
-from funnelsim import budget, clv, parallel
+from funnelsim import clv, parallel
 from funnelsim.engine import aggregate, service
 from funnelsim.engine.draws import MINUTES_PER_DAY, VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel
@@ -65,9 +65,6 @@ from funnelsim.worlds import WORLD_METRICS, Worlds, sample_worlds, world_funnels
 
 FloatArray = NDArray[np.float64]
 DECISIONS = ("ship", "reject", "stop", "keep_testing")  # of one variant, in one test
-POOL_START_S = 0.3
-"""What a pool worker costs before it helps: forking it (~0.05 s) and the lazy imports its
-first replication repeats (~0.25 s), measured on checkout.yaml."""
 
 
 def _per_visitor_rates(
@@ -364,7 +361,9 @@ def run_experiment(
     """Run every variant of ``scenario`` over replications and summarise.
 
     Replications run in this process (``workers`` 1), on local processes or on Dask,
-    as ``execution`` says (see :mod:`funnelsim.parallel`). The same scenario and seed
+    as ``execution`` says (see :mod:`funnelsim.parallel`); with ``workers`` unset (every
+    CPU), on local processes only when the first replications, timed here, say they pay
+    for starting them (:func:`~funnelsim.parallel.map_measured`). The same scenario and seed
     give identical results whatever the executor: replication r always uses the r-th
     child of ``SeedSequence(seed)``.
     """
@@ -372,13 +371,16 @@ def run_experiment(
     seeds = replication_seeds(execution.seed_or(scenario.seed), n)
     chosen = choose_engine(compile_variants(scenario), execution.engine)
     work = functools.partial(_replicate_batch, scenario, chosen)
-    reps = parallel.map_batches(
-        work,
-        seeds,
-        workers=_local_workers(scenario, n, chosen, execution),
-        dask=execution.dask,
-        progress=execution.progress,
-    )
+    if execution.workers is None and execution.dask is None:  # every CPU, if they pay
+        reps = parallel.map_measured(work, seeds, execution.processes, execution.progress)
+    else:
+        reps = parallel.map_batches(
+            work,
+            seeds,
+            workers=min(execution.processes, n),
+            dask=execution.dask,
+            progress=execution.progress,
+        )
     result = summarise(scenario, chosen, reps)
     seed = execution.seed_or(scenario.seed)
     effects = _over_assumptions(result, seed, execution)
@@ -388,18 +390,6 @@ def run_experiment(
     return dataclasses.replace(
         result, assumptions=effects, test_outcomes_over_worlds=world_tests(scenario, seeds, worlds)
     )
-
-
-def _local_workers(scenario: Scenario, n: int, engine: EngineName, execution: Execution) -> int:
-    """The processes for ``n`` replications: at most one per replication; with workers
-    unset (every CPU), this process alone when the run's estimated serial time is below
-    what starting the workers costs. Workers asked for, and Dask, run as asked."""
-    workers = min(execution.processes, n)
-    if execution.workers is not None or execution.dask is not None or workers == 1:
-        return workers
-    if budget.estimate(scenario, n, engine).seconds < workers * POOL_START_S:
-        return 1
-    return workers
 
 
 def _over_assumptions(
