@@ -333,8 +333,7 @@ def test_run_line_with_uncertain_worlds_prices_the_test() -> None:
 
 def test_run_line_leaves_scipy_stats_unloaded(write_scenario) -> None:
     """``funnelsim run --assumptions fixed`` starts without scipy.stats (its start-up
-    budget); printing the value of information must not bring it in. (Uncertain
-    assumptions draw their worlds with scipy.stats.qmc, so they do load it.)"""
+    budget); printing the value of information must not bring it in."""
     path = write_scenario(AB)
     code = (
         "import sys; from funnelsim.cli import main; sys.argv = ['funnelsim', 'run', "

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 from scipy import stats
 
+from conftest import SCENARIOS
 from funnelsim.uncertainty import (
+    UNBOUNDED,
     Assumption,
     Bounds,
     draw_values,
@@ -36,6 +40,26 @@ U = np.linspace(0.001, 0.999, 999)
 def test_quantiles_are_scipy_quantiles(data: dict[str, object], expected: object) -> None:
     spec = parse_uncertain(data)
     np.testing.assert_allclose(spec.ppf(U), expected.ppf(U), rtol=1e-12)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("data", "bounds"),
+    [
+        ({"uncertain": "beta", "mean": 0.6, "sd": 0.05}, PROBABILITY),
+        ({"uncertain": "beta", "mean": 0.01, "sd": 0.005}, PROBABILITY),
+        ({"uncertain": "lognormal", "mean": 62.0, "sd": 8.0}, Bounds(0.0)),
+        ({"uncertain": "normal", "mean": 0.95, "sd": 0.05}, PROBABILITY),
+        ({"uncertain": "normal", "mean": 1.0, "sd": 0.3}, Bounds(0.0)),
+        ({"uncertain": "triangular", "low": 1.0, "mode": 1.0, "high": 2.5}, UNBOUNDED),
+    ],
+)
+def test_quantiles_written_without_scipy_stats_are_its_quantiles(
+    data: dict[str, object], bounds: Bounds
+) -> None:
+    spec = parse_uncertain(data)
+    expected = spec.distribution(bounds).ppf(U)
+    np.testing.assert_allclose(spec.ppf(U, bounds), expected, rtol=1e-12)
+    assert spec.support == Bounds(*spec.distribution().support())
 
 
 @pytest.mark.parametrize(
@@ -101,14 +125,25 @@ def test_is_uncertain_tells_uncertain_quantities_from_per_visitor_distributions(
     assert not is_uncertain(0.4)
 
 
-def test_sobol_points_are_seeded_and_even() -> None:
+def test_halton_points_are_seeded_and_even() -> None:
     points = unit_points(1024, 3, seed=7)
     np.testing.assert_array_equal(points, unit_points(1024, 3, seed=7))
     assert not np.array_equal(points, unit_points(1024, 3, seed=8))
-    # A scrambled Sobol net of 2^10 points: each of the 1024 intervals [k/1024, (k+1)/1024)
-    # holds exactly one coordinate of every dimension.
-    for column in points.T:
-        np.testing.assert_array_equal(np.bincount((column * 1024).astype(int), minlength=1024), 1)
+    assert points.min() >= 0.0 and points.max() < 1.0
+    # Dimension j runs in base 2, 3, 5: its first base^m points hold one point in each
+    # interval [k / base^m, (k + 1) / base^m), whatever the digit permutations.
+    for column, intervals in zip(points.T, (2**10, 3**6, 5**4), strict=True):
+        cells = (column[:intervals] * intervals).astype(int)
+        np.testing.assert_array_equal(np.bincount(cells, minlength=intervals), 1)
+
+
+def test_randomised_halton_points_are_uniform_over_seeds() -> None:
+    """Every point of a randomised Halton set is uniform on the cube: over 400 seeds the
+    mean of a coordinate is 1/2 within 4 standard errors of 400 uniforms, whatever the
+    point (here the first, an unscrambled Halton sequence's 0, and the last)."""
+    points = np.array([unit_points(16, 4, seed=s)[[0, -1]] for s in range(400)])
+    se = math.sqrt(1 / 12 / 400)
+    assert np.abs(points.mean(axis=0) - 0.5).max() < 4 * se
 
 
 def test_world_values_follow_each_assumptions_distribution() -> None:
@@ -125,3 +160,18 @@ def test_world_values_follow_each_assumptions_distribution() -> None:
         # quasi-random points: far closer to the distribution than iid draws would be
         assert stats.kstest(values[:, j], dist.cdf).statistic < 1.0 / math.sqrt(4096)
         assert values[:, j].mean() == pytest.approx(dist.mean(), abs=dist.std() / 64)
+
+
+def test_run_draws_its_worlds_without_scipy_stats() -> None:
+    """``funnelsim run`` on checkout.yaml values 128 worlds of its 4 uncertain assumptions
+    (Halton points, quantiles from scipy.special) and never imports scipy.stats, which
+    costs about a second."""
+    code = (
+        "import sys; from funnelsim.cli import main; sys.argv = ['funnelsim', 'run', "
+        f"{str(SCENARIOS / 'checkout.yaml')!r}, '--replications', '2', '--workers', '1']\n"
+        "try: main()\nexcept SystemExit: pass\nprint('scipy.stats' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "128 worlds of 4 uncertain assumptions" in out and out.split()[-1] == "False"

@@ -412,7 +412,7 @@ def sensitivity(
 
 
 def sample_worlds(scenario: Scenario | str | Path, n: int, seed: int = 0) -> Worlds:
-    """``n`` quasi-random worlds of the scenario's uncertain assumptions (scrambled Sobol
+    """``n`` quasi-random worlds of the scenario's uncertain assumptions (randomised Halton
     points through each one's inverse CDF): ``.values`` is ``(n, assumptions)``, ``.keys``
     names the columns, ``.world(i)`` is world i by key. Value a world's variants with
     :func:`funnelsim.worlds.world_metrics`."""

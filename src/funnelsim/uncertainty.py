@@ -25,10 +25,12 @@ Each has a *central* value, the one a run uses "if the stated values hold"
 (``--assumptions fixed``): the mean of a normal, beta or lognormal, the middle of
 a uniform, the mode of a triangular.
 
-Worlds are drawn quasi-randomly: a scrambled, seeded Sobol sequence
-(:class:`scipy.stats.qmc.Sobol`) gives points of the unit cube, one coordinate per
+Worlds are drawn quasi-randomly: a seeded, randomised Halton sequence
+(:mod:`funnelsim.halton`) gives points of the unit cube, one coordinate per
 uncertain quantity, and each coordinate becomes a value through the quantity's
-inverse CDF (scipy.stats), so a few dozen worlds already cover every range evenly.
+inverse CDF (:meth:`UncertainQuantity.ppf`, written with ``scipy.special`` as
+``scipy.stats`` computes it: importing ``scipy.stats`` costs ``run`` about a second),
+so a few dozen worlds already cover every range evenly.
 
 Assumptions with *joint draws* (a calibrated scenario's posterior, :class:`JointDraws`)
 are not drawn one by one: world ``w`` takes one whole row of the draws, the same row
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import abc
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Union
@@ -48,12 +49,14 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from funnelsim.halton import scrambled_halton
+
 if TYPE_CHECKING:
     from scipy.stats._distn_infrastructure import rv_continuous_frozen
 
 FloatArray = NDArray[np.float64]
 UNCERTAIN_KINDS = ("uniform", "normal", "beta", "lognormal", "triangular")
-ROW_STREAM = 1  # joint draws' rows: seeded by (seed, ROW_STREAM), not by the Sobol seed
+ROW_STREAM = 1  # joint draws' rows: seeded by (seed, ROW_STREAM), not by the Halton seed
 EDGE = 1e-12  # unit-cube coordinates are kept inside (EDGE, 1 - EDGE): finite quantiles
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -91,17 +94,25 @@ class UncertainQuantity(BaseModel, abc.ABC):
     def distribution(self, bounds: Bounds = UNBOUNDED) -> rv_continuous_frozen:
         """The scipy.stats distribution of the quantity within ``bounds``."""
 
+    @property
+    @abc.abstractmethod
+    def support(self) -> Bounds:
+        """The range of values the distribution can take (before any truncation)."""
+
+    @abc.abstractmethod
+    def quantiles(self, u: FloatArray, bounds: Bounds) -> FloatArray:
+        """The inverse CDF at ``u`` of :meth:`distribution` ``(bounds)``, without scipy.stats."""
+
     def bounds_problem(self, bounds: Bounds) -> str | None:
         """Why values of this spec cannot lie within ``bounds``, or None."""
-        low, high = self.distribution().support()
-        if low < bounds.low or high > bounds.high:
+        if self.support.low < bounds.low or self.support.high > bounds.high:
             return f"{self.describe()} reaches outside the valid range ({bounds.describe()})"
         return None
 
     def ppf(self, u: FloatArray, bounds: Bounds = UNBOUNDED) -> FloatArray:
         """Values at unit-interval points ``u`` (the inverse CDF)."""
         clipped = np.clip(np.asarray(u, dtype=float), EDGE, 1.0 - EDGE)
-        return np.asarray(self.distribution(bounds).ppf(clipped), dtype=float)
+        return np.asarray(self.quantiles(clipped, bounds), dtype=float)
 
     def describe(self) -> str:
         """``normal(mean 0.04, sd 0.01)``: the spec in one short phrase."""
@@ -132,6 +143,13 @@ class UncertainUniform(UncertainQuantity):
 
         return stats.uniform(loc=self.low, scale=self.high - self.low)
 
+    @property
+    def support(self) -> Bounds:
+        return Bounds(self.low, self.high)
+
+    def quantiles(self, u: FloatArray, bounds: Bounds) -> FloatArray:
+        return u * (self.high - self.low) + self.low
+
 
 class UncertainNormal(UncertainQuantity):
     """Normal by mean and sd, truncated to the field's valid range."""
@@ -149,6 +167,22 @@ class UncertainNormal(UncertainQuantity):
 
         low, high = (bounds.low - self.mean) / self.sd, (bounds.high - self.mean) / self.sd
         return stats.truncnorm(low, high, loc=self.mean, scale=self.sd)
+
+    @property
+    def support(self) -> Bounds:
+        return UNBOUNDED
+
+    def quantiles(self, u: FloatArray, bounds: Bounds) -> FloatArray:
+        """Truncated to ``bounds``: the standard normal's quantile of a probability between
+        the bounds' CDFs, from the upper tail's survival function where it is above 1/2
+        (as precise in both tails)."""
+        from scipy.special import ndtr, ndtri
+
+        low, high = (bounds.low - self.mean) / self.sd, (bounds.high - self.mean) / self.sd
+        below = ndtr(low) + u * (ndtr(high) - ndtr(low))
+        above = ndtr(-high) + (1.0 - u) * (ndtr(-low) - ndtr(-high))
+        z = np.where(below < 0.5, ndtri(below), -ndtri(above))
+        return self.mean + self.sd * z
 
     def bounds_problem(self, bounds: Bounds) -> str | None:
         if self.mean not in bounds:
@@ -188,6 +222,15 @@ class UncertainBeta(UncertainQuantity):
 
         return stats.beta(*self.shape)
 
+    @property
+    def support(self) -> Bounds:
+        return Bounds(0.0, 1.0)
+
+    def quantiles(self, u: FloatArray, bounds: Bounds) -> FloatArray:
+        from scipy.special import betaincinv
+
+        return np.asarray(betaincinv(*self.shape, u), dtype=float)
+
 
 class UncertainLogNormal(UncertainQuantity):
     """A positive, right-skewed value by its mean and sd."""
@@ -203,8 +246,24 @@ class UncertainLogNormal(UncertainQuantity):
     def distribution(self, bounds: Bounds = UNBOUNDED) -> rv_continuous_frozen:
         from scipy import stats
 
-        sigma2 = math.log1p((self.sd / self.mean) ** 2)
-        return stats.lognorm(s=math.sqrt(sigma2), scale=math.exp(math.log(self.mean) - sigma2 / 2))
+        return stats.lognorm(s=self._sigma, scale=self._scale)
+
+    @property
+    def _sigma(self) -> float:
+        return math.sqrt(math.log1p((self.sd / self.mean) ** 2))
+
+    @property
+    def _scale(self) -> float:
+        return math.exp(math.log(self.mean) - self._sigma**2 / 2)
+
+    @property
+    def support(self) -> Bounds:
+        return Bounds(0.0)
+
+    def quantiles(self, u: FloatArray, bounds: Bounds) -> FloatArray:
+        from scipy.special import ndtri
+
+        return np.exp(self._sigma * ndtri(u)) * self._scale
 
 
 class UncertainTriangular(UncertainQuantity):
@@ -233,6 +292,16 @@ class UncertainTriangular(UncertainQuantity):
 
         width = self.high - self.low
         return stats.triang(c=(self.mode - self.low) / width, loc=self.low, scale=width)
+
+    @property
+    def support(self) -> Bounds:
+        return Bounds(self.low, self.high)
+
+    def quantiles(self, u: FloatArray, bounds: Bounds) -> FloatArray:
+        width = self.high - self.low
+        c = (self.mode - self.low) / width
+        standard = np.where(u < c, np.sqrt(c * u), 1.0 - np.sqrt((1.0 - c) * (1.0 - u)))
+        return standard * width + self.low
 
 
 Uncertain = Annotated[
@@ -324,16 +393,9 @@ class Assumption(NamedTuple):
 
 
 def unit_points(n: int, dimensions: int, seed: int) -> FloatArray:
-    """``n`` points of the unit cube of ``dimensions`` dimensions: a scrambled Sobol
-    sequence seeded by ``seed`` (quasi-random; balanced when ``n`` is a power of 2)."""
-    from scipy.stats import qmc
-
-    if dimensions == 0:
-        return np.zeros((n, 0))
-    sampler = qmc.Sobol(dimensions, scramble=True, seed=np.random.default_rng(seed))
-    with warnings.catch_warnings():  # scipy warns when n is not a power of 2
-        warnings.simplefilter("ignore", UserWarning)
-        return np.asarray(sampler.random(n), dtype=float)
+    """``n`` points of the unit cube of ``dimensions`` dimensions: a randomised Halton
+    sequence seeded by ``seed`` (quasi-random; see :mod:`funnelsim.halton`)."""
+    return scrambled_halton(n, dimensions, seed)
 
 
 def values_at(assumptions: Sequence[Assumption], points: FloatArray) -> FloatArray:

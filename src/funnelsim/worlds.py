@@ -103,7 +103,7 @@ class WorldValues:
 
 
 def sample_worlds(scenario: Scenario, n: int, seed: int) -> Worlds:
-    """``n`` quasi-random worlds (scrambled Sobol points through each assumption's
+    """``n`` quasi-random worlds (randomised Halton points through each assumption's
     inverse CDF) of ``scenario``'s uncertain assumptions, reproducible from ``seed``.
 
     >>> from funnelsim.scenario import parse_scenario
