@@ -23,9 +23,12 @@ CALLBACK_BASELINE = "0a578db"
 """main before nutpie's chains called cached C callbacks (parallel, without the GIL)
 instead of Python ones, and before the BG/NBD gradient lost its digamma function (which
 PyTensor's Numba cache cannot hold, so every ``--transactions`` process compiled it)."""
-RUN_BASELINE = "d194690"
-"""main before ``funnelsim run`` shared one quadrature between its exact readouts, dropped
-SALib's unshown bootstrap and stopped importing matplotlib without ``--report``."""
+RUN_BASELINE = "0a578db"
+"""main before ``funnelsim run`` timed its first replications to choose between this
+process and a pool (it estimated them ~6x too slow and always started the pool) and drew
+its worlds without scipy.stats (Halton points, quantiles from scipy.special). Earlier run
+baseline: d194690, before one quadrature for the exact readouts, SALib's bootstrap
+dropped and matplotlib only with ``--report``."""
 AGGREGATE_BASELINE = "0a578db"
 """main before the aggregate engine drew its customers' lifetimes by cohort (counts per
 cell and month) instead of one by one."""

@@ -416,7 +416,8 @@ def run_command(args: list[str], source: Path | None = None) -> tuple[float, flo
 def command_line(repeat: int, run_replications: int | None) -> None:
     print(
         "5. command line start-up and end-to-end run (wall time; CPU time for reference, "
-        "as other work on the machine slows the wall clock)"
+        f"as other work on the machine slows the wall clock; load average "
+        f"{os.getloadavg()[0]:.1f})"
     )
     heavy = subprocess.run(
         [
