@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -53,18 +52,31 @@ def test_pool_and_serial_runs_are_identical(small, serial):
     assert results_dict(run_experiment(small, 8, Execution(workers=None))) == serial
 
 
+class _Clock:
+    """A stand-in for ``time.perf_counter`` that advances only by the work's own seconds,
+    so the pool decision does not depend on the load of the machine running the test."""
+
+    now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+CLOCK = _Clock()
+
+
 def _process_of(batch: list[float]) -> list[int]:
-    """This process's id for each item, after sleeping each item's seconds."""
-    for seconds in batch:
-        time.sleep(seconds)
+    """This process's id for each item, each item taking its seconds on ``CLOCK``."""
+    CLOCK.now += sum(batch)
     return [os.getpid()] * len(batch)
 
 
-def test_measured_runs_start_workers_only_when_the_work_pays_for_them():
+def test_measured_runs_start_workers_only_when_the_work_pays_for_them(monkeypatch):
+    monkeypatch.setattr(parallel, "time", CLOCK)
     progress: list[int] = []
-    cheap = map_measured(_process_of, [0.0] * 64, workers=2, progress=progress.append)
-    assert set(cheap) == {os.getpid()} and sum(progress) == 64
-    # 64 items in 16 batches of 4, 20 ms each: 1.2 s here after the first batch (its first
+    cheap = map_measured(_process_of, [1e-4] * 64, workers=2, progress=progress.append)
+    assert set(cheap) == {os.getpid()} and sum(progress) == 64  # 6 ms left: not worth 0.03 s
+    # 64 items in 16 batches of 4, 20 ms each: 1.2 s left after the first batch (its first
     # item alone, then three timed), against about 0.03 s to fork two workers
     costly = map_measured(_process_of, [0.02] * 64, workers=2)
     assert costly[:4] == [os.getpid()] * 4

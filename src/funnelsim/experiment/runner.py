@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.random import SeedSequence
@@ -40,6 +40,7 @@ from funnelsim.experiment.engines import (
     simulate_variants,
 )
 from funnelsim.experiment.readout import (
+    Truth,
     draws_readout,
     judged_stage,
     reached_in_test,
@@ -65,6 +66,9 @@ from funnelsim.worlds import WORLD_METRICS, Worlds, sample_worlds, world_funnels
 
 FloatArray = NDArray[np.float64]
 DECISIONS = ("ship", "reject", "stop", "keep_testing")  # of one variant, in one test
+WorldTest = tuple[tuple[str, str | None], Truth]  # a test's (decision, shipped), its world's truth
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _per_visitor_rates(
@@ -371,25 +375,30 @@ def run_experiment(
     seeds = replication_seeds(execution.seed_or(scenario.seed), n)
     chosen = choose_engine(compile_variants(scenario), execution.engine)
     work = functools.partial(_replicate_batch, scenario, chosen)
-    if execution.workers is None and execution.dask is None:  # every CPU, if they pay
-        reps = parallel.map_measured(work, seeds, execution.processes, execution.progress)
-    else:
-        reps = parallel.map_batches(
-            work,
-            seeds,
-            workers=min(execution.processes, n),
-            dask=execution.dask,
-            progress=execution.progress,
-        )
+    reps = _map_replications(work, seeds, execution, execution.progress)
     result = summarise(scenario, chosen, reps)
     seed = execution.seed_or(scenario.seed)
     effects = _over_assumptions(result, seed, execution)
     if effects is None:
         return result
     worlds = sample_worlds(scenario, n, seed)
-    return dataclasses.replace(
-        result, assumptions=effects, test_outcomes_over_worlds=world_tests(scenario, seeds, worlds)
-    )
+    tests = world_tests(scenario, seeds, worlds, execution)
+    return dataclasses.replace(result, assumptions=effects, test_outcomes_over_worlds=tests)
+
+
+def _map_replications(
+    work: Callable[[list[T]], list[R]],
+    items: Sequence[T],
+    execution: Execution,
+    progress: parallel.Progress | None = None,
+) -> list[R]:
+    """``work`` over batches of ``items`` (one per replication) where ``execution`` says;
+    with ``workers`` unset (every CPU), on local processes only when the first batches,
+    timed here, say they pay for starting them."""
+    if execution.workers is None and execution.dask is None:
+        return parallel.map_measured(work, items, execution.processes, progress)
+    workers = min(execution.processes, len(items))
+    return parallel.map_batches(work, items, workers, execution.dask, progress)
 
 
 def _over_assumptions(
@@ -412,7 +421,10 @@ def _over_assumptions(
 
 
 def world_tests(
-    scenario: Scenario, seeds: Sequence[SeedSequence], worlds: Worlds
+    scenario: Scenario,
+    seeds: Sequence[SeedSequence],
+    worlds: Worlds,
+    execution: Execution = SERIAL,
 ) -> dict[str, float] | None:
     """The simulated A/B test with its truth drawn per world: test r plays in world r.
 
@@ -421,21 +433,37 @@ def world_tests(
     them), read by the scenario's Bayesian rule, and judged against that world's truly
     best variant (:func:`~funnelsim.experiment.readout.tally_tests`). None where this
     does not apply: queues or referrals, or a test judged on CLV, whose readout needs
-    simulated customers.
+    simulated customers. The tests run where ``execution`` says, as the replications do.
     """
     if scenario.experiment.metric != "conversion":
         return None
+    work = functools.partial(_world_test_batch, scenario)
+    items = [(seed, worlds.world(i)) for i, seed in enumerate(seeds)]
+    tests = _map_replications(work, items, execution)
+    done = [test for test in tests if test is not None]
+    if len(done) < len(tests):
+        return None
+    return tally_tests([decision for decision, _ in done], [true for _, true in done])
+
+
+def _world_test_batch(
+    scenario: Scenario, items: list[tuple[SeedSequence, dict[str, float]]]
+) -> list[WorldTest | None]:
+    """Each (seed, world)'s test decision and that world's truth; None where the world's
+    funnels couple visitors (queues, referrals)."""
+    return [_world_test(scenario, seed, world) for seed, world in items]
+
+
+def _world_test(
+    scenario: Scenario, seed: SeedSequence, world: dict[str, float]
+) -> WorldTest | None:
     traffic, shares = scenario.traffic, list(scenario.split_shares().values())
-    decisions, truths = [], []
-    for i, seed in enumerate(seeds):
-        funnels = world_funnels(scenario, worlds.world(i))
-        if any(f.couples_visitors for f in funnels):
-            return None
-        chance = [aggregate.continue_probabilities(f).prod(axis=0) for f in funnels]
-        draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
-        visitors, buyers = aggregate.split_test(funnels, chance, shares, draws)
-        test = split_readout(scenario, visitors, buyers)
-        decisions.append((test.decision, test.shipped))
-        conversion = [float(f.cell_probabilities @ c) for f, c in zip(funnels, chance, strict=True)]
-        truths.append(truth(scenario, np.array(conversion)))
-    return tally_tests(decisions, truths)
+    funnels = world_funnels(scenario, world)
+    if any(f.couples_visitors for f in funnels):
+        return None
+    chance = [aggregate.continue_probabilities(f).prod(axis=0) for f in funnels]
+    draws = VisitorDraws(seed, traffic.visitors_per_day, traffic.days)
+    visitors, buyers = aggregate.split_test(funnels, chance, shares, draws)
+    test = split_readout(scenario, visitors, buyers)
+    conversion = [float(f.cell_probabilities @ c) for f, c in zip(funnels, chance, strict=True)]
+    return (test.decision, test.shipped), truth(scenario, np.array(conversion))
