@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.random import SeedSequence
@@ -67,8 +67,6 @@ from funnelsim.worlds import WORLD_METRICS, Worlds, sample_worlds, world_funnels
 FloatArray = NDArray[np.float64]
 DECISIONS = ("ship", "reject", "stop", "keep_testing")  # of one variant, in one test
 WorldTest = tuple[tuple[str, str | None], Truth]  # a test's (decision, shipped), its world's truth
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def _per_visitor_rates(
@@ -375,7 +373,11 @@ def run_experiment(
     seeds = replication_seeds(execution.seed_or(scenario.seed), n)
     chosen = choose_engine(compile_variants(scenario), execution.engine)
     work = functools.partial(_replicate_batch, scenario, chosen)
-    reps = _map_replications(work, seeds, execution, execution.progress)
+    if execution.workers is None and execution.dask is None:  # every CPU, if they pay
+        reps = parallel.map_measured(work, seeds, execution.processes, execution.progress)
+    else:
+        workers = min(execution.processes, n)
+        reps = parallel.map_batches(work, seeds, workers, execution.dask, execution.progress)
     result = summarise(scenario, chosen, reps)
     seed = execution.seed_or(scenario.seed)
     effects = _over_assumptions(result, seed, execution)
@@ -384,21 +386,6 @@ def run_experiment(
     worlds = sample_worlds(scenario, n, seed)
     tests = world_tests(scenario, seeds, worlds, execution)
     return dataclasses.replace(result, assumptions=effects, test_outcomes_over_worlds=tests)
-
-
-def _map_replications(
-    work: Callable[[list[T]], list[R]],
-    items: Sequence[T],
-    execution: Execution,
-    progress: parallel.Progress | None = None,
-) -> list[R]:
-    """``work`` over batches of ``items`` (one per replication) where ``execution`` says;
-    with ``workers`` unset (every CPU), on local processes only when the first batches,
-    timed here, say they pay for starting them."""
-    if execution.workers is None and execution.dask is None:
-        return parallel.map_measured(work, items, execution.processes, progress)
-    workers = min(execution.processes, len(items))
-    return parallel.map_batches(work, items, workers, execution.dask, progress)
 
 
 def _over_assumptions(
@@ -433,13 +420,16 @@ def world_tests(
     them), read by the scenario's Bayesian rule, and judged against that world's truly
     best variant (:func:`~funnelsim.experiment.readout.tally_tests`). None where this
     does not apply: queues or referrals, or a test judged on CLV, whose readout needs
-    simulated customers. The tests run where ``execution`` says, as the replications do.
+    simulated customers. The tests run on up to ``execution``'s local processes where the
+    first ones, timed here, say the pool pays (in this process beside Dask: a second
+    cluster would cost more than the tests).
     """
     if scenario.experiment.metric != "conversion":
         return None
     work = functools.partial(_world_test_batch, scenario)
     items = [(seed, worlds.world(i)) for i, seed in enumerate(seeds)]
-    tests = _map_replications(work, items, execution)
+    workers = 1 if execution.dask is not None else execution.processes
+    tests = parallel.map_measured(work, items, workers)
     done = [test for test in tests if test is not None]
     if len(done) < len(tests):
         return None
