@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "compile_cache",
         "fields",
         "uncertainty",
+        "halton",
         "sobol",
         "templates",
         "text",
