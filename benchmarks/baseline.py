@@ -23,7 +23,7 @@ CALLBACK_BASELINE = "0a578db"
 """main before nutpie's chains called cached C callbacks (parallel, without the GIL)
 instead of Python ones, and before the BG/NBD gradient lost its digamma function (which
 PyTensor's Numba cache cannot hold, so every ``--transactions`` process compiled it)."""
-RUN_BASELINE = "0a578db"
+RUN_BASELINE = "e5fa9ba"
 """main before ``funnelsim run`` timed its first replications to choose between this
 process and a pool (it estimated them ~6x too slow and always started the pool) and drew
 its worlds without scipy.stats (Halton points, quantiles from scipy.special). Earlier run
