@@ -409,9 +409,10 @@ def apply_rule(
         return Decision("stop", None, f"Stop, no practical difference: {equivalence_text}.")
     best = int(np.argmin(loss))
     threshold = rule.loss_threshold * control_mean
+    share = f", {loss[best] / threshold:.0%} of" if threshold > 0 else " vs"
     loss_text = (
-        f"expected loss {describe(float(loss[best]))} vs threshold {describe(threshold)} "
-        f"({rule.loss_threshold:.2%} of the control's {metric})"
+        f"expected loss {describe(float(loss[best]))}{share} the threshold "
+        f"{describe(threshold)} ({rule.loss_threshold:.2%} of the control's {metric})"
     )
     if loss[best] < threshold:
         verb = "Keep" if best == control else "Ship"
