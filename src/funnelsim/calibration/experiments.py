@@ -140,5 +140,5 @@ def read_past_experiment(path: str | PathLike[str], scenario: Scenario) -> list[
             counts = arm_counts(aggregated, column, str(arm))
         terms = funnel_terms(resolved)
         match_stages(terms, counts, by_position=columns is not None)
-        observed.append(Observed(f"{path.stem}:{arm}", terms, counts))
+        observed.append(Observed(f"{path.stem}:{arm}", terms, counts, resolved))
     return observed

@@ -340,11 +340,14 @@ class Observed:
         label: Its name in the model (``data``, or the experiment arm's).
         terms: The funnel the visitors went through (the control, or a past arm's).
         counts: What they did.
+        scenario: That funnel as a resolved scenario (a variant's, or with an arm's
+            overrides), which the engine simulates in simulation-based calibration.
     """
 
     label: str
     terms: FunnelTerms
     counts: StageCounts
+    scenario: Scenario
 
 
 def fitted_assumptions(observed: Sequence[Observed]) -> dict[str, Assumption]:
@@ -364,9 +367,10 @@ def observed_data(
     Raises:
         CalibrationError: stages that do not match, or no uncertain assumption to fit.
     """
-    terms = funnel_terms(control_of(scenario))
+    control = control_of(scenario)
+    terms = funnel_terms(control)
     match_stages(terms, counts, by_position)
-    observed = [Observed("data", terms, counts), *experiments]
+    observed = [Observed("data", terms, counts, control), *experiments]
     if not fitted_assumptions(observed):
         raise CalibrationError(
             f"{scenario.name}: no uncertain assumption enters the continue probabilities; "

@@ -1,12 +1,13 @@
 """Simulation-based calibration of the calibration model (Talts et al. 2018).
 
-Each of N fits draws "true" values of the fitted assumptions from their priors,
-simulates counts of the same shape as the team's data (each observed cell's top count
-as observed, then every stage a Binomial with the model's continue probability: the
-model's prior predictive) and fits them. If the fits are right, the rank of each true
-value among its posterior draws is uniform and the central 90% intervals cover the
-truths 90% of the time; ranks piling up at the ends or in the middle say the posterior
-is too narrow or too wide.
+Each of N fits draws "true" values of the fitted assumptions from their priors, sets
+them in the scenario, simulates counts of the same shape as the team's data with
+funnelsim's aggregate engine (each observed cell's top count as observed, split over
+the scenario cells it covers, then walked stage by stage: exact in distribution for
+funnels without queues, which are all calibrate fits) and fits them. If the fits are
+right, the rank of each true value among its posterior draws is uniform and the
+central 90% intervals cover the truths 90% of the time; ranks piling up at the ends
+or in the middle say the posterior is too narrow or too wide.
 
 One model is compiled per batch of fits and refilled with each fit's counts (its data
 containers), and every fit has its own seed from ``SeedSequence(seed).spawn``: the
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,6 @@ from funnelsim.calibration.model import (
     Observed,
     calibration_model,
     cell_weights,
-    continue_probabilities,
-    expected_continue,
     fitted_assumptions,
 )
 from funnelsim.execution import SERIAL, Execution
@@ -127,19 +126,28 @@ class SBCResult:
         return "\n".join(lines)
 
 
-def simulate_counts(observed: Observed, values: FloatArray, rng: np.random.Generator) -> FloatArray:
-    """Counts of ``observed``'s shape at ``values`` (its value slots): each cell's top
-    count kept, then stage by stage a Binomial with the model's continue probability."""
-    weights = cell_weights(observed.terms, observed.counts)
-    with np.errstate(invalid="ignore"):  # nobody left to continue: 0 / 0
-        expected = expected_continue(continue_probabilities(values, observed.terms), weights)
-    expected = np.nan_to_num(expected, nan=0.0)
-    reached = np.empty_like(observed.counts.reached)
-    reached[:, 0] = observed.counts.reached[:, 0]
-    for s in range(expected.shape[1]):
-        reached[:, s + 1] = rng.binomial(
-            reached[:, s].astype(np.int64), np.clip(expected[:, s], 0, 1)
-        )
+def simulate_counts(
+    data: Observed, truths: Mapping[str, float], seed: np.random.SeedSequence
+) -> FloatArray:
+    """Counts of ``data``'s shape simulated by the aggregate engine with the assumptions
+    at ``truths`` (by key): each observed cell's top count kept and split over the
+    scenario cells it covers (multinomial, by their shares), then walked stage by stage
+    as a replication walks them."""
+    from funnelsim.engine.aggregate import reach_counts
+    from funnelsim.engine.draws import VisitorDraws
+    from funnelsim.engine.model import compile_funnel
+    from funnelsim.worlds import realise
+
+    funnel = compile_funnel(realise(data.scenario, truths))
+    weights = cell_weights(data.terms, data.counts)
+    options = funnel.cell_probabilities.size // weights.shape[1]  # payment x contact
+    reached = np.empty_like(data.counts.reached)
+    rows = zip(data.counts.reached[:, 0], weights, seed.spawn(len(weights)), strict=True)
+    for row, (top, weight, row_seed) in enumerate(rows):
+        draws = VisitorDraws(row_seed, visitors_per_day=0.0, days=1)
+        covered = funnel.cell_probabilities * np.repeat(weight > 0, options)
+        visitors = draws.generator("cells", 0).multinomial(int(top), covered / covered.sum())
+        reached[row] = reach_counts(funnel, visitors, draws).sum(axis=1)
     return reached
 
 
@@ -152,15 +160,12 @@ def _truths(observed: Sequence[Observed], rng: np.random.Generator) -> dict[str,
 
 
 def _data(
-    observed: Sequence[Observed], truths: dict[str, float], rng: np.random.Generator
+    observed: Sequence[Observed], truths: dict[str, float], seed: np.random.SeedSequence
 ) -> dict[str, FloatArray]:
-    """The data containers of every data set, simulated at ``truths``."""
+    """The data containers of every data set, simulated by the engine at ``truths``."""
     containers = {}
-    for data in observed:
-        values = data.terms.values.copy()
-        for slot, assumption in data.terms.fitted():
-            values[slot] = truths[assumption.key]
-        reached = simulate_counts(data, values, rng)
+    for data, data_seed in zip(observed, seed.spawn(len(observed)), strict=True):
+        reached = simulate_counts(data, truths, data_seed)
         suffix = "" if data.label == "data" else f"[{data.label}]"
         containers[f"reached{suffix}"] = reached[:, :-1]
         containers[f"continued{suffix}"] = reached[:, 1:]
@@ -230,7 +235,8 @@ def _fit_batch(
     for seed in seeds:
         rng = np.random.default_rng(seed)
         truths = _truths(observed, rng)
-        idata = sample(_data(observed, truths, rng), int(seed.generate_state(1)[0]))
+        data_seed = np.random.SeedSequence(rng.integers(2**63, size=2))
+        idata = sample(_data(observed, truths, data_seed), int(seed.generate_state(1)[0]))
         ranks, covered = [], []
         for key in keys:
             draws = np.asarray(idata.posterior[key])

@@ -124,6 +124,12 @@ def _walk(probs: FloatArray, draws: VisitorDraws, visitors: IntArray) -> tuple[I
     return reached, lost
 
 
+def reach_counts(funnel: CompiledFunnel, visitors: IntArray, draws: VisitorDraws) -> IntArray:
+    """(stages + 1, cells): of ``visitors`` per cell, those reaching each stage and, in
+    the last row, buying, drawn stage by stage as a replication draws them."""
+    return _walk(outcome_probabilities(funnel), draws, visitors)[0]
+
+
 def _draw_values(dist: Distribution, count: int, rng: Generator) -> FloatArray:
     """``count`` independent order values."""
     if isinstance(dist, LogNormal):
