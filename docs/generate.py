@@ -14,9 +14,10 @@ or its ``first`` and ``last`` lines with ``...`` between. A marker may hold seve
 commands separated by ``&&``; ``slow`` marks commands that fit a PyMC model (the test
 suite checks those only with ``FUNNELSIM_DOCS_SLOW=1``). Commands run in a scratch
 directory holding ``scenarios/``, ``../shared``, the ``visitors.csv`` that
-``docs/visitors_example.py`` writes, and the tutorial's ``shop.yaml``: the
+``docs/visitors_example.py`` writes, the tutorial's ``shop.yaml``: the
 checkout template with the tutorial's YAML block put in place of its variants, so the
-tutorial simulates exactly what it shows. Images the tutorial's commands write are then
+tutorial simulates exactly what it shows, and ``five.yaml``, the YAML block of its
+section 5c (the scenario it calibrates). Images the tutorial's commands write are then
 copied to ``docs/img`` (:data:`IMAGES`). The line counts of the module map in
 ``docs/architecture.md`` are counted again from the source.
 
@@ -52,6 +53,10 @@ BLOCK = re.compile(
     re.DOTALL,
 )
 TUTORIAL_YAML = re.compile(r"## 2\. State both hypotheses.*?```yaml\n(?P<yaml>.*?)```", re.DOTALL)
+CALIBRATION_YAML = re.compile(
+    r"## 5c\. From your analytics export.*?```yaml\n(?P<yaml>.*?)```", re.DOTALL
+)
+"""The tutorial's five-stage scenario that section 5c calibrates (``five.yaml``)."""
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 MODULE_ROW = re.compile(r"^\| `(?P<module>[\w/.]+)` \| (?P<lines>[\d,]+) \|", re.MULTILINE)
 """A row of the module map: a module (or a package folder, ending in ``/``) and its lines."""
@@ -106,6 +111,10 @@ def scratch() -> Iterator[Path]:
             tutorial_scenario(scenario_from_template("checkout", "shop"), tutorial),
             encoding="utf-8",
         )
+        five = CALIBRATION_YAML.search(tutorial)
+        if five is None:
+            raise SystemExit("docs/tutorial.md: no YAML block under '## 5c.'")
+        (work / "five.yaml").write_text(five["yaml"], encoding="utf-8")
         write_visitors(work / "visitors.csv")
         yield work
 

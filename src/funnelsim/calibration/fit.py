@@ -1,7 +1,8 @@
 """Fitting the calibration model, checking it against the data, and the calibrated file.
 
 :func:`calibrate_counts` samples the posterior of the scenario's uncertain stage rates
-given observed counts (:mod:`funnelsim.calibration.model`), compares prior and
+given observed counts (and the dwell parameters given an event log's times between
+stages; :mod:`funnelsim.calibration.model`), compares prior and
 posterior, replicates the observed stage counts from the posterior (the posterior
 predictive check) and writes the scenario back pointing to the posterior's joint draws
 (``posterior: posterior.nc``), so that ``run``, ``sweep`` and ``plan`` draw their worlds
@@ -22,11 +23,15 @@ import numpy as np
 import numpy.typing as npt
 
 from funnelsim.calibration.model import (
+    DWELL_FAMILIES,
     FunnelTerms,
     Observed,
     calibration_model,
+    control_of,
     fitted_assumptions,
+    fitted_dwells,
     observed_data,
+    stage_dwells,
 )
 from funnelsim.calibration.readers import StageCounts
 from funnelsim.uncertainty import Bounds
@@ -224,10 +229,11 @@ def calibrate_counts(
     """
     from funnelsim.analysis.models import sample
 
-    observed = observed_data(scenario, counts, by_position, experiments)
+    dwells = stage_dwells(control_of(scenario), counts)
+    observed = observed_data(scenario, counts, by_position, experiments, dwells)
     terms = observed[0].terms
-    fitted = fitted_assumptions(observed)
-    fit = sample(calibration_model(observed), settings)
+    fitted = {**fitted_assumptions(observed), **fitted_dwells(dwells)}
+    fit = sample(calibration_model(observed, dwells), settings)
     posterior = fit.idata.posterior
     updates = tuple(
         _update(assumption, np.asarray(posterior[key]).reshape(-1))
@@ -282,6 +288,12 @@ def not_fitted_reason(assumption: Assumption, terms: FunnelTerms) -> str:
         )
     if assumption.field in terms.slots:
         return "no stage of the scenario uses it"
+    if ".dwell_min." in assumption.field:
+        families = f"{', '.join(DWELL_FAMILIES[:-1])} or {DWELL_FAMILIES[-1]}"
+        return (
+            "a dwell time: only an event log's times between stages (--stage-map) inform "
+            f"it, for an {families} dwell with visitors timed"
+        )
     if assumption.field.rsplit(".", 1)[-1] in HELD_FIELDS:
         return (
             "enters the continue probabilities but is not fitted: held at its central "

@@ -350,6 +350,57 @@ class Observed:
     scenario: Scenario
 
 
+DWELL_FAMILIES = ("exponential", "lognormal", "gamma")
+"""Dwell distributions whose parameters an event log's times between stages fit."""
+
+
+@dataclass(frozen=True)
+class StageDwell:
+    """A stage's dwell time and the times an event log observed for it.
+
+    Attributes:
+        stage: The stage's name.
+        family: Its distribution, one of :data:`DWELL_FAMILIES`.
+        parameters: ``mean`` (and ``sd``): the uncertain assumption that sets it, or
+            its value.
+        minutes: Each timed visitor's positive minutes from first reaching the stage to
+            first reaching the next (the engines' dwell: no queue comes between).
+    """
+
+    stage: str
+    family: str
+    parameters: dict[str, Assumption | float]
+    minutes: FloatArray
+
+    def fitted(self) -> tuple[Assumption, ...]:
+        """The uncertain parameters the times inform."""
+        return tuple(p for p in self.parameters.values() if isinstance(p, Assumption))
+
+
+def stage_dwells(scenario: Scenario, counts: StageCounts) -> tuple[StageDwell, ...]:
+    """The dwells of a resolved scenario that an event log's ``counts`` time: every stage
+    whose ``dwell_min`` is of :data:`DWELL_FAMILIES` with an uncertain parameter and at
+    least one visitor timed (stages matched by position)."""
+    if counts.times is None:
+        return ()
+    found = []
+    for stage, minutes in zip(scenario.stages, counts.times.minutes, strict=False):
+        prefix = f"stages.{stage.name}.dwell_min."
+        uncertain = {
+            a.field.removeprefix(prefix): a
+            for a in scenario.assumptions
+            if a.field.startswith(prefix)
+        }
+        dwell = stage.dwell_min
+        timed = minutes[minutes > 0]
+        if not uncertain or dwell.dist not in DWELL_FAMILIES or not len(timed):
+            continue
+        names = ("mean",) if dwell.dist == "exponential" else ("mean", "sd")
+        parameters = {name: uncertain.get(name, float(getattr(dwell, name))) for name in names}
+        found.append(StageDwell(stage.name, dwell.dist, parameters, timed))
+    return tuple(found)
+
+
 def fitted_assumptions(observed: Sequence[Observed]) -> dict[str, Assumption]:
     """Every assumption some data set informs, by key, in order of first use."""
     found: dict[str, Assumption] = {}
@@ -360,18 +411,23 @@ def fitted_assumptions(observed: Sequence[Observed]) -> dict[str, Assumption]:
 
 
 def observed_data(
-    scenario: Scenario, counts: StageCounts, by_position: bool, experiments: Sequence[Observed]
+    scenario: Scenario,
+    counts: StageCounts,
+    by_position: bool,
+    experiments: Sequence[Observed],
+    dwells: Sequence[StageDwell] = (),
 ) -> list[Observed]:
     """The team's counts of the control (``data``) then the past experiments' arms.
 
     Raises:
-        CalibrationError: stages that do not match, or no uncertain assumption to fit.
+        CalibrationError: stages that do not match, or no uncertain assumption to fit
+            (in the continue probabilities, or among the timed ``dwells``).
     """
     control = control_of(scenario)
     terms = funnel_terms(control)
     match_stages(terms, counts, by_position)
     observed = [Observed("data", terms, counts, control), *experiments]
-    if not fitted_assumptions(observed):
+    if not fitted_assumptions(observed) and not dwells:
         raise CalibrationError(
             f"{scenario.name}: no uncertain assumption enters the continue probabilities; "
             "write the rates to calibrate as {uncertain: ...} (for example rate: "
@@ -380,12 +436,13 @@ def observed_data(
     return observed
 
 
-def calibration_model(observed: Sequence[Observed]) -> pm.Model:
+def calibration_model(observed: Sequence[Observed], dwells: Sequence[StageDwell] = ()) -> pm.Model:
     """Priors from the uncertain assumptions the data inform (shared by every data set),
     Binomial transitions per observed cell of each data set (``continue`` and
     ``transitions`` for the first, suffixed ``[label]`` for the others; the counts are
     data containers ``reached`` and ``continued``, so one compiled model serves other
-    counts of the same shape)."""
+    counts of the same shape), and each timed dwell's minutes (``dwell_min[stage]``)
+    drawn from its distribution."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -395,8 +452,10 @@ def calibration_model(observed: Sequence[Observed]) -> pm.Model:
     with pm.Model(coords=coords) as model:
         parameters = {
             key: prior(key, a.spec, a.bounds.low, a.bounds.high)
-            for key, a in fitted_assumptions(observed).items()
+            for key, a in {**fitted_assumptions(observed), **fitted_dwells(dwells)}.items()
         }
+        for dwell in dwells:
+            _dwell_likelihood(dwell, parameters)
         for data in observed:
             values: list[Any] = [pt.as_tensor_variable(v) for v in data.terms.values]
             for slot, assumption in data.terms.fitted():
@@ -421,3 +480,30 @@ def calibration_model(observed: Sequence[Observed]) -> pm.Model:
 
 def _cell_dim(label: str) -> str:
     return "cell" if label == "data" else f"cell[{label}]"
+
+
+def fitted_dwells(dwells: Sequence[StageDwell]) -> dict[str, Assumption]:
+    """Every uncertain dwell parameter the times inform, by key."""
+    return {a.key: a for dwell in dwells for a in dwell.fitted()}
+
+
+def _dwell_likelihood(dwell: StageDwell, parameters: dict[str, Any]) -> None:
+    """The timed minutes of ``dwell`` as draws of its family, by mean (and sd) as the
+    engines read them (a lognormal's mu and sigma from its mean and sd, as
+    :class:`~funnelsim.scenario.schema.LogNormal` computes them)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    value = {
+        name: parameters[p.key] if isinstance(p, Assumption) else p
+        for name, p in dwell.parameters.items()
+    }
+    name = f"dwell_min[{dwell.stage}]"
+    if dwell.family == "exponential":
+        pm.Exponential(name, scale=value["mean"], observed=dwell.minutes)
+    elif dwell.family == "gamma":
+        pm.Gamma(name, mu=value["mean"], sigma=value["sd"], observed=dwell.minutes)
+    else:
+        sigma2 = pt.log1p((value["sd"] / value["mean"]) ** 2)
+        mu = pt.log(value["mean"]) - sigma2 / 2
+        pm.LogNormal(name, mu=mu, sigma=pt.sqrt(sigma2), observed=dwell.minutes)

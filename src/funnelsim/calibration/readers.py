@@ -53,19 +53,30 @@ _SHORT.maxstring = 60
 @dataclass(frozen=True)
 class StageTimes:
     """Minutes between first reaching one stage and first reaching the next, per visitor
-    who reached both (from an event log).
+    who reached both in that order (from an event log).
 
     Attributes:
         transitions: ``(from_stage, to_stage)`` pairs, in funnel order.
-        visitors: Visitors timed for each transition.
-        mean_min: Mean minutes per transition (NaN when nobody was timed).
-        median_min: Median minutes per transition (NaN when nobody was timed).
+        minutes: Per transition, every timed visitor's minutes.
     """
 
     transitions: tuple[tuple[str, str], ...]
-    visitors: FloatArray
-    mean_min: FloatArray
-    median_min: FloatArray
+    minutes: tuple[FloatArray, ...]
+
+    @property
+    def visitors(self) -> FloatArray:
+        """Visitors timed for each transition."""
+        return np.array([len(m) for m in self.minutes], dtype=np.float64)
+
+    @property
+    def mean_min(self) -> FloatArray:
+        """Mean minutes per transition (NaN when nobody was timed)."""
+        return np.array([m.mean() if len(m) else math.nan for m in self.minutes])
+
+    @property
+    def median_min(self) -> FloatArray:
+        """Median minutes per transition (NaN when nobody was timed)."""
+        return np.array([np.median(m) if len(m) else math.nan for m in self.minutes])
 
 
 @dataclass(frozen=True)
@@ -373,16 +384,8 @@ def _stage_times(order: tuple[str, ...], visitors: Sequence[_Visitor]) -> StageT
     moments = np.array([visitor.first_seen for visitor in visitors], dtype=np.float64)
     gaps = (moments[:, 1:] - moments[:, :-1]) / 60.0
     timed = np.isfinite(gaps) & (gaps >= 0)
-    counts = timed.sum(axis=0).astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        masked = np.where(timed, gaps, np.nan)
-        mean = np.array(
-            [np.nanmean(c) if n else math.nan for c, n in zip(masked.T, counts, strict=True)]
-        )
-        median = np.array(
-            [np.nanmedian(c) if n else math.nan for c, n in zip(masked.T, counts, strict=True)]
-        )
-    return StageTimes(tuple(itertools.pairwise(order)), counts, mean, median)
+    minutes = tuple(column[keep] for column, keep in zip(gaps.T, timed.T, strict=True))
+    return StageTimes(tuple(itertools.pairwise(order)), minutes)
 
 
 def read_visitor_flags(
