@@ -535,7 +535,8 @@ def calibration_sbc(
 ) -> SBCResult:
     """Simulation-based calibration of :func:`calibrate` on data shaped as ``data``.
 
-    ``fits`` fits, each of counts simulated from true values drawn from the priors;
+    ``fits`` fits, each of counts the aggregate engine simulates at true values drawn
+    from the priors;
     the arguments as for :func:`calibrate`, the fits on ``execution``'s executor (local
     processes or Dask) with the same numbers on any.
 

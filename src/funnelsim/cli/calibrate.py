@@ -63,8 +63,9 @@ CALIBRATION_FILES = ("calibration.json", "posterior.nc", "calibrated.yaml")
     "--sbc",
     "sbc_fits",
     type=COUNT,
-    help="Instead: simulation-based calibration, N fits of data drawn from the priors "
-    "shaped as --data (writes sbc.json; --workers/--dask run the fits).",
+    help="Instead: simulation-based calibration, N fits of data the engine simulates at "
+    "values drawn from the priors, shaped as --data (writes sbc.json; --workers/--dask "
+    "run the fits).",
 )
 @executor_options
 @click.option(
