@@ -20,6 +20,10 @@ visitors reaching stage ``s`` a Binomial number continues with that mixed probab
 (a Poisson-binomial is narrower than this Binomial, so the likelihood is slightly
 conservative when one observed cell mixes several scenario cells).
 
+With an event log, the uncertain parameters of a stage's ``dwell_min`` (exponential,
+lognormal or gamma, :class:`StageDwell`) are fitted too: each timed visitor's minutes
+to the next stage are a draw of that distribution.
+
 Refused, with the stage named: stages waiting for a resource (a queue: their rate has
 no closed form), stages with a response delay and lead-nurture stages.
 """
