@@ -17,7 +17,7 @@ from funnelsim.calibration.model import (
     funnel_terms,
 )
 from funnelsim.cli import main
-from funnelsim.scenario import Scenario, parse_scenario
+from funnelsim.scenario import Scenario, load_scenario, parse_scenario
 
 PAST_TESTS = """name: past tests
 seed: 1
@@ -130,7 +130,8 @@ def test_a_past_ab_test_informs_the_variants_effect(calibrated: Path) -> None:
     effect = report["assumptions"][EFFECT]
     assert _covers(effect, TRUTH[EFFECT]), effect
     assert effect["narrowed"] > 0.8
-    scenario = parse_scenario((calibrated / "calibrated.yaml").read_text())
+    # load_scenario: calibrated.yaml names posterior.nc beside it
+    scenario = load_scenario(calibrated / "calibrated.yaml")
     specs = {a.key: a.spec for a in scenario.variant("new_copy").assumptions}
     assert specs[EFFECT].mean == pytest.approx(effect["posterior_mean"], rel=1e-5)
     assert specs[HAZARD].mean == pytest.approx(
