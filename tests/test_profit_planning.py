@@ -214,7 +214,8 @@ def test_cli_run_prints_the_value_of_information(write_scenario) -> None:
     assert max(len(row) for row in result.output.splitlines()) <= 100  # wrapped when piped
     line = voi_paragraph(result.output)
     assert NO_UNCERTAINTY in line and "a 2-day test costs" in line and FIXED not in line
-    assert "shipping better now" in line and "best test length is 0 days" in line
+    assert "shipping better now" in line and "best test length on these simulations is 0 days" in line
+    assert "95% Monte Carlo interval" in line and "over 200 simulated tests" in line
 
 
 # Each arm's conversion: 0.5 x an uncertain checkout rate, independently per arm (the

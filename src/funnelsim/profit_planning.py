@@ -224,20 +224,30 @@ def value_of_information(
         simulations,
         scenario.seed,
     )
-    evsi = curve.curve[days.index(planned)].evsi.mean
+    evsi = curve.curve[days.index(planned)].evsi
     ship_now = world.names[curve.ship_now]
     worth = (
-        f"is worth {_money(evsi, scenario.currency)} over"
-        if evsi >= 0
-        else f"costs {_money(-evsi, scenario.currency)} against"
+        f"is worth {_money(evsi.mean, scenario.currency)} over"
+        if evsi.mean >= 0
+        else f"costs {_money(-evsi.mean, scenario.currency)} against"
     )
     note = certainty_note(worlds is not None, curve, ship_now, assumptions_fixed(scenario))
     lead = f"{note}; " if note else ""
     return (
         f"Value of information: {lead}a {planned}-day test {worth} shipping {ship_now} now "
-        f"({population:,} visitors); the best test length is {days[curve.optimal]} days "
+        f"({population:,} visitors{_monte_carlo(evsi, simulations, scenario.currency)}); "
+        f"the best test length on these simulations is {days[curve.optimal]} days "
         "(funnelsim plan --objective profit)."
     )
+
+
+def _monte_carlo(value: Interval, simulations: int, currency: str) -> str:
+    """``; 95% Monte Carlo interval LOW to HIGH over N simulated tests``, or nothing when
+    the interval rounds to a point."""
+    low, high = (_money(v, currency) for v in value[1:])
+    if low == high:
+        return ""
+    return f"; 95% Monte Carlo interval {low} to {high} over {simulations} simulated tests"
 
 
 def run_value_of_information(result: ExperimentResult) -> str:
