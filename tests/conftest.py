@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +62,17 @@ def write_scenario(tmp_path: Path):
         return path
 
     return write
+
+
+@contextmanager
+def in_process_dask() -> Iterator[Any]:
+    """A Dask client on an in-process LocalCluster of two single-thread workers (the test
+    skips where Dask is not installed)."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client

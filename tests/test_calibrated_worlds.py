@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import funnelsim
+from conftest import in_process_dask
 from funnelsim.cli import main
 from funnelsim.execution import Execution
 from funnelsim.scenario import load_scenario
@@ -152,13 +153,7 @@ def test_pooled_and_dask_runs_equal_serial_on_simulated_worlds(tmp_path: Path) -
         serial.assumptions.values.worlds.values, pooled.assumptions.values.worlds.values
     )
     assert serial.to_dict() == pooled.to_dict()
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with in_process_dask() as client:
         on_dask = funnelsim.run(scenario, execution=Execution(workers=2, dask=client))
     assert on_dask.to_dict() == serial.to_dict()
 

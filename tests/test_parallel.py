@@ -8,7 +8,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import MINIMAL, SCENARIOS
+from conftest import MINIMAL, SCENARIOS, in_process_dask
 from funnelsim import parallel
 from funnelsim.cli import main
 from funnelsim.execution import Execution
@@ -86,13 +86,7 @@ def test_measured_runs_start_workers_only_when_the_work_pays_for_them(monkeypatc
 
 
 def test_local_dask_cluster_gives_the_local_results(small, serial):
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with in_process_dask() as client:
         on_dask = results_dict(run_experiment(small, 8, Execution(workers=2, dask=client)))
     assert on_dask == serial
 

@@ -214,7 +214,20 @@ def test_cli_run_prints_the_value_of_information(write_scenario) -> None:
     assert max(len(row) for row in result.output.splitlines()) <= 100  # wrapped when piped
     line = voi_paragraph(result.output)
     assert NO_UNCERTAINTY in line and "a 2-day test costs" in line and FIXED not in line
-    assert "shipping better now" in line and "best test length on these simulations is 0 days" in line
+    assert (
+        "shipping better now" in line and "best test length on these simulations is 0 days" in line
+    )
+    assert "Monte Carlo" not in line  # one world: every simulated test costs the same
+
+
+def test_run_states_the_monte_carlo_interval_of_the_tests_worth(write_scenario) -> None:
+    """Over uncertain worlds the simulated tests' worth varies: the line gives its 95%
+    Monte Carlo interval and the number of simulated tests behind it."""
+    path = write_scenario(UNCERTAIN.replace("worlds: 2048", "worlds: 64"))
+    args = ["run", str(path), "--replications", "3", "--workers", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    line = voi_paragraph(result.output)
     assert "95% Monte Carlo interval" in line and "over 200 simulated tests" in line
 
 

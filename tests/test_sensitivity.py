@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import in_process_dask
 from funnelsim.execution import Execution
 from funnelsim.scenario import parse_scenario
 from funnelsim.sensitivities import sensitivity
@@ -129,7 +130,6 @@ def test_the_result_reads_as_a_table_a_document_and_a_frame(checkout_result) -> 
 
 
 def test_same_seed_same_indices_serial_pool_and_dask() -> None:
-    distributed = pytest.importorskip("distributed")
     scenario = parse_scenario(CHECKOUT)
     serial = sensitivity(
         scenario, "guest_checkout", base_samples=64, execution=Execution(seed=3)
@@ -140,12 +140,7 @@ def test_same_seed_same_indices_serial_pool_and_dask() -> None:
         ).to_dict()
         == serial
     )
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with in_process_dask() as client:
         on_dask = sensitivity(
             scenario, "guest_checkout", base_samples=64, execution=Execution(seed=3, dask=client)
         )
