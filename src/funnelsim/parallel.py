@@ -31,11 +31,11 @@ References:
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import multiprocessing
 import multiprocessing.pool
+import queue
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -177,10 +177,27 @@ def _advance(progress: Progress | None, n: int) -> None:
         progress(n)
 
 
-def _indexed(
-    function: Callable[[list[T]], list[R]], item: tuple[int, list[T]]
-) -> tuple[int, list[R]]:
-    return item[0], function(item[1])
+_TASK: Callable[[list[Any]], list[Any]] | None = None
+"""The function a pool worker applies to its batches (set once, when the worker starts)."""
+_BATCHES: list[list[Any]] = []
+"""The batches of the pool's work, given to each worker when it starts."""
+
+IN_FLIGHT_PER_WORKER = 2
+"""Batch numbers handed to the pool at a time, per worker. The pool's task thread writes
+them to a pipe; when it held whole batches it could block on the full pipe, and
+Pool.terminate then waited for it forever once the workers were gone (a Ctrl-C or
+SIGTERM mid-run hung the command). A few numbers never fill it."""
+
+
+def _start_worker(function: Callable[[list[Any]], list[Any]], batches: list[list[Any]]) -> None:
+    global _TASK, _BATCHES
+    _TASK, _BATCHES = function, batches
+    _leave_interrupts_to_parent()
+
+
+def _run_batch(index: int) -> tuple[int, list[Any]]:
+    assert _TASK is not None, "a pool worker runs batches only after _start_worker"
+    return index, _TASK(_BATCHES[index])
 
 
 def _on_pool(
@@ -189,12 +206,33 @@ def _on_pool(
     workers: int,
     progress: Progress | None,
 ) -> list[list[R]]:
+    """The batches on a pool of ``workers`` processes, a few at a time: the function and
+    the batches travel once, to each worker as it starts; the pool's messages are batch
+    numbers."""
     results: list[list[R]] = [[] for _ in chunks]
-    with local_pool(min(workers, len(chunks))) as pool:
-        work = functools.partial(_indexed, function)
-        for i, result in pool.imap_unordered(work, enumerate(chunks)):
+    finished: queue.Queue[tuple[int, list[R]] | BaseException] = queue.Queue()
+    pending = iter(range(len(chunks)))
+    workers = min(workers, len(chunks))
+    with local_pool(workers, function, chunks) as pool:
+
+        def hand_over() -> int:
+            index = next(pending, None)
+            if index is None:
+                return 0
+            pool.apply_async(
+                _run_batch, (index,), callback=finished.put, error_callback=finished.put
+            )
+            return 1
+
+        in_flight = sum(hand_over() for _ in range(IN_FLIGHT_PER_WORKER * workers))
+        while in_flight:
+            done = finished.get()
+            if isinstance(done, BaseException):
+                raise done
+            i, result = done
             results[i] = result
             _advance(progress, len(chunks[i]))
+            in_flight += hand_over() - 1
     return results
 
 
@@ -207,8 +245,11 @@ def _leave_interrupts_to_parent() -> None:
 
 
 @contextmanager
-def local_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
-    """A pool of worker processes that Ctrl-C stops at once and quietly.
+def local_pool(
+    workers: int, function: Callable[[list[Any]], list[Any]], batches: list[list[Any]]
+) -> Iterator[multiprocessing.pool.Pool]:
+    """A pool of worker processes, each applying ``function`` to the ``batches`` that
+    :func:`_run_batch` names, that Ctrl-C stops at once and quietly.
 
     Ctrl-C in a terminal signals every process of the command. The workers ignore it and
     end quietly on SIGTERM (both are blocked while they start, so none can be caught half
@@ -217,7 +258,9 @@ def local_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
     """
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        pool = multiprocessing.Pool(workers, initializer=_leave_interrupts_to_parent)
+        pool = multiprocessing.Pool(
+            workers, initializer=_start_worker, initargs=(function, batches)
+        )
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     with pool:
