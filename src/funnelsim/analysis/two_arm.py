@@ -28,6 +28,7 @@ from funnelsim.analysis.conjugate import (
     _GL_NODES,
     _GL_PARTIAL,
     _GL_WEIGHTS,
+    BetaPosterior,
     beta_posteriors,
     prob_in_rope,
     rope_probability_bound,
@@ -110,8 +111,6 @@ def two_arm_losses(alpha: npt.ArrayLike, beta: npt.ArrayLike) -> FloatArray:
 def _stops(alpha: FloatArray, beta: FloatArray, rule: DecisionRule) -> npt.NDArray[np.bool_]:
     """Experiments whose variant is practically equivalent to the control (rule.rope with
     probability at least rule.equivalence_probability), as :func:`decide` judges it."""
-    from funnelsim.analysis.conjugate import BetaPosterior
-
     bound = rope_probability_bound(BetaPosterior(alpha.ravel(), beta.ravel()), rule.rope)
     ceiling = bound.reshape(alpha.shape).min(axis=1)
     stops = np.zeros(len(alpha), dtype=np.bool_)
@@ -119,6 +118,19 @@ def _stops(alpha: FloatArray, beta: FloatArray, rule: DecisionRule) -> npt.NDArr
         inside = prob_in_rope(BetaPosterior(alpha[row], beta[row]), 0, rule.rope)[1]
         stops[row] = inside >= rule.equivalence_probability
     return stops
+
+
+def _read(
+    visitors: npt.ArrayLike, conversions: npt.ArrayLike, prior: tuple[float, float]
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Every experiment's Beta parameters, both expected losses and the control's
+    posterior mean (what the rule reads), from ``(experiments, 2)`` counts."""
+    n = np.atleast_2d(np.asarray(visitors, dtype=float))
+    x = np.atleast_2d(np.asarray(conversions, dtype=float))
+    post = beta_posteriors(n.ravel(), x.ravel(), *prior)
+    alpha, beta = post.alpha.reshape(n.shape), post.beta.reshape(n.shape)
+    control_mean = alpha[:, 0] / (alpha[:, 0] + beta[:, 0])
+    return alpha, beta, two_arm_losses(alpha, beta), control_mean
 
 
 def two_arm_decisions(
@@ -136,30 +148,23 @@ def two_arm_decisions(
     ...                   DecisionRule()).tolist()
     [2, 0]
     """
-    n = np.atleast_2d(np.asarray(visitors, dtype=float))
-    x = np.atleast_2d(np.asarray(conversions, dtype=float))
-    post = beta_posteriors(n.ravel(), x.ravel(), *prior)
-    alpha, beta = post.alpha.reshape(n.shape), post.beta.reshape(n.shape)
-    loss = two_arm_losses(alpha, beta)
+    alpha, beta, loss, control_mean = _read(visitors, conversions, prior)
     best = np.argmin(loss, axis=1)
-    control_mean = alpha[:, 0] / (alpha[:, 0] + beta[:, 0])
     ships = loss[np.arange(len(best)), best] < rule.loss_threshold * control_mean
     codes = np.where(ships, np.where(best == 0, SHIP_CONTROL, SHIP_VARIANT), KEEP_TESTING)
     return np.where(_stops(alpha, beta, rule), STOP, codes).astype(np.int64)
 
 
 def variant_loss_ratios(
-    visitors: npt.ArrayLike, conversions: npt.ArrayLike, rule: DecisionRule
+    visitors: npt.ArrayLike,
+    conversions: npt.ArrayLike,
+    rule: DecisionRule,
+    prior: tuple[float, float] = (1.0, 1.0),
 ) -> FloatArray:
     """Per experiment, the variant's expected loss over the control's posterior mean when
     the rule would ship the variant at some loss threshold (it does not stop for
     equivalence and the variant has the smaller loss), else infinity: the rule ships the
     variant exactly when this ratio is below its threshold."""
-    n = np.atleast_2d(np.asarray(visitors, dtype=float))
-    x = np.atleast_2d(np.asarray(conversions, dtype=float))
-    post = beta_posteriors(n.ravel(), x.ravel())
-    alpha, beta = post.alpha.reshape(n.shape), post.beta.reshape(n.shape)
-    loss = two_arm_losses(alpha, beta)
-    control_mean = alpha[:, 0] / (alpha[:, 0] + beta[:, 0])
+    alpha, beta, loss, control_mean = _read(visitors, conversions, prior)
     eligible = (loss[:, 1] < loss[:, 0]) & ~_stops(alpha, beta, rule)
     return np.where(eligible, loss[:, 1] / control_mean, np.inf)
