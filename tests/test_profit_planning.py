@@ -340,9 +340,9 @@ def test_run_line_with_uncertain_worlds_prices_the_test() -> None:
     def worlds(n: int, rng: np.random.Generator) -> np.ndarray:
         return 4.0 + rng.normal(0, 0.3, (n, 2))
 
-    line = value_of_information(sc, world, worlds, simulations=2000)
+    line = value_of_information(sc, world, worlds, simulations=2000).describe()
     assert "a 2-day test is worth" in line and NO_UNCERTAINTY not in line
-    assert value_of_information(sc, world).count(NO_UNCERTAINTY) == 1
+    assert value_of_information(sc, world).describe().count(NO_UNCERTAINTY) == 1
 
 
 def test_run_line_leaves_scipy_stats_unloaded(write_scenario) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import html
+import json
 import math
 import re
 import struct
@@ -202,6 +204,29 @@ def test_run_report_end_to_end(tmp_path) -> None:
     again = runner.invoke(cli.main, args[:-2])
     assert again.exit_code == 2
     assert "report.html: exists; use --force" in again.output
+
+
+def test_value_of_information_is_the_same_in_terminal_json_and_report(tmp_path) -> None:
+    """run's value-of-information sentence and figures: one computation, shown alike in
+    the terminal, results.json and the HTML report."""
+    report_file, out = tmp_path / "report.html", tmp_path / "out"
+    args = ["run", str(SCENARIOS / "checkout.yaml"), "--replications", "3", "--days", "1"]
+    args += ["--workers", "1", "--report", str(report_file), "--out", str(out)]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 0, result.output
+    start = result.output.index("Value of information")
+    terminal = " ".join(result.output[start : result.output.index("profit).", start) + 8].split())
+    saved = json.loads((out / "results.json").read_text())["value_of_information"]
+    assert saved["sentence"] == terminal
+    assert html.escape(terminal, quote=False) in report_file.read_text(encoding="utf-8")
+    interval = saved["worth_interval"]
+    assert interval["kind"] == "Monte Carlo" and interval["level"] == 0.95
+    assert interval["low"] <= saved["worth"] <= interval["high"]
+    shown = [fmt.money(saved[k], "EUR", 0) for k in ("worth",)]
+    shown += [fmt.money(interval[k], "EUR", 0) for k in ("low", "high")]
+    assert all(figure in terminal for figure in shown), (shown, terminal)
+    assert f"a {saved['test_days']}-day test" in terminal
+    assert f"is {saved['best_test_days']} days" in terminal
 
 
 def _synthetic_posterior():

@@ -119,7 +119,7 @@ def test_run_tables_fit_100_columns_without_splitting(name: str) -> None:
 def test_value_of_information_line_wraps_to_the_width(checkout, width: int) -> None:
     """run's value-of-information line (longer than any terminal's width) wraps at
     spaces: no line is wider than the console, no number is cut."""
-    line = run_value_of_information(checkout)
+    line = run_value_of_information(checkout).describe()
     buffer = io.StringIO()
     print_note(Cell(line), Console(file=buffer, width=width, color_system=None))
     text = buffer.getvalue()

@@ -126,15 +126,23 @@ def run(
     Returns:
         An :class:`~funnelsim.results.ExperimentResult`: per variant the expected
         conversion, revenue and CLV per visitor with intervals and uplifts over control,
-        and what a simulated A/B test of the planned size would decide. It prints
+        what a simulated A/B test of the planned size would decide, and what that test
+        is worth against shipping the best variant now (``value_of_information``). It prints
         readably and converts with ``to_dict()`` (the ``results.json`` document) and
         ``to_frame()`` (a pandas DataFrame, one row per variant).
 
     >>> result = funnelsim.run("scenarios/checkout.yaml", 20, Execution(seed=1))  # doctest: +SKIP
     """
-    from funnelsim.experiment.runner import run_experiment
+    import dataclasses
 
-    return run_experiment(_scenario(scenario), replications, execution)
+    from funnelsim.experiment.runner import run_experiment
+    from funnelsim.profit_planning import run_value_of_information
+
+    result = run_experiment(_scenario(scenario), replications, execution)
+    if len(result.variants) < 2:
+        return result
+    worth = run_value_of_information(result)
+    return dataclasses.replace(result, value_of_information=worth)
 
 
 def analyze(

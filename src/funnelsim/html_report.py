@@ -482,6 +482,8 @@ def _headline_section(result: ExperimentResult) -> Section:
     body += _metric_paragraphs(result)
     body += to_html(report.effect_table(result), heading=True)
     body += to_html(report.test_table(result), heading=True)
+    if result.value_of_information is not None:
+        body += f"<p>{esc(result.value_of_information.describe())}</p>"
     return Section("Decision at a glance", body)
 
 

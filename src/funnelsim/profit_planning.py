@@ -54,6 +54,7 @@ from funnelsim.preposterior import (
     profit_curve,
 )
 from funnelsim.propagation import value_worlds
+from funnelsim.results import ValueOfInformation
 from funnelsim.scenario.schema import Scenario
 from funnelsim.sweeps import SweepError, variant_means
 from funnelsim.tables import EMPTY, Cell, Column, Row, Table
@@ -207,10 +208,9 @@ def value_of_information(
     world: ScenarioWorld,
     worlds: WorldSampler | None = None,
     simulations: int = 200,
-) -> str:
-    """One sentence for ``funnelsim run``: what the planned test is worth against
-    shipping the best prior variant now, and the profit-maximising length (Bayes rule,
-    population as in :func:`plan_profit`)."""
+) -> ValueOfInformation:
+    """What the planned test is worth against shipping the best prior variant now, and
+    the profit-maximising length (Bayes rule, population as in :func:`plan_profit`)."""
     population = population_of(scenario)
     per_day = scenario.traffic.visitors_per_day
     planned = scenario.traffic.days
@@ -224,33 +224,20 @@ def value_of_information(
         simulations,
         scenario.seed,
     )
-    evsi = curve.curve[days.index(planned)].evsi
     ship_now = world.names[curve.ship_now]
-    worth = (
-        f"is worth {_money(evsi.mean, scenario.currency)} over"
-        if evsi.mean >= 0
-        else f"costs {_money(-evsi.mean, scenario.currency)} against"
-    )
-    note = certainty_note(worlds is not None, curve, ship_now, assumptions_fixed(scenario))
-    lead = f"{note}; " if note else ""
-    return (
-        f"Value of information: {lead}a {planned}-day test {worth} shipping {ship_now} now "
-        f"({population:,} visitors{_monte_carlo(evsi, simulations, scenario.currency)}); "
-        f"the best test length on these simulations is {days[curve.optimal]} days "
-        "(funnelsim plan --objective profit)."
+    return ValueOfInformation(
+        planned_days=planned,
+        worth=curve.curve[days.index(planned)].evsi,
+        ship_now=ship_now,
+        population=population,
+        simulations=simulations,
+        best_days=days[curve.optimal],
+        currency=scenario.currency,
+        note=certainty_note(worlds is not None, curve, ship_now, assumptions_fixed(scenario)),
     )
 
 
-def _monte_carlo(value: Interval, simulations: int, currency: str) -> str:
-    """``; 95% Monte Carlo interval LOW to HIGH over N simulated tests``, or nothing when
-    the interval rounds to a point."""
-    low, high = (_money(v, currency) for v in value[1:])
-    if low == high:
-        return ""
-    return f"; 95% Monte Carlo interval {low} to {high} over {simulations} simulated tests"
-
-
-def run_value_of_information(result: ExperimentResult) -> str:
+def run_value_of_information(result: ExperimentResult) -> ValueOfInformation:
     """:func:`value_of_information` of a finished run: its engine estimates, and its
     worlds of the uncertain assumptions when it has them."""
     scenario = result.scenario

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from funnelsim import question
 from funnelsim.files import atomic_writer
-from funnelsim.formatting import outcome_words
+from funnelsim.formatting import money, outcome_words
 from funnelsim.intervals import Interval
 from funnelsim.numbers import finite_or_none
 from funnelsim.result_mixin import Result
@@ -214,6 +214,66 @@ class AssumptionEffects:
         }
 
 
+@dataclass(frozen=True)
+class ValueOfInformation:
+    """What the planned test is worth against shipping the best prior variant now.
+
+    ``worth`` is the expected value of the test's information (money over ``population``
+    visitors; negative: the test costs more than it can buy) with its 95% Monte Carlo
+    interval over ``simulations`` simulated tests; ``best_days`` is the profit-maximising
+    length on those simulations; ``note`` says why no test can pay ("" when one can).
+    """
+
+    planned_days: int
+    worth: Interval
+    ship_now: str
+    population: int
+    simulations: int
+    best_days: int
+    currency: str
+    note: str = ""
+
+    def describe(self) -> str:
+        """The sentence ``funnelsim run`` prints and its HTML report shows."""
+        amount = money(abs(self.worth.mean), self.currency, 0)
+        worth = f"is worth {amount} over" if self.worth.mean >= 0 else f"costs {amount} against"
+        lead = f"{self.note}; " if self.note else ""
+        return (
+            f"Value of information: {lead}a {self.planned_days}-day test {worth} shipping "
+            f"{self.ship_now} now ({self.population:,} visitors{self._monte_carlo()}); the best "
+            f"test length on these simulations is {self.best_days} days "
+            "(funnelsim plan --objective profit)."
+        )
+
+    def _monte_carlo(self) -> str:
+        """``; 95% Monte Carlo interval LOW to HIGH over N simulated tests``, or nothing
+        when the interval rounds to a point."""
+        low, high = (money(v, self.currency, 0) for v in self.worth[1:])
+        if low == high:
+            return ""
+        return f"; 95% Monte Carlo interval {low} to {high} over {self.simulations} simulated tests"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``value_of_information`` entry of ``results.json``."""
+        return {
+            "test_days": self.planned_days,
+            "worth": finite_or_none(self.worth.mean),
+            "worth_interval": {
+                "kind": "Monte Carlo",
+                "level": 0.95,
+                "low": finite_or_none(self.worth.low),
+                "high": finite_or_none(self.worth.high),
+                "simulated_tests": self.simulations,
+            },
+            "currency": self.currency,
+            "ship_now": self.ship_now,
+            "population": self.population,
+            "best_test_days": self.best_days,
+            "note": self.note or None,
+            "sentence": self.describe(),
+        }
+
+
 @dataclass(frozen=True, repr=False)
 class ExperimentResult(Result):
     """Everything ``funnelsim run`` reports."""
@@ -226,6 +286,7 @@ class ExperimentResult(Result):
     test_outcomes: dict[str, float]
     assumptions: AssumptionEffects | None = None  # effects over worlds of what we do not know
     test_outcomes_over_worlds: dict[str, float] | None = None  # each test in its own world
+    value_of_information: ValueOfInformation | None = None  # the planned test's worth
 
     frame_index: ClassVar[str | None] = "variant"
 
@@ -385,6 +446,9 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
                 "equivalence_probability": scenario.experiment.equivalence_probability,
             },
         },
+        "value_of_information": (
+            None if result.value_of_information is None else result.value_of_information.to_dict()
+        ),
     }
 
 

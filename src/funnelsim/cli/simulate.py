@@ -25,7 +25,6 @@ from funnelsim.cli.shared import (
 from funnelsim.execution import Execution
 
 if TYPE_CHECKING:
-    from funnelsim.results import ExperimentResult
     from funnelsim.scenario.schema import Scenario
 
 
@@ -107,8 +106,10 @@ def run(
     elif not output.quiet:
         console = make_console()
         report.print_results(result, console)
-        if len(result.variants) > 1:
-            _print_value_of_information(result, console)
+        if result.value_of_information is not None:
+            from funnelsim.tables import Cell, print_note
+
+            print_note(Cell(result.value_of_information.describe()), console)
         output.written([p for p in written if p not in (events, orders)])
         if orders is not None:
             visitors = ",".join(f"{name}={count}" for name, count in log.visitors.items())
@@ -116,14 +117,6 @@ def run(
                 f"wrote {orders}: {log.describe()}; read it with: funnelsim analyze {orders} "
                 f"--transactions --visitors {visitors}"
             )
-
-
-def _print_value_of_information(result: ExperimentResult, console: Any) -> None:
-    """``run``'s line on what the planned test is worth, wrapped to the terminal."""
-    from funnelsim import profit_planning
-    from funnelsim.tables import Cell, print_note
-
-    print_note(Cell(profit_planning.run_value_of_information(result)), console)
 
 
 SENSITIVITY_FILES = ("sensitivity.json", "sensitivity.png")
