@@ -498,7 +498,9 @@ def calibrate(
         stage_columns: Stage columns in funnel order (converted last), matched to the
             scenario's stages by position; default: by name.
         by: Breakdown columns besides ``segment`` and ``channel``.
-        stage_map: Event to stage (one event to ``"converted"``) for an event log.
+        stage_map: Event to stage (one event to ``"converted"``) for an event log; an
+            event to ``"replied"`` (``"replied:STAGE"``) is the business's first reply
+            to a lead at a stage with a response delay.
         arm: ``(column, value)`` selecting one arm of per-visitor flags.
         experiments: YAML files of past experiments, each arm tied to the variant or
             overrides it ran (:mod:`funnelsim.calibration.experiments`).
@@ -510,9 +512,9 @@ def calibrate(
         ``calibrated_yaml`` the scenario with the posterior specs, ``idata`` the draws.
     """
     from funnelsim.analysis.models import SamplerSettings
-    from funnelsim.calibration.api import calibrate_file, read_counts
+    from funnelsim.calibration.api import calibrate_file, delayed_stages, read_counts
 
-    counts = read_counts(data, stage_columns, by, stage_map, arm)
+    counts = read_counts(data, stage_columns, by, stage_map, arm, delayed_stages(scenario))
     settings = SamplerSettings(
         sampler=sampler,  # type: ignore[arg-type]
         draws=draws,
@@ -554,9 +556,9 @@ def calibration_sbc(
         summarises, ``to_dict()`` is ``sbc.json``.
     """
     from funnelsim.analysis.models import SamplerSettings
-    from funnelsim.calibration.api import read_counts, sbc_file
+    from funnelsim.calibration.api import delayed_stages, read_counts, sbc_file
 
-    counts = read_counts(data, stage_columns, by, stage_map, arm)
+    counts = read_counts(data, stage_columns, by, stage_map, arm, delayed_stages(scenario))
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=draws, chains=chains, seed=seed)  # type: ignore[arg-type]
     by_position = stage_columns is not None
     return sbc_file(scenario, counts, fits, settings, by_position, experiments, execution)

@@ -434,8 +434,9 @@ def rate_at_reference(rate: float, response_min: float, coef: ResponseCoefficien
 
 
 @cache
-def _quadrature() -> tuple[FloatArray, FloatArray]:
-    """Gauss-Legendre nodes and weights on (0, 1)."""
+def quadrature() -> tuple[FloatArray, FloatArray]:
+    """Gauss-Legendre nodes and weights on (0, 1): the quantile levels at which a response
+    delay is averaged (:func:`mean_response_continue`)."""
     nodes, weights = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
     return (nodes + 1.0) / 2.0, weights / 2.0
 
@@ -455,7 +456,7 @@ def mean_response_continue(
     p = np.asarray(probability, dtype=float)
     if delay is None:
         return np.asarray(response_continue(p, 0.0, coef))
-    nodes, weights = _quadrature()
+    nodes, weights = quadrature()
     curve = response_continue(p[..., None], delay.ppf(nodes), coef)
     return np.minimum(np.asarray(curve @ weights), p)
 

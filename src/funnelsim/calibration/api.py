@@ -30,13 +30,14 @@ def read_counts(
     by: Sequence[str] = (),
     stage_map: Mapping[str, str] | None = None,
     arm: tuple[str, str] | None = None,
+    delayed: Sequence[str] = (),
 ) -> StageCounts:
-    """The counts of a data file: an event log with ``stage_map``, one arm of per-visitor
-    flags with ``arm`` (``stage_columns`` then names the flag columns, the conversion
-    flag last), otherwise an
-    analytics funnel export."""
+    """The counts of a data file: an event log with ``stage_map`` (``delayed``: the
+    scenario's stages with a response delay, which its reply events may answer), one
+    arm of per-visitor flags with ``arm`` (``stage_columns`` then names the flag
+    columns, the conversion flag last), otherwise an analytics funnel export."""
     if stage_map is not None:
-        return read_event_log(path, stage_map, by)
+        return read_event_log(path, stage_map, by, delayed)
     if arm is not None:
         if not stage_columns or len(stage_columns) < 2:
             from funnelsim.analysis.data import DataError
@@ -47,6 +48,15 @@ def read_counts(
             )
         return read_visitor_flags(path, stage_columns[:-1], arm, converted=stage_columns[-1])
     return read_funnel_counts(path, stage_columns, by)
+
+
+def delayed_stages(scenario_path: str | PathLike[str]) -> tuple[str, ...]:
+    """The stages of a scenario file's control with a response delay."""
+    from funnelsim.calibration.model import control_of
+    from funnelsim.scenario.loader import load_scenario
+
+    control = control_of(load_scenario(scenario_path))
+    return tuple(st.name for st in control.stages if st.response_delay_min is not None)
 
 
 def calibrate_file(

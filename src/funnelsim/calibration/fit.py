@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from funnelsim.calibration.model import (
     DWELL_FAMILIES,
+    RESPONSE_DELAY_FAMILIES,
     FunnelTerms,
     Observed,
     calibration_model,
@@ -32,6 +33,7 @@ from funnelsim.calibration.model import (
     fitted_dwells,
     observed_data,
     stage_dwells,
+    timed_leads,
 )
 from funnelsim.calibration.readers import StageCounts
 from funnelsim.uncertainty import Bounds
@@ -229,11 +231,13 @@ def calibrate_counts(
     """
     from funnelsim.analysis.models import sample
 
-    dwells = stage_dwells(control_of(scenario), counts)
+    control = control_of(scenario)
+    dwells = stage_dwells(control, counts)
     observed = observed_data(scenario, counts, by_position, experiments, dwells)
     terms = observed[0].terms
     fitted = {**fitted_assumptions(observed), **fitted_dwells(dwells)}
-    fit = sample(calibration_model(observed, dwells), settings)
+    leads = timed_leads(control, counts)
+    fit = sample(calibration_model(observed, dwells, leads), settings)
     posterior = fit.idata.posterior
     updates = tuple(
         _update(assumption, np.asarray(posterior[key]).reshape(-1))
@@ -275,7 +279,7 @@ def every_assumption(scenario: Scenario) -> list[Assumption]:
     return list(found.values())
 
 
-HELD_FIELDS = ("intent", "page_load_s", "share")
+HELD_FIELDS = ("intent", "page_load_s", "share", "ready_per_message")
 """Fields of the continue probabilities that calibrate holds at their central value."""
 
 
@@ -293,6 +297,12 @@ def not_fitted_reason(assumption: Assumption, terms: FunnelTerms) -> str:
         return (
             "a dwell time: only an event log's times between stages (--stage-map) inform "
             f"it, for an {families} dwell with visitors timed"
+        )
+    if ".response_delay_min." in assumption.field:
+        families = " or ".join(RESPONSE_DELAY_FAMILIES)
+        return (
+            "a response delay: only an event log's replies (an event mapped to 'replied' "
+            f"in --stage-map) inform it, for an {families} delay with leads answered"
         )
     if assumption.field.rsplit(".", 1)[-1] in HELD_FIELDS:
         return (

@@ -10,11 +10,21 @@ held at their central values while fitting.
 
 A visitor of cell (segment ``g``, channel ``c``) continues from stage ``s`` with the
 probability the engines use (:func:`continue_probabilities`, written once for NumPy
-and PyTensor): the base rate with its odds scaled by the cell's intent, its bounce
-multiplied by the segment's page-load multiplier (capped at everybody) on stages with
-``page_load`` friction, times the form-field and login-wall factors and the expected
-payment/contact factor over the segment's preferences. An observed breakdown cell (a
-row of :class:`~funnelsim.calibration.readers.StageCounts`) mixes the scenario cells it
+and PyTensor): the base rate with its odds scaled by the cell's intent (times the
+share a lead-nurture programme makes sales-ready), its bounce multiplied by the
+segment's page-load multiplier (capped at everybody) on stages with ``page_load``
+friction, times the form-field and login-wall factors and the payment/contact factor
+of the visitor's preferred options. Where answers go cold (``friction.response_decay``)
+a lead answered after ``t`` minutes continues with
+:func:`funnelsim.friction.response_continue` of that probability
+(:func:`response_continue`); without the lead's reply time, with its average over
+the stage's response delay (Gauss-Legendre over the delay's quantiles, as
+:func:`funnelsim.friction.mean_response_continue`). Without a resource the engines
+answer every lead, after its drawn delay: no patience, office hours or unanswered
+leads come in, so a lead the log shows unanswered is one whose reply time is unknown.
+
+An observed breakdown cell (a row of
+:class:`~funnelsim.calibration.readers.StageCounts`) mixes the scenario cells it
 covers, weighted by their shares and by who survived the earlier stages; of the
 visitors reaching stage ``s`` a Binomial number continues with that mixed probability
 (a Poisson-binomial is narrower than this Binomial, so the likelihood is slightly
@@ -22,10 +32,14 @@ conservative when one observed cell mixes several scenario cells).
 
 With an event log, the uncertain parameters of a stage's ``dwell_min`` (exponential,
 lognormal or gamma, :class:`StageDwell`) are fitted too: each timed visitor's minutes
-to the next stage are a draw of that distribution.
+to the next stage are a draw of that distribution. Its replies do the same for an
+exponential or lognormal ``response_delay_min``, and the answered leads of a stage
+where answers go cold (:class:`TimedLeads`, grouped by cell and reply time) give a
+Binomial likelihood each for the stage's rate and the response slope (half-life),
+in place of their part of the stage's counts.
 
 Refused, with the stage named: stages waiting for a resource (a queue: their rate has
-no closed form), stages with a response delay and lead-nurture stages.
+no closed form) and stages whose rate is given as ``rate_at``.
 """
 
 from __future__ import annotations
@@ -39,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from funnelsim import friction
+from funnelsim import clv, friction
 from funnelsim.calibration.readers import StageCounts
 from funnelsim.engine.model import CompiledFunnel, compile_funnel, option_names
 from funnelsim.errors import FunnelsimError
@@ -49,6 +63,7 @@ if TYPE_CHECKING:
     import pymc as pm
 
     from funnelsim.scenario import Scenario
+    from funnelsim.scenario.schema import Distribution, Stage
 
 FloatArray = npt.NDArray[np.float64]
 BREAKDOWN_FIELDS = {"segment": "segments", "channel": "channels"}
@@ -71,6 +86,8 @@ COEFFICIENTS = (
     "coefficients.login_wall.optional",
     "coefficients.payment.abandon_if_missing",
     "coefficients.contact.abandon_if_missing",
+    "coefficients.response.slope",
+    "coefficients.response.half_life_min",
 )
 """The friction coefficients in the continue probabilities, in the order of their slots."""
 
@@ -93,6 +110,13 @@ class FunnelTerms:
             option the stage does not offer.
         shares: (G, C) share of visitors in each cell.
         assumptions: The scenario's uncertain assumptions (a variant's: its own too).
+        ready: (S,) share of leads a nurture programme makes sales-ready (1 without).
+        decays: (S,) 1 where answers go cold (``friction.response_decay``).
+        delays: (S,) each stage's response delay (None without).
+        delay_minutes: (S, Q) the response delay's quantiles at the Gauss-Legendre
+            nodes of :func:`funnelsim.friction.quadrature` (0 without a delay: an answer
+            within the reference time).
+        response_model, reference_min: ``coefficients.response``'s curve and reference.
     """
 
     stages: tuple[str, ...]
@@ -108,6 +132,12 @@ class FunnelTerms:
     contact_missing: FloatArray
     shares: FloatArray
     assumptions: tuple[Assumption, ...]
+    ready: FloatArray
+    decays: FloatArray
+    delays: tuple[Distribution | None, ...]
+    delay_minutes: FloatArray
+    response_model: str
+    reference_min: float
 
     @property
     def slots(self) -> dict[str, int]:
@@ -119,15 +149,17 @@ class FunnelTerms:
         """True when the value at ``slot`` changes some continue probability."""
         if slot < len(self.stages):
             return True
-        used = (
-            self.slowness,
-            self.extra_fields,
-            self.login_required,
-            self.login_optional,
-            self.payment_missing,
-            self.contact_missing,
+        decaying = bool(np.any(self.decays > 0))
+        return (
+            bool(np.any(self.slowness > 0)),
+            bool(np.any(self.extra_fields > 0)),
+            bool(np.any(self.login_required > 0)),
+            bool(np.any(self.login_optional > 0)),
+            bool(np.any(self.payment_missing > 0)),
+            bool(np.any(self.contact_missing > 0)),
+            decaying and self.response_model == "log_odds",
+            decaying and self.response_model == "half_life",
         )[slot - len(self.stages)]
-        return bool(np.any(used > 0))
 
     def fitted(self) -> tuple[tuple[int, Assumption], ...]:
         """The slots the data inform, with the assumption that sets each: a stage rate,
@@ -140,26 +172,84 @@ class FunnelTerms:
         )
 
 
-def continue_probabilities(values: Any, terms: FunnelTerms, xp: ModuleType = np) -> Any:
-    """(S, G, C) continue probabilities from the (S + K,) values (rates, then the
-    :data:`COEFFICIENTS`); ``xp`` is NumPy or ``pytensor.tensor`` (the same expression
-    in both). Each friction as :mod:`funnelsim.friction` computes it: the bounce
-    ``1 - rate`` (after intent) times the page-load multiplier, capped at 1; the form's
-    ``(1 - hazard)^extra fields``; one minus the login wall's hazard; one minus the
-    abandonment times the share missing their payment method and contact option."""
+def response_continue(
+    probability: Any, minutes: Any, values: Any, terms: FunnelTerms, xp: ModuleType = np
+) -> Any:
+    """:func:`funnelsim.friction.response_continue` in NumPy or ``pytensor.tensor``: the
+    continue probability of a lead answered after ``minutes``, with the slope (or
+    half-life) from the :data:`COEFFICIENTS` slots of ``values``."""
+    n = len(terms.stages) + COEFFICIENTS.index("coefficients.response.slope")
+    slope, half_life = values[n], values[n + 1]
+    t = xp.maximum(minutes, terms.reference_min)
+    if terms.response_model == "log_odds":
+        k = (t / terms.reference_min) ** -slope
+        return probability * k / (1.0 - probability + probability * k)
+    return probability * 0.5 ** ((t - terms.reference_min) / half_life)
+
+
+def option_points(values: Any, terms: FunnelTerms, xp: ModuleType = np) -> list[Any]:
+    """The (S, G, C) continue probabilities before any late answer, for a visitor who
+    finds both preferred options, misses the payment method, misses the contact option,
+    misses both (weights :func:`option_weights`). Each friction as
+    :mod:`funnelsim.friction` computes it: the bounce ``1 - rate`` (after intent and any
+    nurture) times the page-load multiplier, capped at 1; the form's ``(1 - hazard)^extra
+    fields``; one minus the login wall's hazard; one minus the abandonment of a missing
+    option."""
     n = len(terms.stages)
     rate = xp.reshape(values[:n], (-1, 1, 1))
-    max_extra, hazard, required, optional, payment, contact = (
-        values[n + k] for k in range(len(COEFFICIENTS))
-    )
+    max_extra, hazard, required, optional, payment, contact = (values[n + k] for k in range(6))
     scaled = rate * terms.intent / (1.0 - rate + rate * terms.intent)
+    scaled = scaled * xp.reshape(terms.ready, (-1, 1, 1))
     bounce = 1.0 + max_extra * terms.slowness
     kept = 1.0 - xp.minimum(bounce[:, :, None] * (1.0 - scaled), 1.0)
     stage_factor = (1.0 - hazard) ** terms.extra_fields * (
         1.0 - required * terms.login_required - optional * terms.login_optional
     )
-    options = (1.0 - payment * terms.payment_missing) * (1.0 - contact * terms.contact_missing)
-    return kept * xp.reshape(stage_factor, (-1, 1, 1)) * options[:, :, None]
+    found = kept * xp.reshape(stage_factor, (-1, 1, 1))
+    both = found * (1.0 - payment) * (1.0 - contact)
+    return [found, found * (1.0 - payment), found * (1.0 - contact), both]
+
+
+def option_weights(terms: FunnelTerms) -> FloatArray:
+    """(4, S, G, 1): the share of each segment at each of :func:`option_points`."""
+    pay, con = terms.payment_missing, terms.contact_missing
+    shares = [(1 - pay) * (1 - con), pay * (1 - con), (1 - pay) * con, pay * con]
+    return np.stack(shares)[..., None]
+
+
+def continue_probabilities(
+    values: Any, terms: FunnelTerms, xp: ModuleType = np, delay_minutes: Any = None
+) -> Any:
+    """(S, G, C) continue probabilities from the (S + K,) values (rates, then the
+    :data:`COEFFICIENTS`); ``xp`` is NumPy or ``pytensor.tensor`` (the same expression
+    in both). The :func:`option_points` averaged over the segment's preferences; where
+    answers go cold, each point's :func:`response_continue` averaged over the response
+    delay (``delay_minutes``, (S, Q) quantiles; default ``terms.delay_minutes``) by
+    Gauss-Legendre quadrature, as :func:`funnelsim.friction.mean_response_continue`."""
+    _, weights = friction.quadrature()
+    delays = terms.delay_minutes if delay_minutes is None else delay_minutes
+    minutes = xp.reshape(delays, (len(terms.stages), 1, 1, -1))
+    decays = terms.decays[:, None, None] > 0
+    total: Any = 0.0
+    for point, share in zip(option_points(values, terms, xp), option_weights(terms), strict=True):
+        curve = response_continue(point[..., None], minutes, values, terms, xp)
+        late = xp.minimum(xp.sum(curve * weights, axis=-1), point)
+        total = total + share * xp.where(decays, late, point)
+    return total
+
+
+def lead_continue(
+    values: Any, terms: FunnelTerms, stage: int, mix: Any, minutes: Any, xp: ModuleType = np
+) -> Any:
+    """(L,): the continue probability at ``stage`` of leads answered after ``minutes``
+    (L,), each of a cell mix ``mix`` (L, G*C) of who reached the stage: the engine's
+    :func:`response_continue` at each :func:`option_points` of each cell, averaged."""
+    total: Any = 0.0
+    for point, share in zip(option_points(values, terms, xp), option_weights(terms), strict=True):
+        p = xp.reshape(point[stage], (1, -1))
+        weight = np.broadcast_to(share[stage], terms.shares.shape).reshape(1, -1)
+        total = total + weight * response_continue(p, minutes[:, None], values, terms, xp)
+    return xp.sum(total * mix, axis=1)
 
 
 def expected_continue(probabilities: Any, weights: Any, xp: ModuleType = np) -> Any:
@@ -172,18 +262,19 @@ def expected_continue(probabilities: Any, weights: Any, xp: ModuleType = np) -> 
 
 
 def refuse_uncalibratable(scenario: Scenario) -> None:
-    """Raise :class:`CalibrationError` naming the first stage without a closed-form rate."""
+    """Raise :class:`CalibrationError` naming the first stage without a closed-form rate
+    (a queue) or whose rate is given as ``rate_at`` (implied through the response curve)."""
     for stage in scenario.stages:
         if stage.resource is not None:
             raise CalibrationError(
                 f"stage {stage.name!r} waits for resource {stage.resource!r} (a queue): its "
                 "rate has no closed form, and calibrate fits funnels without queues only"
             )
-        if stage.response_delay_min is not None or stage.nurture is not None:
-            what = "a response delay" if stage.nurture is None else "lead nurture"
+        if stage.rate_at is not None:
             raise CalibrationError(
-                f"stage {stage.name!r} has {what}: calibrate does not model it yet; "
-                "calibrate a copy of the scenario without it"
+                f"stage {stage.name!r} gives rate_at: calibrate fits the stage's rate "
+                "within the reference response time; write it as rate (funnelsim explain "
+                "shows the one rate_at implies)"
             )
 
 
@@ -228,6 +319,8 @@ def funnel_terms(scenario: Scenario) -> FunnelTerms:
         coef.form_fields.free_fields if st.friction.free_fields is None else st.friction.free_fields
         for st in stages
     ]
+    nodes, _ = friction.quadrature()
+    delays = tuple(st.response_delay_min for st in stages)
     segment_shares = np.diff(funnel.segment_cdf, prepend=0.0)
     channel_shares = np.diff(funnel.channel_cdf, prepend=0.0)
     values = [scenario.base_rate(st) for st in stages] + [
@@ -263,6 +356,21 @@ def funnel_terms(scenario: Scenario) -> FunnelTerms:
         contact_missing=_missing(funnel, "contact"),
         shares=segment_shares[:, None] * channel_shares[None, :],
         assumptions=tuple(scenario.assumptions),
+        ready=np.array(
+            [
+                1.0
+                if st.nurture is None
+                else clv.lead_ready_share(st.nurture.ready_per_message, st.nurture.max_messages)
+                for st in stages
+            ]
+        ),
+        decays=np.array([st.friction.response_decay for st in stages], dtype=float),
+        delays=delays,
+        delay_minutes=np.array(
+            [np.zeros_like(nodes) if d is None else d.ppf(nodes) for d in delays]
+        ),
+        response_model=coef.response.model,
+        reference_min=coef.response.reference_min,
     )
 
 
@@ -356,11 +464,15 @@ class Observed:
 
 DWELL_FAMILIES = ("exponential", "lognormal", "gamma")
 """Dwell distributions whose parameters an event log's times between stages fit."""
+RESPONSE_DELAY_FAMILIES = ("exponential", "lognormal")
+"""Response delays whose parameters an event log's reply times fit: those whose quantile
+function PyTensor differentiates (the delay's average enters the unanswered leads'
+continue probability; a gamma's inverse incomplete gamma has no gradient in its shape)."""
 
 
 @dataclass(frozen=True)
 class StageDwell:
-    """A stage's dwell time and the times an event log observed for it.
+    """A stage's dwell time (or response delay) and the times an event log observed.
 
     Attributes:
         stage: The stage's name.
@@ -368,13 +480,16 @@ class StageDwell:
         parameters: ``mean`` (and ``sd``): the uncertain assumption that sets it, or
             its value.
         minutes: Each timed visitor's positive minutes from first reaching the stage to
-            first reaching the next (the engines' dwell: no queue comes between).
+            first reaching the next (the engines' dwell: no queue comes between), or
+            each answered lead's minutes to the first reply.
+        field: ``dwell_min`` or ``response_delay_min``.
     """
 
     stage: str
     family: str
     parameters: dict[str, Assumption | float]
     minutes: FloatArray
+    field: str = "dwell_min"
 
     def fitted(self) -> tuple[Assumption, ...]:
         """The uncertain parameters the times inform."""
@@ -382,26 +497,87 @@ class StageDwell:
 
 
 def stage_dwells(scenario: Scenario, counts: StageCounts) -> tuple[StageDwell, ...]:
-    """The dwells of a resolved scenario that an event log's ``counts`` time: every stage
-    whose ``dwell_min`` is of :data:`DWELL_FAMILIES` with an uncertain parameter and at
-    least one visitor timed (stages matched by position)."""
-    if counts.times is None:
-        return ()
+    """The dwells of a resolved scenario that an event log's ``counts`` time, and the
+    response delays its replies time: every stage whose ``dwell_min`` is of
+    :data:`DWELL_FAMILIES` (``response_delay_min`` of :data:`RESPONSE_DELAY_FAMILIES`)
+    with an uncertain parameter and at least one visitor (lead) timed (stages matched
+    by position)."""
     found = []
-    for stage, minutes in zip(scenario.stages, counts.times.minutes, strict=False):
-        prefix = f"stages.{stage.name}.dwell_min."
-        uncertain = {
-            a.field.removeprefix(prefix): a
-            for a in scenario.assumptions
-            if a.field.startswith(prefix)
-        }
-        dwell = stage.dwell_min
-        timed = minutes[minutes > 0]
-        if not uncertain or dwell.dist not in DWELL_FAMILIES or not len(timed):
+    if counts.times is not None:
+        for stage, minutes in zip(scenario.stages, counts.times.minutes, strict=False):
+            found.append(_timed(scenario, stage, "dwell_min", minutes, DWELL_FAMILIES))
+    names = [st.name for st in scenario.stages]
+    for replies in counts.replies:
+        stage = scenario.stages[counts.stages.index(replies.stage)]
+        if stage.name in names and stage.response_delay_min is not None:
+            minutes = replies.minutes[np.isfinite(replies.minutes)]
+            found.append(
+                _timed(scenario, stage, "response_delay_min", minutes, RESPONSE_DELAY_FAMILIES)
+            )
+    return tuple(dwell for dwell in found if dwell is not None)
+
+
+def _timed(
+    scenario: Scenario, stage: Stage, field: str, minutes: FloatArray, families: Sequence[str]
+) -> StageDwell | None:
+    """The stage's ``field`` distribution timed by ``minutes``, if it has an uncertain
+    parameter, is of ``families`` and some minutes are positive."""
+    prefix = f"stages.{stage.name}.{field}."
+    uncertain = {
+        a.field.removeprefix(prefix): a for a in scenario.assumptions if a.field.startswith(prefix)
+    }
+    dist = getattr(stage, field)
+    timed = minutes[minutes > 0]
+    if not uncertain or dist.dist not in families or not len(timed):
+        return None
+    names = ("mean",) if dist.dist == "exponential" else ("mean", "sd")
+    parameters = {name: uncertain.get(name, float(getattr(dist, name))) for name in names}
+    return StageDwell(stage.name, dist.dist, parameters, timed, field)
+
+
+@dataclass(frozen=True)
+class TimedLeads:
+    """The answered leads of a stage where answers go cold, grouped by observed cell and
+    minutes to the reply (sufficient statistics of their Bernoulli outcomes).
+
+    Attributes:
+        stage, position: The stage's name and index.
+        row: (groups,) the observed cell of each group.
+        minutes: (groups,) minutes to the reply.
+        leads, continued: (groups,) leads of each group and those who went on.
+    """
+
+    stage: str
+    position: int
+    row: npt.NDArray[np.int64]
+    minutes: FloatArray
+    leads: FloatArray
+    continued: FloatArray
+
+
+def timed_leads(scenario: Scenario, counts: StageCounts) -> tuple[TimedLeads, ...]:
+    """The answered leads of every stage of a resolved scenario with
+    ``friction.response_decay`` that an event log's replies time."""
+    found = []
+    for replies in counts.replies:
+        position = counts.stages.index(replies.stage)
+        answered = np.isfinite(replies.minutes)
+        if not scenario.stages[position].friction.response_decay or not answered.any():
             continue
-        names = ("mean",) if dwell.dist == "exponential" else ("mean", "sd")
-        parameters = {name: uncertain.get(name, float(getattr(dwell, name))) for name in names}
-        found.append(StageDwell(stage.name, dwell.dist, parameters, timed))
+        keys = np.column_stack([replies.cell[answered], replies.minutes[answered]])
+        groups, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        went_on = replies.continued[answered].astype(float)
+        found.append(
+            TimedLeads(
+                replies.stage,
+                position,
+                groups[:, 0].astype(np.int64),
+                groups[:, 1],
+                np.bincount(inverse, minlength=len(groups)).astype(float),
+                np.bincount(inverse, weights=went_on, minlength=len(groups)),
+            )
+        )
     return tuple(found)
 
 
@@ -440,13 +616,19 @@ def observed_data(
     return observed
 
 
-def calibration_model(observed: Sequence[Observed], dwells: Sequence[StageDwell] = ()) -> pm.Model:
+def calibration_model(
+    observed: Sequence[Observed],
+    dwells: Sequence[StageDwell] = (),
+    leads: Sequence[TimedLeads] = (),
+) -> pm.Model:
     """Priors from the uncertain assumptions the data inform (shared by every data set),
     Binomial transitions per observed cell of each data set (``continue`` and
     ``transitions`` for the first, suffixed ``[label]`` for the others; the counts are
     data containers ``reached`` and ``continued``, so one compiled model serves other
-    counts of the same shape), and each timed dwell's minutes (``dwell_min[stage]``)
-    drawn from its distribution."""
+    counts of the same shape), each timed dwell's (response delay's) minutes
+    (``dwell_min[stage]``, ``response_delay_min[stage]``) drawn from its distribution,
+    and the first data set's answered ``leads`` (``answered[stage]``) continuing with the
+    probability of their reply time, out of the stage's transitions."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -464,9 +646,15 @@ def calibration_model(observed: Sequence[Observed], dwells: Sequence[StageDwell]
             values: list[Any] = [pt.as_tensor_variable(v) for v in data.terms.values]
             for slot, assumption in data.terms.fitted():
                 values[slot] = parameters[assumption.key]
-            probabilities = continue_probabilities(pt.stack(values), data.terms, pt)
+            stacked = pt.stack(values)
+            delays = _delay_minutes(data.terms, observed[0].terms, dwells, parameters)
+            probabilities = continue_probabilities(stacked, data.terms, pt, delays)
             weights = cell_weights(data.terms, data.counts)
             trials, successes = data.counts.transitions()
+            if data.label == "data":
+                trials, successes = _untimed(trials, successes, leads)
+                for group in leads:
+                    _leads_likelihood(group, stacked, data.terms, probabilities, weights)
             suffix = "" if data.label == "data" else f"[{data.label}]"
             dims = (_cell_dim(data.label), "stage")
             expected = pm.Deterministic(
@@ -480,6 +668,77 @@ def calibration_model(observed: Sequence[Observed], dwells: Sequence[StageDwell]
                 dims=dims,
             )
     return model
+
+
+def _untimed(
+    trials: FloatArray, successes: FloatArray, leads: Sequence[TimedLeads]
+) -> tuple[FloatArray, FloatArray]:
+    """The transitions without the answered leads, whom their reply times explain."""
+    trials, successes = trials.copy(), successes.copy()
+    for group in leads:
+        np.subtract.at(trials[:, group.position], group.row, group.leads)
+        np.subtract.at(successes[:, group.position], group.row, group.continued)
+    return trials, successes
+
+
+def _leads_likelihood(
+    group: TimedLeads, values: Any, terms: FunnelTerms, probabilities: Any, weights: FloatArray
+) -> None:
+    """Binomial continues of the answered leads grouped by cell and reply minutes, each
+    group a mix of the scenario cells by who reached the stage."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    flat = pt.reshape(probabilities, (probabilities.shape[0], -1))
+    before = pt.prod(flat[: group.position], axis=0)
+    reaching = weights * before[None, :]
+    mix = (reaching / pt.sum(reaching, axis=1, keepdims=True))[group.row]
+    p = lead_continue(values, terms, group.position, mix, pt.as_tensor_variable(group.minutes), pt)
+    pm.Binomial(
+        f"answered[{group.stage}]",
+        n=group.leads,
+        p=pt.clip(p, 0.0, 1.0),
+        observed=group.continued,
+    )
+
+
+def delay_quantiles(family: str, mean: Any, sd: Any, u: FloatArray) -> Any:
+    """The PyTensor quantiles at ``u`` of an exponential or lognormal delay with this
+    mean (and sd), as the scenario's distributions' ``ppf`` computes them."""
+    import pytensor.tensor as pt
+
+    mean = pt.cast(mean, "float64")  # a Python float would be a float32 constant
+    if family == "exponential":
+        return -mean * pt.log1p(-u)
+    sd = pt.cast(sd, "float64")
+    sigma2 = pt.log1p((sd / mean) ** 2)
+    mu = pt.log(mean) - sigma2 / 2
+    return pt.exp(mu + pt.sqrt(sigma2) * math.sqrt(2.0) * pt.erfinv(2.0 * u - 1.0))
+
+
+def _delay_minutes(
+    terms: FunnelTerms,
+    control: FunnelTerms,
+    dwells: Sequence[StageDwell],
+    parameters: dict[str, Any],
+) -> Any:
+    """(S, Q) response delay quantiles: symbolic for a delay whose parameters the reply
+    times fit (where this funnel's delay is the control's), else the fixed ones."""
+    import pytensor.tensor as pt
+
+    nodes, _ = friction.quadrature()
+    rows: list[Any] = list(terms.delay_minutes)
+    fitted = {d.stage: d for d in dwells if d.field == "response_delay_min"}
+    for s, name in enumerate(terms.stages):
+        dwell = fitted.get(name)
+        if dwell is None or terms.delays[s] != control.delays[s]:
+            continue
+        value = {
+            key: parameters[p.key] if isinstance(p, Assumption) else p
+            for key, p in dwell.parameters.items()
+        }
+        rows[s] = delay_quantiles(dwell.family, value["mean"], value.get("sd"), nodes)
+    return pt.stack([pt.as_tensor_variable(row) for row in rows])
 
 
 def _cell_dim(label: str) -> str:
@@ -502,7 +761,7 @@ def _dwell_likelihood(dwell: StageDwell, parameters: dict[str, Any]) -> None:
         name: parameters[p.key] if isinstance(p, Assumption) else p
         for name, p in dwell.parameters.items()
     }
-    name = f"dwell_min[{dwell.stage}]"
+    name = f"{dwell.field}[{dwell.stage}]"
     if dwell.family == "exponential":
         pm.Exponential(name, scale=value["mean"], observed=dwell.minutes)
     elif dwell.family == "gamma":

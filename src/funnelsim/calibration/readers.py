@@ -14,7 +14,10 @@ Two shapes are read, each by one function:
 - :func:`read_event_log`: one row per event, ``visitor_id,timestamp,event`` (plus the
   breakdown columns), with events mapped to stages (``{"view": "landing", ...,
   "order": "converted"}``); it gives the same counts plus the minutes between reaching
-  consecutive stages.
+  consecutive stages and, for lead funnels, the business's first reply to each lead (an
+  event mapped to ``"replied"``, or ``"replied:STAGE"`` naming the stage it answers):
+  the minutes from reaching a stage with a response delay to that reply, and whether
+  the lead went on.
 
 Both return a :class:`StageCounts`; a mistake in the file is one
 ``FILE:LINE: column 'NAME': problem`` sentence (:class:`~funnelsim.analysis.data.DataError`).
@@ -28,7 +31,7 @@ import itertools
 import math
 import reprlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from os import PathLike
 from pathlib import Path
@@ -42,6 +45,9 @@ FloatArray = npt.NDArray[np.float64]
 
 CONVERTED = "converted"
 """The stage-map target that marks a conversion in an event log."""
+REPLIED = "replied"
+"""The stage-map target that marks the business's reply to a lead (``replied:STAGE``
+names the stage it answers; bare, the one stage with a response delay)."""
 DATE_COLUMN = "date"
 BREAKDOWN_COLUMNS = ("segment", "channel")
 """Breakdown columns read whenever the header has them."""
@@ -80,6 +86,30 @@ class StageTimes:
 
 
 @dataclass(frozen=True)
+class LeadReplies:
+    """The business's first reply to each lead that reached a stage with a response
+    delay (from an event log).
+
+    Attributes:
+        stage: The stage answered.
+        cell: (leads,) each lead's row of :attr:`StageCounts.reached`.
+        minutes: (leads,) minutes from first reaching the stage to the first reply; NaN
+            when never answered (or the lead has no event of the stage to time from).
+        continued: (leads,) True where the lead reached a later stage or converted.
+    """
+
+    stage: str
+    cell: npt.NDArray[np.int64]
+    minutes: FloatArray
+    continued: npt.NDArray[np.bool_]
+
+    @property
+    def answered(self) -> int:
+        """Leads with a timed reply."""
+        return int(np.isfinite(self.minutes).sum())
+
+
+@dataclass(frozen=True)
 class StageCounts:
     """Visitors reaching each stage, per breakdown cell.
 
@@ -92,6 +122,8 @@ class StageCounts:
             appearance (one empty tuple without breakdown).
         source: Where the counts came from, for messages.
         times: Minutes between stages (event logs only), else None.
+        replies: Replies to the leads of each answered stage (event logs with a reply
+            event only).
     """
 
     stages: tuple[str, ...]
@@ -100,6 +132,7 @@ class StageCounts:
     cells: tuple[tuple[str, ...], ...]
     source: str
     times: StageTimes | None = None
+    replies: tuple[LeadReplies, ...] = ()
 
     def transitions(self) -> tuple[FloatArray, FloatArray]:
         """Trials and successes of every stage's continue step: visitors reaching stage
@@ -188,6 +221,7 @@ def _assemble(
     breakdown: tuple[str, ...],
     source: str,
     times: StageTimes | None = None,
+    replies: tuple[LeadReplies, ...] = (),
 ) -> StageCounts:
     if not totals:
         raise DataError(f"{source}: no data rows after the header")
@@ -196,7 +230,7 @@ def _assemble(
     )
     if not np.all(np.isfinite(reached)):
         raise DataError(f"{source}: the counts add up to more than a float holds")
-    return StageCounts(stages, reached, breakdown, tuple(totals), source, times)
+    return StageCounts(stages, reached, breakdown, tuple(totals), source, times, replies)
 
 
 def read_funnel_counts(
@@ -301,10 +335,43 @@ class _Visitor:
     cell: tuple[str, ...]
     first_seen: list[float]  # per stage (and converted), NaN until reached
     line: int
+    first_line: dict[int, int] = field(default_factory=dict)  # stage: line of first_seen
+    replied: dict[str, tuple[float, int]] = field(default_factory=dict)  # stage: (time, line)
+
+
+def _is_reply(target: str) -> bool:
+    return target == REPLIED or target.startswith(f"{REPLIED}:")
+
+
+def _reply_targets(
+    stage_map: Mapping[str, str], stages: Sequence[str], delayed: Sequence[str], source: str
+) -> dict[str, str | None]:
+    """Each reply event's stage: named (``replied:STAGE``), else the one stage with a
+    response delay; None where no stage with a response delay could be meant (an error
+    on the first row with that event)."""
+    targets: dict[str, str | None] = {}
+    for event, target in stage_map.items():
+        if not _is_reply(target):
+            continue
+        named = target.partition(":")[2].strip()
+        if named and named not in stages:
+            raise DataError(
+                f"--stage-map: {event}={target}: {named!r} is not a stage of the map "
+                f"({', '.join(stages)})"
+            )
+        if not named and len(delayed) > 1:
+            raise DataError(
+                f"--stage-map: {event}={target}: several stages have a response delay "
+                f"({', '.join(delayed)}); name the one answered, e.g. {event}={REPLIED}:"
+                f"{delayed[0]}"
+            )
+        stage = named or (delayed[0] if delayed else None)
+        targets[event] = stage if stage in delayed else None
+    return targets
 
 
 def _stage_order(stage_map: Mapping[str, str], source: str) -> tuple[str, ...]:
-    order = tuple(dict.fromkeys(stage_map.values()))
+    order = tuple(s for s in dict.fromkeys(stage_map.values()) if not _is_reply(s))
     if CONVERTED not in order:
         raise DataError(
             f"{source}: the stage map names no event for {CONVERTED!r} (e.g. purchase={CONVERTED})"
@@ -319,30 +386,40 @@ def read_event_log(
     path: str | PathLike[str],
     stage_map: Mapping[str, str],
     by: Sequence[str] = (),
+    delayed: Sequence[str] = (),
 ) -> StageCounts:
-    """Read a per-visitor event log into stage counts and times between stages.
+    """Read a per-visitor event log into stage counts, times between stages and the
+    replies to leads.
 
     Args:
         path: CSV with ``visitor_id,timestamp,event`` and optional breakdown columns;
             timestamps are ISO 8601 (with or without zone, read consistently) or epoch
             seconds; rows may come in any order.
         stage_map: Event name to stage name; the stages are taken in the order first
-            named, and one event must map to ``"converted"``. Other events are ignored.
+            named, and one event must map to ``"converted"``. An event mapped to
+            ``"replied"`` (or ``"replied:STAGE"``) is the business's reply to a lead.
+            Other events are ignored.
         by: Breakdown columns besides ``segment`` and ``channel`` (read when present);
             a visitor's breakdown values must not change between rows.
+        delayed: The stages with a response delay (``response_delay_min``), which a
+            reply may answer; a bare ``"replied"`` answers the only one.
 
     Returns:
         Counts per cell: a visitor reaching a stage counts as having reached every
         earlier one (analytics funnels count the same way); ``times`` holds the minutes
         from first reaching one stage to first reaching the next, for visitors with
-        both events in that order.
+        both events in that order; ``replies`` each answered stage's leads with the
+        minutes to their first reply.
 
     Raises:
-        DataError: one line naming the file, line and column of the first problem.
+        DataError: one line naming the file, line and column of the first problem (a
+            reply before the lead reached the stage, to a visitor who never reached it,
+            or to a stage without a response delay).
     """
     source = str(path)
     order = _stage_order(stage_map, source)
     position = {stage: order.index(stage) for stage in order}
+    reply_to = _reply_targets(stage_map, order[:-1], delayed, source)
     records = _records(Path(path), source)
     index = _header(records, source)
     breakdown = _breakdown(by, index)
@@ -362,22 +439,104 @@ def read_event_log(
             raise _fail(
                 *where, column, f"visitor {visitor_id!r} was {visitor.cell} on line {visitor.line}"
             )
-        stage = stage_map.get(_value(values, index, "event", where))
+        event = _value(values, index, "event", where)
+        if event in reply_to:
+            _note_reply(visitor, event, reply_to[event], stage_map[event], where, values, index)
+            continue
+        stage = stage_map.get(event)
         if stage is None:
             continue
         moment = _timestamp(_value(values, index, "timestamp", where), where)
-        seen = visitor.first_seen[position[stage]]
-        visitor.first_seen[position[stage]] = moment if math.isnan(seen) else min(seen, moment)
+        k = position[stage]
+        if math.isnan(visitor.first_seen[k]) or moment < visitor.first_seen[k]:
+            visitor.first_seen[k], visitor.first_line[k] = moment, line
     reached_any = [v for v in visitors.values() if not all(map(math.isnan, v.first_seen))]
     if not reached_any:
         raise DataError(f"{source}: no event of the stage map ({', '.join(stage_map)}) in the file")
     totals: dict[tuple[str, ...], list[float]] = {}
     for visitor in reached_any:
-        furthest = max(k for k, moment in enumerate(visitor.first_seen) if not math.isnan(moment))
         total = totals.setdefault(visitor.cell, [0.0] * len(order))
-        for k in range(furthest + 1):
+        for k in range(_furthest(visitor) + 1):
             total[k] += 1
-    return _assemble(order[:-1], totals, breakdown, source, _stage_times(order, reached_any))
+    replies = tuple(
+        _lead_replies(stage, position[stage], visitors, list(totals), source)
+        for stage in dict.fromkeys(s for s in reply_to.values() if s is not None)
+    )
+    return _assemble(
+        order[:-1], totals, breakdown, source, _stage_times(order, reached_any), replies
+    )
+
+
+def _furthest(visitor: _Visitor) -> int:
+    """The last stage (or converted) a visitor reached; -1 for none."""
+    reached = [k for k, moment in enumerate(visitor.first_seen) if not math.isnan(moment)]
+    return max(reached, default=-1)
+
+
+def _note_reply(
+    visitor: _Visitor,
+    event: str,
+    stage: str | None,
+    target: str,
+    where: tuple[str, int],
+    values: list[str],
+    index: Mapping[str, int],
+) -> None:
+    """Keep the visitor's first reply to ``stage`` (None: a stage without a response delay)."""
+    if stage is None:
+        named = target.partition(":")[2].strip()
+        what = f"stage {named!r} has" if named else "no stage of the scenario has"
+        raise _fail(
+            *where,
+            "event",
+            f"{event!r} is a reply ({target}), but {what} a response delay "
+            "(response_delay_min) to time it from",
+        )
+    moment = _timestamp(_value(values, index, "timestamp", where), where)
+    earlier = visitor.replied.get(stage)
+    if earlier is None or moment < earlier[0]:
+        visitor.replied[stage] = (moment, where[1])
+
+
+def _lead_replies(
+    stage: str,
+    k: int,
+    visitors: Mapping[str, _Visitor],
+    cells: list[tuple[str, ...]],
+    source: str,
+) -> LeadReplies:
+    """The leads that reached stage ``k`` with the minutes to their first reply."""
+    rows, minutes, continued = [], [], []
+    for visitor_id, visitor in visitors.items():
+        reply = visitor.replied.get(stage)
+        furthest = _furthest(visitor)
+        if furthest < k:
+            if reply is not None:
+                raise _fail(
+                    source,
+                    reply[1],
+                    "event",
+                    f"a reply to visitor {visitor_id!r}, who never reached {stage!r}",
+                )
+            continue
+        enquired = visitor.first_seen[k]
+        if reply is not None and reply[0] < enquired:
+            raise _fail(
+                source,
+                reply[1],
+                "timestamp",
+                f"visitor {visitor_id!r} was answered before reaching {stage!r} "
+                f"(line {visitor.first_line[k]})",
+            )
+        rows.append(cells.index(visitor.cell))
+        minutes.append((reply[0] - enquired) / 60.0 if reply is not None else math.nan)
+        continued.append(furthest > k)
+    return LeadReplies(
+        stage,
+        np.array(rows, dtype=np.int64),
+        np.array(minutes, dtype=np.float64),
+        np.array(continued, dtype=bool),
+    )
 
 
 def _stage_times(order: tuple[str, ...], visitors: Sequence[_Visitor]) -> StageTimes:

@@ -43,7 +43,9 @@ CALIBRATION_FILES = ("calibration.json", "posterior.nc", "calibrated.yaml")
 @click.option(
     "--stage-map",
     metavar="EVENT=STAGE,...",
-    help="Read --data as an event log (visitor_id,timestamp,event); one event maps to 'converted'.",
+    help="Read --data as an event log (visitor_id,timestamp,event); one event maps to "
+    "'converted'; one may map to 'replied' (or 'replied:STAGE'): the business's first reply "
+    "to a lead at a stage with a response delay.",
 )
 @click.option(
     "--arm",

@@ -1,0 +1,387 @@
+"""Response times from event logs: the business's replies to leads calibrate the stage's
+rate, the response slope and the response delay; the formulas are the engine's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from funnelsim import friction
+from funnelsim.analysis.data import DataError
+from funnelsim.calibration.model import (
+    COEFFICIENTS,
+    CalibrationError,
+    continue_probabilities,
+    control_of,
+    delay_quantiles,
+    funnel_terms,
+    lead_continue,
+    mean_cell_continue,
+    response_continue,
+    timed_leads,
+)
+from funnelsim.calibration.readers import read_event_log
+from funnelsim.cli import main
+from funnelsim.engine import aggregate, simpy_engine
+from funnelsim.engine.draws import SharedDraws, VisitorDraws, replication_seeds
+from funnelsim.engine.model import CompiledFunnel, compile_funnel, stage_values
+from funnelsim.scenario import Scenario, parse_scenario
+
+FUNNEL = """name: leads
+seed: 11
+traffic: {{visitors_per_day: {visitors}, days: 1}}
+stages:
+  - name: enquiry
+    rate: 0.5
+  - name: call
+    rate: {rate}
+    response_delay_min: {{dist: exponential, mean: {delay}}}
+    friction: {{response_decay: true}}
+  - name: contract
+    rate: 0.5
+value: {{order_value: 1000}}
+coefficients:
+  response: {{slope: {slope}}}
+"""
+TRUTH = {
+    "stages.call.rate": 0.6,
+    "coefficients.response.slope": 1.5,
+    "stages.call.response_delay_min.mean": 30.0,
+}
+PRIORS = FUNNEL.format(
+    visitors=4000,
+    rate="{uncertain: beta, mean: 0.5, sd: 0.2}",
+    delay="{uncertain: uniform, low: 10, high: 90}",
+    slope="{uncertain: uniform, low: 0.5, high: 3.0}",
+)
+STAGE_MAP = "visit=enquiry,enquire=call,reply=replied,meeting=contract,signed=converted"
+
+MIXED = """name: mixed leads
+traffic:
+  visitors_per_day: 1000
+  days: 1
+  channels:
+    search: {share: 0.7}
+    referral: {share: 0.3, intent: 1.6}
+segments:
+  busy: {share: 0.4, intent: 0.7}
+  keen: {share: 0.6}
+stages:
+  - name: enquiry
+    rate: 0.4
+    friction: {form_fields: 11, payment_methods: [card]}
+  - name: call
+    rate: 0.5
+    response_delay_min: {dist: lognormal, mean: 90, sd: 120}
+    friction: {response_decay: true, contact_options: [phone], payment_methods: [card]}
+  - name: nurture
+    rate: 0.8
+    nurture: {interval_days: 7, ready_per_message: 0.2, max_messages: 4}
+  - name: contract
+    rate: 0.5
+value: {order_value: 1000}
+coefficients:
+  response: {model: MODEL}
+"""
+
+
+def _with_values(control: Scenario, values: np.ndarray) -> Scenario:
+    """``control`` with its stage rates and the calibrated coefficients set to ``values``."""
+    n = len(control.stages)
+    stages = [
+        st.model_copy(update={"rate": float(r)})
+        for st, r in zip(control.stages, values[:n], strict=True)
+    ]
+    coef = control.coefficients
+    for path, value in zip(COEFFICIENTS, values[n:], strict=True):
+        _, group, name = path.split(".")
+        coef = coef.model_copy(
+            update={group: getattr(coef, group).model_copy(update={name: float(value)})}
+        )
+    return control.model_copy(update={"stages": stages, "coefficients": coef})
+
+
+def _aggregate_mean(funnel: CompiledFunnel) -> np.ndarray:
+    """(S, G, C): the aggregate engine's continue probabilities (late answers averaged
+    over the delay by friction.mean_response_continue), averaged over the preferences."""
+    n_g, n_c, n_p, n_k = funnel.cell_shape
+    cells = aggregate.continue_probabilities(funnel).reshape(-1, n_g, n_c, n_p, n_k)
+    payment = np.diff(funnel.payment_cdf, axis=1, prepend=0.0)
+    contact = np.diff(funnel.contact_cdf, axis=1, prepend=0.0)
+    return np.einsum("sgcpk,gp,gk->sgc", cells, payment, contact)
+
+
+@pytest.mark.parametrize("model", ["log_odds", "half_life"])
+def test_aggregate_path_is_the_engines_delay_average(model: str) -> None:
+    """Random rates and coefficients: the model's continue probabilities (NumPy and
+    PyTensor) equal the aggregate engine's, whose late answers are
+    friction.mean_response_continue over the lognormal delay; nurture included."""
+    import pytensor.tensor as pt
+
+    control = control_of(parse_scenario(MIXED.replace("MODEL", model)))
+    terms = funnel_terms(control)
+    slot = terms.slots[
+        "coefficients.response.slope"
+        if model == "log_odds"
+        else "coefficients.response.half_life_min"
+    ]
+    assert terms.uses(slot)
+    rng = np.random.default_rng(17)
+    for _ in range(4):
+        values = rng.uniform(0.05, 1.0, len(terms.values))
+        values[terms.slots["coefficients.response.slope"]] *= 3.0
+        values[terms.slots["coefficients.response.half_life_min"]] *= 200.0
+        engine = _aggregate_mean(compile_funnel(_with_values(control, values)))
+        np.testing.assert_allclose(continue_probabilities(values, terms), engine, rtol=1e-12)
+        tensor = pt.as_tensor_variable(values)
+        pytensor_side = continue_probabilities(tensor, terms, pt).eval()
+        np.testing.assert_allclose(pytensor_side, engine, rtol=1e-12)
+    # the stages without late answers are the engine's own continue probabilities
+    funnel = compile_funnel(_with_values(control, values))
+    np.testing.assert_allclose(
+        continue_probabilities(values, terms)[[0, 2, 3]], mean_cell_continue(funnel)[[0, 2, 3]]
+    )
+
+
+@pytest.mark.parametrize("model", ["log_odds", "half_life"])
+def test_response_curve_in_pytensor_is_the_engines(model: str) -> None:
+    """friction.response_continue on random probabilities, minutes and coefficients."""
+    import pytensor.tensor as pt
+
+    terms = funnel_terms(control_of(parse_scenario(MIXED.replace("MODEL", model))))
+    rng = np.random.default_rng(3)
+    p, minutes = rng.uniform(0, 1, 200), rng.exponential(60.0, 200)
+    for _ in range(5):
+        values = terms.values.copy()
+        slope, half_life = rng.uniform(0.1, 3.0), rng.uniform(1.0, 300.0)
+        values[terms.slots["coefficients.response.slope"]] = slope
+        values[terms.slots["coefficients.response.half_life_min"]] = half_life
+        coef = friction.ResponseCoefficients(model=model, slope=slope, half_life_min=half_life)
+        engine = friction.response_continue(p, minutes, coef)
+        np.testing.assert_allclose(response_continue(p, minutes, values, terms), engine, rtol=1e-13)
+        tensor = response_continue(
+            pt.as_tensor_variable(p), minutes, pt.as_tensor_variable(values), terms, pt
+        )
+        np.testing.assert_allclose(tensor.eval(), engine, rtol=1e-13)
+
+
+def test_lead_continue_averages_the_engines_curve_over_cells_and_options() -> None:
+    """One lead answered after t minutes: the mix over cells and preferred options of
+    friction.response_continue of each full cell probability of the compiled funnel."""
+    control = control_of(parse_scenario(MIXED.replace("MODEL", "log_odds")))
+    terms, funnel = funnel_terms(control), compile_funnel(control)
+    n_g, n_c, n_p, n_k = funnel.cell_shape
+    cells = funnel.cell_continue.reshape(-1, n_g, n_c, n_p, n_k)[1]
+    payment = np.diff(funnel.payment_cdf, axis=1, prepend=0.0)
+    contact = np.diff(funnel.contact_cdf, axis=1, prepend=0.0)
+    mix = np.random.default_rng(5).dirichlet(np.ones(n_g * n_c), size=3)
+    minutes = np.array([2.0, 45.0, 600.0])
+    for lead in range(3):
+        curve = friction.response_continue(cells, minutes[lead], control.coefficients.response)
+        by_cell = np.einsum("gcpk,gp,gk->gc", curve, payment, contact).reshape(-1)
+        got = lead_continue(terms.values, terms, 1, mix[lead : lead + 1], minutes[lead : lead + 1])
+        np.testing.assert_allclose(got, [by_cell @ mix[lead]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["exponential", "lognormal"])
+def test_delay_quantiles_are_the_scenarios(family: str) -> None:
+    spec = (
+        "{dist: exponential, mean: 40}"
+        if family == "exponential"
+        else ("{dist: lognormal, mean: 40, sd: 70}")
+    )
+    scenario = parse_scenario(
+        FUNNEL.format(visitors=10, rate=0.5, delay=40, slope=1.5).replace(
+            "{dist: exponential, mean: 40}", spec
+        )
+    )
+    dist = scenario.stages[1].response_delay_min
+    nodes, _ = friction.quadrature()
+    got = delay_quantiles(family, 40.0, 70.0, nodes).eval()
+    np.testing.assert_allclose(got, dist.ppf(nodes), rtol=1e-10)
+
+
+def engine_event_log(seed: int, visitors: int) -> str:
+    """The event log of the ``TRUTH`` funnel as the SimPy engine plays it: a visit, an
+    enquiry, the reply after the lead's drawn response delay (the engine's own draw for
+    that visitor), a meeting and a signature for those the engine lets continue."""
+    truth = control_of(
+        parse_scenario(
+            FUNNEL.format(
+                visitors=visitors,
+                rate=TRUTH["stages.call.rate"],
+                delay=TRUTH["stages.call.response_delay_min.mean"],
+                slope=TRUTH["coefficients.response.slope"],
+            )
+        )
+    )
+    funnel = compile_funnel(truth)
+    draws = VisitorDraws(replication_seeds(seed, 1)[0], visitors, 1)
+    shared = SharedDraws(draws)
+    log = simpy_engine.EventLog("control")
+    simpy_engine.simulate(funnel, draws, log, shared)
+    delay = stage_values(shared, "delay", truth.stages[1].response_delay_min, 1, 3)
+    assert delay is not None
+    rows = ["visitor_id,timestamp,event"]
+    start = 1_800_000_000.0
+    for i, _, _, stage, entered, _, _, outcome, _ in log.rows:
+        at = start + 60.0 * entered
+        if stage == "enquiry":
+            rows.append(f"v{i},{at:.3f},visit")
+            continue
+        if stage == "call":
+            replied = at + 60.0 * delay[i]
+            rows += [f"v{i},{at:.3f},enquire", f"v{i},{replied:.3f},reply"]
+            if outcome == "continued":
+                rows.append(f"v{i},{replied + 600:.3f},meeting")
+        elif outcome == "continued":
+            rows.append(f"v{i},{at + 60.0 * delay[i] + 6000:.3f},signed")
+    return "\n".join(rows) + "\n"
+
+
+def test_reader_times_replies_and_what_followed(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text(
+        "visitor_id,timestamp,event,segment\n"
+        "a,2026-11-02T10:00:00,enquire,busy\n"
+        "a,2026-11-02T10:45:00,reply,busy\n"
+        "a,2026-11-02T10:30:00,reply,busy\n"  # rows in any order: the first reply counts
+        "a,2026-11-03T09:00:00,meeting,busy\n"
+        "b,2026-11-02T11:00:00,enquire,keen\n"  # never answered
+        "c,2026-11-02T12:00:00,enquire,busy\n"
+        "c,2026-11-02T12:05:00,reply,busy\n",
+        encoding="utf-8",
+    )
+    stage_map = {"enquire": "call", "reply": "replied", "meeting": "converted"}
+    counts = read_event_log(path, stage_map, delayed=["call"])
+    (replies,) = counts.replies
+    assert replies.stage == "call" and counts.cells == (("busy",), ("keen",))
+    assert replies.cell.tolist() == [0, 1, 0]
+    np.testing.assert_array_equal(replies.minutes, [30.0, np.nan, 5.0])
+    assert replies.continued.tolist() == [True, False, False]
+    assert replies.answered == 2
+    assert counts.reached.tolist() == [[2, 1], [1, 0]]  # the replies are not a stage
+
+
+@pytest.mark.parametrize(
+    ("rows", "stage_map", "delayed", "message"),
+    [
+        (
+            "v1,2026-11-02T10:00:00,enquire\nv1,2026-11-02T09:00:00,reply\n",
+            "enquire=call,reply=replied,meeting=converted",
+            ["call"],
+            r"log.csv:3: column 'timestamp': visitor 'v1' was answered before reaching "
+            r"'call' \(line 2\)",
+        ),
+        (
+            "v1,2026-11-02T10:00:00,enquire\nv1,2026-11-02T11:00:00,reply\n",
+            "enquire=call,reply=replied,meeting=converted",
+            [],
+            r"log.csv:3: column 'event': 'reply' is a reply \(replied\), but no stage of "
+            "the scenario has a response delay",
+        ),
+        (
+            "v1,2026-11-02T10:00:00,visit\nv1,2026-11-02T11:00:00,reply\n",
+            "visit=landing,enquire=call,reply=replied:landing,meeting=converted",
+            ["call"],
+            r"log.csv:3: column 'event': 'reply' is a reply \(replied:landing\), but stage "
+            "'landing' has a response delay",
+        ),
+        (
+            "v1,2026-11-02T10:00:00,visit\nv2,2026-11-02T11:00:00,reply\n",
+            "visit=landing,enquire=call,reply=replied,meeting=converted",
+            ["call"],
+            r"log.csv:3: column 'event': a reply to visitor 'v2', who never reached 'call'",
+        ),
+        (
+            "v1,2026-11-02T10:00:00,visit\n",
+            "visit=landing,enquire=call,reply=replied,meeting=converted",
+            ["landing", "call"],
+            r"--stage-map: reply=replied: several stages have a response delay",
+        ),
+    ],
+)
+def test_reader_errors_name_file_line_and_column(
+    tmp_path: Path, rows: str, stage_map: str, delayed: list[str], message: str
+) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("visitor_id,timestamp,event\n" + rows, encoding="utf-8")
+    mapping = dict(pair.split("=") for pair in stage_map.split(","))
+    with pytest.raises(DataError, match=message):
+        read_event_log(path, mapping, delayed=delayed)
+
+
+def test_cli_names_a_reply_on_a_stage_without_delay(tmp_path: Path) -> None:
+    """Exit 2, one line naming file, line and column, nothing written."""
+    (tmp_path / "leads.yaml").write_text(
+        PRIORS.replace(
+            "    response_delay_min: {dist: exponential, mean: "
+            "{uncertain: uniform, low: 10, high: 90}}\n",
+            "",
+        ).replace("    friction: {response_decay: true}\n", ""),
+        encoding="utf-8",
+    )
+    (tmp_path / "log.csv").write_text(
+        "visitor_id,timestamp,event\nv1,10,enquire\nv1,70,reply\n", encoding="utf-8"
+    )
+    args = ["calibrate", str(tmp_path / "leads.yaml"), "--data", str(tmp_path / "log.csv")]
+    result = CliRunner().invoke(
+        main, [*args, "--stage-map", STAGE_MAP, "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "log.csv:3: column 'event'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_rate_at_is_refused_by_name() -> None:
+    text = FUNNEL.format(visitors=10, rate=0.5, delay=30, slope=1.5).replace(
+        "    rate: 0.5\n    response_delay_min",
+        "    rate_at: {rate: 0.2, response_min: 60}\n    response_delay_min",
+    )
+    with pytest.raises(CalibrationError, match="stage 'call' gives rate_at"):
+        funnel_terms(control_of(parse_scenario(text)))
+
+
+def test_answered_leads_are_grouped_by_cell_and_minutes(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text(engine_event_log(seed=2, visitors=300), encoding="utf-8")
+    stage_map = dict(pair.split("=") for pair in STAGE_MAP.split(","))
+    counts = read_event_log(path, stage_map, delayed=["call"])
+    (leads,) = timed_leads(control_of(parse_scenario(PRIORS)), counts)
+    assert leads.leads.sum() == counts.reached[0, 1] == counts.replies[0].answered
+    assert leads.continued.sum() == counts.reached[0, 2]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``funnelsim calibrate`` of the priors to the engine's event log."""
+    folder = tmp_path_factory.mktemp("replies")
+    (folder / "leads.yaml").write_text(PRIORS, encoding="utf-8")
+    (folder / "log.csv").write_text(engine_event_log(seed=1, visitors=4000), encoding="utf-8")
+    args = ["calibrate", str(folder / "leads.yaml"), "--data", str(folder / "log.csv")]
+    args += ["--stage-map", STAGE_MAP, "--out", str(folder / "out")]
+    result = CliRunner().invoke(main, [*args, "--draws", "400", "--chains", "2", "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    return folder, result.output
+
+
+@pytest.mark.slow
+def test_replies_calibrate_rate_slope_and_delay(calibrated: tuple[Path, str]) -> None:
+    """The 90% posterior intervals cover the engine's true values and are narrower than
+    the priors'."""
+    folder, printed = calibrated
+    report = json.loads((folder / "out" / "calibration.json").read_text())
+    assert report["diagnostics"]["divergences"] == 0, report["diagnostics"]
+    assert report["diagnostics"]["r_hat_max"] < 1.05, report["diagnostics"]
+    for key, truth in TRUTH.items():
+        update = report["assumptions"][key]
+        low, high = update["posterior_interval"]
+        assert low <= truth <= high, (key, update)
+        prior_low, prior_high = update["prior_interval"]
+        assert high - low < 0.5 * (prior_high - prior_low), (key, update)
+        assert key in printed
