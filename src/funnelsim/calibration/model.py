@@ -506,10 +506,12 @@ def stage_dwells(scenario: Scenario, counts: StageCounts) -> tuple[StageDwell, .
     if counts.times is not None:
         for stage, minutes in zip(scenario.stages, counts.times.minutes, strict=False):
             found.append(_timed(scenario, stage, "dwell_min", minutes, DWELL_FAMILIES))
-    names = [st.name for st in scenario.stages]
     for replies in counts.replies:
-        stage = scenario.stages[counts.stages.index(replies.stage)]
-        if stage.name in names and stage.response_delay_min is not None:
+        position = counts.stages.index(replies.stage)
+        if position >= len(scenario.stages):  # stages that do not match: refused later
+            continue
+        stage = scenario.stages[position]
+        if stage.response_delay_min is not None:
             minutes = replies.minutes[np.isfinite(replies.minutes)]
             found.append(
                 _timed(scenario, stage, "response_delay_min", minutes, RESPONSE_DELAY_FAMILIES)

@@ -344,7 +344,7 @@ def _is_reply(target: str) -> bool:
 
 
 def _reply_targets(
-    stage_map: Mapping[str, str], stages: Sequence[str], delayed: Sequence[str], source: str
+    stage_map: Mapping[str, str], stages: Sequence[str], delayed: Sequence[str]
 ) -> dict[str, str | None]:
     """Each reply event's stage: named (``replied:STAGE``), else the one stage with a
     response delay; None where no stage with a response delay could be meant (an error
@@ -354,11 +354,6 @@ def _reply_targets(
         if not _is_reply(target):
             continue
         named = target.partition(":")[2].strip()
-        if named and named not in stages:
-            raise DataError(
-                f"--stage-map: {event}={target}: {named!r} is not a stage of the map "
-                f"({', '.join(stages)})"
-            )
         if not named and len(delayed) > 1:
             raise DataError(
                 f"--stage-map: {event}={target}: several stages have a response delay "
@@ -366,6 +361,11 @@ def _reply_targets(
                 f"{delayed[0]}"
             )
         stage = named or (delayed[0] if delayed else None)
+        if stage is not None and stage not in stages:
+            raise DataError(
+                f"--stage-map: {event}={target}: it answers {stage!r}, which no event of the "
+                f"map reaches (the map's stages: {', '.join(stages)})"
+            )
         targets[event] = stage if stage in delayed else None
     return targets
 
@@ -419,7 +419,7 @@ def read_event_log(
     source = str(path)
     order = _stage_order(stage_map, source)
     position = {stage: order.index(stage) for stage in order}
-    reply_to = _reply_targets(stage_map, order[:-1], delayed, source)
+    reply_to = _reply_targets(stage_map, order[:-1], delayed)
     records = _records(Path(path), source)
     index = _header(records, source)
     breakdown = _breakdown(by, index)
