@@ -426,3 +426,70 @@ def test_aggregate_counts_of_a_lead_funnel_calibrate_through_the_delay_average(
     low, high = updates["stages.call.rate"].posterior_interval
     assert low <= TRUTH["stages.call.rate"] <= high, updates["stages.call.rate"]
     assert not result.predictive.outside.any()
+
+
+SPEED = """name: reply speed
+traffic: {{visitors_per_day: 3000, days: 1}}
+stages:
+  - name: enquiry
+    rate: 0.5
+  - name: call
+    rate: {rate}
+    response_delay_min: {{dist: exponential, mean: 60}}
+    friction: {{response_decay: true}}
+value: {{order_value: 1000}}
+coefficients:
+  response: {{slope: {slope}}}
+"""
+SPEED_TEST = """data: speed_test.csv
+arm_column: arm
+arms:
+  slow: control                                 # answered after an hour on average
+  fast: {stages.call.response_delay_min: 2}     # answered within two minutes
+"""
+
+
+@pytest.mark.slow
+def test_a_past_reply_speed_test_informs_the_slope(tmp_path: Path) -> None:
+    """A past "answer within 2 minutes" test, counts only: its fast arm pins the rate,
+    the slow arm's delay average (the aggregate engine's) then pins the slope."""
+    truth = parse_scenario(SPEED.format(rate=0.6, slope=1.5))
+    rng = np.random.default_rng(8)
+
+    def reached(scenario: Scenario, top: int) -> list[int]:
+        p = aggregate.continue_probabilities(compile_funnel(control_of(scenario)))[:, 0]
+        counts = [top]
+        for rate in p:
+            counts.append(int(rng.binomial(counts[-1], rate)))
+        return counts
+
+    fast = truth.with_overrides({"stages.call.response_delay_min": 2})
+    (tmp_path / "counts.csv").write_text(
+        "enquiry,call,converted\n" + ",".join(map(str, reached(truth, 6000))) + "\n"
+    )
+    rows = ["arm,enquiry,call,converted"]
+    rows += [
+        f"{arm}," + ",".join(map(str, reached(s, 3000)))
+        for arm, s in (("slow", truth), ("fast", fast))
+    ]
+    (tmp_path / "speed_test.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "speed_test.yaml").write_text(SPEED_TEST)
+    prior = SPEED.format(
+        rate="{uncertain: beta, mean: 0.5, sd: 0.2}",
+        slope="{uncertain: uniform, low: 0.5, high: 3.0}",
+    )
+    (tmp_path / "speed.yaml").write_text(prior)
+    result = funnelsim.calibrate(
+        tmp_path / "speed.yaml",
+        tmp_path / "counts.csv",
+        experiments=[tmp_path / "speed_test.yaml"],
+        draws=300,
+        chains=2,
+        seed=4,
+    )
+    updates = {u.key: u for u in result.updates}
+    for key, value in (("stages.call.rate", 0.6), ("coefficients.response.slope", 1.5)):
+        low, high = updates[key].posterior_interval
+        assert low <= value <= high, updates[key]
+        prior_low, prior_high = updates[key].prior_interval
+        assert high - low < 0.5 * (prior_high - prior_low), updates[key]
