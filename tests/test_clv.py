@@ -220,9 +220,14 @@ def test_customer_value_shares_lifetimes_slot_by_slot():
     scenario = parse_scenario(CUSTOMER_MIX)
     rng = default_rng(2)
     uniforms = [rng.random((40, 3)) for _ in range(4)]
-    few = clv.customer_value(scenario, np.array([[3, 5], [0, 2]]), np.full((2, 2), 100.0), uniforms)
+    few = clv.customer_value(
+        scenario,
+        np.array([[3, 5], [0, 2]]),
+        np.full((2, 2), 100.0),
+        clv.SharedLifetimes(uniforms),
+    )
     more = clv.customer_value(
-        scenario, np.array([[6, 5], [0, 2]]), np.full((2, 2), 100.0), uniforms
+        scenario, np.array([[6, 5], [0, 2]]), np.full((2, 2), 100.0), clv.SharedLifetimes(uniforms)
     )
     np.testing.assert_array_equal(few.lifetimes.value[:3], more.lifetimes.value[:3])
     assert few.customers.tolist() == [3, 7]

@@ -437,16 +437,67 @@ def _merge(registered: NDArray[np.bool_], guest: Lifetimes, member: Lifetimes) -
     return Lifetimes(*(np.where(registered, m, g) for g, m in zip(guest, member, strict=True)))
 
 
+class SharedLifetimes:
+    """One replication's customer slots and their simulated lives, shared by its variants.
+
+    ``uniforms[j]`` holds one row per customer slot of cell j in (segment, channel)
+    order, 3 columns (registration, churn, lifetime). A slot's life depends only on its
+    uniforms, whether it registers and its lifetime models, so it is simulated once per
+    (cell, registered share, models) over all the cell's slots; a variant with n
+    customers in the cell takes the first n (common random numbers: the k-th customer
+    always uses row k).
+
+    >>> shared = SharedLifetimes([np.random.default_rng(1).random((5, 3))])
+    >>> m = LifetimeModel(1.0, 10.0, 1.0, "fixed", 0.5, None, 1.0, 12, 0.0, 0.0, 0.0)
+    >>> few, more = shared.lives(0, 0.0, m, m, 2)[1], shared.lives(0, 0.0, m, m, 5)[1]
+    >>> few.value.tolist() == more.value[:2].tolist()
+    True
+    """
+
+    def __init__(self, uniforms: list[FloatArray]) -> None:
+        self.uniforms = uniforms
+        self._by_model: dict[tuple[int, LifetimeModel], Lifetimes] = {}
+        self._by_cell: dict[tuple[int, float, LifetimeModel, LifetimeModel], _CellLives] = {}
+
+    def lives(
+        self, cell: int, registers: float, guest: LifetimeModel, member: LifetimeModel, n: int
+    ) -> tuple[NDArray[np.bool_], Lifetimes]:
+        """Whether each of the cell's first ``n`` customers registered (``registers``: the
+        registered share), and their lives, each under the model that applies to them."""
+        key = (cell, registers, guest, member)
+        if key not in self._by_cell:
+            registered = self.uniforms[cell][:, 0] < registers
+            if registered.all():
+                lives = self._model_lives(cell, member)
+            elif registered.any():
+                guests, members = self._model_lives(cell, guest), self._model_lives(cell, member)
+                lives = _merge(registered, guests, members)
+            else:
+                lives = self._model_lives(cell, guest)
+            self._by_cell[key] = _CellLives(registered, lives)
+        registered, lives = self._by_cell[key]
+        return registered[:n], Lifetimes(*(column[:n] for column in lives))
+
+    def _model_lives(self, cell: int, model: LifetimeModel) -> Lifetimes:
+        key = (cell, model)
+        if key not in self._by_model:
+            self._by_model[key] = simulate_lifetimes(model, self.uniforms[cell][:, 1:3])
+        return self._by_model[key]
+
+
+class _CellLives(NamedTuple):
+    registered: NDArray[np.bool_]
+    lives: Lifetimes
+
+
 def customer_value(
-    scenario: Scenario, buyers: IntArray, revenue: FloatArray, uniforms: list[FloatArray]
+    scenario: Scenario, buyers: IntArray, revenue: FloatArray, shared: SharedLifetimes
 ) -> CustomerValue:
     """Simulate the customers of one variant (``scenario``) from their first orders.
 
     ``buyers`` and ``revenue`` (first-order value sums) are (segments, channels)
-    arrays; ``uniforms[j]`` holds at least ``buyers`` rows and 3 columns (registration,
-    churn, lifetime) for cell j in (segment, channel) order. A cell's
-    k-th customer always uses row k, so variants that win different numbers of
-    customers still share their lifetimes slot by slot (common random numbers).
+    arrays; ``shared`` holds at least ``buyers`` slots per cell, and the lives the
+    replication's other variants already drew on them.
     """
     segments, channels = list(scenario.segments), list(scenario.traffic.channels)
     registers = registration_share(scenario)
@@ -459,17 +510,16 @@ def customer_value(
         n = int(buyers[g, c])
         if n == 0:
             continue
-        u = uniforms[j][:n]
-        registered = u[:, 0] < registers
+        guest, member = (
+            lifetime_model(scenario, segments[g], channels[c], registered=flag)
+            for flag in (False, True)
+        )
+        registered, lives = shared.lives(j, registers, guest, member, n)
         first_order = float(revenue[g, c]) / n
-        kinds = []
-        for flag in (False, True):
-            count = int(np.count_nonzero(registered == flag))
+        members = int(np.count_nonzero(registered))
+        for kind, count in ((guest, n - members), (member, members)):
             if count:
-                kind = lifetime_model(scenario, segments[g], channels[c], registered=flag)
                 cumulative[c] += count * cumulative_margin(kind, first_order)
-                kinds.append(simulate_lifetimes(kind, u[:, 1:3]))
-        lives = kinds[0] if len(kinds) == 1 else _merge(registered, *kinds)
         clv[c] += lives.value.sum()
         parts.append(lives)
         registered_parts.append(registered)

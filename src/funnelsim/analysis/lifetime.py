@@ -78,6 +78,10 @@ DAYS_PER_WEEK = 7.0
 
 DAYS_PER_MONTH = 365.25 / 12.0
 
+ONE_TOLERANCE = 1e-8 + 1e-5
+"""How near 1 a monthly ratio sums as exactly 1: ``np.isclose(q, 1.0)``'s default
+tolerances, without the cost of its generality, paid 800 times per ``run``."""
+
 
 class ArmCustomers(NamedTuple):
     """What one arm of a test observed about its visitors and the customers it won.
@@ -150,7 +154,7 @@ def _discounted_months(survive: FloatArray, terms: ValueTerms) -> FloatArray:
     h = terms.horizon_months
     with np.errstate(divide="ignore", invalid="ignore"):
         total = q * (1.0 - q**h) / (1.0 - q)
-    return np.where(np.isclose(q, 1.0), float(h), total)
+    return np.where(np.abs(q - 1.0) <= ONE_TOLERANCE, float(h), total)
 
 
 def clv_posterior(
@@ -246,7 +250,7 @@ def summarise_draws(samples: FloatArray, control: int, level: float = 0.95) -> C
     """
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(samples, [tail, 1.0 - tail], axis=1)
-    uplift = np.array([_summary(row, tail) for row in _relative(samples, samples[control])])
+    uplift = _row_summaries(_relative(samples, samples[control]), tail)
     beats = (samples > samples[control]).mean(axis=1)
     beats[control] = math.nan
     best = np.bincount(samples.argmax(axis=0), minlength=len(samples)) / samples.shape[1]
@@ -266,6 +270,24 @@ def _relative(samples: FloatArray, reference: FloatArray) -> FloatArray:
     """samples / reference - 1 per draw; NaN where the reference draw is 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(reference > 0, samples / reference - 1.0, np.nan)
+
+
+def _row_summaries(values: FloatArray, tail: float) -> FloatArray:
+    """(rows, 3): each row's :func:`_summary`; the rows without NaN summarised in one go
+    (the same figures, fewer NumPy calls).
+
+    >>> _row_summaries(np.array([[1.0, 3.0], [np.nan, 2.0], [np.nan, np.nan]]), 0.0).tolist()
+    [[2.0, 1.0, 3.0], [2.0, 2.0, 2.0], [nan, nan, nan]]
+    """
+    whole = np.isfinite(values).all(axis=1)
+    summaries = np.empty((len(values), 3))
+    if whole.any():
+        rows = values[whole]
+        summaries[whole, 0] = rows.mean(axis=1)
+        summaries[whole, 1:] = np.quantile(rows, [tail, 1.0 - tail], axis=1).T
+    for i in np.flatnonzero(~whole):
+        summaries[i] = _summary(values[i], tail)
+    return summaries
 
 
 def _summary(values: FloatArray, tail: float) -> tuple[float, float, float]:

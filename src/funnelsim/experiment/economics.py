@@ -214,17 +214,16 @@ def _customer_values(
     rng: np.random.Generator,
 ) -> tuple[list[lifetime.ArmCustomers], list[VariantValue]]:
     """Per variant, the simulated test's arm and the value of its customers, every
-    customer's life drawn on uniforms the variants share slot by slot."""
+    customer slot's life drawn once per lifetime model and shared by the variants."""
     uniforms = _lifetime_uniforms(outcomes, draws)
+    shared = clv.SharedLifetimes([u[:, :3] for u in uniforms])
     arms, values = [], []
     for scenario, outcome, arm in zip(variants, outcomes, tests, strict=True):
-        value = clv.customer_value(
-            scenario, outcome.reached[-1], outcome.revenue, [u[:, :3] for u in uniforms]
-        )
+        value = clv.customer_value(scenario, outcome.reached[-1], outcome.revenue, shared)
         arms.append(_test_arm(outcome, scenario, value, uniforms, arm, rng))
         referrals = float(value.lifetimes.referrals.sum())
         values.append(VariantValue(value.customers, value.clv, value.cumulative_margin, referrals))
-        del value  # one variant's customers in memory at a time
+        del value  # one variant's customers in memory at a time, beside the shared lives
     return arms, values
 
 
