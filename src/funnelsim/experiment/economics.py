@@ -72,12 +72,24 @@ def _value_terms(scenario: Scenario) -> lifetime.ValueTerms:
     )
 
 
-def _first_orders(scenario: Scenario, cell: int, u: FloatArray) -> FloatArray:
+FirstOrders = dict[tuple[int, object], FloatArray]
+"""First-order values of every customer slot, by cell and order-value distribution: the
+slots' uniforms through its quantile function, computed once per replication."""
+
+
+def _slot_first_orders(
+    scenario: Scenario, cell: int, uniforms: Sequence[FloatArray], known: FirstOrders
+) -> FloatArray:
+    """First-order values of all the slots of ``cell`` under ``scenario``'s order-value
+    distribution there (from ``known`` when a variant with the same one drew them)."""
     segment, channel = divmod(cell, len(scenario.traffic.channels))
     _, order_value = clv.customer_terms(
         scenario, list(scenario.segments)[segment], list(scenario.traffic.channels)[channel]
     )
-    return order_value.ppf(u)
+    key = (cell, order_value)
+    if key not in known:
+        known[key] = order_value.ppf(uniforms[cell][:, 4])
+    return known[key]
 
 
 def _smallest(keys: FloatArray, m: int) -> NDArray[np.int64]:
@@ -96,16 +108,17 @@ def _chosen_first_orders(
     uniforms: Sequence[FloatArray],
     per_cell: NDArray[np.int64],
     chosen: NDArray[np.int64],
+    known: FirstOrders,
 ) -> FloatArray:
     """First-order values of the ``chosen`` customers (indices into the customers of all
-    cells, in cell order), drawn from their cells' order-value distributions only."""
+    cells, in cell order), each from their cell's order-value distribution."""
     ends = np.cumsum(per_cell)
     cell = np.searchsorted(ends, chosen, side="right")
     slot = chosen - (ends - per_cell)[cell]
     paid = np.empty(chosen.size)
     for j in np.unique(cell):
         here = cell == j
-        paid[here] = _first_orders(scenario, int(j), uniforms[j][slot[here], 4])
+        paid[here] = _slot_first_orders(scenario, int(j), uniforms, known)[slot[here]]
     return paid
 
 
@@ -116,6 +129,7 @@ def _test_arm(
     uniforms: Sequence[FloatArray],
     arm: tuple[int, int],
     rng: np.random.Generator,
+    known: FirstOrders,
 ) -> lifetime.ArmCustomers:
     """What the arm of the simulated test that shows ``scenario`` sees of the customers
     it won (``arm``: its visitors and conversions), followed over the horizon.
@@ -128,7 +142,8 @@ def _test_arm(
     per_cell = outcome.reached[-1].reshape(-1)
     keys = np.concatenate([u[:n, 3] for u, n in zip(uniforms, per_cell, strict=True)])
     chosen = _smallest(keys, arm[1])
-    lives, paid = value.lifetimes, _chosen_first_orders(scenario, uniforms, per_cell, chosen)
+    lives = value.lifetimes
+    paid = _chosen_first_orders(scenario, uniforms, per_cell, chosen, known)
     return lifetime.ArmCustomers(
         visitors=arm[0],
         customers=int(chosen.size),
@@ -217,10 +232,11 @@ def _customer_values(
     customer slot's life drawn once per lifetime model and shared by the variants."""
     uniforms = _lifetime_uniforms(outcomes, draws)
     shared = clv.SharedLifetimes([u[:, :3] for u in uniforms])
+    first_orders: FirstOrders = {}
     arms, values = [], []
     for scenario, outcome, arm in zip(variants, outcomes, tests, strict=True):
         value = clv.customer_value(scenario, outcome.reached[-1], outcome.revenue, shared)
-        arms.append(_test_arm(outcome, scenario, value, uniforms, arm, rng))
+        arms.append(_test_arm(outcome, scenario, value, uniforms, arm, rng, first_orders))
         referrals = float(value.lifetimes.referrals.sum())
         values.append(VariantValue(value.customers, value.clv, value.cumulative_margin, referrals))
         del value  # one variant's customers in memory at a time, beside the shared lives
