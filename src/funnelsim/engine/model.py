@@ -23,7 +23,7 @@ thresholds are a look-up of their cell's row, however many visitors there are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import NamedTuple
@@ -41,6 +41,14 @@ from funnelsim.scenario.schema import Constant, Distribution, Scenario, Stage
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 NO_LOSS = -1
+
+
+class StagePlan(NamedTuple):
+    """One stage of a compiled funnel as the NumPy engine plays it."""
+
+    key: Hashable  # what decides the stage for the visitors reaching it
+    thresholds: FloatArray  # (cells, frictions): the nested friction thresholds
+    active: IntArray  # the frictions that lower some cell's threshold
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,24 @@ class CompiledFunnel:
         """(S, cells): friction x rate, the continue probability before any response delay."""
         base = np.broadcast_to(self.base[:, :, :, None, None], (len(self.stages), *self.cell_shape))
         return self.cell_thresholds[..., -1] * base.reshape(len(self.stages), -1)
+
+    @cached_property
+    def stage_plans(self) -> tuple[StagePlan, ...]:
+        """Each stage's key (its thresholds and rates by cell and, where answers go cold,
+        the response delay and its coefficients) and its active frictions: a friction
+        whose factor is 1 for every cell stops nobody, so it is not compared. Prepared
+        once per compiled funnel, for every block of every replication it plays."""
+        plans = []
+        for s, stage in enumerate(self.scenario.stages):
+            thresholds = self.cell_thresholds[s]
+            previous = np.concatenate([np.ones((len(thresholds), 1)), thresholds[:, :-1]], axis=1)
+            decay = (
+                (stage.response_delay_min, self.response) if stage.friction.response_decay else None
+            )
+            key = (thresholds.tobytes(), self.cell_continue[s].tobytes(), decay)
+            active = np.flatnonzero((thresholds != previous).any(axis=0))
+            plans.append(StagePlan(key, thresholds, active))
+        return tuple(plans)
 
     @cached_property
     def order_value_dists(self) -> tuple[tuple[Distribution, ...], ...]:

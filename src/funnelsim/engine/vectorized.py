@@ -37,6 +37,7 @@ from funnelsim.engine.draws import SharedDraws, VisitorDraws
 from funnelsim.engine.model import (
     CompiledFunnel,
     SplitTally,
+    StagePlan,
     VariantRuns,
     cells_key,
     count_below,
@@ -51,31 +52,6 @@ from funnelsim.engine.outcomes import REASON_INDEX, REASONS, Outcome, Simulation
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 RATE, RESPONSE = REASON_INDEX["rate"], REASON_INDEX["response"]
-
-
-class _StagePlan(NamedTuple):
-    """One stage of one funnel, prepared once per simulation."""
-
-    key: Hashable  # what decides the stage for the visitors reaching it
-    thresholds: FloatArray  # (cells, frictions): the nested friction thresholds
-    active: IntArray  # the frictions that lower some cell's threshold
-
-
-def _stage_plans(funnel: CompiledFunnel) -> list[_StagePlan]:
-    """Each stage's key (its thresholds and rates by cell and, where answers go cold, the
-    response delay and its coefficients) and its active frictions: a friction whose
-    factor is 1 for every cell stops nobody, so it is not compared."""
-    plans = []
-    for s, stage in enumerate(funnel.scenario.stages):
-        thresholds = funnel.cell_thresholds[s]
-        previous = np.concatenate([np.ones((len(thresholds), 1)), thresholds[:, :-1]], axis=1)
-        decay = (
-            (stage.response_delay_min, funnel.response) if stage.friction.response_decay else None
-        )
-        key = (thresholds.tobytes(), funnel.cell_continue[s].tobytes(), decay)
-        active = np.flatnonzero((thresholds != previous).any(axis=0))
-        plans.append(_StagePlan(key, thresholds, active))
-    return plans
 
 
 class _Preferences(NamedTuple):
@@ -102,13 +78,13 @@ class _Plan(NamedTuple):
     """What a simulation prepares once per funnel, and reuses for every block."""
 
     funnel: CompiledFunnel
-    stages: list[_StagePlan]
+    stages: tuple[StagePlan, ...]
     preferences: _Preferences
 
 
 def _plans(funnels: Sequence[CompiledFunnel]) -> list[_Plan]:
     preferences = _preferences_that_matter(funnels)
-    return [_Plan(f, _stage_plans(f), preferences) for f in funnels]
+    return [_Plan(f, f.stage_plans, preferences) for f in funnels]
 
 
 class _Survivors(NamedTuple):
@@ -214,7 +190,7 @@ def _stage(plan: _Plan, shared: SharedDraws, s: int, before: _Survivors) -> _Sur
     return _Survivors(kept if everybody else index.take(kept), survivors, reached, lost)
 
 
-def _friction_losses(stage: _StagePlan, u: FloatArray, cell: IntArray, lost: IntArray) -> None:
+def _friction_losses(stage: StagePlan, u: FloatArray, cell: IntArray, lost: IntArray) -> None:
     """Count into ``lost`` (reasons, cells) the visitors whose uniform crossed an active
     friction threshold, each under the first (largest) threshold it crossed."""
     active, thresholds = stage.active, stage.thresholds
