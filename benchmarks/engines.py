@@ -517,9 +517,18 @@ def report_added(label: str, run: list[np.ndarray], page: list[np.ndarray]) -> N
 
 
 def _differences(now: Any, before: Any, path: str = "") -> list[tuple[str, float]]:
-    """Where two JSON documents differ: (path, absolute difference, NaN if not numbers)."""
-    if isinstance(now, dict) and isinstance(before, dict) and now.keys() == before.keys():
-        return [d for key in now for d in _differences(now[key], before[key], f"{path}.{key}")]
+    """Where two JSON documents differ: (path, absolute difference, NaN if not numbers); a
+    key only one of them has is a difference at its path."""
+    if isinstance(now, dict) and isinstance(before, dict):
+        return [
+            d
+            for key in {**before, **now}
+            for d in (
+                _differences(now[key], before[key], f"{path}.{key}")
+                if key in now and key in before
+                else [(f"{path}.{key}", math.nan)]
+            )
+        ]
     if isinstance(now, list) and isinstance(before, list) and len(now) == len(before):
         return [
             d
