@@ -169,6 +169,28 @@ def test_ltv_cac_target_and_break_even_labels_do_not_overlap() -> None:
     assert not any(box.overlaps(legend.get_window_extent(renderer)) for box in boxes)
 
 
+def test_figures_drawn_on_a_pool_are_those_drawn_here(result, document, monkeypatch) -> None:
+    from funnelsim import parallel
+
+    monkeypatch.setattr(parallel, "_pool_pays", lambda serial_s, workers: workers > 1)
+    started = []
+    pool = parallel.local_pool
+    monkeypatch.setattr(parallel, "local_pool", lambda *a: started.append(a[0]) or pool(*a))
+    on_pool = html_report.experiment_report(result, workers=2)
+    assert started == [2]  # the figures after the first two went to two workers
+    assert [(f.name, f.png) for f in on_pool.figures] == [(f.name, f.png) for f in document.figures]
+
+
+def test_a_report_with_figures_left_to_draw_is_refused() -> None:
+    job = html_report.FigureJob("ltv", "LTV:CAC", plots.ltv_cac_figure, ({"a": {"x": 2.0}}, ["x"]))
+    section = html_report.Section("Value", to_draw=(job,))
+    with pytest.raises(ValueError, match="draw_sections"):
+        html_report.Report("t", "", {}, (section,))
+    (drawn,) = html_report.draw_sections([section])
+    assert [f.name for f in drawn.figures] == ["ltv"] and not drawn.to_draw
+    assert _png_size(drawn.figures[0].png)[0] > 300
+
+
 def test_write_report_writes_html_and_pngs(document, tmp_path) -> None:
     written = html_report.write_report(document, tmp_path / "r.html", tmp_path / "out")
     assert written[0] == tmp_path / "r.html"

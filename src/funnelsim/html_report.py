@@ -15,15 +15,16 @@ the results (``--out``) for slides and papers.
 
 A report is built in two steps: an adapter turns a result into a
 :class:`Report` (sections of HTML and figures), and :func:`render_html` lays
-it out. :func:`experiment_report` adapts ``funnelsim run`` results.
+it out. :func:`experiment_report` adapts ``funnelsim run`` results; its figures are
+drawn from plain data (:class:`FigureJob`), so two cores draw them at once.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from funnelsim import formatting as fmt
-from funnelsim import plots, report
+from funnelsim import parallel, plots, report
 from funnelsim.analysis import readout_tables
 from funnelsim.files import atomic_writer, png_bytes, write_bytes_atomic
 from funnelsim.tables import EMPTY, Cell, Column, Row, Table, columns, esc, label, text, to_html
@@ -73,12 +74,25 @@ class ReportFigure:
 
 
 @dataclass(frozen=True)
+class FigureJob:
+    """A figure still to draw: a file-friendly name, a caption, and the :mod:`funnelsim.plots`
+    function with its arguments (plain data, so a worker process can draw it)."""
+
+    name: str
+    caption: str
+    draw: Callable[..., Figure]
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
 class Section:
-    """A titled part of the report: an HTML body (already escaped) and its figures."""
+    """A titled part of the report: an HTML body (already escaped), its figures, and the
+    figures still to draw after them (:func:`draw_sections` draws them)."""
 
     title: str
     body: str = ""
     figures: tuple[ReportFigure, ...] = ()
+    to_draw: tuple[FigureJob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,10 @@ class Report:
     footnote: str = SIMULATED
     created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
+    def __post_init__(self) -> None:
+        if any(section.to_draw for section in self.sections):
+            raise ValueError("a report's figures are drawn first (draw_sections)")
+
     @property
     def figures(self) -> list[ReportFigure]:
         """All figures in page order."""
@@ -103,6 +121,29 @@ class Report:
 
 def _figure(name: str, caption: str, figure: Figure) -> ReportFigure:
     return ReportFigure(name, caption, png_bytes(figure))
+
+
+def draw_sections(sections: Sequence[Section], workers: int = 1) -> tuple[Section, ...]:
+    """``sections`` with their figures still to draw drawn, on up to ``workers`` local
+    processes where that pays (:func:`funnelsim.parallel.map_measured`); the PNGs are the
+    same however many drew them."""
+    jobs = [job for section in sections for job in section.to_draw]
+    pngs = iter(parallel.map_measured(_draw_pngs, jobs, workers))
+    return tuple(
+        replace(
+            section,
+            figures=(
+                *section.figures,
+                *(ReportFigure(job.name, job.caption, next(pngs)) for job in section.to_draw),
+            ),
+            to_draw=(),
+        )
+        for section in sections
+    )
+
+
+def _draw_pngs(jobs: list[FigureJob]) -> list[bytes]:
+    return [png_bytes(job.draw(*job.args)) for job in jobs]
 
 
 def _img(figure: ReportFigure) -> str:
@@ -390,8 +431,9 @@ def _drives_value(path: str) -> bool:
 # --------------------------------------------------------------------------- run results
 
 
-def experiment_report(result: ExperimentResult) -> Report:
-    """The report of ``funnelsim run``: expected effects and what a test would conclude."""
+def experiment_report(result: ExperimentResult, workers: int = 1) -> Report:
+    """The report of ``funnelsim run``: expected effects and what a test would conclude;
+    its figures drawn on up to ``workers`` processes (:func:`draw_sections`)."""
     scenario = result.scenario
     reps = len(result.replications)
     visitors = float(np.mean([r.test_visitors.sum() for r in result.replications]))
@@ -415,24 +457,23 @@ def experiment_report(result: ExperimentResult) -> Report:
         *_service_sections(result),
         _diagnostics_section(result),
     )
-    return Report(scenario.name, _subtitle(result), facts, sections)
+    return Report(scenario.name, _subtitle(result), facts, draw_sections(sections, workers))
 
 
 def _service_sections(result: ExperimentResult) -> tuple[Section, ...]:
     """Rep utilisation by hour of the week, per variant and resource (SimPy runs only)."""
-    figures = tuple(
-        _figure(
+    jobs = tuple(
+        FigureJob(
             f"utilisation_{summary.name}_{resource}",
             f"{resource} under {summary.name}: share of the staffed time spent serving leads, "
             "per hour of the week (mean over replications; blank: nobody on duty).",
-            plots.utilisation_heatmap(
-                figures["utilisation_by_hour_of_week"], f"{summary.name}: {resource}"
-            ),
+            plots.utilisation_heatmap,
+            (figures["utilisation_by_hour_of_week"], f"{summary.name}: {resource}"),
         )
         for summary in result.variants
         for resource, figures in summary.service.items()
     )
-    return (Section("Service desk", "", figures),) if figures else ()
+    return (Section("Service desk", to_draw=jobs),) if jobs else ()
 
 
 def _subtitle(result: ExperimentResult) -> str:
@@ -491,12 +532,13 @@ def _funnel_section(result: ExperimentResult) -> Section:
     stages = result.scenario.stage_names
     data = [plots.funnel_data(s, stages) for s in result.variants]
     scale = max(d.reached[0] for d in data) or None
-    figures = tuple(
-        _figure(
+    jobs = tuple(
+        FigureJob(
             f"funnel_{d.variant}",
             f"Funnel of {d.variant}: mean visitors per replication reaching each stage, and "
             "the visitors lost at each stage by reason.",
-            plots.funnel_figure(d, scale),
+            plots.funnel_figure,
+            (d, scale),
         )
         for d in data
     )
@@ -507,7 +549,7 @@ def _funnel_section(result: ExperimentResult) -> Section:
         if s.largest_stage_change
     ]
     body = f"<ul>{''.join(changes)}</ul>" if changes else ""
-    return Section("Funnels", body, figures)
+    return Section("Funnels", body, to_draw=jobs)
 
 
 def _conversion_uplift_draws(result: ExperimentResult) -> dict[str, np.ndarray]:
@@ -538,29 +580,27 @@ def _uplift_section(result: ExperimentResult) -> Section:
     scenario = result.scenario
     first = result.replications[0]
     truth = {s.name: s.uplift["conversion"] for s in result.variants if s.uplift}
-    figures = [
-        _figure(
+    jobs = (
+        FigureJob(
             "uplift_conversion",
             "Posterior densities of the relative uplift in conversion "
             "(first simulated test), with the ROPE and what that test decided.",
-            plots.uplift_figure(
+            plots.uplift_figure,
+            (
                 "conversion",
                 _conversion_uplift_draws(result),
                 scenario.experiment.rope,
                 _first_test_words(result),
                 truth,
             ),
-        )
-    ]
-    figures.append(
-        _figure(
+        ),
+        FigureJob(
             "uplift_clv_per_visitor",
             "Posterior mean and 95% interval of the relative uplift "
             "in CLV per visitor (first simulated test), with the ROPE.",
-            plots.uplift_interval_figure(
-                "CLV per visitor", _clv_uplift_intervals(result), scenario.experiment.rope, {}
-            ),
-        )
+            plots.uplift_interval_figure,
+            ("CLV per visitor", _clv_uplift_intervals(result), scenario.experiment.rope, {}),
+        ),
     )
     body = (
         f"<p>What one simulated {scenario.traffic.days}-day test (the first replication, "
@@ -574,7 +614,7 @@ def _uplift_section(result: ExperimentResult) -> Section:
         "above.</p>"
         '<p class="note">Revenue per visitor: see the expected effect above.</p>'
     )
-    return Section("Uplift posteriors", body, tuple(figures))
+    return Section("Uplift posteriors", body, to_draw=jobs)
 
 
 def _clv_uplift_intervals(result: ExperimentResult) -> dict[str, tuple[float, float, float]]:
@@ -652,12 +692,13 @@ def _lifetime_section(result: ExperimentResult) -> Section:
             "cost and LTV:CAC are not defined.</p>"
         )
         return Section("Lifetime value", body)
-    figure = plots.ltv_cac_figure(ratios, result.scenario.variant_names)
-    return Section(
-        "Lifetime value",
-        body,
-        (_figure("ltv_cac", "LTV:CAC per channel and variant.", figure),),
+    job = FigureJob(
+        "ltv_cac",
+        "LTV:CAC per channel and variant.",
+        plots.ltv_cac_figure,
+        (ratios, result.scenario.variant_names),
     )
+    return Section("Lifetime value", body, to_draw=(job,))
 
 
 def channel_ltv_cac(result: ExperimentResult) -> dict[str, dict[str, float]]:
@@ -710,14 +751,13 @@ def _diagnostics_section(result: ExperimentResult) -> Section:
         name: np.array([r.conversion[i] for r in reps])
         for i, name in enumerate(result.scenario.variant_names)
     }
-    figures = (
-        _figure(
-            "diagnostics_running_mean",
-            "Running mean of conversion per variant over replications, 95% band.",
-            plots.running_mean_figure(series, "conversion"),
-        ),
+    job = FigureJob(
+        "diagnostics_running_mean",
+        "Running mean of conversion per variant over replications, 95% band.",
+        plots.running_mean_figure,
+        (series, "conversion"),
     )
-    return Section("Diagnostics", body, figures)
+    return Section("Diagnostics", body, to_draw=(job,))
 
 
 # --------------------------------------------------------------------------- real experiments

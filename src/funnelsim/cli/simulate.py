@@ -98,7 +98,7 @@ def run(
         if report_file is not None:
             from funnelsim import html_report  # matplotlib: only for --report
 
-            document = html_report.experiment_report(result)
+            document = html_report.experiment_report(result, execution.processes)
             output.prepare(html_report.figure_names(document))
             html_report.write_report(document, report_file, output.out)
     if as_json:
