@@ -287,7 +287,7 @@ def test_mcmc_diagnostics_summarise_each_sampled_variable() -> None:
     assert table.rows[0].cells[1].text == "2"
     section = html_report._mcmc_diagnostics(idata, ["rate"])
     assert "Divergent transitions: <b>0</b>" in section.body
-    assert [f.name for f in section.figures] == ["diagnostics_trace"]
+    assert [job.name for job in section.to_draw] == ["diagnostics_trace"]
 
 
 def test_constant_quantities_are_left_out_of_the_diagnostics() -> None:

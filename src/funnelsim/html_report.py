@@ -119,10 +119,6 @@ class Report:
 # --------------------------------------------------------------------------- HTML helpers
 
 
-def _figure(name: str, caption: str, figure: Figure) -> ReportFigure:
-    return ReportFigure(name, caption, png_bytes(figure))
-
-
 def draw_sections(sections: Sequence[Section], workers: int = 1) -> tuple[Section, ...]:
     """``sections`` with their figures still to draw drawn, on up to ``workers`` local
     processes where that pays (:func:`funnelsim.parallel.map_measured`); the PNGs are the
@@ -791,7 +787,8 @@ def analysis_report(result: AnalysisResult) -> Report:
     if result.extras is not None:
         sections += _readout_sections(result.extras, result.conversion_name)
     sections.append(_mcmc_diagnostics(result.posterior))
-    return Report(f"Experiment: {result.source}", decision.reason, facts, tuple(sections), MEASURED)
+    title = f"Experiment: {result.source}"
+    return Report(title, decision.reason, facts, draw_sections(sections), MEASURED)
 
 
 def _readout_sections(found: ExtraReadouts, rate_column: str) -> list[Section]:
@@ -821,14 +818,14 @@ def _sequential_section(found: SequentialReadout, rate: bool) -> Section:
         )
         for variant in dict.fromkeys(row.variant for row in found.looks)
     }
-    figure = plots.confidence_sequence_figure(
+    arguments = (
         found.metric,
         looks,
         series,
         1 - found.alpha,
         found.stop_look,
-        scale=100.0 if rate else 1.0,
-        unit="percentage points" if rate else "",
+        100.0 if rate else 1.0,  # scale: rates in percentage points
+        "percentage points" if rate else "",
     )
     caption = (
         f"Difference from {found.control} in {found.metric} at each look with its "
@@ -838,7 +835,11 @@ def _sequential_section(found: SequentialReadout, rate: bool) -> Section:
     return Section(
         f"Safe peeking: {found.metric}",
         to_html(readout_tables.sequential_table(found, True, rate)),
-        (_figure(f"sequential_{found.metric}", caption, figure),),
+        to_draw=(
+            FigureJob(
+                f"sequential_{found.metric}", caption, plots.confidence_sequence_figure, arguments
+            ),
+        ),
     )
 
 
@@ -852,7 +853,7 @@ def _cuped_section(found: ExtraReadouts, rate_column: str) -> Section:
     }
     if found.bayesian_cuped is not None:
         series["adjusted, posterior"] = {e.variant: e.uplift for e in found.bayesian_cuped.effects}
-    figure = plots.interval_rows_figure(
+    arguments = (
         f"Uplift in {cuped.metric} with and without the covariates",
         f"relative uplift vs {cuped.control} ({fmt.level(cuped.level)} interval)",
         series,
@@ -862,9 +863,8 @@ def _cuped_section(found: ExtraReadouts, rate_column: str) -> Section:
         f"{', '.join(cuped.covariates)}: the adjusted interval is narrower by the variance "
         "the covariates explain."
     )
-    return Section(
-        "Variance reduction (CUPED)", to_html(table), (_figure("cuped", caption, figure),)
-    )
+    job = FigureJob("cuped", caption, plots.interval_rows_figure, arguments)
+    return Section("Variance reduction (CUPED)", to_html(table), to_draw=(job,))
 
 
 def _bounds(value: Estimate) -> tuple[float, float, float]:
@@ -875,7 +875,7 @@ def _metrics_section(found: MetricsReadout) -> Section:
     series = {
         "change": {f"{e.metric} ({e.role}): {e.variant}": _bounds(e.uplift) for e in found.effects}
     }
-    figure = plots.interval_rows_figure(
+    arguments = (
         "Relative change per metric",
         f"change vs {found.control} ({fmt.level(found.level)} confidence interval)",
         series,
@@ -884,7 +884,7 @@ def _metrics_section(found: MetricsReadout) -> Section:
     return Section(
         "Metrics and guardrails",
         to_html(readout_tables.metrics_table(found)),
-        (_figure("metrics", caption, figure),),
+        to_draw=(FigureJob("metrics", caption, plots.interval_rows_figure, arguments),),
     )
 
 
@@ -899,12 +899,11 @@ def _ratio_section(found: ExtraReadouts) -> Section:
         for arm, uplift in zip(posterior.arms, posterior.uplifts, strict=True):
             if arm != ratio.control:
                 series["posterior"][f"{name}: {arm}"] = uplift
-    figure = plots.interval_rows_figure(
-        "Relative uplift of each ratio", "uplift vs control (95% interval)", series
-    )
+    arguments = ("Relative uplift of each ratio", "uplift vs control (95% interval)", series)
     caption = "Relative uplift of each ratio metric: delta-method confidence interval and "
     caption += "posterior credible interval."
-    return Section("Ratio metrics", body, (_figure("ratios", caption, figure),))
+    job = FigureJob("ratios", caption, plots.interval_rows_figure, arguments)
+    return Section("Ratio metrics", body, to_draw=(job,))
 
 
 def _segment_section(found: Any) -> Section:
@@ -920,12 +919,12 @@ def _segment_section(found: Any) -> Section:
         "alone": {k: points(v) for k, v in alone.items()},
         "partial pooling": {k: points(v) for k, v in pooled.items()},
     }
-    figure = plots.interval_rows_figure(
+    arguments = (
         "Conversion difference per segment",
         f"difference vs {found.control} in percentage points "
         f"({fmt.level(found.level)} credible interval)",
         series,
-        percent=False,
+        False,  # percent: the values are percentage points already
     )
     caption = (
         "Each segment's conversion difference read alone (dot) and with partial pooling "
@@ -935,7 +934,7 @@ def _segment_section(found: Any) -> Section:
     return Section(
         "Segments",
         to_html(readout_tables.segment_table(found)),
-        (_figure("segments", caption, figure),),
+        to_draw=(FigureJob("segments", caption, plots.interval_rows_figure, arguments),),
     )
 
 
@@ -966,7 +965,8 @@ def calibration_report(result: Calibration) -> Report:
     )
     sections.append(_mcmc_diagnostics(result.idata, [u.key for u in result.updates]))
     subtitle = f"Scenario {result.scenario!r} calibrated to {result.source}"
-    return Report(f"Calibration: {result.scenario}", subtitle, facts, tuple(sections), CALIBRATED)
+    title = f"Calibration: {result.scenario}"
+    return Report(title, subtitle, facts, draw_sections(sections), CALIBRATED)
 
 
 def calibration_table(result: Calibration) -> Table:
@@ -1049,21 +1049,19 @@ def _analysis_uplift(result: AnalysisResult) -> Section:
     metric = "revenue per visitor" if result.metric == "revenue_per_visitor" else "conversion"
     intervals = {v.name: tuple(v.uplift) for v in result.variants if v.name != result.control}
     beats = {v.name: v.prob_beats_control for v in result.variants if v.name != result.control}
-    figure = plots.uplift_interval_figure(metric, intervals, result.rule.rope, beats)
-    name = f"uplift_{result.metric}"
+    job = FigureJob(
+        f"uplift_{result.metric}",
+        f"Posterior mean and {fmt.level(report.analysis.UPLIFT_LEVEL)} interval of "
+        f"the relative uplift in {metric}, with the ROPE and P(better than control).",
+        plots.uplift_interval_figure,
+        (metric, intervals, result.rule.rope, beats),
+    )
     return Section(
         "Uplift posteriors",
         f"<p>{esc(result.model.capitalize())} model: posterior of each variant's relative "
         f"uplift in {esc(metric)} over {esc(result.control)}; the grey band is the region "
         f"of practical equivalence (±{result.rule.rope:.1%}).</p>",
-        (
-            _figure(
-                name,
-                f"Posterior mean and {fmt.level(report.analysis.UPLIFT_LEVEL)} interval of "
-                f"the relative uplift in {metric}, with the ROPE and P(better than control).",
-                figure,
-            ),
-        ),
+        to_draw=(job,),
     )
 
 
@@ -1117,17 +1115,13 @@ def _mcmc_diagnostics(idata: InferenceData | None, var_names: list[str] | None =
     body = f"<p>Divergent transitions: <b>{divergences}</b>.</p>" + to_html(
         diagnostics_table(idata, names)
     )
-    return Section(
-        "Diagnostics",
-        body,
-        (
-            _figure(
-                "diagnostics_trace",
-                "MCMC trace per sampled variable: density (left) and draws per chain (right).",
-                plots.trace_figure(idata, names),
-            ),
-        ),
+    job = FigureJob(
+        "diagnostics_trace",
+        "MCMC trace per sampled variable: density (left) and draws per chain (right).",
+        plots.trace_figure,
+        (idata, names),
     )
+    return Section("Diagnostics", body, to_draw=(job,))
 
 
 # --------------------------------------------------------------------------- order logs
@@ -1164,19 +1158,20 @@ def transactions_report(
         + (" and per visitor" if readout.per_visitor is not None else "")
         + f" ({fmt.level(readout.level)} credible intervals)."
     )
-    return Report(f"Order log: {source}", subtitle, facts, tuple(sections), FROM_ORDERS)
+    return Report(f"Order log: {source}", subtitle, facts, draw_sections(sections), FROM_ORDERS)
 
 
 def _customer_section(readout: TransactionReadout) -> Section:
     body = to_html(report.transactions_table(readout))
     curves = {name: readout.repeat_by_month[i] for i, name in enumerate(readout.variants)}
-    figure = _figure(
+    job = FigureJob(
         "repeat_purchases",
         "Expected repeat purchases of a new customer against months since the first order: "
         "posterior median and credible band per variant.",
-        plots.repeat_purchases_figure(curves),
+        plots.repeat_purchases_figure,
+        (curves,),
     )
-    return Section("CLV per customer", body, (figure,))
+    return Section("CLV per customer", body, to_draw=(job,))
 
 
 def _visitor_section(readout: TransactionReadout, per_visitor: VisitorReadout) -> Section:
@@ -1188,12 +1183,13 @@ def _visitor_section(readout: TransactionReadout, per_visitor: VisitorReadout) -
         if i > 0
     }
     beats = {name: float(clv.prob_beats_control[i]) for i, name in enumerate(readout.variants)}
-    figure = _figure(
+    job = FigureJob(
         "uplift_clv_per_visitor",
         "Posterior mean and credible interval of the relative uplift in CLV per visitor.",
-        plots.uplift_interval_figure("CLV per visitor", intervals, None, beats),
+        plots.uplift_interval_figure,
+        ("CLV per visitor", intervals, None, beats),
     )
-    return Section("CLV per visitor", body, (figure,))
+    return Section("CLV per visitor", body, to_draw=(job,))
 
 
 # --------------------------------------------------------------------------- assumptions
@@ -1248,17 +1244,18 @@ def sensitivity_report(result: SensitivityResult, scenario: Scenario) -> Report:
     decision."""
     names = result.indices.ranked()
     body = to_html(report.sensitivity_table(result))
-    figure = plots.sensitivity_figure(
-        names,
-        [result.indices.of(n)[0] for n in names],
-        [result.indices.of(n)[1] for n in names],
-        result.quantity,
+    job = FigureJob(
+        "sensitivity",
+        "Sobol indices, largest total first",
+        plots.sensitivity_figure,
+        (
+            names,
+            [result.indices.of(n)[0] for n in names],
+            [result.indices.of(n)[1] for n in names],
+            result.quantity,
+        ),
     )
-    section = Section(
-        "What the decision hangs on",
-        body,
-        (_figure("sensitivity", "Sobol indices, largest total first", figure),),
-    )
+    section = Section("What the decision hangs on", body, to_draw=(job,))
     facts = {
         "quantity": result.quantity,
         "assumptions": str(len(result.assumptions)),
@@ -1266,4 +1263,5 @@ def sensitivity_report(result: SensitivityResult, scenario: Scenario) -> Report:
         "seed": str(scenario.seed),
     }
     subtitle = f"Global sensitivity of the {result.quantity} to the uncertain assumptions."
-    return Report(scenario.name, subtitle, facts, (section, scenario_section(scenario)))
+    sections = draw_sections((section, scenario_section(scenario)))
+    return Report(scenario.name, subtitle, facts, sections)
