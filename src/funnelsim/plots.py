@@ -68,6 +68,9 @@ Metrics 2.0", For Entrepreneurs, 2013); 1:1 is break-even."""
 STYLE: dict[Any, Any] = {  # keys are matplotlib rcParams
     "font.size": 9,
     "axes.titlesize": 10,
+    # titles on the top edge: no axes here has ticks or labels above it, so matplotlib's
+    # search for them (about a tenth of the time a figure takes to draw) would find nothing
+    "axes.titley": 1.0,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": False,
@@ -162,9 +165,11 @@ def funnel_figure(funnel: FunnelData, scale: float | None = None) -> Figure:
     top = scale or float(reached[0]) or 1.0
     with rc_context(STYLE):
         figure = new_figure(9.0, 0.55 * len(labels) + 1.3)
-        bars, losses = figure.subplots(1, 2, width_ratios=(1.25, 1.0), sharey=True)
+        bars, losses = figure.subplots(1, 2, width_ratios=(1.25, 1.0))
         _draw_funnel(bars, rows, labels, reached, top)
         _draw_losses(losses, rows, funnel)
+        losses.set_ylim(bars.get_ylim())  # the rows of the bars; their labels say it once
+        losses.yaxis.set_visible(False)
         figure.suptitle(
             f"{funnel.variant}: visitors per stage and where they were lost",
             fontsize=11,
@@ -229,7 +234,6 @@ def _draw_losses(ax: Axes, rows: IntArray, funnel: FunnelData) -> None:
     ax.set_xlim(0, 1.0)
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax.set_title("share of the stage's visitors lost there, by reason", loc="left")
-    ax.tick_params(axis="y", length=0)
     if left.sum() > 0:
         ax.legend(loc="lower right", fontsize=7.5)
 
