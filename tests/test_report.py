@@ -173,6 +173,7 @@ def test_figures_drawn_on_a_pool_are_those_drawn_here(result, document, monkeypa
     from funnelsim import parallel
 
     monkeypatch.setattr(parallel, "_pool_pays", lambda serial_s, workers: workers > 1)
+    monkeypatch.setattr(html_report.os, "cpu_count", lambda: 2)  # the same on one core
     started = []
     pool = parallel.local_pool
     monkeypatch.setattr(parallel, "local_pool", lambda *a: started.append(a[0]) or pool(*a))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -121,10 +122,11 @@ class Report:
 
 def draw_sections(sections: Sequence[Section], workers: int = 1) -> tuple[Section, ...]:
     """``sections`` with their figures still to draw drawn, on up to ``workers`` local
-    processes where that pays (:func:`funnelsim.parallel.map_measured`); the PNGs are the
-    same however many drew them."""
+    processes (no more than the cores) where that pays
+    (:func:`funnelsim.parallel.map_measured`); the PNGs are the same however many drew them."""
     jobs = [job for section in sections for job in section.to_draw]
-    pngs = iter(parallel.map_measured(_draw_pngs, jobs, workers))
+    processes = min(workers, os.cpu_count() or 1)
+    pngs = iter(parallel.map_measured(_draw_pngs, jobs, processes))
     return tuple(
         replace(
             section,
