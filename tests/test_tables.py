@@ -9,11 +9,12 @@ import re
 from collections import Counter
 
 import pytest
+from click.testing import CliRunner
 from rich.cells import cell_len
 from rich.console import Console
 
 from conftest import SCENARIOS
-from funnelsim import html_report, report
+from funnelsim import cli, html_report, report
 from funnelsim.analysis.api import analyze
 from funnelsim.analysis.data import experiment_from_counts
 from funnelsim.experiment import ExperimentResult, run_experiment
@@ -126,6 +127,18 @@ def test_value_of_information_line_wraps_to_the_width(checkout, width: int) -> N
     assert len(line) > 120 and len(text.splitlines()) > 1
     assert max(cell_len(row.rstrip()) for row in text.splitlines()) <= width
     assert numbers(text) == numbers(line) and " ".join(text.split()) == line
+
+
+@pytest.mark.parametrize(("columns", "width"), [(None, 100), ("80", 80), ("120", 120)])
+def test_piped_output_takes_the_width_columns_gives(columns: str | None, width: int) -> None:
+    """Output that is not a terminal is 100 columns wide, or as wide as COLUMNS says: no
+    line is wider, and tables that do not fit split into parts."""
+    args = ["run", str(SCENARIOS / "checkout.yaml"), "--replications", "3", "--workers", "1"]
+    result = CliRunner().invoke(cli.main, args, env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(cell_len(line.rstrip()) for line in lines) <= width
+    assert max(cell_len(line.rstrip()) for line in lines) > width - 10  # the width is used
 
 
 def _demo() -> Table:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2
 
 
-PIPED_WIDTH = 100  # table width when output is not a terminal
+PIPED_WIDTH = 100  # table width when output is not a terminal and COLUMNS is unset
 
 
 SOURCE = "funnelsim.source"  # context meta key: the input file of the running command
@@ -150,7 +151,8 @@ def make_console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else PIPED_WIDTH)
+    chosen = stream.isatty() or os.environ.get("COLUMNS", "").isdigit()  # rich reads COLUMNS
+    return Console(stderr=stderr, highlight=False, width=None if chosen else PIPED_WIDTH)
 
 
 def note(text: str, quiet: bool) -> None:
