@@ -141,7 +141,8 @@ def run_command(command: str, cwd: Path) -> str:
     previous = Path.cwd()
     os.chdir(cwd)
     try:
-        result = CliRunner().invoke(main, words[1:], catch_exceptions=False)
+        # as piped without COLUMNS (100 columns), whatever the generating shell exports
+        result = CliRunner().invoke(main, words[1:], env={"COLUMNS": None}, catch_exceptions=False)
     finally:
         os.chdir(previous)
     if result.exit_code != 0:

@@ -16,6 +16,8 @@ SCENARIOS = ROOT / "scenarios"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("PYTENSOR_FLAGS", f"base_compiledir={ROOT / '.venv' / 'pytensor-cache'}")
+for _size in ("COLUMNS", "LINES"):  # piped output takes its width from COLUMNS, which
+    os.environ.pop(_size, None)  # pytest-xdist's workers set to 80: tests see 100 columns
 
 MINIMAL = """\
 name: minimal
