@@ -357,14 +357,20 @@ def plan_work(simulations: int) -> Work:
 
 def event_log_work(scenario: Scenario) -> Work:
     """The price of an event log (``run --events``): up to a row per visitor, stage and
-    variant, every visitor walked on the SimPy clock, one variant's rows held at a time."""
+    variant, and one more per reply where a stage answers leads (a response delay or a
+    resource), every visitor walked on the SimPy clock, one variant's rows held at a time."""
     visitors = scenario.traffic.visitors_per_day * scenario.traffic.days
-    rows = visitors * len(scenario.stages)
+    answered = sum(
+        stage.response_delay_min is not None or stage.resource is not None
+        for stage in scenario.stages
+    )
+    steps = visitors * len(scenario.stages)
+    rows = steps + visitors * answered
     variants = len(scenario.variants)
     return Work(
         f"an event log of up to {rows * variants:.3g} rows",
         rows * BYTES_PER_EVENT_ROW + visitors * BYTES_PER_VISITOR_VARIANT["simpy"],
-        variants * (rows / STEPS_PER_SECOND["simpy"] + rows / ROWS_PER_SECOND),
+        variants * (steps / STEPS_PER_SECOND["simpy"] + rows / ROWS_PER_SECOND),
     )
 
 

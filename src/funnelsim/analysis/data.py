@@ -15,10 +15,11 @@ or there is one row per visitor, with flags for how far the visitor got::
 
 A third shape is the event log ``funnelsim run --events`` writes: one row per visitor
 and stage entered (``variant,visitor,...,stage,...,outcome,revenue``); a purchase is
-the last stage ``continued``, with its order value. All three are reduced here, in one
-streaming pass, to the sufficient statistics the models
-need: visitors, conversions and visitors reaching each stage per variant, plus order
-value sums (and, from per-visitor rows, sums of squares and of logarithms, which let the
+the last stage ``continued``, with its order value; rows of outcome ``replied`` (the
+business's answer to a lead) are no stage entered and are skipped. All three are
+reduced here, in one streaming pass, to the sufficient statistics the models need:
+visitors, conversions and visitors reaching each stage per variant, plus order value
+sums (and, from per-visitor rows, sums of squares and of logarithms, which let the
 revenue model learn the spread of order values). Nothing per visitor is kept in memory,
 so a file of millions of rows costs only the time to read it. Column names are mapped
 with :class:`ColumnMap`; a mistake in the file is reported as one
@@ -39,6 +40,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from funnelsim.engine.outcomes import REPLIED
 from funnelsim.errors import FunnelsimError
 from funnelsim.files import input_problem
 from funnelsim.text import control_character
@@ -389,7 +391,8 @@ def _read_event_log(
     source: str,
 ) -> ExperimentData:
     """An event log folded into per-variant counts: the first stage's entries are the
-    visitors, later stages' entries their reach, the last stage continued the purchases."""
+    visitors, later stages' entries their reach, the last stage continued the purchases
+    (the rows of replies to leads are skipped)."""
     _require((columns.variant,), index, source, "per_visitor")
     revenue = _revenue_column(columns, index)
     tallies: dict[str, _EventTally] = {}
@@ -398,6 +401,8 @@ def _read_event_log(
         if not any(value.strip() for value in values):
             continue
         row = _Row(source, line, values, index)
+        if row.text("outcome") == REPLIED:
+            continue
         name, stage = row.text(columns.variant), row.text("stage")
         if not name or not stage:
             raise row.fail(columns.variant if not name else "stage", "empty name")

@@ -33,11 +33,12 @@ def read_counts(
     delayed: Sequence[str] = (),
 ) -> StageCounts:
     """The counts of a data file: an event log with ``stage_map`` (``delayed``: the
-    scenario's stages with a response delay, which its reply events may answer), one
-    arm of per-visitor flags with ``arm`` (``stage_columns`` then names the flag
-    columns, the conversion flag last), otherwise an analytics funnel export."""
+    scenario's stages with a response delay, which its reply events may answer; ``arm``:
+    the rows read, e.g. one variant of a ``run --events`` log), one arm of per-visitor
+    flags with ``arm`` (``stage_columns`` then names the flag columns, the conversion
+    flag last), otherwise an analytics funnel export."""
     if stage_map is not None:
-        return read_event_log(path, stage_map, by, delayed)
+        return read_event_log(path, stage_map, by, delayed, arm)
     if arm is not None:
         if not stage_columns or len(stage_columns) < 2:
             from funnelsim.analysis.data import DataError

@@ -17,7 +17,10 @@ Two shapes are read, each by one function:
   consecutive stages and, for lead funnels, the business's first reply to each lead (an
   event mapped to ``"replied"``, or ``"replied:STAGE"`` naming the stage it answers):
   the minutes from reaching a stage with a response delay to that reply, and whether
-  the lead went on.
+  the lead went on. The log ``funnelsim run --events`` writes is read too: each of its
+  rows is the event ``STAGE`` when the visitor entered the stage and ``STAGE:OUTCOME``
+  when they left it (``contract:continued`` on the last stage is a purchase,
+  ``call:replied`` the business's answer to a lead at ``call``, timed when it came).
 
 Both return a :class:`StageCounts`; a mistake in the file is one
 ``FILE:LINE: column 'NAME': problem`` sentence (:class:`~funnelsim.analysis.data.DataError`).
@@ -30,7 +33,7 @@ import csv
 import itertools
 import math
 import reprlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from os import PathLike
@@ -40,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from funnelsim.analysis.data import MAX_COUNT, DataError, decoded_lines
+from funnelsim.engine.outcomes import REPLIED as REPLY_OUTCOME
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -48,6 +52,8 @@ CONVERTED = "converted"
 REPLIED = "replied"
 """The stage-map target that marks the business's reply to a lead (``replied:STAGE``
 names the stage it answers; bare, the one stage with a response delay)."""
+ENGINE_LOG_COLUMNS = ("variant", "visitor", "stage", "entered_min", "left_min", "outcome")
+"""The columns of the event log ``funnelsim run --events`` writes (times in minutes)."""
 DATE_COLUMN = "date"
 BREAKDOWN_COLUMNS = ("segment", "channel")
 """Breakdown columns read whenever the header has them."""
@@ -339,6 +345,74 @@ class _Visitor:
     replied: dict[str, tuple[float, int]] = field(default_factory=dict)  # stage: (time, line)
 
 
+@dataclass(frozen=True)
+class _Event:
+    """One event of a log row: its name and how to read its time (seconds), lazily
+    (the time of an event the stage map ignores is never read)."""
+
+    name: str
+    column: str
+    values: list[str]
+    where: tuple[str, int]
+
+    def moment(self, index: Mapping[str, int]) -> float:
+        text = _value(self.values, index, self.column, self.where)
+        if self.column == "timestamp":
+            return _timestamp(text, self.where)
+        try:
+            minutes = float(text)
+        except ValueError:
+            minutes = math.nan
+        if not math.isfinite(minutes):
+            raise _fail(*self.where, self.column, f"expected minutes, got {_SHORT.repr(text)}")
+        return 60.0 * minutes
+
+
+def _row_events(
+    values: list[str], index: Mapping[str, int], engine: bool, where: tuple[str, int]
+) -> Iterable[_Event]:
+    """A row's events: its ``event`` at its ``timestamp``; in a ``run --events`` log,
+    ``STAGE`` at ``entered_min`` (not for a reply) and ``STAGE:OUTCOME`` at ``left_min``."""
+    if not engine:
+        return (_Event(_value(values, index, "event", where), "timestamp", values, where),)
+    stage = _value(values, index, "stage", where)
+    outcome = _value(values, index, "outcome", where)
+    left = _Event(f"{stage}:{outcome}", "left_min", values, where)
+    if outcome == REPLY_OUTCOME:
+        return (left,)
+    return (_Event(stage, "entered_min", values, where), left)
+
+
+@dataclass
+class _Rows:
+    """Which rows of a log are read: those of one arm (``column``, ``value``), and in a
+    ``run --events`` log of several variants, an arm must be named."""
+
+    arm: tuple[str, str] | None
+    engine: bool
+    kept: int = 0
+    first_variant: tuple[str, int] | None = None  # (name, line)
+
+    def keep(self, values: list[str], index: Mapping[str, int], where: tuple[str, int]) -> bool:
+        if self.arm is not None:
+            column, wanted = self.arm
+            if _value(values, index, column, where) != wanted:
+                return False
+        elif self.engine:
+            variant = _value(values, index, "variant", where)
+            if self.first_variant is None:
+                self.first_variant = (variant, where[1])
+            elif variant != self.first_variant[0]:
+                raise _fail(
+                    *where,
+                    "variant",
+                    f"a second variant {_SHORT.repr(variant)} (line {self.first_variant[1]} "
+                    f"has {self.first_variant[0]!r}): keep one with --arm variant=NAME",
+                )
+        self.kept += 1
+        return True
+
+
 def _is_reply(target: str) -> bool:
     return target == REPLIED or target.startswith(f"{REPLIED}:")
 
@@ -387,6 +461,7 @@ def read_event_log(
     stage_map: Mapping[str, str],
     by: Sequence[str] = (),
     delayed: Sequence[str] = (),
+    arm: tuple[str, str] | None = None,
 ) -> StageCounts:
     """Read a per-visitor event log into stage counts, times between stages and the
     replies to leads.
@@ -394,7 +469,9 @@ def read_event_log(
     Args:
         path: CSV with ``visitor_id,timestamp,event`` and optional breakdown columns;
             timestamps are ISO 8601 (with or without zone, read consistently) or epoch
-            seconds; rows may come in any order.
+            seconds; rows may come in any order. Or the log ``run --events`` writes
+            (:data:`ENGINE_LOG_COLUMNS`): a row is the event ``STAGE`` at
+            ``entered_min`` (except a reply's) and ``STAGE:OUTCOME`` at ``left_min``.
         stage_map: Event name to stage name; the stages are taken in the order first
             named, and one event must map to ``"converted"``. An event mapped to
             ``"replied"`` (or ``"replied:STAGE"``) is the business's reply to a lead.
@@ -403,6 +480,8 @@ def read_event_log(
             a visitor's breakdown values must not change between rows.
         delayed: The stages with a response delay (``response_delay_min``), which a
             reply may answer; a bare ``"replied"`` answers the only one.
+        arm: ``(column, value)``: only those rows are read (``("variant", "control")``
+            for a ``run --events`` log, which must name one when it has several).
 
     Returns:
         Counts per cell: a visitor reaching a stage counts as having reached every
@@ -414,7 +493,8 @@ def read_event_log(
     Raises:
         DataError: one line naming the file, line and column of the first problem (a
             reply before the lead reached the stage, to a visitor who never reached it,
-            or to a stage without a response delay).
+            or to a stage without a response delay; a ``run --events`` log of several
+            variants without ``arm``).
     """
     source = str(path)
     order = _stage_order(stage_map, source)
@@ -423,33 +503,25 @@ def read_event_log(
     records = _records(Path(path), source)
     index = _header(records, source)
     breakdown = _breakdown(by, index)
-    _require(("visitor_id", "timestamp", "event", *breakdown), index, source)
+    engine = set(ENGINE_LOG_COLUMNS) <= index.keys() and "visitor_id" not in index
+    visitor_column = "visitor" if engine else "visitor_id"
+    columns = ENGINE_LOG_COLUMNS if engine else (visitor_column, "timestamp", "event")
+    _require((*columns, *breakdown, *(arm[:1] if arm else ())), index, source)
+    rows = _Rows(arm, engine)
     visitors: dict[str, _Visitor] = {}
     for line, values in records:
         where = (source, line)
-        visitor_id = _value(values, index, "visitor_id", where)
+        if not rows.keep(values, index, where):
+            continue
+        visitor_id = _value(values, index, visitor_column, where)
         if not visitor_id:
-            raise _fail(*where, "visitor_id", "empty visitor id")
+            raise _fail(*where, visitor_column, "empty visitor id")
         cell = _cell(values, index, breakdown, where)
-        visitor = visitors.setdefault(visitor_id, _Visitor(cell, [math.nan] * len(order), line))
-        if visitor.cell != cell:
-            column = next(
-                c for c, old, new in zip(breakdown, visitor.cell, cell, strict=True) if old != new
-            )
-            raise _fail(
-                *where, column, f"visitor {visitor_id!r} was {visitor.cell} on line {visitor.line}"
-            )
-        event = _value(values, index, "event", where)
-        if event in reply_to:
-            _note_reply(visitor, event, reply_to[event], stage_map[event], where, values, index)
-            continue
-        stage = stage_map.get(event)
-        if stage is None:
-            continue
-        moment = _timestamp(_value(values, index, "timestamp", where), where)
-        k = position[stage]
-        if math.isnan(visitor.first_seen[k]) or moment < visitor.first_seen[k]:
-            visitor.first_seen[k], visitor.first_line[k] = moment, line
+        visitor = _visitor_of(visitors, visitor_id, cell, breakdown, (len(order), where))
+        for event in _row_events(values, index, engine, where):
+            _note_event(visitor, event, stage_map, reply_to, position, index)
+    if arm is not None and not rows.kept:
+        raise DataError(f"{source}: column {arm[0]!r} has no value {arm[1]!r}")
     reached_any = [v for v in visitors.values() if not all(map(math.isnan, v.first_seen))]
     if not reached_any:
         raise DataError(f"{source}: no event of the stage map ({', '.join(stage_map)}) in the file")
@@ -467,6 +539,47 @@ def read_event_log(
     )
 
 
+def _visitor_of(
+    visitors: dict[str, _Visitor],
+    visitor_id: str,
+    cell: tuple[str, ...],
+    breakdown: Sequence[str],
+    at: tuple[int, tuple[str, int]],
+) -> _Visitor:
+    """The visitor of a row (new on their first row, with ``at[0]`` stages to reach at
+    ``at[1]``, the row's place); their breakdown cell must not change."""
+    stages, where = at
+    visitor = visitors.setdefault(visitor_id, _Visitor(cell, [math.nan] * stages, where[1]))
+    if visitor.cell != cell:
+        column = next(
+            c for c, old, new in zip(breakdown, visitor.cell, cell, strict=True) if old != new
+        )
+        raise _fail(
+            *where, column, f"visitor {visitor_id!r} was {visitor.cell} on line {visitor.line}"
+        )
+    return visitor
+
+
+def _note_event(
+    visitor: _Visitor,
+    event: _Event,
+    stage_map: Mapping[str, str],
+    reply_to: Mapping[str, str | None],
+    position: Mapping[str, int],
+    index: Mapping[str, int],
+) -> None:
+    """Keep the visitor's first time at the event's stage, or their first reply."""
+    if event.name in reply_to:
+        _note_reply(visitor, event, reply_to[event.name], stage_map[event.name], index)
+        return
+    stage = stage_map.get(event.name)
+    if stage is None:
+        return
+    moment, k = event.moment(index), position[stage]
+    if math.isnan(visitor.first_seen[k]) or moment < visitor.first_seen[k]:
+        visitor.first_seen[k], visitor.first_line[k] = moment, event.where[1]
+
+
 def _furthest(visitor: _Visitor) -> int:
     """The last stage (or converted) a visitor reached; -1 for none."""
     reached = [k for k, moment in enumerate(visitor.first_seen) if not math.isnan(moment)]
@@ -475,11 +588,9 @@ def _furthest(visitor: _Visitor) -> int:
 
 def _note_reply(
     visitor: _Visitor,
-    event: str,
+    event: _Event,
     stage: str | None,
     target: str,
-    where: tuple[str, int],
-    values: list[str],
     index: Mapping[str, int],
 ) -> None:
     """Keep the visitor's first reply to ``stage`` (None: a stage without a response delay)."""
@@ -487,15 +598,15 @@ def _note_reply(
         named = target.partition(":")[2].strip()
         what = f"stage {named!r} has" if named else "no stage of the scenario has"
         raise _fail(
-            *where,
-            "event",
-            f"{event!r} is a reply ({target}), but {what} a response delay "
+            *event.where,
+            "event" if event.column == "timestamp" else "outcome",
+            f"{event.name!r} is a reply ({target}), but {what} a response delay "
             "(response_delay_min) to time it from",
         )
-    moment = _timestamp(_value(values, index, "timestamp", where), where)
+    moment = event.moment(index)
     earlier = visitor.replied.get(stage)
     if earlier is None or moment < earlier[0]:
-        visitor.replied[stage] = (moment, where[1])
+        visitor.replied[stage] = (moment, event.where[1])
 
 
 def _lead_replies(

@@ -19,6 +19,9 @@ from funnelsim.friction import FRICTION_REASONS
 REASONS = (*FRICTION_REASONS, "rate", "response", "queue", "declined", "unanswered")
 REASON_INDEX = {name: i for i, name in enumerate(REASONS)}
 CONVERTED = -1
+REPLIED = "replied"
+"""The outcome of an event-log row that is the business's first answer to a lead, not a
+stage entered (rows from the enquiry to the answer; see ``simpy_engine.EventLog``)."""
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]

@@ -49,7 +49,14 @@ from funnelsim.engine.model import (
     stage_values,
     visitor_cells,
 )
-from funnelsim.engine.outcomes import REASON_INDEX, REASONS, Outcome, QueueStats, Simulation
+from funnelsim.engine.outcomes import (
+    REASON_INDEX,
+    REASONS,
+    REPLIED,
+    Outcome,
+    QueueStats,
+    Simulation,
+)
 from funnelsim.engine.referral import ReferralPool, referral_pool
 from funnelsim.engine.service import GAVE_UP
 from funnelsim.scenario.schema import ContactPath, Resource
@@ -71,7 +78,14 @@ EVENT_COLUMNS = (
 class EventLog:
     """Optional per-visitor, per-stage event rows (the event log of
     :func:`funnelsim.experiment.logs.write_event_log`); ``revenue`` is the order value on
-    the row of a purchase (the last stage continued) and 0 on every other row."""
+    the row of a purchase (the last stage continued) and 0 on every other row.
+
+    A lead the business answers (at a stage with a ``response_delay_min``, or served by
+    a resource: a rep, a template or a bot) has one more row at that stage, outcome
+    :data:`~funnelsim.engine.outcomes.REPLIED`: from the enquiry (after the stage's
+    dwell) to the first answer, ``waited_min`` being the minutes the response curve
+    sees (queue wait plus response delay). It is written when the engine answers, so
+    its ``left_min`` may be later than rows written after it."""
 
     variant: str
     rows: list[tuple[Any, ...]] = field(default_factory=list)
@@ -151,6 +165,7 @@ class _Run:
         self.patience_of = [service.Patience(self.env) for _ in specs]
         self.stage_resource = funnel.stage_resource
         self.decays = [st.friction.response_decay for st in scenario.stages]
+        self.delayed = [st.response_delay_min is not None for st in scenario.stages]
         self.dwell = _stage_columns(funnel, shared, "dwell", "dwell_min")
         self.service = _stage_columns(funnel, shared, "service", "service_min")
         self.patience = _stage_columns(funnel, shared, "patience", "patience_min")
@@ -401,6 +416,25 @@ class _Run:
                 )
             )
 
+    def _reply(self, i: int, s: int, asked: float, response_min: float) -> None:
+        """Log the business's first answer to lead ``i`` at stage ``s``, ``response_min``
+        minutes after the enquiry at ``asked``."""
+        if self.log is not None:
+            funnel = self.funnel
+            self.log.rows.append(
+                (
+                    i,
+                    funnel.segments[self.segment[i]],
+                    funnel.channels[self.channel[i]],
+                    funnel.stages[s],
+                    round(asked, 3),
+                    round(asked + response_min, 3),
+                    round(response_min, 3),
+                    REPLIED,
+                    0.0,
+                )
+            )
+
     def _order_value(self, i: int) -> float:
         """Visitor ``i``'s order value (a referred visitor's from the referral pool)."""
         if i < self.n_main or self.pool is None:
@@ -432,6 +466,8 @@ class _Run:
         u, p, delay = self.u[i][s], self.p[i][s], self.delay[s]
         if factor is not None:
             p, delay = p * factor, None
+        elif self.log is not None and self.delayed[s] and self.stage_resource[s] is None:
+            self._reply(i, s, self.env.now, delay[i] if delay is not None else 0.0)
         if u >= p:
             self._lose(i, s, REASON_INDEX["rate"], entered, waited)
             return False
@@ -490,12 +526,14 @@ class _Run:
             log.automation_cost += reply.cost_per_lead
             if self.auto_answered[s][i]:
                 log.automatic(self.env.now, 0.0)
+                self._reply(i, s, self.env.now, 0.0)
                 return 0.0, 1.0
         paths = self.paths[s]
         if paths is not None:
             path = paths[i]
             if path.bot is not None and not log.rota.in_office_hours(int(self.env.now // 60)):
                 log.automatic(self.env.now, path.bot.cost_per_lead)
+                self._reply(i, s, self.env.now, 0.0)
                 return 0.0, path.bot.quality
             if path.answer == "at_once" and not service.free_now(self.resources[r]):
                 log.unanswered += 1
@@ -525,7 +563,9 @@ class _Run:
                     return None
             waited = env.now - start
             delay = self.delay[s]
-            log.answered(waited, band, env.now, waited + (delay[i] if delay is not None else 0.0))
+            response_min = waited + (delay[i] if delay is not None else 0.0)
+            log.answered(waited, band, env.now, response_min)
+            self._reply(i, s, start, response_min)
             left = yield from self._serve(r, minutes)
         while left > 0.0:
             with self.resources[r].ask(band) as request:
