@@ -3,8 +3,10 @@ rate, the response slope and the response delay; the formulas are the engine's."
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from click.testing import CliRunner
 
 import funnelsim
 from funnelsim import friction
-from funnelsim.analysis.data import DataError
+from funnelsim.analysis.data import DataError, read_experiment
 from funnelsim.calibration.model import (
     COEFFICIENTS,
     CalibrationError,
@@ -27,7 +29,7 @@ from funnelsim.calibration.model import (
 )
 from funnelsim.calibration.readers import read_event_log
 from funnelsim.cli import main
-from funnelsim.engine import aggregate, simpy_engine
+from funnelsim.engine import aggregate
 from funnelsim.engine.draws import SharedDraws, VisitorDraws, replication_seeds
 from funnelsim.engine.model import CompiledFunnel, compile_funnel, stage_values
 from funnelsim.scenario import Scenario, parse_scenario
@@ -60,6 +62,9 @@ PRIORS = FUNNEL.format(
     slope="{uncertain: uniform, low: 0.5, high: 3.0}",
 )
 STAGE_MAP = "visit=enquiry,enquire=call,reply=replied,meeting=contract,signed=converted"
+RUN_EVENTS_MAP = "enquiry=enquiry,call=call,call:replied=replied,contract=contract,"
+RUN_EVENTS_MAP += "contract:continued=converted"
+"""The stage map of a ``run --events`` log of the funnel (docs/modelling.md, 4c)."""
 
 MIXED = """name: mixed leads
 traffic:
@@ -206,46 +211,102 @@ def test_delay_quantiles_are_the_scenarios(family: str) -> None:
     np.testing.assert_allclose(got, dist.ppf(nodes), rtol=1e-10)
 
 
-def engine_event_log(seed: int, visitors: int, unlogged: float = 0.0) -> str:
-    """The event log of the ``TRUTH`` funnel as the SimPy engine plays it: a visit, an
-    enquiry, the reply after the lead's drawn response delay (the engine's own draw for
-    that visitor; left out of the log for a random share ``unlogged`` of the leads), a
-    meeting and a signature for those the engine lets continue."""
-    truth = control_of(
-        parse_scenario(
-            FUNNEL.format(
-                visitors=visitors,
-                rate=TRUTH["stages.call.rate"],
-                delay=TRUTH["stages.call.response_delay_min.mean"],
-                slope=TRUTH["coefficients.response.slope"],
-            )
-        )
+def truth_scenario(seed: int, visitors: int) -> str:
+    """The ``TRUTH`` funnel's scenario text, seeded."""
+    text = FUNNEL.format(
+        visitors=visitors,
+        rate=TRUTH["stages.call.rate"],
+        delay=TRUTH["stages.call.response_delay_min.mean"],
+        slope=TRUTH["coefficients.response.slope"],
     )
-    funnel = compile_funnel(truth)
+    return text.replace("seed: 11", f"seed: {seed}")
+
+
+def engine_event_log(folder: Path, seed: int, visitors: int, unlogged: float = 0.0) -> Path:
+    """``funnelsim run --events`` of the ``TRUTH`` funnel (the engine's own log, its
+    replies at the engine's response delays), the reply rows of a random share
+    ``unlogged`` of the leads then left out."""
+    (folder / "truth.yaml").write_text(truth_scenario(seed, visitors), encoding="utf-8")
+    log = folder / "log.csv"
+    args = ["run", str(folder / "truth.yaml"), "-q", "--events", str(log)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    if unlogged:
+        lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+        drop = np.random.default_rng(seed).random(len(lines)) < unlogged
+        kept = [
+            row for row, out in zip(lines, drop, strict=True) if not out or "replied" not in row
+        ]
+        log.write_text("".join(kept), encoding="utf-8")
+    return log
+
+
+def engine_delays(seed: int, visitors: int) -> np.ndarray:
+    """Every visitor's response delay at ``call`` as the engine draws it for the first
+    replication of the seeded ``TRUTH`` funnel."""
+    truth = parse_scenario(truth_scenario(seed, visitors))
     draws = VisitorDraws(replication_seeds(seed, 1)[0], visitors, 1)
-    shared = SharedDraws(draws)
-    log = simpy_engine.EventLog("control")
-    simpy_engine.simulate(funnel, draws, log, shared)
-    delay = stage_values(shared, "delay", truth.stages[1].response_delay_min, 1, 3)
+    delay = stage_values(SharedDraws(draws), "delay", truth.stages[1].response_delay_min, 1, 3)
     assert delay is not None
-    unlogged_reply = np.random.default_rng(seed).random(visitors) < unlogged
-    rows = ["visitor_id,timestamp,event"]
-    start = 1_800_000_000.0
-    for i, _, _, stage, entered, _, _, outcome, _ in log.rows:
-        at = start + 60.0 * entered
-        if stage == "enquiry":
-            rows.append(f"v{i},{at:.3f},visit")
-            continue
-        if stage == "call":
-            replied = at + 60.0 * delay[i]
-            rows.append(f"v{i},{at:.3f},enquire")
-            if not unlogged_reply[i]:
-                rows.append(f"v{i},{replied:.3f},reply")
-            if outcome == "continued":
-                rows.append(f"v{i},{replied + 600:.3f},meeting")
-        elif outcome == "continued":
-            rows.append(f"v{i},{at + 60.0 * delay[i] + 6000:.3f},signed")
-    return "\n".join(rows) + "\n"
+    return delay
+
+
+def test_run_events_logs_the_engines_replies(tmp_path: Path) -> None:
+    """One reply row per lead reaching ``call``, from the enquiry to the answer after
+    exactly the engine's drawn delay; the reader times it so; analyze does not count it
+    as a stage entered, and results.json is the same with or without the log."""
+    log = engine_event_log(tmp_path, seed=3, visitors=300)
+    with log.open(encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    replies = {int(r["visitor"]): r for r in rows if r["outcome"] == "replied"}
+    calls = {
+        int(r["visitor"]): r for r in rows if r["stage"] == "call" and r not in replies.values()
+    }
+    assert len(calls) > 100 and replies.keys() == calls.keys()
+    delay = engine_delays(seed=3, visitors=300)
+    for i, reply in replies.items():
+        assert reply["stage"] == "call" and reply["entered_min"] == calls[i]["entered_min"]
+        assert float(reply["waited_min"]) == round(delay[i], 3)
+        assert float(reply["left_min"]) == pytest.approx(
+            float(reply["entered_min"]) + delay[i], abs=1e-3
+        )
+    stage_map = dict(pair.split("=") for pair in RUN_EVENTS_MAP.split(","))
+    counts = read_event_log(log, stage_map, delayed=["call"])
+    (leads,) = counts.replies
+    assert leads.answered == len(replies) == counts.reached[0, 1]
+    visitors = sorted(replies)
+    np.testing.assert_allclose(np.sort(leads.minutes), np.sort(delay[visitors]), atol=2e-3)
+    reached = read_experiment(log).stage_counts[0]
+    assert reached.tolist() == [len(calls), counts.reached[0, 2]]
+    for name, extra in (("with", ["--events", str(tmp_path / "again.csv")]), ("without", [])):
+        args = ["run", str(tmp_path / "truth.yaml"), "-q", "--out", str(tmp_path / name)]
+        assert CliRunner().invoke(main, [*args, *extra]).exit_code == 0
+    assert (tmp_path / "with" / "results.json").read_bytes() == (
+        tmp_path / "without" / "results.json"
+    ).read_bytes()
+
+
+def test_a_run_events_log_of_several_variants_needs_an_arm(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    header = "variant,visitor,segment,channel,stage,entered_min,left_min,waited_min,outcome,revenue"
+    path.write_text(
+        header + "\n"
+        "control,0,all,direct,enquiry,1.0,1.0,0.0,continued,0.0\n"
+        "control,0,all,direct,call,1.0,1.0,0.0,lost:rate,0.0\n"
+        "fast,0,all,direct,enquiry,1.0,1.0,0.0,continued,0.0\n"
+        "fast,0,all,direct,call,1.0,2.5,1.5,replied,0.0\n"
+        "fast,0,all,direct,call,1.0,1.0,0.0,continued,0.0\n"
+        "fast,0,all,direct,contract,1.0,1.0,0.0,continued,1000.0\n",
+        encoding="utf-8",
+    )
+    stage_map = dict(pair.split("=") for pair in RUN_EVENTS_MAP.split(","))
+    with pytest.raises(DataError, match=r"log.csv:4: column 'variant': a second variant 'fast'"):
+        read_event_log(path, stage_map, delayed=["call"])
+    counts = read_event_log(path, stage_map, delayed=["call"], arm=("variant", "fast"))
+    assert counts.reached.tolist() == [[1, 1, 1, 1]]
+    np.testing.assert_array_equal(counts.replies[0].minutes, [1.5])
+    with pytest.raises(DataError, match="column 'variant' has no value 'slow'"):
+        read_event_log(path, stage_map, delayed=["call"], arm=("variant", "slow"))
 
 
 def test_reader_times_replies_and_what_followed(tmp_path: Path) -> None:
@@ -359,36 +420,43 @@ def test_rate_at_is_refused_by_name() -> None:
 
 
 def test_answered_leads_are_grouped_by_cell_and_minutes(tmp_path: Path) -> None:
-    path = tmp_path / "log.csv"
-    path.write_text(engine_event_log(seed=2, visitors=300), encoding="utf-8")
-    stage_map = dict(pair.split("=") for pair in STAGE_MAP.split(","))
+    """A fifth of the replies left out: the answered leads are grouped, the others are
+    the stage's leads without a reply time."""
+    path = engine_event_log(tmp_path, seed=2, visitors=300, unlogged=0.2)
+    stage_map = dict(pair.split("=") for pair in RUN_EVENTS_MAP.split(","))
     counts = read_event_log(path, stage_map, delayed=["call"])
+    (replies,) = counts.replies
+    assert 0 < replies.answered < 0.9 * counts.reached[0, 1]
     (leads,) = timed_leads(control_of(parse_scenario(PRIORS)), counts)
-    assert leads.leads.sum() == counts.reached[0, 1] == counts.replies[0].answered
-    assert leads.continued.sum() == counts.reached[0, 2]
+    assert leads.leads.sum() == replies.answered
+    assert leads.continued.sum() == replies.continued[np.isfinite(replies.minutes)].sum()
 
 
-@pytest.fixture(scope="module")
-def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """``funnelsim calibrate`` of the priors to the engine's event log, a fifth of its
-    replies missing (those leads continue with the delay average)."""
-    folder = tmp_path_factory.mktemp("replies")
+def calibrate_priors(folder: Path, log: Path) -> tuple[dict[str, Any], str]:
+    """``funnelsim calibrate`` of the priors to ``log``: calibration.json and the output."""
     (folder / "leads.yaml").write_text(PRIORS, encoding="utf-8")
-    log = engine_event_log(seed=1, visitors=4000, unlogged=0.2)
-    (folder / "log.csv").write_text(log, encoding="utf-8")
-    args = ["calibrate", str(folder / "leads.yaml"), "--data", str(folder / "log.csv")]
-    args += ["--stage-map", STAGE_MAP, "--out", str(folder / "out")]
+    args = ["calibrate", str(folder / "leads.yaml"), "--data", str(log)]
+    args += ["--stage-map", RUN_EVENTS_MAP, "--out", str(folder / "out")]
     result = CliRunner().invoke(main, [*args, "--draws", "400", "--chains", "2", "--seed", "5"])
     assert result.exit_code == 0, result.output
-    return folder, result.output
+    return json.loads((folder / "out" / "calibration.json").read_text()), result.output
 
 
 @pytest.mark.slow
-def test_replies_calibrate_rate_slope_and_delay(calibrated: tuple[Path, str]) -> None:
-    """The 90% posterior intervals cover the engine's true values and are narrower than
-    the priors'."""
-    folder, printed = calibrated
-    report = json.loads((folder / "out" / "calibration.json").read_text())
+@pytest.mark.parametrize("unlogged", [0.0, 0.2])
+def test_replies_calibrate_rate_slope_and_delay(tmp_path: Path, unlogged: float) -> None:
+    """``run --events`` of the true funnel, then ``calibrate`` of the priors to that log
+    (all of it, or a fifth of its replies left out: those leads continue with the delay
+    average): the 90% posterior intervals cover the engine's true values and are
+    narrower than the priors'; the reply times are the engine's delays, their mean
+    within its standard error of the true mean."""
+    log = engine_event_log(tmp_path, seed=1, visitors=4000, unlogged=unlogged)
+    stage_map = dict(pair.split("=") for pair in RUN_EVENTS_MAP.split(","))
+    (replies,) = read_event_log(log, stage_map, delayed=["call"]).replies
+    minutes = replies.minutes[np.isfinite(replies.minutes)]
+    mean = TRUTH["stages.call.response_delay_min.mean"]  # exponential: sd = mean
+    assert abs(minutes.mean() - mean) < 3.0 * mean / np.sqrt(len(minutes))
+    report, printed = calibrate_priors(tmp_path, log)
     assert report["diagnostics"]["divergences"] == 0, report["diagnostics"]
     assert report["diagnostics"]["r_hat_max"] < 1.05, report["diagnostics"]
     for key, truth in TRUTH.items():
@@ -407,9 +475,8 @@ def test_aggregate_counts_of_a_lead_funnel_calibrate_through_the_delay_average(
     """The same engine-simulated funnel as aggregate counts only (no reply times): the
     rate is fitted through the delay average (delay known, slope within its documented
     range), its 90% interval covers the truth and the counts are reproduced."""
-    log = tmp_path / "log.csv"
-    log.write_text(engine_event_log(seed=1, visitors=4000), encoding="utf-8")
-    stage_map = dict(pair.split("=") for pair in STAGE_MAP.split(","))
+    log = engine_event_log(tmp_path, seed=1, visitors=4000)
+    stage_map = dict(pair.split("=") for pair in RUN_EVENTS_MAP.split(","))
     reached = read_event_log(log, stage_map, delayed=["call"]).reached[0]
     counts = tmp_path / "counts.csv"
     counts.write_text(
