@@ -454,7 +454,9 @@ def estimate_cost(
 def write_event_log(scenario: Scenario | str | Path, path: str | Path) -> Path:
     """Write the first replication's per-visitor, per-stage events of every variant to
     the CSV file ``path`` (variant, visitor, segment, channel, stage, entered_min,
-    left_min, waited_min, outcome, revenue: the order value on a purchase's row)."""
+    left_min, waited_min, outcome, revenue: the order value on a purchase's row); a lead
+    the business answers has one more row at that stage, outcome ``replied``, from the
+    enquiry to the first answer (``waited_min``: queue wait plus response delay)."""
     from funnelsim.experiment.logs import write_event_log as write
 
     return write(_scenario(scenario), Path(path))

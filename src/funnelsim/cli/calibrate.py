@@ -43,14 +43,16 @@ CALIBRATION_FILES = ("calibration.json", "posterior.nc", "calibrated.yaml")
 @click.option(
     "--stage-map",
     metavar="EVENT=STAGE,...",
-    help="Read --data as an event log (visitor_id,timestamp,event); one event maps to "
-    "'converted'; one may map to 'replied' (or 'replied:STAGE'): the business's first reply "
-    "to a lead at a stage with a response delay.",
+    help="Read --data as an event log (visitor_id,timestamp,event, or the log of run "
+    "--events: events STAGE and STAGE:OUTCOME); one event maps to 'converted'; one may map "
+    "to 'replied' (or 'replied:STAGE'): the business's first reply to a lead at a stage "
+    "with a response delay.",
 )
 @click.option(
     "--arm",
     metavar="COLUMN=VALUE",
-    help="Read --data as per-visitor flags, keeping the rows of one experiment arm.",
+    help="Read --data as per-visitor flags, keeping the rows of one experiment arm "
+    "(with --stage-map: the event log's rows of that arm, e.g. variant=control).",
 )
 @click.option(
     "--experiments",

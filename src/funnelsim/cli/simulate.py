@@ -66,7 +66,8 @@ def run(
     """Simulate every variant of SCENARIO_FILE and compare them.
 
     --events writes one CSV row per visitor and stage of the first replication (with
-    the order value of purchases); --orders the order log (customer, variant, date,
+    the order value of purchases), and a 'replied' row per lead the business answered
+    (calibrate reads it); --orders the order log (customer, variant, date,
     amount) of its simulated test for analyze --transactions; --report an HTML report
     (its figures also as PNG in --out).
     """

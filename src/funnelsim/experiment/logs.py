@@ -3,8 +3,10 @@
 The event log replays each variant on the first replication's visitors with the SimPy
 engine, which follows visitors one by one: one row per visitor and stage reached (when
 they entered and left it, how long they waited, the outcome, the order value on the
-row of a purchase). The order log is :func:`funnelsim.orders.simulate_order_log`.
-Both files are written atomically: an interrupted write leaves no partial file.
+row of a purchase), and one row, outcome ``replied``, per lead the business answered
+(from the enquiry to the first answer; see ``simpy_engine.EventLog``). The order log
+is :func:`funnelsim.orders.simulate_order_log`. Both files are written atomically: an
+interrupted write leaves no partial file.
 """
 
 from __future__ import annotations
