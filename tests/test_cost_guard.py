@@ -229,3 +229,28 @@ def test_every_unpriced_request_is_refused_under_a_memory_cap(tmp_path: Path) ->
         assert code == 2, (name, stderr, exception)
         assert len(lines) == 1 and phrase in lines[0] and len(lines[0]) < 400, (name, stderr)
         assert "out of memory" not in lines[0] and "Traceback" not in stderr, (name, stderr)
+
+
+def test_the_event_log_price_counts_the_reply_rows(tmp_path: Path) -> None:
+    """Everybody goes on and every lead is answered: the log has the most rows the price
+    allows, one per visitor and stage plus one per reply at the two answering stages."""
+    import funnelsim
+
+    scenario = parse_scenario(
+        textwrap.dedent(
+            """\
+            name: every lead answered
+            traffic: {visitors_per_day: 50, days: 1}
+            stages:
+              - {name: enquiry, rate: 1.0}
+              - {name: call, rate: 1.0, response_delay_min: {dist: exponential, mean: 30}}
+              - {name: visit, rate: 1.0, response_delay_min: 60}
+            value: {order_value: 100}
+            """
+        )
+    )
+    path = funnelsim.write_event_log(scenario, tmp_path / "events.csv")
+    rows = [line.split(",") for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    visitors = len({row[1] for row in rows})  # arrivals are random: about 50
+    assert len(rows) == visitors * (3 + 2)
+    assert budget.event_log_work(scenario).what == f"an event log of up to {50 * 5:.3g} rows"

@@ -11,7 +11,7 @@ from scipy import stats
 from funnelsim.engine import service, simpy_engine
 from funnelsim.engine.draws import VisitorDraws, replication_seeds
 from funnelsim.engine.model import compile_funnel
-from funnelsim.engine.outcomes import REASON_INDEX
+from funnelsim.engine.outcomes import REASON_INDEX, REPLIED
 from funnelsim.engine.schedules import HOURS_PER_WEEK, profiled_times, rota
 from funnelsim.queueing import erlang_a_abandonment
 from funnelsim.scenario import parse_scenario
@@ -551,6 +551,30 @@ def test_service_desks_give_the_same_outcomes_with_and_without_the_clock_walk():
         np.testing.assert_array_equal(fast.converted, logged.converted)
         np.testing.assert_array_equal(fast.outcome.lost, logged.outcome.lost)
         assert repr(fast.outcome.service) == repr(logged.outcome.service)  # NaN-safe
+
+
+def test_event_log_has_a_reply_row_per_lead_the_desk_answered():
+    """At a stage served by a resource, one ``replied`` row per lead answered (by a rep
+    after the queue, or at once by a template), its ``waited_min`` the response minutes
+    the service figures count: as many rows as ``answered``, as many within 5 minutes and
+    1 hour as ``answered_within`` says."""
+    from funnelsim import scaffold
+
+    scenario = parse_scenario(scaffold.template_text("lead_funnel"))
+    draws = VisitorDraws(replication_seeds(6, 1)[0], 400, 7)
+    templates = {"stages.sales_dialogue.auto_reply.answers_share": 0.3}
+    for name in ("control", "auto_reply"):
+        log = simpy_engine.EventLog(name)
+        variant = scenario.variant(name)
+        funnel = compile_funnel(variant if name == "control" else variant.with_overrides(templates))
+        figures = simpy_engine.simulate(funnel, draws, log).outcome.service["sales_reps"]
+        minutes = np.array([row[6] for row in log.rows if row[7] == REPLIED])
+        assert {row[3] for row in log.rows if row[7] == REPLIED} == {"sales_dialogue"}
+        assert len(minutes) == figures["answered"] > 50
+        for label, limit in service.ANSWERED_WITHIN_MIN.items():
+            within = figures["answered_within"][label] * figures["leads"]
+            assert (minutes <= limit).sum() == round(within), (name, label)
+    assert figures["answered_automatically"] > 0  # auto_reply: templates answered too
 
 
 @pytest.mark.parametrize(
