@@ -560,3 +560,33 @@ def test_a_past_reply_speed_test_informs_the_slope(tmp_path: Path) -> None:
         assert low <= value <= high, updates[key]
         prior_low, prior_high = updates[key].prior_interval
         assert high - low < 0.5 * (prior_high - prior_low), updates[key]
+
+
+def test_answered_leads_past_other_friction_go_on_with_the_curve_over_the_share_kept(
+    tmp_path: Path,
+) -> None:
+    """Where a form loses leads before the answer, the engine answers only those it kept:
+    the answered leads go on with the response curve divided by the share kept (not the
+    curve itself), so calibrate leaves their reply times out of the rate and slope."""
+    form = "friction: {response_decay: true, form_fields: 14}"
+    text = truth_scenario(seed=4, visitors=20_000).replace("friction: {response_decay: true}", form)
+    (tmp_path / "form.yaml").write_text(text, encoding="utf-8")
+    log = tmp_path / "log.csv"
+    args = ["run", str(tmp_path / "form.yaml"), "-q", "--events", str(log)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    stage_map = dict(pair.split("=") for pair in RUN_EVENTS_MAP.split(","))
+    (replies,) = read_event_log(log, stage_map, delayed=["call"]).replies
+    answered = np.isfinite(replies.minutes)
+    went_on = replies.continued[answered].astype(float)
+    scenario = parse_scenario(text)
+    funnel = compile_funnel(scenario)
+    p, kept = funnel.cell_continue[1, 0], funnel.cell_thresholds[1, 0, -1]
+    curve = friction.response_continue(p, replies.minutes[answered], scenario.coefficients.response)
+    se = went_on.std() / np.sqrt(went_on.size)
+    assert 0.7 < kept < 0.95 and went_on.size > 5_000
+    assert abs(went_on.mean() - curve.mean() / kept) < 3 * se
+    assert abs(went_on.mean() - curve.mean()) > 6 * se
+    counts = read_event_log(log, stage_map, delayed=["call"])
+    assert timed_leads(control_of(parse_scenario(PRIORS)), counts)  # without the form
+    priors = parse_scenario(PRIORS.replace("friction: {response_decay: true}", form))
+    assert timed_leads(control_of(priors), counts) == ()

@@ -559,12 +559,18 @@ class TimedLeads:
 
 def timed_leads(scenario: Scenario, counts: StageCounts) -> tuple[TimedLeads, ...]:
     """The answered leads of every stage of a resolved scenario with
-    ``friction.response_decay`` that an event log's replies time."""
+    ``friction.response_decay`` that an event log's replies time, except on stages whose
+    other friction loses leads before the answer (:func:`lost_before_reply`): there the
+    engines answer only the leads that friction kept, so the stage's counts (through the
+    delay average) inform its rate and slope instead."""
     found = []
+    terms = funnel_terms(scenario)
     for replies in counts.replies:
         position = counts.stages.index(replies.stage)
         answered = np.isfinite(replies.minutes)
         if not scenario.stages[position].friction.response_decay or not answered.any():
+            continue
+        if lost_before_reply(terms, position):
             continue
         keys = np.column_stack([replies.cell[answered], replies.minutes[answered]])
         groups, inverse = np.unique(keys, axis=0, return_inverse=True)
@@ -581,6 +587,21 @@ def timed_leads(scenario: Scenario, counts: StageCounts) -> tuple[TimedLeads, ..
             )
         )
     return tuple(found)
+
+
+def lost_before_reply(terms: FunnelTerms, stage: int) -> bool:
+    """Whether friction other than late answers (slow pages, form fields, a login wall, a
+    missing payment or contact option) loses some leads at ``stage`` before the business
+    answers: the engines answer only those it keeps, so an answered lead's chance to go on
+    is the response curve divided by the share kept, a share no reply time informs."""
+    return bool(
+        np.any(terms.slowness[stage] > 0)
+        or terms.extra_fields[stage] > 0
+        or terms.login_required[stage] > 0
+        or terms.login_optional[stage] > 0
+        or np.any(terms.payment_missing[stage] > 0)
+        or np.any(terms.contact_missing[stage] > 0)
+    )
 
 
 def fitted_assumptions(observed: Sequence[Observed]) -> dict[str, Assumption]:
