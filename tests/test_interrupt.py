@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import two_arm_scenario
-from funnelsim import files
+from funnelsim import files, parallel
 from funnelsim.cli import main
 
 FUNNELSIM = str(Path(sys.executable).parent / "funnelsim")
@@ -182,6 +182,34 @@ def test_interrupting_while_libraries_load(previous_run, start):
     _wait_for(lambda: _has_loaded(run.proc.pid, "scipy/_lib/_ccallback_c"), run)
     os.killpg(run.proc.pid, signal.SIGINT)
     _assert_stopped_cleanly(run, out, before)
+
+
+def test_an_interrupt_a_library_swallows_stops_the_run_at_its_next_step(previous_run, monkeypatch):
+    """Ctrl-C that some library catches (an interrupted import inside SciPy surfaces as an
+    ImportError its fallback catches) still stops ``run``: the next progress step raises
+    it, the run exits 130 and the earlier results stay as they were."""
+    from funnelsim.experiment import runner
+
+    scenario, out, before = previous_run
+    original, calls = runner.replicate, []
+
+    def swallowing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)  # the handler raises KeyboardInterrupt here
+            except KeyboardInterrupt:
+                pass  # swallowed
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "replicate", swallowing)
+    args = ["run", str(scenario), "--replications", "50", "--workers", "1", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--force"])
+    assert result.exit_code == 130, result.output
+    first_batch = len(parallel.batches(range(50), workers=1)[0])
+    assert "interrupted: stopped" in result.output and len(calls) == first_batch < 50
+    assert {name: (out / name).read_bytes() for name in RESULTS} == before
 
 
 def test_an_interrupted_batch_places_no_file(tmp_path):

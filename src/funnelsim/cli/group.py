@@ -4,16 +4,13 @@ memory as one line."""
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from funnelsim.cli.interrupts import interrupted_status, noting_interrupts
 from funnelsim.cli.shared import SOURCE, fail
 from funnelsim.errors import FunnelsimError
 
@@ -57,7 +54,7 @@ class Commands(click.Group):
     --allow-large) ends with one line and status 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        with _noting_interrupts() as interrupted:
+        with noting_interrupts() as interrupted:
             try:
                 return super().invoke(ctx)
             except FunnelsimError as error:
@@ -73,41 +70,4 @@ class Commands(click.Group):
             except KeyboardInterrupt:
                 pass
         click.echo("interrupted: stopped; no file was left half-written", err=True)
-        sys.exit(_interrupted_status())
-
-
-INTERRUPTING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-"""Ctrl-C and a service manager's (or kill's) request to stop: both end a command the
-same way, with exit status 128 + the signal's number (130, 143)."""
-_NOTED: list[int] = []
-
-
-def _interrupted_status() -> int:
-    return 128 + (_NOTED[-1] if _NOTED else signal.SIGINT)
-
-
-def raise_if_interrupted() -> None:
-    """Raise KeyboardInterrupt if a signal arrived that a library swallowed (PyMC stops
-    sampling on Ctrl-C and returns the draws so far): such a result is not written."""
-    if _NOTED:
-        raise KeyboardInterrupt
-
-
-@contextmanager
-def _noting_interrupts() -> Iterator[list[int]]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt and are noted in the yielded list."""
-    _NOTED.clear()
-    if threading.current_thread() is not threading.main_thread():
-        yield _NOTED
-        return
-
-    def note(signum: int, _frame: object) -> None:
-        _NOTED.append(signum)
-        raise KeyboardInterrupt
-
-    previous = {number: signal.signal(number, note) for number in INTERRUPTING_SIGNALS}
-    try:
-        yield _NOTED
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        sys.exit(interrupted_status())

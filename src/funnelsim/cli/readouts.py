@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from funnelsim.cli.group import raise_if_interrupted
+from funnelsim.cli.interrupts import raise_if_interrupted
 from funnelsim.cli.shared import (
     COUNT,
     DIRECTORY,

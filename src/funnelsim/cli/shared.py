@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import click
 
+from funnelsim.cli.interrupts import raise_if_interrupted
 from funnelsim.errors import FunnelsimError
 from funnelsim.execution import Execution
 
@@ -114,10 +115,11 @@ def load_with_overrides(path: Path, **overrides: Any) -> Scenario:
 
 @contextmanager
 def progress_bar(enabled: bool, total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar with time remaining on a terminal; a no-op when disabled or
-    when stderr is not a terminal (logs and pipes get no bar and no stray lines)."""
+    """A rich progress bar with time remaining on a terminal; no bar when disabled or
+    when stderr is not a terminal (logs and pipes get no bar and no stray lines). Each
+    advance first stops the command if Ctrl-C or SIGTERM came and a library swallowed it."""
     if not (enabled and sys.stderr.isatty()):
-        yield lambda _n: None
+        yield lambda _n: raise_if_interrupted()
         return
     from rich.progress import (
         BarColumn,
@@ -135,7 +137,12 @@ def progress_bar(enabled: bool, total: int, label: str) -> Iterator[Callable[[in
     )
     with Progress(*columns, console=make_console(stderr=True), transient=True) as progress:
         task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
+
+        def advance(n: int) -> None:
+            raise_if_interrupted()
+            progress.advance(task, n)
+
+        yield advance
 
 
 def hint_nutpie(sampler: str, quiet: bool) -> None:
