@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from conftest import two_arm_scenario
 from funnelsim import files, parallel
-from funnelsim.cli import main
+from funnelsim.cli import interrupts, main
 
 FUNNELSIM = str(Path(sys.executable).parent / "funnelsim")
 RESULTS = ("results.json", "summary.csv")
@@ -210,6 +210,7 @@ def test_an_interrupt_a_library_swallows_stops_the_run_at_its_next_step(previous
     first_batch = len(parallel.batches(range(50), workers=1)[0])
     assert "interrupted: stopped" in result.output and len(calls) == first_batch < 50
     assert {name: (out / name).read_bytes() for name in RESULTS} == before
+    interrupts.raise_if_interrupted()  # forgotten with the command: the next one runs
 
 
 def test_an_interrupted_batch_places_no_file(tmp_path):

@@ -69,5 +69,6 @@ class Commands(click.Group):
                     raise
             except KeyboardInterrupt:
                 pass
+            status = interrupted_status()
         click.echo("interrupted: stopped; no file was left half-written", err=True)
-        sys.exit(interrupted_status())
+        sys.exit(status)

@@ -30,10 +30,15 @@ def raise_if_interrupted() -> None:
 
 @contextmanager
 def noting_interrupts() -> Iterator[list[int]]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt and are noted in the yielded list."""
+    """SIGINT and SIGTERM raise KeyboardInterrupt and are noted in the yielded list, for
+    the block only: the notes are forgotten when it ends (a later command in the same
+    process, as in tests or a notebook, starts uninterrupted)."""
     _NOTED.clear()
     if threading.current_thread() is not threading.main_thread():
-        yield _NOTED
+        try:
+            yield _NOTED
+        finally:
+            _NOTED.clear()
         return
 
     def note(signum: int, _frame: object) -> None:
@@ -44,5 +49,6 @@ def noting_interrupts() -> Iterator[list[int]]:
     try:
         yield _NOTED
     finally:
+        _NOTED.clear()
         for number, handler in previous.items():
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)
