@@ -35,6 +35,24 @@ value:
 """
 
 
+def with_calibrated_values(control: Any, values: Any) -> Any:
+    """The scenario ``control`` with its stage rates and the calibrated coefficients
+    (``funnelsim.calibration.model.COEFFICIENTS``, in order) set to ``values``."""
+    from funnelsim.calibration.model import COEFFICIENTS
+
+    n = len(control.stages)
+    stages = [
+        st.model_copy(update={"rate": float(r)})
+        for st, r in zip(control.stages, values[:n], strict=True)
+    ]
+    coef = control.coefficients
+    for path, value in zip(COEFFICIENTS, values[n:], strict=True):
+        _, group, name = path.split(".")
+        updated = getattr(coef, group).model_copy(update={name: float(value)})
+        coef = coef.model_copy(update={group: updated})
+    return control.model_copy(update={"stages": stages, "coefficients": coef})
+
+
 def two_arm_scenario(name: str, seed: int, visitors_per_day: int, replications: int) -> str:
     """Landing (0.5) then checkout (0.4), a control and a variant with a better checkout
     (0.45): the small funnel the interrupt and output-location tests run."""

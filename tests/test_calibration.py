@@ -13,9 +13,9 @@ import yaml
 from click.testing import CliRunner
 
 import funnelsim
+from conftest import with_calibrated_values
 from funnelsim.calibration.fit import LEVEL, calibrated_text, fitted_spec, with_posterior
 from funnelsim.calibration.model import (
-    COEFFICIENTS,
     CalibrationError,
     continue_probabilities,
     control_of,
@@ -25,7 +25,7 @@ from funnelsim.calibration.model import (
 )
 from funnelsim.cli import main
 from funnelsim.engine.model import compile_funnel
-from funnelsim.scenario import Scenario, load_scenario, parse_scenario
+from funnelsim.scenario import load_scenario, parse_scenario
 
 TEMPLATES = Path(funnelsim.__file__).parent / "templates"
 AB_FUNNEL = (
@@ -63,21 +63,6 @@ TRUTH = {
 }
 
 
-def _with_values(control: Scenario, values: np.ndarray) -> Scenario:
-    """``control`` with its stage rates and the calibrated coefficients set to ``values``."""
-    n = len(control.stages)
-    stages = [
-        st.model_copy(update={"rate": float(r)})
-        for st, r in zip(control.stages, values[:n], strict=True)
-    ]
-    coef = control.coefficients
-    for path, value in zip(COEFFICIENTS, values[n:], strict=True):
-        _, group, name = path.split(".")
-        updated = getattr(coef, group).model_copy(update={name: float(value)})
-        coef = coef.model_copy(update={group: updated})
-    return control.model_copy(update={"stages": stages, "coefficients": coef})
-
-
 @pytest.mark.parametrize("template", ["checkout.yaml", "page_speed.yaml"])
 def test_continue_probabilities_equal_the_engines(template: str) -> None:
     """Random base rates and friction coefficients through the NumPy engine's compiled
@@ -92,7 +77,7 @@ def test_continue_probabilities_equal_the_engines(template: str) -> None:
     for _ in range(5):
         values = rng.uniform(0.01, 1.0, len(terms.values))
         values[len(terms.stages)] *= 3.0  # page_load.max_extra: up to 3
-        engine = mean_cell_continue(compile_funnel(_with_values(control, values)))
+        engine = mean_cell_continue(compile_funnel(with_calibrated_values(control, values)))
         numpy_side = continue_probabilities(values, terms)
         tensor = pt.as_tensor_variable(values)
         pytensor_side = continue_probabilities(tensor, terms, pt).eval()

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 import funnelsim
+from conftest import with_calibrated_values
 from funnelsim import friction
 from funnelsim.analysis.data import DataError, read_experiment
 from funnelsim.calibration.model import (
-    COEFFICIENTS,
     CalibrationError,
     continue_probabilities,
     control_of,
@@ -95,22 +95,6 @@ coefficients:
 """
 
 
-def _with_values(control: Scenario, values: np.ndarray) -> Scenario:
-    """``control`` with its stage rates and the calibrated coefficients set to ``values``."""
-    n = len(control.stages)
-    stages = [
-        st.model_copy(update={"rate": float(r)})
-        for st, r in zip(control.stages, values[:n], strict=True)
-    ]
-    coef = control.coefficients
-    for path, value in zip(COEFFICIENTS, values[n:], strict=True):
-        _, group, name = path.split(".")
-        coef = coef.model_copy(
-            update={group: getattr(coef, group).model_copy(update={name: float(value)})}
-        )
-    return control.model_copy(update={"stages": stages, "coefficients": coef})
-
-
 def _aggregate_mean(funnel: CompiledFunnel) -> np.ndarray:
     """(S, G, C): the aggregate engine's continue probabilities (late answers averaged
     over the delay by friction.mean_response_continue), averaged over the preferences."""
@@ -141,13 +125,13 @@ def test_aggregate_path_is_the_engines_delay_average(model: str) -> None:
         values = rng.uniform(0.05, 1.0, len(terms.values))
         values[terms.slots["coefficients.response.slope"]] *= 3.0
         values[terms.slots["coefficients.response.half_life_min"]] *= 200.0
-        engine = _aggregate_mean(compile_funnel(_with_values(control, values)))
+        engine = _aggregate_mean(compile_funnel(with_calibrated_values(control, values)))
         np.testing.assert_allclose(continue_probabilities(values, terms), engine, rtol=1e-12)
         tensor = pt.as_tensor_variable(values)
         pytensor_side = continue_probabilities(tensor, terms, pt).eval()
         np.testing.assert_allclose(pytensor_side, engine, rtol=1e-12)
     # the stages without late answers are the engine's own continue probabilities
-    funnel = compile_funnel(_with_values(control, values))
+    funnel = compile_funnel(with_calibrated_values(control, values))
     np.testing.assert_allclose(
         continue_probabilities(values, terms)[[0, 2, 3]], mean_cell_continue(funnel)[[0, 2, 3]]
     )
