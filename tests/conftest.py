@@ -53,6 +53,22 @@ def with_calibrated_values(control: Any, values: Any) -> Any:
     return control.model_copy(update={"stages": stages, "coefficients": coef})
 
 
+def run_in_new_process(*args: str) -> tuple[str, bool]:
+    """``funnelsim ARGS`` in a new Python process: its output, and whether it imported
+    scipy.stats (about a second of start-up ``run`` must not pay)."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys; from funnelsim.cli import main; sys.argv = ['funnelsim', *{args!r}]\n"
+        "try: main()\nexcept SystemExit: pass\nprint('scipy.stats' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return out, out.split()[-1] == "True"
+
+
 def two_arm_scenario(name: str, seed: int, visitors_per_day: int, replications: int) -> str:
     """Landing (0.5) then checkout (0.4), a control and a variant with a better checkout
     (0.45): the small funnel the interrupt and output-location tests run."""

@@ -411,7 +411,8 @@ def test_answered_leads_are_grouped_by_cell_and_minutes(tmp_path: Path) -> None:
     counts = read_event_log(path, stage_map, delayed=["call"])
     (replies,) = counts.replies
     assert 0 < replies.answered < 0.9 * counts.reached[0, 1]
-    (leads,) = timed_leads(control_of(parse_scenario(PRIORS)), counts)
+    control = control_of(parse_scenario(PRIORS))
+    (leads,) = timed_leads(control, counts, funnel_terms(control))
     assert leads.leads.sum() == replies.answered
     assert leads.continued.sum() == replies.continued[np.isfinite(replies.minutes)].sum()
 
@@ -571,6 +572,8 @@ def test_answered_leads_past_other_friction_go_on_with_the_curve_over_the_share_
     assert abs(went_on.mean() - curve.mean() / kept) < 3 * se
     assert abs(went_on.mean() - curve.mean()) > 6 * se
     counts = read_event_log(log, stage_map, delayed=["call"])
-    assert timed_leads(control_of(parse_scenario(PRIORS)), counts)  # without the form
+    control = control_of(parse_scenario(PRIORS))
+    assert timed_leads(control, counts, funnel_terms(control))  # without the form
     priors = parse_scenario(PRIORS.replace("friction: {response_decay: true}", form))
-    assert timed_leads(control_of(priors), counts) == ()
+    with_form = control_of(priors)
+    assert timed_leads(with_form, counts, funnel_terms(with_form)) == ()

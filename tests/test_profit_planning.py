@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import MINIMAL
+from conftest import MINIMAL, run_in_new_process
 from funnelsim.analysis.testroll import (
     TwoArmPrior,
     expected_profit,
@@ -348,16 +346,9 @@ def test_run_line_with_uncertain_worlds_prices_the_test() -> None:
 def test_run_line_leaves_scipy_stats_unloaded(write_scenario) -> None:
     """``funnelsim run --assumptions fixed`` starts without scipy.stats (its start-up
     budget); printing the value of information must not bring it in."""
-    path = write_scenario(AB)
-    code = (
-        "import sys; from funnelsim.cli import main; sys.argv = ['funnelsim', 'run', "
-        f"{str(path)!r}, '--replications', '2', '--workers', '1', '--assumptions', 'fixed']\n"
-        "try: main()\nexcept SystemExit: pass\nprint('scipy.stats' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert "Value of information" in out and out.split()[-1] == "False"
+    args = ["run", str(write_scenario(AB)), "--replications", "2", "--workers", "1"]
+    out, loaded_scipy_stats = run_in_new_process(*args, "--assumptions", "fixed")
+    assert "Value of information" in out and not loaded_scipy_stats
 
 
 def test_the_plan_and_the_bench_read_the_same_engine_estimates() -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 from scipy import stats
 
-from conftest import SCENARIOS
+from conftest import SCENARIOS, run_in_new_process
 from funnelsim.uncertainty import (
     UNBOUNDED,
     Assumption,
@@ -166,12 +164,6 @@ def test_run_draws_its_worlds_without_scipy_stats() -> None:
     """``funnelsim run`` on checkout.yaml values 128 worlds of its 4 uncertain assumptions
     (Halton points, quantiles from scipy.special) and never imports scipy.stats, which
     costs about a second."""
-    code = (
-        "import sys; from funnelsim.cli import main; sys.argv = ['funnelsim', 'run', "
-        f"{str(SCENARIOS / 'checkout.yaml')!r}, '--replications', '2', '--workers', '1']\n"
-        "try: main()\nexcept SystemExit: pass\nprint('scipy.stats' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert "128 worlds of 4 uncertain assumptions" in out and out.split()[-1] == "False"
+    args = ["run", str(SCENARIOS / "checkout.yaml"), "--replications", "2", "--workers", "1"]
+    out, loaded_scipy_stats = run_in_new_process(*args)
+    assert "128 worlds of 4 uncertain assumptions" in out and not loaded_scipy_stats

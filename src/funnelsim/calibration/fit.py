@@ -236,7 +236,7 @@ def calibrate_counts(
     observed = observed_data(scenario, counts, by_position, experiments, dwells)
     terms = observed[0].terms
     fitted = {**fitted_assumptions(observed), **fitted_dwells(dwells)}
-    leads = timed_leads(control, counts)
+    leads = timed_leads(control, counts, terms)
     fit = sample(calibration_model(observed, dwells, leads), settings)
     posterior = fit.idata.posterior
     updates = tuple(

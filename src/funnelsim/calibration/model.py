@@ -557,14 +557,16 @@ class TimedLeads:
     continued: FloatArray
 
 
-def timed_leads(scenario: Scenario, counts: StageCounts) -> tuple[TimedLeads, ...]:
-    """The answered leads of every stage of a resolved scenario with
-    ``friction.response_decay`` that an event log's replies time, except on stages whose
+def timed_leads(
+    scenario: Scenario, counts: StageCounts, terms: FunnelTerms
+) -> tuple[TimedLeads, ...]:
+    """The answered leads of every stage of a resolved scenario (its :func:`funnel_terms`
+    ``terms``) with ``friction.response_decay`` that an event log's replies time, except
+    on stages whose
     other friction loses leads before the answer (:func:`lost_before_reply`): there the
     engines answer only the leads that friction kept, so the stage's counts (through the
     delay average) inform its rate and slope instead."""
     found = []
-    terms = funnel_terms(scenario)
     for replies in counts.replies:
         position = counts.stages.index(replies.stage)
         answered = np.isfinite(replies.minutes)
